@@ -1,0 +1,1 @@
+"""The district centre reference service: enrollment, ingest, commands, bulletins."""

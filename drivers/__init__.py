@@ -1,0 +1,1 @@
+"""Hardware drivers: serial buses, relay boards, cameras, modem, GPIO. No policy here."""

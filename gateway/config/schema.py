@@ -1,0 +1,215 @@
+"""Typed, validated configuration sections built from TOML data.
+
+Each section is a frozen dataclass; its fields say their type, and ``setting()`` adds limits and
+a line of documentation. :func:`parse_section` turns a TOML mapping into the dataclass, refusing
+unknown keys and naming the exact key of any bad value::
+
+    @dataclass(frozen=True, slots=True)
+    class Bus:
+        port: str = setting(doc="serial device path")
+        baud: int = setting(9600, choices=(9600, 19200, 38400, 57600, 115200))
+
+    parse_section(Bus, {"port": "/dev/ttyUSB0", "baud": 1200}, "buses[0]")
+    # ConfigError: buses[0].baud: 1200 is not one of 9600, 19200, 38400, 57600, 115200
+
+A section may define ``check(self) -> Iterable[tuple[str, str]]`` for rules across fields; each
+pair is (key relative to the section, reason). :func:`dump_section` is the inverse of
+:func:`parse_section` (``None`` values are left out, as TOML has no null).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+from gateway.errors import ConfigError
+
+T = TypeVar("T")
+
+_MISSING = dataclasses.MISSING
+
+
+def setting(
+    default: Any = _MISSING,
+    *,
+    doc: str = "",
+    min: float | None = None,  # noqa: A002 - reads naturally at the call site
+    max: float | None = None,  # noqa: A002
+    choices: tuple[Any, ...] | None = None,
+    pattern: str | None = None,
+    min_items: int | None = None,
+    max_items: int | None = None,
+) -> Any:
+    """A dataclass field with validation limits and a line of documentation."""
+    meta = {
+        "doc": doc,
+        "min": min,
+        "max": max,
+        "choices": choices,
+        "pattern": re.compile(pattern) if pattern else None,
+        "min_items": min_items,
+        "max_items": max_items,
+    }
+    if isinstance(default, list | dict):
+        raise TypeError("use a tuple default, configuration is immutable")
+    if default is _MISSING:
+        return dataclasses.field(metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _type_name(tp: Any) -> str:
+    if dataclasses.is_dataclass(tp):
+        return "a table"
+    origin = get_origin(tp)
+    if origin is tuple:
+        return "an array"
+    if origin is Literal:
+        return "one of " + ", ".join(_describe(a) for a in get_args(tp))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        tp, str(tp)
+    )
+
+
+def _check_limits(value: Any, meta: Mapping[str, Any], key: str) -> None:
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(key, f"{_describe(value)} is not one of " + ", ".join(map(_describe, choices)))
+    lo, hi = meta.get("min"), meta.get("max")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            if lo is not None and hi is not None:
+                raise ConfigError(key, f"{_describe(value)} is outside {lo}..{hi}")
+            if lo is not None:
+                raise ConfigError(key, f"{_describe(value)} is below the minimum {lo}")
+            raise ConfigError(key, f"{_describe(value)} is above the maximum {hi}")
+    pattern = meta.get("pattern")
+    if pattern is not None and isinstance(value, str) and not pattern.fullmatch(value):
+        raise ConfigError(key, f"{_describe(value)} does not match {pattern.pattern}")
+    if isinstance(value, tuple):
+        lo_n, hi_n = meta.get("min_items"), meta.get("max_items")
+        if lo_n is not None and len(value) < lo_n:
+            raise ConfigError(key, f"needs at least {lo_n} item(s), has {len(value)}")
+        if hi_n is not None and len(value) > hi_n:
+            raise ConfigError(key, f"allows at most {hi_n} item(s), has {len(value)}")
+
+
+def _convert(tp: Any, value: Any, key: str) -> Any:
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) != 1:
+            raise TypeError(f"unsupported union at {key}")
+        return _convert(args[0], value, key)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(key, f"expected a table, got {_describe(value)}")
+        return parse_section(tp, value, key)  # type: ignore[arg-type]
+    if origin is tuple:
+        args = get_args(tp)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(key, f"expected an array, got {_describe(value)}")
+        item_tp = args[0]
+        return tuple(_convert(item_tp, item, f"{key}[{i}]") for i, item in enumerate(value))
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise ConfigError(key, f"{_describe(value)} is not {_type_name(tp)}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"expected true or false, got {_describe(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"expected an integer, got {_describe(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(key, f"expected a number, got {_describe(value)}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(key, f"{_describe(value)} is not a finite number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"expected a string, got {_describe(value)}")
+        return value
+    raise TypeError(f"unsupported configuration type {tp!r} at {key}")
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def parse_section(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
+    """Build the dataclass ``cls`` from TOML data, or raise ConfigError naming the key."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(path, f"expected a table, got {_describe(data)}")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for name in data:
+        if name not in fields:
+            known = ", ".join(sorted(fields)) or "none"
+            raise ConfigError(_join(path, str(name)), f"unknown key (known keys: {known})")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        key = _join(path, name)
+        if name not in data:
+            if f.default is _MISSING and f.default_factory is _MISSING:
+                raise ConfigError(key, "is required")
+            continue
+        value = _convert(hints[name], data[name], key)
+        _check_limits(value, f.metadata, key)
+        kwargs[name] = value
+    obj = cls(**kwargs)
+    check = getattr(obj, "check", None)
+    if check is not None:
+        for sub, reason in check():
+            raise ConfigError(_join(path, sub), reason)
+    return obj
+
+
+def dump_section(obj: Any) -> dict[str, Any]:
+    """The TOML-ready mapping for a section (inverse of :func:`parse_section`)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if value is None:
+            continue
+        out[f.name] = _dump_value(value)
+    return out
+
+
+def _dump_value(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dump_section(value)
+    if isinstance(value, tuple):
+        return [_dump_value(v) for v in value]
+    return value
+
+
+def documented_keys(cls: type, prefix: str = "") -> Iterable[tuple[str, str]]:
+    """Every (dotted key, doc) of a section, nested ones included, for docs and their test."""
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = _join(prefix, f.name)
+        yield key, f.metadata.get("doc", "")
+        tp = hints[f.name]
+        inner = [a for a in get_args(tp) if a is not type(None)] if get_origin(tp) else [tp]
+        for candidate in inner:
+            if get_origin(candidate) is tuple:
+                candidate = get_args(candidate)[0]
+                if dataclasses.is_dataclass(candidate):
+                    yield from documented_keys(candidate, key + "[]")  # type: ignore[arg-type]
+            elif dataclasses.is_dataclass(candidate):
+                yield from documented_keys(candidate, key)  # type: ignore[arg-type]

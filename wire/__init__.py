@@ -1,0 +1,1 @@
+"""What travels between gateway and centre: envelopes, canonical encoding, signatures. Pure."""
