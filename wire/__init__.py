@@ -1,1 +1,60 @@
-"""What travels between gateway and centre: envelopes, canonical encoding, signatures. Pure."""
+"""What travels between gateway and centre: envelopes, canonical encoding, signatures. Pure.
+
+Imports nothing of ours (the gateway and the centre both import it); no asyncio, no sockets,
+no clocks - times are arguments::
+
+    from wire import Batch, Ack, BATCH_TYPE, seal, open_sealed, encode, decode
+"""
+
+from wire.canonical import decode, encode, is_canonical
+from wire.envelopes import (
+    BATCH_TYPE,
+    COMMAND_TYPE,
+    EVENT_FIELDS,
+    MAX_BATCH_EVENTS,
+    WIRE_VERSION,
+    Ack,
+    Batch,
+    check_event,
+    gaps_between,
+)
+from wire.errors import EncodingError, EnvelopeError, SignatureError, WireError
+from wire.signing import (
+    key_id,
+    load_public_key_pem,
+    open_sealed,
+    public_key_pem,
+    seal,
+    sign,
+    signed_bytes,
+    split_envelope,
+    verify,
+)
+
+__all__ = [
+    "BATCH_TYPE",
+    "COMMAND_TYPE",
+    "EVENT_FIELDS",
+    "MAX_BATCH_EVENTS",
+    "WIRE_VERSION",
+    "Ack",
+    "Batch",
+    "EncodingError",
+    "EnvelopeError",
+    "SignatureError",
+    "WireError",
+    "check_event",
+    "decode",
+    "encode",
+    "gaps_between",
+    "is_canonical",
+    "key_id",
+    "load_public_key_pem",
+    "open_sealed",
+    "public_key_pem",
+    "seal",
+    "sign",
+    "signed_bytes",
+    "split_envelope",
+    "verify",
+]

@@ -1,0 +1,315 @@
+"""The sync envelopes: a batch of journal events (gateway → centre) and its ack (centre → gateway).
+
+Both are frozen dataclasses with ``to_dict()`` / ``from_dict()``; ``from_dict`` is the only way
+hostile JSON becomes a value, and it refuses anything off-shape with :class:`EnvelopeError`::
+
+    batch = Batch.build("gw-01", "b-1", [e.to_dict() for e in evs], head_seq=1200, created_at=t)
+    raw = seal(BATCH_TYPE, batch.to_dict(), key)                  # gateway
+    batch = Batch.from_dict(open_sealed(raw, BATCH_TYPE, pub))     # centre
+    ack = Ack.from_dict(decode(reply))                             # gateway
+    ack.confirms(batch.seqs())                                     # every seq stored?
+
+A batch's events are in strictly ascending ``seq`` but need not be contiguous: when backlogged
+the gateway sends evidence ahead of telemetry. The ack's ``watermark`` is the highest seq up to
+which the centre holds *every* event of this gateway; ``gaps`` lists missing ranges between the
+watermark and ``highest`` (the highest seq held), so out-of-order evidence can be confirmed too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from wire.errors import EnvelopeError
+
+WIRE_VERSION: Final = 1
+BATCH_TYPE: Final = "batch"
+COMMAND_TYPE: Final = "command"  # issue 9: same canonical encoding and signing helpers
+
+EVENT_FIELDS: Final = frozenset(
+    {"seq", "kind", "cls", "payload", "wall_time", "mono_time", "boot_id", "clock_synced"}
+)
+EVENT_CLASSES: Final = ("evidence", "telemetry")
+MAX_BATCH_EVENTS: Final = 10_000
+MAX_GAPS_LISTED: Final = 100
+MAX_SEQ: Final = 2**62
+
+GATEWAY_ID_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
+BATCH_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,80}")
+KIND_RE: Final = re.compile(r"[a-z0-9_]{1,40}(\.[a-z0-9_]{1,40}){0,5}")
+
+
+def _field(d: Mapping[str, Any], name: str, where: str) -> Any:
+    if name not in d:
+        raise EnvelopeError(f"{where}.{name} is missing", field=f"{where}.{name}")
+    return d[name]
+
+
+def _exact_keys(
+    d: Any, keys: frozenset[str], where: str, optional: frozenset[str] = frozenset()
+) -> None:
+    if not isinstance(d, Mapping):
+        raise EnvelopeError(f"{where} is not an object", field=where)
+    extra = set(d) - keys - optional
+    if extra:
+        raise EnvelopeError(f"{where} has unknown field(s) {sorted(extra)}", field=where)
+    missing = keys - set(d)
+    if missing:
+        raise EnvelopeError(f"{where} is missing field(s) {sorted(missing)}", field=where)
+
+
+def _int(value: Any, where: str, lo: int = 0, hi: int = MAX_SEQ) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EnvelopeError(f"{where} must be an integer", field=where)
+    if not lo <= value <= hi:
+        raise EnvelopeError(f"{where}={value} is outside {lo}..{hi}", field=where)
+    return value
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise EnvelopeError(f"{where} must be a number", field=where)
+    return float(value)
+
+
+def _str(value: Any, where: str, pattern: re.Pattern[str] | None = None, max_len: int = 200) -> str:
+    if not isinstance(value, str):
+        raise EnvelopeError(f"{where} must be a string", field=where)
+    if len(value) > max_len:
+        raise EnvelopeError(f"{where} is longer than {max_len}", field=where)
+    if pattern is not None and not pattern.fullmatch(value):
+        raise EnvelopeError(f"{where}={value[:80]!r} does not match {pattern.pattern}", field=where)
+    return value
+
+
+def check_event(ev: Any, where: str = "event") -> dict[str, Any]:
+    """Validate one event dict (the Event field names, exactly); return it unchanged."""
+    _exact_keys(ev, EVENT_FIELDS, where)
+    _int(ev["seq"], f"{where}.seq", lo=1)
+    _str(ev["kind"], f"{where}.kind", KIND_RE)
+    if ev["cls"] not in EVENT_CLASSES:
+        raise EnvelopeError(f"{where}.cls must be one of {EVENT_CLASSES}", field=f"{where}.cls")
+    if not isinstance(ev["payload"], Mapping):
+        raise EnvelopeError(f"{where}.payload must be an object", field=f"{where}.payload")
+    _number(ev["wall_time"], f"{where}.wall_time")
+    _number(ev["mono_time"], f"{where}.mono_time")
+    _str(ev["boot_id"], f"{where}.boot_id", max_len=64)
+    if not isinstance(ev["clock_synced"], bool):
+        raise EnvelopeError(
+            f"{where}.clock_synced must be true or false", field=f"{where}.clock_synced"
+        )
+    return dict(ev)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Events of one gateway, ascending seq; ``head_seq`` = the journal's last seq when sent."""
+
+    gateway_id: str
+    batch_id: str
+    first_seq: int
+    last_seq: int
+    head_seq: int
+    created_at: float
+    events: tuple[Mapping[str, Any], ...]
+
+    @classmethod
+    def build(
+        cls,
+        gateway_id: str,
+        batch_id: str,
+        events: Sequence[Mapping[str, Any]],
+        *,
+        head_seq: int,
+        created_at: float,
+    ) -> Batch:
+        """A checked batch from event dicts (``Event.to_dict()``), first/last taken from them."""
+        if not events:
+            raise EnvelopeError("a batch needs at least one event")
+        return cls.from_dict(
+            {
+                "v": WIRE_VERSION,
+                "gateway_id": gateway_id,
+                "batch_id": batch_id,
+                "first_seq": events[0]["seq"],
+                "last_seq": events[-1]["seq"],
+                "head_seq": head_seq,
+                "created_at": created_at,
+                "events": list(events),
+            }
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": WIRE_VERSION,
+            "gateway_id": self.gateway_id,
+            "batch_id": self.batch_id,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "head_seq": self.head_seq,
+            "created_at": self.created_at,
+            "events": [dict(e) for e in self.events],
+        }
+
+    def seqs(self) -> list[int]:
+        return [int(e["seq"]) for e in self.events]
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Batch:
+        keys = frozenset(
+            {
+                "v",
+                "gateway_id",
+                "batch_id",
+                "first_seq",
+                "last_seq",
+                "head_seq",
+                "created_at",
+                "events",
+            }
+        )
+        _exact_keys(d, keys, "batch")
+        if d["v"] != WIRE_VERSION:
+            raise EnvelopeError(f"batch.v={d['v']!r}: only version {WIRE_VERSION} is understood")
+        gateway_id = _str(d["gateway_id"], "batch.gateway_id", GATEWAY_ID_RE)
+        batch_id = _str(d["batch_id"], "batch.batch_id", BATCH_ID_RE)
+        first = _int(d["first_seq"], "batch.first_seq", lo=1)
+        last = _int(d["last_seq"], "batch.last_seq", lo=1)
+        head = _int(d["head_seq"], "batch.head_seq", lo=1)
+        created = _number(d["created_at"], "batch.created_at")
+        events = d["events"]
+        if not isinstance(events, list | tuple) or not events:
+            raise EnvelopeError("batch.events must be a non-empty array", field="batch.events")
+        if len(events) > MAX_BATCH_EVENTS:
+            raise EnvelopeError(
+                f"batch holds {len(events)} events, the limit is {MAX_BATCH_EVENTS}",
+                field="batch.events",
+            )
+        checked = []
+        prev = 0
+        for i, ev in enumerate(events):
+            item = check_event(ev, f"batch.events[{i}]")
+            if item["seq"] <= prev:
+                raise EnvelopeError(
+                    f"batch.events[{i}].seq={item['seq']} is not above the previous {prev}",
+                    field=f"batch.events[{i}].seq",
+                )
+            prev = item["seq"]
+            checked.append(item)
+        if checked[0]["seq"] != first or checked[-1]["seq"] != last:
+            raise EnvelopeError("batch.first_seq/last_seq do not match its events")
+        if head < last:
+            raise EnvelopeError(f"batch.head_seq={head} is below last_seq={last}")
+        return cls(gateway_id, batch_id, first, last, head, created, tuple(checked))
+
+
+def _ranges(value: Any, where: str) -> tuple[tuple[int, int], ...]:
+    if not isinstance(value, list | tuple):
+        raise EnvelopeError(f"{where} must be an array", field=where)
+    if len(value) > MAX_GAPS_LISTED:
+        raise EnvelopeError(f"{where} lists more than {MAX_GAPS_LISTED} ranges", field=where)
+    out: list[tuple[int, int]] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, list | tuple) or len(item) != 2:
+            raise EnvelopeError(f"{where}[{i}] must be [first, last]", field=f"{where}[{i}]")
+        lo = _int(item[0], f"{where}[{i}][0]", lo=1)
+        hi = _int(item[1], f"{where}[{i}][1]", lo=1)
+        if hi < lo or (out and lo <= out[-1][1] + 1):
+            raise EnvelopeError(f"{where}[{i}] is empty, overlapping or out of order", field=where)
+        out.append((lo, hi))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The centre's reply to a batch: what it now holds for this gateway."""
+
+    gateway_id: str
+    batch_id: str
+    watermark: int
+    highest: int
+    gaps: tuple[tuple[int, int], ...]
+    gaps_truncated: bool
+    stored: int
+    duplicates: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": WIRE_VERSION,
+            "gateway_id": self.gateway_id,
+            "batch_id": self.batch_id,
+            "watermark": self.watermark,
+            "highest": self.highest,
+            "gaps": [list(g) for g in self.gaps],
+            "gaps_truncated": self.gaps_truncated,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Ack:
+        keys = frozenset(
+            {
+                "v",
+                "gateway_id",
+                "batch_id",
+                "watermark",
+                "highest",
+                "gaps",
+                "gaps_truncated",
+                "stored",
+                "duplicates",
+            }
+        )
+        _exact_keys(d, keys, "ack")
+        if d["v"] != WIRE_VERSION:
+            raise EnvelopeError(f"ack.v={d['v']!r}: only version {WIRE_VERSION} is understood")
+        wm = _int(d["watermark"], "ack.watermark")
+        highest = _int(d["highest"], "ack.highest")
+        if highest < wm:
+            raise EnvelopeError(f"ack.highest={highest} is below ack.watermark={wm}")
+        gaps = _ranges(d["gaps"], "ack.gaps")
+        truncated = d["gaps_truncated"]
+        if not isinstance(truncated, bool):
+            raise EnvelopeError("ack.gaps_truncated must be true or false")
+        # The watermark is the highest *contiguous* seq, so wm+1 is missing whenever anything
+        # above it is held: the first gap starts there and the last ends below ``highest``.
+        if gaps and (gaps[0][0] != wm + 1 or gaps[-1][1] >= highest):
+            raise EnvelopeError("ack.gaps must run from watermark+1 to below highest")
+        if highest > wm and not gaps:
+            raise EnvelopeError("ack.highest is above the watermark but no gap is listed")
+        return cls(
+            gateway_id=_str(d["gateway_id"], "ack.gateway_id", GATEWAY_ID_RE),
+            batch_id=_str(d["batch_id"], "ack.batch_id", BATCH_ID_RE),
+            watermark=wm,
+            highest=highest,
+            gaps=gaps,
+            gaps_truncated=truncated,
+            stored=_int(d["stored"], "ack.stored"),
+            duplicates=_int(d["duplicates"], "ack.duplicates"),
+        )
+
+    def holds(self, seq: int) -> bool:
+        """Whether the ack says the centre holds ``seq`` (past truncated gaps: unknown, False)."""
+        if seq <= self.watermark:
+            return True
+        if seq > self.highest or self.gaps_truncated:
+            return False
+        return not any(lo <= seq <= hi for lo, hi in self.gaps)
+
+    def confirms(self, seqs: Iterable[int]) -> bool:
+        """Whether every seq in ``seqs`` is stated as held."""
+        return all(self.holds(s) for s in seqs)
+
+
+def gaps_between(watermark: int, held_above: Iterable[int]) -> list[tuple[int, int]]:
+    """Missing ranges above ``watermark`` given the ascending seqs held above it."""
+    out: list[tuple[int, int]] = []
+    prev = watermark
+    for s in held_above:
+        if s > prev + 1:
+            out.append((prev + 1, s - 1))
+        prev = s
+    return out
