@@ -34,7 +34,8 @@ class GatewaySection:
     township: str = setting("", doc="township (sub-district) the compound belongs to")
     timezone: str = setting("Asia/Shanghai", doc="IANA time zone for schedules and daily verdicts")
     data_dir: str = setting(
-        "/var/lib/compound-gw", doc="folder for the journal, keys and media (relative: to this file)"
+        "/var/lib/compound-gw",
+        doc="folder for the journal, keys and media (relative: to this file)",
     )
 
     def check(self) -> Iterable[tuple[str, str]]:

@@ -20,6 +20,7 @@ pair is (key relative to the section, reason). :func:`dump_section` is the inver
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -37,8 +38,8 @@ def setting(
     default: Any = _MISSING,
     *,
     doc: str = "",
-    min: float | None = None,  # noqa: A002 - reads naturally at the call site
-    max: float | None = None,  # noqa: A002
+    min: float | None = None,
+    max: float | None = None,
     choices: tuple[Any, ...] | None = None,
     pattern: str | None = None,
     min_items: int | None = None,
@@ -85,15 +86,17 @@ def _type_name(tp: Any) -> str:
 def _check_limits(value: Any, meta: Mapping[str, Any], key: str) -> None:
     choices = meta.get("choices")
     if choices is not None and value not in choices:
-        raise ConfigError(key, f"{_describe(value)} is not one of " + ", ".join(map(_describe, choices)))
+        raise ConfigError(
+            key, f"{_describe(value)} is not one of " + ", ".join(map(_describe, choices))
+        )
     lo, hi = meta.get("min"), meta.get("max")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            if lo is not None and hi is not None:
-                raise ConfigError(key, f"{_describe(value)} is outside {lo}..{hi}")
-            if lo is not None:
-                raise ConfigError(key, f"{_describe(value)} is below the minimum {lo}")
-            raise ConfigError(key, f"{_describe(value)} is above the maximum {hi}")
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if is_number and ((lo is not None and value < lo) or (hi is not None and value > hi)):
+        if lo is not None and hi is not None:
+            raise ConfigError(key, f"{_describe(value)} is outside {lo}..{hi}")
+        if lo is not None:
+            raise ConfigError(key, f"{_describe(value)} is below the minimum {lo}")
+        raise ConfigError(key, f"{_describe(value)} is above the maximum {hi}")
     pattern = meta.get("pattern")
     if pattern is not None and isinstance(value, str) and not pattern.fullmatch(value):
         raise ConfigError(key, f"{_describe(value)} does not match {pattern.pattern}")
@@ -117,10 +120,10 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
             raise ConfigError(key, f"expected a table, got {_describe(value)}")
         return parse_section(tp, value, key)  # type: ignore[arg-type]
     if origin is tuple:
-        args = get_args(tp)
+        item_args = get_args(tp)
         if not isinstance(value, list | tuple):
             raise ConfigError(key, f"expected an array, got {_describe(value)}")
-        item_tp = args[0]
+        item_tp = item_args[0]
         return tuple(_convert(item_tp, item, f"{key}[{i}]") for i, item in enumerate(value))
     if origin is Literal:
         if value not in get_args(tp):
@@ -137,7 +140,7 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(key, f"expected a number, got {_describe(value)}")
-        if value != value or value in (float("inf"), float("-inf")):
+        if math.isnan(value) or math.isinf(value):
             raise ConfigError(key, f"{_describe(value)} is not a finite number")
         return float(value)
     if tp is str:
@@ -208,8 +211,8 @@ def documented_keys(cls: type, prefix: str = "") -> Iterable[tuple[str, str]]:
         inner = [a for a in get_args(tp) if a is not type(None)] if get_origin(tp) else [tp]
         for candidate in inner:
             if get_origin(candidate) is tuple:
-                candidate = get_args(candidate)[0]
-                if dataclasses.is_dataclass(candidate):
-                    yield from documented_keys(candidate, key + "[]")  # type: ignore[arg-type]
+                item = get_args(candidate)[0]
+                if dataclasses.is_dataclass(item):
+                    yield from documented_keys(item, key + "[]")  # type: ignore[arg-type]
             elif dataclasses.is_dataclass(candidate):
                 yield from documented_keys(candidate, key)  # type: ignore[arg-type]

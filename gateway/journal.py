@@ -1,0 +1,900 @@
+"""The journal: the durable, append-only event log every capability writes before it acts.
+
+Theory of operation
+-------------------
+One writer thread owns the SQLite connection (WAL). ``append()`` stamps the event's times on the
+caller's side, puts it on the writer's queue and awaits a future. The writer takes everything
+queued (up to ``max_group``) and commits it in ONE transaction, so many producers awaiting at
+once share one fsync (group commit); while that commit runs, the next group queues up. Futures
+resolve only after COMMIT returns, so ``await journal.append(...)`` means "durable":
+
+    journal = await Journal.open(path, gateway_id="gw-01")
+    ev = await journal.append("tap", {"checkpoint": "north-gate"})   # fsynced when this returns
+
+A group holding evidence commits with ``synchronous=FULL`` (WAL fsync at commit). A group of
+telemetry alone commits with ``synchronous=NORMAL`` (no fsync: it becomes durable at the next
+FULL commit or checkpoint), which keeps SD-card writes down; losing the last seconds of samples in
+a power cut is accepted, losing evidence is not.
+
+Sequence numbers are assigned by the writer in queue order and only advance when a commit
+succeeds, so they stay gap-free. Rows are deleted only by retention (synced and old) or by the
+telemetry budget; the newest row is never deleted, so the sequence never restarts.
+
+Telemetry lives under a byte budget: past it, the oldest synced telemetry goes first, then
+unsynced telemetry, down to 90 % of the budget (hysteresis, so one sample does not trigger a
+delete every commit). Every dropped row is counted (``dropped_synced`` / ``dropped_unsynced``),
+and the drops are reported as a ``journal.telemetry_dropped`` evidence event at most once a
+minute (and on close).
+
+A full disk (SQLITE_FULL / ENOSPC) rolls the group back and makes room by dropping telemetry
+if any exists, then retries once; if it still fails, the waiting appends raise
+:class:`JournalFullError`. Nothing already committed is touched.
+
+On open, ``PRAGMA quick_check`` runs; a file that fails it (or is not a database at all) is
+moved aside (never deleted) and a fresh journal starts with a ``journal.recovered`` event that
+says where the old file went. The sequence resumes after the highest sequence that could still
+be read from the damaged file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from gateway.clock import Clock, SystemClock
+from gateway.errors import JournalClosedError, JournalError, JournalFullError
+from gateway.events import EVENT_CLASSES, EVIDENCE, TELEMETRY, Event
+
+log = logging.getLogger("gateway.journal")
+
+DEFAULT_TELEMETRY_BUDGET: Final = 32 * 1024 * 1024
+BUDGET_LOW_WATER: Final = 0.9  # drop down to this fraction of the budget
+DROP_REPORT_INTERVAL_S: Final = 60.0
+DROP_CHUNK_ROWS: Final = 256
+ROW_OVERHEAD_BYTES: Final = 96  # rough per-row size beyond the payload, for batch byte limits
+
+migrations = Migrations("compound-gw.journal")
+
+
+@migrations()
+def m001_events(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            cls TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            wall REAL NOT NULL,
+            mono REAL NOT NULL,
+            boot_id TEXT NOT NULL,
+            clock_synced INTEGER NOT NULL,
+            synced INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+    # Partial indexes stay small: only what the uploader and the budget need to find.
+    db.execute("CREATE INDEX events_unsynced ON events(seq) WHERE synced = 0")
+    db.execute("CREATE INDEX events_telemetry ON events(seq) WHERE cls = 'telemetry'")
+    db.execute("CREATE INDEX events_kind ON events(kind, seq)")
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+@dataclass(slots=True)
+class _Append:
+    kind: str
+    cls: str
+    payload_json: str
+    wall: float
+    mono: float
+    boot_id: str
+    clock_synced: bool
+    future: asyncio.Future[Event]
+
+
+@dataclass(slots=True)
+class _Control:
+    fn: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any] | None
+    sync_full: bool = False
+
+
+@dataclass(slots=True)
+class _DropTally:
+    synced: int = 0
+    unsynced: int = 0
+    bytes: int = 0
+
+    def any(self) -> bool:
+        return bool(self.synced or self.unsynced)
+
+
+@dataclass(slots=True)
+class RecoveryInfo:
+    moved_to: str
+    reason: str
+    salvaged_last_seq: int
+
+
+@dataclass(slots=True)
+class _State:
+    last_seq: int = 0
+    telemetry_bytes: int = 0
+    dropped_synced: int = 0
+    dropped_unsynced: int = 0
+    commits: int = 0
+    full_errors: int = 0
+    pending_drops: _DropTally = field(default_factory=_DropTally)
+    last_drop_report: float = -1e18
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL:
+        return True
+    return (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "disk is full" in str(exc)
+
+
+def encode_payload(payload: Mapping[str, Any]) -> str:
+    """Canonical JSON for a payload; raises JournalError for what JSON cannot hold."""
+    if not isinstance(payload, Mapping):
+        raise JournalError("payload must be a JSON object", got=type(payload).__name__)
+    try:
+        return json.dumps(
+            payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False
+        )
+    except (TypeError, ValueError) as exc:
+        raise JournalError(f"payload is not JSON-serialisable: {exc}") from exc
+
+
+def _row_to_event(row: Sequence[Any]) -> Event:
+    seq, kind, cls, payload, wall, mono, boot_id, clock_synced = row[:8]
+    return Event(
+        seq=seq,
+        kind=kind,
+        cls=cls,
+        payload=json.loads(payload),
+        wall_time=wall,
+        mono_time=mono,
+        boot_id=boot_id,
+        clock_synced=bool(clock_synced),
+    )
+
+
+_SELECT = "SELECT seq, kind, cls, payload, wall, mono, boot_id, clock_synced FROM events"
+_INSERT = (
+    "INSERT INTO events (seq, kind, cls, payload, wall, mono, boot_id, clock_synced) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    if read_only:
+        conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
+    else:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+def _salvage_last_seq(path: Path) -> int:
+    """The highest sequence still readable from a damaged journal (0 if none)."""
+    try:
+        conn = _connect(path, read_only=True)
+    except sqlite3.Error:
+        return 0
+    try:
+        best = 0
+        for sql in ("SELECT max(seq) FROM events", "SELECT value FROM meta WHERE key='last_seq'"):
+            with contextlib.suppress(sqlite3.Error, TypeError, ValueError):
+                row = conn.execute(sql).fetchone()
+                if row and row[0] is not None:
+                    best = max(best, int(row[0]))
+        return best
+    finally:
+        conn.close()
+
+
+def check_integrity(path: Path, *, full: bool = False) -> str:
+    """'ok', or what SQLite's quick_check (integrity_check with ``full``) found wrong."""
+    try:
+        conn = _connect(path)
+        try:
+            pragma = "integrity_check" if full else "quick_check"
+            rows = conn.execute(f"PRAGMA {pragma}").fetchall()
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    result = "; ".join(str(r[0]) for r in rows)
+    return "ok" if result == "ok" else result
+
+
+def _move_aside(path: Path, stamp: str) -> Path:
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        n += 1
+    os.replace(path, target)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.replace(side, target.with_name(target.name + suffix))
+    return target
+
+
+class Journal:
+    """The durable event log. Open with :meth:`Journal.open`; close with :meth:`close`."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        gateway_id: str,
+        clock: Clock,
+        telemetry_budget_bytes: int,
+        max_group: int,
+        max_db_bytes: int | None,
+    ) -> None:
+        self.path = path
+        self.gateway_id = gateway_id
+        self.clock = clock
+        self.telemetry_budget_bytes = telemetry_budget_bytes
+        self.max_group = max_group
+        self.max_db_bytes = max_db_bytes
+        self.recovery: RecoveryInfo | None = None
+        self._state = _State()
+        self._queue: queue.SimpleQueue[_Append | _Control | None] = queue.SimpleQueue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writer: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._reader_lock = threading.Lock()
+        self._closing = False
+        self._closed = asyncio.Event()
+        self._new_event = asyncio.Event()
+        self._sync_mode = ""
+
+    # ----------------------------------------------------------------- opening
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        gateway_id: str,
+        clock: Clock | None = None,
+        telemetry_budget_bytes: int = DEFAULT_TELEMETRY_BUDGET,
+        max_group: int = 512,
+        max_db_bytes: int | None = None,
+    ) -> Journal:
+        """Open (or create) the journal at ``path``, recovering from corruption if needed."""
+        journal = cls(
+            Path(path),
+            gateway_id=gateway_id,
+            clock=clock or SystemClock(),
+            telemetry_budget_bytes=telemetry_budget_bytes,
+            max_group=max_group,
+            max_db_bytes=max_db_bytes,
+        )
+        journal._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(journal._open_sync)
+        journal._writer = threading.Thread(
+            target=journal._writer_main, name="journal-writer", daemon=True
+        )
+        journal._writer.start()
+        if journal.recovery is not None:
+            info = journal.recovery
+            log.error(
+                "journal was corrupt (%s): moved to %s, fresh journal resumes after seq %d",
+                info.reason,
+                info.moved_to,
+                info.salvaged_last_seq,
+            )
+            await journal.append(
+                "journal.recovered",
+                {
+                    "moved_to": info.moved_to,
+                    "reason": info.reason,
+                    "resumed_after_seq": info.salvaged_last_seq,
+                },
+            )
+        return journal
+
+    def _open_sync(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        salvaged = 0
+        if self.path.exists():
+            verdict = check_integrity(self.path)
+            if verdict != "ok":
+                salvaged = _salvage_last_seq(self.path)
+                stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+                moved = _move_aside(self.path, stamp)
+                self.recovery = RecoveryInfo(str(moved), verdict[:500], salvaged)
+        conn = _connect(self.path)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        self._sync_mode = "FULL"
+        if self.max_db_bytes is not None:
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            conn.execute(f"PRAGMA max_page_count = {max(16, self.max_db_bytes // page_size)}")
+        db = sqlite_utils.Database(conn)
+        migrations.apply(db)
+        with db.atomic():
+            row = conn.execute("SELECT value FROM meta WHERE key='gateway_id'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta VALUES ('gateway_id', ?)", (self.gateway_id,))
+            elif row[0] != self.gateway_id:
+                conn.close()
+                raise JournalError(
+                    f"journal {self.path} belongs to gateway {row[0]!r}, not {self.gateway_id!r}",
+                    path=str(self.path),
+                )
+            if salvaged:
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('seq_floor', ?)", (str(salvaged),)
+                )
+        st = self._state
+        max_seq = conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+        floor_row = conn.execute("SELECT value FROM meta WHERE key='seq_floor'").fetchone()
+        st.last_seq = max(max_seq, int(floor_row[0]) if floor_row else 0)
+        st.telemetry_bytes = (
+            conn.execute(
+                "SELECT coalesce(sum(length(payload)), 0) FROM events WHERE cls='telemetry'"
+            ).fetchone()[0]
+            or 0
+        )
+        for key in ("dropped_synced", "dropped_unsynced"):
+            r = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+            setattr(st, key, int(r[0]) if r else 0)
+        self._conn = conn
+        self._reader = _connect(self.path)
+
+    # ----------------------------------------------------------------- appends
+
+    @property
+    def last_seq(self) -> int:
+        """The highest durable sequence number."""
+        return self._state.last_seq
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed since open (group commit makes this far below appends)."""
+        return self._state.commits
+
+    async def append(self, kind: str, payload: Mapping[str, Any], *, cls: str = EVIDENCE) -> Event:
+        """Append one event; returns once it is committed (fsynced for evidence)."""
+        if self._closing:
+            raise JournalClosedError("journal is closed", path=str(self.path))
+        if cls not in EVENT_CLASSES:
+            raise JournalError(f"unknown event class {cls!r}", kind=kind)
+        if not kind or not isinstance(kind, str):
+            raise JournalError("event kind must be a non-empty string")
+        payload_json = encode_payload(payload)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Event] = loop.create_future()
+        clock = self.clock
+        self._queue.put(
+            _Append(
+                kind,
+                cls,
+                payload_json,
+                clock.wall(),
+                clock.boottime(),
+                clock.boot_id,
+                clock.synced(),
+                fut,
+            )
+        )
+        return await asyncio.shield(fut)
+
+    # ----------------------------------------------------------------- writer thread
+
+    def _writer_main(self) -> None:
+        pending: _Append | _Control | None = None
+        while True:
+            op = pending if pending is not None else self._queue.get()
+            pending = None
+            if op is None:
+                self._finish_sync()
+                return
+            if isinstance(op, _Control):
+                self._run_control(op)
+                continue
+            group = [op]
+            while len(group) < self.max_group:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if not isinstance(nxt, _Append):
+                    pending = nxt
+                    break
+                group.append(nxt)
+            self._commit_group(group)
+
+    def _set_sync(self, mode: str) -> None:
+        assert self._conn is not None
+        if self._sync_mode != mode:
+            self._conn.execute(f"PRAGMA synchronous = {mode}")
+            self._sync_mode = mode
+
+    def _commit_group(self, group: list[_Append]) -> None:
+        conn = self._conn
+        assert conn is not None
+        st = self._state
+        for attempt in (1, 2):
+            try:
+                events = self._write_group(conn, group)
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if _is_disk_full(exc):
+                    st.full_errors += 1
+                    if attempt == 1 and self._make_room(conn):
+                        continue
+                    err: JournalError = JournalFullError(
+                        "disk full: event not journaled", path=str(self.path)
+                    )
+                else:
+                    err = JournalError(f"journal write failed: {exc}", path=str(self.path))
+                log.error("%s (%d appends refused)", err.reason, len(group))
+                self._resolve([(op.future, None, err) for op in group])
+                return
+            break
+        self._resolve([(op.future, ev, None) for op, ev in zip(group, events, strict=True)])
+
+    def _write_group(self, conn: sqlite3.Connection, group: list[_Append]) -> list[Event]:
+        """One transaction: the group's rows, any budget drops, maybe a drop report."""
+        st = self._state
+        evidence = any(op.cls == EVIDENCE for op in group)
+        seq = st.last_seq
+        rows = []
+        added_tele = 0
+        for op in group:
+            seq += 1
+            rows.append(
+                (
+                    seq,
+                    op.kind,
+                    op.cls,
+                    op.payload_json,
+                    op.wall,
+                    op.mono,
+                    op.boot_id,
+                    int(op.clock_synced),
+                )
+            )
+            if op.cls == TELEMETRY:
+                added_tele += len(op.payload_json)
+        tele_bytes = st.telemetry_bytes + added_tele
+        new_drops = _DropTally()
+        pending = st.pending_drops
+        report_due = False
+        self._set_sync("FULL" if evidence or pending.any() else "NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(_INSERT, rows)
+        if tele_bytes > self.telemetry_budget_bytes:
+            target = int(self.telemetry_budget_bytes * BUDGET_LOW_WATER)
+            new_drops = self._drop_telemetry(conn, tele_bytes - target, seq)
+            tele_bytes -= new_drops.bytes
+        unreported = _DropTally(
+            pending.synced + new_drops.synced,
+            pending.unsynced + new_drops.unsynced,
+            pending.bytes + new_drops.bytes,
+        )
+        if new_drops.any():
+            self._record_drop_counters(conn, new_drops)
+        if unreported.any() and (
+            time.monotonic() - st.last_drop_report >= DROP_REPORT_INTERVAL_S or self._closing
+        ):
+            seq += 1
+            conn.execute(_INSERT, self._drop_report_row(seq, unreported, new_drops))
+            report_due = True
+        conn.execute("COMMIT")
+        # Only now, with the commit done, does the in-memory state move.
+        st.commits += 1
+        st.last_seq = seq
+        st.telemetry_bytes = tele_bytes
+        st.dropped_synced += new_drops.synced
+        st.dropped_unsynced += new_drops.unsynced
+        if report_due:
+            st.pending_drops = _DropTally()
+            st.last_drop_report = time.monotonic()
+        else:
+            st.pending_drops = unreported
+        return [_row_to_event(r) for r in rows]
+
+    def _drop_report_row(
+        self, seq: int, unreported: _DropTally, new: _DropTally
+    ) -> tuple[Any, ...]:
+        st = self._state
+        clock = self.clock
+        total = st.dropped_synced + st.dropped_unsynced + new.synced + new.unsynced
+        payload = encode_payload(
+            {
+                "dropped_synced": unreported.synced,
+                "dropped_unsynced": unreported.unsynced,
+                "bytes": unreported.bytes,
+                "total_dropped": total,
+            }
+        )
+        return (
+            seq,
+            "journal.telemetry_dropped",
+            EVIDENCE,
+            payload,
+            clock.wall(),
+            clock.boottime(),
+            clock.boot_id,
+            int(clock.synced()),
+        )
+
+    def _record_drop_counters(self, conn: sqlite3.Connection, new: _DropTally) -> None:
+        st = self._state
+        conn.executemany(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            [
+                ("dropped_synced", str(st.dropped_synced + new.synced)),
+                ("dropped_unsynced", str(st.dropped_unsynced + new.unsynced)),
+            ],
+        )
+
+    def _drop_telemetry(self, conn: sqlite3.Connection, need: int, newest_seq: int) -> _DropTally:
+        """Delete the oldest telemetry (synced first) until ``need`` bytes are freed."""
+        tally = _DropTally()
+        for synced in (1, 0):
+            while tally.bytes < need:
+                rows = conn.execute(
+                    "SELECT seq, length(payload) FROM events WHERE cls='telemetry' "
+                    "AND synced=? AND seq < ? ORDER BY seq LIMIT ?",
+                    (synced, newest_seq, DROP_CHUNK_ROWS),
+                ).fetchall()
+                if not rows:
+                    break
+                chosen = []
+                for s, n in rows:
+                    chosen.append(s)
+                    tally.bytes += n
+                    if synced:
+                        tally.synced += 1
+                    else:
+                        tally.unsynced += 1
+                    if tally.bytes >= need:
+                        break
+                conn.execute(
+                    f"DELETE FROM events WHERE seq IN ({','.join('?' * len(chosen))})", chosen
+                )
+        return tally
+
+    def _make_room(self, conn: sqlite3.Connection) -> bool:
+        """On a full disk: drop the oldest tenth of telemetry so evidence fits. True if any."""
+        st = self._state
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            drops = self._drop_telemetry(conn, max(1, st.telemetry_bytes // 10), st.last_seq + 1)
+            if drops.any():
+                self._record_drop_counters(conn, drops)
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            return False
+        if not drops.any():
+            return False
+        st.commits += 1
+        st.telemetry_bytes -= drops.bytes
+        st.dropped_synced += drops.synced
+        st.dropped_unsynced += drops.unsynced
+        p = st.pending_drops
+        st.pending_drops = _DropTally(
+            p.synced + drops.synced, p.unsynced + drops.unsynced, p.bytes + drops.bytes
+        )
+        log.warning(
+            "disk full: dropped %d telemetry rows (%d bytes) to make room",
+            drops.synced + drops.unsynced,
+            drops.bytes,
+        )
+        return True
+
+    def _run_control(self, op: _Control) -> None:
+        assert self._conn is not None
+        try:
+            self._set_sync("FULL" if op.sync_full else "NORMAL")
+            result = op.fn(self._conn)
+        except BaseException as exc:  # handed to the awaiting caller
+            with contextlib.suppress(sqlite3.Error):
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+            if _is_disk_full(exc):
+                exc = JournalFullError("disk full", path=str(self.path))
+            if op.future is not None:
+                self._resolve([(op.future, None, exc)])
+            else:
+                log.error("journal maintenance failed: %s", exc)
+            return
+        self._state.commits += 1
+        if op.future is not None:
+            self._resolve([(op.future, result, None)])
+
+    def _resolve(
+        self, outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]
+    ) -> None:
+        loop = self._loop
+        assert loop is not None
+
+        def settle() -> None:
+            for fut, value, exc in outcomes:
+                if fut.done():
+                    continue
+                if exc is not None:
+                    fut.set_exception(exc)
+                else:
+                    fut.set_result(value)
+            self._new_event.set()
+            self._new_event = asyncio.Event()
+
+        with contextlib.suppress(RuntimeError):  # loop already closed: nobody is waiting
+            loop.call_soon_threadsafe(settle)
+
+    def _finish_sync(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        st = self._state
+        try:
+            if st.pending_drops.any():
+                # Report drops not yet reported, so the count is never lost on shutdown.
+                self._write_group(conn, [])
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            log.error("journal close: %s", exc)
+        finally:
+            conn.close()
+            self._conn = None
+            with self._reader_lock:
+                if self._reader is not None:
+                    self._reader.close()
+                    self._reader = None
+
+    async def _control(
+        self, fn: Callable[[sqlite3.Connection], Any], *, sync_full: bool = False
+    ) -> Any:
+        if self._closing:
+            raise JournalClosedError("journal is closed", path=str(self.path))
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put(_Control(fn, fut, sync_full))
+        return await asyncio.shield(fut)
+
+    # ----------------------------------------------------------------- sync cursor
+
+    async def read_after(
+        self,
+        seq: int,
+        *,
+        limit: int = 500,
+        max_bytes: int = 1_000_000,
+        unsynced_only: bool = False,
+        classes: Iterable[str] | None = None,
+        kinds: Iterable[str] | None = None,
+    ) -> list[Event]:
+        """Events with sequence > ``seq`` in order, at most ``limit`` rows / ~``max_bytes``."""
+        where = ["seq > ?"]
+        params: list[Any] = [seq]
+        if unsynced_only:
+            where.append("synced = 0")
+        if classes is not None:
+            cl = list(classes)
+            where.append(f"cls IN ({','.join('?' * len(cl))})")
+            params.extend(cl)
+        if kinds is not None:
+            kl = list(kinds)
+            where.append(f"kind IN ({','.join('?' * len(kl))})")
+            params.extend(kl)
+        sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
+        params.append(max(1, limit))
+
+        def read() -> list[Event]:
+            with self._reader_lock:
+                if self._reader is None:
+                    raise JournalClosedError("journal is closed", path=str(self.path))
+                out: list[Event] = []
+                size = 0
+                for row in self._reader.execute(sql, params):
+                    size += len(row[3]) + ROW_OVERHEAD_BYTES
+                    if out and size > max_bytes:
+                        break
+                    out.append(_row_to_event(row))
+                return out
+
+        return await asyncio.to_thread(read)
+
+    async def mark_synced_through(self, seq: int) -> int:
+        """Mark every event up to ``seq`` as synced; returns how many rows changed."""
+        seq = min(seq, self._state.last_seq)
+
+        def run(conn: sqlite3.Connection) -> int:
+            cur = conn.execute("UPDATE events SET synced=1 WHERE seq <= ? AND synced=0", (seq,))
+            return cur.rowcount
+
+        return int(await self._control(run))
+
+    async def mark_synced(self, seqs: Iterable[int]) -> int:
+        """Mark exactly these events as synced (out-of-order acks); returns rows changed."""
+        chosen = sorted({int(s) for s in seqs})
+
+        def run(conn: sqlite3.Connection) -> int:
+            changed = 0
+            conn.execute("BEGIN")
+            for i in range(0, len(chosen), 500):
+                part = chosen[i : i + 500]
+                cur = conn.execute(
+                    f"UPDATE events SET synced=1 WHERE synced=0 AND seq IN "
+                    f"({','.join('?' * len(part))})",
+                    part,
+                )
+                changed += cur.rowcount
+            conn.execute("COMMIT")
+            return changed
+
+        return int(await self._control(run))
+
+    async def prune(self, retention_s: float, *, now: float | None = None) -> int:
+        """Delete synced events older than ``retention_s``; the newest row is always kept."""
+        cutoff = (self.clock.wall() if now is None else now) - retention_s
+        st = self._state
+
+        def run(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            tele = conn.execute(
+                "SELECT coalesce(sum(length(payload)), 0) FROM events WHERE synced=1 AND "
+                "wall < ? AND cls='telemetry' AND seq < (SELECT max(seq) FROM events)",
+                (cutoff,),
+            ).fetchone()[0]
+            cur = conn.execute(
+                "DELETE FROM events WHERE synced=1 AND wall < ? "
+                "AND seq < (SELECT max(seq) FROM events)",
+                (cutoff,),
+            )
+            conn.execute("COMMIT")
+            st.telemetry_bytes -= int(tele)
+            return cur.rowcount
+
+        return int(await self._control(run))
+
+    async def wait_for_new(self, after_seq: int, timeout: float | None = None) -> int:
+        """Wait until an event with sequence > ``after_seq`` is durable; returns ``last_seq``.
+
+        On timeout, returns ``last_seq`` as it is (which may still be ``<= after_seq``).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._state.last_seq <= after_seq and not self._closing:
+            waiter = self._new_event
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(waiter.wait(), remaining)
+            except TimeoutError:
+                break
+        return self._state.last_seq
+
+    # ----------------------------------------------------------------- status
+
+    async def stats(self) -> dict[str, Any]:
+        """Counts for ``compound-gw status`` and the health model."""
+
+        def read() -> dict[str, Any]:
+            with self._reader_lock:
+                if self._reader is None:
+                    raise JournalClosedError("journal is closed", path=str(self.path))
+                return _stats_from(self._reader, self.path)
+
+        out = await asyncio.to_thread(read)
+        st = self._state
+        out.update(
+            commits=st.commits,
+            telemetry_bytes=st.telemetry_bytes,
+            telemetry_budget_bytes=self.telemetry_budget_bytes,
+            full_errors=st.full_errors,
+            last_seq=st.last_seq,
+        )
+        return out
+
+    # ----------------------------------------------------------------- closing
+
+    async def close(self) -> None:
+        """Finish queued appends, report pending drops, checkpoint the WAL and close."""
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        self._queue.put(None)
+        writer = self._writer
+        if writer is not None:
+            await asyncio.to_thread(writer.join)
+        self._new_event.set()
+        self._closed.set()
+
+    async def __aenter__(self) -> Journal:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _stats_from(conn: sqlite3.Connection, path: Path) -> dict[str, Any]:
+    count, unsynced, max_seq = conn.execute(
+        "SELECT count(*), coalesce(sum(synced = 0), 0), coalesce(max(seq), 0) FROM events"
+    ).fetchone()
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    size = 0
+    for suffix in ("", "-wal"):
+        with contextlib.suppress(OSError):
+            size += os.path.getsize(str(path) + suffix)
+    dropped_synced = int(meta.get("dropped_synced", 0))
+    dropped_unsynced = int(meta.get("dropped_unsynced", 0))
+    return {
+        "path": str(path),
+        "gateway_id": meta.get("gateway_id"),
+        "events": count,
+        "unsynced": unsynced,
+        "last_seq": max(max_seq, int(meta.get("seq_floor", 0))),
+        "bytes_on_disk": size,
+        "dropped": dropped_synced + dropped_unsynced,
+        "dropped_synced": dropped_synced,
+        "dropped_unsynced": dropped_unsynced,
+    }
+
+
+def read_status(path: str | Path) -> dict[str, Any]:
+    """Journal status read straight from the file (works while the daemon runs)."""
+    p = Path(path)
+    if not p.exists():
+        raise JournalError(f"no journal at {p}", path=str(p))
+    conn = _connect(p, read_only=True)
+    try:
+        return _stats_from(conn, p)
+    finally:
+        conn.close()
+
+
+def read_events(
+    path: str | Path, *, after_seq: int = 0, last: int | None = None, limit: int = 1000
+) -> list[Event]:
+    """Events from the file directly, for ``events tail`` (read-only, daemon may be running)."""
+    p = Path(path)
+    if not p.exists():
+        raise JournalError(f"no journal at {p}", path=str(p))
+    conn = _connect(p, read_only=True)
+    try:
+        if last is not None:
+            rows = conn.execute(
+                f"SELECT * FROM ({_SELECT} WHERE seq > ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+                (after_seq, last),
+            ).fetchall()
+        else:
+            rows = conn.execute(
+                f"{_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+            ).fetchall()
+        return [_row_to_event(r) for r in rows]
+    finally:
+        conn.close()
