@@ -1,4 +1,4 @@
-"""A 4G modem over serial AT commands: signal (AT+CSQ), registration (AT+CREG?), operator (AT+COPS?).
+"""A 4G modem over serial AT commands: signal (AT+CSQ), registration (AT+CREG?), operator.
 
 Two layers:
 
@@ -235,7 +235,7 @@ def parse_creg(resp: AtResponse) -> Registration:
 
 
 def parse_cops(resp: AtResponse) -> Operator:
-    """``+COPS: 0,0,"China Mobile",7`` -> Operator("China Mobile", 7); ``+COPS: 0`` -> no operator."""
+    """``+COPS: 0,0,"China Mobile",7`` -> Operator("China Mobile", 7); ``+COPS: 0``: none."""
     text = _info(resp, "+COPS:")
     m = re.fullmatch(r'\s*(\d+)\s*(?:,\s*(\d+)\s*,\s*"([^"]*)"\s*(?:,\s*(\d+))?)?\s*', text)
     if m is None:
@@ -266,7 +266,7 @@ class ModemLink:
     @classmethod
     async def open(cls, path: str, baudrate: int = 115200) -> ModemLink:
         """Open the port in a thread (opening a USB-serial device can block for a while)."""
-        import serial  # noqa: PLC0415 - keeps import-time cheap for tools that never open a modem
+        import serial  # here: tools that never open a modem need not import pyserial
 
         def _open() -> Any:
             return serial.Serial(path, baudrate=baudrate, timeout=0, write_timeout=0)

@@ -1,4 +1,4 @@
-"""The health state machine: hysteresis both ways, reasons, staleness, the mildest-in-streak rule."""
+"""The health state machine: hysteresis both ways, reasons, staleness, mildest-in-streak."""
 
 from __future__ import annotations
 
@@ -90,7 +90,9 @@ def test_worst_and_unknown_report_refused() -> None:
         m.report("a", "camera", "broken", "", 1)
 
 
-@given(st.lists(st.sampled_from([OK, DEG, DOWN]), max_size=60), st.integers(1, 4), st.integers(1, 4))
+@given(
+    st.lists(st.sampled_from([OK, DEG, DOWN]), max_size=60), st.integers(1, 4), st.integers(1, 4)
+)
 def test_changes_need_a_full_agreeing_streak(obs: list[State], worsen: int, recover: int) -> None:
     from gateway.health.model import severity
 
