@@ -374,6 +374,10 @@ class Journal:
         """The highest durable sequence number."""
         return self._state.last_seq
 
+    def writer_alive(self) -> bool:
+        """Whether the writer thread runs (the systemd watchdog stops pinging if not)."""
+        return self._writer is not None and self._writer.is_alive()
+
     @property
     def commits(self) -> int:
         """Transactions committed since open (group commit makes this far below appends)."""

@@ -33,6 +33,9 @@ class GatewaySection:
     compound: str = setting(doc="compound name as the district knows it", pattern=r".{1,120}")
     township: str = setting("", doc="township (sub-district) the compound belongs to")
     timezone: str = setting("Asia/Shanghai", doc="IANA time zone for schedules and daily verdicts")
+    runtime_dir: str = setting(
+        "/run/compound-gw", doc="folder for live status files (a tmpfs: no SD writes)"
+    )
     data_dir: str = setting(
         "/var/lib/compound-gw",
         doc="folder for the journal, keys and media (relative: to this file)",

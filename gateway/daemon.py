@@ -1,0 +1,287 @@
+"""The daemon: one asyncio process running every service under the supervisor.
+
+    exit_code = asyncio.run(run_daemon(load_config(path)))
+
+Start-up order: open the journal (recovering if corrupt), journal ``daemon.started`` (saying
+whether the previous run stopped cleanly), start the services, then tell systemd READY=1.
+SIGTERM/SIGINT: STOPPING=1, stop services, journal ``daemon.stopped``, close the journal, exit 0.
+While running, the status board is written to ``<runtime_dir>/status.json`` (a tmpfs under
+/run in the field, so it costs the SD card nothing) for ``compound-gw status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from gateway import __version__
+from gateway.clock import Clock, SystemClock
+from gateway.config import GatewayConfig
+from gateway.errors import JournalError
+from gateway.journal import Journal, read_events
+from gateway.supervisor import Service, Supervisor
+
+log = logging.getLogger("gateway.daemon")
+
+STATUS_INTERVAL_S = 5.0
+MAINTENANCE_INTERVAL_S = 3600.0
+
+
+# --------------------------------------------------------------------------- logging
+
+
+class LogfmtFormatter(logging.Formatter):
+    """One line per record: ``level=info logger=gateway.daemon msg="..."``; journald-friendly.
+
+    Under systemd (JOURNAL_STREAM set) each line starts with a ``<N>`` syslog priority so the
+    journal files it at the right level, and the timestamp is left to journald.
+    """
+
+    _PRIO = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
+
+    def __init__(self, journald: bool) -> None:
+        super().__init__()
+        self.journald = journald
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage().replace("\n", " | ")
+        parts = [f"level={record.levelname.lower()}", f"logger={record.name}", f"msg={msg!r}"]
+        if record.exc_info:
+            exc = self.formatException(record.exc_info).replace("\n", " | ")
+            parts.append(f"exc={exc!r}")
+        line = " ".join(parts)
+        if self.journald:
+            return f"<{self._PRIO.get(record.levelname, 6)}>{line}"
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        return f"ts={ts}Z {line}"
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogfmtFormatter(journald=bool(os.environ.get("JOURNAL_STREAM"))))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+# --------------------------------------------------------------------------- systemd
+
+
+def sd_notify(message: str) -> bool:
+    """Send a datagram to systemd's NOTIFY_SOCKET, if set. Returns whether it was sent."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(address)
+            sock.sendall(message.encode())
+    except OSError as exc:
+        log.warning("sd_notify(%s) failed: %s", message.split("\n")[0], exc)
+        return False
+    return True
+
+
+class SystemdWatchdog:
+    """Pings WATCHDOG=1 at half the interval systemd asked for, while the journal writer lives."""
+
+    name = "systemd-watchdog"
+
+    def __init__(self, journal: Journal, interval_usec: int) -> None:
+        self.journal = journal
+        self.period = max(0.05, interval_usec / 1e6 / 2)
+
+    async def run(self) -> None:
+        while True:
+            if self.journal.writer_alive():
+                sd_notify("WATCHDOG=1")
+            await asyncio.sleep(self.period)
+
+
+# --------------------------------------------------------------------------- status board
+
+
+class StatusBoard:
+    """What services want ``compound-gw status`` to show, written to a small JSON file."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.sections: dict[str, Any] = {}
+        self._last_written = ""
+
+    def publish(self, section: str, value: Any) -> None:
+        self.sections[section] = value
+
+    def write(self) -> None:
+        if self.path is None:
+            return
+        text = json.dumps(self.sections, sort_keys=True, default=str)
+        if text == self._last_written:
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.path)
+        self._last_written = text
+
+
+class StatusWriter:
+    name = "status-board"
+
+    def __init__(self, board: StatusBoard, supervisor: Supervisor, journal: Journal) -> None:
+        self.board = board
+        self.supervisor = supervisor
+        self.journal = journal
+
+    async def run(self) -> None:
+        while True:
+            self.board.publish("services", self.supervisor.status())
+            self.board.publish("daemon", {"pid": os.getpid(), "updated": time.time()})
+            await asyncio.to_thread(self.board.write)
+            await asyncio.sleep(STATUS_INTERVAL_S)
+
+
+class JournalMaintenance:
+    """Retention: prunes synced events older than the configured age, hourly."""
+
+    name = "journal-maintenance"
+
+    def __init__(self, journal: Journal, retention_days: float) -> None:
+        self.journal = journal
+        self.retention_s = retention_days * 86400
+
+    async def run(self) -> None:
+        while True:
+            if self.retention_s > 0:
+                pruned = await self.journal.prune(self.retention_s)
+                if pruned:
+                    log.info("retention pruned %d synced events", pruned)
+            await asyncio.sleep(MAINTENANCE_INTERVAL_S)
+
+
+# --------------------------------------------------------------------------- capabilities
+
+ServiceFactory = Callable[[GatewayConfig, Journal, Clock, StatusBoard], Iterable[Service]]
+
+
+def capability_factories() -> list[ServiceFactory]:
+    """Each capability's service factory, in start order. Imported lazily: lean start-up."""
+    return []
+
+
+# --------------------------------------------------------------------------- the daemon
+
+
+def previous_stop(journal_path: Path) -> dict[str, Any]:
+    """How the last run ended, read from the journal's tail before we write anything."""
+    if not journal_path.exists():
+        return {"previous_stop": "first_start"}
+    try:
+        tail = read_events(journal_path, last=1)
+    except (JournalError, OSError, ValueError) as exc:
+        return {"previous_stop": "unknown", "why": str(exc)}
+    except Exception as exc:  # a damaged file: the journal's own recovery deals with it
+        return {"previous_stop": "unknown", "why": f"{type(exc).__name__}: {exc}"}
+    if not tail:
+        return {"previous_stop": "first_start"}
+    last = tail[0]
+    return {
+        "previous_stop": "clean" if last.kind == "daemon.stopped" else "unclean",
+        "last_seq_before": last.seq,
+        "last_event_wall": last.wall_time,
+    }
+
+
+async def run_daemon(
+    cfg: GatewayConfig,
+    *,
+    clock: Clock | None = None,
+    stop: asyncio.Event | None = None,
+    extra_services: Iterable[Service] = (),
+) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set). Returns the exit code."""
+    clock = clock or SystemClock()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    received: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig.name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal, sig)
+
+    data_dir = cfg.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    runtime_dir = cfg.path(cfg.gateway.runtime_dir)
+    runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    how_last_ended = await asyncio.to_thread(previous_stop, cfg.journal_path)
+
+    journal = await Journal.open(
+        cfg.journal_path,
+        gateway_id=cfg.gateway.id,
+        clock=clock,
+        telemetry_budget_bytes=cfg.journal.telemetry_budget_bytes,
+        max_group=cfg.journal.max_group,
+    )
+    board = StatusBoard(runtime_dir / "status.json")
+    supervisor = Supervisor(journal, cfg.supervisor)
+    try:
+        await journal.append(
+            "daemon.started",
+            {"version": __version__, "pid": os.getpid(), "boot_id": clock.boot_id} | how_last_ended,
+        )
+        services: list[Service] = [
+            JournalMaintenance(journal, cfg.journal.retention_days),
+            StatusWriter(board, supervisor, journal),
+        ]
+        for factory in capability_factories():
+            services.extend(factory(cfg, journal, clock, board))
+        services.extend(extra_services)
+        watchdog_usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
+        if watchdog_usec > 0:
+            services.append(SystemdWatchdog(journal, watchdog_usec))
+        for service in services:
+            supervisor.add(service)
+        await supervisor.start()
+        sd_notify(
+            f"READY=1\nSTATUS=running, journal at seq {journal.last_seq}\nMAINPID={os.getpid()}"
+        )
+        log.info(
+            "daemon ready: gateway %s, journal %s at seq %d, %d services",
+            cfg.gateway.id,
+            cfg.journal_path,
+            journal.last_seq,
+            len(services),
+        )
+        await stop.wait()
+        sd_notify("STOPPING=1")
+        log.info("stopping on %s", received[0] if received else "request")
+    finally:
+        await supervisor.stop()
+        with contextlib.suppress(JournalError):
+            await journal.append(
+                "daemon.stopped", {"reason": received[0] if received else "request"}
+            )
+        await journal.close()
+        if board.path is not None:
+            with contextlib.suppress(OSError):
+                board.path.unlink()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    log.info("stopped cleanly; journal closed at seq %d", journal.last_seq)
+    return 0
