@@ -20,7 +20,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from gateway import __version__
@@ -200,7 +199,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         demo = importlib.import_module("hil_tests.demo")
     except ModuleNotFoundError as exc:
         print(
-            f"error: the demo needs the HIL bench (hil_tests/), run it from a source checkout: {exc}",
+            f"error: the demo needs the HIL bench (hil_tests/) of a source checkout: {exc}",
             file=sys.stderr,
         )
         return 1

@@ -89,7 +89,7 @@ def sd_notify(message: str) -> bool:
             sock.connect(address)
             sock.sendall(message.encode())
     except OSError as exc:
-        log.warning("sd_notify(%s) failed: %s", message.split("\n")[0], exc)
+        log.warning("sd_notify(%s) failed: %s", message.split("\n", maxsplit=1)[0], exc)
         return False
     return True
 
