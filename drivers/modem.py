@@ -109,8 +109,9 @@ class AtParser:
         self._buf += data
         while True:
             # Either CR or LF ends a line: modems send CRLF, some echo with a bare CR.
-            cut = min((i for i in (self._buf.find(b"\r"), self._buf.find(b"\n")) if i >= 0),
-                      default=-1)
+            cut = min(
+                (i for i in (self._buf.find(b"\r"), self._buf.find(b"\n")) if i >= 0), default=-1
+            )
             if cut < 0:
                 if len(self._buf) > MAX_LINE:
                     raw = bytes(self._buf)

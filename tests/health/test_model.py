@@ -22,7 +22,10 @@ def test_first_observation_leaves_unknown_at_once() -> None:
     ch = m.report("cam-1", "camera", "ok", "snapshot 20 kB in 40 ms", now=1.0)
     assert ch == StateChange("cam-1", "camera", OK, UNK, "snapshot 20 kB in 40 ms", 1.0)
     assert ch.payload() == {
-        "device": "cam-1", "kind": "camera", "state": "ok", "previous": "unknown",
+        "device": "cam-1",
+        "kind": "camera",
+        "state": "ok",
+        "previous": "unknown",
         "reason": "snapshot 20 kB in 40 ms",
     }
 

@@ -1,0 +1,220 @@
+"""IP cameras: an HTTP snapshot (Basic or Digest auth) and an RTSP OPTIONS liveness probe.
+
+Digest authentication (RFC 7616: MD5, SHA-256, qop=auth) is aiohttp's own
+``DigestAuthMiddleware`` (aiohttp >= 3.12), one instance per camera so its nonce counter and
+cached challenge stay with that camera. RTSP is only asked ``OPTIONS`` over a plain TCP stream:
+any well-formed ``RTSP/1.0`` status line (even 401) proves the streaming service is alive.
+
+Failures are :class:`~gateway.errors.DeviceError` with a ``fault`` field the health service maps
+to a state: ``unreachable`` / ``timeout`` (down), ``auth`` / ``http`` / ``bad_image`` (degraded).
+
+    cam = HttpCamera("gate", "http://10.0.0.20/snapshot.jpg", "admin", "s3cret", auth="digest")
+    async with cam:
+        shot = await cam.snapshot()          # Snapshot(data=b"\\xff\\xd8...", elapsed_s=0.04)
+        rtsp = await rtsp_options("rtsp://10.0.0.20:554/stream1", timeout=2.0)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from gateway.errors import DeviceError
+
+MAX_SNAPSHOT_BYTES = 8 * 1024 * 1024  # a real 4K JPEG is ~2 MB; more is a misbehaving camera
+MAX_RTSP_REPLY_BYTES = 16 * 1024
+
+AuthScheme = Literal["digest", "basic", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A fetched JPEG and how long it took."""
+
+    data: bytes
+    elapsed_s: float
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class RtspReply:
+    """The status of an RTSP OPTIONS request (``alive`` for any RTSP status line)."""
+
+    status: int
+    reason: str
+    public: str  # the Public: header (the methods offered), "" if absent
+    elapsed_s: float
+
+
+def looks_like_jpeg(data: bytes) -> bool:
+    """SOI at the start and EOI at the end: enough to catch an HTML error page served as 200."""
+    return len(data) >= 4 and data[:2] == b"\xff\xd8" and data.rstrip(b"\x00")[-2:] == b"\xff\xd9"
+
+
+class HttpCamera:
+    """One camera's snapshot endpoint. Use as an async context manager, or call :meth:`close`."""
+
+    def __init__(
+        self,
+        name: str,
+        snapshot_url: str,
+        username: str = "",
+        password: str = "",
+        *,
+        auth: AuthScheme = "digest",
+        timeout_s: float = 5.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.name = name
+        self.snapshot_url = snapshot_url
+        self.auth: AuthScheme = auth
+        self.timeout_s = timeout_s
+        self._own_session = session is None
+        self._session = session
+        # aiohttp 3.14 deprecates BasicAuth objects in favour of a ready header.
+        self._headers = (
+            {"Authorization": aiohttp.encode_basic_auth(username, password)}
+            if auth == "basic"
+            else {}
+        )
+        self._digest = (
+            aiohttp.DigestAuthMiddleware(username, password) if auth == "digest" else None
+        )
+
+    async def __aenter__(self) -> HttpCamera:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            # No connection reuse: a camera polled every few seconds gains nothing from keep-alive
+            # and some embedded servers mishandle it.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(force_close=True, limit=2)
+            )
+            self._own_session = True
+        return self._session
+
+    async def snapshot(self) -> Snapshot:
+        """Fetch one JPEG; raise DeviceError(fault=...) if the camera cannot deliver one."""
+        session = self._get_session()
+        started = time.monotonic()
+        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+        middlewares = (self._digest,) if self._digest is not None else ()
+        try:
+            async with session.get(
+                self.snapshot_url, headers=self._headers, timeout=timeout, middlewares=middlewares
+            ) as resp:
+                if resp.status == 401:
+                    raise DeviceError(
+                        "snapshot refused: wrong credentials (HTTP 401)",
+                        camera=self.name,
+                        fault="auth",
+                        status=401,
+                    )
+                if resp.status != 200:
+                    raise DeviceError(
+                        f"snapshot failed: HTTP {resp.status} {resp.reason or ''}".strip(),
+                        camera=self.name,
+                        fault="http",
+                        status=resp.status,
+                    )
+                if (resp.content_length or 0) > MAX_SNAPSHOT_BYTES:
+                    raise DeviceError(
+                        f"snapshot too large: {resp.content_length} bytes",
+                        camera=self.name,
+                        fault="bad_image",
+                    )
+                data = await resp.content.read(MAX_SNAPSHOT_BYTES + 1)
+                ctype = resp.headers.get("Content-Type", "")
+        except TimeoutError as exc:
+            raise DeviceError(
+                f"no snapshot within {self.timeout_s:g} s", camera=self.name, fault="timeout"
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise DeviceError(
+                f"unreachable: {exc.os_error.strerror or exc.os_error}",
+                camera=self.name,
+                fault="unreachable",
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise DeviceError(
+                f"snapshot failed: {type(exc).__name__}: {exc}",
+                camera=self.name,
+                fault="unreachable",
+            ) from exc
+        if len(data) > MAX_SNAPSHOT_BYTES or not looks_like_jpeg(data):
+            raise DeviceError(
+                f"snapshot is not a JPEG ({len(data)} bytes, {ctype or 'no content type'})",
+                camera=self.name,
+                fault="bad_image",
+            )
+        return Snapshot(data, time.monotonic() - started, ctype)
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+
+def rtsp_options_request(url: str, cseq: int = 1) -> bytes:
+    """The bytes of an RTSP/1.0 OPTIONS request (RFC 2326 section 10.1)."""
+    return (f"OPTIONS {url} RTSP/1.0\r\nCSeq: {cseq}\r\nUser-Agent: compound-gw\r\n\r\n").encode(
+        "ascii"
+    )
+
+
+def parse_rtsp_reply(head: bytes) -> tuple[int, str, dict[str, str]]:
+    """Status, reason and headers of an RTSP reply head; DeviceError if it is not RTSP."""
+    text = head.decode("latin-1")
+    lines = text.split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("RTSP/") or not parts[1].isdigit():
+        raise DeviceError(f"not an RTSP reply: {lines[0][:60]!r}", fault="rtsp_protocol")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return int(parts[1]), parts[2] if len(parts) > 2 else "", headers
+
+
+async def rtsp_options(url: str, timeout: float = 3.0) -> RtspReply:
+    """Ask an RTSP server for OPTIONS; return its reply or raise DeviceError(fault=...)."""
+    parts = urlsplit(url)
+    if parts.scheme != "rtsp" or not parts.hostname:
+        raise DeviceError(f"not an rtsp:// URL: {url}", fault="config")
+    host, port = parts.hostname, parts.port or 554
+    # Credentials never go on the wire in the URL of an OPTIONS probe.
+    clean = f"rtsp://{host}:{port}{parts.path or '/'}"
+    started = time.monotonic()
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(rtsp_options_request(clean))
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+    except TimeoutError as exc:
+        raise DeviceError(f"rtsp: no reply within {timeout:g} s", fault="timeout") from exc
+    except asyncio.LimitOverrunError as exc:
+        raise DeviceError("rtsp: reply head too long", fault="rtsp_protocol") from exc
+    except asyncio.IncompleteReadError as exc:
+        raise DeviceError("rtsp: connection closed before a reply", fault="rtsp_protocol") from exc
+    except OSError as exc:
+        raise DeviceError(f"rtsp unreachable: {exc.strerror or exc}", fault="unreachable") from exc
+    finally:
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+    status, reason, headers = parse_rtsp_reply(head[:MAX_RTSP_REPLY_BYTES])
+    return RtspReply(status, reason, headers.get("public", ""), time.monotonic() - started)
