@@ -1,0 +1,62 @@
+"""Running the centre: the HTTPS listener around :class:`CentreService`, in-process or from the CLI.
+
+async with running_centre(CentrePaths(data), host="127.0.0.1", port=0) as centre:
+    centre.url   # https://127.0.0.1:41234
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from centre.app import (
+    DEFAULT_MAX_CONCURRENT_INGEST,
+    DEFAULT_RETRY_AFTER_S,
+    CentreService,
+    server_ssl_context,
+)
+from centre.pki import CentrePaths
+from centre.store import SqliteRepository
+
+
+@dataclass(slots=True)
+class RunningCentre:
+    service: CentreService
+    repo: SqliteRepository
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+
+@contextlib.asynccontextmanager
+async def running_centre(
+    paths: CentrePaths,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    max_concurrent_ingest: int = DEFAULT_MAX_CONCURRENT_INGEST,
+    retry_after_s: int = DEFAULT_RETRY_AFTER_S,
+) -> AsyncIterator[RunningCentre]:
+    """Serve until the block exits; port 0 picks a free one (see ``.port``)."""
+    repo = await SqliteRepository.open(paths.database)
+    try:
+        service = CentreService(
+            repo, paths, max_concurrent_ingest=max_concurrent_ingest, retry_after_s=retry_after_s
+        )
+        runner = web.AppRunner(service.make_app(), access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port, ssl_context=server_ssl_context(paths))
+            await site.start()
+            bound = runner.addresses[0][1]
+            yield RunningCentre(service, repo, host, int(bound))
+        finally:
+            await runner.cleanup()
+    finally:
+        await repo.close()

@@ -1,0 +1,572 @@
+"""The centre's storage behind a small repository interface.
+
+Handlers only see :class:`Repository` (async methods, plain records). :class:`SqliteRepository`
+is the default - one file in the data directory, every call run on one worker thread so the
+event loop never blocks, every multi-step write in one transaction. A PostgreSQL backend would
+implement the same protocol::
+
+    repo = await SqliteRepository.open(paths.database)
+    result = await repo.ingest(batch, envelope=raw, signature=sig, key_id=kid, now=time.time())
+    result.watermark, result.gaps
+    await repo.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol, TypeVar
+
+from centre.errors import Conflict, EnrollmentRefused
+from wire import Batch, encode
+from wire.envelopes import MAX_GAPS_LISTED
+
+T = TypeVar("T")
+
+SCHEMA_VERSION: Final = 1
+_MIGRATIONS: Final = (
+    # 1: the first schema
+    """
+    CREATE TABLE tokens (
+        token_hash TEXT PRIMARY KEY,
+        compound   TEXT NOT NULL,
+        township   TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        used_at    REAL,
+        used_by    TEXT
+    );
+    CREATE TABLE gateways (
+        gateway_id       TEXT PRIMARY KEY,
+        compound         TEXT NOT NULL,
+        township         TEXT NOT NULL DEFAULT '',
+        cert_fingerprint TEXT NOT NULL UNIQUE,
+        cert_pem         TEXT NOT NULL,
+        public_key_pem   TEXT NOT NULL,
+        key_id           TEXT NOT NULL,
+        enrolled_at      REAL NOT NULL,
+        revoked_at       REAL,
+        revoke_reason    TEXT,
+        last_seen        REAL,
+        watermark        INTEGER NOT NULL DEFAULT 0,
+        highest          INTEGER NOT NULL DEFAULT 0,
+        head_seq         INTEGER NOT NULL DEFAULT 0,
+        event_count      INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE events (
+        gateway_id  TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        kind        TEXT NOT NULL,
+        cls         TEXT NOT NULL,
+        wall_time   REAL NOT NULL,
+        body        TEXT NOT NULL,
+        batch_id    TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        PRIMARY KEY (gateway_id, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX events_kind_time ON events (kind, wall_time);
+    CREATE INDEX events_time ON events (wall_time);
+    CREATE TABLE batches (
+        gateway_id  TEXT NOT NULL,
+        batch_id    TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        first_seq   INTEGER NOT NULL,
+        last_seq    INTEGER NOT NULL,
+        count       INTEGER NOT NULL,
+        new_count   INTEGER NOT NULL,
+        key_id      TEXT NOT NULL,
+        signature   BLOB NOT NULL,
+        envelope_gz BLOB NOT NULL,
+        PRIMARY KEY (gateway_id, batch_id)
+    );
+    """,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenGrant:
+    compound: str
+    township: str
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayRecord:
+    gateway_id: str
+    compound: str
+    township: str
+    cert_fingerprint: str
+    cert_pem: str
+    public_key_pem: str
+    key_id: str
+    enrolled_at: float
+    revoked_at: float | None
+    revoke_reason: str | None
+    last_seen: float | None
+    watermark: int
+    highest: int
+    head_seq: int
+    event_count: int
+
+    @property
+    def backlog_estimate(self) -> int:
+        """Events the gateway had journaled (as of its last batch) that the centre lacks."""
+        return max(0, self.head_seq - self.event_count)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    stored: int
+    duplicates: int
+    watermark: int
+    highest: int
+    gaps: tuple[tuple[int, int], ...]
+    gaps_truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    gateway_id: str
+    batch_id: str
+    key_id: str
+    signature: bytes
+    envelope: bytes
+
+
+class Repository(Protocol):
+    """What the handlers need from storage (every method is one transaction)."""
+
+    async def create_token(
+        self, token_hash: str, compound: str, township: str, now: float, expires_at: float
+    ) -> None: ...
+
+    async def enroll(
+        self,
+        token_hash: str,
+        gateway_id: str,
+        claimed_compound: str | None,
+        now: float,
+        issue: Callable[[TokenGrant], tuple[str, str, str, str]],
+    ) -> GatewayRecord:
+        """Consume the token and register the gateway atomically. ``issue`` signs the
+        certificate and returns (cert_pem, fingerprint, public_key_pem, key_id)."""
+        ...
+
+    async def gateway(self, gateway_id: str) -> GatewayRecord | None: ...
+    async def gateway_by_fingerprint(self, fingerprint: str) -> GatewayRecord | None: ...
+    async def gateways(self) -> list[GatewayRecord]: ...
+    async def revoke(self, gateway_id: str, now: float, reason: str) -> bool: ...
+
+    async def ingest(
+        self, batch: Batch, *, envelope: bytes, signature: bytes, key_id: str, now: float
+    ) -> IngestResult: ...
+
+    async def state(self, gateway_id: str) -> IngestResult: ...
+
+    async def events(
+        self,
+        *,
+        compound: str | None = None,
+        gateway_id: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]: ...
+
+    async def stored_batches(self, gateway_id: str) -> list[StoredBatch]: ...
+    async def event_seqs(self, gateway_id: str) -> list[int]: ...
+    async def close(self) -> None: ...
+
+
+def _record(row: sqlite3.Row) -> GatewayRecord:
+    return GatewayRecord(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - Row has no iter
+
+
+class SqliteRepository:
+    """The default repository: SQLite (WAL, synchronous=FULL) on one worker thread."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="centre-db")
+        self._db: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteRepository:
+        repo = cls(path)
+        await repo._run(repo._open)
+        return repo
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    def _open(self) -> None:
+        if not self._path.exists():
+            # Token hashes and every compound's events: not for other local users.
+            os.close(os.open(self._path, os.O_WRONLY | os.O_CREAT, 0o600))
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        # An ack promises the events are stored: the commit must be durable before it goes out.
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(_MIGRATIONS, start=1):
+            if number > version:
+                with _atomic(db):
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute(f"PRAGMA user_version={number}")
+        self._db = db
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("repository is closed")
+        return self._db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._pool.shutdown(wait=True)
+
+    # -- enrollment -----------------------------------------------------------------------
+
+    async def create_token(
+        self, token_hash: str, compound: str, township: str, now: float, expires_at: float
+    ) -> None:
+        def op() -> None:
+            self.db.execute(
+                "INSERT INTO tokens (token_hash, compound, township, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (token_hash, compound, township, now, expires_at),
+            )
+
+        await self._run(op)
+
+    async def enroll(
+        self,
+        token_hash: str,
+        gateway_id: str,
+        claimed_compound: str | None,
+        now: float,
+        issue: Callable[[TokenGrant], tuple[str, str, str, str]],
+    ) -> GatewayRecord:
+        def op() -> GatewayRecord:
+            db = self.db
+            with _atomic(db):
+                row = db.execute(
+                    "SELECT * FROM tokens WHERE token_hash = ?", (token_hash,)
+                ).fetchone()
+                if row is None:
+                    raise EnrollmentRefused("token_unknown", "this enrollment token is not known")
+                if row["used_at"] is not None:
+                    raise EnrollmentRefused(
+                        "token_used",
+                        "this enrollment token was already used",
+                        used_by=row["used_by"],
+                    )
+                if row["expires_at"] <= now:
+                    raise EnrollmentRefused(
+                        "token_expired",
+                        "this enrollment token has expired",
+                        expired_at=row["expires_at"],
+                    )
+                if claimed_compound is not None and claimed_compound != row["compound"]:
+                    raise EnrollmentRefused(
+                        "token_wrong_compound",
+                        f"this token is for compound {row['compound']!r}, not {claimed_compound!r}",
+                    )
+                if db.execute(
+                    "SELECT 1 FROM gateways WHERE gateway_id = ?", (gateway_id,)
+                ).fetchone():
+                    raise EnrollmentRefused(
+                        "gateway_exists",
+                        f"gateway id {gateway_id!r} is already enrolled (ids are never reused)",
+                    )
+                grant = TokenGrant(row["compound"], row["township"])
+                cert_pem, fp, pub_pem, kid = issue(grant)
+                db.execute(
+                    "UPDATE tokens SET used_at = ?, used_by = ? WHERE token_hash = ?",
+                    (now, gateway_id, token_hash),
+                )
+                db.execute(
+                    "INSERT INTO gateways (gateway_id, compound, township, cert_fingerprint,"
+                    " cert_pem, public_key_pem, key_id, enrolled_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (gateway_id, grant.compound, grant.township, fp, cert_pem, pub_pem, kid, now),
+                )
+                return _record(
+                    db.execute(
+                        "SELECT * FROM gateways WHERE gateway_id = ?", (gateway_id,)
+                    ).fetchone()
+                )
+
+        return await self._run(op)
+
+    async def gateway(self, gateway_id: str) -> GatewayRecord | None:
+        def op() -> GatewayRecord | None:
+            row = self.db.execute(
+                "SELECT * FROM gateways WHERE gateway_id = ?", (gateway_id,)
+            ).fetchone()
+            return _record(row) if row else None
+
+        return await self._run(op)
+
+    async def gateway_by_fingerprint(self, fingerprint: str) -> GatewayRecord | None:
+        def op() -> GatewayRecord | None:
+            row = self.db.execute(
+                "SELECT * FROM gateways WHERE cert_fingerprint = ?", (fingerprint,)
+            ).fetchone()
+            return _record(row) if row else None
+
+        return await self._run(op)
+
+    async def gateways(self) -> list[GatewayRecord]:
+        def op() -> list[GatewayRecord]:
+            rows = self.db.execute("SELECT * FROM gateways ORDER BY compound, gateway_id")
+            return [_record(r) for r in rows]
+
+        return await self._run(op)
+
+    async def revoke(self, gateway_id: str, now: float, reason: str) -> bool:
+        def op() -> bool:
+            cur = self.db.execute(
+                "UPDATE gateways SET revoked_at = ?, revoke_reason = ?"
+                " WHERE gateway_id = ? AND revoked_at IS NULL",
+                (now, reason, gateway_id),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(op)
+
+    # -- ingest ---------------------------------------------------------------------------
+
+    async def ingest(
+        self, batch: Batch, *, envelope: bytes, signature: bytes, key_id: str, now: float
+    ) -> IngestResult:
+        def op() -> IngestResult:
+            db = self.db
+            gw = batch.gateway_id
+            bodies = [encode(e).decode("utf-8") for e in batch.events]
+            with _atomic(db):
+                existing = dict(
+                    db.execute(
+                        "SELECT seq, body FROM events WHERE gateway_id = ? AND seq BETWEEN ? AND ?",
+                        (gw, batch.first_seq, batch.last_seq),
+                    ).fetchall()
+                )
+                new_rows = []
+                duplicates = 0
+                for ev, body in zip(batch.events, bodies, strict=True):
+                    seq = ev["seq"]
+                    held = existing.get(seq)
+                    if held is None:
+                        new_rows.append(
+                            (
+                                gw,
+                                seq,
+                                ev["kind"],
+                                ev["cls"],
+                                float(ev["wall_time"]),
+                                body,
+                                batch.batch_id,
+                                now,
+                            )
+                        )
+                    elif held == body:
+                        duplicates += 1
+                    else:
+                        # Same (gateway, seq), other content: the journal was reset or someone
+                        # is lying. Never overwrite evidence; refuse the whole batch.
+                        raise Conflict(
+                            f"seq {seq} is already stored with different content", seq=seq
+                        )
+                db.executemany(
+                    "INSERT INTO events (gateway_id, seq, kind, cls, wall_time, body, batch_id,"
+                    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    new_rows,
+                )
+                db.execute(
+                    "INSERT OR IGNORE INTO batches (gateway_id, batch_id, received_at, first_seq,"
+                    " last_seq, count, new_count, key_id, signature, envelope_gz)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        gw,
+                        batch.batch_id,
+                        now,
+                        batch.first_seq,
+                        batch.last_seq,
+                        len(batch.events),
+                        len(new_rows),
+                        key_id,
+                        signature,
+                        zlib.compress(envelope, 6),
+                    ),
+                )
+                state = self._advance(gw, len(new_rows), batch.head_seq, now)
+            return IngestResult(
+                stored=len(new_rows),
+                duplicates=duplicates,
+                watermark=state.watermark,
+                highest=state.highest,
+                gaps=state.gaps,
+                gaps_truncated=state.gaps_truncated,
+            )
+
+        return await self._run(op)
+
+    def _advance(self, gw: str, added: int, head_seq: int, now: float) -> IngestResult:
+        db = self.db
+        row = db.execute(
+            "SELECT watermark, highest FROM gateways WHERE gateway_id = ?", (gw,)
+        ).fetchone()
+        wm = row["watermark"]
+        if db.execute(
+            "SELECT 1 FROM events WHERE gateway_id = ? AND seq = ?", (gw, wm + 1)
+        ).fetchone():
+            # Walk up the contiguous run from wm+1: the first seq whose successor is missing.
+            end = db.execute(
+                "SELECT e.seq FROM events e WHERE e.gateway_id = ? AND e.seq > ? AND NOT EXISTS"
+                " (SELECT 1 FROM events f WHERE f.gateway_id = e.gateway_id AND f.seq = e.seq + 1)"
+                " ORDER BY e.seq LIMIT 1",
+                (gw, wm),
+            ).fetchone()
+            wm = end[0]
+        highest = db.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM events WHERE gateway_id = ?", (gw,)
+        ).fetchone()[0]
+        db.execute(
+            "UPDATE gateways SET watermark = ?, highest = ?, last_seen = ?,"
+            " head_seq = MAX(head_seq, ?), event_count = event_count + ? WHERE gateway_id = ?",
+            (wm, highest, now, head_seq, added, gw),
+        )
+        gaps, truncated = self._gaps(gw, wm)
+        return IngestResult(0, 0, wm, highest, gaps, truncated)
+
+    def _gaps(self, gw: str, wm: int) -> tuple[tuple[tuple[int, int], ...], bool]:
+        rows = self.db.execute(
+            "SELECT prev + 1, seq - 1 FROM (SELECT seq, LAG(seq, 1, ?) OVER (ORDER BY seq) AS prev"
+            " FROM events WHERE gateway_id = ? AND seq > ?) WHERE seq - prev > 1 LIMIT ?",
+            (wm, gw, wm, MAX_GAPS_LISTED + 1),
+        ).fetchall()
+        gaps = tuple((int(a), int(b)) for a, b in rows[:MAX_GAPS_LISTED])
+        return gaps, len(rows) > MAX_GAPS_LISTED
+
+    async def state(self, gateway_id: str) -> IngestResult:
+        def op() -> IngestResult:
+            row = self.db.execute(
+                "SELECT watermark, highest FROM gateways WHERE gateway_id = ?", (gateway_id,)
+            ).fetchone()
+            if row is None:
+                return IngestResult(0, 0, 0, 0, (), False)
+            gaps, truncated = self._gaps(gateway_id, row["watermark"])
+            return IngestResult(0, 0, row["watermark"], row["highest"], gaps, truncated)
+
+        return await self._run(op)
+
+    # -- queries --------------------------------------------------------------------------
+
+    async def events(
+        self,
+        *,
+        compound: str | None = None,
+        gateway_id: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        clauses, params = _event_filter(compound, gateway_id, kind, since, until)
+
+        def op() -> list[dict[str, Any]]:
+            rows = self.db.execute(
+                "SELECT e.gateway_id, g.compound, g.township, e.body FROM events e"
+                " JOIN gateways g USING (gateway_id)"
+                f" WHERE {clauses} ORDER BY e.wall_time, e.gateway_id, e.seq LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+            out = []
+            for r in rows:
+                ev = json.loads(r["body"])
+                ev.update(
+                    gateway_id=r["gateway_id"], compound=r["compound"], township=r["township"]
+                )
+                out.append(ev)
+            return out
+
+        return await self._run(op)
+
+    async def stored_batches(self, gateway_id: str) -> list[StoredBatch]:
+        def op() -> list[StoredBatch]:
+            rows = self.db.execute(
+                "SELECT gateway_id, batch_id, key_id, signature, envelope_gz FROM batches"
+                " WHERE gateway_id = ? ORDER BY received_at",
+                (gateway_id,),
+            )
+            return [StoredBatch(r[0], r[1], r[2], bytes(r[3]), zlib.decompress(r[4])) for r in rows]
+
+        return await self._run(op)
+
+    async def event_seqs(self, gateway_id: str) -> list[int]:
+        def op() -> list[int]:
+            rows = self.db.execute(
+                "SELECT seq FROM events WHERE gateway_id = ? ORDER BY seq", (gateway_id,)
+            )
+            return [r[0] for r in rows]
+
+        return await self._run(op)
+
+    async def event_bodies(self, gateway_id: str) -> dict[int, str]:
+        def op() -> dict[int, str]:
+            rows = self.db.execute(
+                "SELECT seq, body FROM events WHERE gateway_id = ?", (gateway_id,)
+            )
+            return {r[0]: r[1] for r in rows}
+
+        return await self._run(op)
+
+
+def _event_filter(
+    compound: str | None,
+    gateway_id: str | None,
+    kind: str | None,
+    since: float | None,
+    until: float | None,
+) -> tuple[str, list[Any]]:
+    clauses = ["1 = 1"]
+    params: list[Any] = []
+    for column, value in (("g.compound", compound), ("e.gateway_id", gateway_id), ("e.kind", kind)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if since is not None:
+        clauses.append("e.wall_time >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append("e.wall_time < ?")
+        params.append(until)
+    return " AND ".join(clauses), params
+
+
+class _atomic:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
