@@ -66,6 +66,7 @@ DEFAULT_TELEMETRY_BUDGET: Final = 32 * 1024 * 1024
 BUDGET_LOW_WATER: Final = 0.9  # drop down to this fraction of the budget
 DROP_REPORT_INTERVAL_S: Final = 60.0
 DROP_CHUNK_ROWS: Final = 256
+MAKE_ROOM_ATTEMPTS: Final = 12  # each drops a tenth of telemetry: ~70 % of it at most
 ROW_OVERHEAD_BYTES: Final = 96  # rough per-row size beyond the payload, for batch byte limits
 
 migrations = Migrations("compound-gw.journal")
@@ -337,16 +338,16 @@ class Journal:
             conn.execute(f"PRAGMA max_page_count = {max(16, self.max_db_bytes // page_size)}")
         db = sqlite_utils.Database(conn)
         migrations.apply(db)
+        row = conn.execute("SELECT value FROM meta WHERE key='gateway_id'").fetchone()
+        if row is not None and row[0] != self.gateway_id:
+            conn.close()
+            raise JournalError(
+                f"journal {self.path} belongs to gateway {row[0]!r}, not {self.gateway_id!r}",
+                path=str(self.path),
+            )
         with db.atomic():
-            row = conn.execute("SELECT value FROM meta WHERE key='gateway_id'").fetchone()
             if row is None:
                 conn.execute("INSERT INTO meta VALUES ('gateway_id', ?)", (self.gateway_id,))
-            elif row[0] != self.gateway_id:
-                conn.close()
-                raise JournalError(
-                    f"journal {self.path} belongs to gateway {row[0]!r}, not {self.gateway_id!r}",
-                    path=str(self.path),
-                )
             if salvaged:
                 conn.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('seq_floor', ?)", (str(salvaged),)
@@ -444,7 +445,7 @@ class Journal:
         conn = self._conn
         assert conn is not None
         st = self._state
-        for attempt in (1, 2):
+        for attempt in range(1, MAKE_ROOM_ATTEMPTS + 1):
             try:
                 events = self._write_group(conn, group)
             except sqlite3.Error as exc:
@@ -452,7 +453,7 @@ class Journal:
                     conn.execute("ROLLBACK")
                 if _is_disk_full(exc):
                     st.full_errors += 1
-                    if attempt == 1 and self._make_room(conn):
+                    if attempt < MAKE_ROOM_ATTEMPTS and self._make_room(conn):
                         continue
                     err: JournalError = JournalFullError(
                         "disk full: event not journaled", path=str(self.path)

@@ -1,0 +1,45 @@
+"""HIL fixtures: the real daemon in a temporary compound, and leak checks on every test."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hil_tests.harness import DaemonProcess, child_pids, fd_targets, open_fds
+
+LEAK_GRACE_S = 3.0
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes_or_fds() -> Iterator[None]:
+    """A test that leaves a child process or an open fd (pty, socket, file) behind fails."""
+    children_before = child_pids()
+    fds_before = open_fds()
+    yield
+    deadline = time.monotonic() + LEAK_GRACE_S
+    while True:
+        leaked_children = child_pids() - children_before
+        leaked_fds = open_fds() - fds_before
+        if not leaked_children and not leaked_fds:
+            return
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    details = []
+    if leaked_children:
+        details.append(f"child processes still running: {sorted(leaked_children)}")
+    if leaked_fds:
+        details.append(f"file descriptors left open: {fd_targets(leaked_fds)}")
+    pytest.fail("; ".join(details))
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path) -> Iterator[list[DaemonProcess]]:
+    """Collects every DaemonProcess a test makes, and closes them all afterwards."""
+    made: list[DaemonProcess] = []
+    yield made
+    for d in made:
+        d.close()

@@ -1,0 +1,109 @@
+"""Smoke test of the real daemon: start, SIGKILL, restart, SIGTERM; nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from gateway.journal import check_integrity, read_events, read_status
+from hil_tests.harness import DaemonProcess, minimal_config, write_config
+
+
+def test_daemon_survives_sigkill_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, daemon_factory: list[DaemonProcess]
+) -> None:
+    cfg = write_config(tmp_path, minimal_config())
+    gw = DaemonProcess(cfg)
+    daemon_factory.append(gw)
+    gw.start()
+    status_file = tmp_path / "run" / "status.json"
+    assert gw.running
+    gw.kill()
+    gw.start()
+    t0 = time.monotonic()
+    rc = gw.terminate(timeout=5)
+    assert rc == 0
+    assert time.monotonic() - t0 < 5
+    assert not status_file.exists()
+
+    journal = tmp_path / "data" / "journal.db"
+    events = read_events(journal)
+    kinds = [e.kind for e in events]
+    assert kinds == ["daemon.started", "daemon.started", "daemon.stopped"]
+    assert events[0].payload["previous_stop"] == "first_start"
+    assert events[1].payload["previous_stop"] == "unclean"
+    assert events[2].payload["reason"] == "SIGTERM"
+    assert [e.seq for e in events] == [1, 2, 3]
+    assert check_integrity(journal, full=True) == "ok"
+    # Closed cleanly: the WAL was checkpointed and truncated.
+    wal = journal.with_name("journal.db-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+
+
+def test_daemon_starts_on_a_corrupt_journal(
+    tmp_path: Path, daemon_factory: list[DaemonProcess]
+) -> None:
+    cfg = write_config(tmp_path, minimal_config())
+    (tmp_path / "data").mkdir()
+    journal = tmp_path / "data" / "journal.db"
+    journal.write_bytes(b"SQLite format 3\x00" + os.urandom(9000))
+    gw = DaemonProcess(cfg)
+    daemon_factory.append(gw)
+    gw.start()
+    assert gw.terminate() == 0
+    kinds = [e.kind for e in read_events(journal)]
+    assert kinds[:2] == ["journal.recovered", "daemon.started"]
+    aside = list((tmp_path / "data").glob("journal.db.corrupt-*"))
+    assert len(aside) == 1
+
+
+def test_status_works_while_the_daemon_runs(
+    tmp_path: Path, daemon_factory: list[DaemonProcess]
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    cfg = write_config(tmp_path, minimal_config())
+    gw = DaemonProcess(cfg)
+    daemon_factory.append(gw)
+    gw.start()
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "run" / "status.json").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "status", "--json", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    status = json.loads(out.stdout)
+    assert status["daemon"]["running"] is True
+    assert status["daemon"]["pid"] == gw.pid
+    assert status["journal"]["last_seq"] == 1
+    assert {s["service"] for s in status["services"]} >= {"journal-maintenance", "status-board"}
+    tail = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "events", "tail", "--json", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert json.loads(tail.stdout.splitlines()[0])["kind"] == "daemon.started"
+    assert gw.terminate() == 0
+    assert read_status(tmp_path / "data" / "journal.db")["events"] == 2
+
+
+def test_sigint_also_stops_cleanly(tmp_path: Path, daemon_factory: list[DaemonProcess]) -> None:
+    cfg = write_config(tmp_path, minimal_config())
+    gw = DaemonProcess(cfg)
+    daemon_factory.append(gw)
+    gw.start()
+    gw.send_signal(signal.SIGINT)
+    assert gw.proc is not None
+    assert gw.proc.wait(5) == 0
+    assert read_events(tmp_path / "data" / "journal.db")[-1].payload["reason"] == "SIGINT"
