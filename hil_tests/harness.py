@@ -85,8 +85,15 @@ class DaemonProcess:
         self._log.write(f"\n===== start {self.starts + 1} =====\n".encode())
         self._log.flush()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config_path)]
-            + list(self.args),
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "run",
+                "--config",
+                str(self.config_path),
+                *self.args,
+            ],
             stdout=self._log,
             stderr=self._log,
             stdin=subprocess.DEVNULL,
