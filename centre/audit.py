@@ -20,6 +20,7 @@ class AuditReport:
     highest: int = 0
     batches: int = 0
     bad_batches: int = 0
+    skipped: int = 0
     missing: list[int] = field(default_factory=list)
     unsigned: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -40,8 +41,14 @@ async def audit_gateway(repo: SqliteRepository, gateway_id: str) -> AuditReport:
     bodies = await repo.event_bodies(gateway_id)
     report.events = len(bodies)
     report.highest = max(bodies, default=0)
-    # The primary key makes duplicates impossible; completeness is what can fail.
-    report.missing = [s for s in range(1, report.highest + 1) if s not in bodies][:100]
+    # The primary key makes duplicates impossible; completeness is what can fail. A seq the
+    # gateway declared skipped (dropped telemetry, recovered journal) counts as accounted for.
+    skipped = await repo.skipped_ranges(gateway_id)
+    report.skipped = sum(1 for lo, hi in skipped for s in range(lo, hi + 1) if s not in bodies)
+    accounted = set(bodies)
+    for lo, hi in skipped:
+        accounted.update(range(lo, hi + 1))
+    report.missing = [s for s in range(1, report.highest + 1) if s not in accounted][:100]
     if report.missing:
         report.problems.append(f"{len(report.missing)}+ seqs missing, first {report.missing[:5]}")
     signed: set[int] = set()

@@ -86,6 +86,14 @@ _MIGRATIONS: Final = (
         envelope_gz BLOB NOT NULL,
         PRIMARY KEY (gateway_id, batch_id)
     );
+    CREATE TABLE skipped (
+        gateway_id TEXT NOT NULL,
+        seq_lo     INTEGER NOT NULL,
+        seq_hi     INTEGER NOT NULL,
+        batch_id   TEXT NOT NULL,
+        PRIMARY KEY (gateway_id, seq_lo, seq_hi)
+    );
+    CREATE INDEX skipped_hi ON skipped (gateway_id, seq_hi);
     """,
 )
 
@@ -116,8 +124,8 @@ class GatewayRecord:
 
     @property
     def backlog_estimate(self) -> int:
-        """Events the gateway had journaled (as of its last batch) that the centre lacks."""
-        return max(0, self.head_seq - self.event_count)
+        """Seqs the gateway had journaled (as of its last batch) above the watermark."""
+        return max(0, self.head_seq - self.watermark)
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,6 +422,11 @@ class SqliteRepository:
                         zlib.compress(envelope, 6),
                     ),
                 )
+                db.executemany(
+                    "INSERT OR IGNORE INTO skipped (gateway_id, seq_lo, seq_hi, batch_id)"
+                    " VALUES (?, ?, ?, ?)",
+                    [(gw, lo, hi, batch.batch_id) for lo, hi in batch.skipped],
+                )
                 state = self._advance(gw, len(new_rows), batch.head_seq, now)
             return IngestResult(
                 stored=len(new_rows),
@@ -427,25 +440,41 @@ class SqliteRepository:
         return await self._run(op)
 
     def _advance(self, gw: str, added: int, head_seq: int, now: float) -> IngestResult:
+        """Move the watermark over stored events and skipped ranges; refresh highest and gaps."""
         db = self.db
-        row = db.execute(
-            "SELECT watermark, highest FROM gateways WHERE gateway_id = ?", (gw,)
-        ).fetchone()
-        wm = row["watermark"]
-        if db.execute(
-            "SELECT 1 FROM events WHERE gateway_id = ? AND seq = ?", (gw, wm + 1)
-        ).fetchone():
-            # Walk up the contiguous run from wm+1: the first seq whose successor is missing.
-            end = db.execute(
-                "SELECT e.seq FROM events e WHERE e.gateway_id = ? AND e.seq > ? AND NOT EXISTS"
-                " (SELECT 1 FROM events f WHERE f.gateway_id = e.gateway_id AND f.seq = e.seq + 1)"
-                " ORDER BY e.seq LIMIT 1",
-                (gw, wm),
-            ).fetchone()
-            wm = end[0]
-        highest = db.execute(
-            "SELECT COALESCE(MAX(seq), 0) FROM events WHERE gateway_id = ?", (gw,)
-        ).fetchone()[0]
+        wm = db.execute("SELECT watermark FROM gateways WHERE gateway_id = ?", (gw,)).fetchone()[0]
+        while True:
+            moved = False
+            if db.execute(
+                "SELECT 1 FROM events WHERE gateway_id = ? AND seq = ?", (gw, wm + 1)
+            ).fetchone():
+                # The contiguous run from wm+1 ends at the first seq whose successor is missing.
+                wm = db.execute(
+                    "SELECT e.seq FROM events e WHERE e.gateway_id = ? AND e.seq > ? AND NOT EXISTS"
+                    " (SELECT 1 FROM events f WHERE f.gateway_id = e.gateway_id"
+                    " AND f.seq = e.seq + 1) ORDER BY e.seq LIMIT 1",
+                    (gw, wm),
+                ).fetchone()[0]
+                moved = True
+            covering = db.execute(
+                "SELECT MAX(seq_hi) FROM skipped WHERE gateway_id = ? AND seq_hi > ?"
+                " AND seq_lo <= ?",
+                (gw, wm, wm + 1),
+            ).fetchone()[0]
+            if covering is not None:
+                wm = int(covering)
+                moved = True
+            if not moved:
+                break
+        highest = max(
+            db.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE gateway_id = ?", (gw,)
+            ).fetchone()[0],
+            db.execute(
+                "SELECT COALESCE(MAX(seq_hi), 0) FROM skipped WHERE gateway_id = ?", (gw,)
+            ).fetchone()[0],
+            wm,
+        )
         db.execute(
             "UPDATE gateways SET watermark = ?, highest = ?, last_seen = ?,"
             " head_seq = MAX(head_seq, ?), event_count = event_count + ? WHERE gateway_id = ?",
@@ -455,13 +484,22 @@ class SqliteRepository:
         return IngestResult(0, 0, wm, highest, gaps, truncated)
 
     def _gaps(self, gw: str, wm: int) -> tuple[tuple[tuple[int, int], ...], bool]:
+        """Missing ranges above the watermark: holes between stored events, minus skipped."""
         rows = self.db.execute(
             "SELECT prev + 1, seq - 1 FROM (SELECT seq, LAG(seq, 1, ?) OVER (ORDER BY seq) AS prev"
             " FROM events WHERE gateway_id = ? AND seq > ?) WHERE seq - prev > 1 LIMIT ?",
-            (wm, gw, wm, MAX_GAPS_LISTED + 1),
+            (wm, gw, wm, _GAP_SCAN),
         ).fetchall()
-        gaps = tuple((int(a), int(b)) for a, b in rows[:MAX_GAPS_LISTED])
-        return gaps, len(rows) > MAX_GAPS_LISTED
+        skipped = self.db.execute(
+            "SELECT seq_lo, seq_hi FROM skipped WHERE gateway_id = ? AND seq_hi > ?"
+            " ORDER BY seq_lo",
+            (gw, wm),
+        ).fetchall()
+        gaps: list[tuple[int, int]] = []
+        for lo, hi in rows:
+            gaps.extend(_subtract(int(lo), int(hi), skipped))
+        truncated = len(rows) >= _GAP_SCAN or len(gaps) > MAX_GAPS_LISTED
+        return tuple(gaps[:MAX_GAPS_LISTED]), truncated
 
     async def state(self, gateway_id: str) -> IngestResult:
         def op() -> IngestResult:
@@ -527,6 +565,16 @@ class SqliteRepository:
 
         return await self._run(op)
 
+    async def skipped_ranges(self, gateway_id: str) -> list[tuple[int, int]]:
+        def op() -> list[tuple[int, int]]:
+            rows = self.db.execute(
+                "SELECT seq_lo, seq_hi FROM skipped WHERE gateway_id = ? ORDER BY seq_lo",
+                (gateway_id,),
+            )
+            return [(int(a), int(b)) for a, b in rows]
+
+        return await self._run(op)
+
     async def event_bodies(self, gateway_id: str) -> dict[int, str]:
         def op() -> dict[int, str]:
             rows = self.db.execute(
@@ -535,6 +583,26 @@ class SqliteRepository:
             return {r[0]: r[1] for r in rows}
 
         return await self._run(op)
+
+
+_GAP_SCAN: Final = 1000
+
+
+def _subtract(lo: int, hi: int, ranges: list[Any]) -> list[tuple[int, int]]:
+    """[lo, hi] minus the (ascending) ranges."""
+    out: list[tuple[int, int]] = []
+    cur = lo
+    for r_lo, r_hi in ranges:
+        if r_hi < cur or r_lo > hi:
+            continue
+        if r_lo > cur:
+            out.append((cur, r_lo - 1))
+        cur = max(cur, r_hi + 1)
+        if cur > hi:
+            return out
+    if cur <= hi:
+        out.append((cur, hi))
+    return out
 
 
 def _event_filter(

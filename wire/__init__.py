@@ -17,6 +17,7 @@ from wire.envelopes import (
     Batch,
     check_event,
     gaps_between,
+    holes,
 )
 from wire.errors import EncodingError, EnvelopeError, SignatureError, WireError
 from wire.signing import (
@@ -47,6 +48,7 @@ __all__ = [
     "decode",
     "encode",
     "gaps_between",
+    "holes",
     "is_canonical",
     "key_id",
     "load_public_key_pem",

@@ -10,7 +10,10 @@ hostile JSON becomes a value, and it refuses anything off-shape with :class:`Env
     ack.confirms(batch.seqs())                                     # every seq stored?
 
 A batch's events are in strictly ascending ``seq`` but need not be contiguous: when backlogged
-the gateway sends evidence ahead of telemetry. The ack's ``watermark`` is the highest seq up to
+the gateway sends evidence ahead of telemetry. ``skipped`` lists seq ranges below ``last_seq``
+that the gateway states it will never send (telemetry dropped under the disk budget, rows lost
+in a journal recovery, or rows the centre already acknowledged); the centre counts them as
+accounted for, so its watermark can pass them. The ack's ``watermark`` is the highest seq up to
 which the centre holds *every* event of this gateway; ``gaps`` lists missing ranges between the
 watermark and ``highest`` (the highest seq held), so out-of-order evidence can be confirmed too.
 """
@@ -114,6 +117,7 @@ class Batch:
     head_seq: int
     created_at: float
     events: tuple[Mapping[str, Any], ...]
+    skipped: tuple[tuple[int, int], ...] = ()
 
     @classmethod
     def build(
@@ -124,6 +128,7 @@ class Batch:
         *,
         head_seq: int,
         created_at: float,
+        skipped: Sequence[tuple[int, int]] = (),
     ) -> Batch:
         """A checked batch from event dicts (``Event.to_dict()``), first/last taken from them."""
         if not events:
@@ -138,6 +143,7 @@ class Batch:
                 "head_seq": head_seq,
                 "created_at": created_at,
                 "events": list(events),
+                "skipped": [list(r) for r in skipped],
             }
         )
 
@@ -151,6 +157,7 @@ class Batch:
             "head_seq": self.head_seq,
             "created_at": self.created_at,
             "events": [dict(e) for e in self.events],
+            "skipped": [list(r) for r in self.skipped],
         }
 
     def seqs(self) -> list[int]:
@@ -202,14 +209,30 @@ class Batch:
             raise EnvelopeError("batch.first_seq/last_seq do not match its events")
         if head < last:
             raise EnvelopeError(f"batch.head_seq={head} is below last_seq={last}")
-        return cls(gateway_id, batch_id, first, last, head, created, tuple(checked))
+        skipped = _ranges(d["skipped"], "batch.skipped", MAX_BATCH_EVENTS + 1)
+        if skipped and skipped[-1][1] >= last:
+            raise EnvelopeError("batch.skipped must lie below last_seq", field="batch.skipped")
+        _disjoint(skipped, [e["seq"] for e in checked])
+        return cls(gateway_id, batch_id, first, last, head, created, tuple(checked), skipped)
 
 
-def _ranges(value: Any, where: str) -> tuple[tuple[int, int], ...]:
+def _disjoint(ranges: Sequence[tuple[int, int]], seqs: Sequence[int]) -> None:
+    """No event seq may fall inside a skipped range (both ascending: one merge pass)."""
+    i = 0
+    for seq in seqs:
+        while i < len(ranges) and ranges[i][1] < seq:
+            i += 1
+        if i < len(ranges) and ranges[i][0] <= seq:
+            raise EnvelopeError(f"batch.skipped covers seq {seq}, which the batch carries")
+
+
+def _ranges(
+    value: Any, where: str, max_ranges: int = MAX_GAPS_LISTED
+) -> tuple[tuple[int, int], ...]:
     if not isinstance(value, list | tuple):
         raise EnvelopeError(f"{where} must be an array", field=where)
-    if len(value) > MAX_GAPS_LISTED:
-        raise EnvelopeError(f"{where} lists more than {MAX_GAPS_LISTED} ranges", field=where)
+    if len(value) > max_ranges:
+        raise EnvelopeError(f"{where} lists more than {max_ranges} ranges", field=where)
     out: list[tuple[int, int]] = []
     for i, item in enumerate(value):
         if not isinstance(item, list | tuple) or len(item) != 2:
@@ -292,16 +315,34 @@ class Ack:
         )
 
     def holds(self, seq: int) -> bool:
-        """Whether the ack says the centre holds ``seq`` (past truncated gaps: unknown, False)."""
+        """Whether the ack is consistent with the centre holding ``seq``: at or below the
+        watermark, or up to ``highest`` and in none of the listed gaps (gaps beyond a truncated
+        list are unknown, which is why :meth:`confirms_batch` also checks the counts)."""
         if seq <= self.watermark:
             return True
-        if seq > self.highest or self.gaps_truncated:
+        if seq > self.highest:
             return False
         return not any(lo <= seq <= hi for lo, hi in self.gaps)
 
-    def confirms(self, seqs: Iterable[int]) -> bool:
-        """Whether every seq in ``seqs`` is stated as held."""
-        return all(self.holds(s) for s in seqs)
+    def confirms_batch(self, batch: Batch) -> bool:
+        """Whether this ack answers ``batch`` and states that every event of it is stored:
+        same gateway and batch id, ``stored + duplicates`` equal to the batch size, and no
+        event seq contradicted by watermark, highest or the listed gaps."""
+        return (
+            self.gateway_id == batch.gateway_id
+            and self.batch_id == batch.batch_id
+            and self.stored + self.duplicates == len(batch.events)
+            and all(self.holds(s) for s in batch.seqs())
+        )
+
+
+def holes(after: int, seqs: Iterable[int]) -> list[tuple[int, int]]:
+    """Ranges missing from the ascending ``seqs`` counted from ``after`` + 1 (exclusive start).
+
+    ``holes(10, [12, 13, 17])`` → ``[(11, 11), (14, 16)]``; the gateway sends these as
+    ``skipped`` for an in-order batch read after its synced floor.
+    """
+    return gaps_between(after, seqs)
 
 
 def gaps_between(watermark: int, held_above: Iterable[int]) -> list[tuple[int, int]]:
