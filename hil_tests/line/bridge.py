@@ -36,6 +36,7 @@ READ_CHUNK = 4096
 # Characters a transmitter may have in flight before we stop reading it: past this its writes
 # fill the pty buffer and block, as a UART driver's would.
 MAX_TX_BACKLOG = 4096
+OUT_HIGH_WATER = 16 * 1024  # unpaced mode: stop reading a transmitter while a receiver lags
 COMMAND_TIMEOUT_S = 10.0
 HOST = 0
 
@@ -98,10 +99,10 @@ class LineBridge:
 
     def start(self) -> LineBridge:
         """Open the ptys (and the host symlink) and start the bridge thread; idempotent."""
-        if self._thread is not None:
-            return self
         if self._stopped:
             raise RuntimeError(f"{type(self).__name__} was stopped; make a new one")
+        if self._thread is not None:
+            return self
         try:
             for port in self._routes:
                 link = self._host_link if port == HOST else None
@@ -322,7 +323,7 @@ class LineBridge:
                     if end is None:
                         continue
                     mask = 0
-                    if self._wires[self._routes[port].tx].backlog(port) < MAX_TX_BACKLOG:
+                    if self._may_read(port):
                         mask |= select.POLLIN
                     if end.out:
                         mask |= select.POLLOUT
@@ -349,6 +350,19 @@ class LineBridge:
                     break
                 if fut.set_running_or_notify_cancel():
                     fut.set_exception(RuntimeError("line bridge stopped"))
+
+    def _may_read(self, port: int) -> bool:
+        wire = self._routes[port].tx
+        if self._wires[wire].backlog(port) >= MAX_TX_BACKLOG:
+            return False
+        if self._paced:
+            return True  # a real line has no flow control: a receiver that does not read overruns
+        # Unpaced mode is for speed, and nobody wants bulk transfers to lose bytes there: hold
+        # the transmitter while a receiver is behind.
+        return not any(
+            end is not None and len(end.out) >= OUT_HIGH_WATER and wire in self._routes[p].rx
+            for p, end in self._ports.items()
+        )
 
     def _poll_timeout_ms(self, now: float) -> int | None:
         dues = [d for w in self._wires.values() if (d := w.next_due()) is not None]
