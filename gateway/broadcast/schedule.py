@@ -1,0 +1,172 @@
+"""Scheduled broadcasts (e.g. the 19:30 anti-theft reminder): local time, offline, clock injected.
+
+The pure part, :func:`due_runs`, says which runs fall in a window of wall time; the service,
+:class:`ScheduleTrigger`, looks at the injected clock every ``check_s`` (so a test's
+``ManualClock`` drives it) and hands due runs to the controller::
+
+    trigger = ScheduleTrigger(entries, controller, clock, tz="Asia/Shanghai")
+
+Rules: a run fires once (its key is entry name + local date + time, remembered across wall
+clock steps backwards); a run found more than ``grace_s`` late (the box was off, or NTP just
+stepped the clock forward) is recorded as missed, never played at the wrong hour. Nothing here
+needs the link to the centre.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import zoneinfo
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gateway.broadcast.config import DAYS, ScheduleEntry
+from gateway.broadcast.plan import StartRequest
+from gateway.clock import Clock
+
+log = logging.getLogger(__name__)
+
+CHECK_INTERVAL_S = 1.0
+# Longest span of wall time scanned in one step (a clock stepped by months is not replayed).
+MAX_SCAN_S = 2 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One occurrence of a schedule entry."""
+
+    entry: ScheduleEntry
+    at: float  # Unix seconds
+    key: str  # "name@YYYY-MM-DDTHH:MM:SS" local
+
+
+def _parse_time(text: str) -> dt.time:
+    parts = [int(p) for p in text.split(":")]
+    return dt.time(parts[0], parts[1], parts[2] if len(parts) > 2 else 0)
+
+
+def runs_between(
+    entries: Sequence[ScheduleEntry], after: float, until: float, tz: dt.tzinfo
+) -> list[Run]:
+    """Every run with ``after < at <= until`` (wall seconds), in time order."""
+    if until <= after:
+        return []
+    after = max(after, until - MAX_SCAN_S)
+    first = dt.datetime.fromtimestamp(after, tz).date() - dt.timedelta(days=1)
+    last = dt.datetime.fromtimestamp(until, tz).date() + dt.timedelta(days=1)
+    out: list[Run] = []
+    day = first
+    while day <= last:
+        for entry in entries:
+            if entry.days and DAYS[day.weekday()] not in entry.days:
+                continue
+            local = dt.datetime.combine(day, _parse_time(entry.time))
+            # A time that does not exist (DST gap) or exists twice takes its first reading.
+            at = local.replace(tzinfo=tz).timestamp()
+            if after < at <= until:
+                out.append(Run(entry, at, f"{entry.name}@{local.isoformat()}"))
+        day += dt.timedelta(days=1)
+    out.sort(key=lambda r: (r.at, r.entry.name))
+    return out
+
+
+def due_runs(
+    entries: Sequence[ScheduleEntry],
+    last_checked: float,
+    now: float,
+    tz: dt.tzinfo,
+    grace_s: float,
+    fired: Iterable[str] = (),
+) -> tuple[list[Run], list[Run]]:
+    """(to play, missed) among runs in ``(last_checked, now]`` not already in ``fired``."""
+    done = set(fired)
+    play: list[Run] = []
+    missed: list[Run] = []
+    for run in runs_between(entries, last_checked, now, tz):
+        if run.key in done:
+            continue
+        (play if now - run.at <= grace_s else missed).append(run)
+    return play, missed
+
+
+def next_run(entries: Sequence[ScheduleEntry], now: float, tz: dt.tzinfo) -> Run | None:
+    """The next run strictly after ``now`` (within 8 days), for status displays."""
+    runs = runs_between(entries, now, now + 8 * 86400, tz)
+    return runs[0] if runs else None
+
+
+class BroadcastStarter(Protocol):
+    def submit_start(self, req: StartRequest) -> Any: ...
+
+    async def record(self, kind: str, payload: dict[str, Any]) -> None: ...
+
+
+class ScheduleTrigger:
+    """Service: fires the configured schedule at local wall time on the injected clock."""
+
+    def __init__(
+        self,
+        entries: Sequence[ScheduleEntry],
+        controller: BroadcastStarter,
+        clock: Clock,
+        *,
+        tz: str = "Asia/Shanghai",
+        grace_s: float = 120.0,
+        check_s: float = CHECK_INTERVAL_S,
+        require_synced: bool = False,
+        name: str = "broadcast-schedule",
+    ) -> None:
+        self.name = name
+        self.entries = tuple(entries)
+        self.controller = controller
+        self.clock = clock
+        self.tz = zoneinfo.ZoneInfo(tz)
+        self.grace_s = grace_s
+        self.check_s = check_s
+        self.require_synced = require_synced
+        self._fired: dict[str, float] = {}
+
+    async def run(self) -> None:
+        last = self.clock.wall()
+        while True:
+            await asyncio.sleep(self.check_s)
+            now = self.clock.wall()
+            if now < last:
+                # The wall clock stepped back: keep the fired keys, rescan from the new now.
+                last = now
+                continue
+            await self.check(last, now)
+            last = now
+
+    async def check(self, last: float, now: float) -> None:
+        play, missed = due_runs(self.entries, last, now, self.tz, self.grace_s, self._fired.keys())
+        for run in missed:
+            self._fired[run.key] = run.at
+            await self.controller.record(
+                "broadcast.schedule_missed",
+                {"entry": run.entry.name, "run": run.key, "late_s": round(now - run.at, 1)},
+            )
+        for run in play:
+            self._fired[run.key] = run.at
+            if self.require_synced and not self.clock.synced():
+                await self.controller.record(
+                    "broadcast.schedule_skipped",
+                    {"entry": run.entry.name, "run": run.key, "reason": "clock not synchronised"},
+                )
+                continue
+            self.controller.submit_start(
+                StartRequest(
+                    request_id=f"schedule:{run.key}",
+                    zones=run.entry.zones,
+                    duration_s=run.entry.seconds,
+                    source="schedule",
+                    reason=f"schedule {run.entry.name} {run.entry.time}",
+                    announcement=run.entry.announcement,
+                )
+            )
+        # Forget keys older than two days: enough to survive any backward step NTP makes.
+        for key, at in list(self._fired.items()):
+            if at < now - MAX_SCAN_S:
+                del self._fired[key]

@@ -1,0 +1,200 @@
+"""Wiring: the broadcast capability's services, built from its config section.
+
+    services = build_services(cfg, journal, clock, status_board)   # the daemon's factory call
+    runtime = build_runtime(section, journal, clock)                # the same, for the lead/tests
+
+:class:`BroadcastService` runs the serial ports' owner tasks, the controller and the status
+poll in one task, in that order, and stops them in reverse: the controller's fail-safe off
+still has its ports when the daemon shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drivers.relay_modbus import ModbusRelayPort
+from drivers.relays import BoardSpec, Profile, RelayBank
+from gateway.broadcast.audio import AudioPlayer
+from gateway.broadcast.button import ButtonTrigger
+from gateway.broadcast.config import BoardSection, BroadcastSection
+from gateway.broadcast.controller import BroadcastController, EventJournal
+from gateway.broadcast.plan import Notify, StartRequest
+from gateway.broadcast.remote import CommandVerifier, RemoteTrigger
+from gateway.broadcast.schedule import ScheduleTrigger
+from gateway.clock import Clock
+
+PORT_OPEN_WAIT_S = 3.0
+
+
+def board_spec(b: BoardSection) -> BoardSpec:
+    # A Waveshare board with its timer switched off in config is driven as plain coils.
+    profile: Profile = b.profile
+    if profile == "waveshare_v2" and not b.hardware_timer:
+        profile = "coils"
+    return BoardSpec(
+        name=b.name,
+        address=b.address,
+        profile=profile,
+        channels=b.channels,
+        register_base=b.register_base,
+    )
+
+
+def build_ports(section: BroadcastSection) -> tuple[list[ModbusRelayPort], dict[str, RelayBank]]:
+    ports: list[ModbusRelayPort] = []
+    banks: dict[str, RelayBank] = {}
+    for p in section.ports:
+        port = ModbusRelayPort(
+            p.port,
+            baudrate=p.baud,
+            timeout_s=p.timeout_s,
+            retries=p.retries,
+            deadline_s=p.deadline_s,
+        )
+        ports.append(port)
+        for b in p.boards:
+            banks[b.name] = port.board(board_spec(b))
+    return ports, banks
+
+
+class BroadcastService:
+    """Service ``broadcast``: ports, controller and board status poll."""
+
+    def __init__(
+        self,
+        ports: Sequence[ModbusRelayPort],
+        controller: BroadcastController,
+        *,
+        poll_interval_s: float = 10.0,
+        name: str = "broadcast",
+    ) -> None:
+        self.name = name
+        self.ports = list(ports)
+        self.controller = controller
+        self.poll_interval_s = poll_interval_s
+        self.board_state: dict[str, str] = {}
+
+    async def run(self) -> None:
+        port_tasks = [asyncio.create_task(p.run(), name=p.name) for p in self.ports]
+        ctl: asyncio.Task[None] | None = None
+        mon: asyncio.Task[None] | None = None
+        try:
+            await asyncio.gather(*(p.wait_open(PORT_OPEN_WAIT_S) for p in self.ports))
+            ctl = asyncio.create_task(self.controller.run(), name="broadcast-controller")
+            mon = asyncio.create_task(self._monitor(), name="broadcast-monitor")
+            done, _ = await asyncio.wait(
+                [ctl, mon, *port_tasks], return_when=asyncio.FIRST_COMPLETED
+            )
+            for t in done:
+                t.result()  # re-raise the crash for the supervisor
+            raise RuntimeError("a broadcast task ended unexpectedly")
+        finally:
+            for t in [x for x in (mon, ctl) if x is not None]:
+                if not t.done():
+                    t.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await t
+            for t in port_tasks:
+                t.cancel()
+            await asyncio.gather(*port_tasks, return_exceptions=True)
+
+    async def _monitor(self) -> None:
+        await self.controller.ready.wait()
+        while True:
+            await asyncio.sleep(self.poll_interval_s)
+            await self.poll_once()
+
+    async def poll_once(self) -> None:
+        states, errors = await self.controller.read_all()
+        boards = {r.board for r in self.controller.layout.all_relays()}
+        for board in sorted(boards):
+            state = "down" if board in errors else "up"
+            if self.board_state.get(board) != state:
+                payload: dict[str, Any] = {"board": board, "state": state}
+                if board in errors:
+                    payload["error"] = errors[board]
+                await self.controller.record("relay_board.state", payload)
+                self.board_state[board] = state
+        if states:
+            self.controller.submit_observed(states)
+
+
+@dataclass(slots=True)
+class BroadcastRuntime:
+    """Everything the broadcast capability made; ``remote(verifier)`` for the command channel."""
+
+    controller: BroadcastController
+    service: BroadcastService
+    services: list[Any] = field(default_factory=list)
+    audio: AudioPlayer | None = None
+
+    def remote(self, verifier: CommandVerifier) -> RemoteTrigger:
+        return RemoteTrigger(self.controller, verifier)
+
+
+def build_runtime(
+    section: BroadcastSection,
+    journal: EventJournal,
+    clock: Clock,
+    *,
+    timezone: str = "Asia/Shanghai",
+    base_dir: Path = Path("."),
+    pin_factory: Any = None,
+    banks: Mapping[str, RelayBank] | None = None,
+    ports: Sequence[ModbusRelayPort] | None = None,
+) -> BroadcastRuntime:
+    if banks is None:
+        ports, banks = build_ports(section)
+    audio: AudioPlayer | None = None
+    controller: BroadcastController
+
+    async def on_notify(note: Notify, req: StartRequest | None) -> None:
+        if audio is None:
+            return
+        if note.stage == "on" and req is not None:
+            await audio.start(req.announcement, req.request_id)
+        elif note.stage in ("done", "failed"):
+            await audio.stop()
+
+    controller = BroadcastController(section.layout(), banks, journal, clock, on_notify=on_notify)
+    if section.audio.enabled:
+        audio = AudioPlayer(section.audio, controller.record, base_dir)
+    service = BroadcastService(ports or [], controller, poll_interval_s=section.poll_interval_s)
+    services: list[Any] = [service]
+    if section.schedule:
+        services.append(
+            ScheduleTrigger(
+                section.schedule,
+                controller,
+                clock,
+                tz=section.timezone or timezone,
+                grace_s=section.schedule_grace_s,
+            )
+        )
+    if section.button.enabled:
+        services.append(
+            ButtonTrigger(
+                section.button,
+                controller,
+                clock,
+                all_zones=sorted(section.layout().zones),
+                pin_factory=pin_factory,
+            )
+        )
+    return BroadcastRuntime(controller, service, services, audio)
+
+
+def build_services(cfg: Any, journal: Any, clock: Clock, board: Any = None) -> list[Any]:
+    """The daemon's factory: ``cfg.broadcast`` (once wired) to services; none if absent."""
+    section = getattr(cfg, "broadcast", None)
+    if section is None or not section.enabled or not section.ports:
+        return []
+    runtime = build_runtime(
+        section, journal, clock, timezone=cfg.gateway.timezone, base_dir=cfg.data_dir
+    )
+    return runtime.services
