@@ -20,6 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from gateway import __version__
@@ -194,7 +195,16 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- demo
 
 
+def _source_checkout_root() -> Path | None:
+    """The repository folder when running from a source checkout (the demo needs its bench)."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "hil_tests" / "demo.py").is_file() else None
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    root = _source_checkout_root()
+    if root is not None and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     try:
         demo = importlib.import_module("hil_tests.demo")
     except ModuleNotFoundError as exc:

@@ -1,0 +1,25 @@
+"""The demo (what `make demo` runs) works and leaves nothing running."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_demo_json_reports_no_loss_and_no_duplicates() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "demo", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["lost"] == 0
+    assert report["duplicated"] == 0
+    assert report["journal_integrity"] == "ok"
+    assert report["daemon"]["exit_code"] == 0
+    assert report["daemon"]["unclean_stops_detected"] >= 1
+    assert report["events_journaled"] >= 3
