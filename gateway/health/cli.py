@@ -5,7 +5,7 @@ section ``health``); that is the live view. With no daemon running, the last ``h
 event of each device is read back from the journal instead (``"source": "journal"``).
 
     compound-gw health            # a table
-    compound-gw health --json     # {"gateway": ..., "source": "daemon", "worst": "ok", "devices": [...]}
+    compound-gw health --json     # {"gateway", "source", "worst", "devices": [...]}
 
 Wiring (the lead): add ``"gateway.health.cli"`` to ``CLI_EXTENSIONS``; ``add_cli`` registers
 the subcommand, and :func:`format_health_table` renders the same rows inside ``status``.
