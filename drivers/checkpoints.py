@@ -1,0 +1,139 @@
+"""The checkpoint-bus capability: what the gateway needs from a bus of checkpoint readers.
+
+The gateway's tap path talks to this protocol, never to a concrete driver, so the OSDP driver
+(:mod:`drivers.osdp_bus`) or any other reader bus plugs in the same way::
+
+    bus: CheckpointBus = OsdpBus(spec)
+    await bus.start()
+    async for item in bus.events():          # CardRead | ReaderStatus | ReaderReport
+        ...
+    await bus.feedback(address, Feedback.ACCEPTED)
+    await bus.aclose()
+
+Nothing here imports libosdp: these are plain messages and a protocol.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+# OSDP addresses are 7 bits; 0x7F is the broadcast address, never a reader's own.
+MIN_ADDRESS = 0
+MAX_ADDRESS = 126
+
+
+class Feedback(enum.Enum):
+    """What the guard sees and hears at the reader after a tap."""
+
+    # Green LED + short beep: the tap is durable in the journal.
+    ACCEPTED = "accepted"
+    # Amber LED + long beep: the wristband is not on the roster (recorded as evidence).
+    UNKNOWN = "unknown"
+    # Red LED + long beep: the tap could not be recorded (or the reader is refused).
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class CardRead:
+    """One card (wristband) read reported by a reader.
+
+    ``data`` is the raw card data, ``bits`` its length in bits (raw and Wiegand formats count
+    bits; ASCII counts bytes * 8) and ``card_format`` one of ``raw``, ``wiegand``, ``ascii``.
+    ``mono_time`` is the host's monotonic clock when the read reached the driver.
+    """
+
+    bus: str
+    address: int
+    data: bytes
+    bits: int
+    card_format: str
+    mono_time: float
+
+    @property
+    def wristband(self) -> str:
+        """The wristband id as the gateway records it: the raw card data in lower-case hex."""
+        return self.data.hex()
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderStatus:
+    """A reader's link state changed (or was first learned).
+
+    ``reason`` says why in a word or two: ``secure_channel_active``, ``no_answer``,
+    ``secure_channel_refused`` (the reader answers but its key does not match: wrong SCBK or a
+    reader still in install mode), ``bus_lost`` (the serial adapter vanished), ``stopped``.
+    """
+
+    bus: str
+    address: int
+    online: bool
+    sc_active: bool
+    reason: str
+    mono_time: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderReport:
+    """Tamper / power status a reader reported on its own (``None``: not reported)."""
+
+    bus: str
+    address: int
+    tamper: bool | None
+    power_fail: bool | None
+    mono_time: float
+
+
+BusEvent = CardRead | ReaderStatus | ReaderReport
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderCounters:
+    """Per-reader health counters for ``compound-gw readers``."""
+
+    bus: str
+    address: int
+    online: bool
+    sc_active: bool
+    reason: str
+    card_reads: int
+    offline_transitions: int
+    refusals: int
+
+
+@dataclass(frozen=True, slots=True)
+class BusCounters:
+    """Per-bus health counters: reopen attempts and the bad frames the sniffer saw."""
+
+    bus: str
+    state: str
+    opens: int
+    failures: int
+    bad_frames: int
+    rx_bytes: int
+    tx_bytes: int
+    last_error: str
+
+
+@runtime_checkable
+class CheckpointBus(Protocol):
+    """A bus of checkpoint readers (see the module docstring for the call sequence)."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Begin opening the bus; returns at once (the bus reconnects on its own)."""
+
+    def events(self) -> AsyncIterator[BusEvent]:
+        """Card reads and reader state changes, in arrival order, until :meth:`aclose`."""
+
+    async def feedback(self, address: int, feedback: Feedback) -> bool:
+        """Show ``feedback`` on the reader; False when the reader cannot take it now."""
+
+    def counters(self) -> tuple[BusCounters, list[ReaderCounters]]:
+        """A snapshot of the bus's and its readers' health counters."""
+
+    async def aclose(self) -> None:
+        """Stop the bus and its threads; ``events()`` ends."""

@@ -1,0 +1,937 @@
+"""OSDP reader bus: libosdp's ControlPanel on a pyserial port, bridged to asyncio.
+
+Theory of operation
+-------------------
+One :class:`OsdpBus` owns one serial port (an RS-485 adapter) and every reader (OSDP PD) wired
+to it. libosdp runs the protocol on its own refresh thread; it reads and writes the port
+through :class:`SerialChannel` (non-blocking pyserial) and reports card reads and link
+notifications through a callback that runs *on that thread*. The callback only hands the item
+to the event loop with ``call_soon_threadsafe``; everything that may wait (opening the port,
+stopping libosdp, submitting a command under libosdp's lock) runs in a worker thread, so the
+loop never blocks.
+
+Secure Channel is enforced for every reader (``LibFlag.EnforceSecure``): no reader is ever
+online without its own SCBK, so a reader in install mode or with a wrong key never delivers a
+card read. libosdp does not say *why* a handshake failed, so the channel also feeds the bytes
+it receives to a tiny frame sniffer (:class:`FrameSniffer`, pure): a reader that answers the
+challenge (``osdp_CCRYPT``) but never gets its secure channel up has a key mismatch, one that
+never answers is absent. The sniffer also counts damaged frames (line noise).
+
+Two state machines, both with named backoff constants and jitter:
+
+* the **bus**: ``opening -> running -> (port lost) -> backoff -> opening ...``; a dead adapter
+  (USB pulled) makes pyserial raise inside the channel, the bus tears libosdp down, marks its
+  readers offline (``bus_lost``) and reopens with backoff; other buses are not affected;
+* each **reader link**: libosdp parks an offline reader for minutes; the bus revives it
+  (disable, then enable) on its own backoff schedule so a reader that comes back is online
+  again within seconds.
+
+Usage::
+
+    bus = OsdpBus(BusSpec("north", "/dev/ttyUSB0", 9600, (ReaderSpec(1, scbk),)))
+    await bus.start()
+    async for item in bus.events(): ...
+    await bus.feedback(1, Feedback.ACCEPTED)
+    await bus.aclose()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import serial
+from osdp import (
+    CardFormat,
+    Channel,
+    Command,
+    CommandLEDColor,
+    ControlPanel,
+    Event,
+    EventNotification,
+    LibFlag,
+    LogLevel,
+    PDInfo,
+    StatusReportType,
+)
+
+from drivers.checkpoints import (
+    MAX_ADDRESS,
+    MIN_ADDRESS,
+    BusCounters,
+    BusEvent,
+    CardRead,
+    Feedback,
+    ReaderCounters,
+    ReaderReport,
+    ReaderStatus,
+)
+
+log = logging.getLogger(__name__)
+
+SCBK_LENGTH = 16
+# SCBK-D: the well-known default key of the OSDP spec that a reader in install mode accepts.
+SCBK_DEFAULT = bytes(range(0x30, 0x40))
+
+# -- bus reconnect (port lost / cannot open) ------------------------------------------------
+BUS_BACKOFF_INITIAL_S = 0.5
+BUS_BACKOFF_MAX_S = 30.0
+BUS_BACKOFF_FACTOR = 2.0
+BUS_BACKOFF_JITTER = 0.2  # +-20 %: buses unplugged together do not retry in lockstep
+BUS_STABLE_S = 30.0  # running this long resets the bus backoff
+# -- reader revival (libosdp parks an offline reader for 300 s; we retry sooner) -----------
+READER_RETRY_INITIAL_S = 1.0
+READER_RETRY_MAX_S = 30.0
+READER_RETRY_FACTOR = 2.0
+READER_RETRY_JITTER = 0.2
+# A reader that has not come online this long after the bus opened is reported offline.
+# Covers 8 secure-channel handshakes at 9600 baud with margin.
+READER_ONLINE_GRACE_S = 6.0
+# A reader that drops out is reported offline only if it is not back this soon (noise can
+# cost a secure-channel re-handshake without the reader being gone).
+OFFLINE_DEBOUNCE_S = 2.0
+# A CCRYPT reply this recent, with no secure channel, means the keys do not match.
+KEY_MISMATCH_WINDOW_S = 15.0
+# How often the bus reconciles reader states with libosdp's own bitmasks.
+SUPERVISE_TICK_S = 0.25
+SERIAL_WRITE_TIMEOUT_S = 0.5
+# A partial frame is held back at most its wire time plus this margin.
+PARTIAL_FRAME_MARGIN_S = 0.05
+# Feedback shown to the guard: LED colour, LED time and beep length in 100 ms units.
+FEEDBACK_LED_TICKS = 15
+SHORT_BEEP_TICKS = 1
+LONG_BEEP_TICKS = 10
+
+# OSDP reply codes the sniffer cares about.
+REPLY_CCRYPT = 0x76
+REPLY_RMAC_I = 0x78
+REPLY_NAK = 0x41
+OSDP_SOM = 0x53
+MAX_FRAME_LEN = 1440
+
+_CARD_FORMATS = {
+    CardFormat.Unspecified: "raw",
+    CardFormat.Wiegand: "wiegand",
+    CardFormat.ASCII: "ascii",
+}
+
+_FEEDBACK_STYLE = {
+    Feedback.ACCEPTED: (CommandLEDColor.Green, SHORT_BEEP_TICKS),
+    Feedback.UNKNOWN: (CommandLEDColor.Amber, LONG_BEEP_TICKS),
+    Feedback.REFUSED: (CommandLEDColor.Red, LONG_BEEP_TICKS),
+}
+
+
+# ============================================================================ pure helpers
+
+
+def osdp_crc16(data: bytes) -> int:
+    """OSDP's CRC-16 (CCITT polynomial 0x1021, initial value 0x1D0F, not reflected)."""
+    crc = 0x1D0F
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+    return crc
+
+
+@dataclass(frozen=True, slots=True)
+class SniffedFrame:
+    """The clear-text header of one well-formed OSDP frame (payloads stay encrypted)."""
+
+    address: int
+    reply: bool
+    code: int
+    sc_block_type: int | None
+
+
+class FrameSniffer:
+    """Finds OSDP frames in a byte stream, checks them, and counts the damaged ones.
+
+        sniffer = FrameSniffer()
+        for frame in sniffer.feed(chunk): ...
+        sniffer.bad_frames
+
+    Pure: bytes in, frames out. Resynchronises on the next start-of-message after damage.
+    """
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self.bad_frames = 0
+        self.good_frames = 0
+
+    def feed(self, data: bytes) -> list[SniffedFrame]:
+        self._buf += data
+        out: list[SniffedFrame] = []
+        buf = self._buf
+        while True:
+            start = buf.find(OSDP_SOM)
+            if start < 0:
+                buf.clear()
+                break
+            if start:
+                del buf[:start]
+            if len(buf) < 5:
+                break
+            length = buf[2] | (buf[3] << 8)
+            if length < 7 or length > MAX_FRAME_LEN:
+                self.bad_frames += 1
+                del buf[:1]
+                continue
+            if len(buf) < length:
+                break
+            frame = bytes(buf[:length])
+            ctrl = frame[4]
+            if ctrl & 0x04:
+                ok = osdp_crc16(frame[:-2]) == (frame[-2] | (frame[-1] << 8))
+            else:
+                ok = (sum(frame[:-1]) + frame[-1]) & 0xFF == 0
+            if not ok:
+                self.bad_frames += 1
+                del buf[:1]
+                continue
+            del buf[:length]
+            self.good_frames += 1
+            pos = 5
+            sc_type: int | None = None
+            if ctrl & 0x08:
+                if pos + 1 >= len(frame):
+                    self.bad_frames += 1
+                    continue
+                sc_len = frame[pos]
+                sc_type = frame[pos + 1]
+                pos += sc_len
+            if pos >= len(frame) - (2 if ctrl & 0x04 else 1):
+                self.bad_frames += 1
+                continue
+            out.append(SniffedFrame(frame[1] & 0x7F, bool(frame[1] & 0x80), frame[pos], sc_type))
+        return out
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Exponential backoff with jitter; ``next()`` gives the next delay, ``reset()`` starts over.
+
+        b = Backoff(0.5, 30.0, 2.0, 0.2); delay = b.next()
+    """
+
+    initial: float
+    maximum: float
+    factor: float
+    jitter: float
+    rng: random.Random = field(default_factory=random.Random)
+    _current: float = 0.0
+
+    def next(self) -> float:
+        self._current = (
+            self.initial if self._current == 0.0 else min(self.maximum, self._current * self.factor)
+        )
+        spread = self._current * self.jitter
+        return max(0.0, self._current + self.rng.uniform(-spread, spread))
+
+    def reset(self) -> None:
+        self._current = 0.0
+
+
+# ============================================================================ configuration
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderSpec:
+    """One reader on a bus: its OSDP address and its 16-byte secure-channel base key."""
+
+    address: int
+    scbk: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not MIN_ADDRESS <= self.address <= MAX_ADDRESS:
+            raise ValueError(f"OSDP address {self.address} is outside 0..126")
+        if len(self.scbk) != SCBK_LENGTH:
+            raise ValueError(f"reader {self.address}: SCBK must be 16 bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class BusSpec:
+    """A serial port and the readers wired to it."""
+
+    name: str
+    port: str
+    baud: int
+    readers: tuple[ReaderSpec, ...]
+    log_level: str = "error"
+
+    def __post_init__(self) -> None:
+        addresses = [r.address for r in self.readers]
+        if len(set(addresses)) != len(addresses):
+            raise ValueError(f"bus {self.name}: duplicate reader address")
+
+
+_LOG_LEVELS = {
+    "debug": LogLevel.Debug,
+    "info": LogLevel.Info,
+    "warning": LogLevel.Warning,
+    "error": LogLevel.Error,
+    "critical": LogLevel.Critical,
+}
+
+
+def frame_time_s(n_bytes: int, baud: int) -> float:
+    """Time ``n_bytes`` take on the wire at 8N1 (10 bits per character)."""
+    return n_bytes * 10.0 / baud
+
+
+# ============================================================================ the channel
+
+
+def complete_prefix(buf: bytes | bytearray) -> int:
+    """How many leading bytes of ``buf`` are whole OSDP frames or bytes that start none.
+
+    libosdp 3.2 drops a frame that reaches it in two pieces (as bytes paced at 9600 baud do),
+    so the channel hands it whole frames only. Pure.
+    """
+    pos = 0
+    n = len(buf)
+    while pos < n:
+        start = buf.find(OSDP_SOM, pos)
+        if start < 0:
+            return n
+        if start + 4 > n:
+            return start
+        length = buf[start + 2] | (buf[start + 3] << 8)
+        if length < 7 or length > MAX_FRAME_LEN:
+            pos = start + 1  # not a frame start: noise, pass it on
+            continue
+        if start + length > n:
+            return start
+        pos = start + length
+    return n
+
+
+class SerialChannel(Channel):
+    """libosdp's byte channel over a pyserial port: non-blocking, never raises into libosdp.
+
+    Received bytes are held back until they form whole frames (see :func:`complete_prefix`);
+    a partial frame older than its own wire time plus a margin is released anyway, so noise
+    that looks like a frame header cannot stall the line. A port error (the adapter vanished)
+    is remembered and reported once through ``on_fail``; from then on reads return nothing and
+    writes fail, until the bus tears the session down.
+    """
+
+    def __init__(
+        self,
+        port: serial.Serial,
+        sniffer: FrameSniffer,
+        on_fail: Callable[[str], None],
+        baud: int = 9600,
+    ) -> None:
+        super().__init__()
+        self.port = port
+        self.sniffer = sniffer
+        self.on_fail = on_fail
+        self.baud = baud
+        self.failed: str | None = None
+        self.rx_bytes = 0
+        self.tx_bytes = 0
+        self.frames: list[tuple[float, SniffedFrame]] = []
+        self._frames_lock = threading.Lock()
+        self._pending = bytearray()
+        self._pending_since = 0.0
+        self._ready = bytearray()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.failed is None:
+            self.failed = f"{type(exc).__name__}: {exc}"
+            self.on_fail(self.failed)
+
+    def _partial_timeout(self) -> float:
+        return PARTIAL_FRAME_MARGIN_S + frame_time_s(MAX_FRAME_LEN // 4, self.baud)
+
+    def read(self, max_bytes: int) -> bytes:
+        if self.failed is not None:
+            return b""
+        try:
+            data: bytes = self.port.read(4096)
+        except (serial.SerialException, OSError, TypeError) as exc:
+            # TypeError: pyserial after a concurrent close; all mean the port is gone.
+            self._fail(exc)
+            return b""
+        now = time.monotonic()
+        if data:
+            self.rx_bytes += len(data)
+            if not self._pending:
+                self._pending_since = now
+            self._pending += data
+        if self._pending:
+            cut = complete_prefix(self._pending)
+            if cut < len(self._pending) and now - self._pending_since > self._partial_timeout():
+                cut = len(self._pending)  # a stale fragment: let libosdp reject it
+            if cut:
+                released = bytes(self._pending[:cut])
+                del self._pending[:cut]
+                self._pending_since = now
+                self._ready += released
+                frames = self.sniffer.feed(released)
+                if frames:
+                    with self._frames_lock:
+                        self.frames.extend((now, f) for f in frames)
+        if not self._ready:
+            return b""
+        out = bytes(self._ready[:max_bytes])
+        del self._ready[:max_bytes]
+        return out
+
+    def write(self, buf: bytes) -> int:
+        if self.failed is not None:
+            return -1
+        try:
+            n: int | None = self.port.write(buf)
+        except serial.SerialTimeoutException:
+            return 0  # try again on the next refresh
+        except (serial.SerialException, OSError, TypeError) as exc:
+            self._fail(exc)
+            return -1
+        self.tx_bytes += len(buf)
+        return len(buf) if n is None else n
+
+    def flush(self) -> None:
+        # libosdp flushes to resynchronise after an error: drop what we hold back too.
+        self._pending.clear()
+        self._ready.clear()
+
+    def take_frames(self) -> list[tuple[float, SniffedFrame]]:
+        with self._frames_lock:
+            frames, self.frames = self.frames, []
+        return frames
+
+
+# ============================================================================ one open session
+
+
+class _Session:
+    """An open port plus a running libosdp ControlPanel (lives from open to teardown)."""
+
+    def __init__(
+        self,
+        spec: BusSpec,
+        on_event: Callable[[int, dict[str, Any]], int],
+        on_fail: Callable[[str], None],
+    ) -> None:
+        self.spec = spec
+        self.sniffer = FrameSniffer()
+        self.port = serial.Serial(
+            spec.port,
+            spec.baud,
+            timeout=0,
+            write_timeout=SERIAL_WRITE_TIMEOUT_S,
+            exclusive=True,
+        )
+        self.channel = SerialChannel(self.port, self.sniffer, on_fail, spec.baud)
+        self.addresses = [r.address for r in spec.readers]
+        infos = [
+            PDInfo(
+                r.address,
+                self.channel,
+                scbk=r.scbk,
+                name=f"{spec.name}-{r.address}",
+                flags=[LibFlag.EnforceSecure, LibFlag.EnableNotification],
+            )
+            for r in spec.readers
+        ]
+        try:
+            self.cp = ControlPanel(
+                infos,
+                log_level=_LOG_LEVELS.get(spec.log_level, LogLevel.Error),
+                event_handler=on_event,
+            )
+            self.cp.start()
+        except BaseException:
+            self.port.close()
+            raise
+        self.closed = False
+
+    def masks(self) -> tuple[int, int]:
+        """libosdp's online and secure-channel bitmasks (index = position in the reader list)."""
+        online: int = self.cp.status()
+        sc: int = self.cp.sc_status()
+        # libosdp keeps every event in a per-reader queue too; we take them from the callback,
+        # so empty those queues to keep memory flat.
+        for address in self.addresses:
+            while self.cp.get_event(address, timeout=-1) is not None:
+                pass
+        return online, sc
+
+    def revive(self, address: int) -> None:
+        """Make libosdp retry a parked reader now: disable, let one refresh pass, enable."""
+        self.cp.disable_pd(address)
+        time.sleep(0.05)
+        self.cp.enable_pd(address)
+
+    def submit(self, address: int, command: dict[str, Any]) -> bool:
+        if self.closed or self.channel.failed is not None:
+            return False
+        return bool(self.cp.submit_command(address, command))
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.cp.teardown()
+        finally:
+            with contextlib.suppress(serial.SerialException, OSError):
+                self.port.close()
+
+
+# ============================================================================ reader links
+
+
+@dataclass(slots=True)
+class _ReaderLink:
+    address: int
+    online: bool = False
+    sc_active: bool = False
+    reason: str = "starting"
+    reported: tuple[bool, bool, str] | None = None
+    last_ccrypt: float = -1e9
+    last_reply: float = -1e9
+    next_revive: float = 0.0
+    grace_until: float = 0.0
+    retry: Backoff = field(
+        default_factory=lambda: Backoff(
+            READER_RETRY_INITIAL_S, READER_RETRY_MAX_S, READER_RETRY_FACTOR, READER_RETRY_JITTER
+        )
+    )
+    card_reads: int = 0
+    offline_transitions: int = 0
+    refusals: int = 0
+
+
+class OsdpBus:
+    """One OSDP bus as a :class:`drivers.checkpoints.CheckpointBus` (see the module docstring)."""
+
+    def __init__(self, spec: BusSpec, *, rng: random.Random | None = None) -> None:
+        self.name = spec.name
+        self.spec = spec
+        self._rng = rng or random.Random()
+        self._links = {r.address: _ReaderLink(r.address) for r in spec.readers}
+        self._index = [r.address for r in spec.readers]
+        self._queue: asyncio.Queue[BusEvent | None] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._session: _Session | None = None
+        self._failed: asyncio.Event | None = None
+        self._closing = False
+        self._state = "stopped"
+        self._opens = 0
+        self._failures = 0
+        self._last_error = ""
+        self._bad_frames = 0
+        self._rx = 0
+        self._tx = 0
+        self._backoff = Backoff(
+            BUS_BACKOFF_INITIAL_S, BUS_BACKOFF_MAX_S, BUS_BACKOFF_FACTOR, BUS_BACKOFF_JITTER,
+            self._rng,
+        )
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def state(self) -> str:
+        """``stopped``, ``opening``, ``running``, ``backoff`` or ``closed``."""
+        return self._state
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._failed = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name=f"osdp-bus-{self.name}")
+
+    async def events(self) -> AsyncIterator[BusEvent]:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            yield item
+
+    async def feedback(self, address: int, feedback: Feedback) -> bool:
+        session = self._session
+        if session is None or address not in self._links:
+            return False
+        color, beep = _FEEDBACK_STYLE[feedback]
+        led = {
+            "command": Command.LED,
+            "reader": 0,
+            "led_number": 0,
+            "control_code": 2,  # temporary state, start its timer
+            "on_color": color,
+            "off_color": CommandLEDColor.Black,
+            "on_count": FEEDBACK_LED_TICKS,
+            "off_count": 0,
+            "timer_count": FEEDBACK_LED_TICKS,
+            "temporary": True,
+        }
+        buzzer = {
+            "command": Command.Buzzer,
+            "reader": 0,
+            "control_code": 2,  # default tone
+            "on_count": beep,
+            "off_count": 1,
+            "rep_count": 1,
+        }
+
+        def submit() -> bool:
+            try:
+                return session.submit(address, led) and session.submit(address, buzzer)
+            except Exception as exc:  # libosdp raises on a torn-down context
+                log.warning("bus %s reader %d: feedback failed: %s", self.name, address, exc)
+                return False
+
+        return await asyncio.to_thread(submit)
+
+    def counters(self) -> tuple[BusCounters, list[ReaderCounters]]:
+        session = self._session
+        bad = self._bad_frames + (session.sniffer.bad_frames if session else 0)
+        rx = self._rx + (session.channel.rx_bytes if session else 0)
+        tx = self._tx + (session.channel.tx_bytes if session else 0)
+        bus = BusCounters(
+            self.name, self._state, self._opens, self._failures, bad, rx, tx, self._last_error
+        )
+        readers = [
+            ReaderCounters(
+                self.name, link.address, link.online, link.sc_active, link.reason,
+                link.card_reads, link.offline_transitions, link.refusals,
+            )
+            for link in self._links.values()
+        ]
+        return bus, readers
+
+    async def aclose(self) -> None:
+        self._closing = True
+        if self._failed is not None:
+            self._failed.set()
+        if self._task is not None:
+            task, self._task = self._task, None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._close_session()
+        self._state = "closed"
+        self._queue.put_nowait(None)
+
+    # ------------------------------------------------------------------ thread -> loop
+
+    def _post(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closing: nothing to tell
+            loop.call_soon_threadsafe(fn, *args)
+
+    def _on_osdp_event(self, index: int, event: dict[str, Any]) -> int:
+        # Runs on libosdp's thread: only stamp the time and hand it over.
+        self._post(self._handle_osdp_event, index, event, time.monotonic())
+        return 0
+
+    def _on_channel_fail(self, reason: str) -> None:
+        self._post(self._mark_failed, reason)
+
+    def _mark_failed(self, reason: str) -> None:
+        self._last_error = reason
+        if self._failed is not None:
+            self._failed.set()
+
+    # ------------------------------------------------------------------ on the loop
+
+    def _handle_osdp_event(self, index: int, event: dict[str, Any], mono: float) -> None:
+        if index < 0 or index >= len(self._index):
+            return
+        address = self._index[index]
+        link = self._links[address]
+        kind = event.get("event")
+        if kind == Event.CardRead:
+            data = bytes(event.get("data", b""))
+            fmt = _CARD_FORMATS.get(event.get("format", -1), f"format-{event.get('format')}")
+            bits = int(event.get("length", len(data) * 8)) if fmt != "ascii" else len(data) * 8
+            link.card_reads += 1
+            self._queue.put_nowait(CardRead(self.name, address, data, bits, fmt, mono))
+        elif kind == Event.Notification:
+            ntype, arg0 = event.get("type"), event.get("arg0")
+            if ntype == EventNotification.PeripheralDeviceStatus:
+                self._set_link(link, online=bool(arg0), sc_active=link.sc_active and bool(arg0),
+                               now=mono)
+            elif ntype == EventNotification.SecureChannelStatus:
+                self._set_link(link, online=link.online, sc_active=bool(arg0), now=mono)
+        elif kind == Event.Status:
+            self._handle_status(link, event, mono)
+
+    def _handle_status(self, link: _ReaderLink, event: dict[str, Any], mono: float) -> None:
+        if event.get("type") != StatusReportType.Local:
+            return
+        tamper: bool | None = None
+        power: bool | None = None
+        report = event.get("report")
+        if isinstance(report, bytes | bytearray) and len(report) >= 2:
+            tamper, power = bool(report[0]), bool(report[1])
+        elif "mask" in event:
+            mask = int(event["mask"])
+            tamper, power = bool(mask & 1), bool(mask & 2)
+        self._queue.put_nowait(ReaderReport(self.name, link.address, tamper, power, mono))
+
+    def _set_link(self, link: _ReaderLink, *, online: bool, sc_active: bool, now: float) -> None:
+        was_online = link.online
+        link.online = online
+        link.sc_active = sc_active
+        if online and sc_active:
+            link.reason = "secure_channel_active"
+            link.retry.reset()
+        elif was_online:
+            link.grace_until = now + OFFLINE_DEBOUNCE_S
+            link.next_revive = now + link.retry.next()
+        if was_online and not online:
+            link.offline_transitions += 1
+        self._report(link, now)
+
+    def _offline_reason(self, link: _ReaderLink, now: float) -> str:
+        if now - link.last_ccrypt < KEY_MISMATCH_WINDOW_S:
+            return "secure_channel_refused"
+        if now - link.last_reply < KEY_MISMATCH_WINDOW_S:
+            return "protocol_error"
+        return "no_answer"
+
+    def _report(self, link: _ReaderLink, now: float, *, force: bool = False) -> None:
+        """Emit a ReaderStatus when the (online, sc, reason) triple changed."""
+        up = link.online and link.sc_active
+        if not up and not force:
+            if now < link.grace_until:
+                return  # still coming up (or a short blip): not news yet
+            link.reason = self._offline_reason(link, now)
+        triple = (up, link.sc_active, link.reason)
+        if triple == link.reported:
+            return
+        if link.reason == "secure_channel_refused" and (
+            link.reported is None or link.reported[2] != "secure_channel_refused"
+        ):
+            link.refusals += 1
+        link.reported = triple
+        self._queue.put_nowait(
+            ReaderStatus(self.name, link.address, up, link.sc_active, link.reason, now)
+        )
+
+    # ------------------------------------------------------------------ the bus state machine
+
+    async def _run(self) -> None:
+        while not self._closing:
+            self._state = "opening"
+            assert self._failed is not None
+            self._failed.clear()
+            try:
+                self._session = await asyncio.to_thread(
+                    _Session, self.spec, self._on_osdp_event, self._on_channel_fail
+                )
+            except (serial.SerialException, OSError, ValueError, RuntimeError) as exc:
+                self._failures += 1
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("bus %s: cannot open %s: %s", self.name, self.spec.port, exc)
+                self._all_offline("bus_lost")
+                await self._sleep_backoff()
+                continue
+            self._opens += 1
+            self._state = "running"
+            opened = time.monotonic()
+            for link in self._links.values():
+                link.reason = "starting"
+                link.grace_until = opened + READER_ONLINE_GRACE_S
+                link.next_revive = opened + READER_ONLINE_GRACE_S
+                link.retry.reset()
+            log.info("bus %s: open on %s at %d baud", self.name, self.spec.port, self.spec.baud)
+            try:
+                await self._supervise()
+            finally:
+                await self._close_session()
+            if self._closing:
+                break
+            self._failures += 1
+            log.warning("bus %s: lost (%s); reopening with backoff", self.name, self._last_error)
+            self._all_offline("bus_lost")
+            if time.monotonic() - opened >= BUS_STABLE_S:
+                self._backoff.reset()
+            await self._sleep_backoff()
+
+    async def _sleep_backoff(self) -> None:
+        self._state = "backoff"
+        delay = self._backoff.next()
+        assert self._failed is not None
+        with contextlib.suppress(TimeoutError):
+            # _failed doubles as the "closing" wake-up here.
+            await asyncio.wait_for(self._failed.wait(), delay)
+        self._failed.clear()
+
+    async def _supervise(self) -> None:
+        assert self._failed is not None
+        session = self._session
+        assert session is not None
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._failed.wait(), SUPERVISE_TICK_S)
+            if self._closing or session.channel.failed is not None:
+                if session.channel.failed:
+                    self._last_error = session.channel.failed
+                return
+            try:
+                online_mask, sc_mask = await asyncio.to_thread(session.masks)
+            except Exception as exc:
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                return
+            now = time.monotonic()
+            for seen_at, frame in session.channel.take_frames():
+                link = self._links.get(frame.address)
+                if link is None or not frame.reply:
+                    continue
+                link.last_reply = seen_at
+                if frame.code == REPLY_CCRYPT:
+                    link.last_ccrypt = seen_at
+            revive: list[int] = []
+            for i, address in enumerate(self._index):
+                link = self._links[address]
+                online = bool(online_mask >> i & 1)
+                sc = bool(sc_mask >> i & 1)
+                if (online, sc) != (link.online, link.sc_active):
+                    self._set_link(link, online=online, sc_active=sc, now=now)
+                elif not (online and sc):
+                    self._report(link, now)
+                    if now >= link.next_revive:
+                        revive.append(address)
+                        link.next_revive = now + link.retry.next()
+            for address in revive:
+                try:
+                    await asyncio.to_thread(session.revive, address)
+                except Exception as exc:
+                    log.warning("bus %s reader %d: revive failed: %s", self.name, address, exc)
+
+    async def _close_session(self) -> None:
+        session, self._session = self._session, None
+        if session is None:
+            return
+        self._bad_frames += session.sniffer.bad_frames
+        self._rx += session.channel.rx_bytes
+        self._tx += session.channel.tx_bytes
+        await asyncio.to_thread(session.close)
+
+    def _all_offline(self, reason: str) -> None:
+        now = time.monotonic()
+        for link in self._links.values():
+            if link.online:
+                link.offline_transitions += 1
+            link.online = False
+            link.sc_active = False
+            link.reason = reason
+            self._report(link, now, force=True)
+
+
+# ============================================================================ pairing
+
+
+@dataclass(frozen=True, slots=True)
+class PairResult:
+    """Outcome of :func:`pair_reader`: ``ok`` and a sentence for the installer."""
+
+    ok: bool
+    message: str
+
+
+def _wait_sc(cp: ControlPanel, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        if cp.sc_status() & 1:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _open_cp(
+    port: str, baud: int, address: int, scbk: bytes, flags: Iterable[int]
+) -> tuple[serial.Serial, ControlPanel]:
+    ser = serial.Serial(port, baud, timeout=0, write_timeout=SERIAL_WRITE_TIMEOUT_S, exclusive=True)
+    channel = SerialChannel(ser, FrameSniffer(), lambda _reason: None, baud)
+    try:
+        cp = ControlPanel(
+            [PDInfo(address, channel, scbk=scbk, name=f"pair-{address}", flags=list(flags))],
+            log_level=LogLevel.Error,
+        )
+        cp.start()
+    except BaseException:
+        ser.close()
+        raise
+    return ser, cp
+
+
+def _close_cp(ser: serial.Serial, cp: ControlPanel) -> None:
+    try:
+        cp.teardown()
+    finally:
+        ser.close()
+
+
+def verify_reader_key(port: str, baud: int, address: int, scbk: bytes, timeout: float) -> bool:
+    """True when the reader brings up a secure channel with ``scbk`` (blocking)."""
+    ser, cp = _open_cp(port, baud, address, scbk, [LibFlag.EnforceSecure])
+    try:
+        return _wait_sc(cp, time.monotonic() + timeout)
+    finally:
+        _close_cp(ser, cp)
+
+
+def pair_reader(
+    port: str,
+    baud: int,
+    address: int,
+    new_scbk: bytes,
+    *,
+    current_scbk: bytes | None = None,
+    timeout: float = 10.0,
+) -> PairResult:
+    """Give a reader its own SCBK with osdp_KEYSET, then prove it with a secure handshake.
+
+    Blocking (run it in a thread). Without ``current_scbk`` the reader must be in install mode:
+    libosdp falls back to SCBK-D and sends the KEYSET itself. With ``current_scbk`` the key is
+    rotated over a secure channel opened with the current key.
+
+        pair_reader("/dev/ttyUSB0", 9600, 3, os.urandom(16))
+    """
+    if len(new_scbk) != SCBK_LENGTH:
+        return PairResult(False, "the new key must be 16 bytes")
+    deadline = time.monotonic() + timeout
+    if current_scbk is None:
+        ser, cp = _open_cp(port, baud, address, new_scbk, [LibFlag.InstallMode])
+        try:
+            if not _wait_sc(cp, deadline):
+                return PairResult(
+                    False,
+                    f"reader {address} did not accept the install key (SCBK-D): put it in "
+                    "install mode, check the address and wiring, or pass its current key",
+                )
+            time.sleep(0.5)  # let the KEYSET libosdp queued after SCBK-D go out
+        finally:
+            _close_cp(ser, cp)
+    else:
+        ser, cp = _open_cp(port, baud, address, current_scbk, [LibFlag.EnforceSecure])
+        try:
+            if not _wait_sc(cp, deadline):
+                return PairResult(False, f"reader {address} refused its current key")
+            keyset = {"command": Command.Keyset, "type": 1, "data": new_scbk}
+            if not cp.submit_command(address, keyset):
+                return PairResult(False, f"reader {address}: KEYSET could not be queued")
+            time.sleep(0.5)
+        finally:
+            _close_cp(ser, cp)
+    if verify_reader_key(port, baud, address, new_scbk, max(2.0, deadline - time.monotonic())):
+        return PairResult(True, f"reader {address} paired: secure channel up with its new key")
+    return PairResult(False, f"reader {address}: KEYSET sent but the new key does not work")
