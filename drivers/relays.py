@@ -155,6 +155,7 @@ def write_ops(
         for ch in sorted(states):
             cmd = HOLDING_CMD_ON if states[ch] else HOLDING_CMD_OFF
             ops.append(ModbusOp(FC_WRITE_REGISTER, spec.register_base + ch, value=cmd))
+        ops.sort(key=lambda op: 0 if _is_off(op) else 1)
         return ops
     timed = hold_s is not None and spec.hardware_timer
     plain: dict[int, bool] = {}
@@ -203,9 +204,7 @@ def decode_read(spec: BoardSpec, values: Sequence[int] | Sequence[bool]) -> tupl
     return tuple(bool(v) for v in values[: spec.channels])
 
 
-def mismatches(
-    expected: Mapping[int, bool], actual: Sequence[bool]
-) -> dict[int, bool]:
+def mismatches(expected: Mapping[int, bool], actual: Sequence[bool]) -> dict[int, bool]:
     """Channels whose read-back state differs from what was written: {channel: actual}."""
     return {ch: actual[ch] for ch, want in expected.items() if actual[ch] != want}
 

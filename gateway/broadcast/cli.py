@@ -76,7 +76,7 @@ def _section(args: argparse.Namespace) -> BroadcastSection:
     section = getattr(cfg, "broadcast", None)
     if section is None:
         raise ConfigError("broadcast", "no [broadcast] section in the config")
-    return section  # type: ignore[no-any-return]
+    return section
 
 
 def cmd_broadcast_test(args: argparse.Namespace) -> int:

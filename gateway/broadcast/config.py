@@ -58,6 +58,7 @@ class BoardSection:
 @dataclass(frozen=True, slots=True)
 class PortSection:
     port: str = setting(doc="serial device of the RS-485 adapter (a udev symlink is best)")
+    boards: tuple[BoardSection, ...] = setting(doc="boards on this bus", min_items=1)
     baud: int = setting(9600, choices=(2400, 4800, 9600, 19200, 38400, 57600, 115200))
     timeout_s: float = setting(
         0.35, min=0.02, max=5.0, doc="one Modbus attempt waits this long for an answer"
@@ -66,7 +67,6 @@ class PortSection:
     deadline_s: float = setting(
         2.0, min=0.1, max=30.0, doc="a request (queue wait included) gives up after this"
     )
-    boards: tuple[BoardSection, ...] = setting(doc="boards on this bus", min_items=1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -254,11 +254,14 @@ class BroadcastCore:
         if self._drive is not None:
             return None
         a = self.active
-        if self.phase == "warming" and a is not None:
-            return a.warm_until
-        if self.phase == "on" and a is not None:
-            return a.ends_at
-        return self._off_retry_at if self._pending_off else None
+        times: list[float] = []
+        if self.phase == "warming" and a is not None and a.warm_until is not None:
+            times.append(a.warm_until)
+        if self.phase == "on" and a is not None and a.ends_at is not None:
+            times.append(a.ends_at)
+        if self._pending_off and self._off_retry_at is not None:
+            times.append(self._off_retry_at)
+        return min(times) if times else None
 
     def observed(self, states: Mapping[RelayRef, bool], now: float) -> list[Effect]:
         """A status poll's reading: a broadcast relay on while nothing plays is switched off."""

@@ -48,12 +48,16 @@ def _parse_time(text: str) -> dt.time:
 
 
 def runs_between(
-    entries: Sequence[ScheduleEntry], after: float, until: float, tz: dt.tzinfo
+    entries: Sequence[ScheduleEntry],
+    after: float,
+    until: float,
+    tz: dt.tzinfo,
+    max_scan_s: float = MAX_SCAN_S,
 ) -> list[Run]:
-    """Every run with ``after < at <= until`` (wall seconds), in time order."""
+    """Every run with ``after < at <= until`` (wall seconds, at most ``max_scan_s`` back)."""
     if until <= after:
         return []
-    after = max(after, until - MAX_SCAN_S)
+    after = max(after, until - max_scan_s)
     first = dt.datetime.fromtimestamp(after, tz).date() - dt.timedelta(days=1)
     last = dt.datetime.fromtimestamp(until, tz).date() + dt.timedelta(days=1)
     out: list[Run] = []
@@ -93,7 +97,7 @@ def due_runs(
 
 def next_run(entries: Sequence[ScheduleEntry], now: float, tz: dt.tzinfo) -> Run | None:
     """The next run strictly after ``now`` (within 8 days), for status displays."""
-    runs = runs_between(entries, now, now + 8 * 86400, tz)
+    runs = runs_between(entries, now, now + 8 * 86400, tz, max_scan_s=8 * 86400)
     return runs[0] if runs else None
 
 
