@@ -126,28 +126,30 @@ class FrameReader:
         self._buf = self._buf[n:]
 
     def next_frame(self):
-        buf = self._buf
+        """Frame, BadFrame, or None (need more bytes)."""
         while True:
-            # find SOM
+            buf = self._buf
             i = buf.find(b"\x53")
             if i < 0:
                 keep = 1 if buf and buf[-1] == MARK else 0
                 self._skip(len(buf) - keep)
                 return NEED_MORE
             mark = i > 0 and buf[i - 1] == MARK
-            if i:
-                self._skip(i)
+            # Keep a mark byte in front of SOM until the frame is complete.
+            drop = i - 1 if mark else i
+            if drop:
+                self._skip(drop)
                 buf = self._buf
-            if len(buf) < 5:
+            o = 1 if mark else 0
+            if len(buf) < o + 5:
                 return NEED_MORE
-            length = buf[2] | (buf[3] << 8)
+            length = buf[o + 2] | (buf[o + 3] << 8)
             if length < 7 or length > self._max:
-                self._skip(1)  # not a real SOM; resync on the next 0x53
-                buf = self._buf
+                self._skip(o + 1)  # not a real SOM; resync on the next 0x53
                 continue
-            if len(buf) < length:
+            if len(buf) < o + length:
                 return NEED_MORE
-            raw = bytes(buf[:length])
+            raw = bytes(buf[o:o + length])
             ctrl = raw[4]
             use_crc = bool(ctrl & CTRL_CRC)
             if use_crc:
@@ -156,9 +158,9 @@ class FrameReader:
                 ok = checksum(raw[:-1]) == raw[-1]
             if not ok:
                 # Resync one byte on: the real frame may start inside this one.
-                self._skip(1)
+                self._skip(o + 1)
                 return BadFrame(raw[1], ctrl & CTRL_SQN, mark, use_crc, "check")
-            self._buf = buf[length:]
+            self._buf = buf[o + length:]
             try:
                 return Frame(raw, mark)
             except (ValueError, IndexError):
