@@ -66,9 +66,9 @@ class CameraConfig:
 @dataclass(frozen=True, slots=True)
 class SnapshotTrigger:
     kind: str = setting(doc="event kind that triggers an evidence snapshot, e.g. 'tap'")
+    cameras: tuple[str, ...] = setting(doc="cameras to snapshot", min_items=1)
     field: str = setting("", doc="payload field to match ('' matches every event of the kind)")
     equals: str = setting("", doc="value the payload field must have")
-    cameras: tuple[str, ...] = setting(doc="cameras to snapshot", min_items=1)
 
 
 @dataclass(frozen=True, slots=True)

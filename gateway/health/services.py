@@ -197,7 +197,7 @@ class SnapshotService:
                         if _matches(trig, ev):
                             for cam_name in trig.cameras:
                                 self._start(cam_name, ev)
-                after = batch[-1].seq if len(batch) == 500 else max(last, *(e.seq for e in batch))
+                after = batch[-1].seq if len(batch) == 500 else max([last, *(e.seq for e in batch)])
         finally:
             for t in list(self._tasks):
                 t.cancel()
