@@ -60,8 +60,8 @@ async def test_tamper_pin_gives_evidence_within_one_second(
             factory.pin(MAINS).drive_low()
             await wait_until(lambda: hub.model.get("power").state is State.DEGRADED)  # type: ignore[union-attr]
             await hub.flush()
-        kinds = [e.kind for e in await events_of(journal, "tamper.open", "tamper.closed",
-                                                  "power.mains_lost", "power.mains_restored")]  # fmt: skip
+        wanted = ("tamper.open", "tamper.closed", "power.mains_lost", "power.mains_restored")
+        kinds = [e.kind for e in await events_of(journal, *wanted)]
         assert kinds == [
             "tamper.open", "power.mains_lost",  # at start
             "tamper.closed", "power.mains_restored", "tamper.open", "power.mains_lost",
