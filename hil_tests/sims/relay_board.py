@@ -70,6 +70,7 @@ class SimBoard:
     register_base: int = 1
     silent: bool = False
     delay_s: float = 0.0
+    stuck: set[int] = field(default_factory=set)  # welded relays: writes are acked, ignored
     coils: list[bool] = field(default_factory=list)
     changes: list[CoilChange] = field(default_factory=list)
     requests: int = 0
@@ -85,6 +86,8 @@ class SimBoard:
     # -- state changes (all recorded) ----------------------------------------------------------
 
     def set(self, channel: int, on: bool, cause: str = "write") -> None:
+        if channel in self.stuck:
+            return
         if self.coils[channel] != on:
             self.coils[channel] = on
             self.changes.append(CoilChange(time.monotonic(), self.address, channel, on, cause))
@@ -244,9 +247,7 @@ class _WriteCoils(_SimPDU):
         code = board.write_coils(self.address, list(self.bits))
         if code is not None:
             return self._exc(code)
-        return WriteMultipleCoilsResponse(
-            address=self.address, count=self.count, dev_id=device_id
-        )
+        return WriteMultipleCoilsResponse(address=self.address, count=self.count, dev_id=device_id)
 
 
 class _ReadHolding(_SimPDU):

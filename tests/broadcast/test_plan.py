@@ -23,8 +23,13 @@ Z = {1: RelayRef("main", 1), 2: RelayRef("main", 2), 3: RelayRef("aux", 0)}
 
 
 def layout(amp: bool = True) -> Layout:
-    return Layout(zones=Z, amplifier=AMP if amp else None, warmup_s=2.0, max_duration_s=300.0,
-                  hardware_grace_s=5.0)
+    return Layout(
+        zones=Z,
+        amplifier=AMP if amp else None,
+        warmup_s=2.0,
+        max_duration_s=300.0,
+        hardware_grace_s=5.0,
+    )
 
 
 def req(rid: str = "r1", zones=(1, 2), dur: float = 60.0, source: str = "remote") -> StartRequest:

@@ -112,8 +112,9 @@ def test_due_runs_fire_once_and_late_ones_are_missed():
     e = [entry()]
     play, missed = due_runs(e, at(2026, 11, 28, 19, 29, 59), at(2026, 11, 28, 19, 30, 1), SH, 120)
     assert [r.key for r in play] == ["evening@2026-11-28T19:30:00"] and not missed
-    again, _ = due_runs(e, at(2026, 11, 28, 19, 0), at(2026, 11, 28, 19, 31), SH, 120,
-                        fired=[play[0].key])
+    again, _ = due_runs(
+        e, at(2026, 11, 28, 19, 0), at(2026, 11, 28, 19, 31), SH, 120, fired=[play[0].key]
+    )
     assert again == []
     # Clock stepped from 08:00 to 23:00 (NTP after a night offline): recorded, not played.
     play, missed = due_runs(e, at(2026, 11, 28, 8, 0), at(2026, 11, 28, 23, 0), SH, 120)
@@ -138,10 +139,15 @@ def test_press_gate_lockout_and_toggle():
 def good_config() -> dict:
     return {
         "amplifier": {"board": "main", "channel": 0},
-        "ports": [{"port": "/dev/ttyUSB1", "boards": [
-            {"name": "main", "address": 1, "profile": "waveshare_v2"},
-            {"name": "aux", "address": 2},
-        ]}],
+        "ports": [
+            {
+                "port": "/dev/ttyUSB1",
+                "boards": [
+                    {"name": "main", "address": 1, "profile": "waveshare_v2"},
+                    {"name": "aux", "address": 2},
+                ],
+            }
+        ],
         "zones": [
             {"number": 1, "board": "main", "channel": 1},
             {"number": 2, "board": "aux", "channel": 0},
@@ -160,19 +166,29 @@ def test_config_parses_and_builds_layout():
 @pytest.mark.parametrize(
     ("mutate", "key"),
     [
-        (lambda c: c["zones"].append({"number": 3, "board": "main", "channel": 0}),
-         "broadcast.zones[2]"),
-        (lambda c: c["zones"].append({"number": 1, "board": "aux", "channel": 5}),
-         "broadcast.zones[2].number"),
-        (lambda c: c["zones"].append({"number": 4, "board": "nope", "channel": 1}),
-         "broadcast.zones[2].board"),
-        (lambda c: c["zones"].append({"number": 4, "board": "aux", "channel": 8}),
-         "broadcast.zones[2].channel"),
+        (
+            lambda c: c["zones"].append({"number": 3, "board": "main", "channel": 0}),
+            "broadcast.zones[2]",
+        ),
+        (
+            lambda c: c["zones"].append({"number": 1, "board": "aux", "channel": 5}),
+            "broadcast.zones[2].number",
+        ),
+        (
+            lambda c: c["zones"].append({"number": 4, "board": "nope", "channel": 1}),
+            "broadcast.zones[2].board",
+        ),
+        (
+            lambda c: c["zones"].append({"number": 4, "board": "aux", "channel": 8}),
+            "broadcast.zones[2].channel",
+        ),
         (lambda c: c["schedule"][0].update(time="25:00"), "broadcast.schedule[0].time"),
         (lambda c: c["schedule"][0].update(zones=[9]), "broadcast.schedule[0].zones[0]"),
         (lambda c: c["schedule"][0].update(days=["funday"]), "broadcast.schedule[0].days[0]"),
-        (lambda c: c["ports"][0]["boards"][1].update(address=1),
-         "broadcast.ports[0].boards[1].address"),
+        (
+            lambda c: c["ports"][0]["boards"][1].update(address=1),
+            "broadcast.ports[0].boards[1].address",
+        ),
         (lambda c: c.update(max_duration_s=10), "broadcast.schedule[0].seconds"),
         (lambda c: c.update(colour="red"), "broadcast.colour"),
         (lambda c: c.update(timezone="Mars/Olympus"), "broadcast.timezone"),
