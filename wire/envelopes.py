@@ -175,6 +175,7 @@ class Batch:
                 "head_seq",
                 "created_at",
                 "events",
+                "skipped",
             }
         )
         _exact_keys(d, keys, "batch")

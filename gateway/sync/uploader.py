@@ -1,0 +1,365 @@
+"""The uploader: journal → centre, in order, signed, gzip, exactly once at the centre.
+
+Theory of operation
+-------------------
+The journal flags each row synced once the centre has confirmed it. The uploader keeps a
+*floor*: every seq at or below it is synced (or absent: dropped telemetry, pruned, lost in a
+recovery). At start the floor is just below the first unsynced row. Each step:
+
+1. Read the next in-order batch: unsynced rows after the floor, bounded by count and bytes.
+2. If more rows follow it (a backlog), look for unsynced *evidence* beyond that batch; if
+   there is any, send it first (an out-of-order batch). Evidence thus never waits behind days
+   of telemetry. An evidence cursor remembers how far evidence is known to be all sent, so a
+   week of backlog is scanned once, not once per batch.
+3. Otherwise send the in-order batch. Its holes (seqs between floor and its last seq that it
+   does not carry) are already synced or gone; the batch declares them ``skipped`` so the
+   centre's watermark can pass them.
+4. On a 200 reply whose ack confirms every event of the batch (:func:`judge_ack`): an in-order
+   batch lets us ``mark_synced_through(last_seq)``; an evidence batch is marked seq by seq with
+   ``mark_synced(seqs)``. Nothing else ever marks rows - a non-JSON reply, an HTML page, an ack
+   for another batch or claiming seqs we never wrote is a SyncError: logged, retried.
+5. Failures back off exponentially with full jitter; 429/503 wait for Retry-After. A request
+   that timed out (a slow link) halves the batch size for the next tries.
+
+Only one batch is in memory (or flight) at a time, whatever the backlog. The first upload
+waits a random delay so a district's gateways do not all reconnect in the same second.
+
+    uploader = Uploader(journal, clock, SyncSection(), data_dir=Path("/var/lib/compound-gw"))
+    await uploader.run()     # under the supervisor
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import random
+import ssl
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gateway.clock import Clock
+from gateway.errors import JournalError, SyncError
+from gateway.events import EVIDENCE, Event
+from gateway.journal import Journal
+from gateway.sync.config import SyncPaths, SyncSection
+from gateway.sync.policy import Backoff, Link, LinkTracker, judge_ack, parse_retry_after
+from gateway.sync.provision import load_private_key, read_enrollment
+from gateway.sync.tls import client_ssl_context, read_limited
+from wire import BATCH_TYPE, Ack, Batch, WireError, decode, holes, seal
+
+log = logging.getLogger("gateway.sync.uploader")
+
+INGEST_PATH: Final = "/api/v1/ingest"
+MAX_SHRINK: Final = 9  # batch limits halve at most 9 times (500 events → 1)
+GROW_AFTER_SUCCESSES: Final = 4
+GZIP_LEVEL: Final = 6
+RETRY_AFTER_JITTER: Final = 0.1  # wait Retry-After plus up to 10 %: clients must not return in step
+NOT_PROVISIONED_POLL_S: Final = 60.0
+STATUS_SECTION: Final = "sync"
+
+Publish = Callable[[str, Any], None]
+
+
+class RetryLater(SyncError):
+    """The centre said 429/503: come back after ``delay_s``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    events: list[Event]
+    in_order: bool
+    skipped: list[tuple[int, int]]
+
+
+def seal_batch(batch: Batch, key: Ed25519PrivateKey) -> tuple[bytes, int]:
+    """Signed canonical envelope, gzipped; returns (wire bytes, uncompressed size)."""
+    raw = seal(BATCH_TYPE, batch.to_dict(), key)
+    return gzip.compress(raw, compresslevel=GZIP_LEVEL, mtime=0), len(raw)
+
+
+class Uploader:
+    """The sync service (see module doc). ``publish`` receives the link status for
+    ``compound-gw status``."""
+
+    name = "uploader"
+
+    def __init__(
+        self,
+        journal: Journal,
+        clock: Clock,
+        section: SyncSection,
+        *,
+        data_dir: Path,
+        publish: Publish | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.journal = journal
+        self.clock = clock
+        self.section = section
+        self.paths = SyncPaths.from_section(section, Path(data_dir))
+        self.publish = publish
+        self.rng = rng or random.Random()
+        self.backoff = Backoff(section.backoff_initial_s, section.backoff_max_s, self.rng)
+        self.link = LinkTracker()
+        self.centre_url = section.centre_url
+        self.floor = 0
+        self.evidence_cursor = 0
+        self.shrink = 0
+        self._successes = 0
+        self.retry_in_s = 0.0
+        self.last_ack: Ack | None = None
+        self.counters = {"batches": 0, "events": 0, "wire_bytes": 0, "raw_bytes": 0, "errors": 0}
+
+    # -- the service ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while not self.paths.provisioned():
+            self._publish(state="not provisioned")
+            log.warning(
+                "sync: not provisioned (no %s); run `compound-gw provision`", self.paths.cert
+            )
+            await asyncio.sleep(NOT_PROVISIONED_POLL_S)
+        enrollment = read_enrollment(self.paths)
+        self.centre_url = (self.section.centre_url or str(enrollment["centre_url"])).rstrip("/")
+        key = await asyncio.to_thread(load_private_key, self.paths.key)
+        ctx = await asyncio.to_thread(
+            client_ssl_context, self.paths.ca, self.paths.cert, self.paths.key
+        )
+        self.floor = await self._initial_floor()
+        self._publish()
+        first = self.rng.uniform(0, self.section.first_delay_max_s)
+        log.info("sync: %s, floor %d, first upload in %.1f s", self.centre_url, self.floor, first)
+        await asyncio.sleep(first)
+        timeout = aiohttp.ClientTimeout(
+            total=self.section.request_timeout_s, sock_connect=self.section.connect_timeout_s
+        )
+        connector = aiohttp.TCPConnector(ssl=ctx, limit=1)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            while True:
+                delay = await self.step(session, key)
+                self.retry_in_s = delay
+                self._publish()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+
+    async def _initial_floor(self) -> int:
+        first = await self.journal.read_after(0, limit=1, unsynced_only=True)
+        return first[0].seq - 1 if first else self.journal.last_seq
+
+    async def step(self, session: aiohttp.ClientSession, key: Ed25519PrivateKey) -> float:
+        """One upload attempt (or one idle wait); returns the delay before the next."""
+        plan = await self.plan()
+        if plan is None:
+            await self.journal.wait_for_new(self.floor, timeout=self.section.idle_poll_s)
+            return 0.0
+        try:
+            await self.send(session, key, plan)
+        except RetryLater as exc:
+            await self._link_success()
+            delay = float(exc.fields.get("delay_s", 0.0))
+            log.info("sync: centre asks to retry in %.1f s (%s)", delay, exc.reason)
+            return delay * (1 + self.rng.uniform(0, RETRY_AFTER_JITTER))
+        except SyncError as exc:
+            self.counters["errors"] += 1
+            await self._link_failure(exc.reason)
+            delay = self.backoff.next_delay()
+            log.warning("sync: %s %s; retry in %.1f s", exc.reason, exc.fields or "", delay)
+            return delay
+        self.backoff.reset()
+        await self._link_success()
+        return 0.0
+
+    # -- deciding what to send ------------------------------------------------------------
+
+    def limits(self) -> tuple[int, int]:
+        events = max(1, self.section.batch_max_events >> self.shrink)
+        size = max(1024, self.section.batch_max_bytes >> self.shrink)
+        return events, size
+
+    async def plan(self) -> Plan | None:
+        limit, max_bytes = self.limits()
+        snapshot = self.journal.last_seq
+        events = await self.journal.read_after(
+            self.floor, limit=limit, max_bytes=max_bytes, unsynced_only=True
+        )
+        if not events:
+            # Nothing unsynced up to the snapshot: every row at or below it is synced or gone.
+            self.floor = max(self.floor, snapshot)
+            return None
+        if events[-1].seq < snapshot:
+            start = max(events[-1].seq, self.evidence_cursor)
+            evidence = await self.journal.read_after(
+                start, limit=limit, max_bytes=max_bytes, unsynced_only=True, classes=[EVIDENCE]
+            )
+            if evidence:
+                return Plan(evidence, in_order=False, skipped=[])
+            self.evidence_cursor = max(self.evidence_cursor, snapshot)
+        return Plan(events, in_order=True, skipped=holes(self.floor, (e.seq for e in events)))
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def send(
+        self, session: aiohttp.ClientSession, key: Ed25519PrivateKey, plan: Plan
+    ) -> None:
+        batch = Batch.build(
+            self.journal.gateway_id,
+            f"b{plan.events[0].seq}-{uuid.uuid4().hex[:12]}",
+            [e.to_dict() for e in plan.events],
+            head_seq=max(self.journal.last_seq, plan.events[-1].seq),
+            created_at=self.clock.wall(),
+            skipped=plan.skipped,
+        )
+        wire_body, raw_size = await asyncio.to_thread(seal_batch, batch, key)
+        try:
+            async with session.post(
+                f"{self.centre_url}{INGEST_PATH}",
+                data=wire_body,
+                headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+            ) as resp:
+                body = await read_limited(resp)
+                status, ctype = resp.status, resp.content_type
+                retry_after = resp.headers.get("Retry-After")
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            self._shrink()
+            raise SyncError(
+                "upload timed out", events=len(batch.events), shrink=self.shrink
+            ) from exc
+        except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:
+            raise SyncError(f"link error: {type(exc).__name__}: {exc}") from exc
+        self.counters["wire_bytes"] += len(wire_body)
+        self.counters["raw_bytes"] += raw_size
+        if status in (429, 503):
+            wait = parse_retry_after(retry_after, self.clock.wall())
+            if wait is None:
+                wait = self.backoff.next_delay()
+            raise RetryLater(f"centre answered {status}", delay_s=wait)
+        if status == 413:
+            self._shrink()
+        if status != 200:
+            raise _reply_error(status, ctype, body)
+        if ctype != "application/json":
+            raise SyncError(
+                "centre reply is not JSON (captive portal or proxy?)",
+                content_type=ctype,
+                start=body[:60].decode("utf-8", "replace"),
+            )
+        try:
+            ack = Ack.from_dict(decode(body, max_bytes=len(body) + 1))
+        except WireError as exc:
+            raise SyncError(f"centre reply is not a valid ack: {exc.reason}") from exc
+        verdict = judge_ack(
+            batch, ack, journal_last_seq=self.journal.last_seq, in_order=plan.in_order
+        )
+        if verdict.mark_through is not None:
+            await self.journal.mark_synced_through(verdict.mark_through)
+            self.floor = max(self.floor, verdict.mark_through)
+        else:
+            if verdict.note:
+                log.info("sync: %s", verdict.note)
+            await self.journal.mark_synced(verdict.mark_seqs)
+            if plan.in_order:
+                self.floor = max(self.floor, batch.last_seq)
+            else:
+                self.evidence_cursor = max(self.evidence_cursor, batch.last_seq)
+        self.last_ack = ack
+        self.counters["batches"] += 1
+        self.counters["events"] += len(batch.events)
+        self._successes += 1
+        if self.shrink and self._successes >= GROW_AFTER_SUCCESSES:
+            self.shrink -= 1
+            self._successes = 0
+
+    def _shrink(self) -> None:
+        self.shrink = min(MAX_SHRINK, self.shrink + 1)
+        self._successes = 0
+
+    # -- link state -------------------------------------------------------------------------
+
+    async def _link_success(self) -> None:
+        now = self.clock.wall()
+        down_since = self.link.since if self.link.state is Link.DOWN else None
+        if self.link.success(now) is Link.UP:
+            payload: dict[str, Any] = {"centre": self.centre_url}
+            if down_since is not None:
+                payload["down_for_s"] = round(now - down_since, 3)
+            await self._journal_link("link.up", payload)
+
+    async def _link_failure(self, reason: str) -> None:
+        if self.link.failure(self.clock.wall(), reason) is Link.DOWN:
+            await self._journal_link("link.down", {"centre": self.centre_url, "reason": reason})
+
+    async def _journal_link(self, kind: str, payload: Mapping[str, Any]) -> None:
+        log.info("sync: %s %s", kind, dict(payload))
+        try:
+            await self.journal.append(kind, payload)
+        except JournalError as exc:
+            log.error("sync: could not journal %s: %s", kind, exc.reason)
+
+    def status(self) -> dict[str, Any]:
+        """The link as ``compound-gw status`` shows it."""
+        ack = self.last_ack
+        return {
+            "centre": self.centre_url,
+            "link": self.link.state.value,
+            "since": self.link.since or None,
+            "last_success": self.link.last_success,
+            "last_error": self.link.last_error,
+            "failures": self.link.failures,
+            "synced_floor": self.floor,
+            "backlog": max(0, self.journal.last_seq - self.floor),
+            "centre_watermark": ack.watermark if ack else None,
+            "centre_gaps": len(ack.gaps) if ack else None,
+            "retry_in_s": round(self.retry_in_s, 1),
+            "batch_limit": self.limits()[0],
+            **self.counters,
+        }
+
+    def _publish(self, **extra: Any) -> None:
+        if self.publish is not None:
+            self.publish(STATUS_SECTION, self.status() | extra)
+
+
+def _reply_error(status: int, ctype: str, body: bytes) -> SyncError:
+    if ctype == "application/json":
+        try:
+            data = decode(body, max_bytes=len(body) + 1)
+        except WireError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("reason"), str):
+            return SyncError(
+                f"centre refused the batch: {data['reason']}",
+                status=status,
+                code=str(data.get("error", "")),
+            )
+    return SyncError(
+        f"centre answered HTTP {status}",
+        status=status,
+        content_type=ctype,
+        start=body[:60].decode("utf-8", "replace"),
+    )
+
+
+def read_link_state(status: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The uploader's section of a status mapping (``gather_status(cfg)``), if it published one."""
+    value = status.get(STATUS_SECTION)
+    return dict(value) if isinstance(value, Mapping) else None
+
+
+def describe_link(link: Mapping[str, Any]) -> str:
+    """One status line: ``link up to https://...; backlog 12; last success 3 s ago``."""
+    parts = [f"link {link.get('link', '?')} to {link.get('centre') or '?'}"]
+    if link.get("state"):
+        parts = [str(link["state"])]
+    parts.append(f"backlog {link.get('backlog', '?')}")
+    if link.get("last_error") and link.get("link") != "up":
+        parts.append(f"last error: {link['last_error']}")
+    if link.get("retry_in_s"):
+        parts.append(f"retry in {link['retry_in_s']} s")
+    return "; ".join(parts)
