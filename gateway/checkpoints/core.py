@@ -1,0 +1,135 @@
+"""The tap decision: pure, time passed in.
+
+Theory of operation: a card read arrives from reader (bus, address). It is a **tap** the first
+time that wristband is seen on that reader in a window of ``window_s`` seconds; later reads
+inside the window are **repeats** (journaled as ``tap.repeat`` with their count, never lost,
+never a second tap). A wristband not on the roster is an ``unknown_wristband`` event. The
+decision says what to journal and which feedback the guard gets *if the journal append is
+durable*; when it is not, the caller shows ``Feedback.REFUSED`` instead, never green.
+
+    decider = TapDecider(points, roster, window_s=10.0)
+    d = decider.decide(bus="north", address=1, data=b"\\x04\\xa1", bits=16,
+                       card_format="raw", now=1234.5)
+    d.kind, d.payload, d.feedback
+
+Reader link states become ``reader.state`` payloads through :func:`reader_state_payload`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from drivers.checkpoints import Feedback
+
+TAP = "tap"
+TAP_REPEAT = "tap.repeat"
+UNKNOWN_WRISTBAND = "unknown_wristband"
+READER_STATE = "reader.state"
+READER_STATUS = "reader.status"
+UNKNOWN_GUARD = "unknown"
+# Beyond this many remembered (reader, wristband) pairs, expired ones are swept.
+_SWEEP_AT = 4096
+
+
+def reader_id(bus: str, address: int) -> str:
+    """A reader's id in events: ``bus/address``."""
+    return f"{bus}/{address}"
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """A checkpoint as the decision core needs it."""
+
+    id: str
+    bus: str
+    address: int
+
+
+@dataclass(frozen=True, slots=True)
+class TapDecision:
+    """What to journal (``kind``, ``payload``) and the feedback once it is durable."""
+
+    kind: str
+    payload: Mapping[str, Any]
+    feedback: Feedback
+
+    @property
+    def is_tap(self) -> bool:
+        return self.kind == TAP
+
+
+@dataclass(slots=True)
+class _Window:
+    opened_at: float
+    repeats: int = 0
+
+
+@dataclass(slots=True)
+class TapDecider:
+    """Deduplicates reads per (reader, wristband) and looks wristbands up in the roster."""
+
+    points: Mapping[tuple[str, int], Point]
+    roster: Mapping[str, str]
+    window_s: float = 10.0
+    _windows: dict[tuple[str, int, str], _Window] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls, points: Iterable[Point], roster: Mapping[str, str], window_s: float = 10.0
+    ) -> TapDecider:
+        return cls({(p.bus, p.address): p for p in points}, dict(roster), window_s)
+
+    def decide(
+        self, *, bus: str, address: int, data: bytes, bits: int, card_format: str, now: float
+    ) -> TapDecision:
+        wristband = data.hex()
+        point = self.points.get((bus, address))
+        guard = self.roster.get(wristband)
+        payload: dict[str, Any] = {
+            "checkpoint": point.id if point else None,
+            "reader": reader_id(bus, address),
+            "wristband": wristband,
+            "guard": guard if guard is not None else UNKNOWN_GUARD,
+            "format": card_format,
+            "bits": bits,
+        }
+        key = (bus, address, wristband)
+        window = self._windows.get(key)
+        if window is not None and 0 <= now - window.opened_at < self.window_s:
+            window.repeats += 1
+            payload["repeat"] = window.repeats
+            payload["window_opened_s_ago"] = round(now - window.opened_at, 3)
+            kind = TAP_REPEAT if guard is not None else UNKNOWN_WRISTBAND
+        else:
+            if len(self._windows) >= _SWEEP_AT:
+                self._sweep(now)
+            self._windows[key] = _Window(now)
+            kind = TAP if guard is not None else UNKNOWN_WRISTBAND
+            if kind == UNKNOWN_WRISTBAND:
+                payload["repeat"] = 0
+        if point is None:
+            # A reader we do not map cannot be a checkpoint: record it, never accept it.
+            return TapDecision(UNKNOWN_WRISTBAND if guard is None else "tap.unmapped", payload,
+                               Feedback.REFUSED)
+        feedback = Feedback.ACCEPTED if guard is not None else Feedback.UNKNOWN
+        return TapDecision(kind, payload, feedback)
+
+    def _sweep(self, now: float) -> None:
+        expired = [k for k, w in self._windows.items() if now - w.opened_at >= self.window_s]
+        for k in expired:
+            del self._windows[k]
+
+
+def reader_state_payload(
+    *, bus: str, address: int, checkpoint: str | None, online: bool, sc_active: bool, reason: str
+) -> dict[str, Any]:
+    """The ``reader.state`` evidence payload (an offline reader is a device fault)."""
+    return {
+        "reader": reader_id(bus, address),
+        "checkpoint": checkpoint,
+        "state": "online" if online else "offline",
+        "sc_active": sc_active,
+        "reason": reason,
+    }

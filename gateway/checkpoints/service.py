@@ -1,0 +1,331 @@
+"""The tap path as a supervised service: reader buses in, durable events and guard feedback out.
+
+    card read ─► TapDecider (dedupe, roster) ─► await journal.append(...)   (durable on return)
+              ─► only now: feedback to the reader (green + short beep: recorded)
+    append raised ─► red + long beep: not recorded, the guard taps again
+
+Every bus is its own :class:`~drivers.checkpoints.CheckpointBus` with its own reconnect state
+machine, so one dead bus never stops the others. Reader state changes become ``reader.state``
+evidence events; the live table of readers is published on the status board (``readers``)
+for ``compound-gw readers``.
+
+    service = CheckpointService(section, journal, clock, board, buses=[OsdpBus(spec), ...])
+    await service.run()        # until cancelled
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from drivers.checkpoints import CardRead, CheckpointBus, Feedback, ReaderReport, ReaderStatus
+from gateway.checkpoints.config import CheckpointsSection, load_reader_key
+from gateway.checkpoints.core import (
+    READER_STATE,
+    READER_STATUS,
+    TAP,
+    Point,
+    TapDecider,
+    TapDecision,
+    reader_id,
+    reader_state_payload,
+)
+from gateway.clock import Clock
+from gateway.events import Event
+
+log = logging.getLogger(__name__)
+
+STATUS_PUBLISH_S = 1.0
+# Taps being journaled at once, across all readers (they share group commits).
+MAX_TAPS_IN_FLIGHT = 256
+
+
+class Board(Protocol):
+    def publish(self, section: str, value: Any) -> None: ...
+
+
+class EventSink(Protocol):
+    """What the service needs of the journal."""
+
+    async def append(self, kind: str, payload: Any) -> Event: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TapOutcome:
+    """Handed to an observer after each card read (the latency bench uses it)."""
+
+    read: CardRead
+    decision: TapDecision
+    event: Event | None
+    durable_mono: float | None
+    feedback: Feedback
+    feedback_sent: bool
+
+
+@dataclass(slots=True)
+class _ReaderRow:
+    checkpoint: str
+    name: str
+    bus: str
+    address: int
+    online: bool = False
+    sc_active: bool = False
+    reason: str = "starting"
+    since_wall: float = 0.0
+    last_tap_wall: float | None = None
+    last_tap_guard: str | None = None
+    taps: int = 0
+    repeats: int = 0
+    unknown: int = 0
+    not_recorded: int = 0
+    feedback_failures: int = 0
+    tamper: bool | None = None
+    power_fail: bool | None = None
+
+
+class CheckpointService:
+    """Supervised service ``checkpoints`` (see the module docstring)."""
+
+    name = "checkpoints"
+
+    def __init__(
+        self,
+        section: CheckpointsSection,
+        journal: EventSink,
+        clock: Clock,
+        board: Board | None = None,
+        *,
+        buses: Sequence[CheckpointBus],
+        observer: Callable[[TapOutcome], None] | None = None,
+    ) -> None:
+        self.section = section
+        self.journal = journal
+        self.clock = clock
+        self.board = board
+        self.buses = list(buses)
+        self.observer = observer
+        self.decider = TapDecider.build(
+            (Point(p.id, p.bus, p.address) for p in section.points),
+            {g.wristband: g.guard for g in section.roster},
+            section.dedupe_window_s,
+        )
+        self._rows = {
+            (p.bus, p.address): _ReaderRow(p.id, p.name, p.bus, p.address) for p in section.points
+        }
+        self._inflight = asyncio.Semaphore(MAX_TAPS_IN_FLIGHT)
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self) -> None:
+        for row in self._rows.values():
+            row.since_wall = self.clock.wall()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for bus in self.buses:
+                    await bus.start()
+                    tg.create_task(self._consume(bus, tg), name=f"checkpoints-{bus.name}")
+                tg.create_task(self._publish_status(), name="checkpoints-status")
+        finally:
+            for bus in self.buses:
+                with contextlib.suppress(Exception):
+                    await bus.aclose()
+            self._publish()
+
+    async def _consume(self, bus: CheckpointBus, tg: asyncio.TaskGroup) -> None:
+        async for item in bus.events():
+            if isinstance(item, CardRead):
+                decision = self.decider.decide(
+                    bus=item.bus,
+                    address=item.address,
+                    data=item.data,
+                    bits=item.bits,
+                    card_format=item.card_format,
+                    now=item.mono_time,
+                )
+                await self._inflight.acquire()
+                tg.create_task(self._record_tap(bus, item, decision))
+            elif isinstance(item, ReaderStatus):
+                await self._record_state(item)
+            elif isinstance(item, ReaderReport):
+                await self._record_report(item)
+
+    async def _record_tap(self, bus: CheckpointBus, read: CardRead, decision: TapDecision) -> None:
+        row = self._rows.get((read.bus, read.address))
+        event: Event | None = None
+        durable: float | None = None
+        try:
+            try:
+                event = await self.journal.append(decision.kind, decision.payload)
+                durable = time.monotonic()
+                feedback = decision.feedback
+            except Exception as exc:
+                # Not durable: never green. The guard sees red and taps again.
+                log.error("tap at %s not recorded: %s", reader_id(read.bus, read.address), exc)
+                feedback = Feedback.REFUSED
+                if row is not None:
+                    row.not_recorded += 1
+            if row is not None and event is not None:
+                if decision.kind == TAP:
+                    row.taps += 1
+                    row.last_tap_wall = event.wall_time
+                    row.last_tap_guard = str(decision.payload.get("guard"))
+                elif decision.feedback is Feedback.UNKNOWN:
+                    row.unknown += 1
+                else:
+                    row.repeats += 1
+            sent = await bus.feedback(read.address, feedback)
+            if not sent and row is not None:
+                row.feedback_failures += 1
+            if self.observer is not None:
+                self.observer(TapOutcome(read, decision, event, durable, feedback, sent))
+        finally:
+            self._inflight.release()
+
+    async def _record_state(self, status: ReaderStatus) -> None:
+        row = self._rows.get((status.bus, status.address))
+        payload = reader_state_payload(
+            bus=status.bus,
+            address=status.address,
+            checkpoint=row.checkpoint if row else None,
+            online=status.online,
+            sc_active=status.sc_active,
+            reason=status.reason,
+        )
+        if row is not None:
+            row.online, row.sc_active, row.reason = status.online, status.sc_active, status.reason
+            row.since_wall = self.clock.wall()
+        level = logging.INFO if status.online else logging.WARNING
+        log.log(level, "reader %s %s (%s)", payload["reader"], payload["state"], status.reason)
+        try:
+            await self.journal.append(READER_STATE, payload)
+        except Exception as exc:
+            log.error("reader.state for %s not recorded: %s", payload["reader"], exc)
+        self._publish()
+
+    async def _record_report(self, report: ReaderReport) -> None:
+        row = self._rows.get((report.bus, report.address))
+        if row is not None:
+            if (row.tamper, row.power_fail) == (report.tamper, report.power_fail):
+                return
+            row.tamper, row.power_fail = report.tamper, report.power_fail
+        payload = {
+            "reader": reader_id(report.bus, report.address),
+            "checkpoint": row.checkpoint if row else None,
+            "tamper": report.tamper,
+            "power_fail": report.power_fail,
+        }
+        try:
+            await self.journal.append(READER_STATUS, payload)
+        except Exception as exc:
+            log.error("reader.status not recorded: %s", exc)
+
+    # ------------------------------------------------------------------ status board
+
+    def snapshot(self) -> dict[str, Any]:
+        """The live reader table (what ``compound-gw readers`` prints)."""
+        buses: list[dict[str, Any]] = []
+        errors: dict[tuple[str, int], dict[str, int]] = {}
+        for bus in self.buses:
+            counters, readers = bus.counters()
+            buses.append(
+                {
+                    "bus": counters.bus,
+                    "state": counters.state,
+                    "opens": counters.opens,
+                    "failures": counters.failures,
+                    "bad_frames": counters.bad_frames,
+                    "rx_bytes": counters.rx_bytes,
+                    "tx_bytes": counters.tx_bytes,
+                    "last_error": counters.last_error,
+                }
+            )
+            for r in readers:
+                errors[(r.bus, r.address)] = {
+                    "offline_transitions": r.offline_transitions,
+                    "refusals": r.refusals,
+                    "card_reads": r.card_reads,
+                }
+        rows = []
+        for key, row in sorted(self._rows.items()):
+            rows.append(
+                {
+                    "checkpoint": row.checkpoint,
+                    "name": row.name,
+                    "reader": reader_id(row.bus, row.address),
+                    "bus": row.bus,
+                    "address": row.address,
+                    "online": row.online,
+                    "sc_active": row.sc_active,
+                    "reason": row.reason,
+                    "since": row.since_wall,
+                    "last_tap": row.last_tap_wall,
+                    "last_guard": row.last_tap_guard,
+                    "taps": row.taps,
+                    "repeats": row.repeats,
+                    "unknown": row.unknown,
+                    "not_recorded": row.not_recorded,
+                    "feedback_failures": row.feedback_failures,
+                    "tamper": row.tamper,
+                    "power_fail": row.power_fail,
+                    **errors.get(key, {}),
+                }
+            )
+        return {"updated": self.clock.wall(), "buses": buses, "readers": rows}
+
+    def _publish(self) -> None:
+        if self.board is not None:
+            self.board.publish("readers", self.snapshot())
+
+    async def _publish_status(self) -> None:
+        while True:
+            self._publish()
+            await asyncio.sleep(STATUS_PUBLISH_S)
+
+
+# ============================================================================ factory
+
+
+def make_buses(section: CheckpointsSection, base_dir: Path) -> list[CheckpointBus]:
+    """One OSDP bus driver per configured bus, each reader with its key from its key file.
+
+    Raises ConfigError (naming the key_file key) for a missing or too-open key file.
+    """
+    from drivers.osdp_bus import BusSpec, OsdpBus, ReaderSpec
+
+    buses: list[CheckpointBus] = []
+    for bus in section.buses:
+        readers = tuple(
+            ReaderSpec(p.address, load_reader_key(section, p, base_dir))
+            for p in section.points
+            if p.bus == bus.name
+        )
+        buses.append(OsdpBus(BusSpec(bus.name, bus.port, bus.baud, readers, bus.osdp_log_level)))
+    return buses
+
+
+def build_services(
+    section: CheckpointsSection,
+    journal: EventSink,
+    clock: Clock,
+    board: Board | None = None,
+    *,
+    base_dir: Path,
+) -> list[CheckpointService]:
+    """The daemon's services for ``[checkpoints]`` (none when no bus is configured)."""
+    if not section.buses:
+        return []
+    return [CheckpointService(section, journal, clock, board, buses=make_buses(section, base_dir))]
+
+
+def daemon_factory(cfg: Any, journal: Any, clock: Clock, board: Board) -> list[CheckpointService]:
+    """The daemon's ServiceFactory: ``cfg.checkpoints`` once the lead wires the section in."""
+    section = getattr(cfg, "checkpoints", None)
+    if section is None:
+        return []
+    return build_services(section, journal, clock, board, base_dir=Path(cfg.base_dir))
