@@ -1,28 +1,28 @@
 """The ``[health]`` configuration section: cameras, modem, GPIO, self-monitoring, evidence media.
 
-    [health]
-    media_budget_bytes = 268435456
+[health]
+media_budget_bytes = 268435456
 
-    [[health.cameras]]
-    name = "gate"
-    snapshot_url = "http://192.168.1.20/cgi-bin/snapshot.jpg"
-    rtsp_url = "rtsp://192.168.1.20:554/stream1"
-    username = "gw"
-    password_file = "secrets/cam-gate.pass"      # mode 0600, relative: to the config file
+[[health.cameras]]
+name = "gate"
+snapshot_url = "http://192.168.1.20/cgi-bin/snapshot.jpg"
+rtsp_url = "rtsp://192.168.1.20:554/stream1"
+username = "gw"
+password_file = "secrets/cam-gate.pass"      # mode 0600, relative: to the config file
 
-    [[health.snapshot_triggers]]
-    kind = "tap"
-    field = "checkpoint"
-    equals = "north-gate"
-    cameras = ["gate"]
+[[health.snapshot_triggers]]
+kind = "tap"
+field = "checkpoint"
+equals = "north-gate"
+cameras = ["gate"]
 
-    [health.modem]
-    port = "/dev/ttyModem"
+[health.modem]
+port = "/dev/ttyModem"
 
-    [health.gpio]
-    tamper_pin = 17
-    mains_pin = 22
-    led_pin = 27
+[health.gpio]
+tamper_pin = 17
+mains_pin = 22
+led_pin = 27
 """
 
 from __future__ import annotations
@@ -74,7 +74,9 @@ class SnapshotTrigger:
 @dataclass(frozen=True, slots=True)
 class ModemConfig:
     port: str = setting(doc="serial device of the modem's AT port (a stable udev name)")
-    baudrate: int = setting(115200, choices=(9600, 19200, 38400, 57600, 115200, 230400, 460800))
+    baudrate: int = setting(
+        115200, choices=(9600, 19200, 38400, 57600, 115200, 230400, 460800), doc="AT port speed"
+    )
     interval_s: float = setting(60.0, min=0.05, max=3600.0, doc="seconds between polls")
     command_timeout_s: float = setting(3.0, min=0.05, max=60.0, doc="wait for an AT reply")
     weak_dbm: int = setting(-100, min=-113, max=-51, doc="signal below this is 'degraded'")

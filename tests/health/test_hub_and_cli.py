@@ -1,0 +1,127 @@
+"""The hub with a real journal (state changes, thinned samples, staleness, the status board) and
+the ``health`` command reading the board or, with no daemon, the journal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from gateway.clock import ManualClock
+from gateway.health.cli import add_cli, format_health_table, gather_health
+from gateway.health.hub import HealthHub
+from gateway.health.model import Hysteresis, State
+from gateway.journal import Journal
+from tests.health.helpers import events_of, running
+
+
+class _Board:
+    def __init__(self) -> None:
+        self.sections: dict[str, Any] = {}
+
+    def publish(self, section: str, value: Any) -> None:
+        self.sections[section] = value
+
+
+async def test_hub_journals_changes_thins_samples_and_marks_stale(tmp_path: Path) -> None:
+    clock = ManualClock()
+    board = _Board()
+    async with await Journal.open(tmp_path / "j.db", gateway_id="gw-t", clock=clock) as journal:
+        hub = HealthHub.for_journal(journal, clock, board, heartbeat_s=600)
+        assert HealthHub.for_journal(journal, clock) is hub  # every capability shares it
+        hub.configure({"reader": Hysteresis(worsen_after=2, recover_after=1, stale_after_s=30)})
+        async with running(hub):
+            hub.register("r1", "reader")
+            assert board.sections["health"][0]["state"] == "unknown"
+            hub.report("r1", "reader", "ok", "polling", detail={"poll_ms": 3})
+            for i in range(20):
+                clock.advance(1)
+                hub.sample("r1", "reader", {"poll_ms": 3.0 + (i % 2) * 0.1, "crc_errors": 0})
+                hub.report("r1", "reader", "ok", "polling")
+            hub.sample("r1", "reader", {"poll_ms": 3.0, "crc_errors": 5})  # news
+            hub.report("r1", "reader", State.DOWN, "no reply")
+            hub.report("r1", "reader", State.DOWN, "no reply to 5 polls")
+            clock.advance(31)
+            await hub.flush()
+            from tests.health.helpers import wait_until
+
+            await wait_until(lambda: hub.model.get("r1").state is State.UNKNOWN)  # type: ignore[union-attr]
+            await hub.flush()
+        changes = [e.payload for e in await events_of(journal, "health.state")]
+        assert [(c["previous"], c["state"]) for c in changes] == [
+            ("unknown", "ok"), ("ok", "down"), ("down", "unknown"),
+        ]  # fmt: skip
+        assert changes[1]["reason"] == "no reply to 5 polls"
+        assert changes[2]["reason"].startswith("no report for")
+        samples = [e.payload for e in await events_of(journal, "health.sample")]
+        assert [s["crc_errors"] for s in samples] == [0, 5]
+        assert board.sections["health"][0]["state"] == "unknown"
+        assert "detail" not in board.sections["health"][0]
+        assert board.sections["health_detail"]["r1"] == {"poll_ms": 3}
+
+
+def _config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text(
+        '[gateway]\nid = "gw-cli"\ncompound = "Test Compound"\n'
+        'runtime_dir = "run"\ndata_dir = "data"\n'
+    )
+    return cfg
+
+
+def _args(cfg: Path, *argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_cli(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["health", "--config", str(cfg), *argv])
+
+
+async def test_health_command_from_journal_then_from_live_board(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    cfg_path = _config(tmp_path)
+    async with await Journal.open(
+        tmp_path / "data" / "journal.db", gateway_id="gw-cli", clock=ManualClock()
+    ) as journal:
+        hub = HealthHub(journal, ManualClock())
+        async with running(hub):
+            hub.report("gate", "camera", "ok", "snapshot 20000 bytes in 12 ms")
+            hub.report("modem", "modem", "degraded", "weak signal -105 dBm")
+            await hub.flush()
+    args = _args(cfg_path, "--json")
+    assert args.handler(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["source"] == "journal" and report["worst"] == "degraded"
+    assert [(d["device"], d["state"]) for d in report["devices"]] == [
+        ("gate", "ok"), ("modem", "degraded"),
+    ]  # fmt: skip
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "status.json").write_text(json.dumps({
+        "daemon": {"pid": 1, "updated": time.time()},
+        "health": [{"device": "gate", "kind": "camera", "state": "down",
+                    "reason": "unreachable: Connection refused", "for_s": 4000}],
+        "health_detail": {"gate": {"fault": "unreachable"}},
+    }))  # fmt: skip
+    from gateway.config import load_config
+
+    live = gather_health(load_config(cfg_path))
+    assert live["source"] == "daemon" and live["worst"] == "down"
+    assert live["devices"][0]["detail"] == {"fault": "unreachable"}
+    args = _args(cfg_path)
+    assert args.handler(args) == 0
+    out = capsys.readouterr().out
+    assert "gateway gw-cli: DOWN (from the daemon)" in out
+    assert "gate    camera  DOWN   66m  unreachable: Connection refused" in out
+
+
+def test_table_shape() -> None:
+    table = format_health_table([
+        {"device": "gate", "kind": "camera", "state": "ok", "reason": "fine", "for_s": 5},
+        {"device": "reader-12", "kind": "reader", "state": "unknown", "reason": "", "for_s": None},
+    ])  # fmt: skip
+    lines = table.splitlines()
+    assert lines[0].split() == ["DEVICE", "KIND", "STATE", "FOR", "REASON"]
+    assert lines[1].split() == ["gate", "camera", "OK", "5s", "fine"]
+    assert lines[2].split() == ["reader-12", "reader", "UNKNOWN"]
+    assert format_health_table([]) == "  (no devices reported)"
