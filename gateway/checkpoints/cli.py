@@ -63,9 +63,10 @@ def load_section(args: argparse.Namespace) -> tuple[CheckpointsSection, Path, Pa
     from gateway.config import load_config
 
     cfg = load_config(args.config)
-    section = getattr(cfg, "checkpoints", None)
-    if section is None:
+    wired: CheckpointsSection | None = getattr(cfg, "checkpoints", None)
+    if wired is None:
         raise ConfigError("checkpoints", "the gateway config has no [checkpoints] section")
+    section = wired
     if status is None:
         runtime = getattr(cfg.gateway, "runtime_dir", None)
         if runtime:

@@ -16,9 +16,16 @@ Install mode (``scbk=None``) and wrong keys are just constructor choices.
 
 from __future__ import annotations
 
+import json
+import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import serial
 from osdp import (
@@ -36,6 +43,7 @@ from osdp import (
 )
 
 from drivers.osdp_bus import FrameSniffer, SerialChannel
+from hil_tests.line import Rs485Bus
 
 GREEN = CommandLEDColor.Green
 RED = CommandLEDColor.Red
@@ -235,3 +243,189 @@ class SimReader:
     def green_count(self) -> int:
         with self._lock:
             return sum(1 for c in self.leds if c.color == GREEN)
+
+
+# ============================================================================ a whole bench
+
+
+class ReaderBench:
+    """Simulated checkpoint buses: one :class:`Rs485Bus` per bus, a :class:`SimReader` per
+    checkpoint, their keys in 0600 files and the ``[checkpoints]`` TOML that describes them.
+
+        with ReaderBench(tmp_path, {"a": 8, "b": 8}, baud=9600) as bench:
+            bench.config_path                      # give it to the gateway
+            bench.reader("a", 3).tap("04a1b2")
+
+    ``wrong_key`` lists (bus, address) readers whose simulator holds a different key from the
+    gateway's key file; ``install_mode`` lists readers with no key at all (SCBK-D only).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        buses: dict[str, int],
+        *,
+        baud: int = 9600,
+        paced: bool = True,
+        roster: dict[str, str] | None = None,
+        wrong_key: tuple[tuple[str, int], ...] = (),
+        install_mode: tuple[tuple[str, int], ...] = (),
+        dedupe_window_s: float = 10.0,
+        seed: int = 1,
+    ) -> None:
+        self.root = Path(root)
+        self.layout = dict(buses)
+        self.baud = baud
+        self.paced = paced
+        self.roster = dict(roster or {})
+        self.wrong_key = set(wrong_key)
+        self.install_mode = set(install_mode)
+        self.dedupe_window_s = dedupe_window_s
+        self.seed = seed
+        self.lines: dict[str, Rs485Bus] = {}
+        self.readers: dict[tuple[str, int], SimReader] = {}
+        self.keys: dict[tuple[str, int], bytes] = {}
+        self.config_path = self.root / "checkpoints.toml"
+
+    def checkpoint_id(self, bus: str, address: int) -> str:
+        return f"cp-{bus}-{address}"
+
+    def start(self) -> ReaderBench:
+        from gateway.config import write_secret_file
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        rng = random.Random(self.seed)
+        points = []
+        for bus, count in self.layout.items():
+            line = Rs485Bus(
+                host_link=self.root / f"tty-{bus}", baud=self.baud, devices=count,
+                paced=self.paced, seed=rng.getrandbits(32),
+            ).start()  # fmt: skip
+            self.lines[bus] = line
+            for i, path in enumerate(line.device_paths):
+                address = i + 1
+                key = rng.randbytes(16)
+                self.keys[(bus, address)] = key
+                write_secret_file(self.root / "keys" / f"{bus}-{address}.scbk", key)
+                sim_key: bytes | None = key
+                if (bus, address) in self.wrong_key:
+                    sim_key = bytes(b ^ 0x5A for b in key)
+                if (bus, address) in self.install_mode:
+                    sim_key = None
+                self.readers[(bus, address)] = SimReader(
+                    path, address, sim_key, baud=self.baud
+                ).start()
+                points.append((bus, address))
+        lines = ["[checkpoints]", f"dedupe_window_s = {self.dedupe_window_s}", ""]
+        for bus in self.layout:
+            port = self.lines[bus].host_path
+            lines += ["[[checkpoints.buses]]", f'name = "{bus}"', f'port = "{port}"',
+                      f"baud = {self.baud}", ""]  # fmt: skip
+        for bus, address in points:
+            lines += [
+                "[[checkpoints.points]]",
+                f'id = "{self.checkpoint_id(bus, address)}"',
+                f'bus = "{bus}"',
+                f"address = {address}",
+                f'name = "Checkpoint {bus.upper()}{address}"',
+                "",
+            ]
+        for band, guard in self.roster.items():
+            lines += ["[[checkpoints.roster]]", f'wristband = "{band}"', f'guard = "{guard}"', ""]
+        self.config_path.write_text("\n".join(lines))
+        return self
+
+    def reader(self, bus: str, address: int) -> SimReader:
+        return self.readers[(bus, address)]
+
+    def stop(self) -> None:
+        for sim in self.readers.values():
+            sim.stop()
+        for line in self.lines.values():
+            line.stop()
+
+    def __enter__(self) -> ReaderBench:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ServiceProcess:
+    """The checkpoint service as a subprocess (``python -m gateway.checkpoints``) to SIGKILL.
+
+        proc = ServiceProcess(bench.config_path, tmp_path / "journal.db").start()
+        proc.kill(); proc.start(); proc.stop()
+    """
+
+    def __init__(self, config: Path, journal: Path, *, status: Path | None = None) -> None:
+        self.config = config
+        self.journal = journal
+        self.status = status or journal.with_suffix(".status.json")
+        self.log_path = journal.with_suffix(".log")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> ServiceProcess:
+        assert self.proc is None or self.proc.poll() is not None
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway.checkpoints", "--config", str(self.config),
+                 "--journal", str(self.journal), "--status", str(self.status),
+                 "--log-level", "warning"],
+                stdout=log, stderr=log, cwd=str(Path(__file__).resolve().parents[2]),
+            )  # fmt: skip
+        finally:
+            log.close()
+        self.starts += 1
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    def readers_status(self) -> dict[str, dict[str, object]]:
+        """The service's live reader table, by reader id ({} before the first publish)."""
+        try:
+            board = json.loads(self.status.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {r["reader"]: r for r in board.get("readers", {}).get("readers", [])}
+
+    def wait_online(self, readers: list[str], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            table = self.readers_status()
+            if all(table.get(r, {}).get("online") for r in readers):
+                return True
+            time.sleep(0.2)
+        return False
+
+
+def journal_events(path: Path, kind: str | None = None) -> list[Any]:
+    """Every event in the journal file (read-only), optionally of one kind."""
+    from gateway.journal import read_events
+
+    out: list[Any] = []
+    after = 0
+    while True:
+        batch = read_events(path, after_seq=after, limit=1000)
+        if not batch:
+            break
+        out.extend(e for e in batch if kind is None or e.kind == kind)
+        after = batch[-1].seq
+    return out
