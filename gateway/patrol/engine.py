@@ -813,6 +813,12 @@ class PatrolEngine:
         a = self._analyse(r)
         if cp in a.first_at:
             return
+        if any(
+            s.overlaps(r.start, when)
+            and (s.kind in ("gateway", "clock") or (s.kind == "reader" and s.subject == cp))
+            for s in self._spans
+        ):
+            return  # its reader (or the gateway) was down: a tap may not have been seen
         self._raise(
             r,
             f"{r.id}/{ALERT_OVERDUE}/{cp}",

@@ -88,7 +88,9 @@ class EventLog:
 
     def reader(self, cp: str, wall: float, online: bool) -> dict[str, Any]:
         state = "online" if online else "offline"
-        return self.add("reader.state", wall, {"reader": f"rd-{cp}", "checkpoint": cp, "state": state})
+        return self.add(
+            "reader.state", wall, {"reader": f"rd-{cp}", "checkpoint": cp, "state": state}
+        )
 
     def tick(self, wall: float, *, synced: bool = True) -> dict[str, Any]:
         return self.add("health.sample", wall, {"cpu_temp": 40}, synced=synced)

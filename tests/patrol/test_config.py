@@ -45,9 +45,7 @@ def test_fixed_times_need_a_window() -> None:
 
 def test_fixed_times_sorted_offsets() -> None:
     sec = section(
-        schedules=[
-            {"id": "s", "route": "r1", "times": ["21:30", "01:00"], "window_minutes": 60}
-        ]
+        schedules=[{"id": "s", "route": "r1", "times": ["21:30", "01:00"], "window_minutes": 60}]
     )
     assert sec.schedules[0].start_offsets_minutes() == (60, 1290)
 
@@ -80,9 +78,15 @@ def test_fixed_times_sorted_offsets() -> None:
             {"schedules": [{"id": "s", "route": "r1", "every_hours": 2, "shift": "late"}]},
             "patrol.schedules[0].shift: 'late' is not a shift id",
         ),
-        ({"timezone": "Mars/Olympus"}, "patrol.timezone: 'Mars/Olympus' is not a known IANA time zone"),
-        ({"colour": "red"}, "patrol.colour: unknown key (known keys: repeat_interval_s, routes, "
-         "schedules, shifts, summary_hour, suspicious_repeats, timezone)"),
+        (
+            {"timezone": "Mars/Olympus"},
+            "patrol.timezone: 'Mars/Olympus' is not a known IANA time zone",
+        ),
+        (
+            {"colour": "red"},
+            "patrol.colour: unknown key (known keys: repeat_interval_s, routes, "
+            "schedules, shifts, summary_hour, suspicious_repeats, timezone)",
+        ),
     ],
 )
 def test_errors_name_the_key(patch: dict[str, Any], expected: str) -> None:

@@ -23,7 +23,7 @@ from gateway.patrol.engine import (
     replay,
 )
 from gateway.patrol.report import explain, render_summary, render_today, today_rows
-from tests.patrol.helpers import TZ, EventLog, after_midnight, at, section
+from tests.patrol.helpers import EventLog, after_midnight, at, section
 
 R22 = "night@2026-11-28T22:00"
 R00 = "night@2026-11-29T00:00"
@@ -111,7 +111,9 @@ def test_incomplete_with_overdue_and_incomplete_alerts() -> None:
     assert rep.missing == ("c",)
     assert rep.reasons[0] == "missing c (0 of 1 taps)"
     # c became overdue 45 min after the start (22:50), and the alert closed with the window.
-    overdue = [o for o in out if isinstance(o, AlertRaised) and o.alert_kind == "checkpoint_overdue"]
+    overdue = [
+        o for o in out if isinstance(o, AlertRaised) and o.alert_kind == "checkpoint_overdue"
+    ]
     assert [(o.checkpoint, o.at) for o in overdue] == [("c", at(22, 50))]
     assert f"{R22}/incomplete" in alerts(out, AlertRaised)
     assert f"{R22}/checkpoint_overdue/c" in alerts(out, AlertResolved)
@@ -124,9 +126,11 @@ def test_incomplete_with_overdue_and_incomplete_alerts() -> None:
 
 def test_overdue_by_leg_max_walk_resolves_when_tapped() -> None:
     routes = [
-        {"id": "r1", "checkpoints": ["a", "b", "c"], "legs": [
-            {"from_checkpoint": "a", "to_checkpoint": "b", "max_walk_s": 600}
-        ]}
+        {
+            "id": "r1",
+            "checkpoints": ["a", "b", "c"],
+            "legs": [{"from_checkpoint": "a", "to_checkpoint": "b", "max_walk_s": 600}],
+        }
     ]
     log = started_log()
     log.tap("a", at(22, 0, 30))
@@ -190,8 +194,9 @@ def test_gateway_down_from_journal_gap_is_unassessable() -> None:
     # No not-started alert could be fair while the gateway was down, and no "missed" was
     # ever emitted for it, not even provisionally.
     assert f"{R22}/not_started" not in alerts(out, AlertRaised)
-    assert [o.report.state for o in out if isinstance(o, RoundVerdict)
-            and o.report.round_id == R22] == [UNASSESSABLE]
+    assert [
+        o.report.state for o in out if isinstance(o, RoundVerdict) and o.report.round_id == R22
+    ] == [UNASSESSABLE]
     assert engine.report(R00).state == UNASSESSABLE  # down until 00:30
     assert engine.report(R02).state == MISSED
 
@@ -261,8 +266,11 @@ def test_buffered_taps_revise_the_verdict() -> None:
     log.reader("c", after_midnight(0, 20, 4), online=True)
     log.tap("c", after_midnight(0, 20, 5), tapped_at=at(22, 20))
     engine, out = run(log, after_midnight(1, 0))
-    verdicts = [(o.report.state, o.revision, o.at) for o in out
-                if isinstance(o, RoundVerdict) and o.report.round_id == R22]
+    verdicts = [
+        (o.report.state, o.revision, o.at)
+        for o in out
+        if isinstance(o, RoundVerdict) and o.report.round_id == R22
+    ]
     # Judged unassessable at window end; each delivered tap narrows what is excused, and the
     # last one completes the round. Never missed, never incomplete.
     assert verdicts == [
@@ -316,8 +324,15 @@ def test_implausible_walk_raises_suspicious_alert() -> None:
 
 def test_repeated_taps_do_not_inflate_counts() -> None:
     schedules = [
-        {"id": "night", "route": "r1", "every_hours": 2, "start": "22:00", "end": "06:00",
-         "min_taps": 2, "expected_minutes": 90}
+        {
+            "id": "night",
+            "route": "r1",
+            "every_hours": 2,
+            "start": "22:00",
+            "end": "06:00",
+            "min_taps": 2,
+            "expected_minutes": 90,
+        }
     ]
     log = started_log()
     for cp, base in (("a", 0), ("b", 2), ("c", 4)):
@@ -339,8 +354,14 @@ def test_repeated_taps_do_not_inflate_counts() -> None:
 
 def test_responsible_guards_and_unknown_wristbands() -> None:
     schedules = [
-        {"id": "night", "route": "r1", "every_hours": 2, "start": "22:00", "end": "06:00",
-         "guards": ["g1"]}
+        {
+            "id": "night",
+            "route": "r1",
+            "every_hours": 2,
+            "start": "22:00",
+            "end": "06:00",
+            "guards": ["g1"],
+        }
     ]
     log = started_log()
     log.tap("a", at(22, 5), guard="g9")
@@ -382,9 +403,11 @@ def test_dst_zone_uses_zoneinfo_offsets() -> None:
     before = engine.report("night@2026-10-31T22:00").window_start
     after = engine.report("night@2026-11-01T22:00").window_start
     assert after - before == 25 * 3600  # the day of the fall-back has 25 hours
-    assert engine.report("night@2026-11-01T00:00").window_end - engine.report(
-        "night@2026-11-01T00:00"
-    ).window_start == 7200
+    assert (
+        engine.report("night@2026-11-01T00:00").window_end
+        - engine.report("night@2026-11-01T00:00").window_start
+        == 7200
+    )
 
 
 def test_daily_summary_due_at_local_hour_and_on_demand() -> None:
@@ -396,9 +419,19 @@ def test_daily_summary_due_at_local_hour_and_on_demand() -> None:
     assert not any(isinstance(o, DailySummary) for o in out)  # due at 08:00, not yet past
     on_demand = engine.daily_summary("2026-11-28")
     assert on_demand.routes[0].as_dict() | {"key": "r1"} == {
-        "key": "r1", "planned": 4, "completed": 1, "late": 0, "incomplete": 0, "missed": 3,
-        "unassessable": 0, "pending": 0, "checkpoints_done": 3, "checkpoints_due": 12,
-        "checkpoint_completion": 0.25, "on_time_rate": 0.25, "sequence_adherence": 1.0,
+        "key": "r1",
+        "planned": 4,
+        "completed": 1,
+        "late": 0,
+        "incomplete": 0,
+        "missed": 3,
+        "unassessable": 0,
+        "pending": 0,
+        "checkpoints_done": 3,
+        "checkpoints_due": 12,
+        "checkpoint_completion": 0.25,
+        "on_time_rate": 0.25,
+        "sequence_adherence": 1.0,
     }
     out = engine.advance(after_midnight(8, 0, 1))
     summaries = [o for o in out if isinstance(o, DailySummary)]
@@ -416,15 +449,31 @@ def test_today_table_and_explain() -> None:
     rows = today_rows(engine)
     assert [r["round"] for r in rows] == [R22, R00, R02, R04]
     assert rows[0] == {
-        "round": R22, "route": "r1", "window": "22:00-00:00", "state": STARTED, "done": "1/3",
-        "started": "22:05", "guards": "g1", "note": "",
+        "round": R22,
+        "route": "r1",
+        "window": "22:00-00:00",
+        "state": STARTED,
+        "done": "1/3",
+        "started": "22:05",
+        "guards": "g1",
+        "note": "",
     }
     text = render_today(rows)
     assert text.splitlines()[0].split() == [
-        "round", "route", "window", "state", "done", "started", "guards", "note"
+        "round",
+        "route",
+        "window",
+        "state",
+        "done",
+        "started",
+        "guards",
+        "note",
     ]
     lines = explain(engine, R22)
-    assert lines[0] == "round night@2026-11-28T22:00: route North loop (ordered, 3 checkpoints, each 1x)"
+    assert (
+        lines[0]
+        == "round night@2026-11-28T22:00: route North loop (ordered, 3 checkpoints, each 1x)"
+    )
     assert "  b: 0 of 1 tap(s) [pending]" in lines
 
 
@@ -434,10 +483,21 @@ def test_explicit_outage_input_and_adapter_shapes() -> None:
     engine.advance(after_midnight(0, 0, 1))
     assert engine.report(R22).state == UNASSESSABLE
     inputs = engine_inputs_from_event(
-        {"seq": 7, "kind": "tap", "wall_time": 100.0, "boot_id": "b", "clock_synced": True,
-         "payload": {"checkpoint": "a", "guard": "g1", "wristband": "04aa", "tapped_at": 40.0}}
+        {
+            "seq": 7,
+            "kind": "tap",
+            "wall_time": 100.0,
+            "boot_id": "b",
+            "clock_synced": True,
+            "payload": {"checkpoint": "a", "guard": "g1", "wristband": "04aa", "tapped_at": 40.0},
+        }
     )
     assert inputs[1] == Tap(7, "a", "g1", "04aa", 40.0, 100.0, True, True, "")
-    assert len(engine_inputs_from_event(
-        {"seq": 8, "kind": "patrol.round", "wall_time": 1.0, "payload": {"round": "x"}}
-    )) == 1
+    assert (
+        len(
+            engine_inputs_from_event(
+                {"seq": 8, "kind": "patrol.round", "wall_time": 1.0, "payload": {"round": "x"}}
+            )
+        )
+        == 1
+    )

@@ -12,8 +12,19 @@ import gateway.patrol.engine
 import gateway.patrol.report
 
 FORBIDDEN = {
-    "asyncio", "sqlite3", "sqlite_utils", "time", "socket", "serial", "threading",
-    "subprocess", "os", "random", "gateway.journal", "gateway.clock", "aiohttp",
+    "asyncio",
+    "sqlite3",
+    "sqlite_utils",
+    "time",
+    "socket",
+    "serial",
+    "threading",
+    "subprocess",
+    "os",
+    "random",
+    "gateway.journal",
+    "gateway.clock",
+    "aiohttp",
 }
 
 
@@ -34,7 +45,8 @@ def _imports(path: Path) -> set[str]:
 def test_pure_modules_import_no_io(module: object) -> None:
     path = Path(module.__file__)  # type: ignore[attr-defined]
     bad = {
-        name for name in _imports(path)
+        name
+        for name in _imports(path)
         if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
     }
     assert not bad, f"{path.name} imports {sorted(bad)}"
