@@ -14,8 +14,9 @@ class Reply:
 
 
 class MiniCP:
-    def __init__(self, pd, address, scbk=None, now=0, mark=True):
+    def __init__(self, pd, address, scbk=None, now=0, mark=True, transport=None):
         self.pd = pd
+        self.transport = transport  # raw -> reply bytes or None; default: pd.receive
         self.address = address
         self.scbk = scbk
         self.seq = 0
@@ -50,6 +51,8 @@ class MiniCP:
     def send_raw(self, raw, dt=10):
         self.now += dt
         self.last_raw = raw
+        if self.transport is not None:
+            return self.transport(raw)
         out = self.pd.receive(raw, self.now)
         assert len(out) <= 1, out
         return out[0] if out else None

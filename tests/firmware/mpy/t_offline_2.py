@@ -1,0 +1,59 @@
+# Offline taps, part 2 of 3: after the reset, polling resumes; the stored taps arrive
+# in order, each exactly once (a retried poll gets the identical reply, not a second
+# tap), as osdp_MFGREP with tap number and age.
+import struct
+
+import mpytest
+import nodebench
+import osdp_pd as P
+import reports
+
+
+def test_1_stored_taps_delivered_in_order_once():
+    b = nodebench.Bench(t0=0)
+    assert b.store.pending_count() == 3 and b.store.boot >= 2
+    b.run(2000, step=100)  # the node has been up 2 s when the panel comes back
+    b.cp.cmd(P.CMD_ID, b"\x00")
+    assert b.cp.handshake().code == P.REPLY_RMAC_I
+    got = []
+    retried = False
+    for _ in range(12):
+        raw = b.cp.encode(P.CMD_POLL)
+        reply = b.cp.send_raw(raw)
+        if not retried and got:
+            # the panel missed this reply and asks again with the same sequence number
+            again = b.cp.send_raw(raw)
+            assert again == reply
+            retried = True
+        r = b.cp.decode(reply)
+        if r.code == P.REPLY_MFGREP:
+            d = r.data
+            assert d[:3] == reports.vendor_bytes(b.settings.values["vendor_code"])
+            typ, ver, number, age_s, flags, waiting, n = struct.unpack("<BBIIBBB", d[3:16])
+            assert typ == reports.MSG_OFFLINE_TAP and ver == 1
+            assert flags == reports.FLAG_AGE_LOWER_BOUND | reports.FLAG_TAPPED_OFFLINE
+            got.append((number, bytes(d[16:16 + n]), waiting, age_s))
+        else:
+            assert r.code == P.REPLY_ACK
+    assert [g[0] for g in got] == [1, 2, 3], got
+    assert [g[1] for g in got] == [b"\x04\x11\x22\x33", b"\x07\x11\x22\x33\x44\x55\x66",
+                                   bytes(range(10))]
+    assert [g[2] for g in got] == [2, 1, 0]
+    # ages are lower bounds: at least the gaps between the taps (4 s apart) + 2 s uptime
+    assert got[0][3] >= got[1][3] + 4 - 1 and got[2][3] >= 2
+    assert b.store.pending_count() == 0 and b.store.delivered == 3
+
+
+def test_2_live_tap_goes_out_as_raw():
+    b = nodebench.Bench(t0=0)
+    b.cp.cmd(P.CMD_ID, b"\x00")
+    b.cp.handshake()
+    b.cp.cmd(P.CMD_POLL)
+    b.tap(b"\xaa\xbb\xcc\xdd", hold_ms=20)
+    r = b.cp.cmd(P.CMD_POLL)
+    assert r.code == P.REPLY_RAW and r.data == b"\x00\x00\x20\x00\xaa\xbb\xcc\xdd"
+    b.cp.cmd(P.CMD_POLL)
+    assert b.store.pending_count() == 0 and b.store.delivered == 4
+
+
+mpytest.run(globals())
