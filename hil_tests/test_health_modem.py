@@ -87,3 +87,27 @@ async def test_signal_error_silence_urc_unplug(tmp_path: Path) -> None:
         samples = await events_of(journal, "health.sample")
         dbms = [e.payload.get("signal_dbm") for e in samples]
         assert -73 in dbms and -103 in dbms and -63 in dbms
+
+
+async def test_unplug_and_replug_through_the_line_emulator(tmp_path: Path) -> None:
+    import asyncio
+
+    from hil_tests.line import SerialLine
+
+    with SerialLine(host_link=tmp_path / "ttyModem", baud=115200) as line:
+        async with (
+            ModemSim(device=line.device_path, csq=(18, 99)) as sim,
+            open_journal(tmp_path) as journal,
+        ):
+            hub = HealthHub(journal, SystemClock(), policies={"modem": Hysteresis(2, 1)})
+            cfg = ModemConfig(port=line.host_path, interval_s=0.05, command_timeout_s=0.3)
+            mon = ModemMonitor(cfg, hub, rng=random.Random(2), reconnect_initial_s=0.05)
+            async with running(hub, mon):
+                await wait_until(lambda: _state(hub) is State.OK, what="modem ok over the line")
+                assert "-77 dBm" in _reason(hub)
+                await asyncio.to_thread(line.unplug)
+                await wait_until(lambda: _state(hub) is State.DOWN, what="adapter pulled")
+                await asyncio.to_thread(line.replug)
+                await wait_until(lambda: _state(hub) is State.OK, timeout=8, what="replugged")
+                assert mon.opens >= 2
+            assert sim.commands.count("AT+CSQ") >= 2

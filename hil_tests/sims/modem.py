@@ -15,6 +15,13 @@ current slave, as udev would give a real modem) with pyserial. Faults:
         port = serial.Serial(str(sim.path))
 
 Values are plain attributes: change ``sim.csq``/``sim.creg``/``sim.operator`` at any time.
+
+On the line emulator the sim is the device end of a :class:`~hil_tests.line.SerialLine` (baud
+pacing, noise, unplug/replug of the gateway's adapter are then the line's business)::
+
+    with SerialLine(host_link=tmp_path / "ttyModem", baud=115200) as line:
+        async with ModemSim(device=line.device_path) as sim:
+            ...  # the gateway opens line.host_path
 """
 
 from __future__ import annotations
@@ -32,15 +39,19 @@ class ModemSim:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | None = None,
         *,
+        device: str | None = None,
         csq: tuple[int, int] = (21, 99),
         creg: int = 1,
         operator: str | None = "SimTel",
         act: int = 7,
         echo: bool = True,
     ) -> None:
-        self.path = Path(path)
+        if (path is None) == (device is None):
+            raise ValueError("give either path (own pty) or device (a line's device end)")
+        self.path = Path(path) if path is not None else Path(str(device))
+        self.device = device
         self.csq = csq
         self.creg = creg
         self.operator = operator
@@ -68,14 +79,23 @@ class ModemSim:
 
     async def stop(self) -> None:
         self._unplug()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        if self.device is None:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
 
     @property
     def plugged(self) -> bool:
         return self._master is not None
 
     def _plug(self) -> None:
+        assert self._loop is not None
+        if self.device is not None:
+            # The line's device pty: we are the program on its slave side.
+            fd = os.open(self.device, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            tty.setraw(fd)
+            self._master, self._slave = fd, None
+            self._loop.add_reader(fd, self._readable)
+            return
         master, slave = os.openpty()
         # Raw, or the line discipline would echo and turn our CR into LF behind our back.
         tty.setraw(slave)
@@ -87,7 +107,6 @@ class ModemSim:
             tmp.unlink()
         tmp.symlink_to(os.ttyname(slave))
         os.replace(tmp, self.path)
-        assert self._loop is not None
         self._loop.add_reader(master, self._readable)
 
     def _unplug(self) -> None:
@@ -103,10 +122,14 @@ class ModemSim:
 
     async def unplug(self) -> None:
         """Pull the modem: the gateway's open port starts failing."""
+        if self.device is not None:
+            raise RuntimeError("on a SerialLine, unplug the line")
         self._unplug()
 
     async def replug(self) -> None:
         """Plug it back in (a new tty behind the same ``path``)."""
+        if self.device is not None:
+            raise RuntimeError("on a SerialLine, replug the line")
         self._unplug()
         self._plug()
 
