@@ -197,8 +197,10 @@ class BroadcastController:
                     effects = self.core.stop(item.source, item.reason, now)
                 elif isinstance(item, _Observed):
                     effects = self.core.observed(item.states, now)
-                else:
+                elif item is None:
                     effects = self.core.due(now)
+                else:
+                    raise TypeError(f"broadcast inbox got {item!r}")
                 await self._apply(effects)
         except BaseException as exc:
             await asyncio.shield(self._fail_safe(exc))

@@ -191,7 +191,7 @@ def test_dead_zone_board_drops_its_zone_others_play():
     core.drive_done(amp, {}, 0.1)
     (zones,) = drives(core.due(2.1))
     eff = core.drive_done(zones, {Z[3]: "board did not answer"}, 2.2)
-    on = [e for e in eff if isinstance(e, Record)][0]
+    on = next(e for e in eff if isinstance(e, Record))
     assert on.kind == "broadcast.on" and on.payload["zones"] == [1]
     assert on.payload["failed_zones"] == [3]
     # The half-switched relay is retried off at once, then every OFF_RETRY_S until verified.
