@@ -43,14 +43,13 @@ class Bench:
 
 
 @contextlib.asynccontextmanager
-async def bench(
-    tmp_path: Path, boards: list[SimBoard], data_fn: Any
-) -> AsyncIterator[Bench]:
+async def bench(tmp_path: Path, boards: list[SimBoard], data_fn: Any) -> AsyncIterator[Bench]:
     with serial_line() as line:
         async with RelayBoardSim(line.device_path, boards):
             section = parse_section(BroadcastSection, data_fn(line.host_path), "broadcast")
-            journal = await Journal.open(tmp_path / "journal.db", gateway_id="gw-test",
-                                         clock=SystemClock())
+            journal = await Journal.open(
+                tmp_path / "journal.db", gateway_id="gw-test", clock=SystemClock()
+            )
             runtime = build_runtime(section, journal, SystemClock())
             task = asyncio.create_task(runtime.service.run())
             try:
@@ -100,8 +99,14 @@ async def test_trigger_verified_on_then_off_on_time(tmp_path, profile):
             # The board's own timer was armed for duration + grace on every on-relay.
             assert sorted(sim.flash_writes) == [(0, 20), (0, 22), (1, 20), (3, 20)]
         kinds = await b.kinds()
-        for kind in ("broadcast.requested", "broadcast.accepted", "broadcast.amplifier_on",
-                     "broadcast.on", "broadcast.ending", "broadcast.off"):
+        for kind in (
+            "broadcast.requested",
+            "broadcast.accepted",
+            "broadcast.amplifier_on",
+            "broadcast.on",
+            "broadcast.ending",
+            "broadcast.off",
+        ):
             assert kind in kinds
 
 
@@ -161,7 +166,9 @@ async def test_dead_board_is_reported_and_the_other_zones_play(tmp_path):
         await b.runtime.service.poll_once()
         states = await b.events("relay_board.state")
         assert {(e.payload["board"], e.payload["state"]) for e in states} == {
-            ("main", "up"), ("aux", "down")}
+            ("main", "up"),
+            ("aux", "down"),
+        }
         done = await ticket.wait("done", timeout=6)
         assert main.coils == [False] * 8
         assert done["cause"] == "duration"

@@ -52,8 +52,10 @@ async def test_killed_mid_broadcast_hardware_releases_and_restart_records(tmp_pa
     with serial_line() as line:
         async with RelayBoardSim(line.device_path, [sim]):
             section = section_data(
-                line.host_path, [board_config("waveshare_v2", 1, "main")],
-                {1: ("main", 1), 2: ("main", 2)}, amplifier=("main", 0),
+                line.host_path,
+                [board_config("waveshare_v2", 1, "main")],
+                {1: ("main", 1), 2: ("main", 2)},
+                amplifier=("main", 0),
             )
             # 1. Killed while on: nobody is left to switch off; the board's timer does it.
             proc = await spawn(section, journal, start="1,2:1.5")

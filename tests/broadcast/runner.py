@@ -34,8 +34,13 @@ async def main(args: argparse.Namespace) -> None:
         if args.start:
             zones, seconds = args.start.split(":")
             ticket = runtime.controller.submit_start(
-                StartRequest("kill-test", tuple(int(z) for z in zones.split(",")),
-                             float(seconds), "cli", "kill test")
+                StartRequest(
+                    "kill-test",
+                    tuple(int(z) for z in zones.split(",")),
+                    float(seconds),
+                    "cli",
+                    "kill test",
+                )
             )
             await ticket.wait("on", timeout=10)
             print("ON", flush=True)
