@@ -28,11 +28,17 @@ def have_wasm_runtime() -> bool:
     return node_binary() is not None and (WASM_PKG / "micropython.mjs").exists()
 
 
-def run_mpy(*scripts: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_mpy(*scripts: Path, timeout: float = 60,
+            libs: list[Path] | None = None) -> subprocess.CompletedProcess[str]:
     """Run scripts in real MicroPython (one fresh interpreter each, /flash carried over)."""
     node = node_binary()
     assert node is not None
-    cmd = [node, str(HARNESS), "--lib", str(FIRMWARE), "--lib", str(HOST_SHIM),
-           "--lib", str(MPY_TESTS), *map(str, scripts)]
+    cmd = [node, str(HARNESS)]
+    for lib in libs or [FIRMWARE, HOST_SHIM, MPY_TESTS]:
+        cmd += ["--lib", str(lib)]
+    cmd += [str(s) for s in scripts]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
                           check=False)
+
+# Figures measured by the tests, printed at the end of the run by conftest.py.
+FIGURES: dict[str, object] = {}

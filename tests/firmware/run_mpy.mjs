@@ -2,7 +2,7 @@
 //
 //   node run_mpy.mjs [--heap 4m] [--lib DIR]... [--serve] SCRIPT.py [SCRIPT2.py ...]
 //
-// Every *.py in each --lib DIR is written to /lib of the interpreter's in-memory
+// Every *.py and *.mpy in each --lib DIR is written to /lib of the interpreter's in-memory
 // filesystem.  Scripts run one after another, each in a FRESH interpreter (a simulated
 // reset); files under /flash are carried from one to the next, as a node's flash
 // survives a reset.  An uncaught Python exception prints its traceback to stderr and
@@ -62,7 +62,7 @@ for (const script of scripts) {
   mp.FS.mkdir("/lib");
   for (const dir of libs) {
     for (const n of readdirSync(dir)) {
-      if (n.endsWith(".py")) mp.FS.writeFile("/lib/" + n, readFileSync(join(dir, n)));
+      if (n.endsWith(".py") || n.endsWith(".mpy")) mp.FS.writeFile("/lib/" + n, readFileSync(join(dir, n)));
     }
   }
   try { mp.FS.mkdir("/flash"); } catch { /* exists */ }
