@@ -91,6 +91,9 @@ def split_envelope(
         sig = base64.b64decode(sig_text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError) as exc:
         raise SignatureError("sig is not valid base64") from exc
+    if base64.b64encode(sig).decode("ascii") != sig_text:
+        # Unused trailing bits would let one signature have several spellings.
+        raise SignatureError("sig is not canonical base64")
     if len(sig) != SIGNATURE_BYTES:
         raise SignatureError(f"signature is {len(sig)} bytes, expected {SIGNATURE_BYTES}")
     return body, kid, sig

@@ -1,0 +1,90 @@
+"""Canonical JSON: round trips (hypothesis), determinism, and hostile input refused clearly."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wire import EncodingError, decode, encode, is_canonical
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(exclude_categories=("Cs",))),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(
+            st.text(st.characters(exclude_categories=("Cs",)), max_size=8), children, max_size=5
+        )
+    ),
+    max_leaves=30,
+)
+
+
+@given(json_values)
+def test_round_trip_is_exact_and_stable(value: Any) -> None:
+    raw = encode(value)
+    back = decode(raw)
+    assert back == value or (isinstance(value, float) and math.isclose(back, value))
+    assert encode(back) == raw  # re-encoding what was parsed gives the same bytes
+    assert is_canonical(raw)
+
+
+@given(st.dictionaries(st.text(max_size=5), st.integers(), min_size=2, max_size=6))
+def test_key_order_does_not_matter(d: dict[str, int]) -> None:
+    reversed_d = dict(reversed(list(d.items())))
+    assert encode(d) == encode(reversed_d)
+
+
+def test_golden_bytes() -> None:
+    assert encode({"b": 1, "a": [1.5, None, True], "é": "ü"}) == (
+        '{"a":[1.5,null,true],"b":1,"é":"ü"}'.encode()
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b'{"a":1,"a":2}', "duplicate object key 'a'"),
+        (b'{"a":1} ', "trailing"),
+        (b'{"a":1}{}', "trailing"),
+        (b'{"a":NaN}', "NaN"),
+        (b"[Infinity]", "Infinity"),
+        (b'{"a":"\xff"}', "not UTF-8"),
+        (b"\xef\xbb\xbf{}", "byte-order mark"),
+        (b' {"a":1}', "not JSON"),
+        (b"", "not JSON"),
+        (b'{"a":"\\ud800"}', "lone surrogate"),
+        (b"[" * 100 + b"]" * 100, "nesting"),
+        (b'{"a":1e999}', "NaN and infinities"),
+    ],
+)
+def test_hostile_input_is_refused_with_a_reason(raw: bytes, fragment: str) -> None:
+    with pytest.raises(EncodingError) as info:
+        decode(raw)
+    assert fragment in info.value.reason
+
+
+def test_size_limit() -> None:
+    with pytest.raises(EncodingError, match="above the limit"):
+        decode(b'"' + b"x" * 100 + b'"', max_bytes=50)
+
+
+@pytest.mark.parametrize(
+    "value", [float("nan"), {"a": float("inf")}, {1: "x"}, {"a": {1, 2}}, b"x"]
+)
+def test_unencodable_values(value: Any) -> None:
+    with pytest.raises(EncodingError):
+        encode(value)
+
+
+def test_not_canonical_detected() -> None:
+    assert not is_canonical(json.dumps({"b": 1, "a": 2}).encode())
+    assert is_canonical(b'{"a":2,"b":1}')

@@ -1,0 +1,191 @@
+"""Batch and ack envelopes, signatures: tampering anywhere is detected."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wire import (
+    BATCH_TYPE,
+    COMMAND_TYPE,
+    Ack,
+    Batch,
+    EncodingError,
+    EnvelopeError,
+    SignatureError,
+    decode,
+    encode,
+    holes,
+    open_sealed,
+    seal,
+)
+
+KEY = Ed25519PrivateKey.generate()
+OTHER = Ed25519PrivateKey.generate()
+
+
+def event(seq: int, kind: str = "tap", cls: str = "evidence", **payload: Any) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "kind": kind,
+        "cls": cls,
+        "payload": payload or {"n": seq},
+        "wall_time": 1_790_000_000.0 + seq,
+        "mono_time": 100.5 + seq,
+        "boot_id": "b-1",
+        "clock_synced": True,
+    }
+
+
+def batch(seqs: list[int], skipped: list[tuple[int, int]] = ()) -> Batch:  # type: ignore[assignment]
+    return Batch.build(
+        "gw-01",
+        "b-1",
+        [event(s) for s in seqs],
+        head_seq=max(seqs) + 5,
+        created_at=1_790_000_100.0,
+        skipped=skipped,
+    )
+
+
+def test_batch_round_trip_through_signed_envelope() -> None:
+    b = batch([3, 4, 7], skipped=[(1, 2), (5, 6)])
+    raw = seal(BATCH_TYPE, b.to_dict(), KEY)
+    assert Batch.from_dict(open_sealed(raw, BATCH_TYPE, KEY.public_key())) == b
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_any_byte_flip_is_detected(data: st.DataObject) -> None:
+    raw = bytearray(seal(BATCH_TYPE, batch([1, 2, 3]).to_dict(), KEY))
+    i = data.draw(st.integers(0, len(raw) - 1))
+    bit = data.draw(st.integers(0, 7))
+    raw[i] ^= 1 << bit
+    with pytest.raises((EncodingError, EnvelopeError, SignatureError)):
+        body = open_sealed(bytes(raw), BATCH_TYPE, KEY.public_key())
+        Batch.from_dict(body)
+
+
+def test_tampered_payload_with_valid_json_fails_signature() -> None:
+    env = decode(seal(BATCH_TYPE, batch([1, 2]).to_dict(), KEY))
+    env["body"]["events"][0]["payload"]["n"] = 99
+    with pytest.raises(SignatureError, match="does not verify"):
+        open_sealed(encode(env), BATCH_TYPE, KEY.public_key())
+
+
+def test_wrong_key_and_wrong_type_refused() -> None:
+    raw = seal(BATCH_TYPE, batch([1]).to_dict(), KEY)
+    with pytest.raises(SignatureError):
+        open_sealed(raw, BATCH_TYPE, OTHER.public_key())
+    with pytest.raises(EnvelopeError, match="expected a 'command' envelope"):
+        open_sealed(raw, COMMAND_TYPE, KEY.public_key())
+    # A batch signature re-labelled as a command does not verify: the type is signed.
+    env = decode(raw)
+    env["type"] = COMMAND_TYPE
+    with pytest.raises(SignatureError):
+        open_sealed(encode(env), COMMAND_TYPE, KEY.public_key())
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (lambda e: e.update(sig="!!"), "base64"),
+        (lambda e: e.update(sig=base64.b64encode(b"x" * 10).decode()), "10 bytes"),
+        (lambda e: e.pop("key_id"), "fields are wrong"),
+        (lambda e: e.update(extra=1), "fields are wrong"),
+        (lambda e: e.update(body=[]), "not a JSON object"),
+    ],
+)
+def test_malformed_envelopes(mutate: Any, fragment: str) -> None:
+    env = decode(seal(BATCH_TYPE, batch([1]).to_dict(), KEY))
+    mutate(env)
+    with pytest.raises((EnvelopeError, SignatureError)) as info:
+        open_sealed(encode(env), BATCH_TYPE, KEY.public_key())
+    assert fragment in info.value.reason or fragment in str(info.value.fields)
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (lambda d: d["events"].reverse(), "not above the previous"),
+        (lambda d: d["events"][0].pop("boot_id"), "missing field"),
+        (lambda d: d["events"][0].update(extra=1), "unknown field"),
+        (lambda d: d["events"][0].update(cls="gossip"), "cls must be one of"),
+        (lambda d: d["events"][0].update(seq=True), "must be an integer"),
+        (lambda d: d["events"][0].update(kind="Bad Kind!"), "does not match"),
+        (lambda d: d["events"][0].update(clock_synced=1), "true or false"),
+        (lambda d: d.update(first_seq=3), "do not match"),
+        (lambda d: d.update(head_seq=1), "below last_seq"),
+        (lambda d: d.update(gateway_id="../etc"), "does not match"),
+        (lambda d: d.update(v=2), "only version 1"),
+        (lambda d: d.update(events=[]), "non-empty"),
+        (lambda d: d.update(skipped=[[2, 2]]), "covers seq 2"),
+        (lambda d: d.update(skipped=[[9, 12]]), "below last_seq"),
+        (lambda d: d.update(skipped=[[1, 0]]), "outside 1.."),
+        (lambda d: d.update(skipped=[[1, 1], [1, 1]]), "overlapping or out of order"),
+    ],
+)
+def test_bad_batches_refused(change: Any, fragment: str) -> None:
+    d = batch([2, 3, 5]).to_dict()
+    change(d)
+    with pytest.raises(EnvelopeError) as info:
+        Batch.from_dict(d)
+    assert fragment in info.value.reason
+
+
+def ack(**kw: Any) -> dict[str, Any]:
+    base = {
+        "v": 1,
+        "gateway_id": "gw-01",
+        "batch_id": "b-1",
+        "watermark": 3,
+        "highest": 3,
+        "gaps": [],
+        "gaps_truncated": False,
+        "stored": 3,
+        "duplicates": 0,
+    }
+    return base | kw
+
+
+def test_ack_confirms_only_what_it_says() -> None:
+    b = batch([1, 2, 3])
+    assert Ack.from_dict(ack()).confirms_batch(b)
+    assert not Ack.from_dict(ack(batch_id="b-2")).confirms_batch(b)
+    assert not Ack.from_dict(ack(stored=2)).confirms_batch(b)
+    assert not Ack.from_dict(ack(watermark=1, highest=1)).confirms_batch(b)
+    # evidence ahead: 10 and 12 held, 4..9 and 11 missing
+    e = batch([10, 12])
+    a = Ack.from_dict(ack(watermark=3, highest=12, gaps=[[4, 9], [11, 11]], stored=2))
+    assert a.confirms_batch(e)
+    assert not Ack.from_dict(ack(watermark=3, highest=12, gaps=[[4, 10]], stored=2)).confirms_batch(
+        e
+    )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ack(highest=2),
+        ack(highest=9),  # above watermark but no gap
+        ack(highest=9, gaps=[[5, 6]]),  # gap not starting at watermark+1
+        ack(highest=9, gaps=[[4, 9]]),  # gap reaching highest
+        ack(watermark=-1),
+        ack(gaps_truncated="no"),
+        ack(stored=True),
+        ack(extra=1),
+    ],
+)
+def test_inconsistent_acks_refused(bad: dict[str, Any]) -> None:
+    with pytest.raises(EnvelopeError):
+        Ack.from_dict(bad)
+
+
+def test_holes() -> None:
+    assert holes(10, [12, 13, 17]) == [(11, 11), (14, 16)]
+    assert holes(0, [1, 2, 3]) == []
