@@ -41,6 +41,7 @@ from wire import (
     EncodingError,
     SignatureError,
     WireError,
+    check_key_id,
     decode,
     encode,
     key_id,
@@ -298,7 +299,9 @@ def _parse_and_verify(raw: bytes, record: GatewayRecord) -> tuple[Batch, bytes, 
             "gateway_mismatch",
             f"batch is for {batch.gateway_id!r} but the certificate is {record.gateway_id!r}",
         )
-    verify(BATCH_TYPE, body, sig, load_public_key_pem(record.public_key_pem.encode("ascii")))
+    public_key = load_public_key_pem(record.public_key_pem.encode("ascii"))
+    check_key_id(kid, public_key)
+    verify(BATCH_TYPE, body, sig, public_key)
     return batch, sig, kid
 
 

@@ -21,6 +21,7 @@ from wire.envelopes import (
 )
 from wire.errors import EncodingError, EnvelopeError, SignatureError, WireError
 from wire.signing import (
+    check_key_id,
     key_id,
     load_public_key_pem,
     open_sealed,
@@ -45,6 +46,7 @@ __all__ = [
     "SignatureError",
     "WireError",
     "check_event",
+    "check_key_id",
     "decode",
     "encode",
     "gaps_between",

@@ -99,6 +99,14 @@ def split_envelope(
     return body, kid, sig
 
 
+def check_key_id(kid: str, public_key: Ed25519PublicKey) -> None:
+    """Refuse an envelope naming another key than the one we verify with (the key id is not
+    under the signature, so it is checked on its own: a relabelled envelope is refused)."""
+    expected = key_id(public_key)
+    if kid != expected:
+        raise SignatureError("envelope names another key", key_id=kid[:32], expected=expected)
+
+
 def verify(
     envelope_type: str, body: Mapping[str, Any], signature: bytes, public_key: Ed25519PublicKey
 ) -> None:
@@ -119,7 +127,8 @@ def open_sealed(
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> dict[str, Any]:
     """Decode, check the type, verify the signature; return the body."""
-    body, _kid, sig = split_envelope(data, envelope_type, max_bytes=max_bytes)
+    body, kid, sig = split_envelope(data, envelope_type, max_bytes=max_bytes)
+    check_key_id(kid, public_key)
     verify(envelope_type, body, sig, public_key)
     return body
 
