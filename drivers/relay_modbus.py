@@ -34,7 +34,7 @@ import itertools
 import logging
 import random
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,7 +170,10 @@ class ModbusRelayPort:
         self._client: AsyncModbusSerialClient | None = None
         self._rng = rng or random.Random()
         self._opened = asyncio.Event()
-        self._state_listeners: list[Callable[[PortState], None]] = []
+        # Modbus RTU frames need 3.5 silent character times between them (fixed 1.75 ms
+        # above 19200 baud); the owner keeps that gap before every request it sends.
+        self.t35_s = 35.0 / baudrate if baudrate <= 19200 else 0.00175
+        self._bus_quiet_at = 0.0
 
     # -- public ------------------------------------------------------------------------------
 
@@ -300,9 +303,7 @@ class ModbusRelayPort:
         while not self._queue.empty():
             _, _, job = self._queue.get_nowait()
             if not job.future.done():
-                job.future.set_exception(
-                    RelayBoardError(reason, port=self.port, board=job.board)
-                )
+                job.future.set_exception(RelayBoardError(reason, port=self.port, board=job.board))
 
     async def _serve(self, client: AsyncModbusSerialClient) -> None:
         loop = asyncio.get_running_loop()
@@ -347,6 +348,9 @@ class ModbusRelayPort:
                 remaining = job.deadline - loop.time()
                 if remaining <= 0:
                     raise RelayBoardError("request deadline passed", board=job.board)
+                gap = self._bus_quiet_at - loop.time()
+                if gap > 0:
+                    await asyncio.sleep(gap)
                 try:
                     # The deadline bounds the attempt even if pymodbus's own timeout slips.
                     result = await asyncio.wait_for(
@@ -375,6 +379,8 @@ class ModbusRelayPort:
                     raise RelayBoardError(
                         f"modbus error: {exc}", board=job.board, address=job.address
                     ) from exc
+                finally:
+                    self._bus_quiet_at = loop.time() + self.t35_s
                 results.append(result)
                 break
         return results
@@ -387,9 +393,7 @@ async def _execute(client: AsyncModbusSerialClient, device_id: int, op: ModbusOp
         _check_response(resp, op, device_id)
         return list(resp.bits[: op.count])
     if op.function == FC_READ_HOLDING:
-        resp = await client.read_holding_registers(
-            op.address, count=op.count, device_id=device_id
-        )
+        resp = await client.read_holding_registers(op.address, count=op.count, device_id=device_id)
         _check_response(resp, op, device_id)
         return list(resp.registers[: op.count])
     if op.function == FC_WRITE_COIL:
@@ -463,7 +467,10 @@ class ModbusRelayBoard:
         """Every channel's state, read from the board."""
         op = read_op(self._spec)
         (values,) = await self._port.submit(
-            self._spec.address, [op], priority=priority, deadline_s=deadline_s,
+            self._spec.address,
+            [op],
+            priority=priority,
+            deadline_s=deadline_s,
             board=self._spec.name,
         )
         return decode_read(self._spec, values)
@@ -479,7 +486,10 @@ class ModbusRelayBoard:
         """Set ``states``, read the board back in the same job, and verify; returns the state."""
         ops = [*write_ops(self._spec, states, hold_s=hold_s), read_op(self._spec)]
         results = await self._port.submit(
-            self._spec.address, ops, priority=priority, deadline_s=deadline_s,
+            self._spec.address,
+            ops,
+            priority=priority,
+            deadline_s=deadline_s,
             board=self._spec.name,
         )
         actual = decode_read(self._spec, results[-1])
@@ -492,4 +502,3 @@ class ModbusRelayBoard:
                 actual={str(k): v for k, v in sorted(wrong.items())},
             )
         return actual
-

@@ -181,8 +181,8 @@ class _SimPDU(ModbusPDU):
             # With ignore_missing_devices the server then stays silent, like a real bus.
             raise NoSuchIdException(f"no board {device_id}")
         board.requests += 1
-        if board.delay_s:
-            await asyncio.sleep(board.delay_s)
+        # A real slave knows a request has ended only after 3.5 silent character times.
+        await asyncio.sleep(self.sim.turnaround_s + board.delay_s)
         if board.silent:
             raise NoSuchIdException(f"board {device_id} went silent")
         return board
@@ -304,6 +304,8 @@ class RelayBoardSim:
         self.port = port
         self.baudrate = baudrate
         self.boards = {b.address: b for b in boards}
+        # 3.5 character times (10 bits each) at the line's baud; fixed 1.75 ms above 19200.
+        self.turnaround_s = 35.0 / baudrate if baudrate <= 19200 else 0.00175
         if len(self.boards) != len(boards):
             raise ValueError("two simulated boards share an address")
         self._server: ModbusSerialServer | None = None
