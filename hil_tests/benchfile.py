@@ -327,21 +327,18 @@ class SimLines:
     """The running line emulators of a bench's ``"sim"`` lines (see :func:`start_sim_lines`).
 
     A reader gets a device port of its own (each libosdp PD owns its port); the relay boards of
-    a line share one (one pymodbus server answers every address on it). A modem line gets no
-    emulator: :class:`~hil_tests.sims.modem.ModemSim` makes its own pty, at ``host_path``.
+    a line share one (one pymodbus server answers every address on it); the modem is the device
+    end of a point-to-point :class:`~hil_tests.line.SerialLine` (``ModemSim(device=...)``).
     """
 
     bench: Bench
     emulators: dict[str, Any] = field(default_factory=dict)
-    modem_links: dict[str, Path] = field(default_factory=dict)  # where ModemSim puts its link
     _ports: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def host_path(self, line: str) -> str:
         """The path the gateway's config names for ``line`` (real lines: their port)."""
         if line in self.emulators:
             return str(self.emulators[line].host_path)
-        if line in self.modem_links:
-            return str(self.modem_links[line])
         return self.bench.line(line).port
 
     def emulator(self, line: str) -> Any:
@@ -349,7 +346,7 @@ class SimLines:
         return self.emulators[line]
 
     def device_path(self, device: str) -> str:
-        """The pty a device's simulator opens, by reader or relay board name."""
+        """The pty a device's simulator opens: a reader's or relay board's name, or "modem"."""
         line, index = self._ports[device]
         emu = self.emulators[line]
         return str(emu.device_paths[index] if hasattr(emu, "device_paths") else emu.device_path)
@@ -367,14 +364,10 @@ def start_sim_lines(bench: Bench, folder: Path) -> Iterator[SimLines]:
             if not line.simulated:
                 continue
             link = folder / f"tty-{line.name}"
-            role = bench.role(line.name)
-            if role == "modem":
-                # The modem simulator makes its own pty and symlink (it is the far end of a USB
-                # modem, not a device on a cable); it goes at the path the gateway is given.
-                lines.modem_links[line.name] = link
-                continue
             if line.kind == "serial":
                 emu: Any = SerialLine(link, line.baud, paced=line.paced, seed=line.seed)
+                if bench.role(line.name) == "modem":
+                    lines._ports["modem"] = (line.name, 0)
             else:
                 readers = bench.readers_on(line.name)
                 boards = bench.boards_on(line.name)

@@ -144,10 +144,11 @@ def test_file_errors_say_which_file(tmp_path: Path) -> None:
 def test_sim_lines_come_up_for_the_simulated_lines(tmp_path: Path) -> None:
     bench = load_bench()
     with start_sim_lines(bench, tmp_path) as lines:
-        assert set(lines.emulators) == {"readers-a", "readers-b", "relays"}
+        assert set(lines.emulators) == {"readers-a", "readers-b", "relays", "modem"}
         host = lines.host_path("readers-a")
         assert Path(host).is_symlink() and Path(host).parent == tmp_path
-        assert lines.host_path("modem") == str(tmp_path / "tty-modem")  # ModemSim's to make
+        assert lines.host_path("modem") == str(tmp_path / "tty-modem")
+        assert lines.device_path("modem") == lines.emulator("modem").device_path
         readers = {lines.device_path(r.name) for r in bench.readers}
         assert len(readers) == 4, "each reader has its own device port"
         assert lines.device_path("amp-main") == lines.device_path("zones-east")
