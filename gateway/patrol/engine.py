@@ -430,6 +430,7 @@ class _Round:
     open_alerts: dict[str, str] = field(default_factory=dict)  # id -> alert kind
     raised: set[str] = field(default_factory=set)
     history: list[Output] = field(default_factory=list)
+    analysis: _Analysis | None = None  # cached; dropped when a tap is added
 
 
 @dataclass(slots=True)
@@ -442,6 +443,8 @@ class _Analysis:
     repeats: dict[str, int]
     implausible: list[tuple[str, str, float, float]]
     slow: list[tuple[str, str, float, float]]
+    last_credit: dict[str, float]
+    overdue: dict[str, float] | None = None  # cached _overdue_times
 
 
 class PatrolEngine:
@@ -468,9 +471,14 @@ class PatrolEngine:
                 )
             self._legs[route.id] = legs
         self._rounds: dict[str, _Round] = {}
+        self._longest_window = {r.id: 0.0 for r in section.routes}
+        for sched in section.schedules:
+            window_s = (sched.window_minutes_effective() or 60.0) * 60.0
+            self._longest_window[sched.route] = max(self._longest_window[sched.route], window_s)
         self._by_route: dict[str, list[tuple[float, str]]] = {r.id: [] for r in section.routes}
         self._by_day: dict[str, list[str]] = {}
         self._planned_through: date | None = None
+        self._plan_next_ts = -math.inf  # local midnight after the last planned day
         self._heap: list[tuple[float, int, str, int, str]] = []
         self._summaries: dict[str, DailySummary] = {}
         self._summary_due: dict[str, float] = {}
@@ -490,6 +498,10 @@ class PatrolEngine:
 
     def feed(self, inputs: Iterable[EngineInput]) -> list[Output]:
         """Apply inputs in journal order; returns the outputs they caused."""
+        self._apply_inputs(inputs)
+        return self._drain()
+
+    def _apply_inputs(self, inputs: Iterable[EngineInput]) -> None:
         for item in inputs:
             if isinstance(item, Heartbeat):
                 self._on_heartbeat(item)
@@ -499,15 +511,14 @@ class PatrolEngine:
                 self._on_reader(item)
             else:
                 self._on_outage(item)
-            self._settle_dirty()
-        return self._drain()
+            if self._dirty:
+                self._settle_dirty()
 
     def feed_events(self, events: Iterable[Mapping[str, Any]]) -> list[Output]:
         """``feed`` for journal events in their dict shape."""
-        out: list[Output] = []
         for ev in events:
-            out.extend(self.feed(engine_inputs_from_event(ev)))
-        return out
+            self._apply_inputs(engine_inputs_from_event(ev))
+        return self._drain()
 
     def advance(self, now: float, clock_synced: bool = True) -> list[Output]:
         """Let time pass to ``now`` (deadlines strictly before it fire). Ignored if unsynced."""
@@ -580,10 +591,15 @@ class PatrolEngine:
         if self.origin is None or not self.section.schedules:
             return
         horizon = t + PLAN_AHEAD_S
+        if horizon < self._plan_next_ts:
+            return
         if self._planned_through is None:
             # Start a day early: yesterday's schedule may have rounds after midnight.
             self._planned_through = self.local(self.origin).date() - timedelta(days=2)
-        while self._local_ts(self._planned_through + timedelta(days=1), 0) <= horizon:
+        while True:
+            self._plan_next_ts = self._local_ts(self._planned_through + timedelta(days=1), 0)
+            if self._plan_next_ts > horizon:
+                break
             self._planned_through += timedelta(days=1)
             self._plan_day(self._planned_through)
 
@@ -645,6 +661,8 @@ class PatrolEngine:
 
     def _overdue_times(self, r: _Round, a: _Analysis) -> dict[str, float]:
         """When each not-yet-tapped checkpoint becomes overdue (round started)."""
+        if a.overdue is not None:
+            return a.overdue
         started = a.credited[0].at
         by_duration = started + r.schedule.expected_minutes * 60.0
         out: dict[str, float] = {}
@@ -658,6 +676,7 @@ class PatrolEngine:
                 if max_s is not None:
                     when = a.first_at[cps[i - 1]] + max_s
             out[cp] = when
+        a.overdue = out
         return out
 
     def _advance(self, to: float) -> None:
@@ -719,7 +738,8 @@ class PatrolEngine:
 
     def _trusted(self, at: float) -> None:
         self._last_trusted = at if self._last_trusted is None else max(self._last_trusted, at)
-        self._advance(at)
+        if at > self.now:
+            self._advance(at)
 
     def _on_tap(self, t: Tap) -> None:
         if not t.clock_synced:
@@ -737,14 +757,21 @@ class PatrolEngine:
             while j >= 0:
                 start, rid = lst[j]
                 r = self._rounds[rid]
-                if r.start <= t.at < r.end:
+                if t.at - start >= self._longest_window[route_id]:
+                    break  # this round and every earlier one ended before the tap
+                if t.at < r.end:
                     self._add_tap(r, t)
-                elif t.at - start > 86400.0:
-                    break
                 j -= 1
 
     def _add_tap(self, r: _Round, t: Tap) -> None:
-        bisect.insort(r.taps, (t.at, t.seq, t))
+        key = (t.at, t.seq, t)
+        if r.taps and key[:2] < r.taps[-1][:2]:
+            bisect.insort(r.taps, key)
+            r.analysis = None  # a tap from the past (an offline buffer): judge afresh
+        else:
+            r.taps.append(key)
+            if r.analysis is not None:
+                self._apply_tap(r, r.analysis, t)
         self._dirty.add(r.id)
 
     def _on_reader(self, s: ReaderState) -> None:
@@ -879,18 +906,18 @@ class PatrolEngine:
         if r.start > self.now:
             return
         a = self._analyse(r)
-        if a.credited:
+        if not r.open_alerts and not a.implausible and not a.repeats:
+            return
+        not_started = f"{r.id}/{ALERT_NOT_STARTED}"
+        if a.credited and not_started in r.open_alerts:
             first = a.credited[0]
             self._resolve(
-                r,
-                f"{r.id}/{ALERT_NOT_STARTED}",
-                self.now,
-                f"started at {self._hhmm(first.at)} by {first.guard}",
+                r, not_started, self.now, f"started at {self._hhmm(first.at)} by {first.guard}"
             )
         for cp, when in a.first_at.items():
-            self._resolve(
-                r, f"{r.id}/{ALERT_OVERDUE}/{cp}", self.now, f"tapped at {self._hhmm(when)}"
-            )
+            overdue = f"{r.id}/{ALERT_OVERDUE}/{cp}"
+            if overdue in r.open_alerts:
+                self._resolve(r, overdue, self.now, f"tapped at {self._hhmm(when)}")
         for a_cp, b_cp, dt, lim in a.implausible:
             self._raise(
                 r,
@@ -963,45 +990,45 @@ class PatrolEngine:
         return route.min_walk_s, route.max_walk_s
 
     def _analyse(self, r: _Round) -> _Analysis:
-        credited: list[Tap] = []
-        uncredited: list[tuple[Tap, str]] = []
-        counts = dict.fromkeys(r.route.checkpoints, 0)
-        first_at: dict[str, float] = {}
-        kth_at: dict[str, float] = {}
-        last_credit: dict[str, float] = {}
-        repeats: dict[str, int] = {}
-        k = r.schedule.min_taps
-        interval = self.section.repeat_interval_s
+        if r.analysis is None:
+            r.analysis = self._analyse_taps(r)
+        return r.analysis
+
+    def _analyse_taps(self, r: _Round) -> _Analysis:
+        a = _Analysis([], [], dict.fromkeys(r.route.checkpoints, 0), {}, {}, {}, [], [], {})
         for _, _, t in r.taps:
-            cp = t.checkpoint
-            if not t.clock_synced:
-                uncredited.append((t, "clock not synchronised when journaled"))
-            elif t.guard in ("", UNKNOWN_GUARD):
-                uncredited.append((t, "unknown wristband"))
-            elif r.responsible and t.guard not in r.responsible:
-                uncredited.append((t, f"guard {t.guard} is not responsible for {r.schedule.id}"))
-            elif cp in last_credit and t.at - last_credit[cp] < interval:
-                repeats[cp] = repeats.get(cp, 0) + 1
-                uncredited.append((t, f"repeat within {interval:g} s at {cp}"))
-            else:
-                credited.append(t)
-                last_credit[cp] = t.at
-                counts[cp] += 1
-                first_at.setdefault(cp, t.at)
-                if counts[cp] == k:
-                    kth_at[cp] = t.at
-        implausible: list[tuple[str, str, float, float]] = []
-        slow: list[tuple[str, str, float, float]] = []
-        for prev, cur in itertools.pairwise(credited):
-            if prev.checkpoint == cur.checkpoint:
-                continue
-            lo, hi = self._leg_limits(r.route, prev.checkpoint, cur.checkpoint)
-            dt = cur.at - prev.at
-            if lo is not None and dt < lo:
-                implausible.append((prev.checkpoint, cur.checkpoint, dt, lo))
-            if hi is not None and dt > hi:
-                slow.append((prev.checkpoint, cur.checkpoint, dt, hi))
-        return _Analysis(credited, uncredited, counts, first_at, kth_at, repeats, implausible, slow)
+            self._apply_tap(r, a, t)
+        return a
+
+    def _apply_tap(self, r: _Round, a: _Analysis, t: Tap) -> None:
+        """Credit (or not) one tap that comes after every tap already in ``a``."""
+        cp = t.checkpoint
+        interval = self.section.repeat_interval_s
+        a.overdue = None
+        if not t.clock_synced:
+            a.uncredited.append((t, "clock not synchronised when journaled"))
+        elif t.guard in ("", UNKNOWN_GUARD):
+            a.uncredited.append((t, "unknown wristband"))
+        elif r.responsible and t.guard not in r.responsible:
+            a.uncredited.append((t, f"guard {t.guard} is not responsible for {r.schedule.id}"))
+        elif cp in a.last_credit and t.at - a.last_credit[cp] < interval:
+            a.repeats[cp] = a.repeats.get(cp, 0) + 1
+            a.uncredited.append((t, f"repeat within {interval:g} s at {cp}"))
+        else:
+            if a.credited and a.credited[-1].checkpoint != cp:
+                prev = a.credited[-1]
+                lo, hi = self._leg_limits(r.route, prev.checkpoint, cp)
+                dt = t.at - prev.at
+                if lo is not None and dt < lo:
+                    a.implausible.append((prev.checkpoint, cp, dt, lo))
+                if hi is not None and dt > hi:
+                    a.slow.append((prev.checkpoint, cp, dt, hi))
+            a.credited.append(t)
+            a.last_credit[cp] = t.at
+            a.counts[cp] += 1
+            a.first_at.setdefault(cp, t.at)
+            if a.counts[cp] == r.schedule.min_taps:
+                a.kth_at[cp] = t.at
 
     def _assess(self, r: _Round, as_of: float) -> RoundReport:
         a = self._analyse(r)

@@ -151,10 +151,11 @@ def test_adding_a_tap_never_turns_completed_into_missed(
     engine2, _ = replay_all(more)
     after = final_states(engine2)
     for rid, state in before.items():
+        # Stronger than "never missed": a completed round stays completed. (A round that was
+        # unassessable may become missed: a synchronised tap is also evidence that the gateway
+        # and its clock were fine at that time, which can shrink a clock span.)
         if state == COMPLETED:
             assert after[rid] == COMPLETED, (rid, engine2.report(rid).reasons)
-        if state != MISSED:
-            assert after[rid] != MISSED
 
 
 @FAST
