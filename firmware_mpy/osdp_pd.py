@@ -128,14 +128,15 @@ class PeripheralDevice:
         self._last_reply = None
         self._in_flight = None
         self._last_cmd_ms = None
+        self.offline_after_ms = OFFLINE_AFTER_MS
         self.pending_comset = None  # (addr, baud) to apply once the osdp_COM reply is out
         self.stats = {"rx": 0, "tx": 0, "nak": 0, "bad": 0, "retry": 0, "mac_fail": 0}
 
     # --- link state -------------------------------------------------------------------
 
     def is_online(self, now_ms):
-        """True while the panel has polled us within OFFLINE_AFTER_MS."""
-        return self._last_cmd_ms is not None and now_ms - self._last_cmd_ms < OFFLINE_AFTER_MS
+        """True while the panel has polled us within offline_after_ms."""
+        return self._last_cmd_ms is not None and now_ms - self._last_cmd_ms < self.offline_after_ms
 
     def tick(self, now_ms):
         """Expire the session when the panel has gone quiet (call from the main loop)."""

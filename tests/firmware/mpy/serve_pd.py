@@ -1,0 +1,101 @@
+# A complete checkpoint node served on the harness's byte pipe (stdin/stdout) so a real
+# OSDP control panel (libosdp) can drive it live.  Control lines on the ctl channel:
+#   config <address> <scbk-hex> <offline_after_ms>   provision (first line)
+#   tap <uid-hex> / untap                            a card in / out of the PN532 field
+#   quit                                             stop (the harness saves /flash)
+# Events back on ctl: "ready", "led <colour>", "buz <0|1>", "tap <number>".
+import asyncio
+import binascii
+
+import clock
+import hostio
+import machine
+import node
+import pn532
+import rs485
+import settings
+import tapstore
+from fake_pn532 import FakePN532
+
+
+class PipeBackend:
+    def __init__(self):
+        self.buf = b""
+
+    def any(self):
+        h = hostio.read()
+        if h:
+            self.buf += binascii.unhexlify(h)
+        return len(self.buf)
+
+    def read(self, n):
+        self.any()
+        b, self.buf = self.buf[:n], self.buf[n:]
+        return b or None
+
+    def write(self, data):
+        hostio.write(binascii.hexlify(bytes(data)).decode())
+        return len(data)
+
+
+def rng(n):
+    import random
+    return bytes(random.getrandbits(8) for _ in range(n))
+
+
+async def wait_config():
+    while True:
+        line = hostio.ctl_read()
+        if line.startswith("config"):
+            return line.split()
+        await asyncio.sleep_ms(5)
+
+
+FLASH = getattr(hostio, "FLASH", "/flash")  # CPython runs give a host directory
+
+
+async def main():
+    _, addr, key, offline_ms = await wait_config()
+    s = settings.Settings.load(FLASH + "/settings.json")
+    s.set("address", int(addr))
+    s.set("baud", 115200)
+    s.set("scbk", key)
+    s.save()
+    bus = rs485.RS485(machine.UART(1, 115200, backend=PipeBackend()),
+                      machine.Pin(3, machine.Pin.OUT), 115200)
+    nfc_be = machine.BytesBackend()
+    card = FakePN532(nfc_be)
+    nfc = pn532.PN532(machine.UART(0, 115200, backend=nfc_be))
+    nfc.begin(clock.Uptime().ms)
+    pins = (machine.Pin(5, machine.Pin.OUT), machine.Pin(6, machine.Pin.OUT),
+            machine.Pin(7, machine.Pin.OUT))
+    buz = machine.Pin(10, machine.Pin.OUT)
+    store = tapstore.TapStore(FLASH + "/data")
+    n = node.CheckpointNode(s, bus, nfc, node.LedOut(*pins), buz, store, rng,
+                            wdt=machine.WDT(timeout=8000))
+    n.pd.offline_after_ms = int(offline_ms)
+    hostio.ctl_write("ready %d %d" % (store.boot, store.pending_count()))
+    led = buzzing = None
+    taps = store.next_number
+    while True:
+        line = hostio.ctl_read()
+        if line.startswith("tap "):
+            card.uid = binascii.unhexlify(line.split()[1])
+        elif line == "untap":
+            card.uid = None
+        elif line == "quit":
+            return
+        n.step()
+        if store.next_number != taps:
+            taps = store.next_number
+            hostio.ctl_write("tap %d" % (taps - 1))
+        if n.led.colour != led:
+            led = n.led.colour
+            hostio.ctl_write("led %d" % led)
+        if buz.value() != buzzing:
+            buzzing = buz.value()
+            hostio.ctl_write("buz %d" % buzzing)
+        await asyncio.sleep_ms(1)
+
+
+await main()  # noqa: PLE1142 -- top-level await: run by runPythonAsync (wasm) or serve_pd_cpython.py
