@@ -500,5 +500,6 @@ class ModbusRelayBoard:
                 board=self._spec.name,
                 expected={str(k): v for k, v in sorted(states.items())},
                 actual={str(k): v for k, v in sorted(wrong.items())},
+                mismatched=sorted(wrong),
             )
         return actual

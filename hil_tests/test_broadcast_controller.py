@@ -22,7 +22,7 @@ from gateway.journal import Journal
 from hil_tests.sims.relay_board import RelayBoardSim, SimBoard
 from tests.broadcast.benchkit import board_config, section_data, serial_line
 
-pytestmark = pytest.mark.hil
+pytestmark = [pytest.mark.hil, pytest.mark.sim_only]  # asserts on the simulator's records
 
 # Auto-off tolerance: relays off at the board no later than this after the planned end.
 OFF_TOLERANCE_S = 0.35

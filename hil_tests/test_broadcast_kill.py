@@ -18,7 +18,7 @@ from gateway.journal import read_events
 from hil_tests.sims.relay_board import RelayBoardSim, SimBoard
 from tests.broadcast.benchkit import board_config, section_data, serial_line
 
-pytestmark = pytest.mark.hil
+pytestmark = [pytest.mark.hil, pytest.mark.sim_only]  # asserts on the simulator's records
 ROOT = Path(__file__).resolve().parents[1]
 HW_TOLERANCE_S = 0.3
 

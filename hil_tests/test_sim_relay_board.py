@@ -13,7 +13,7 @@ from drivers.relays import BoardSpec, ModbusOp, Priority, RelayBoardError
 from hil_tests.sims.relay_board import RelayBoardSim, SimBoard
 from tests.broadcast.benchkit import serial_line
 
-pytestmark = pytest.mark.hil
+pytestmark = [pytest.mark.hil, pytest.mark.sim_only]  # asserts on the simulator's records
 
 PROFILES = ["coils", "waveshare_v2", "holding"]
 
@@ -154,3 +154,34 @@ async def test_deadline_bounds_a_request_stuck_behind_a_slow_board(bus):
         await port.submit(1, [ModbusOp(1, 0, count=8)], priority=Priority.POLL, deadline_s=0.4)
     assert time.monotonic() - t0 < 0.6
     await asyncio.gather(*polls, return_exceptions=True)
+
+
+async def test_unplugged_adapter_fails_fast_and_the_port_reconnects(tmp_path):
+    sim = SimBoard(1, "coils")
+    with serial_line(host_link=tmp_path / "tty-relays") as line:
+        async with RelayBoardSim(line.device_path, [sim]):
+            port = ModbusRelayPort(str(tmp_path / "tty-relays"), timeout_s=0.3, deadline_s=2.0)
+            bank = port.board(BoardSpec("c", 1, "coils"))
+            task = asyncio.create_task(port.run())
+            try:
+                assert await port.wait_open(3)
+                assert (await bank.write({0: True}))[0] is True
+                line.unplug()
+                t0 = time.monotonic()
+                with pytest.raises(RelayBoardError):
+                    await bank.write({0: False}, priority=Priority.OFF)
+                assert time.monotonic() - t0 < 2.0
+                for _ in range(100):
+                    if port.state.value == "backoff":
+                        break
+                    await asyncio.sleep(0.02)
+                assert port.state.value == "backoff"
+                with pytest.raises(RelayBoardError, match="down"):
+                    await bank.read()  # refused at once while the adapter is gone
+                line.replug()
+                assert await port.wait_open(5)
+                assert port.stats.opens == 2
+                assert (await bank.write({0: False}, priority=Priority.OFF))[0] is False
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)

@@ -280,6 +280,10 @@ class BroadcastController:
                     {r.channel: on for r in refs}, hold_s=hold, priority=priority
                 )
             except RelayBoardError as exc:
+                # A read-back names the channels that differ; the others did verify.
+                wrong = exc.fields.get("mismatched")
+                if isinstance(wrong, list):
+                    return {r: exc.reason for r in refs if r.channel in wrong}
                 return {r: exc.reason for r in refs}
             return {}
 
