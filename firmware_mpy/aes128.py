@@ -61,7 +61,8 @@ def _build():
         m11[a] = a8 ^ a2 ^ a
         m13[a] = a8 ^ a4 ^ a
         m14[a] = a8 ^ a4 ^ a2
-    return bytes(sbox), bytes(inv), bytes(m2), bytes(m3), bytes(m9), bytes(m11), bytes(m13), bytes(m14)
+    return (bytes(sbox), bytes(inv), bytes(m2), bytes(m3), bytes(m9), bytes(m11), bytes(m13),
+            bytes(m14))
 
 
 _T = None  # tables, built on first use of the fallback

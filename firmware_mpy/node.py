@@ -91,7 +91,8 @@ class CheckpointNode:
         return True  # applied in _apply_comset() once the osdp_COM reply is on the wire
 
     def on_mfg(self, vendor, data):
-        if vendor != self.settings.values["vendor_code"] or data != bytes((reports.MFG_STATUS_QUERY,)):
+        ours = self.settings.values["vendor_code"]
+        if vendor != ours or data != bytes((reports.MFG_STATUS_QUERY,)):
             return None
         import aes128
         st = self.store

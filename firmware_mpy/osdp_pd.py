@@ -170,7 +170,8 @@ class PeripheralDevice:
             return None
         if isinstance(f, osdp_frame.BadFrame):
             self.stats["bad"] += 1
-            return self._plain(f, REPLY_NAK, bytes((NAK_CHECK if f.reason == "check" else NAK_LENGTH,)))
+            why = NAK_CHECK if f.reason == "check" else NAK_LENGTH
+            return self._plain(f, REPLY_NAK, bytes((why,)))
         self.stats["rx"] += 1
         seq = f.seq
         if seq == 0:

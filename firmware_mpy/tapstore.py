@@ -137,8 +137,7 @@ class TapStore:
                 r = decode_tap(f.read(TAP_SIZE))
                 if r is None:
                     continue
-                if r.number > top:
-                    top = r.number
+                top = max(top, r.number)
                 if r.boot not in self._boot_last_ms or r.uptime_ms > self._boot_last_ms[r.boot]:
                     self._boot_last_ms[r.boot] = r.uptime_ms
                 if r.number > acked:

@@ -155,7 +155,7 @@ def test_offline_taps_delivered_after_restart_in_order_once(tmp_path: Path, runt
             assert ev["event"] == Event.ManufacturerReply, ev
             assert ev["vendor_code"] == VENDOR
             d = ev["data"]
-            typ, ver, number, age_s, flags, waiting, n = struct.unpack("<BBIIBBB", d[:13])
+            typ, ver, number, _age_s, flags, waiting, n = struct.unpack("<BBIIBBB", d[:13])
             assert (typ, ver) == (1, 1) and flags & 0x03 == 0x03
             got.append((number, d[13:13 + n], waiting))
         assert [g[0] for g in got] == [1, 2, 3]

@@ -10,7 +10,7 @@ def run(ns):
         try:
             ns[n]()
             print("PASS", n)
-        except Exception as e:  # noqa: BLE001 -- report every failure, then fail
+        except Exception as e:
             print("FAIL", n)
             sys.print_exception(e) if hasattr(sys, "print_exception") else print(repr(e))
             failed.append(n)

@@ -6,6 +6,7 @@ import pn532
 import rs485
 import settings
 import tapstore
+
 from fake_pn532 import FakePN532
 from minicp import MiniCP
 

@@ -15,6 +15,7 @@ import pn532
 import rs485
 import settings
 import tapstore
+
 from fake_pn532 import FakePN532
 
 
@@ -98,4 +99,4 @@ async def main():
         await asyncio.sleep_ms(1)
 
 
-await main()  # noqa: PLE1142 -- top-level await: run by runPythonAsync (wasm) or serve_pd_cpython.py
+await main()

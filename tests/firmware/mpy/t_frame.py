@@ -1,7 +1,8 @@
 # Link layer: frames fed whole, byte by byte and in odd chunks; noise, mark byte,
 # damaged frames, gaps.
-import mpytest
 import osdp_frame as F
+
+import mpytest
 
 POLL = F.build(0x05, 1, 0x60)
 LED = F.build(0x05, 2, 0x69, bytes(14))

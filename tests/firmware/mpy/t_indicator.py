@@ -1,5 +1,6 @@
 # LED / buzzer semantics and the node's own patterns.
 import indicator as I
+
 import mpytest
 
 

@@ -2,9 +2,10 @@
 # nobody polls; the node shows "stored, not delivered"; then the interpreter ends --
 # the next part starts a fresh MicroPython with only /flash kept (a reset).
 import indicator
+import osdp_pd as P
+
 import mpytest
 import nodebench
-import osdp_pd as P
 
 
 def test_taps_while_unpolled_are_stored():

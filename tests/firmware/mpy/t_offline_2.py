@@ -3,10 +3,11 @@
 # tap), as osdp_MFGREP with tap number and age.
 import struct
 
-import mpytest
-import nodebench
 import osdp_pd as P
 import reports
+
+import mpytest
+import nodebench
 
 
 def test_1_stored_taps_delivered_in_order_once():

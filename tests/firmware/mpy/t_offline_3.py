@@ -1,7 +1,8 @@
 # Offline taps, part 3 of 3: another reset -- nothing is delivered twice.
+import osdp_pd as P
+
 import mpytest
 import nodebench
-import osdp_pd as P
 
 
 def test_nothing_redelivered_after_second_reset():

@@ -1,8 +1,9 @@
 # PD engine against a minimal CP: every command, NAK reason, retries, Secure Channel.
-import mpytest
 import osdp_frame
 import osdp_pd as P
 import osdp_sc
+
+import mpytest
 from minicp import MiniCP
 
 KEY = bytes(range(0x40, 0x50))
@@ -56,7 +57,7 @@ def setup(scbk=KEY, install=False, require_sc=None):
 
 
 def test_id_cap_in_clear():
-    app, pd, cp = setup()
+    _app, _pd, cp = setup()
     r = cp.cmd(P.CMD_ID, b"\x00")
     assert r.code == P.REPLY_PDID and r.data[:3] == b"\xde\xc0\x0b"
     assert r.data[5:9] == b"\x04\x03\x02\x01"
@@ -66,7 +67,7 @@ def test_id_cap_in_clear():
 
 
 def test_mark_byte_echoed():
-    app, pd, cp = setup()
+    _app, _pd, cp = setup()
     raw = cp.encode(P.CMD_ID, b"\x00")
     assert raw[0] == 0xFF
     assert cp.send_raw(raw)[0] == 0xFF
@@ -75,7 +76,7 @@ def test_mark_byte_echoed():
 
 
 def test_sc_required_before_handshake():
-    app, pd, cp = setup()
+    app, _pd, cp = setup()
     cp.cmd(P.CMD_ID, b"\x00")
     r = cp.cmd(P.CMD_LED, bytes(14))
     assert r.code == P.REPLY_NAK and r.data == b"\x06"
@@ -123,7 +124,7 @@ def test_retry_gets_identical_reply_and_no_double_delivery():
 
 
 def test_sequence_zero_resets_and_in_flight_is_offered_again():
-    app, pd, cp = setup(scbk=None)
+    app, _pd, cp = setup(scbk=None)
     app.reports.append((P.REPLY_RAW, b"\x00\x00\x20\x00\x01\x02\x03\x04", 3))
     assert cp.cmd(P.CMD_POLL).code == P.REPLY_RAW
     cp.seq = 0  # CP restarted before it could confirm
@@ -134,7 +135,7 @@ def test_sequence_zero_resets_and_in_flight_is_offered_again():
 
 
 def test_unexpected_sequence_nak():
-    app, pd, cp = setup(scbk=None)
+    _app, _pd, cp = setup(scbk=None)
     cp.cmd(P.CMD_POLL)  # seq 0
     cp.cmd(P.CMD_POLL)  # seq 1
     r = cp.cmd(P.CMD_POLL, seq=3)
@@ -142,7 +143,7 @@ def test_unexpected_sequence_nak():
 
 
 def test_nak_reasons():
-    app, pd, cp = setup(scbk=None)
+    _app, _pd, cp = setup(scbk=None)
     assert cp.cmd(0x5F).data == b"\x03"  # unknown command
     assert cp.cmd(P.CMD_LED, bytes(13)).data == b"\x02"  # length
     assert cp.cmd(P.CMD_POLL, b"\x00").data == b"\x02"
@@ -158,7 +159,7 @@ def test_nak_reasons():
 
 
 def test_other_addresses_ignored():
-    app, pd, cp = setup(scbk=None)
+    _app, _pd, cp = setup(scbk=None)
     assert cp.send_raw(osdp_frame.build(6, 0, P.CMD_POLL)) is None
     assert cp.send_raw(osdp_frame.build(0x85, 0, P.REPLY_ACK)) is None  # our own echo
     r = cp.decode(cp.send_raw(osdp_frame.build(0x7F, 0, P.CMD_ID, b"\x00")))
@@ -166,7 +167,7 @@ def test_other_addresses_ignored():
 
 
 def test_bad_mac_drops_session():
-    app, pd, cp = setup()
+    _app, pd, cp = setup()
     cp.handshake()
     raw = bytearray(cp.encode(P.CMD_POLL))
     raw[-3] ^= 0x01  # inside the MAC
@@ -181,16 +182,16 @@ def test_bad_mac_drops_session():
 
 
 def test_wrong_key_handshake_fails():
-    app, pd, cp = setup()
+    _app, pd, cp = setup()
     cp.scbk = bytes(16)
     r = cp.handshake()
     assert r.code == P.REPLY_NAK and not pd.sc.active
 
 
 def test_default_key_only_in_install_mode():
-    app, pd, cp = setup(scbk=None)
+    _app, _pd, cp = setup(scbk=None)
     assert cp.handshake(key_type=0).code == P.REPLY_NAK
-    app, pd, cp = setup(scbk=None, install=True)
+    _app, _pd, cp = setup(scbk=None, install=True)
     assert cp.handshake(key_type=0).code == P.REPLY_RMAC_I
 
 
@@ -206,7 +207,7 @@ def test_keyset_then_new_key():
 
 
 def test_comset():
-    app, pd, cp = setup()
+    _app, pd, cp = setup()
     cp.handshake()
     r = cp.cmd(P.CMD_COMSET, bytes((9, 0x00, 0x96, 0, 0)))
     assert r.code == P.REPLY_COM and r.data == bytes((9, 0x00, 0x96, 0, 0))
@@ -215,7 +216,7 @@ def test_comset():
 
 
 def test_session_expires_when_unpolled():
-    app, pd, cp = setup()
+    _app, pd, cp = setup()
     cp.handshake()
     assert pd.is_online(cp.now)
     pd.tick(cp.now + P.OFFLINE_AFTER_MS + 1)
@@ -223,7 +224,7 @@ def test_session_expires_when_unpolled():
 
 
 def test_checksum_mode_reply():
-    app, pd, cp = setup(scbk=None)
+    _app, _pd, cp = setup(scbk=None)
     raw = osdp_frame.build(5, 0, P.CMD_ID, b"\x00", use_crc=False)
     out = cp.send_raw(raw)
     assert out[4] & 0x04 == 0 and osdp_frame.checksum(out[:-1]) == out[-1]

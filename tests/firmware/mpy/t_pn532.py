@@ -1,8 +1,9 @@
 # PN532 driver against a simulated chip on a shim UART: UID sizes, no card, noise,
 # chunked arrival, timeouts.
 import machine
-import mpytest
 import pn532
+
+import mpytest
 from fake_pn532 import FakePN532
 
 
@@ -28,7 +29,7 @@ def scan(nfc, now=0):
 
 
 def test_begin_configures_chip():
-    nfc, fake, be = make()
+    nfc, fake, _be = make()
     ver = nfc.begin(Clock())
     assert ver[0] == 0x32
     assert fake.commands == [0x02, 0x14, 0x32]
@@ -36,21 +37,21 @@ def test_begin_configures_chip():
 
 def test_uid_sizes():
     for n in (4, 7, 10):
-        nfc, fake, be = make()
+        nfc, fake, _be = make()
         fake.uid = bytes(range(1, n + 1))
         t = scan(nfc)
         assert t is not None and t.uid == fake.uid and not t.iso_dep()
 
 
 def test_no_card():
-    nfc, fake, be = make()
+    nfc, fake, _be = make()
     assert scan(nfc) is None
     fake.uid = b"\x01\x02\x03\x04"
     assert scan(nfc, 10).uid == b"\x01\x02\x03\x04"
 
 
 def test_iso_dep_target_keeps_ats():
-    nfc, fake, be = make()
+    nfc, fake, _be = make()
     fake.uid = bytes(7)
     fake.sel_res = 0x20
     fake.ats = b"\x06\x75\x77\x81\x02\x80"
@@ -60,7 +61,8 @@ def test_iso_dep_target_keeps_ats():
 
 def test_decode_chunked_and_noise():
     body = b"\xd5\x4b\x01\x01\x00\x44\x00\x04\xde\xad\xbe\xef"
-    frame = b"\x00\x00\xff" + bytes((len(body), (-len(body)) & 0xFF)) + body + bytes(((-sum(body)) & 0xFF, 0))
+    frame = (b"\x00\x00\xff" + bytes((len(body), (-len(body)) & 0xFF)) + body
+             + bytes(((-sum(body)) & 0xFF, 0)))
     stream = b"\x13\x37" + pn532.ACK + frame
     buf = bytearray()
     kinds = []
@@ -88,7 +90,8 @@ def test_bad_checksum_counted_and_timeout_resends():
 
 
 def test_bad_uid_length_rejected():
-    mpytest.raises(ValueError, pn532.parse_list_passive, b"\x01\x01\x00\x44\x00\x05\x01\x02\x03\x04\x05")
+    five = b"\x01\x01\x00\x44\x00\x05\x01\x02\x03\x04\x05"
+    mpytest.raises(ValueError, pn532.parse_list_passive, five)
     assert pn532.parse_list_passive(b"\x00") is None
 
 

@@ -1,7 +1,8 @@
 # Settings and console provisioning.
-import mpytest
 import provision
 import settings as S
+
+import mpytest
 
 
 def test_console_session_saves_atomically():
@@ -19,7 +20,8 @@ def test_console_session_saves_atomically():
 def test_errors_name_the_setting():
     s = S.Settings.load("/flash/nothing.json")
     for line, word in (("set address 300", "address"), ("set baud 1234", "baud"),
-                       ("set scbk 00", "scbk"), ("set scbk 303132333435363738393a3b3c3d3e3f", "default"),
+                       ("set scbk 00", "scbk"),
+                       ("set scbk 303132333435363738393a3b3c3d3e3f", "default"),
                        ("set colour red", "colour"), ("frobnicate", "unknown")):
         r, _ = provision.handle(s, line)
         assert r.startswith("error") and word in r, (line, r)

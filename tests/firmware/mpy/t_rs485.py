@@ -2,8 +2,9 @@
 # the configured baud, released right after; turnaround wait after the panel's bytes.
 import clock
 import machine
-import mpytest
 import rs485
+
+import mpytest
 
 
 def test_char_and_turnaround_times():

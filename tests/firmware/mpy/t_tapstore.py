@@ -1,8 +1,9 @@
 # Flash ring buffer: durability across re-open, order, bounds, torn writes, wear spread.
 import os
 
-import mpytest
 import tapstore as T
+
+import mpytest
 
 ROOT = "/flash/ts"
 n_case = [0]
@@ -82,7 +83,7 @@ def test_torn_ack_falls_back_to_previous():
 
 
 def test_writes_spread_over_slots():
-    s, root = fresh(slots=8, ack_slots=4)
+    s, _root = fresh(slots=8, ack_slots=4)
     counts = [0] * 8
     for i in range(64):
         n = s.append(b"\x05" * 4, i, False)
@@ -105,7 +106,7 @@ def test_age_exact_and_lower_bound():
 
 
 def test_rejects_bad_uid():
-    s, root = fresh()
+    s, _root = fresh()
     mpytest.raises(ValueError, s.append, b"", 0, True)
     mpytest.raises(ValueError, s.append, bytes(11), 0, True)
 

@@ -1,0 +1,42 @@
+"""The firmware is its own dialect with its own ruff settings (firmware_mpy/ruff.toml);
+the root configuration excludes it, so this test is where it gets linted."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.firmware._mpy import FIRMWARE
+
+RUFF = Path(sys.executable).with_name("ruff")
+
+
+@pytest.mark.skipif(not RUFF.exists() and shutil.which("ruff") is None, reason="ruff missing")
+def test_firmware_passes_its_ruff_config() -> None:
+    ruff = str(RUFF) if RUFF.exists() else "ruff"
+    proc = subprocess.run([ruff, "check", "--config", str(FIRMWARE / "ruff.toml"), str(FIRMWARE)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_firmware_shares_no_imports_with_the_gateway() -> None:
+    """Issue 5: the node firmware is independent of the gateway code."""
+    for src in FIRMWARE.rglob("*.py"):
+        text = src.read_text()
+        for banned in ("import gateway", "from gateway", "import drivers", "from drivers",
+                       "import wire", "from wire", "import centre", "from centre"):
+            assert banned not in text, f"{src.name}: {banned}"
+
+
+def test_sans_io_cores_do_not_touch_io() -> None:
+    """Protocol and decision modules take bytes and time as arguments."""
+    for name in ("osdp_frame.py", "osdp_sc.py", "osdp_pd.py", "indicator.py", "reports.py",
+                 "provision.py"):
+        text = (FIRMWARE / name).read_text()
+        for banned in ("import machine", "import time", "import asyncio", "import select",
+                       "import socket"):
+            assert banned not in text, f"{name}: {banned}"
