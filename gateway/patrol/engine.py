@@ -528,6 +528,23 @@ class PatrolEngine:
             self._settle_dirty()
         return self._drain()
 
+    def forget_before(self, t: float) -> int:
+        """Drop whole patrol days summarised before ``t``, and spans over by then.
+
+        Keeps a long-running engine's memory bounded (the service forgets what is older than
+        the journal's retention). Returns how many rounds were dropped.
+        """
+        days = [d for d in self._summaries if self._summary_due[d] < t]
+        dropped = 0
+        for day in days:
+            for rid in self._by_day.pop(day, []):
+                r = self._rounds.pop(rid)
+                self._by_route[r.route.id].remove((r.start, rid))
+                dropped += 1
+            del self._summaries[day]
+        self._spans = [s for s in self._spans if s.end is None or s.end >= t]
+        return dropped
+
     def round_ids(self, day: str | None = None) -> list[str]:
         """Planned round ids (of one patrol day, if given), by window start."""
         ids = self._by_day.get(day, []) if day is not None else list(self._rounds)
@@ -810,7 +827,10 @@ class PatrolEngine:
         top = math.inf if hi is None else hi
         routes = self._route_of_cp.get(span.subject, ()) if span.kind == "reader" else self._routes
         for route_id in routes:
-            for start, rid in self._by_route[route_id]:
+            lst = self._by_route[route_id]
+            first = lo - self._longest_window[route_id]
+            i = 0 if first == -math.inf else bisect.bisect_left(lst, (first, ""))
+            for start, rid in lst[i:]:
                 if start >= top:
                     break
                 if self._rounds[rid].end > lo:

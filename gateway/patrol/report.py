@@ -9,6 +9,7 @@ Functions return data (for ``--json``) and small text renderers sit beside them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +28,8 @@ TODAY_COLUMNS = ("round", "route", "window", "state", "done", "started", "guards
 def today_rows(engine: PatrolEngine, day: str | None = None) -> list[dict[str, Any]]:
     """One row per round of the patrol day (default: the day in progress at ``engine.now``)."""
     if day is None:
+        if not math.isfinite(engine.now):
+            return []  # nothing journaled yet: no time, no patrol day
         day = engine.day_of(engine.now + 1e-6)
     rows: list[dict[str, Any]] = []
     for rid in engine.round_ids(day):

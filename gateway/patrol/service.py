@@ -39,6 +39,8 @@ log = logging.getLogger("gateway.patrol")
 DEADLINE_LAG_S = 2.0
 TICK_S = 5.0  # how often time is let pass when no event arrives
 READ_BATCH = 1000
+# A long-running engine forgets patrol days older than this (the journal keeps 30 days).
+FORGET_AFTER_S = 40 * 86400.0
 
 PATROL_KINDS = ("patrol.alert", "patrol.alert_resolved", "patrol.round", "patrol.daily_summary")
 
@@ -165,10 +167,14 @@ class PatrolService:
         self.ledger = Ledger()
         self.seq = 0
         pending = await self._catch_up()
+        forgot_at = self.engine.now
         while True:
             pending.extend(self.engine.advance(self.clock.wall() - self.lag_s, self.clock.synced()))
             await self._emit(pending)
             self._publish()
+            if self.engine.now - forgot_at > 86400.0:
+                forgot_at = self.engine.now
+                self.engine.forget_before(forgot_at - FORGET_AFTER_S)
             await self.journal.wait_for_new(self.seq, timeout=self.tick_s)
             pending = await self._catch_up()
 

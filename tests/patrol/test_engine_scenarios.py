@@ -501,3 +501,15 @@ def test_explicit_outage_input_and_adapter_shapes() -> None:
         )
         == 1
     )
+
+
+def test_forget_before_drops_whole_summarised_days() -> None:
+    log = started_log()
+    log.tap("a", at(22, 5))
+    engine, _ = run(log, at(9, day=30))  # the nights of the 28th and 29th are summarised
+    assert engine.round_ids("2026-11-28") and engine.round_ids("2026-11-29")
+    assert engine.forget_before(after_midnight(8, 0, 1)) == 4
+    assert engine.round_ids("2026-11-28") == []
+    assert len(engine.round_ids("2026-11-29")) == 4
+    # A late tap for a forgotten night changes nothing and raises nothing.
+    assert engine.feed([Tap(99, "b", "g1", "w", at(22, 10), at(9, 1, day=30))]) == []
