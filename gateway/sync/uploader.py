@@ -142,6 +142,7 @@ class Uploader:
         )
         connector = aiohttp.TCPConnector(ssl=ctx, limit=1)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            await self._align_with_centre(session)
             while True:
                 delay = await self.step(session, key)
                 self.retry_in_s = delay
@@ -152,6 +153,26 @@ class Uploader:
     async def _initial_floor(self) -> int:
         first = await self.journal.read_after(0, limit=1, unsynced_only=True)
         return first[0].seq - 1 if first else self.journal.last_seq
+
+    async def _align_with_centre(self, session: aiohttp.ClientSession) -> None:
+        """Start the floor at the centre's watermark when that is lower than our first unsynced
+        row, so holes in between (telemetry dropped while a batch was out) get declared
+        ``skipped`` and the centre's watermark can pass them. Best effort: offline, we start
+        from the journal alone and the next start tries again."""
+        try:
+            async with session.get(f"{self.centre_url}{INGEST_PATH}/state") as resp:
+                body = await read_limited(resp)
+                if resp.status != 200 or resp.content_type != "application/json":
+                    return
+            state = Ack.from_dict(decode(body, max_bytes=len(body) + 1))
+        except (aiohttp.ClientError, TimeoutError, OSError, SyncError, WireError) as exc:
+            log.info("sync: centre state not available at start (%s)", exc)
+            return
+        if state.gateway_id == self.journal.gateway_id and state.watermark < self.floor:
+            log.info(
+                "sync: centre watermark %d below first unsynced; floor lowered", state.watermark
+            )
+            self.floor = state.watermark
 
     async def step(self, session: aiohttp.ClientSession, key: Ed25519PrivateKey) -> float:
         """One upload attempt (or one idle wait); returns the delay before the next."""
