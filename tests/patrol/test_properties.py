@@ -53,7 +53,9 @@ step = st.one_of(
 @st.composite
 def event_logs(draw: st.DrawFn) -> list[dict[str, Any]]:
     n = draw(st.integers(0, 60))
-    gaps = draw(st.lists(st.integers(1, 1800), min_size=n, max_size=n))
+    # Whole-minute gaps put events exactly on deadlines; zero gaps give same-time events.
+    gap = st.one_of(st.integers(1, 1800), st.sampled_from([0, 60, 300, 900]))
+    gaps = draw(st.lists(gap, min_size=n, max_size=n))
     steps = draw(st.lists(step, min_size=n, max_size=n))
     log = EventLog()
     log.add("daemon.started", START)
