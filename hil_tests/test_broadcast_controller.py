@@ -163,7 +163,16 @@ async def test_dead_board_is_reported_and_the_other_zones_play(tmp_path):
         assert main.coils[1] and main.coils[0]
         # warm-up 0.2 s + one dead-board job (2 x 0.3 s) + the live board's writes.
         assert elapsed < 0.2 + 2 * 0.3 + 0.6
+        published: dict[str, Any] = {}
+
+        class StatusBoard:  # the daemon's status board, as far as the service uses it
+            def publish(self, section: str, value: Any) -> None:
+                published[section] = value
+
+        b.runtime.service.status = StatusBoard()
         await b.runtime.service.poll_once()
+        assert published["broadcast"]["boards"] == {"main": "up", "aux": "down"}
+        assert published["broadcast"]["relays_on"] == ["main:0", "main:1"]
         states = await b.events("relay_board.state")
         assert {(e.payload["board"], e.payload["state"]) for e in states} == {
             ("main", "up"),

@@ -59,7 +59,9 @@ class BoardSection:
 class PortSection:
     port: str = setting(doc="serial device of the RS-485 adapter (a udev symlink is best)")
     boards: tuple[BoardSection, ...] = setting(doc="boards on this bus", min_items=1)
-    baud: int = setting(9600, choices=(2400, 4800, 9600, 19200, 38400, 57600, 115200))
+    baud: int = setting(
+        9600, choices=(2400, 4800, 9600, 19200, 38400, 57600, 115200), doc="line speed, 8N1"
+    )
     timeout_s: float = setting(
         0.35, min=0.02, max=5.0, doc="one Modbus attempt waits this long for an answer"
     )
@@ -151,6 +153,10 @@ class BroadcastSection:
     )
     timezone: str = setting("", doc="time zone of the schedule (empty: the gateway's)")
     schedule: tuple[ScheduleEntry, ...] = setting((), doc="scheduled broadcasts")
+    schedule_requires_synced_clock: bool = setting(
+        False,
+        doc="skip (and record) scheduled runs while the wall clock is not synchronised",
+    )
     schedule_grace_s: float = setting(
         120.0, min=1.0, max=3600.0, doc="a run missed by more than this is recorded, not played"
     )

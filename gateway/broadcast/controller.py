@@ -359,7 +359,21 @@ class BroadcastController:
             payload["errors"] = {str(r): why for r, why in sorted(failed.items())}
         with contextlib.suppress(Exception):
             await self.record("broadcast.failsafe_off", payload)
+        # Requests still queued are dropped, not replayed after a restart: their requesters
+        # are told now, and a late broadcast nobody is waiting for never plays.
+        while not self._inbox.empty():
+            item = self._inbox.get_nowait()
+            if isinstance(item, _Start):
+                with contextlib.suppress(Exception):
+                    await self.record(
+                        "broadcast.refused",
+                        {
+                            "request_id": item.req.request_id,
+                            "reason": f"controller stopped ({cause})",
+                        },
+                    )
         for ticket in list(self._tickets.values()):
             ticket.resolve("failed", {"reason": f"controller stopped ({cause})"})
         self._tickets.clear()
+        self._requests.clear()
         self.core = BroadcastCore(self.layout)

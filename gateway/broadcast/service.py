@@ -72,12 +72,14 @@ class BroadcastService:
         *,
         poll_interval_s: float = 10.0,
         name: str = "broadcast",
+        status: Any = None,
     ) -> None:
         self.name = name
         self.ports = list(ports)
         self.controller = controller
         self.poll_interval_s = poll_interval_s
         self.board_state: dict[str, str] = {}
+        self.status = status  # the daemon's StatusBoard (publish(section, value)), optional
 
     async def run(self) -> None:
         port_tasks = [asyncio.create_task(p.run(), name=p.name) for p in self.ports]
@@ -122,6 +124,15 @@ class BroadcastService:
                 self.board_state[board] = state
         if states:
             self.controller.submit_observed(states)
+        if self.status is not None:
+            self.status.publish(
+                "broadcast",
+                {
+                    "phase": self.controller.phase,
+                    "boards": dict(self.board_state),
+                    "relays_on": sorted(str(r) for r, on in states.items() if on),
+                },
+            )
 
 
 @dataclass(slots=True)
@@ -145,6 +156,7 @@ def build_runtime(
     timezone: str = "Asia/Shanghai",
     base_dir: Path = Path("."),
     pin_factory: Any = None,
+    status: Any = None,
     banks: Mapping[str, RelayBank] | None = None,
     ports: Sequence[ModbusRelayPort] | None = None,
 ) -> BroadcastRuntime:
@@ -164,7 +176,9 @@ def build_runtime(
     controller = BroadcastController(section.layout(), banks, journal, clock, on_notify=on_notify)
     if section.audio.enabled:
         audio = AudioPlayer(section.audio, controller.record, base_dir)
-    service = BroadcastService(ports or [], controller, poll_interval_s=section.poll_interval_s)
+    service = BroadcastService(
+        ports or [], controller, poll_interval_s=section.poll_interval_s, status=status
+    )
     services: list[Any] = [service]
     if section.schedule:
         services.append(
@@ -174,6 +188,7 @@ def build_runtime(
                 clock,
                 tz=section.timezone or timezone,
                 grace_s=section.schedule_grace_s,
+                require_synced=section.schedule_requires_synced_clock,
             )
         )
     if section.button.enabled:
@@ -195,6 +210,11 @@ def build_services(cfg: Any, journal: Any, clock: Clock, board: Any = None) -> l
     if section is None or not section.enabled or not section.ports:
         return []
     runtime = build_runtime(
-        section, journal, clock, timezone=cfg.gateway.timezone, base_dir=cfg.data_dir
+        section,
+        journal,
+        clock,
+        timezone=cfg.gateway.timezone,
+        base_dir=cfg.data_dir,
+        status=board,
     )
     return runtime.services
