@@ -20,5 +20,6 @@ module("provision.py")
 module("reports.py")
 module("rs485.py")
 module("settings.py")
+module("startup.py")
 module("tapstore.py")
 # boot.py and main.py stay as files on the node's file system so they can be edited.
