@@ -513,3 +513,14 @@ def test_forget_before_drops_whole_summarised_days() -> None:
     assert len(engine.round_ids("2026-11-29")) == 4
     # A late tap for a forgotten night changes nothing and raises nothing.
     assert engine.feed([Tap(99, "b", "g1", "w", at(22, 10), at(9, 1, day=30))]) == []
+
+
+def test_fixed_time_schedule() -> None:
+    schedules = [{"id": "gate", "route": "r1", "times": ["12:30", "18:00"], "window_minutes": 60}]
+    log = started_log()
+    for i, cp in enumerate("abc"):
+        log.tap(cp, at(18, 10 + 2 * i))
+    engine, _ = run(log, at(19, 1), schedules=schedules)
+    assert engine.round_ids("2026-11-28") == ["gate@2026-11-28T12:30", "gate@2026-11-28T18:00"]
+    assert engine.report("gate@2026-11-28T12:30").state == MISSED
+    assert engine.report("gate@2026-11-28T18:00").state == COMPLETED
