@@ -143,8 +143,12 @@ class HealthSection:
         (), doc="per-kind hysteresis overriding the built-in defaults"
     )
     sample_heartbeat_s: float = setting(
-        900.0, min=1.0, max=86400.0, doc="an unchanged sample is still written this often"
+        900.0, min=0.01, max=86400.0, doc="an unchanged sample is still written this often"
     )
+    telemetry_batch_s: float = setting(
+        30.0, min=0.0, max=600.0,
+        doc="samples wait up to this long to share one commit (evidence never waits)",
+    )  # fmt: skip
 
     def check(self) -> Iterable[tuple[str, str]]:
         names = [c.name for c in self.cameras]

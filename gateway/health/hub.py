@@ -11,8 +11,9 @@ State changes become evidence events ``health.state`` {device, kind, state, prev
 samples become telemetry ``health.sample`` {device, kind, ...metrics} after thinning. Both go
 through an in-memory queue that :meth:`HealthHub.run` (a supervised service) drains into the
 journal in order; an item leaves the queue only once the journal accepted it, so a journal crash
-loses nothing that is still in memory. Telemetry refused for a full disk is dropped and counted;
-evidence is retried by the restarted service.
+loses nothing that is still in memory. Evidence is written at once; telemetry waits up to
+``telemetry_batch_s`` so that samples from all pollers share one commit. Telemetry refused for
+a full disk is dropped and counted; evidence is retried by the restarted service.
 
 The hub also publishes every device's state to the daemon's status board (``compound-gw status``
 shows it as one table) and re-checks staleness once a second.
@@ -21,6 +22,7 @@ shows it as one table) and re-checks staleness once a second.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import weakref
 from collections import deque
@@ -37,6 +39,10 @@ from gateway.journal import Journal
 log = logging.getLogger("gateway.health")
 
 TICK_S: Final = 1.0
+# Telemetry waits up to this long (default; config health.telemetry_batch_s) so samples from
+# many pollers share one commit (SD wear); evidence never waits.
+TELEMETRY_BATCH_S: Final = 30.0
+MAX_BATCH: Final = 256
 BOARD_SECTION: Final = "health"  # rows: device, kind, state, reason, for_s, seen_s_ago
 DETAIL_SECTION: Final = "health_detail"  # {device: last metrics}, for ``health --json``
 
@@ -62,7 +68,9 @@ SAMPLE_THRESHOLDS: Final[Mapping[str, float]] = {
     "load1": 1.0,
     "mem_available_bytes": 64 * 1024 * 1024,
     "disk_free_bytes": 256 * 1024 * 1024,
+    # Rates and sizes that wobble every poll: only the heartbeat reports them.
     "write_bytes_per_hour": 1e12,
+    "process_write_bytes_per_hour": 1e12,
 }
 SAMPLE_IGNORE: Final = frozenset(
     {"uptime_s", "process_write_bytes", "device_write_bytes", "load5", "urc_count"}
@@ -91,6 +99,7 @@ class HealthHub:
         *,
         policies: Mapping[str, Hysteresis] | None = None,
         heartbeat_s: float = 900.0,
+        telemetry_batch_s: float = TELEMETRY_BATCH_S,
     ) -> None:
         self.journal = journal
         self.clock = clock
@@ -105,6 +114,9 @@ class HealthHub:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._flush_now = False
+        self._first_pending_at = 0.0
+        self.telemetry_batch_s = telemetry_batch_s
         self.telemetry_dropped = 0
         self.events_written = 0
 
@@ -122,9 +134,14 @@ class HealthHub:
         return hub
 
     def configure(
-        self, policies: Mapping[str, Hysteresis] | None = None, heartbeat_s: float | None = None
+        self,
+        policies: Mapping[str, Hysteresis] | None = None,
+        heartbeat_s: float | None = None,
+        telemetry_batch_s: float | None = None,
     ) -> None:
         """Apply config after construction (the first capability to ask may not have it)."""
+        if telemetry_batch_s is not None:
+            self.telemetry_batch_s = telemetry_batch_s
         if policies:
             for kind, pol in policies.items():
                 self.model._policies[kind] = pol
@@ -190,6 +207,8 @@ class HealthHub:
         self._publish()
 
     def _enqueue(self, kind: str, payload: dict[str, Any], cls: str) -> None:
+        if not self._pending:
+            self._first_pending_at = self.clock.monotonic()
         self._pending.append((kind, payload, cls))
         self._idle.clear()
         self._wake.set()
@@ -204,33 +223,70 @@ class HealthHub:
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait until everything queued so far is in the journal (tests, shutdown)."""
+        self._flush_now = True
+        self._wake.set()
         await asyncio.wait_for(self._idle.wait(), timeout)
+
+    def _due(self, now: float) -> bool:
+        """Evidence goes at once; telemetry waits up to TELEMETRY_BATCH_S to share a commit."""
+        if not self._pending:
+            return False
+        if self._flush_now or any(cls != TELEMETRY for _, _, cls in self._pending):
+            return True
+        return now - self._first_pending_at >= self.telemetry_batch_s
+
+    async def _write_batch(self) -> None:
+        """Append up to MAX_BATCH queued events concurrently, so they share one commit.
+
+        ``journal.append`` queues synchronously before its first await, so gathering keeps the
+        queue's order in the journal. Items leave our queue only once the journal has them.
+        """
+        batch = list(itertools.islice(self._pending, MAX_BATCH))
+        results = await asyncio.gather(
+            *(self.journal.append(kind, payload, cls=cls) for kind, payload, cls in batch),
+            return_exceptions=True,
+        )
+        retry: list[tuple[str, dict[str, Any], str]] = []
+        error: BaseException | None = None
+        for item, result in zip(batch, results, strict=True):
+            if not isinstance(result, BaseException):
+                self.events_written += 1
+            elif isinstance(result, JournalFullError) and item[2] == TELEMETRY:
+                self.telemetry_dropped += 1
+            else:
+                retry.append(item)
+                error = error or result
+        for _ in batch:
+            self._pending.popleft()
+        self._pending.extendleft(reversed(retry))
+        if error is not None:
+            # Evidence stays queued; the supervisor restarts us with backoff and we try again.
+            raise error
 
     async def run(self) -> None:
         """Drain the queue into the journal; tick staleness; keep the status board fresh."""
         next_tick = self.clock.monotonic()
         while True:
-            while self._pending:
-                kind, payload, cls = self._pending[0]
-                try:
-                    await self.journal.append(kind, payload, cls=cls)
-                    self.events_written += 1
-                except JournalFullError:
-                    if cls != TELEMETRY:
-                        raise  # evidence stays queued; the supervisor restarts us with backoff
-                    self.telemetry_dropped += 1
-                self._pending.popleft()
-            self._idle.set()
             now = self.clock.monotonic()
+            while self._due(now):
+                await self._write_batch()
+                now = self.clock.monotonic()
+            if not self._pending:
+                self._flush_now = False
+                self._idle.set()
             if now >= next_tick:
                 for change in self.model.tick(now):
                     self._on_change(change)
                 self._publish()
                 next_tick = now + TICK_S
-            if self._pending:
                 continue
+            wait = next_tick - now
+            if self._pending:
+                wait = min(wait, max(0.0, self._first_pending_at + self.telemetry_batch_s - now))
             self._wake.clear()
+            if self._due(self.clock.monotonic()):
+                continue
             try:
-                await asyncio.wait_for(self._wake.wait(), TICK_S)
+                await asyncio.wait_for(self._wake.wait(), max(0.01, wait))
             except TimeoutError:
                 pass

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -427,6 +428,8 @@ class ModemMonitor:
 # --- the gateway itself ------------------------------------------------------------------------
 
 SELF_DEVICE: Final = "gateway"
+# Write rates are averaged over this long: one poll's delta is all noise (a checkpoint, a log).
+WRITE_RATE_WINDOW_S: Final = 3600.0
 
 
 class SelfMonitor:
@@ -438,7 +441,7 @@ class SelfMonitor:
         self.cfg = cfg
         self.probe = probe
         self.hub = hub
-        self._last: tuple[float, SelfSample] | None = None
+        self._history: deque[tuple[float, SelfSample]] = deque()
         self.last_metrics: dict[str, Any] = {}
 
     async def run(self) -> None:
@@ -462,8 +465,10 @@ class SelfMonitor:
             "process_write_bytes": sample.process_write_bytes,
             "device_write_bytes": sample.device_write_bytes,
         }
-        if self._last is not None:
-            then, prev = self._last
+        while self._history and now - self._history[0][0] > WRITE_RATE_WINDOW_S:
+            self._history.popleft()
+        if self._history:
+            then, prev = self._history[0]
             dt = now - then
             if dt > 0 and sample.device_write_bytes is not None and prev.device_write_bytes:
                 rate = (sample.device_write_bytes - prev.device_write_bytes) * 3600 / dt
@@ -471,7 +476,7 @@ class SelfMonitor:
             if dt > 0 and sample.process_write_bytes is not None and prev.process_write_bytes:
                 rate = (sample.process_write_bytes - prev.process_write_bytes) * 3600 / dt
                 metrics["process_write_bytes_per_hour"] = round(rate)
-        self._last = (now, sample)
+        self._history.append((now, sample))
         self.last_metrics = metrics
         state, reason = self.judge(sample)
         self.hub.report(SELF_DEVICE, "gateway", state, reason, detail=metrics)
@@ -625,7 +630,7 @@ def build_services(
     ``base_dir`` resolves relative password files; ``data_dir`` holds the journal and media.
     """
     hub = HealthHub.for_journal(journal, clock, board)
-    hub.configure(policies_from(section), section.sample_heartbeat_s)
+    hub.configure(policies_from(section), section.sample_heartbeat_s, section.telemetry_batch_s)
     services: list[Any] = [hub]
     for cam in section.cameras:
         services.append(CameraMonitor(cam, make_camera(cam, base_dir), hub))
