@@ -343,6 +343,9 @@ class ModemMonitor:
         finally:
             if self.link is not None:
                 await self.link.close()
+            # A restart by the supervisor begins from a closed port, not a stale "open" one.
+            self.link = None
+            self.state = ModemLinkState.CLOSED
 
     async def _open(self) -> None:
         try:

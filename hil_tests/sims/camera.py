@@ -4,7 +4,8 @@ OPTIONS responder on its own TCP port, both on 127.0.0.1.
 Faults: ``await cam.go_dark()`` closes both listeners (connections are refused, as for a camera
 that lost power); ``await cam.come_back()`` reopens them on the same ports. ``cam.password`` can
 be changed at any time, so the gateway's credentials turn wrong (401 on every attempt).
-``cam.hang = True`` accepts connections and never answers (a wedged camera: timeouts).
+``cam.hang = True`` accepts connections and never answers (a wedged camera: timeouts);
+``cam.serve_html = True`` answers 200 with an HTML error page instead of a JPEG.
 
 The Digest check is written here from RFC 7616 (MD5 / SHA-256, qop=auth, opaque, nonce we issued),
 independently of the client side, so the gateway's client and this server test each other.
@@ -92,6 +93,7 @@ class CameraSim:
         self.jpeg_bytes = jpeg_bytes
         self.host = host
         self.hang = False
+        self.serve_html = False  # a 200 that is an error page, as some firmware does
         self.http_port = 0
         self.rtsp_port = 0
         self.frames = 0
@@ -224,6 +226,8 @@ class CameraSim:
             if "Authorization" in request.headers:
                 self.rejected += 1
             return self._challenge()
+        if self.serve_html:
+            return web.Response(text="<html>Service Unavailable</html>", content_type="text/html")
         self.frames += 1
         data = make_jpeg(f"sim camera {self.name} frame {self.frames}", self.jpeg_bytes)
         self.served.append(hashlib.sha256(data).hexdigest())
