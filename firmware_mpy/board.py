@@ -1,21 +1,25 @@
 # Pin map per board.  Edit here, not in node code.  Chosen so the USB console, the
-# PN532 UART and the RS-485 UART never share pins.
+# PN532 UART and the RS-485 UART never share pins, and so nothing the chip prints at
+# reset can reach the RS-485 bus.
 #
-#                      ESP32-C3 SuperMini           Raspberry Pi Pico (RP2040)
-#   RS-485 UART        UART1 TX=21 RX=20            UART0 TX=GP0 RX=GP1
-#   RS-485 DE(+/RE)    GPIO 3                       GP2
-#   PN532 HSU UART     UART0 TX=4 RX=2              UART1 TX=GP4 RX=GP5
-#                      (the ESP32-C3 console is its USB-Serial-JTAG, so both UARTs are free)
-#   LED (R, G, B)      GPIO 5, 6, 7                 GP13, GP14, GP15
-#   buzzer             GPIO 10                      GP16
-#   safe-mode button   GPIO 9 (BOOT)                GP22, pull-up, hold low at reset
+#                    ESP32-C3 SuperMini              Raspberry Pi Pico (RP2040)
+#   RS-485 UART      UART1 TX=GPIO0 RX=GPIO1         UART0 TX=GP0 RX=GP1
+#   RS-485 DE+/RE    GPIO3 (10k pull-down)           GP2 (10k pull-down)
+#   PN532 HSU UART   UART0 TX=GPIO21 RX=GPIO20       UART1 TX=GP4 RX=GP5
+#   LED R, G, B      GPIO5, GPIO6, GPIO7             GP13, GP14, GP15
+#   buzzer           GPIO10 (via a transistor)       GP16 (via a transistor)
+#   safe-mode button GPIO9 (the BOOT button)         GP22 to GND
+#
+# On the ESP32-C3 the REPL is the USB-Serial-JTAG port; the ROM boot log goes out on
+# GPIO21 at reset, i.e. into the PN532's RX, which ignores anything that is not a
+# PN532 frame (the driver wakes the chip afterwards anyway).
 
 import sys
 
 BOARDS = {
     "esp32": {
-        "bus_uart": 1, "bus_tx": 21, "bus_rx": 20, "de": 3,
-        "nfc_uart": 0, "nfc_tx": 4, "nfc_rx": 2,
+        "bus_uart": 1, "bus_tx": 0, "bus_rx": 1, "de": 3,
+        "nfc_uart": 0, "nfc_tx": 21, "nfc_rx": 20,
         "led": (5, 6, 7), "buzzer": 10, "safe": 9,
     },
     "rp2": {
@@ -27,4 +31,5 @@ BOARDS = {
 
 
 def pins():
+    """The pin map for this port (sys.platform); the Pico map elsewhere (host tests)."""
     return BOARDS.get(sys.platform, BOARDS["rp2"])

@@ -164,3 +164,40 @@ def test_offline_taps_delivered_after_restart_in_order_once(tmp_path: Path, runt
         assert s.event(timeout=1.0) is None  # exactly once: nothing more arrives
     finally:
         assert s.close() == 0
+
+
+def test_keyset_rekeys_and_comset_moves_address(tmp_path: Path, runtime: str) -> None:
+    """osdp_KEYSET inside the session: the node persists the new SCBK and the panel's
+    next handshake uses it; osdp_COMSET: the node answers osdp_COM and moves address."""
+    import json
+
+    new_key = bytes.fromhex("0f1e2d3c4b5a69788796a5b4c3d2e1f0")
+    s = Session(tmp_path, runtime)
+    try:
+        s.connect()
+        assert s.cp is not None
+        assert s.cp.submit_command(ADDRESS, {"command": Command.Keyset, "type": 1,
+                                             "data": new_key})
+        time.sleep(0.3)
+        assert wait_until(lambda: s.cp.is_sc_active(ADDRESS), 10)
+        saved = json.loads((tmp_path / "settings.json").read_text()) if runtime == "cpython" \
+            else None
+        if saved is not None:
+            assert bytes.fromhex(saved["scbk"]) == new_key
+        s.node.send("tap 04c0ffee")
+        ev = s.event()
+        assert ev is not None and ev["data"] == bytes.fromhex("04c0ffee")
+        s.node.send("untap")
+        assert s.cp.submit_command(ADDRESS, {"command": Command.Comset,
+                                             "address": ADDRESS + 1, "baud_rate": 115200})
+        time.sleep(0.5)
+        # libosdp follows the osdp_COM reply to the new address; card reads keep coming
+        s.node.send("tap 04beef01")
+        ev = s.event()
+        assert ev is not None and ev["data"] == bytes.fromhex("04beef01")
+        assert s.cp.is_sc_active(ADDRESS)
+    finally:
+        assert s.close() == 0
+    saved = json.loads((tmp_path / "settings.json").read_text())
+    assert saved["address"] == ADDRESS + 1
+    assert bytes.fromhex(saved["scbk"]) == new_key
