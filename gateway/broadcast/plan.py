@@ -196,8 +196,6 @@ class BroadcastCore:
             self.active = Active(req, accepted_at=now, zones_on=previous.zones_on)
             return [*out, self._zones_drive(req, previous.zones_on)]
         self.active = Active(req, accepted_at=now)
-        self._pending_off = frozenset()
-        self._off_retry_at = None
         if self.layout.amplifier is not None:
             self.phase = "amp"
             return [*out, self._amp_drive("amp-on", req, now)]
@@ -319,6 +317,8 @@ class BroadcastCore:
         ]
 
     def _issue(self, drive: Drive) -> Drive:
+        # A relay about to be switched on must not be "retried off" under the new broadcast.
+        self._pending_off = self._pending_off - drive.on
         self._drive = drive
         return drive
 

@@ -273,3 +273,30 @@ def test_pure_modules_import_no_io():
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names.add(node.module.split(".")[0])
         assert not names & banned, (rel, names & banned)
+
+
+def test_relay_still_failing_off_is_not_retried_off_under_a_new_broadcast():
+    core = booted(layout(amp=False))
+    (d,) = drives(core.start(req("a", zones=(1, 2), dur=5), 0.0))
+    core.drive_done(d, {}, 0.1)
+    (off,) = drives(core.due(5.1))
+    core.drive_done(off, {Z[1]: "timeout"}, 5.2)  # zone 1 did not verify off
+    (d2,) = drives(core.start(req("b", zones=(1,), dur=30), 5.3))
+    assert Z[1] in d2.on
+    core.drive_done(d2, {}, 5.4)
+    # Zone 1 now plays: the pending retry must not switch it off mid-broadcast.
+    assert core.next_deadline() == pytest.approx(35.4)
+    assert core.due(10.0) == []
+
+
+def test_relay_failing_off_is_still_retried_when_a_new_broadcast_leaves_it_out():
+    core = booted(layout(amp=False))
+    (d,) = drives(core.start(req("a", zones=(1, 2), dur=5), 0.0))
+    core.drive_done(d, {}, 0.1)
+    (off,) = drives(core.due(5.1))
+    core.drive_done(off, {Z[1]: "timeout"}, 5.2)
+    (d2,) = drives(core.start(req("b", zones=(2,), dur=30), 5.3))
+    core.drive_done(d2, {}, 5.4)
+    assert core.next_deadline() == pytest.approx(6.2)
+    (retry,) = drives(core.due(6.2))
+    assert retry.off == {Z[1]}
