@@ -471,6 +471,9 @@ class PatrolEngine:
                 )
             self._legs[route.id] = legs
         self._rounds: dict[str, _Round] = {}
+        self._position = {
+            r.id: {cp: i for i, cp in enumerate(r.checkpoints)} for r in section.routes
+        }
         self._longest_window = {r.id: 0.0 for r in section.routes}
         for sched in section.schedules:
             window_s = (sched.window_minutes_effective() or 60.0) * 60.0
@@ -676,6 +679,18 @@ class PatrolEngine:
                         best = min(best, (when, _PRIO_OVERDUE, cp))
         return best
 
+    def _update_overdue(self, r: _Round, a: _Analysis, cp: str) -> None:
+        """``cp`` got its first tap (the latest in time): only it and its successor change."""
+        if a.overdue is None:
+            return
+        a.overdue.pop(cp, None)
+        cps = r.route.checkpoints
+        i = self._position[r.route.id].get(cp, -1)
+        if r.route.ordered and 0 <= i < len(cps) - 1 and cps[i + 1] not in a.first_at:
+            _, max_s = self._leg_limits(r.route, cp, cps[i + 1])
+            if max_s is not None:
+                a.overdue[cps[i + 1]] = a.first_at[cp] + max_s
+
     def _overdue_times(self, r: _Round, a: _Analysis) -> dict[str, float]:
         """When each not-yet-tapped checkpoint becomes overdue (round started)."""
         if a.overdue is not None:
@@ -719,6 +734,17 @@ class PatrolEngine:
     # ----------------------------------------------------------------- inputs
 
     def _on_heartbeat(self, h: Heartbeat) -> None:
+        if (
+            h.clock_synced
+            and h.boot_id == self._boot
+            and h.kind not in ("daemon.started", "daemon.stopped")
+            and self._stopped_at is None
+            and self._gateway_open is None
+            and self._clock_open is None
+            and not self._reader_close_pending
+        ):
+            self._trusted(h.at)  # the common case: up, same boot, clock fine
+            return
         restarted = h.kind == "daemon.started" or (
             self._boot is not None and h.boot_id != self._boot
         )
@@ -1024,7 +1050,6 @@ class PatrolEngine:
         """Credit (or not) one tap that comes after every tap already in ``a``."""
         cp = t.checkpoint
         interval = self.section.repeat_interval_s
-        a.overdue = None
         if not t.clock_synced:
             a.uncredited.append((t, "clock not synchronised when journaled"))
         elif t.guard in ("", UNKNOWN_GUARD):
@@ -1046,7 +1071,9 @@ class PatrolEngine:
             a.credited.append(t)
             a.last_credit[cp] = t.at
             a.counts[cp] += 1
-            a.first_at.setdefault(cp, t.at)
+            if cp not in a.first_at:
+                a.first_at[cp] = t.at
+                self._update_overdue(r, a, cp)
             if a.counts[cp] == r.schedule.min_taps:
                 a.kth_at[cp] = t.at
 
