@@ -1192,6 +1192,9 @@ class PatrolEngine:
                 reasons.append(
                     "missing " + ", ".join(f"{cp} ({a.counts[cp]} of {k} taps)" for cp in missing)
                 )
+                if started_at is not None and started_at > r.grace_end:
+                    codes.append("late_start")
+                    reasons.append(f"also started late, at {self._hhmm(started_at)}")
                 if excused:
                     reasons.append(
                         "not judged (outage): " + ", ".join(excused) + ": " + "; ".join(outages)

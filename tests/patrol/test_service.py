@@ -102,6 +102,10 @@ async def test_live_service_emits_alerts_and_verdicts_once(
         ("patrol.round", r00, "missed", after_midnight(2)),
     ]
     assert all(p.get("revision", 1) == 1 for _, p in live)
+    verdict = live[4][1]
+    assert verdict["reasons"] == ["missing c (0 of 1 taps)", "also started late, at 22:31"]
+    assert verdict["codes"] == ["late_start", "missing"]
+    assert verdict["checkpoints"] == {"a": 1, "b": 1, "c": 0}
 
     # A restart replays the journal, reaches the same state and emits nothing twice.
     again = PatrolService(SECTION, j, clock, tick_s=0.01, lag_s=0.0)
