@@ -55,6 +55,7 @@ def make_target(root: Path) -> Path:
 def run_script(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         ["bash", str(SCRIPT), *map(str, args)],
+        check=False,
         capture_output=True,
         text=True,
         timeout=180,
@@ -92,10 +93,23 @@ def project_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     errors = []
     for extra in attempts:
         proc = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", *extra, str(src), "-w",
-             str(out)],
-            capture_output=True, text=True, timeout=240,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "-q",
+                *extra,
+                str(src),
+                "-w",
+                str(out),
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
         wheels = sorted(out.glob("compound_gateway-*.whl"))
         if proc.returncode == 0 and wheels:
             return wheels[0]
@@ -113,9 +127,16 @@ def installed(tmp_path_factory: pytest.TempPathFactory, project_wheel: Path) -> 
         pytest.skip("the full staged install creates users and sets owners: needs root")
     root = make_target(tmp_path_factory.mktemp("target"))
     run_script(
-        "--root", root, "--wheel", project_wheel, "--no-deps",
-        "--port", "bus0=serial:A10K1234", "--port", "relays=path:platform-xhci-usb-0:1.3:1.0",
-    )  # fmt: skip
+        "--root",
+        root,
+        "--wheel",
+        project_wheel,
+        "--no-deps",
+        "--port",
+        "bus0=serial:A10K1234",
+        "--port",
+        "relays=path:platform-xhci-usb-0:1.3:1.0",
+    )
     yield root
 
 
@@ -133,8 +154,11 @@ def _systemd_root(root: Path) -> Path:
 def _verify(root: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["systemd-analyze", "verify", f"--root={root}", "compound-gw.service"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 requires_analyze = pytest.mark.skipif(
@@ -145,8 +169,8 @@ requires_analyze = pytest.mark.skipif(
 
 def unit_settings(text: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if line and not line.startswith(("#", ";", "[")):
             key, _, value = line.partition("=")
             out.setdefault(key.strip(), []).append(value.strip())
@@ -208,10 +232,19 @@ def test_unit_exposure_score_is_low(tmp_path: Path) -> None:
     unit_dir.mkdir(parents=True)
     shutil.copy2(UNIT, unit_dir / UNIT.name)
     proc = subprocess.run(
-        ["systemd-analyze", "security", "--offline=yes", f"--root={root}", "--no-pager",
-         "compound-gw.service"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            "systemd-analyze",
+            "security",
+            "--offline=yes",
+            f"--root={root}",
+            "--no-pager",
+            "compound-gw.service",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     found = re.search(r"Overall exposure level for compound-gw\.service: ([\d.]+)", proc.stdout)
     assert found, proc.stdout[-2000:] + proc.stderr
     # 0 is a perfect sandbox, 10 none; systemd calls below 2.0 "OK". Devices and the LAN are
@@ -225,9 +258,21 @@ UDEV_KEY = re.compile(
     r'^(?P<key>[A-Z_]+(\{[A-Za-z0-9_]+\})?)(?P<op>==|!=|\+=|-=|:=|=)"(?P<value>[^"]*)"$'
 )
 UDEV_KEYS = {
-    "ACTION", "SUBSYSTEM", "DRIVER", "ATTR", "ATTRS", "ENV", "GOTO", "LABEL", "GROUP", "MODE",
-    "SYMLINK", "KERNEL", "SUBSYSTEMS", "DRIVERS",
-}  # fmt: skip
+    "ACTION",
+    "SUBSYSTEM",
+    "DRIVER",
+    "ATTR",
+    "ATTRS",
+    "ENV",
+    "GOTO",
+    "LABEL",
+    "GROUP",
+    "MODE",
+    "SYMLINK",
+    "KERNEL",
+    "SUBSYSTEMS",
+    "DRIVERS",
+}
 
 
 def check_udev_rules(text: str) -> list[str]:
@@ -268,10 +313,18 @@ def test_journald_dropin_caps_the_journal() -> None:
     parser.read_string(JOURNALD.read_text())
     j = parser["Journal"]
     assert set(j) <= {
-        "SystemMaxUse", "SystemMaxFileSize", "SystemKeepFree", "MaxRetentionSec",
-        "RuntimeMaxUse", "RuntimeMaxFileSize", "Compress", "SyncIntervalSec",
-        "RateLimitIntervalSec", "RateLimitBurst", "Storage",
-    }  # fmt: skip
+        "SystemMaxUse",
+        "SystemMaxFileSize",
+        "SystemKeepFree",
+        "MaxRetentionSec",
+        "RuntimeMaxUse",
+        "RuntimeMaxFileSize",
+        "Compress",
+        "SyncIntervalSec",
+        "RateLimitIntervalSec",
+        "RateLimitBurst",
+        "Storage",
+    }
     size = re.fullmatch(r"(\d+)M", j["SystemMaxUse"])
     assert size and 8 <= int(size.group(1)) <= 256
 
@@ -328,10 +381,17 @@ def test_venv_runs_the_installed_code_from_its_final_path(installed: Path) -> No
     assert str(installed) not in (venv / "pyvenv.cfg").read_text()
     assert str(installed) not in (venv / "bin/activate").read_text()
     proc = subprocess.run(
-        [str(venv / "bin/python"), "-c",
-         "import gateway, gateway.errors; print(gateway.__file__, gateway.__version__)"],
-        capture_output=True, text=True, timeout=60, cwd="/",
-    )  # fmt: skip
+        [
+            str(venv / "bin/python"),
+            "-c",
+            "import gateway, gateway.errors; print(gateway.__file__, gateway.__version__)",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
     assert proc.returncode == 0, proc.stderr
     where, version = proc.stdout.split()
     assert where.startswith(str(venv)), "the venv's copy, not the source tree"
@@ -422,13 +482,22 @@ def test_shellcheck_is_clean() -> None:
         pytest.skip("shellcheck missing: apt-get install shellcheck (Debian package 'shellcheck')")
     proc = subprocess.run(
         ["shellcheck", "--severity=style", "--shell=bash", str(SCRIPT)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout
 
 
 def test_bash_parses_the_script() -> None:
-    proc = subprocess.run(["bash", "-n", str(SCRIPT)], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        ["bash", "-n", str(SCRIPT)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stderr
     text = SCRIPT.read_text()
     assert "set -euo pipefail" in text
