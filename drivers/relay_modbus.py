@@ -318,6 +318,12 @@ class ModbusRelayPort:
                 continue
             try:
                 results = await self._run_job(client, job)
+            except asyncio.CancelledError:
+                if not job.future.done():
+                    job.future.set_exception(
+                        RelayBoardError("relay port closed", port=self.port, board=job.board)
+                    )
+                raise
             except RelayBoardError as exc:
                 self._note(job.address, exc)
                 if not job.future.done():

@@ -213,3 +213,26 @@ async def test_unhandled_error_switches_everything_off(tmp_path):
         (fs,) = await b.events("broadcast.failsafe_off")
         assert fs.payload["cause"] == "error" and fs.payload["verified"] is True
         assert (await ticket.wait("done", timeout=1))["stage"] == "failed"
+
+
+async def test_stop_during_warmup_cancels_before_any_zone(tmp_path):
+    sim = SimBoard(1, "waveshare_v2")
+
+    def data(port: str) -> dict[str, Any]:
+        d = single_board("waveshare_v2")(port)
+        d["warmup_s"] = 1.0
+        return d
+
+    async with bench(tmp_path, [sim], data) as b:
+        ticket = b.runtime.controller.submit_start(StartRequest("w1", (1, 2), 10, "remote"))
+        await ticket.wait("accepted", timeout=5)
+        for _ in range(100):
+            if sim.coils[0]:
+                break
+            await asyncio.sleep(0.01)
+        assert sim.coils[0] and not any(sim.coils[1:])  # amplifier warming, zones not yet
+        b.runtime.controller.submit_stop("remote", "cancel")
+        on = await ticket.wait("on", timeout=5)
+        assert on == {"stage": "done", "cause": "cancelled", "reason": "cancel"}
+        assert sim.coils == [False] * 8
+        assert not [c for c in sim.changes if c.channel in (1, 2)]  # no zone ever clicked

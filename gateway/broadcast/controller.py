@@ -88,12 +88,15 @@ class Ticket:
         fut = self._future(stage)
         if not fut.done():
             fut.set_result(dict(detail))
-        # A refusal or failure answers every later stage too.
-        if stage in ("refused", "failed"):
+        # A refusal, failure or early end (replaced or stopped before the zones came on)
+        # answers every stage not reached, so nobody waits for an "on" that cannot come.
+        if stage in ("refused", "failed", "done"):
+            # Only the stage and why: never a "verified" that belongs to another stage.
+            why = {k: str(detail.get(k, "")) for k in ("cause", "reason")}
             for later in ("accepted", "on", "done"):
                 f = self._future(later)
                 if not f.done():
-                    f.set_result({"stage": stage, **detail})
+                    f.set_result({"stage": stage, **why})
 
     async def wait(self, stage: str, timeout: float | None = None) -> dict[str, Any]:
         """Wait for ``stage``; the result says ``stage`` = refused/failed if it never came."""
