@@ -319,6 +319,31 @@ def load_bench(path: str | Path | None = None) -> Bench:
         raise ConfigError(exc.key, f"{exc.detail} (in {p})") from exc
 
 
+# -- pytest glue (for hil_tests/conftest.py) -------------------------------------------------
+
+
+def bench_from_config(config: Any) -> Bench:
+    """The bench ``--bench`` selects (default: sim.toml), loaded once per pytest session.
+
+        @pytest.fixture(scope="session")
+        def bench(pytestconfig): return bench_from_config(pytestconfig)
+    """
+    cached = getattr(config, "_hil_bench", None)
+    if cached is None:
+        cached = load_bench(config.getoption("--bench"))
+        config._hil_bench = cached
+    return cached
+
+
+def sim_only_skip_reason(bench: Bench) -> str | None:
+    """Why a ``@pytest.mark.sim_only`` test cannot run on ``bench`` (None: it can)."""
+    if bench.simulated:
+        return None
+    return (
+        f"needs a simulator-only power (fault injection); bench {bench.name!r} has real parts"
+    )
+
+
 # -- line emulators for a simulated bench ------------------------------------------------------
 
 
@@ -396,7 +421,9 @@ __all__ = [
     "Reader",
     "RelayBoard",
     "SimLines",
+    "bench_from_config",
     "load_bench",
     "parse_bench",
+    "sim_only_skip_reason",
     "start_sim_lines",
 ]

@@ -17,8 +17,10 @@ from hil_tests.benchfile import (
     BENCHES_DIR,
     DEFAULT_BENCH,
     Bench,
+    bench_from_config,
     load_bench,
     parse_bench,
+    sim_only_skip_reason,
     start_sim_lines,
 )
 from hil_tests.line.leakcheck import no_leaks
@@ -55,9 +57,16 @@ def test_the_default_bench_is_all_simulated() -> None:
 
 
 def test_the_bench_option_selects_a_file(pytestconfig: pytest.Config) -> None:
-    chosen = pytestconfig.getoption("--bench")
-    bench = load_bench(chosen)  # None: the default, as the suite runs in CI
-    assert bench.name == ("sim" if chosen is None else bench.name)
+    bench = bench_from_config(pytestconfig)
+    assert bench is bench_from_config(pytestconfig), "loaded once per session"
+    if pytestconfig.getoption("--bench") is None:  # as the suite runs in CI
+        assert bench.name == "sim" and bench.simulated
+
+
+def test_sim_only_tests_skip_on_a_real_bench_with_a_reason() -> None:
+    assert sim_only_skip_reason(load_bench()) is None
+    reason = sim_only_skip_reason(load_bench(REAL))
+    assert reason is not None and "district-lab-1" in reason and "simulator-only" in reason
 
 
 def test_the_real_template_names_real_ports_addresses_and_urls() -> None:
