@@ -143,13 +143,14 @@ def engine_inputs_from_event(event: Mapping[str, Any]) -> list[EngineInput]:
     payload: Mapping[str, Any] = event.get("payload") or {}
     last_wall = payload.get("last_event_wall") if kind == "daemon.started" else None
     out: list[EngineInput] = [
+        # Positional: this runs once per journal event on every replay.
         Heartbeat(
-            seq=seq,
-            at=wall,
-            boot_id=str(event.get("boot_id", "")),
-            clock_synced=synced,
-            kind=kind,
-            last_event_wall=float(last_wall) if isinstance(last_wall, int | float) else None,
+            seq,
+            wall,
+            str(event.get("boot_id", "")),
+            synced,
+            kind,
+            float(last_wall) if isinstance(last_wall, int | float) else None,
         )
     ]
     if kind == "tap" and isinstance(payload.get("checkpoint"), str):
@@ -158,15 +159,15 @@ def engine_inputs_from_event(event: Mapping[str, Any]) -> list[EngineInput]:
         at = min(at, wall)  # a node cannot have seen a tap after we journaled it
         out.append(
             Tap(
-                seq=seq,
-                checkpoint=payload["checkpoint"],
-                guard=str(payload.get("guard") or UNKNOWN_GUARD),
-                wristband=str(payload.get("wristband", "")),
-                at=at,
-                known_at=wall,
-                clock_synced=synced,
-                buffered=bool(payload.get("buffered", False)) or wall - at > LATE_TAP_S,
-                reader=str(payload.get("reader", "")),
+                seq,
+                payload["checkpoint"],
+                str(payload.get("guard") or UNKNOWN_GUARD),
+                str(payload.get("wristband", "")),
+                at,
+                wall,
+                synced,
+                bool(payload.get("buffered", False)) or wall - at > LATE_TAP_S,
+                str(payload.get("reader", "")),
             )
         )
     elif kind == "reader.state" and isinstance(payload.get("checkpoint"), str):
