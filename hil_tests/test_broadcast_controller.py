@@ -133,6 +133,15 @@ async def test_stop_from_another_source_and_remote_commands(tmp_path):
         assert sim.coils == [False] * 8
         refused = await b.events("broadcast.command_refused")
         assert refused[0].payload["reason"] == "expired"
+        # Verified but against the controller's rules: refused, recorded, no relay moves.
+        before = list(sim.changes)
+        for zones, seconds in (((9,), 5.0), ((1,), 10_000.0)):
+            t = await remote.handle_envelope(signer.start(zones, seconds, now=clock.wall()))
+            assert t is not None
+            refused_now = await t.wait("refused", timeout=5)
+            assert "unknown zone" in refused_now["reason"] or "maximum" in refused_now["reason"]
+            assert (await t.wait("on", timeout=1))["stage"] == "refused"
+        assert sim.changes == before
         # A remote stop works too (and, with nothing playing, still verifies off).
         assert await remote.handle_envelope(signer.stop(now=clock.wall())) is None
         await asyncio.sleep(0.5)

@@ -222,7 +222,7 @@ class RemoteTrigger:
         """Run a command the verifier produced (the only type accepted)."""
         if not isinstance(cmd, VerifiedCommand):
             raise TypeError("only a VerifiedCommand from a CommandVerifier is accepted")
-        await self.controller.record("broadcast.command_accepted", cmd.describe())
+        await self.controller.record("broadcast.command_verified", cmd.describe())
         if cmd.action == "broadcast.stop":
             self.controller.submit_stop("remote", f"command {cmd.command_id}")
             return None

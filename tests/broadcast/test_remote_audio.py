@@ -84,7 +84,7 @@ async def test_remote_trigger_records_and_gates(signer):
     kinds = [k for k, _ in ctl.records]
     assert kinds == [
         "broadcast.command_received",
-        "broadcast.command_accepted",
+        "broadcast.command_verified",
         "broadcast.command_received",
         "broadcast.command_refused",
     ]
