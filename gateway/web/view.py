@@ -61,11 +61,14 @@ def local_day(wall: float, tz: str) -> str:
     return dt.datetime.fromtimestamp(wall, zoneinfo.ZoneInfo(tz)).date().isoformat()
 
 
-def local_time(wall: float | None, tz: str) -> str:
-    """``YYYY-MM-DD HH:MM:SS`` in the compound's time zone; empty for no time."""
+def local_time(wall: float | None, tz: str, today: str = "") -> str:
+    """``YYYY-MM-DD HH:MM:SS`` in the compound's time zone (``HH:MM:SS`` if on ``today``)."""
     if not isinstance(wall, int | float) or isinstance(wall, bool):
         return ""
-    return dt.datetime.fromtimestamp(wall, zoneinfo.ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S")
+    when = dt.datetime.fromtimestamp(wall, zoneinfo.ZoneInfo(tz))
+    if when.date().isoformat() == today:
+        return when.strftime("%H:%M:%S")
+    return when.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _str(payload: Mapping[str, Any], key: str) -> str:
@@ -73,12 +76,12 @@ def _str(payload: Mapping[str, Any], key: str) -> str:
     return "" if value is None else str(value)
 
 
-def _taps(events: Sequence[Event], tz: str) -> list[dict[str, Any]]:
+def _taps(events: Sequence[Event], tz: str, today: str) -> list[dict[str, Any]]:
     taps = [e for e in events if e.kind == "tap"][-TAPS_SHOWN:]
     return [
         {
             "seq": e.seq,
-            "at": local_time(e.wall_time, tz),
+            "at": local_time(e.wall_time, tz, today),
             "checkpoint": _str(e.payload, "checkpoint"),
             "guard": _str(e.payload, "guard"),
             "reader": _str(e.payload, "reader"),
@@ -116,7 +119,7 @@ def _rounds(events: Sequence[Event], today: str, tz: str) -> list[dict[str, Any]
     return rows
 
 
-def _alerts(events: Sequence[Event], tz: str) -> list[dict[str, Any]]:
+def _alerts(events: Sequence[Event], tz: str, today: str) -> list[dict[str, Any]]:
     resolved: dict[str, str] = {}
     acked: dict[str, str] = {}
     raised: dict[str, Event] = {}
@@ -129,13 +132,13 @@ def _alerts(events: Sequence[Event], tz: str) -> list[dict[str, Any]]:
         elif e.kind == "patrol.alert_resolved":
             resolved[alert] = _str(e.payload, "resolution") or "resolved"
         elif e.kind == ACK_KIND:
-            acked[alert] = local_time(e.wall_time, tz)
+            acked[alert] = local_time(e.wall_time, tz, today)
     newest = sorted(raised.values(), key=lambda e: e.seq)[-ALERTS_SHOWN:]
     return [
         {
             "alert": alert_id,
             "seq": e.seq,
-            "at": local_time(e.wall_time, tz),
+            "at": local_time(e.wall_time, tz, today),
             "alert_kind": _str(e.payload, "alert_kind"),
             "checkpoint": _str(e.payload, "checkpoint"),
             "message": _str(e.payload, "message"),
@@ -147,7 +150,9 @@ def _alerts(events: Sequence[Event], tz: str) -> list[dict[str, Any]]:
     ]
 
 
-def _latest_by(events: Sequence[Event], kind: str, key: str, tz: str) -> list[dict[str, Any]]:
+def _latest_by(
+    events: Sequence[Event], kind: str, key: str, tz: str, today: str
+) -> list[dict[str, Any]]:
     latest: dict[str, Event] = {}
     for e in events:
         if e.kind == kind:
@@ -156,17 +161,17 @@ def _latest_by(events: Sequence[Event], kind: str, key: str, tz: str) -> list[di
     for name in sorted(latest):
         e = latest[name]
         row = redact(dict(e.payload))
-        row["since"] = local_time(e.wall_time, tz)
+        row["since"] = local_time(e.wall_time, tz, today)
         rows.append(row)
     return rows
 
 
-def _broadcasts(events: Sequence[Event], tz: str) -> list[dict[str, Any]]:
+def _broadcasts(events: Sequence[Event], tz: str, today: str) -> list[dict[str, Any]]:
     chosen = [e for e in events if e.kind.startswith("broadcast.")][-BROADCASTS_SHOWN:]
     return [
         {
             "seq": e.seq,
-            "at": local_time(e.wall_time, tz),
+            "at": local_time(e.wall_time, tz, today),
             "kind": e.kind.removeprefix("broadcast."),
             "detail": ", ".join(
                 f"{k}={v}"
@@ -202,12 +207,12 @@ def build_view(
         "board_age_s": round(now - updated, 1) if isinstance(updated, int | float) else None,
         "journal": redact(dict(journal_status)),
         "services": redact(services) if isinstance(services, list) else [],
-        "taps": _taps(evs, tz),
+        "taps": _taps(evs, tz, today),
         "rounds": _rounds(evs, today, tz),
-        "alerts": _alerts(evs, tz),
-        "readers": _latest_by(evs, "reader.state", "reader", tz),
-        "health": _latest_by(evs, "health.state", "device", tz),
-        "broadcasts": _broadcasts(evs, tz),
+        "alerts": _alerts(evs, tz, today),
+        "readers": _latest_by(evs, "reader.state", "reader", tz, today),
+        "health": _latest_by(evs, "health.state", "device", tz, today),
+        "broadcasts": _broadcasts(evs, tz, today),
         "sections": {
             str(k): redact(v, str(k))
             for k, v in sorted(board.items())
