@@ -8,7 +8,7 @@ What it does, all on 127.0.0.1:
    readers, cameras, relay boards, the modem and the box itself, plus patrol taps and round
    results (evidence) - at least 500,000 rows, timestamps spread over 7 days.
 3. Drains it with the real Uploader in a child process (so its peak RSS is the gateway's alone,
-   read from ``ru_maxrss``), through a pass-through FaultProxy that counts the bytes really on
+   read from VmHWM), through a pass-through FaultProxy that counts the bytes really on
    the wire (TLS records, HTTP headers, both directions).
 4. Baseline in the same run: one request per event, no compression (same TLS, same centre), for
    a smaller count.
@@ -25,6 +25,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -189,6 +190,18 @@ async def fill_journal(
 # -- the gateway side (child process) ----------------------------------------------------------
 
 
+def peak_rss_kb() -> int:
+    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a
+    child would report its parent's peak (the parent holds the generated week in memory)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def gateway_side(data: Path, url: str, naive: bool) -> None:
     from gateway.clock import SystemClock
     from gateway.journal import Journal
@@ -230,7 +243,7 @@ def gateway_side(data: Path, url: str, naive: bool) -> None:
             "events": total,
             "elapsed_s": elapsed,
             "counters": counters,
-            "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "peak_rss_kb": peak_rss_kb(),
         }
 
     print(json.dumps(asyncio.run(drain())), flush=True)
@@ -314,7 +327,7 @@ async def run_child(data: Path, url: str, naive: bool) -> dict[str, Any]:
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
-async def orchestrate(n_events: int, n_naive: int) -> None:
+async def orchestrate(n_events: int, n_naive: int, keep: bool) -> None:
     from centre.audit import audit_gateway
     from centre.pki import CentrePaths
     from centre.store import SqliteRepository
@@ -427,20 +440,24 @@ async def orchestrate(n_events: int, n_naive: int) -> None:
             f"centre audit {name}: {'ok' if a.ok else a.problems}: {a.events} events, "
             f"{a.batches} batches, signatures valid, sequence-complete"
         )
-    print(f"(work dir {tmp})")
+    if keep:
+        print(f"(work dir kept: {tmp})")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=520_000)
     p.add_argument("--naive-events", type=int, default=2_000)
+    p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--gateway-side", nargs=2, metavar=("DATA", "URL"), help=argparse.SUPPRESS)
     p.add_argument("--naive", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.gateway_side:
         gateway_side(Path(args.gateway_side[0]), args.gateway_side[1], args.naive)
         return
-    asyncio.run(orchestrate(args.events, args.naive_events))
+    asyncio.run(orchestrate(args.events, args.naive_events, args.keep))
 
 
 if __name__ == "__main__":
