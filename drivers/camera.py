@@ -5,7 +5,7 @@ Digest authentication (RFC 7616: MD5, SHA-256, qop=auth) is aiohttp's own
 cached challenge stay with that camera. RTSP is only asked ``OPTIONS`` over a plain TCP stream:
 any well-formed ``RTSP/1.0`` status line (even 401) proves the streaming service is alive.
 
-Failures are :class:`~gateway.errors.DeviceError` with a ``fault`` field the health service maps
+Failures are :class:`CameraError` with a ``fault`` field the health service maps
 to a state: ``unreachable`` / ``timeout`` (down), ``auth`` / ``http`` / ``bad_image`` (degraded).
 
     cam = HttpCamera("gate", "http://10.0.0.20/snapshot.jpg", "admin", "s3cret", auth="digest")
@@ -25,12 +25,23 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from gateway.errors import DeviceError
-
 MAX_SNAPSHOT_BYTES = 8 * 1024 * 1024  # a real 4K JPEG is ~2 MB; more is a misbehaving camera
 MAX_RTSP_REPLY_BYTES = 16 * 1024
 
 AuthScheme = Literal["digest", "basic", "none"]
+
+
+class CameraError(Exception):
+    """A camera did not deliver; ``fault`` says how (see the module docstring).
+
+    Shaped like ``gateway.errors.DeviceError`` (``reason`` plus fields) without importing the
+    gateway (drivers sit below it); the health service maps ``fault`` to a state.
+    """
+
+    def __init__(self, reason: str, **fields: object) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fields = fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +115,7 @@ class HttpCamera:
         return self._session
 
     async def snapshot(self) -> Snapshot:
-        """Fetch one JPEG; raise DeviceError(fault=...) if the camera cannot deliver one."""
+        """Fetch one JPEG; raise CameraError(fault=...) if the camera cannot deliver one."""
         session = self._get_session()
         started = time.monotonic()
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
@@ -114,21 +125,21 @@ class HttpCamera:
                 self.snapshot_url, headers=self._headers, timeout=timeout, middlewares=middlewares
             ) as resp:
                 if resp.status == 401:
-                    raise DeviceError(
+                    raise CameraError(
                         "snapshot refused: wrong credentials (HTTP 401)",
                         camera=self.name,
                         fault="auth",
                         status=401,
                     )
                 if resp.status != 200:
-                    raise DeviceError(
+                    raise CameraError(
                         f"snapshot failed: HTTP {resp.status} {resp.reason or ''}".strip(),
                         camera=self.name,
                         fault="http",
                         status=resp.status,
                     )
                 if (resp.content_length or 0) > MAX_SNAPSHOT_BYTES:
-                    raise DeviceError(
+                    raise CameraError(
                         f"snapshot too large: {resp.content_length} bytes",
                         camera=self.name,
                         fault="bad_image",
@@ -136,23 +147,23 @@ class HttpCamera:
                 data = await resp.content.read(MAX_SNAPSHOT_BYTES + 1)
                 ctype = resp.headers.get("Content-Type", "")
         except TimeoutError as exc:
-            raise DeviceError(
+            raise CameraError(
                 f"no snapshot within {self.timeout_s:g} s", camera=self.name, fault="timeout"
             ) from exc
         except aiohttp.ClientConnectorError as exc:
-            raise DeviceError(
+            raise CameraError(
                 f"unreachable: {exc.os_error.strerror or exc.os_error}",
                 camera=self.name,
                 fault="unreachable",
             ) from exc
         except aiohttp.ClientError as exc:
-            raise DeviceError(
+            raise CameraError(
                 f"snapshot failed: {type(exc).__name__}: {exc}",
                 camera=self.name,
                 fault="unreachable",
             ) from exc
         if len(data) > MAX_SNAPSHOT_BYTES or not looks_like_jpeg(data):
-            raise DeviceError(
+            raise CameraError(
                 f"snapshot is not a JPEG ({len(data)} bytes, {ctype or 'no content type'})",
                 camera=self.name,
                 fault="bad_image",
@@ -173,12 +184,12 @@ def rtsp_options_request(url: str, cseq: int = 1) -> bytes:
 
 
 def parse_rtsp_reply(head: bytes) -> tuple[int, str, dict[str, str]]:
-    """Status, reason and headers of an RTSP reply head; DeviceError if it is not RTSP."""
+    """Status, reason and headers of an RTSP reply head; CameraError if it is not RTSP."""
     text = head.decode("latin-1")
     lines = text.split("\r\n")
     parts = lines[0].split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("RTSP/") or not parts[1].isdigit():
-        raise DeviceError(f"not an RTSP reply: {lines[0][:60]!r}", fault="rtsp_protocol")
+        raise CameraError(f"not an RTSP reply: {lines[0][:60]!r}", fault="rtsp_protocol")
     headers: dict[str, str] = {}
     for line in lines[1:]:
         name, sep, value = line.partition(":")
@@ -188,10 +199,10 @@ def parse_rtsp_reply(head: bytes) -> tuple[int, str, dict[str, str]]:
 
 
 async def rtsp_options(url: str, timeout: float = 3.0) -> RtspReply:
-    """Ask an RTSP server for OPTIONS; return its reply or raise DeviceError(fault=...)."""
+    """Ask an RTSP server for OPTIONS; return its reply or raise CameraError(fault=...)."""
     parts = urlsplit(url)
     if parts.scheme != "rtsp" or not parts.hostname:
-        raise DeviceError(f"not an rtsp:// URL: {url}", fault="config")
+        raise CameraError(f"not an rtsp:// URL: {url}", fault="config")
     host, port = parts.hostname, parts.port or 554
     # Credentials never go on the wire in the URL of an OPTIONS probe.
     clean = f"rtsp://{host}:{port}{parts.path or '/'}"
@@ -204,13 +215,13 @@ async def rtsp_options(url: str, timeout: float = 3.0) -> RtspReply:
             await writer.drain()
             head = await reader.readuntil(b"\r\n\r\n")
     except TimeoutError as exc:
-        raise DeviceError(f"rtsp: no reply within {timeout:g} s", fault="timeout") from exc
+        raise CameraError(f"rtsp: no reply within {timeout:g} s", fault="timeout") from exc
     except asyncio.LimitOverrunError as exc:
-        raise DeviceError("rtsp: reply head too long", fault="rtsp_protocol") from exc
+        raise CameraError("rtsp: reply head too long", fault="rtsp_protocol") from exc
     except asyncio.IncompleteReadError as exc:
-        raise DeviceError("rtsp: connection closed before a reply", fault="rtsp_protocol") from exc
+        raise CameraError("rtsp: connection closed before a reply", fault="rtsp_protocol") from exc
     except OSError as exc:
-        raise DeviceError(f"rtsp unreachable: {exc.strerror or exc}", fault="unreachable") from exc
+        raise CameraError(f"rtsp unreachable: {exc.strerror or exc}", fault="unreachable") from exc
     finally:
         if writer is not None:
             writer.close()

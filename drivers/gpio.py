@@ -76,8 +76,7 @@ class DigitalInput:
         self._device.when_deactivated = edge(False)
 
     def close(self) -> None:
-        self._device.when_activated = None
-        self._device.when_deactivated = None
+        # close() drops the callbacks too (setting them to None first only earns a warning).
         self._device.close()
 
 

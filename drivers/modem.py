@@ -9,7 +9,7 @@ Two layers:
   that belongs to a transaction we already gave up on), or ``None`` when it needs more bytes.
 - :class:`ModemLink` moves bytes between a pyserial port and the parser without blocking the
   event loop: the port is opened in a thread, then read through ``loop.add_reader`` on its file
-  descriptor. A vanished port (USB pulled) surfaces as :class:`~gateway.errors.DeviceError` from
+  descriptor. A vanished port (USB pulled) surfaces as :class:`ModemError` from
   the pending :meth:`ModemLink.command` and marks the link closed; reconnecting is the caller's
   state machine (see ``gateway.health.services.ModemMonitor``).
 
@@ -27,7 +27,27 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Final
 
-from gateway.errors import DeviceError, LocalProtocolError, RemoteProtocolError
+
+class ModemError(Exception):
+    """The modem port failed: could not open, vanished, or no answer in time.
+
+    Shaped like ``gateway.errors.ModemError`` (``reason`` plus fields) without importing the
+    gateway (drivers sit below it).
+    """
+
+    def __init__(self, reason: str, **fields: object) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fields = fields
+
+
+class AtUsageError(ModemError):
+    """We were about to break the AT protocol (a bug on our side): local protocol error."""
+
+
+class AtReplyError(ModemError):
+    """The modem's reply broke the AT protocol or could not be decoded: remote protocol error."""
+
 
 # Final result codes (3GPP TS 27.007 / V.250). ``+CME ERROR: n`` and ``+CMS ERROR: n`` also end one.
 _FINAL_OK: Final = frozenset({"OK"})
@@ -93,10 +113,10 @@ class AtParser:
     def send(self, command: str) -> bytes:
         """Open a transaction for ``command`` (e.g. ``"AT+CSQ"``); return the bytes to write."""
         if self._command is not None:
-            raise LocalProtocolError("an AT command is already in flight", command=self._command)
+            raise AtUsageError("an AT command is already in flight", command=self._command)
         cmd = command.strip()
         if not cmd.upper().startswith("AT") or "\r" in cmd or "\n" in cmd:
-            raise LocalProtocolError("not a single AT command line", command=command)
+            raise AtUsageError("not a single AT command line", command=command)
         self._command, self._prefix, self._lines = cmd, _response_prefix(cmd), []
         return cmd.encode("ascii") + b"\r"
 
@@ -116,7 +136,7 @@ class AtParser:
                 if len(self._buf) > MAX_LINE:
                     raw = bytes(self._buf)
                     self._buf.clear()
-                    raise RemoteProtocolError("AT line too long", raw=raw[:64])
+                    raise AtReplyError("AT line too long", raw=raw[:64])
                 return
             raw_line = bytes(self._buf[:cut])
             del self._buf[: cut + 1]
@@ -202,25 +222,25 @@ class Operator:
 
 def _info(resp: AtResponse, prefix: str) -> str:
     if not resp.ok:
-        raise RemoteProtocolError(f"{resp.command} failed: {resp.final}", final=resp.final)
+        raise AtReplyError(f"{resp.command} failed: {resp.final}", final=resp.final)
     for line in resp.lines:
         if line.upper().startswith(prefix):
             return line[len(prefix) :].strip()
-    raise RemoteProtocolError(f"{resp.command}: no {prefix} line", lines=list(resp.lines))
+    raise AtReplyError(f"{resp.command}: no {prefix} line", lines=list(resp.lines))
 
 
 def _ints(text: str, what: str) -> list[int]:
     try:
         return [int(p.strip()) for p in text.split(",")]
     except ValueError as exc:
-        raise RemoteProtocolError(f"{what}: not integers", raw=text) from exc
+        raise AtReplyError(f"{what}: not integers", raw=text) from exc
 
 
 def parse_csq(resp: AtResponse) -> Signal:
     """``+CSQ: 21,99`` -> Signal(21, 99)."""
     vals = _ints(_info(resp, "+CSQ:"), "+CSQ")
     if len(vals) != 2:
-        raise RemoteProtocolError("+CSQ: expected rssi,ber", values=vals)
+        raise AtReplyError("+CSQ: expected rssi,ber", values=vals)
     return Signal(vals[0], vals[1])
 
 
@@ -228,11 +248,11 @@ def parse_creg(resp: AtResponse) -> Registration:
     """``+CREG: 0,1`` (or ``+CREG: 2,1,"1A2B","01C3D4E5",7``) -> Registration(1)."""
     parts = [p.strip().strip('"') for p in _info(resp, "+CREG:").split(",")]
     if len(parts) < 2:
-        raise RemoteProtocolError("+CREG: expected n,stat", raw=parts)
+        raise AtReplyError("+CREG: expected n,stat", raw=parts)
     try:
         return Registration(int(parts[1]))
     except ValueError as exc:
-        raise RemoteProtocolError("+CREG: stat is not an integer", raw=parts) from exc
+        raise AtReplyError("+CREG: stat is not an integer", raw=parts) from exc
 
 
 def parse_cops(resp: AtResponse) -> Operator:
@@ -240,7 +260,7 @@ def parse_cops(resp: AtResponse) -> Operator:
     text = _info(resp, "+COPS:")
     m = re.fullmatch(r'\s*(\d+)\s*(?:,\s*(\d+)\s*,\s*"([^"]*)"\s*(?:,\s*(\d+))?)?\s*', text)
     if m is None:
-        raise RemoteProtocolError("+COPS: unreadable", raw=text)
+        raise AtReplyError("+COPS: unreadable", raw=text)
     name = m.group(3)
     act = int(m.group(4)) if m.group(4) is not None else None
     return Operator(name if name else None, act)
@@ -275,7 +295,7 @@ class ModemLink:
         try:
             port = await asyncio.to_thread(_open)
         except (OSError, serial.SerialException) as exc:
-            raise DeviceError(f"cannot open modem port: {exc}", port=path) from exc
+            raise ModemError(f"cannot open modem port: {exc}", port=path) from exc
         return cls(port, path, asyncio.get_running_loop())
 
     def _readable(self) -> None:
@@ -285,7 +305,7 @@ class ModemLink:
                 # Readable with no data: the other end is gone (a pulled USB adapter, a closed pty).
                 raise OSError("device reports readiness to read but returned no data")
             self._parser.receive_data(data)
-        except RemoteProtocolError:
+        except AtReplyError:
             return  # an over-long garbage line was dropped; the next line starts clean
         except Exception as exc:  # pyserial raises SerialException, OSError or TypeError here
             self._fail(f"modem port vanished: {exc}")
@@ -303,7 +323,7 @@ class ModemLink:
         self.close_reason = reason
         self._close_port()
         if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(DeviceError(reason, port=self.path))
+            self._waiter.set_exception(ModemError(reason, port=self.path))
 
     def _close_port(self) -> None:
         self.closed = True
@@ -315,12 +335,12 @@ class ModemLink:
     async def command(self, command: str, timeout: float = 2.0) -> AtResponse:
         """Send one AT command and wait for its final result code.
 
-        Raises DeviceError on timeout (the modem went silent) or if the port vanished.
+        Raises ModemError on timeout (the modem went silent) or if the port vanished.
         A reply of ERROR is *returned* (``resp.ok`` is False): the modem is alive.
         """
         async with self._lock:
             if self.closed:
-                raise DeviceError(f"modem port closed: {self.close_reason}", port=self.path)
+                raise ModemError(f"modem port closed: {self.close_reason}", port=self.path)
             data = self._parser.send(command)
             self._waiter = self._loop.create_future()
             try:
@@ -328,12 +348,12 @@ class ModemLink:
             except Exception as exc:
                 self._parser.abort()
                 self._fail(f"modem port vanished: {exc}")
-                raise DeviceError(self.close_reason, port=self.path) from exc
+                raise ModemError(self.close_reason, port=self.path) from exc
             try:
                 return await asyncio.wait_for(self._waiter, timeout)
             except TimeoutError as exc:
                 self._parser.abort()
-                raise DeviceError(
+                raise ModemError(
                     f"no answer to {command} within {timeout:g} s", port=self.path
                 ) from exc
             finally:

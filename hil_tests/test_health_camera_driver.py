@@ -6,8 +6,7 @@ import hashlib
 
 import pytest
 
-from drivers.camera import HttpCamera, parse_rtsp_reply, rtsp_options
-from gateway.errors import DeviceError
+from drivers.camera import CameraError, HttpCamera, parse_rtsp_reply, rtsp_options
 from hil_tests.sims.camera import CameraSim
 
 
@@ -26,7 +25,7 @@ async def test_snapshot_with_each_auth_scheme(auth: str, algorithm: str) -> None
 
 
 async def _fault(cam: HttpCamera) -> tuple[str, str]:
-    with pytest.raises(DeviceError) as err:
+    with pytest.raises(CameraError) as err:
         await cam.snapshot()
     return str(err.value.fields["fault"]), err.value.reason
 
@@ -47,7 +46,7 @@ async def test_each_fault_is_named() -> None:
             await sim.go_dark()
             fault, reason = await _fault(cam)
             assert fault == "unreachable" and "unreachable" in reason
-            with pytest.raises(DeviceError) as err:
+            with pytest.raises(CameraError) as err:
                 await rtsp_options(sim.rtsp_url, timeout=0.5)
             assert err.value.fields["fault"] == "unreachable"
             await sim.come_back()
@@ -61,5 +60,5 @@ def test_rtsp_reply_parser() -> None:
         b"RTSP/1.0 401 Unauthorized\r\nCSeq: 1\r\nWWW-Authenticate: Digest x\r\n\r\n"
     )
     assert (status, reason, headers["cseq"]) == (401, "Unauthorized", "1")
-    with pytest.raises(DeviceError):
+    with pytest.raises(CameraError):
         parse_rtsp_reply(b"HTTP/1.1 200 OK\r\n\r\n")

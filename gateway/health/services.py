@@ -22,11 +22,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-from drivers.camera import HttpCamera, rtsp_options
-from drivers.modem import ModemLink, parse_cops, parse_creg, parse_csq
+from drivers.camera import CameraError, HttpCamera, rtsp_options
+from drivers.modem import AtReplyError, ModemError, ModemLink, parse_cops, parse_creg, parse_csq
 from drivers.selfmon import SelfProbe, SelfSample
 from gateway.clock import Clock
-from gateway.errors import DeviceError, RemoteProtocolError
 from gateway.events import EVIDENCE, TELEMETRY, Event
 from gateway.health.config import (
     CameraConfig,
@@ -98,7 +97,7 @@ class CameraMonitor:
             shot = await self.camera.snapshot()
             metrics["snapshot_ms"] = round(shot.elapsed_s * 1000, 1)
             metrics["snapshot_bytes"] = len(shot.data)
-        except DeviceError as exc:
+        except CameraError as exc:
             snap_fault = str(exc.fields.get("fault", "unreachable"))
             snap_reason = exc.reason
             metrics["fault"] = snap_fault
@@ -110,7 +109,7 @@ class CameraMonitor:
                 metrics["rtsp_ms"] = round(reply.elapsed_s * 1000, 1)
                 metrics["rtsp_status"] = reply.status
                 rtsp_ok = True
-            except DeviceError as exc:
+            except CameraError as exc:
                 rtsp_ok = False
                 rtsp_reason = exc.reason
                 metrics["rtsp_fault"] = str(exc.fields.get("fault", "unreachable"))
@@ -236,7 +235,7 @@ class SnapshotService:
             async with self._locks[camera]:
                 try:
                     shot = await self.cameras[camera].snapshot()
-                except DeviceError as exc:
+                except CameraError as exc:
                     self._record_failure(camera, ev, exc.reason)
                     return
                 async with self._store_lock:
@@ -350,7 +349,7 @@ class ModemMonitor:
     async def _open(self) -> None:
         try:
             self.link = await ModemLink.open(self.cfg.port, self.cfg.baudrate)
-        except DeviceError as exc:
+        except ModemError as exc:
             self.link = None
             self.state = ModemLinkState.BACKOFF
             self.hub.report(MODEM_DEVICE, "modem", State.DOWN, exc.reason)
@@ -373,7 +372,7 @@ class ModemMonitor:
             csq = await link.command("AT+CSQ", timeout)
             creg = await link.command("AT+CREG?", timeout)
             cops = await link.command("AT+COPS?", timeout)
-        except DeviceError as exc:
+        except ModemError as exc:
             if link.closed:
                 self.state = ModemLinkState.BACKOFF
                 self.link = None
@@ -388,7 +387,7 @@ class ModemMonitor:
                 problems.append((State.DEGRADED, "signal unknown (CSQ 99)"))
             elif signal.dbm < self.cfg.weak_dbm:
                 problems.append((State.DEGRADED, f"weak signal {signal.dbm} dBm"))
-        except RemoteProtocolError as exc:
+        except AtReplyError as exc:
             problems.append((State.DEGRADED, exc.reason))
         try:
             reg = parse_creg(creg)
@@ -397,12 +396,12 @@ class ModemMonitor:
                 problems.append((State.DOWN, reg.text))
             elif not reg.registered:
                 problems.append((State.DEGRADED, reg.text))
-        except RemoteProtocolError as exc:
+        except AtReplyError as exc:
             problems.append((State.DEGRADED, exc.reason))
         try:
             op = parse_cops(cops)
             metrics.update(operator=op.name, act=op.act)
-        except RemoteProtocolError as exc:
+        except AtReplyError as exc:
             problems.append((State.DEGRADED, exc.reason))
         if problems:
             worst = max((p[0] for p in problems), key=severity)

@@ -8,14 +8,15 @@ from hypothesis import strategies as st
 
 from drivers.modem import (
     AtParser,
+    AtReplyError,
     AtResponse,
+    AtUsageError,
     Stray,
     Unsolicited,
     parse_cops,
     parse_creg,
     parse_csq,
 )
-from gateway.errors import LocalProtocolError, RemoteProtocolError
 
 # (command, bytes the modem sends, expected events)
 GOLDEN = [
@@ -104,18 +105,18 @@ def test_unsolicited_while_idle_and_stray_after_abort() -> None:
 def test_one_command_at_a_time_and_single_lines_only() -> None:
     p = AtParser()
     assert p.send("AT+CSQ") == b"AT+CSQ\r"
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(AtUsageError):
         p.send("AT")
     p.abort()
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(AtUsageError):
         p.send("AT\rATZ")
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(AtUsageError):
         p.send("+++")
 
 
 def test_overlong_line_is_refused_then_parser_recovers() -> None:
     p = AtParser()
-    with pytest.raises(RemoteProtocolError):
+    with pytest.raises(AtReplyError):
         p.receive_data(b"x" * 2000)
     p.send("AT")
     p.receive_data(b"\r\nOK\r\n")
@@ -128,7 +129,7 @@ def test_garbage_never_crashes(blob: bytes) -> None:
     p.send("AT+CSQ")
     try:
         p.receive_data(blob)
-    except RemoteProtocolError:
+    except AtReplyError:
         return
     while p.next_event() is not None:
         pass
@@ -144,9 +145,9 @@ def test_decoders() -> None:
     op = parse_cops(AtResponse("AT+COPS?", ('+COPS: 0,0,"China Mobile",7',), "OK"))
     assert (op.name, op.act) == ("China Mobile", 7)
     assert parse_cops(AtResponse("AT+COPS?", ("+COPS: 0",), "OK")).name is None
-    with pytest.raises(RemoteProtocolError):
+    with pytest.raises(AtReplyError):
         parse_csq(AtResponse("AT+CSQ", (), "ERROR"))
-    with pytest.raises(RemoteProtocolError):
+    with pytest.raises(AtReplyError):
         parse_csq(AtResponse("AT+CSQ", ("+CSQ: x,y",), "OK"))
-    with pytest.raises(RemoteProtocolError):
+    with pytest.raises(AtReplyError):
         parse_cops(AtResponse("AT+COPS?", ("+COPS: what",), "OK"))
