@@ -165,7 +165,7 @@ install_venv() {
         local f
         for f in "$venv"/bin/* "$venv/pyvenv.cfg"; do
             [[ -f "$f" && ! -L "$f" ]] || continue
-            if grep -Iq -- "$venv" "$f"; then
+            if grep -IqF -- "$venv" "$f"; then
                 sed -i "s|$venv|$PREFIX/venv|g" "$f"
             fi
         done
