@@ -125,3 +125,19 @@ def test_table_shape() -> None:
     assert lines[1].split() == ["gate", "camera", "OK", "5s", "fine"]
     assert lines[2].split() == ["reader-12", "reader", "UNKNOWN"]
     assert format_health_table([]) == "  (no devices reported)"
+
+
+async def test_daemon_factory_builds_from_a_gateway_config(tmp_path: Path) -> None:
+    from gateway.config import parse_config
+    from gateway.health.services import SelfMonitor, daemon_factory
+
+    cfg = parse_config(
+        {"gateway": {"id": "gw-f", "compound": "C", "data_dir": "data", "runtime_dir": "run"}},
+        tmp_path,
+    )
+    board = _Board()
+    async with await Journal.open(cfg.journal_path, gateway_id="gw-f") as journal:
+        services = daemon_factory(cfg, journal, ManualClock(), board)
+        # No [health] section yet: the hub and the self-monitor still run.
+        assert [type(s) for s in services] == [HealthHub, SelfMonitor]
+        assert services[0] is HealthHub.for_journal(journal, ManualClock())
