@@ -141,3 +141,26 @@ async def test_daemon_factory_builds_from_a_gateway_config(tmp_path: Path) -> No
         # No [health] section yet: the hub and the self-monitor still run.
         assert [type(s) for s in services] == [HealthHub, SelfMonitor]
         assert services[0] is HealthHub.for_journal(journal, ManualClock())
+
+
+async def test_evidence_stays_queued_when_the_disk_is_full(tmp_path: Path) -> None:
+    """A full journal drops telemetry (counted) but never evidence: the hub crashes holding it,
+    so the supervisor's restart tries again."""
+    import pytest
+
+    from gateway.errors import JournalFullError
+
+    clock = ManualClock()
+    async with await Journal.open(
+        tmp_path / "j.db", gateway_id="gw-t", clock=clock, max_db_bytes=64 * 1024
+    ) as journal:
+        with pytest.raises(JournalFullError):
+            for i in range(10_000):  # fill the small database with evidence
+                await journal.append("filler", {"i": i, "pad": "x" * 200})
+        hub = HealthHub(journal, clock)
+        hub.sample("cam", "camera", {"snapshot_ms": 5})
+        hub.report("cam", "camera", "ok", "fine")
+        with pytest.raises(JournalFullError):
+            await hub.run()
+        assert [k for k, _, _ in hub._pending] == ["health.state"]
+        assert hub.telemetry_dropped == 1
