@@ -87,7 +87,7 @@ BUS_BACKOFF_FACTOR = 2.0
 BUS_BACKOFF_JITTER = 0.2  # +-20 %: buses unplugged together do not retry in lockstep
 BUS_STABLE_S = 30.0  # running this long resets the bus backoff
 # -- reader revival (libosdp parks an offline reader for 300 s; we retry sooner) -----------
-READER_RETRY_INITIAL_S = 1.0
+READER_RETRY_INITIAL_S = 0.5
 READER_RETRY_MAX_S = 30.0
 READER_RETRY_FACTOR = 2.0
 READER_RETRY_JITTER = 0.2
@@ -96,9 +96,12 @@ READER_RETRY_JITTER = 0.2
 READER_ONLINE_GRACE_S = 6.0
 # A reader that drops out is reported offline only if it is not back this soon (noise can
 # cost a secure-channel re-handshake without the reader being gone).
-OFFLINE_DEBOUNCE_S = 2.0
-# A CCRYPT reply this recent, with no secure channel, means the keys do not match.
-KEY_MISMATCH_WINDOW_S = 15.0
+OFFLINE_DEBOUNCE_S = 3.0
+# A reader answered the challenge (CCRYPT) but sent no RMAC_I this long after: the handshake
+# failed, so the keys do not match (a wrong SCBK, or a reader still in install mode).
+HANDSHAKE_FAIL_S = 1.0
+# Replies seen this recently make an offline reader "link_errors" rather than "no_answer".
+RECENT_REPLY_S = 15.0
 # How often the bus reconciles reader states with libosdp's own bitmasks.
 SUPERVISE_TICK_S = 0.25
 SERIAL_WRITE_TIMEOUT_S = 0.5
@@ -501,7 +504,9 @@ class _ReaderLink:
     reason: str = "starting"
     reported: tuple[bool, bool, str] | None = None
     last_ccrypt: float = -1e9
+    last_rmac: float = -1e9
     last_reply: float = -1e9
+    key_mismatch: bool = False
     next_revive: float = 0.0
     grace_until: float = 0.0
     retry: Backoff = field(
@@ -692,6 +697,7 @@ class OsdpBus:
         link.sc_active = sc_active
         if online and sc_active:
             link.reason = "secure_channel_active"
+            link.key_mismatch = False
             link.retry.reset()
         elif was_online:
             link.grace_until = now + OFFLINE_DEBOUNCE_S
@@ -701,10 +707,10 @@ class OsdpBus:
         self._report(link, now)
 
     def _offline_reason(self, link: _ReaderLink, now: float) -> str:
-        if now - link.last_ccrypt < KEY_MISMATCH_WINDOW_S:
+        if link.key_mismatch:
             return "secure_channel_refused"
-        if now - link.last_reply < KEY_MISMATCH_WINDOW_S:
-            return "protocol_error"
+        if now - link.last_reply < RECENT_REPLY_S:
+            return "link_errors"
         return "no_answer"
 
     def _report(self, link: _ReaderLink, now: float, *, force: bool = False) -> None:
@@ -714,7 +720,8 @@ class OsdpBus:
             if now < link.grace_until:
                 return  # still coming up (or a short blip): not news yet
             link.reason = self._offline_reason(link, now)
-        triple = (up, link.sc_active, link.reason)
+        # Offline, the secure-channel flag is moot (libosdp raises it a moment before online).
+        triple = (up, up, link.reason)
         if triple == link.reported:
             return
         if link.reason == "secure_channel_refused" and (
@@ -723,7 +730,7 @@ class OsdpBus:
             link.refusals += 1
         link.reported = triple
         self._queue.put_nowait(
-            ReaderStatus(self.name, link.address, up, link.sc_active, link.reason, now)
+            ReaderStatus(self.name, link.address, up, up, link.reason, now)
         )
 
     # ------------------------------------------------------------------ the bus state machine
@@ -799,6 +806,17 @@ class OsdpBus:
                 link.last_reply = seen_at
                 if frame.code == REPLY_CCRYPT:
                     link.last_ccrypt = seen_at
+                elif frame.code == REPLY_RMAC_I:
+                    link.last_rmac = seen_at
+                    link.key_mismatch = False
+            for link in self._links.values():
+                # The handshake's verdict: answered the challenge, never finished it.
+                if (
+                    link.last_ccrypt > link.last_rmac
+                    and now - link.last_ccrypt >= HANDSHAKE_FAIL_S
+                    and not (link.online and link.sc_active)
+                ):
+                    link.key_mismatch = True
             revive: list[int] = []
             for i, address in enumerate(self._index):
                 link = self._links[address]
