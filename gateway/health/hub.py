@@ -53,8 +53,10 @@ DEFAULT_POLICIES: Final[Mapping[str, Hysteresis]] = {
     "gateway": Hysteresis(worsen_after=2, recover_after=1),
     "tamper": Hysteresis(worsen_after=1, recover_after=1),
     "power": Hysteresis(worsen_after=1, recover_after=1),
-    "reader": Hysteresis(worsen_after=3, recover_after=2, stale_after_s=300.0),
-    "relay": Hysteresis(worsen_after=2, recover_after=2, stale_after_s=300.0),
+    # No staleness by default: a capability that reports only on change must not turn unknown.
+    # One that reports every poll can set [[health.hysteresis]] stale_after_s for its kind.
+    "reader": Hysteresis(worsen_after=3, recover_after=2),
+    "relay": Hysteresis(worsen_after=2, recover_after=2),
     "link": Hysteresis(worsen_after=2, recover_after=1),
 }
 
