@@ -8,6 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from hil_tests.benchfile import (
+    Bench,
+    SimLines,
+    bench_from_config,
+    sim_only_skip_reason,
+    start_sim_lines,
+)
 from hil_tests.harness import DaemonProcess, child_pids, fd_targets, open_fds
 
 LEAK_GRACE_S = 3.0
@@ -43,3 +50,23 @@ def daemon_factory(tmp_path: Path) -> Iterator[list[DaemonProcess]]:
     yield made
     for d in made:
         d.close()
+
+
+@pytest.fixture(scope="session")
+def bench(pytestconfig: pytest.Config) -> Bench:
+    """The bench under test: --bench PATH, or hil_tests/benches/sim.toml (all simulated)."""
+    return bench_from_config(pytestconfig)
+
+
+@pytest.fixture
+def sim_lines(bench: Bench, tmp_path: Path) -> Iterator[SimLines]:
+    """Line emulators for every simulated line of the bench, stopped after the test."""
+    with start_sim_lines(bench, tmp_path) as lines:
+        yield lines
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("sim_only"):
+        reason = sim_only_skip_reason(bench_from_config(item.config))
+        if reason:
+            pytest.skip(reason)
