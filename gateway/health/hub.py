@@ -3,7 +3,8 @@
 Capabilities report what they observe with plain, non-blocking calls from the event loop::
 
     hub = HealthHub.for_journal(journal, clock, board)   # the same hub for every capability
-    hub.report("reader-3", "reader", "down", "no reply to 5 polls")
+    hub.report("reader-3", "reader", "down", "no reply to 5 polls")   # every poll's verdict
+    hub.report("relay-1", "relay", "ok", "read-back matches", confirmed=True)  # debounced already
     hub.sample("reader-3", "reader", {"poll_ms": 12.5, "crc_errors": 0})
     hub.record("tamper.open", {"input": "tamper", "pin": 17})  # any evidence event
 
@@ -164,9 +165,17 @@ class HealthHub:
         state: State | str,
         reason: str,
         detail: Mapping[str, Any] | None = None,
+        *,
+        confirmed: bool = False,
     ) -> StateChange | None:
-        """Record an observation (ok/degraded/down + reason); journals a state change if any."""
-        change = self.model.report(device, kind, state, reason, self.clock.monotonic(), detail)
+        """Record an observation (ok/degraded/down + reason); journals a state change if any.
+
+        Report every observation (each poll), not only changes: the hysteresis counts them.
+        A reporter that debounces itself and reports only changes passes ``confirmed=True``.
+        """
+        change = self.model.report(
+            device, kind, state, reason, self.clock.monotonic(), detail, confirmed=confirmed
+        )
         if change is not None:
             self._on_change(change)
         return change

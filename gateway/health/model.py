@@ -152,10 +152,14 @@ class HealthModel:
         reason: str,
         now: float,
         detail: Mapping[str, Any] | None = None,
+        *,
+        confirmed: bool = False,
     ) -> StateChange | None:
         """Record one observation; return the state change it completed, if any.
 
         ``detail`` (small, JSON-ready) is kept for ``health --json`` and never causes a change.
+        ``confirmed=True`` skips the hysteresis: for a reporter that debounces on its own and
+        reports only changes (a reader bus's online/offline machine, a tamper switch).
         """
         observed = State(state)
         if observed is State.UNKNOWN:
@@ -166,10 +170,11 @@ class HealthModel:
         kept_detail = dict(detail) if detail is not None else cur.detail
         if cur.kind != kind:
             cur = replace(cur, kind=kind)
-        if cur.state is State.UNKNOWN:
+        if cur.state is State.UNKNOWN or (confirmed and observed is not cur.state):
+            previous = cur.state
             track.health = DeviceHealth(device, kind, observed, reason, now, now, kept_detail)
             track.streak, track.direction = [], 0
-            return StateChange(device, kind, observed, State.UNKNOWN, reason, now)
+            return StateChange(device, kind, observed, previous, reason, now)
         direction = (severity(observed) > severity(cur.state)) - (
             severity(observed) < severity(cur.state)
         )

@@ -591,6 +591,7 @@ class GpioMonitor:
             "cabinet", "tamper",
             State.DOWN if is_open else State.OK,
             "cabinet open (tamper switch)" if is_open else "cabinet closed",
+            confirmed=True,  # an edge after debounce is a fact, not a sample
         )  # fmt: skip
 
     def _mains(self, present: bool, at_start: bool = False) -> None:
@@ -603,6 +604,7 @@ class GpioMonitor:
             "power", "power",
             State.OK if present else State.DEGRADED,
             "mains present" if present else "mains lost: running on UPS battery",
+            confirmed=True,
         )  # fmt: skip
 
 

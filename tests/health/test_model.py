@@ -150,3 +150,13 @@ def test_pure_modules_import_no_io() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names.add(node.module.split(".")[0])
         assert not names & forbidden, (rel, names & forbidden)
+
+
+def test_confirmed_reports_skip_the_hysteresis() -> None:
+    m = HealthModel(default=Hysteresis(worsen_after=5, recover_after=5))
+    m.report("r", "reader", OK, "online", 0)
+    ch = m.report("r", "reader", DOWN, "offline (bus state machine)", 1, confirmed=True)
+    assert ch is not None and (ch.previous, ch.state) == (OK, DOWN)
+    assert m.report("r", "reader", DOWN, "still offline", 2, confirmed=True) is None
+    ch = m.report("r", "reader", OK, "online", 3, confirmed=True)
+    assert ch is not None and ch.previous is DOWN
