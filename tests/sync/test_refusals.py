@@ -271,3 +271,10 @@ async def test_gaps_and_evidence_ahead(centre: Centre, tmp_path: Path) -> None:
     status, ack = await post(centre.url, seal(BATCH_TYPE, b.to_dict(), key), ctx)
     assert status == 200
     assert (ack["watermark"], ack["gaps"], ack["stored"]) == (9, [], 4)
+
+
+async def test_gzip_bomb_is_413(centre: Centre, tmp_path: Path) -> None:
+    ctx, _ = await gateway_ctx(centre, tmp_path)
+    bomb = b"[" + b"0," * (20 * 1024 * 1024) + b"0]"  # 40 MiB of JSON, ~40 KiB gzipped
+    status, body = await post(centre.url, bomb, ctx)
+    assert status == 413 and body["error"] == "too_large"
