@@ -16,6 +16,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -505,3 +506,42 @@ def test_bash_parses_the_script() -> None:
     # Nothing that needs hardware is started: no command enables or starts the daemon.
     commands = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("systemctl")]
     assert commands and not [c for c in commands if re.match(r"systemctl (enable|start)\b", c)]
+
+
+def test_every_option_is_documented() -> None:
+    options = set(re.findall(r"^\s+(--[a-z-]+)\)", SCRIPT.read_text(), re.MULTILINE))
+    assert {"--root", "--source", "--wheel", "--wheelhouse", "--port", "--uninstall"} <= options
+    docs = (REPO / "docs" / "install.md").read_text()
+    missing = sorted(o for o in options if o not in docs)
+    assert missing == [], f"install.sh options not in docs/install.md: {missing}"
+
+
+@pytest.mark.skipif(not IS_ROOT or shutil.which("setpriv") is None, reason="needs root+setpriv")
+def test_unprivileged_run_needs_skip_user() -> None:
+    # pytest's own temp folders are private to root; nobody needs a path it can walk.
+    with tempfile.TemporaryDirectory(prefix="cgw-unpriv-") as tmp:
+        Path(tmp).chmod(0o777)
+        _unprivileged_checks(Path(tmp))
+
+
+def _unprivileged_checks(tmp_path: Path) -> None:
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash"]
+    proc = subprocess.run(
+        [*as_nobody, str(SCRIPT), "--root", str(tmp_path), "--port", "bus0=serial:X1"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0 and "run as root" in proc.stderr
+    proc = subprocess.run(
+        [*as_nobody, str(SCRIPT), "--root", str(tmp_path), "--skip-user", "--port",
+         "bus0=serial:X1"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rules = tmp_path / "etc/udev/rules.d/71-compound-gw-ports.rules"
+    assert rules.stat().st_uid == 65534 and 'SYMLINK+="compound-gw/bus0"' in rules.read_text()
