@@ -346,3 +346,45 @@ class RelayBoardSim:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run simulated boards on a serial path until interrupted (demo and manual tests).
+
+    python -m hil_tests.sims.relay_board /tmp/bench/tty-relays-dev 1:waveshare_v2 2:coils
+    """
+    import argparse
+
+    ap = argparse.ArgumentParser(description="simulated Modbus RTU relay boards")
+    ap.add_argument("port", help="device end of a virtual serial line")
+    ap.add_argument("boards", nargs="+", help="ADDRESS:PROFILE, e.g. 1:waveshare_v2")
+    ap.add_argument("--baud", type=int, default=9600)
+    args = ap.parse_args(argv)
+    boards = []
+    for spec in args.boards:
+        address, _, profile = spec.partition(":")
+        boards.append(SimBoard(int(address), profile or "coils"))
+
+    async def serve() -> None:
+        async with RelayBoardSim(args.port, boards, baudrate=args.baud):
+            print("READY", flush=True)
+            last = 0
+            while True:
+                await asyncio.sleep(0.2)
+                changes = sorted((c for b in boards for c in b.changes), key=lambda c: c.t)
+                for c in changes[last:]:
+                    print(
+                        f"board {c.address} relay {c.channel} {'ON' if c.on else 'off'} "
+                        f"({c.cause})",
+                        flush=True,
+                    )
+                last = len(changes)
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
