@@ -10,9 +10,12 @@ used: too heavy for the default run; each step is tested here instead.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import os
 import re
 import shutil
+import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -545,3 +548,93 @@ def _unprivileged_checks(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     rules = tmp_path / "etc/udev/rules.d/71-compound-gw-ports.rules"
     assert rules.stat().st_uid == 65534 and 'SYMLINK+="compound-gw/bus0"' in rules.read_text()
+
+
+# --------------------------------------------------------------------------- full install (slow)
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory, project_wheel: Path) -> Path:
+    """Every dependency as a wheel, as an installer brings it on a USB stick."""
+    out = tmp_path_factory.mktemp("wheelhouse")
+    shutil.copy2(project_wheel, out)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "-w", str(out), str(project_wheel)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"cannot build a wheelhouse (no package index?): {proc.stderr[-300:]}")
+    return out
+
+
+def _notify_socket(folder: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    sock.bind(str(folder / "notify"))
+    sock.settimeout(0.5)
+    return sock
+
+
+@pytest.mark.slow
+@needs_root
+def test_offline_install_runs_the_daemon(tmp_path: Path, wheelhouse: Path) -> None:
+    """--wheelhouse: no index at all; then the installed program validates, runs, stops."""
+    started = time.monotonic()
+    root = make_target(tmp_path / "t")
+    run_script("--root", root, "--wheel", next(wheelhouse.glob("compound_gateway-*.whl")),
+               "--wheelhouse", wheelhouse)  # fmt: skip
+    install_s = time.monotonic() - started
+    python = root / "opt/compound-gw/venv/bin/python"
+
+    def installed(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(python), "-m", "gateway.cli", *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd="/",  # not the source tree: only the venv's copy can be imported
+            **kw,  # type: ignore[arg-type]
+        )
+
+    check = installed("config", "check", str(root / "etc/compound-gw/gateway.toml"))
+    assert check.returncode == 0, check.stderr
+
+    cfg = tmp_path / "gw" / "gateway.toml"
+    cfg.parent.mkdir()
+    cfg.write_text(
+        '[gateway]\nid = "gw-installed"\ncompound = "Installed"\n'
+        'data_dir = "data"\nruntime_dir = "run"\n'
+    )
+    sock_dir = Path(tempfile.mkdtemp(prefix="cgwn-"))  # AF_UNIX paths must stay short
+    sock = _notify_socket(sock_dir)
+    proc = subprocess.Popen(
+        [str(python), "-m", "gateway.cli", "run", "--config", str(cfg)],
+        cwd="/",
+        env={**os.environ, "NOTIFY_SOCKET": str(sock_dir / "notify")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        ready = False
+        while time.monotonic() < deadline and not ready and proc.poll() is None:
+            with contextlib.suppress(TimeoutError):
+                ready = b"READY=1" in sock.recv(4096)
+        assert ready, "the installed daemon never said READY=1"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+        sock.close()
+        shutil.rmtree(sock_dir)
+    status = installed("status", "--json", "--config", str(cfg))
+    assert status.returncode == 0, status.stderr
+    assert '"last_seq": 2' in status.stdout  # daemon.started, daemon.stopped
+    print(f"offline install with dependencies: {install_s:.1f} s")
