@@ -58,6 +58,7 @@ class CheckpointNode:
         self._last_uid = None
         self._last_seen = -REPEAT_SUPPRESS_MS
         self._last_rx_us = None
+        self._raw_unconfirmed = None  # tap number last sent as osdp_RAW, not yet confirmed
         self.reboot_requested = False
         s = settings
         self.pd = osdp_pd.PeripheralDevice(
@@ -105,14 +106,24 @@ class CheckpointNode:
         if r is None:
             return None
         age, exact = self.store.age_ms(r, now_ms)
-        if exact and age < reports.RAW_MAX_AGE_MS and not (r.flags & FLAG_OFFLINE):
+        repeat = r.number == self._raw_unconfirmed
+        if (exact and age < reports.RAW_MAX_AGE_MS and not (r.flags & FLAG_OFFLINE)
+                and not repeat and not self.settings.values["numbered_taps"]):
+            self._raw_unconfirmed = r.number
             return osdp_pd.REPLY_RAW, reports.raw_card(r.uid), r.number
-        data = reports.offline_tap(
-            self.settings.values["vendor_code"], r.number, max(0, age) // 1000, not exact,
-            bool(r.flags & FLAG_OFFLINE), self.store.pending_count() - 1, r.uid)
+        # A RAW the panel may or may not have got goes again as a numbered MFGREP with
+        # bit2 set, never as a second anonymous RAW: the gateway can tell it apart.
+        flags = ((0 if exact else reports.FLAG_AGE_LOWER_BOUND)
+                 | (reports.FLAG_TAPPED_OFFLINE if r.flags & FLAG_OFFLINE else 0)
+                 | (reports.FLAG_MAY_REPEAT_RAW if repeat else 0))
+        data = reports.numbered_tap(
+            self.settings.values["vendor_code"], r.number, max(0, age) // 1000, flags,
+            self.store.pending_count() - 1, r.uid)
         return osdp_pd.REPLY_MFGREP, data, r.number
 
     def report_delivered(self, number):
+        if number == self._raw_unconfirmed:
+            self._raw_unconfirmed = None
         self.store.mark_delivered(number)
 
     # --- loop -----------------------------------------------------------------------------

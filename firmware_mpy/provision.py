@@ -5,6 +5,7 @@
 #   set baud 9600             9600 19200 38400 57600 115200 230400
 #   set scbk <32 hex digits>  the node's Secure Channel base key
 #   set install on|off        accept the default key (SCBK-D) once, to be keyed by the panel
+#   set numbered on|off       every tap as a numbered osdp_MFGREP (what our gateway wants)
 #   set serial 1234           reported in osdp_PDID
 #   save                      write settings.json (atomic)
 #   reboot                    apply
@@ -18,12 +19,12 @@ import settings as _settings
 def _value(key, text):
     if key in ("address", "baud", "serial"):
         return int(text, 0)
-    if key == "install_mode":
+    if key in ("install_mode", "numbered_taps"):
         if text in ("on", "1", "true", "yes"):
             return True
         if text in ("off", "0", "false", "no"):
             return False
-        raise _settings.SettingsError("install: say on or off")
+        raise _settings.SettingsError("%s: say on or off" % key)
     if key == "scbk":
         _settings.parse_key(text)
         return text.lower()
@@ -32,7 +33,8 @@ def _value(key, text):
     raise _settings.SettingsError("%s: unknown setting" % key)
 
 
-_ALIASES = {"install": "install_mode", "vendor": "vendor_code", "key": "scbk"}
+_ALIASES = {"install": "install_mode", "vendor": "vendor_code", "key": "scbk",
+            "numbered": "numbered_taps"}
 
 
 def handle(s, line):

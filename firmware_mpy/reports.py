@@ -1,16 +1,18 @@
 # What the node tells the panel about taps (see docs/checkpoint-node.md, "Offline taps").
 #
 # Fresh taps go out as a plain osdp_RAW card read, so any OSDP panel understands them.
-# Taps that waited on flash (the panel was away, or the node restarted) go out as
-# osdp_MFGREP with our vendor code, carrying the node's tap number and the tap's age:
+# Taps that waited on flash (the panel was away, or the node restarted) -- and every tap
+# when the node is set to "numbered" -- go out as osdp_MFGREP with our vendor code,
+# carrying the node's tap number and the tap's age:
 #
 #   offset size  field
-#   0      1     message type: 0x01 = offline tap
+#   0      1     message type: 0x01 = tap
 #   1      1     format version: 0x01
 #   2      4     tap number, little-endian (monotonic for the node's life; gaps = lost)
 #   6      4     age in seconds at sending, little-endian
 #   10     1     flags: bit0 age is a lower bound (tap was in an earlier boot; downtime
-#                not counted), bit1 tapped while not polled (offline)
+#                not counted), bit1 tapped while not polled (offline), bit2 this tap
+#                already went out as an osdp_RAW whose receipt was never confirmed
 #   11     1     taps still waiting after this one (saturates at 255)
 #   12     1     UID length (4, 7 or 10)
 #   13     n     UID
@@ -26,6 +28,7 @@ MSG_STATUS = 0x02
 MFG_STATUS_QUERY = 0x01
 FLAG_AGE_LOWER_BOUND = 0x01
 FLAG_TAPPED_OFFLINE = 0x02
+FLAG_MAY_REPEAT_RAW = 0x04
 RAW_MAX_AGE_MS = 2000  # older than this, a tap goes out with its number and age
 
 
@@ -39,10 +42,8 @@ def raw_card(uid):
     return bytes((0, 0, bits & 0xFF, bits >> 8)) + bytes(uid)
 
 
-def offline_tap(vendor, number, age_s, lower_bound, tapped_offline, waiting, uid):
-    """osdp_MFGREP payload for one stored tap."""
-    flags = (FLAG_AGE_LOWER_BOUND if lower_bound else 0) | (
-        FLAG_TAPPED_OFFLINE if tapped_offline else 0)
+def numbered_tap(vendor, number, age_s, flags, waiting, uid):
+    """osdp_MFGREP payload for one stored tap (flags: FLAG_* bits)."""
     return (vendor_bytes(vendor)
             + struct.pack("<BBIIBBB", MSG_OFFLINE_TAP, 1, number, age_s, flags,
                           min(waiting, 255), len(uid))

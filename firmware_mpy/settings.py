@@ -17,6 +17,7 @@ DEFAULTS = {
     "install_mode": False,
     "serial": 0,
     "vendor_code": 0x0BC0DE,
+    "numbered_taps": False,  # True: every tap as a numbered MFGREP (exact dedup)
 }
 
 
@@ -39,8 +40,9 @@ def validate(d):
         key = parse_key(k)
         if key == osdp_sc.SCBK_D:
             raise SettingsError("scbk: the published default key cannot be a node key")
-    if not isinstance(d.get("install_mode"), bool):
-        raise SettingsError("install_mode: must be true or false")
+    for flag in ("install_mode", "numbered_taps"):
+        if not isinstance(d.get(flag), bool):
+            raise SettingsError("%s: must be true or false" % flag)
     s = d.get("serial")
     if not isinstance(s, int) or not 0 <= s <= 0xFFFFFFFF:
         raise SettingsError("serial: must be a 32-bit number")
@@ -117,6 +119,8 @@ class Settings:
     def describe(self):
         v = self.values
         k = self.scbk
-        return "address=%d baud=%d install_mode=%s serial=%d vendor=0x%06x scbk=%s" % (
-            v["address"], v["baud"], v["install_mode"], v["serial"], v["vendor_code"],
+        return ("address=%d baud=%d install_mode=%s numbered_taps=%s serial=%d vendor=0x%06x "
+                "scbk=%s") % (
+            v["address"], v["baud"], v["install_mode"], v["numbered_taps"], v["serial"],
+            v["vendor_code"],
             ("set kcv=" + kcv(k)) if k else "unset")

@@ -57,4 +57,41 @@ def test_2_live_tap_goes_out_as_raw():
     assert b.store.pending_count() == 0 and b.store.delivered == 4
 
 
+def test_3_unconfirmed_raw_goes_again_marked_never_as_second_raw():
+    b = nodebench.Bench(t0=0)
+    b.cp.cmd(P.CMD_ID, b"\x00")
+    b.cp.handshake()
+    b.cp.cmd(P.CMD_POLL)
+    b.tap(b"\x0a\x0b\x0c\x0d", hold_ms=20)
+    assert b.cp.cmd(P.CMD_POLL).code == P.REPLY_RAW
+    # the panel restarts before confirming (sequence 0): the tap is still owed
+    b.cp.seq = 0
+    b.cp.active = False
+    b.cp.cmd(P.CMD_ID, b"\x00")
+    b.cp.handshake()
+    r = b.cp.cmd(P.CMD_POLL)
+    assert r.code == P.REPLY_MFGREP, r.code
+    typ, _, number, _, flags, _, _ = struct.unpack("<BBIIBBB", r.data[3:16])
+    assert typ == reports.MSG_OFFLINE_TAP
+    assert number == 5 and flags == reports.FLAG_MAY_REPEAT_RAW
+    assert r.data[16:] == b"\x0a\x0b\x0c\x0d"
+    b.cp.cmd(P.CMD_POLL)
+    assert b.store.pending_count() == 0 and b.store.delivered == 5
+
+
+def test_4_numbered_mode_sends_every_tap_with_its_number():
+    b = nodebench.Bench(t0=0)
+    b.settings.set("numbered_taps", True)
+    b.cp.cmd(P.CMD_ID, b"\x00")
+    b.cp.handshake()
+    b.cp.cmd(P.CMD_POLL)
+    b.tap(b"\x01\x02\x03\x04\x05\x06\x07", hold_ms=20)
+    r = b.cp.cmd(P.CMD_POLL)
+    assert r.code == P.REPLY_MFGREP
+    typ, _, number, age_s, flags, waiting, n = struct.unpack("<BBIIBBB", r.data[3:16])
+    assert (typ, number, age_s, flags, waiting, n) == (1, 6, 0, 0, 0, 7)
+    b.cp.cmd(P.CMD_POLL)
+    assert b.store.delivered == 6
+
+
 mpytest.run(globals())
