@@ -110,10 +110,9 @@ def test_reader_state_payload_shape() -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.sampled_from([BAND, OTHER, STRANGER]), st.integers(1, 2),
-                  st.floats(0.0, 5.0)),
+        st.tuples(st.sampled_from([BAND, OTHER, STRANGER]), st.integers(1, 2), st.floats(0, 5)),
         max_size=60,
-    )  # fmt: skip
+    )
 )
 def test_every_read_gets_one_decision_and_taps_are_a_window_apart(reads) -> None:  # type: ignore[no-untyped-def]
     dec = decider(3.0)

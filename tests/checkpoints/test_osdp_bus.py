@@ -28,6 +28,18 @@ async def next_of(bus: OsdpBus, kind: type, pred=lambda e: True, timeout: float 
     return await asyncio.wait_for(find(), timeout)
 
 
+def start_sims(line: Rs485Bus) -> list[SimReader]:
+    return [
+        SimReader(p, a, KEYS[a], baud=BAUD).start()
+        for a, p in zip(KEYS, line.device_paths, strict=True)
+    ]
+
+
+def make_bus(line: Rs485Bus) -> OsdpBus:
+    readers = tuple(ReaderSpec(a, k) for a, k in KEYS.items())
+    return OsdpBus(BusSpec("a", line.host_path, BAUD, readers))
+
+
 @pytest.fixture
 async def line(tmp_path: Path) -> AsyncIterator[Rs485Bus]:
     bus = Rs485Bus(host_link=tmp_path / "ttyRS485", baud=BAUD, devices=3).start()
@@ -36,8 +48,8 @@ async def line(tmp_path: Path) -> AsyncIterator[Rs485Bus]:
 
 
 async def test_secure_taps_and_feedback_colours(line: Rs485Bus) -> None:
-    sims = [SimReader(p, a, KEYS[a], baud=BAUD).start() for a, p in zip(KEYS, line.device_paths)]
-    bus = OsdpBus(BusSpec("a", line.host_path, BAUD, tuple(ReaderSpec(a, k) for a, k in KEYS.items())))
+    sims = start_sims(line)
+    bus = make_bus(line)
     assert isinstance(bus, CheckpointBus)
     try:
         await bus.start()
@@ -82,7 +94,7 @@ async def test_wrong_key_and_install_mode_are_refused(line: Rs485Bus) -> None:
         SimReader(line.device_paths[1], 2, bytes(16), baud=BAUD).start(),  # wrong key
         SimReader(line.device_paths[2], 3, None, baud=BAUD).start(),  # install mode
     ]
-    bus = OsdpBus(BusSpec("a", line.host_path, BAUD, tuple(ReaderSpec(a, k) for a, k in KEYS.items())))
+    bus = make_bus(line)
     try:
         await bus.start()
         refused = {}
@@ -106,8 +118,8 @@ async def test_wrong_key_and_install_mode_are_refused(line: Rs485Bus) -> None:
 
 
 async def test_unplugged_bus_goes_offline_and_comes_back(line: Rs485Bus) -> None:
-    sims = [SimReader(p, a, KEYS[a], baud=BAUD).start() for a, p in zip(KEYS, line.device_paths)]
-    bus = OsdpBus(BusSpec("a", line.host_path, BAUD, tuple(ReaderSpec(a, k) for a, k in KEYS.items())))
+    sims = start_sims(line)
+    bus = make_bus(line)
     try:
         await bus.start()
         for _ in range(3):
@@ -118,7 +130,9 @@ async def test_unplugged_bus_goes_offline_and_comes_back(line: Rs485Bus) -> None
         await asyncio.sleep(1.0)
         assert bus.state in ("backoff", "opening")
         await asyncio.to_thread(line.replug)
-        back = {(await next_of(bus, ReaderStatus, lambda s: s.online, 30)).address for _ in range(3)}
+        back = set()
+        for _ in range(3):
+            back.add((await next_of(bus, ReaderStatus, lambda s: s.online, 30)).address)
         assert back == {1, 2, 3}
         sims[2].tap("0102")
         assert (await next_of(bus, CardRead)).address == 3
