@@ -48,6 +48,7 @@ log = logging.getLogger("gateway.health")
 
 # Faults that mean "nothing answers" (down); any other fault means "answers, but wrongly".
 _DOWN_FAULTS: Final = frozenset({"unreachable", "timeout"})
+SNAPSHOT_IDLE_S: Final = 0.5
 
 
 def make_camera(cfg: CameraConfig, base_dir: Path) -> HttpCamera:
@@ -188,6 +189,8 @@ class SnapshotService:
             while True:
                 last = await self.journal.wait_for_new(after, timeout=30.0)
                 if last <= after:
+                    # A timeout, or a closing journal that returns at once: never spin.
+                    await asyncio.sleep(SNAPSHOT_IDLE_S)
                     continue
                 batch = await self.journal.read_after(
                     after, limit=500, classes=[EVIDENCE], kinds=kinds
@@ -232,37 +235,47 @@ class SnapshotService:
 
     async def _take(self, camera: str, ev: Event) -> None:
         try:
-            async with self._locks[camera]:
-                try:
-                    shot = await self.cameras[camera].snapshot()
-                except CameraError as exc:
-                    self._record_failure(camera, ev, exc.reason)
-                    return
+            await self._take_locked(camera, ev)
+        except Exception:  # a background task: log here, or the error is never seen
+            log.exception("evidence snapshot from %s for event %d failed", camera, ev.seq)
+        finally:
+            self._pending[camera] -= 1
+
+    async def _take_locked(self, camera: str, ev: Event) -> None:
+        """Fetch, store (fsynced), then journal; failures become snapshot_failed events."""
+        async with self._locks[camera]:
+            try:
+                shot = await self.cameras[camera].snapshot()
+            except CameraError as exc:
+                self._record_failure(camera, ev, exc.reason)
+                return
+            try:
                 async with self._store_lock:
                     saved = await asyncio.to_thread(
                         self.store.save, camera, shot.data, self.clock.wall()
                     )
+            except OSError as exc:
+                self._record_failure(camera, ev, f"cannot store snapshot: {exc.strerror}")
+                return
+            await self.journal.append(
+                "camera.snapshot",
+                {
+                    "camera": camera,
+                    "trigger_seq": ev.seq,
+                    "trigger_kind": ev.kind,
+                    "sha256": saved.sha256,
+                    "bytes": saved.size,
+                    "file": saved.name,
+                    "fetch_ms": round(shot.elapsed_s * 1000, 1),
+                },
+            )
+            self.taken += 1
+            if saved.pruned:
                 await self.journal.append(
-                    "camera.snapshot",
-                    {
-                        "camera": camera,
-                        "trigger_seq": ev.seq,
-                        "trigger_kind": ev.kind,
-                        "sha256": saved.sha256,
-                        "bytes": saved.size,
-                        "file": saved.name,
-                        "fetch_ms": round(shot.elapsed_s * 1000, 1),
-                    },
+                    "media.pruned",
+                    {"files": len(saved.pruned), "bytes": saved.pruned_bytes},
+                    cls=TELEMETRY,
                 )
-                self.taken += 1
-                if saved.pruned:
-                    await self.journal.append(
-                        "media.pruned",
-                        {"files": len(saved.pruned), "bytes": saved.pruned_bytes},
-                        cls=TELEMETRY,
-                    )
-        finally:
-            self._pending[camera] -= 1
 
 
 # --- modem -------------------------------------------------------------------------------------
