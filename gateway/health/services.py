@@ -26,6 +26,7 @@ from drivers.camera import CameraError, HttpCamera, rtsp_options
 from drivers.modem import AtReplyError, ModemError, ModemLink, parse_cops, parse_creg, parse_csq
 from drivers.selfmon import SelfProbe, SelfSample
 from gateway.clock import Clock
+from gateway.errors import JournalError
 from gateway.events import EVIDENCE, TELEMETRY, Event
 from gateway.health.config import (
     CameraConfig,
@@ -231,7 +232,10 @@ class SnapshotService:
         task.add_done_callback(self._tasks.discard)
 
     async def _append(self, kind: str, payload: dict[str, Any]) -> None:
-        await self.journal.append(kind, payload)
+        try:
+            await self.journal.append(kind, payload)
+        except JournalError as exc:  # a background task: say so rather than lose it silently
+            log.error("could not journal %s %s: %s", kind, payload, exc.reason)
 
     async def _take(self, camera: str, ev: Event) -> None:
         try:
