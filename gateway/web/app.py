@@ -26,7 +26,8 @@ import logging
 import math
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -49,6 +50,11 @@ log = logging.getLogger("gateway.web")
 SESSION_COOKIE: Final = "cgw_session"
 LOGIN_COOKIE: Final = "cgw_login"  # the login form's double-submitted CSRF token
 LOGIN_FORM_TTL_S: Final = 900
+# The page keeps at most this many of the newest evidence events it scanned (taps, rounds...).
+KEEP_EVENTS: Final = 5000
+READ_BATCH: Final = 2000
+# Without the live journal (the page beside a daemon), the newest rows of any class are read.
+FILE_SCAN_MAX: Final = 20_000
 MAX_BODY_BYTES: Final = 8 * 1024
 ALERT_ID = re.compile(r"[A-Za-z0-9_.:/@#+\-]{1,200}")
 SECURITY_HEADERS: Final = {
@@ -70,9 +76,16 @@ class BoardLike(Protocol):
 
 
 class JournalLike(Protocol):
-    """The part of gateway.journal.Journal the page writes with."""
+    """The part of gateway.journal.Journal the page uses."""
+
+    @property
+    def last_seq(self) -> int: ...
 
     async def append(self, kind: str, payload: Any, *, cls: str = EVIDENCE) -> Event: ...
+
+    async def read_after(
+        self, seq: int, *, limit: int = 500, classes: Iterable[str] | None = None
+    ) -> list[Event]: ...
 
 
 @dataclass(slots=True)
@@ -91,6 +104,9 @@ class WebContext:
     board_path: Path | None = None
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     sessions: SessionStore | None = None
+    # One password check at a time: parallel attempts would all pass the throttle before the
+    # first failure is counted (a backoff bypass), and each scrypt check holds 16 MiB.
+    check_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         if self.sessions is None:
@@ -129,18 +145,44 @@ def _board_sections(ctx: WebContext) -> dict[str, Any]:
     return {}
 
 
-def _read_journal(path: Path, last: int) -> tuple[list[Event], dict[str, Any]]:
+def _read_journal_file(path: Path, last: int) -> tuple[list[Event], dict[str, Any]]:
     try:
         return read_events(path, last=last), read_status(path)
     except GatewayError as exc:
         return [], {"error": exc.reason}
 
 
+async def _recent_evidence(journal: JournalLike, scan_back: int) -> list[Event]:
+    """The newest evidence events within the last ``scan_back`` sequence numbers.
+
+    Telemetry (health samples, link measurements) can outnumber taps a hundred to one; reading
+    evidence only keeps this morning's taps and rounds on the page however busy the sensors are.
+    """
+    kept: deque[Event] = deque(maxlen=KEEP_EVENTS)
+    seq = max(0, journal.last_seq - scan_back)
+    while True:
+        batch = await journal.read_after(seq, limit=READ_BATCH, classes=(EVIDENCE,))
+        if not batch:
+            return list(kept)
+        kept.extend(batch)
+        seq = batch[-1].seq
+
+
 async def gather_view(ctx: WebContext) -> dict[str, Any]:
-    """The page's data now (journal read in a thread: the loop never waits on the disk)."""
-    events, status = await asyncio.to_thread(
-        _read_journal, ctx.journal_path, ctx.section.events_scanned
-    )
+    """The page's data now (the disk is read in threads: the loop never waits on it)."""
+    if ctx.journal is not None:
+        try:
+            events = await _recent_evidence(ctx.journal, ctx.section.events_scanned)
+        except GatewayError as exc:
+            events = []
+            log.warning("status page could not read the journal: %s", exc.reason)
+        try:
+            status = await asyncio.to_thread(read_status, ctx.journal_path)
+        except GatewayError as exc:
+            status = {"error": exc.reason}
+    else:
+        last = min(ctx.section.events_scanned, FILE_SCAN_MAX)
+        events, status = await asyncio.to_thread(_read_journal_file, ctx.journal_path, last)
     return build_view(
         events,
         _board_sections(ctx),
@@ -254,12 +296,12 @@ async def login_submit(request: web.Request) -> web.Response:
     if line is None:
         return _forbidden("No password is set on this gateway: nobody can log in.")
     client = _client(request)
-    now = ctx.clock.monotonic()
-    wait = ctx.throttle.wait_s(client, now)
-    if wait > 0:
-        return _retry_page(wait, "Login attempts are being slowed down.")
-    ok = await asyncio.to_thread(verify_password, form.get("password", ""), line)
-    next_wait = ctx.throttle.record(client, ok=ok, now=ctx.clock.monotonic())
+    async with ctx.check_lock:
+        wait = ctx.throttle.wait_s(client, ctx.clock.monotonic())
+        if wait > 0:
+            return _retry_page(wait, "Login attempts are being slowed down.")
+        ok = await asyncio.to_thread(verify_password, form.get("password", ""), line)
+        next_wait = ctx.throttle.record(client, ok=ok, now=ctx.clock.monotonic())
     await _journal(
         ctx,
         "web.login" if ok else "web.login_failed",

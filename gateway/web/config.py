@@ -39,8 +39,8 @@ class WebSection:
         15, min=0, max=3600, doc="the page reloads itself this often (0: never)"
     )
     events_scanned: int = setting(
-        5000,
+        50_000,
         min=100,
-        max=200_000,
-        doc="how many of the newest journal events the page reads for taps, rounds and alerts",
+        max=1_000_000,
+        doc="how far back (in journal events) the page looks for taps, rounds and alerts",
     )

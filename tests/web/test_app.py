@@ -4,6 +4,7 @@ and no page that leaks a secret."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import re
 import stat
@@ -19,6 +20,7 @@ from gateway.errors import ConfigError
 from gateway.journal import read_events
 from gateway.web.auth import hash_password, verify_password
 from gateway.web.cli import add_cli
+from gateway.web.config import WebSection
 from tests.web.conftest import PASSWORD, PLANTED, Site
 
 PAGES = ("/", "/status.json", "/login", "/style.css", "/healthz")
@@ -260,3 +262,41 @@ def test_set_password_cli_writes_a_0600_scrypt_file(
     args = parser.parse_args(["web", "clear-password", "--config", str(cfg)])
     assert args.handler(args) == 0
     assert not path.exists()
+
+
+async def test_a_flood_of_telemetry_does_not_push_taps_off_the_page(site: Site) -> None:
+    for _ in range(3):
+        await asyncio.gather(
+            *(
+                site.journal.append("health.sample", {"device": "modem", "rssi": -70 - i % 9},
+                                    cls="telemetry")
+                for i in range(2500)
+            )
+        )  # fmt: skip
+    site.ctx.section = WebSection(refresh_s=0, events_scanned=10_000)
+    async with site.session() as http, http.get("/status.json") as resp:
+        view = await resp.json()
+    assert [t["checkpoint"] for t in view["taps"]] == ["east-gate", "bike-shed", "north-gate"]
+    assert view["journal"]["events"] > 7500
+    # Beyond the configured look-back they are gone: the window is honoured.
+    site.ctx.section = WebSection(refresh_s=0, events_scanned=1000)
+    async with site.session() as http, http.get("/status.json") as resp:
+        assert (await resp.json())["taps"] == []
+
+
+async def test_parallel_guesses_cannot_slip_past_the_backoff(site: Site) -> None:
+    set_password(site)
+    async with site.session() as http:
+        token = await login_token(http)
+
+        async def guess(n: int) -> int:
+            async with http.post(
+                "/login",
+                data={"csrf": token, "password": f"wrong guess {n:04d}"},
+                allow_redirects=False,
+            ) as resp:
+                return resp.status
+
+        statuses = await asyncio.gather(*(guess(n) for n in range(12)))
+    # Checked one at a time: the first failure is free, the second sets a wait, the rest wait.
+    assert sorted(statuses) == [403, 403] + [429] * 10
