@@ -7,13 +7,22 @@ import os
 import queue
 import select
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 from osdp import Channel
 
-from tests.firmware._mpy import FIRMWARE, HARNESS, HOST_SHIM, MPY_TESTS, ROOT, node_binary
+from tests.firmware._mpy import (
+    FIRMWARE,
+    HARNESS,
+    HOST_SHIM,
+    MPY_TESTS,
+    ROOT,
+    have_wasm_runtime,
+    node_binary,
+)
 
 
 class PipeChannel(Channel):
@@ -50,17 +59,15 @@ class LiveNode:
         self._ctl_out_r, ctl_out_w = os.pipe()
         if runtime == "micropython":
             node = node_binary()
-            assert node is not None
+            assert node is not None and have_wasm_runtime(), "run `make bootstrap`"
             cmd = [node, str(HARNESS), "--serve", "--ctl-in", str(ctl_in_r), "--ctl-out",
                    str(ctl_out_w), "--flash-dir", str(flash_dir)]
             for lib in (FIRMWARE, HOST_SHIM, MPY_TESTS):
                 cmd += ["--lib", str(lib)]
             cmd.append(str(MPY_TESTS / "serve_pd.py"))
         else:
-            cmd = ["python", str(Path(__file__).with_name("serve_pd_cpython.py")),
+            cmd = [sys.executable, str(Path(__file__).with_name("serve_pd_cpython.py")),
                    str(ctl_in_r), str(ctl_out_w), str(flash_dir)]
-            import sys
-            cmd[0] = sys.executable
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             pass_fds=(ctl_in_r, ctl_out_w), cwd=ROOT,

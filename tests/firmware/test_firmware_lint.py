@@ -40,3 +40,21 @@ def test_sans_io_cores_do_not_touch_io() -> None:
         for banned in ("import machine", "import time", "import asyncio", "import select",
                        "import socket"):
             assert banned not in text, f"{name}: {banned}"
+
+
+def test_docs_cover_console_commands_and_report_format() -> None:
+    """docs/checkpoint-node.md is the contract with installers and the gateway."""
+    import re
+
+    from tests.firmware._mpy import ROOT
+
+    doc = (ROOT / "docs" / "checkpoint-node.md").read_text()
+    prov = (FIRMWARE / "provision.py").read_text()
+    for cmd in re.findall(r"^#   (set \w+|show|save|reboot)", prov, flags=re.MULTILINE):
+        assert cmd in doc, f"console command '{cmd}' is not documented"
+    for field in ("tap number", "age in seconds", "UID length", "lower bound",
+                  "osdp_RAW", "osdp_MFGREP", "stored, not yet delivered"):
+        assert field in doc, field
+    # the MFGREP layout in reports.py is the one documented: 13 header bytes after vendor
+    rep = (FIRMWARE / "reports.py").read_text()
+    assert '"<BBIIBBB"' in rep and "| 16 | n | UID |" in doc

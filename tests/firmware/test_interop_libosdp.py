@@ -23,18 +23,13 @@ from osdp import (
 )
 
 from tests.firmware._live import LiveNode
-from tests.firmware._mpy import have_wasm_runtime
 
 ADDRESS = 101
 KEY = bytes.fromhex("a1b2c3d4e5f60718293a4b5c6d7e8f90")
 VENDOR = 0x0BC0DE  # firmware_mpy/settings.py default vendor code
 OFFLINE_AFTER_MS = 800  # shortened for the test; the node's default is the spec's 8 s
 
-RUNTIMES = [
-    pytest.param("micropython", marks=pytest.mark.skipif(
-        not have_wasm_runtime(), reason="needs node and the npm package")),
-    "cpython",
-]
+RUNTIMES = ["micropython", "cpython"]
 
 
 def wait_until(cond, timeout: float, step: float = 0.02) -> bool:

@@ -9,14 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.firmware._mpy import (
     FIGURES,
     HOST_SHIM,
     MPY_TESTS,
     NODE_MODULES,
-    have_wasm_runtime,
     run_mpy,
 )
 
@@ -69,7 +66,6 @@ def test_mpy_cross_rejects_cpython_only_syntax(tmp_path: Path) -> None:
     assert _mpy_cross(bad, tmp_path / "bad.mpy").returncode != 0
 
 
-@pytest.mark.skipif(not have_wasm_runtime(), reason="needs node and npm package")
 def test_running_node_heap_fits_budget(tmp_path: Path) -> None:
     for src in NODE_MODULES:
         if src.name not in ("main.py", "boot.py"):

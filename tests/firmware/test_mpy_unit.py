@@ -10,11 +10,7 @@ import re
 
 import pytest
 
-from tests.firmware._mpy import MPY_TESTS, have_wasm_runtime, run_mpy
-
-pytestmark = pytest.mark.skipif(
-    not have_wasm_runtime(), reason="needs node and npm package (make bootstrap)"
-)
+from tests.firmware._mpy import MPY_TESTS, run_mpy
 
 SCRIPTS = ["t_crypto", "t_frame", "t_pd", "t_tapstore", "t_pn532", "t_rs485",
            "t_indicator", "t_provision", "t_startup"]
