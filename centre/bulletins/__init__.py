@@ -1,0 +1,1 @@
+"""The district's bulletins: daily patrol bulletin and monthly bulletin (see docs/bulletins.md)."""
