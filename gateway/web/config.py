@@ -25,7 +25,9 @@ class WebSection:
         doc="address to listen on (0.0.0.0: every interface; 127.0.0.1: this box only)",
         pattern=r"[0-9A-Za-z.:\-]{1,64}",
     )
-    port: int = setting(8080, min=1, max=65535, doc="TCP port of the status page")
+    port: int = setting(
+        8080, min=0, max=65535, doc="TCP port of the status page (0: any free port, for tests)"
+    )
     password_file: str = setting(
         "web-password",
         doc="scrypt hash of the page's password, a 0600 file written by "

@@ -601,6 +601,12 @@ def test_offline_install_runs_the_daemon(tmp_path: Path, wheelhouse: Path) -> No
 
     check = installed("config", "check", str(root / "etc/compound-gw/gateway.toml"))
     assert check.returncode == 0, check.stderr
+    web = subprocess.run(
+        [str(python), "-c", "from importlib import resources; "
+         "print(len(resources.files('gateway.web').joinpath('style.css').read_bytes()))"],
+        check=False, capture_output=True, text=True, timeout=60, cwd="/",
+    )  # fmt: skip
+    assert web.returncode == 0 and int(web.stdout) > 500, "the page's stylesheet is installed"
 
     cfg = tmp_path / "gw" / "gateway.toml"
     cfg.parent.mkdir()
