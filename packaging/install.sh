@@ -308,6 +308,10 @@ if [[ -z "$SOURCE" && -z "$WHEEL" ]]; then
     exit 0
 fi
 
+for asset in config/systemd/compound-gw.service config/udev/70-compound-gw.rules \
+    config/journald/compound-gw.conf config/gateway.example.toml docs/install.md; do
+    [[ -f "$ASSETS/$asset" ]] || die "missing $ASSETS/$asset: run the script from a full checkout"
+done
 ((SKIP_USER)) || ensure_user
 install_venv
 install_files

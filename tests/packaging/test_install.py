@@ -644,3 +644,21 @@ def test_offline_install_runs_the_daemon(tmp_path: Path, wheelhouse: Path) -> No
     assert status.returncode == 0, status.stderr
     assert '"last_seq": 2' in status.stdout  # daemon.started, daemon.stopped
     print(f"offline install with dependencies: {install_s:.1f} s")
+
+
+def test_a_script_without_its_assets_stops_before_changing_anything(tmp_path: Path) -> None:
+    lonely = tmp_path / "stick" / "packaging"
+    lonely.mkdir(parents=True)
+    shutil.copy2(SCRIPT, lonely / "install.sh")
+    target = make_target(tmp_path / "t")
+    passwd = (target / "etc/passwd").read_text()
+    proc = subprocess.run(
+        ["bash", str(lonely / "install.sh"), "--root", str(target), "--wheel", str(SCRIPT)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0 and "full checkout" in proc.stderr
+    assert (target / "etc/passwd").read_text() == passwd
+    assert not (target / "opt").exists()
