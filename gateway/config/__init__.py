@@ -3,6 +3,12 @@
     cfg = load_config(Path("/etc/compound-gw/gateway.toml"))
     cfg.gateway.id, cfg.journal.telemetry_budget_bytes
 
+This package holds the schema machinery, the secret-file helpers and the base sections; each
+capability keeps its own section next to its code (``gateway/patrol/config.py``...), and
+``gateway/config/model.py`` assembles them into :class:`GatewayConfig`. That module is imported
+lazily on first use of its names, so a capability's config module can import this package
+without a cycle.
+
 Relative paths inside the file are relative to the file's own folder (:meth:`GatewayConfig.path`).
 Secrets never live in the TOML: keys are files referenced by path and read with
 :func:`read_secret_file`, which refuses files that others can read.
@@ -12,16 +18,13 @@ from __future__ import annotations
 
 import os
 import stat
-import tomllib
 import zoneinfo
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import tomli_w
-
-from gateway.config.schema import dump_section, parse_section, setting
+from gateway.config.schema import parse_section, setting
 from gateway.errors import ConfigError
 
 GATEWAY_ID_PATTERN = r"[a-z0-9][a-z0-9-]{1,62}"
@@ -82,89 +85,6 @@ class LogSection:
     level: Literal["debug", "info", "warning", "error"] = setting("info", doc="stderr log level")
 
 
-@dataclass(frozen=True, slots=True)
-class GatewayConfig:
-    gateway: GatewaySection = setting(doc="who this gateway is")
-    journal: JournalSection = field(default_factory=JournalSection, metadata={"doc": "the journal"})
-    supervisor: SupervisorSection = field(
-        default_factory=SupervisorSection, metadata={"doc": "service restarts"}
-    )
-    log: LogSection = field(default_factory=LogSection, metadata={"doc": "logging"})
-    # Folder the file was loaded from; relative paths resolve against it. Not a TOML key.
-    base_dir: str = field(default=".", metadata={"doc": "", "internal": True}, compare=False)
-
-    def path(self, value: str) -> Path:
-        """``value`` as an absolute path, relative ones taken from the config file's folder."""
-        p = Path(value)
-        return p if p.is_absolute() else Path(self.base_dir) / p
-
-    @property
-    def data_dir(self) -> Path:
-        return self.path(self.gateway.data_dir)
-
-    @property
-    def journal_path(self) -> Path:
-        p = Path(self.journal.path)
-        return p if p.is_absolute() else self.data_dir / p
-
-
-def parse_config(data: Mapping[str, Any], base_dir: str | Path = ".") -> GatewayConfig:
-    """Validate TOML data into a GatewayConfig (ConfigError names the first bad key)."""
-    if "base_dir" in data:
-        raise ConfigError("base_dir", "unknown key")
-    cfg = parse_section(GatewayConfig, data, "")
-    return _with_base(cfg, str(base_dir))
-
-
-def _with_base(cfg: GatewayConfig, base_dir: str) -> GatewayConfig:
-    values = {name: getattr(cfg, name) for name in GatewayConfig.__dataclass_fields__}
-    values["base_dir"] = base_dir
-    return GatewayConfig(**values)
-
-
-def load_config(path: str | Path) -> GatewayConfig:
-    """Read and validate a TOML config file."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise ConfigError("", f"cannot read {p}: {exc.strerror}") from exc
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError("", f"{p} is not UTF-8 text") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("", f"{p} is not valid TOML: {exc}") from exc
-    return parse_config(data, p.resolve().parent)
-
-
-def dump_config(cfg: GatewayConfig) -> str:
-    """TOML text that :func:`parse_config` reads back to an equal config."""
-    data = dump_section(cfg)
-    data.pop("base_dir", None)
-    return tomli_w.dumps(data)
-
-
-def write_config_atomically(cfg: GatewayConfig, path: str | Path) -> None:
-    """Write ``cfg`` to ``path`` via a temporary file and rename; the old file is kept as .bak."""
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    text = dump_config(cfg)
-    parse_config(tomllib.loads(text), p.parent)  # never write what we could not read back
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    if p.exists():
-        os.replace(p, p.with_name(p.name + ".bak"))
-    os.replace(tmp, p)
-    dir_fd = os.open(p.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def read_secret_file(path: str | Path, key: str, *, length: int | None = None) -> bytes:
     """Read a key file, refusing one that group or others can read (it must be 0600 or 0400).
 
@@ -201,6 +121,28 @@ def write_secret_file(path: str | Path, value: bytes, *, hex_text: bool = True) 
         os.close(fd)
     os.chmod(tmp, 0o600)
     os.replace(tmp, p)
+
+
+_MODEL_NAMES = frozenset(
+    {"GatewayConfig", "dump_config", "load_config", "parse_config", "write_config_atomically"}
+)
+
+if TYPE_CHECKING:
+    from gateway.config.model import (
+        GatewayConfig,
+        dump_config,
+        load_config,
+        parse_config,
+        write_config_atomically,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODEL_NAMES:
+        from gateway.config import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'gateway.config' has no attribute {name!r}")
 
 
 __all__ = [
