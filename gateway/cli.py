@@ -30,7 +30,11 @@ from gateway.errors import ConfigError, GatewayError
 DEFAULT_CONFIG = "/etc/compound-gw/gateway.toml"
 
 # Capabilities add their own subcommands: module path -> function add_cli(subparsers).
-CLI_EXTENSIONS: tuple[str, ...] = ()
+CLI_EXTENSIONS: tuple[str, ...] = (
+    "gateway.patrol.cli",
+    "gateway.broadcast.cli",
+    "gateway.health.cli",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -134,7 +138,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("services:")
         _print_table(services, ("service", "state", "restarts", "last_error"))
     for key in sorted(status):
-        if key in {"gateway", "compound", "journal", "daemon", "services"}:
+        if key in {"gateway", "compound", "journal", "daemon", "services", "health_detail"}:
             continue
         value = status[key]
         if isinstance(value, list) and value and isinstance(value[0], dict):

@@ -176,8 +176,16 @@ ServiceFactory = Callable[[GatewayConfig, Journal, Clock, StatusBoard], Iterable
 
 
 def capability_factories() -> list[ServiceFactory]:
-    """Each capability's service factory, in start order. Imported lazily: lean start-up."""
-    return []
+    """Each capability's service factory, in start order.
+
+    A factory returns no services when its section configures nothing, so an empty config
+    runs just the journal's own services.
+    """
+    from gateway.broadcast.service import build_services as broadcast_services
+    from gateway.health.services import daemon_factory as health_services
+    from gateway.patrol.service import build_services as patrol_services
+
+    return [health_services, broadcast_services, patrol_services]
 
 
 # --------------------------------------------------------------------------- the daemon
