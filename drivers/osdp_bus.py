@@ -43,6 +43,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,6 +119,7 @@ REPLY_RMAC_I = 0x78
 REPLY_NAK = 0x41
 OSDP_SOM = 0x53
 MAX_FRAME_LEN = 1440
+MAX_SNIFFED_FRAMES = 10_000
 
 _CARD_FORMATS = {
     CardFormat.Unspecified: "raw",
@@ -343,7 +345,8 @@ class SerialChannel(Channel):
         self.failed: str | None = None
         self.rx_bytes = 0
         self.tx_bytes = 0
-        self.frames: list[tuple[float, SniffedFrame]] = []
+        # Bounded: a reader that is never asked for its frames must not grow without end.
+        self.frames: deque[tuple[float, SniffedFrame]] = deque(maxlen=MAX_SNIFFED_FRAMES)
         self._frames_lock = threading.Lock()
         self._pending = bytearray()
         self._pending_since = 0.0
@@ -411,7 +414,8 @@ class SerialChannel(Channel):
 
     def take_frames(self) -> list[tuple[float, SniffedFrame]]:
         with self._frames_lock:
-            frames, self.frames = self.frames, []
+            frames = list(self.frames)
+            self.frames.clear()
         return frames
 
 

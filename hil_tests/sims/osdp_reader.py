@@ -101,6 +101,7 @@ class SimReader:
         self._changed = threading.Condition(self._lock)
         self._port: serial.Serial | None = None
         self._pd: PeripheralDevice | None = None
+        self._channel: SerialChannel | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -109,6 +110,7 @@ class SimReader:
             return self
         self._port = serial.Serial(self.port_path, self.baud, timeout=0, write_timeout=0.5)
         channel = SerialChannel(self._port, FrameSniffer(), lambda _r: None, self.baud)
+        self._channel = channel
         flags = [LibFlag.InstallMode] if self.install_mode else [LibFlag.EnforceSecure]
         caps = PDCapabilities(
             [
@@ -239,6 +241,16 @@ class SimReader:
                 if left <= 0:
                     return None
                 self._changed.wait(left)
+
+    def commands_heard(self) -> list[tuple[float, int]]:
+        """(time, command code) of every CP command to this reader heard since the last call:
+        the bench measures the real poll cycle from it (0x60 is osdp_POLL)."""
+        if self._channel is None:
+            return []
+        return [
+            (t, f.code) for t, f in self._channel.take_frames()
+            if not f.reply and f.address == self.address
+        ]  # fmt: skip
 
     def green_count(self) -> int:
         with self._lock:
