@@ -40,7 +40,11 @@ class LedOut:
 
 
 class CheckpointNode:
-    """Glue object; also the `app` the PD engine calls back."""
+    """Glue object; also the `app` the PD engine calls back.
+
+    Usage:  n = CheckpointNode(settings, RS485(...), PN532(...), LedOut(...), buzzer_pin,
+                               TapStore("/data"), os.urandom, wdt=WDT(timeout=8000)); n.run()
+    """
 
     def __init__(self, settings, bus, nfc, led, buzzer_pin, store, rng, wdt=None,
                  console=None, uptime=None):

@@ -92,7 +92,10 @@ def parse_list_passive(p):
 
 
 class PN532:
-    """PN532 on a UART (HSU, 115200 8N1)."""
+    """PN532 on a UART (HSU, 115200 8N1).
+
+    Usage:  nfc = PN532(UART(1, 115200, tx=4, rx=5)); nfc.begin(up.ms); t = nfc.poll(up.ms())
+    """
 
     def __init__(self, uart, retries=2):
         self.uart = uart

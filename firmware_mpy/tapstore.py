@@ -95,7 +95,10 @@ def decode_tap(b):
 
 
 class TapStore:
-    """Taps kept on flash until the panel has them; see the module comment."""
+    """Taps kept on flash until the panel has them; see the module comment.
+
+    Usage:  s = TapStore("/data"); s.append(uid, now_ms, offline=True); s.first_pending()
+    """
 
     def __init__(self, root, slots=SLOTS, ack_slots=ACK_SLOTS):
         self.slots = slots
