@@ -1,0 +1,164 @@
+"""Explanations of missed rounds: a tiny append-only store beside the centre's database.
+
+An explanation is never edited or deleted: a correction is a new explanation, and the bulletin
+shows them all in the order they were recorded. The default store is one SQLite file in the
+centre's data directory (``bulletins.db``), every call on one worker thread::
+
+    store = await SqliteExplanationStore.open(data_dir / "bulletins.db")
+    e = await store.add("Rose Garden", "night@2026-11-02T02:00", "guard ill, no relief",
+                        given_by="chief Wang", recorded_by="duty-officer", now=time.time())
+    await store.all(compound="Rose Garden")
+    await store.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import unicodedata
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Final, Protocol, TypeVar
+
+from centre.bulletins.model import Explanation
+from centre.errors import BadRequest
+
+T = TypeVar("T")
+
+MAX_TEXT: Final = 2000
+MAX_NAME: Final = 200
+FILENAME: Final = "bulletins.db"
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS explanations (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    compound    TEXT NOT NULL,
+    round_id    TEXT NOT NULL,
+    text        TEXT NOT NULL,
+    given_by    TEXT NOT NULL DEFAULT '',
+    recorded_by TEXT NOT NULL,
+    recorded_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS explanations_round ON explanations (compound, round_id)
+"""
+
+
+class ExplanationStore(Protocol):
+    """Where explanations live (append-only)."""
+
+    async def add(
+        self,
+        compound: str,
+        round_id: str,
+        text: str,
+        *,
+        given_by: str,
+        recorded_by: str,
+        now: float,
+    ) -> Explanation: ...
+
+    async def all(self, compound: str | None = None) -> list[Explanation]: ...
+
+    async def close(self) -> None: ...
+
+
+def clean_text(value: object, field: str, limit: int, *, required: bool) -> str:
+    """Strip, refuse control characters (newlines and tabs allowed) and overlong values."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise BadRequest(f"{field} must be a string")
+    text = value.strip()
+    if required and not text:
+        raise BadRequest(f"{field} is required")
+    if len(text) > limit:
+        raise BadRequest(f"{field} is longer than {limit} characters")
+    for ch in text:
+        if ch not in "\n\t" and unicodedata.category(ch) in ("Cc", "Cs"):
+            raise BadRequest(f"{field} contains a control character")
+    return text
+
+
+class SqliteExplanationStore:
+    """The default :class:`ExplanationStore`: SQLite (WAL, synchronous=FULL), one thread."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="centre-bulletins")
+        self._db: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteExplanationStore:
+        store = cls(path)
+        await store._run(store._open)
+        return store
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    def _open(self) -> None:
+        if not self._path.exists():
+            # Names of guards and chiefs: not for other local users.
+            os.close(os.open(self._path, os.O_WRONLY | os.O_CREAT, 0o600))
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(_SCHEMA)
+        self._db = db
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("explanation store is closed")
+        return self._db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._pool.shutdown(wait=True)
+
+    async def add(
+        self,
+        compound: str,
+        round_id: str,
+        text: str,
+        *,
+        given_by: str,
+        recorded_by: str,
+        now: float,
+    ) -> Explanation:
+        text = clean_text(text, "text", MAX_TEXT, required=True)
+        given_by = clean_text(given_by, "given_by", MAX_NAME, required=False)
+        recorded_by = clean_text(recorded_by, "recorded_by", MAX_NAME, required=True)
+
+        def op() -> Explanation:
+            cur = self.db.execute(
+                "INSERT INTO explanations (compound, round_id, text, given_by, recorded_by,"
+                " recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (compound, round_id, text, given_by, recorded_by, now),
+            )
+            assert cur.lastrowid is not None
+            return Explanation(cur.lastrowid, compound, round_id, text, given_by, recorded_by, now)
+
+        return await self._run(op)
+
+    async def all(self, compound: str | None = None) -> list[Explanation]:
+        def op() -> list[Explanation]:
+            sql = (
+                "SELECT id, compound, round_id, text, given_by, recorded_by, recorded_at"
+                " FROM explanations"
+            )
+            args: tuple[str, ...] = ()
+            if compound is not None:
+                sql += " WHERE compound = ?"
+                args = (compound,)
+            rows = self.db.execute(sql + " ORDER BY recorded_at, id", args).fetchall()
+            return [Explanation(*r) for r in rows]
+
+        return await self._run(op)
+
+
+__all__ = ["FILENAME", "ExplanationStore", "SqliteExplanationStore", "clean_text"]

@@ -1,0 +1,299 @@
+"""From the centre's repository to bulletins, and from bulletins to files (the I/O edge).
+
+Only two repository methods are used, ``events(...)`` and ``gateways()``, so any
+:class:`centre.store.Repository` serves::
+
+    bulletin = await build_daily(repo, store, "2026-11-02", now=time.time())
+    paths = write_daily_files(bulletin, Path("out"))
+    monthly = await build_monthly(repo, store, "2026-10", now=time.time())
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from centre.bulletins import render
+from centre.bulletins.explanations import ExplanationStore
+from centre.bulletins.model import (
+    DEFAULT_TZ,
+    MISSED,
+    DailyBulletin,
+    Explanation,
+    GatewayActivity,
+    MonthlyBulletin,
+    daily_bulletin,
+    day_bounds,
+    latest_summaries,
+    latest_verdicts,
+    month_bounds,
+    monthly_bulletin,
+    parse_day,
+    units_from_registry,
+)
+from centre.errors import BadRequest, CentreError
+
+PAGE: Final = 5000
+DAY_S: Final = 86400.0
+# Gateways forget patrol days after 40 days, so no verdict revision can come later than this.
+REVISION_WINDOW_S: Final = 41 * DAY_S
+# How far before a month we look for each device's state at its start (older: unknown).
+STATE_LOOKBACK_S: Final = 45 * DAY_S
+STATE_KINDS: Final = ("reader.state", "health.state", "link.up", "link.down")
+DAEMON_KINDS: Final = ("daemon.started", "daemon.stopped")
+BROADCAST_KINDS: Final = (
+    "broadcast.on",
+    "broadcast.failed",
+    "broadcast.refused",
+    "broadcast.command_refused",
+)
+
+
+class RoundNotFound(CentreError):
+    status = 404
+    code = "round_not_found"
+
+
+class NotMissed(CentreError):
+    status = 409
+    code = "round_not_missed"
+
+
+class EventSource(Protocol):
+    """The part of :class:`centre.store.Repository` the bulletins read."""
+
+    async def events(
+        self,
+        *,
+        compound: str | None = None,
+        gateway_id: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]: ...
+
+    async def gateways(self) -> Sequence[Any]: ...
+
+
+async def fetch_events(
+    repo: EventSource,
+    kind: str,
+    *,
+    since: float,
+    until: float,
+    compound: str | None = None,
+    page: int = PAGE,
+) -> list[dict[str, Any]]:
+    """Every event of ``kind`` with ``since <= wall_time < until``, paging on wall time.
+
+    Pages restart at the last wall time seen (ties are filtered by (gateway, seq)); a page
+    full of one single instant doubles the page size instead of looping.
+    """
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[str, int]] = set()
+    cursor, limit = since, page
+    while True:
+        rows = await repo.events(
+            compound=compound, kind=kind, since=cursor, until=until, limit=limit
+        )
+        fresh = 0
+        for r in rows:
+            key = (str(r.get("gateway_id")), int(r.get("seq", 0)))
+            if key not in seen:
+                seen.add(key)
+                out.append(r)
+                fresh += 1
+        if len(rows) < limit:
+            return out
+        if fresh == 0:
+            limit *= 2
+        else:
+            cursor = float(rows[-1]["wall_time"])
+
+
+async def _fetch_many(
+    repo: EventSource, kinds: Sequence[str], since: float, until: float
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for kind in kinds:
+        out.extend(await fetch_events(repo, kind, since=since, until=until))
+    return out
+
+
+async def build_daily(
+    repo: EventSource,
+    store: ExplanationStore,
+    day: str,
+    *,
+    now: float,
+    tz: str = DEFAULT_TZ,
+) -> DailyBulletin:
+    """The daily patrol bulletin for patrol day ``day`` as the centre knows it at ``now``."""
+    day = parse_day(day)
+    start, _ = day_bounds(day, tz)
+    # A round of day D is judged at its window end (D or D+1) and may be revised for 40 days.
+    since, until = start - DAY_S, start + DAY_S + REVISION_WINDOW_S
+    rounds = await fetch_events(repo, "patrol.round", since=since, until=until)
+    sums = await fetch_events(repo, "patrol.daily_summary", since=since, until=until)
+    units = units_from_registry(await repo.gateways())
+    return daily_bulletin(
+        day,
+        units,
+        latest_verdicts(rounds),
+        latest_summaries(sums),
+        await store.all(),
+        now=now,
+        tz=tz,
+    )
+
+
+async def build_monthly(
+    repo: EventSource,
+    store: ExplanationStore,
+    month: str,
+    *,
+    now: float,
+    tz: str = DEFAULT_TZ,
+    lookback_s: float = STATE_LOOKBACK_S,
+) -> MonthlyBulletin:
+    """The monthly bulletin for ``month`` (``YYYY-MM``) as the centre knows it at ``now``."""
+    start, end = month_bounds(month, tz)
+    end_known = min(end, now)
+    records = await repo.gateways()
+    units = units_from_registry(records)
+    rounds = await fetch_events(
+        repo, "patrol.round", since=start - DAY_S, until=end + REVISION_WINDOW_S
+    )
+    states = await _fetch_many(repo, STATE_KINDS, start - lookback_s, end_known)
+    daemons = await _fetch_many(repo, DAEMON_KINDS, start - lookback_s, end + lookback_s)
+    casts = await _fetch_many(repo, BROADCAST_KINDS, start, end_known)
+    by_gw: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for name, evs in (("states", states), ("daemons", daemons), ("casts", casts)):
+        for e in evs:
+            by_gw.setdefault(str(e["gateway_id"]), {}).setdefault(name, []).append(e)
+    activity = {}
+    for r in records:
+        got = by_gw.get(r.gateway_id, {})
+        if not got and (r.enrolled_at >= end_known):
+            continue
+        activity[r.gateway_id] = GatewayActivity(
+            gateway_id=r.gateway_id,
+            horizon=float(r.last_seen) if r.last_seen is not None else 0.0,
+            state_events=got.get("states", []),
+            daemon_events=got.get("daemons", []),
+            broadcast_events=got.get("casts", []),
+        )
+    return monthly_bulletin(
+        month, units, latest_verdicts(rounds), activity, await store.all(), now=now, tz=tz
+    )
+
+
+def round_day(round_id: str) -> date:
+    """The calendar date in a round id (``<schedule>@YYYY-MM-DDTHH:MM``)."""
+    _, at, stamp = round_id.rpartition("@")
+    try:
+        if not at:
+            raise ValueError(round_id)
+        return datetime.fromisoformat(stamp).date()
+    except ValueError:
+        raise BadRequest(
+            f"round {round_id!r} is not a round id like night@2026-11-02T02:00"
+        ) from None
+
+
+async def record_explanation(
+    repo: EventSource,
+    store: ExplanationStore,
+    *,
+    compound: str,
+    round_id: str,
+    text: str,
+    given_by: str,
+    recorded_by: str,
+    now: float,
+    tz: str = DEFAULT_TZ,
+) -> Explanation:
+    """Record why a missed round was missed; refused unless its latest verdict is ``missed``."""
+    d = round_day(round_id)
+    start, _ = day_bounds((d - timedelta(days=1)).isoformat(), tz)
+    rounds = await fetch_events(
+        repo,
+        "patrol.round",
+        since=start,
+        until=start + 3 * DAY_S + REVISION_WINDOW_S,
+        compound=compound,
+    )
+    latest = [v for v in latest_verdicts(rounds).values() if v.round_id == round_id]
+    if not latest:
+        raise RoundNotFound(f"no verdict for round {round_id!r} of compound {compound!r}")
+    if not any(v.verdict == MISSED for v in latest):
+        raise NotMissed(
+            f"round {round_id!r} was not missed (verdict: {latest[0].verdict})",
+            verdict=latest[0].verdict,
+        )
+    return await store.add(
+        compound, round_id, text, given_by=given_by, recorded_by=recorded_by, now=now
+    )
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Atomically: a half-written bulletin must never be printed."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o640)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_daily_files(bulletin: DailyBulletin, out_dir: Path) -> list[Path]:
+    """``daily-D.html``, ``daily-D.csv`` (compounds) and ``daily-D-missed.csv``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"daily-{bulletin.day}"
+    files = {
+        out_dir / f"{stem}.html": render.daily_html(bulletin).encode("utf-8"),
+        out_dir / f"{stem}.csv": render.daily_csv(bulletin).encode("utf-8"),
+        out_dir / f"{stem}-missed.csv": render.missed_csv(bulletin).encode("utf-8"),
+    }
+    for path, data in files.items():
+        _write(path, data)
+    return list(files)
+
+
+def write_monthly_files(bulletin: MonthlyBulletin, out_dir: Path) -> list[Path]:
+    """``monthly-M.html``, ``monthly-M.csv`` (compounds), ``-devices.csv``, ``-faults.csv``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"monthly-{bulletin.month}"
+    files = {
+        out_dir / f"{stem}.html": render.monthly_html(bulletin).encode("utf-8"),
+        out_dir / f"{stem}.csv": render.monthly_csv(bulletin).encode("utf-8"),
+        out_dir / f"{stem}-devices.csv": render.devices_csv(bulletin).encode("utf-8"),
+        out_dir / f"{stem}-faults.csv": render.faults_csv(bulletin).encode("utf-8"),
+    }
+    for path, data in files.items():
+        _write(path, data)
+    return list(files)
+
+
+__all__ = [
+    "EventSource",
+    "NotMissed",
+    "RoundNotFound",
+    "build_daily",
+    "build_monthly",
+    "fetch_events",
+    "record_explanation",
+    "round_day",
+    "write_daily_files",
+    "write_monthly_files",
+]
