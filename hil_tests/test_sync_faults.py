@@ -4,8 +4,9 @@ Gateway (journal + uploader) → FaultProxy → centre. Each fault strikes while
 flight; afterwards the centre must hold every event exactly once, sequence-complete, with every
 batch signature valid, and the gateway's journal must have nothing left unsynced.
 
-Latency is scaled in the default run: 1.5 s each way (under the 10 s request timeout used
-here); the real 30 s each way runs in the slow test (``--slow``, about 3 minutes).
+Latency is scaled in the default run: 1 s each way (a new TLS connection plus one request is
+3 round trips, 6 s, under the 15 s request timeout used here); the real 30 s each way runs in
+the slow test (``--slow``, about 3 minutes).
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
             backoff_initial_s=0.1,
             backoff_max_s=0.8,
             idle_poll_s=0.2,
-            request_timeout_s=10.0,
+            request_timeout_s=15.0,
             connect_timeout_s=3.0,
         )
         journal = await Journal.open(data / "journal.db", gateway_id=GATEWAY, clock=SystemClock())
@@ -192,6 +193,7 @@ async def test_one_kilobyte_per_second(rig: Rig) -> None:
     await rig.wait_watermark(20)
     rig.proxy.set_mode("throttle", bandwidth_bps=8_000)  # 1 KB/s each way
     start = await rig.watermark()
+    await append_mixed(rig.journal, 60, start=rig.journal.last_seq)
     await rig.wait_watermark(start + 20, timeout=30)  # progress at 1 KB/s, not a stall
     rig.proxy.heal()
     await assert_exactly_once(rig)
@@ -199,8 +201,9 @@ async def test_one_kilobyte_per_second(rig: Rig) -> None:
 
 async def test_high_latency(rig: Rig) -> None:
     await rig.wait_watermark(20)
-    rig.proxy.set_mode("delay", delay_s=1.5)  # scaled from 30 s (see module doc)
+    rig.proxy.set_mode("delay", delay_s=1.0)  # scaled from 30 s (see module doc)
     start = await rig.watermark()
+    await append_mixed(rig.journal, 60, start=rig.journal.last_seq)
     await rig.wait_watermark(start + 20, timeout=30)
     rig.proxy.heal()
     await assert_exactly_once(rig)
@@ -225,6 +228,7 @@ async def test_thirty_second_latency(rig: Rig) -> None:
     rig.proxy.set_mode("delay", delay_s=30.0)
     rig.task = asyncio.create_task(rig.uploader.run())
     start = await rig.watermark()
+    await append_mixed(rig.journal, 60, start=rig.journal.last_seq)
     await rig.wait_watermark(start + 20, timeout=240)
     rig.proxy.heal()
     await assert_exactly_once(rig)
