@@ -303,17 +303,6 @@ async def test_parallel_guesses_cannot_slip_past_the_backoff(site: Site) -> None
     assert sorted(statuses) == [403, 403] + [429] * 10
 
 
-class _WithWeb:
-    """A loaded GatewayConfig plus a [web] section, as the lead's wiring will provide."""
-
-    def __init__(self, cfg: object, web: WebSection | None) -> None:
-        self._cfg = cfg
-        self.web = web
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._cfg, name)
-
-
 async def test_build_services_serves_the_configured_page(tmp_path: Path) -> None:
     from gateway.clock import SystemClock
     from gateway.config import load_config
@@ -321,21 +310,20 @@ async def test_build_services_serves_the_configured_page(tmp_path: Path) -> None
     from gateway.journal import Journal
     from gateway.web import build_services
 
+    base = '[gateway]\nid = "gw-web"\ncompound = "Factory Test"\ndata_dir = "data"\n'
     path = tmp_path / "gateway.toml"
-    path.write_text(
-        '[gateway]\nid = "gw-web"\ncompound = "Factory Test"\n'
-        'data_dir = "data"\nruntime_dir = "run"\n'
-    )
-    cfg = load_config(path)
-    assert build_services(cfg, None, SystemClock()) == [], "no [web] section wired: no page"
-    off = _WithWeb(cfg, WebSection(enabled=False))
-    assert build_services(off, None, SystemClock()) == []
+    path.write_text(base + "[web]\nenabled = false\n")
+    assert build_services(load_config(path), None, SystemClock()) == [], "disabled: no page"
+    path.write_text(base)
+    [default] = build_services(load_config(path), None, SystemClock())
+    assert (default.host, default.port) == ("0.0.0.0", 8080), "on the LAN by default"
 
+    path.write_text(base + '[web]\nhost = "127.0.0.1"\nport = 0\n')
+    cfg = load_config(path)
     journal = await Journal.open(cfg.journal_path, gateway_id="gw-web")
     board = StatusBoard(None)
     board.publish("link", {"state": "up"})
-    wired = _WithWeb(cfg, WebSection(host="127.0.0.1", port=0))
-    [service] = build_services(wired, journal, SystemClock(), board)
+    [service] = build_services(cfg, journal, SystemClock(), board)
     assert service.name == "web"
     assert service.ctx.password_path == tmp_path / "web-password", "relative to the config"
     task = asyncio.create_task(service.run())
@@ -346,7 +334,7 @@ async def test_build_services_serves_the_configured_page(tmp_path: Path) -> None
             http.get(f"http://127.0.0.1:{service.bound_port}/") as resp,
         ):
             page = await resp.text()
-        assert "Factory Test" in page and "No password" not in page
+        assert "Factory Test" in page
         assert 'id="link"' in page and "up" in page.split('id="link"')[1]
     finally:
         task.cancel()
