@@ -29,6 +29,7 @@ demo: bootstrap
 
 lint: $(STAMP_PY)
 	$(VENV)/bin/ruff check gateway drivers wire centre tests hil_tests bench
+	$(VENV)/bin/ruff check --config firmware_mpy/ruff.toml firmware_mpy
 	$(VENV)/bin/mypy
 
 test: bootstrap lint
