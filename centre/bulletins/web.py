@@ -1,0 +1,393 @@
+"""HTTP handlers for the bulletins, ready to be mounted on the centre's aiohttp app.
+
+    handlers = BulletinHandlers(repo, store, OperatorTokens.load(root / OPERATORS_FILE))
+    app.add_routes(handlers.routes())
+
+Routes (operators only, see :mod:`centre.bulletins.auth`):
+
+- ``GET  /bulletins``                      index with links
+- ``GET  /bulletins/daily?date=D[&format=csv[&table=missed]]``   default: yesterday
+- ``GET  /bulletins/monthly?month=M[&format=csv[&table=devices|faults]]``  default: last month
+- ``POST /bulletins/explanations``         JSON {compound, round, text, given_by?}; bearer only
+- ``GET/POST /bulletins/login``, ``POST /bulletins/logout``   session cookie for phone browsers
+
+The page builders :func:`daily_response` and :func:`monthly_response` take the repository and
+parameters and return a ``web.Response``; they do no authentication (the class does).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from centre.bulletins import render
+from centre.bulletins.auth import SESSION_TTL_S, OperatorTokens
+from centre.bulletins.explanations import MAX_NAME, MAX_TEXT, ExplanationStore, clean_text
+from centre.bulletins.model import DEFAULT_TZ, local_text, parse_day, parse_month
+from centre.bulletins.source import EventSource, build_daily, build_monthly, record_explanation
+from centre.errors import BadRequest, CentreError
+from wire import EncodingError, decode, encode
+
+PREFIX: Final = "/bulletins"
+COOKIE: Final = "cb_session"
+MAX_EXPLANATION_BODY: Final = 16 * 1024
+MAX_LOGIN_BODY: Final = 4 * 1024
+SECURITY_HEADERS: Final = {
+    # No script, no external anything: the pages are static tables with inline CSS.
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+DAILY_TABLES: Final = ("compounds", "missed")
+MONTHLY_TABLES: Final = ("compounds", "devices", "faults")
+
+
+class OperatorRequired(CentreError):
+    status = 401
+    code = "operator_token_required"
+
+
+def _respond(
+    body: str, content_type: str, status: int = 200, extra: dict[str, str] | None = None
+) -> web.Response:
+    headers = dict(SECURITY_HEADERS) | (extra or {})
+    return web.Response(
+        text=body, status=status, content_type=content_type, charset="utf-8", headers=headers
+    )
+
+
+def _format(fmt: str | None) -> str:
+    fmt = (fmt or "html").lower()
+    if fmt not in ("html", "csv"):
+        raise BadRequest("format must be html or csv")
+    return fmt
+
+
+async def daily_response(
+    repo: EventSource,
+    store: ExplanationStore,
+    *,
+    day: str,
+    fmt: str = "html",
+    table: str = "compounds",
+    now: float,
+    tz: str = DEFAULT_TZ,
+) -> web.Response:
+    """The daily bulletin as a page or a CSV download (no authentication here)."""
+    try:
+        day = parse_day(day)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    fmt = _format(fmt)
+    if table not in DAILY_TABLES:
+        raise BadRequest(f"table must be one of {', '.join(DAILY_TABLES)}")
+    bulletin = await build_daily(repo, store, day, now=now, tz=tz)
+    if fmt == "html":
+        return _respond(render.daily_html(bulletin), render.CONTENT_TYPE_HTML)
+    text = render.daily_csv(bulletin) if table == "compounds" else render.missed_csv(bulletin)
+    name = f"daily-{day}" + ("" if table == "compounds" else f"-{table}")
+    return _respond(
+        text,
+        render.CONTENT_TYPE_CSV,
+        extra={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+async def monthly_response(
+    repo: EventSource,
+    store: ExplanationStore,
+    *,
+    month: str,
+    fmt: str = "html",
+    table: str = "compounds",
+    now: float,
+    tz: str = DEFAULT_TZ,
+) -> web.Response:
+    """The monthly bulletin as a page or a CSV download (no authentication here)."""
+    try:
+        parse_month(month)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    fmt = _format(fmt)
+    if table not in MONTHLY_TABLES:
+        raise BadRequest(f"table must be one of {', '.join(MONTHLY_TABLES)}")
+    bulletin = await build_monthly(repo, store, month, now=now, tz=tz)
+    if fmt == "html":
+        return _respond(render.monthly_html(bulletin), render.CONTENT_TYPE_HTML)
+    text = {
+        "compounds": render.monthly_csv,
+        "devices": render.devices_csv,
+        "faults": render.faults_csv,
+    }[table](bulletin)
+    name = f"monthly-{month}" + ("" if table == "compounds" else f"-{table}")
+    return _respond(
+        text,
+        render.CONTENT_TYPE_CSV,
+        extra={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+def yesterday(now: float, tz: str = DEFAULT_TZ) -> str:
+    return (datetime.fromtimestamp(now, ZoneInfo(tz)).date() - timedelta(days=1)).isoformat()
+
+
+def last_month(now: float, tz: str = DEFAULT_TZ) -> str:
+    first = datetime.fromtimestamp(now, ZoneInfo(tz)).date().replace(day=1)
+    prev: date = first - timedelta(days=1)
+    return f"{prev.year:04d}-{prev.month:02d}"
+
+
+_LOGIN_PAGE: Final = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Bulletins: sign in</title>
+<style>body{font:16px system-ui,sans-serif;margin:0;padding:16px;max-width:28em}
+input,button{font:inherit;width:100%;padding:10px;margin:6px 0;box-sizing:border-box}
+.bad{color:#b3261e}</style></head>
+<body><h1>District bulletins</h1>MESSAGE
+<form method="post" action="/bulletins/login"><label for="token">Operator token</label>
+<input id="token" name="token" type="password" autocomplete="off" required>
+<button type="submit">Sign in</button></form></body></html>
+"""
+
+
+class BulletinHandlers:
+    """The bulletin routes with operator authentication (see the module doc)."""
+
+    def __init__(
+        self,
+        repo: EventSource,
+        store: ExplanationStore,
+        tokens: OperatorTokens,
+        *,
+        tz: str = DEFAULT_TZ,
+        wall: Callable[[], float] = time.time,
+        secure_cookie: bool = True,
+    ) -> None:
+        ZoneInfo(tz)  # an unknown zone fails here, at start-up
+        self.repo = repo
+        self.store = store
+        self.tokens = tokens
+        self.tz = tz
+        self.wall = wall
+        self.secure_cookie = secure_cookie
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get(PREFIX, self.index),
+            web.get(f"{PREFIX}/daily", self.daily),
+            web.get(f"{PREFIX}/monthly", self.monthly),
+            web.post(f"{PREFIX}/explanations", self.add_explanation),
+            web.get(f"{PREFIX}/login", self.login_form),
+            web.post(f"{PREFIX}/login", self.login),
+            web.post(f"{PREFIX}/logout", self.logout),
+        ]
+
+    # -- authentication ------------------------------------------------------------------
+
+    def _bearer(self, request: web.Request) -> str | None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        self.tokens.refresh()
+        return self.tokens.operator_for(token.strip())
+
+    def _reader(self, request: web.Request) -> str | None:
+        """The operator behind a read: bearer header or session cookie."""
+        name = self._bearer(request)
+        if name is None and COOKIE in request.cookies:
+            self.tokens.refresh()
+            name = self.tokens.session_operator(request.cookies[COOKIE], self.wall())
+        return name
+
+    def _unauthorised(self, request: web.Request) -> web.Response:
+        if request.query.get("format", "html").lower() == "csv":
+            raise OperatorRequired("an operator token is required (Authorization: Bearer ...)")
+        page = _LOGIN_PAGE.replace("MESSAGE", "<p>Please sign in to read the bulletins.</p>")
+        return _respond(
+            page, render.CONTENT_TYPE_HTML, status=401, extra={"WWW-Authenticate": "Bearer"}
+        )
+
+    # -- pages ---------------------------------------------------------------------------
+
+    async def index(self, request: web.Request) -> web.Response:
+        who = self._reader(request)
+        if who is None:
+            return self._unauthorised(request)
+        now = self.wall()
+        day, month = yesterday(now, self.tz), last_month(now, self.tz)
+        body = (
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            "<title>District bulletins</title></head><body>"
+            f"<h1>District bulletins</h1><p>Signed in as {render.e(who)}.</p><ul>"
+            f'<li><a href="{PREFIX}/daily?date={day}">Daily patrol bulletin {day}</a> '
+            f'(<a href="{PREFIX}/daily?date={day}&amp;format=csv">CSV</a>)</li>'
+            f'<li><a href="{PREFIX}/monthly?month={month}">Monthly bulletin {month}</a> '
+            f'(<a href="{PREFIX}/monthly?month={month}&amp;format=csv">CSV</a>)</li></ul>'
+            f'<form method="post" action="{PREFIX}/logout"><button>Sign out</button></form>'
+            "</body></html>"
+        )
+        return _respond(body, render.CONTENT_TYPE_HTML)
+
+    async def daily(self, request: web.Request) -> web.Response:
+        if self._reader(request) is None:
+            return self._unauthorised(request)
+        now = self.wall()
+        q = request.query
+        return await daily_response(
+            self.repo,
+            self.store,
+            day=q.get("date") or yesterday(now, self.tz),
+            fmt=q.get("format", "html"),
+            table=q.get("table", "compounds"),
+            now=now,
+            tz=self.tz,
+        )
+
+    async def monthly(self, request: web.Request) -> web.Response:
+        if self._reader(request) is None:
+            return self._unauthorised(request)
+        now = self.wall()
+        q = request.query
+        return await monthly_response(
+            self.repo,
+            self.store,
+            month=q.get("month") or last_month(now, self.tz),
+            fmt=q.get("format", "html"),
+            table=q.get("table", "compounds"),
+            now=now,
+            tz=self.tz,
+        )
+
+    async def add_explanation(self, request: web.Request) -> web.Response:
+        # Bearer only: a cookie would let any site's form post in the operator's name.
+        who = self._bearer(request)
+        if who is None:
+            raise OperatorRequired("recording an explanation needs Authorization: Bearer <token>")
+        if request.content_length is not None and request.content_length > MAX_EXPLANATION_BODY:
+            raise BadRequest("request body is too large")
+        raw = await request.content.read(MAX_EXPLANATION_BODY + 1)
+        if len(raw) > MAX_EXPLANATION_BODY:
+            raise BadRequest("request body is too large")
+        try:
+            req = decode(raw, max_bytes=MAX_EXPLANATION_BODY)
+        except EncodingError as exc:
+            raise BadRequest(f"body is not strict JSON: {exc.reason}") from exc
+        if not isinstance(req, dict):
+            raise BadRequest("body must be a JSON object")
+        unknown = set(req) - {"compound", "round", "text", "given_by"}
+        if unknown:
+            raise BadRequest(f"unknown field(s) {sorted(unknown)}")
+        compound = clean_text(req.get("compound"), "compound", MAX_NAME, required=True)
+        round_id = clean_text(req.get("round"), "round", MAX_NAME, required=True)
+        text = clean_text(req.get("text"), "text", MAX_TEXT, required=True)
+        given_by = clean_text(req.get("given_by"), "given_by", MAX_NAME, required=False)
+        x = await record_explanation(
+            self.repo,
+            self.store,
+            compound=compound,
+            round_id=round_id,
+            text=text,
+            given_by=given_by,
+            recorded_by=who,
+            now=self.wall(),
+            tz=self.tz,
+        )
+        return web.Response(
+            body=encode(explanation_dict(x, self.tz)),
+            status=201,
+            content_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    # -- sessions ------------------------------------------------------------------------
+
+    async def login_form(self, request: web.Request) -> web.Response:
+        page = _LOGIN_PAGE.replace("MESSAGE", "")
+        return _respond(page, render.CONTENT_TYPE_HTML)
+
+    async def login(self, request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > MAX_LOGIN_BODY:
+            raise BadRequest("request body is too large")
+        form = await request.post()
+        token = form.get("token")
+        self.tokens.refresh()
+        name = self.tokens.operator_for(token) if isinstance(token, str) else None
+        if name is None:
+            page = _LOGIN_PAGE.replace("MESSAGE", '<p class="bad">That token is not valid.</p>')
+            return _respond(page, render.CONTENT_TYPE_HTML, status=401)
+        resp = web.HTTPSeeOther(PREFIX)
+        resp.set_cookie(
+            COOKIE,
+            self.tokens.session(name, self.wall()),
+            max_age=int(SESSION_TTL_S),
+            path=PREFIX,
+            secure=self.secure_cookie,
+            httponly=True,
+            samesite="Strict",
+        )
+        raise resp
+
+    async def logout(self, request: web.Request) -> web.Response:
+        resp = web.HTTPSeeOther(f"{PREFIX}/login")
+        resp.del_cookie(COOKIE, path=PREFIX)
+        raise resp
+
+
+@web.middleware
+async def errors_as_json(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """For a standalone app (tests, ``make_app``): the centre's own middleware does the same."""
+    try:
+        return await handler(request)
+    except CentreError as exc:
+        return web.Response(
+            body=encode(exc.as_dict()), status=exc.status, content_type="application/json"
+        )
+
+
+def make_app(handlers: BulletinHandlers) -> web.Application:
+    """A standalone application serving only the bulletins (tests, a separate operator port)."""
+    app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_EXPLANATION_BODY)
+    app.add_routes(handlers.routes())
+    return app
+
+
+def explanation_dict(x: Any, tz: str = DEFAULT_TZ) -> dict[str, Any]:
+    return {
+        "id": x.id,
+        "compound": x.compound,
+        "round": x.round_id,
+        "text": x.text,
+        "given_by": x.given_by,
+        "recorded_by": x.recorded_by,
+        "recorded_at": x.recorded_at,
+        "recorded_at_local": local_text(x.recorded_at, tz),
+    }
+
+
+__all__ = [
+    "COOKIE",
+    "PREFIX",
+    "BulletinHandlers",
+    "OperatorRequired",
+    "daily_response",
+    "errors_as_json",
+    "explanation_dict",
+    "last_month",
+    "make_app",
+    "monthly_response",
+    "yesterday",
+]
