@@ -201,7 +201,9 @@ install_files() {
     local cfg
     cfg="$(r "$ETC_DIR/gateway.toml")"
     if [[ -e "$cfg" ]]; then
-        chmod o-rwx "$cfg" # tighten, never rewrite
+        # Never rewritten; only made readable by the daemon's group and by nobody else.
+        if ((!SKIP_USER)); then chgrp "$(id_of group "$APP")" "$cfg"; fi
+        chmod g+r,g-wx,o-rwx "$cfg"
         log "kept the existing $ETC_DIR/gateway.toml"
     else
         install -m 0640 "$ASSETS/config/gateway.example.toml" "$cfg"

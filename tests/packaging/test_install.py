@@ -441,6 +441,7 @@ def test_rerun_keeps_config_and_user_and_replaces_a_port(
     rerun_s = time.monotonic() - started
     assert cfg.read_text() == '[gateway]\nid = "gw-mine"\ncompound = "Mine"\n'
     assert mode(cfg) == 0o640, "tightened (o-rwx), never rewritten"
+    assert cfg.stat().st_gid == int(entries(root / "etc/group")["compound-gw"][2]), "daemon reads"
     assert "kept the existing" in second.stderr
     assert (root / "etc/passwd").read_text() == passwd_before
     assert "created" not in second.stderr
@@ -662,3 +663,126 @@ def test_a_script_without_its_assets_stops_before_changing_anything(tmp_path: Pa
     assert proc.returncode != 0 and "full checkout" in proc.stderr
     assert (target / "etc/passwd").read_text() == passwd
     assert not (target / "opt").exists()
+
+
+# ----------------------------------------------------------------------- Debian 12 chroot (slow)
+
+# A Debian 12 root without debootstrap: this machine's own Debian 12 /usr (bind-mounted
+# read-only, so the installer provably writes nothing there) and a copy of its /etc, in a
+# private mount namespace that vanishes with the process. Inside, the script runs for real:
+# no --root, real useradd, real venv, and the daemon runs as the compound-gw user.
+CHROOT_SH = r"""
+set -euo pipefail
+NEW=$1; SRC=$2; WH=$3; shift 3
+mkdir -p "$NEW"/{usr,etc,opt,var/lib,var/log,tmp,proc,dev,run,src,wheelhouse,root}
+chmod 1777 "$NEW/tmp"
+for d in bin sbin lib lib64; do [[ -L "$NEW/$d" ]] || ln -s "usr/$d" "$NEW/$d"; done
+[[ -e "$NEW/etc/debian_version" ]] || cp -a /etc/. "$NEW/etc/"
+mount --bind /usr "$NEW/usr" && mount -o remount,bind,ro "$NEW/usr"
+mount --rbind /dev "$NEW/dev"
+mount -t proc proc "$NEW/proc"
+mount --bind "$SRC" "$NEW/src" && mount -o remount,bind,ro "$NEW/src"
+mount --bind "$WH" "$NEW/wheelhouse" && mount -o remount,bind,ro "$NEW/wheelhouse"
+exec chroot "$NEW" "$@"
+"""
+CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _can_unshare() -> bool:
+    if not IS_ROOT or shutil.which("unshare") is None or not Path("/etc/debian_version").exists():
+        return False
+    probe = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "true"], check=False, timeout=30
+    )
+    return probe.returncode == 0
+
+
+def chroot_argv(new: Path, wheelhouse: Path, *cmd: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    clean = {"PATH": CHROOT_PATH, "HOME": "/root", "LANG": "C.UTF-8", **(env or {})}
+    return [
+        "unshare", "--mount", "--propagation", "private", "bash", "-c", CHROOT_SH, "chroot",
+        str(new), str(REPO), str(wheelhouse),
+        "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in clean.items()), *cmd,
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _can_unshare(), reason="needs root, unshare --mount and a Debian host")
+def test_install_in_a_debian12_chroot_and_run_as_the_daemon_user(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    new = tmp_path / "root"
+    started = time.monotonic()
+
+    def run(*cmd: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            chroot_argv(new, wheelhouse, *cmd),
+            check=False, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    assert run("/bin/true").returncode == 0
+    assert (new / "etc/debian_version").read_text().startswith("12.")
+    # A config already there (an upgrade, or one the wizard wrote): kept, made readable.
+    (new / "etc/compound-gw").mkdir()
+    own_cfg = (
+        '[gateway]\nid = "gw-chroot"\ncompound = "Chroot Compound"\n'
+        '[web]\nhost = "127.0.0.1"\nport = 0\n'
+    )
+    (new / "etc/compound-gw/gateway.toml").write_text(own_cfg)
+    wheel = next(wheelhouse.glob("compound_gateway-*.whl")).name
+    install = run("bash", "/src/packaging/install.sh", "--wheel", f"/wheelhouse/{wheel}",
+                  "--wheelhouse", "/wheelhouse", "--python", "/usr/bin/python3")  # fmt: skip
+    install_s = time.monotonic() - started
+    assert install.returncode == 0, install.stderr
+    assert (new / "etc/compound-gw/gateway.toml").read_text() == own_cfg
+
+    ident = run("id", "compound-gw")
+    assert ident.returncode == 0 and "(dialout)" in ident.stdout and "(gpio)" in ident.stdout
+    verify = run("systemd-analyze", "verify", "/etc/systemd/system/compound-gw.service")
+    assert verify.returncode == 0 and not (verify.stdout + verify.stderr).strip(), verify.stderr
+
+    # What systemd's RuntimeDirectory= would do, then the daemon as its own user.
+    assert run("install", "-d", "-m", "0750", "-o", "compound-gw", "-g", "compound-gw",
+               "/run/compound-gw").returncode == 0  # fmt: skip
+    sock = _notify_socket(new / "run")
+    (new / "run/notify").chmod(0o666)
+    daemon = subprocess.Popen(
+        chroot_argv(
+            new, wheelhouse,
+            "setpriv", "--reuid=compound-gw", "--regid=compound-gw", "--init-groups",
+            "/opt/compound-gw/venv/bin/compound-gw", "run", "--config",
+            "/etc/compound-gw/gateway.toml",
+            env={"NOTIFY_SOCKET": "/run/notify"},
+        ),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        ready, deadline = False, time.monotonic() + 60
+        while time.monotonic() < deadline and not ready and daemon.poll() is None:
+            with contextlib.suppress(TimeoutError):
+                ready = b"READY=1" in sock.recv(4096)
+        assert ready, "no READY=1 from the daemon in the chroot"
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        assert daemon.stderr is not None
+        log = daemon.stderr.read().decode(errors="replace")
+        daemon.stderr.close()
+        sock.close()
+    assert "level=error" not in log and "daemon ready" in log, log[-3000:]
+    uid = int(entries(new / "etc/passwd")["compound-gw"][2])
+    assert (new / "var/lib/compound-gw/journal.db").stat().st_uid == uid, "written by the daemon"
+    status = run("/opt/compound-gw/venv/bin/compound-gw", "events", "tail", "--json", "--config",
+                 "/etc/compound-gw/gateway.toml")  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    assert '"kind": "daemon.started"' in status.stdout
+    assert '"kind": "daemon.stopped"' in status.stdout
+
+    purge = run("bash", "/src/packaging/install.sh", "--uninstall", "--purge")
+    assert purge.returncode == 0, purge.stderr
+    assert "compound-gw" not in entries(new / "etc/passwd")
+    assert not (new / "opt/compound-gw").exists() and not (new / "var/lib/compound-gw").exists()
+    print(f"chroot: install {install_s:.1f} s, whole test {time.monotonic() - started:.1f} s")
