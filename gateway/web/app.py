@@ -107,6 +107,7 @@ class WebContext:
     # One password check at a time: parallel attempts would all pass the throttle before the
     # first failure is counted (a backoff bypass), and each scrypt check holds 16 MiB.
     check_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    password_problem: str = ""
 
     def __post_init__(self) -> None:
         if self.sessions is None:
@@ -121,16 +122,23 @@ STYLE: Final = web.AppKey("style", bytes)
 
 
 def password_line(ctx: WebContext) -> str | None:
-    """The stored hash line; None when no password is set (or its file is unsafe)."""
-    if not ctx.password_path.exists():
-        return None
-    try:
-        raw = read_secret_file(ctx.password_path, "web.password_file")
-    except ConfigError as exc:
-        log.warning("login disabled: %s", exc.reason)
-        return None
-    line = raw.decode("utf-8", "replace").strip()
-    return line or None
+    """The stored hash line; None when no password is set (or its file is unsafe).
+
+    Why a file that exists is refused is kept in ``ctx.password_problem`` (and logged once).
+    """
+    problem = ""
+    line: str | None = None
+    if ctx.password_path.exists():
+        try:
+            raw = read_secret_file(ctx.password_path, "web.password_file")
+        except ConfigError as exc:
+            problem = exc.detail
+        else:
+            line = raw.decode("utf-8", "replace").strip() or None
+    if problem and problem != ctx.password_problem:
+        log.warning("status page login disabled: %s", problem)
+    ctx.password_problem = problem
+    return line
 
 
 def _board_sections(ctx: WebContext) -> dict[str, Any]:
@@ -270,7 +278,10 @@ async def login_form(request: web.Request) -> web.Response:
     if _session(request) is not None:
         raise web.HTTPSeeOther("/")
     token = secrets.token_urlsafe(24)
-    resp = _html(render_login(password_set=password_line(ctx) is not None, csrf=token))
+    line = password_line(ctx)
+    resp = _html(
+        render_login(password_set=line is not None, csrf=token, problem=ctx.password_problem)
+    )
     _cookie(resp, LOGIN_COOKIE, token, LOGIN_FORM_TTL_S)
     return resp
 

@@ -252,9 +252,15 @@ def render_dashboard(view: Mapping[str, Any], *, login: LoginInfo, refresh_s: in
     return page(title, "<main>" + "".join(parts) + "</main>", refresh_s=refresh_s)
 
 
-def render_login(*, password_set: bool, csrf: str, message: str = "") -> str:
-    """The login form, or why there is none (no password set on this gateway yet)."""
-    if not password_set:
+def render_login(*, password_set: bool, csrf: str, message: str = "", problem: str = "") -> str:
+    """The login form, or why there is none (no password set, or its file is unsafe)."""
+    if problem:
+        body = (
+            '<h1>Log in</h1><p class="notice">Logging in is disabled: the password file is not '
+            "safe to use. Set the password again on the gateway with "
+            "<code>compound-gw web set-password</code>.</p>"
+        )
+    elif not password_set:
         body = (
             '<h1>Log in</h1><p class="notice">No password is set on this gateway, so nobody '
             "can log in and the page is read-only. An installer sets one on the gateway with "

@@ -341,3 +341,18 @@ async def test_build_services_serves_the_configured_page(tmp_path: Path) -> None
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await journal.close()
+
+
+async def test_a_readable_password_file_disables_login(site: Site) -> None:
+    set_password(site)
+    site.password_path.chmod(0o644)
+    async with site.session() as http:
+        async with http.get("/login") as resp:
+            page = await resp.text()
+        assert "not safe to use" in page and 'type="password"' not in page
+        token = http.cookie_jar.filter_cookies(http._base_url)["cgw_login"].value  # type: ignore[arg-type]
+        async with http.post(
+            "/login", data={"csrf": token, "password": PASSWORD}, allow_redirects=False
+        ) as resp:
+            assert resp.status == 403
+    assert "scrypt" not in page
