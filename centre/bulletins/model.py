@@ -852,6 +852,7 @@ def monthly_bulletin(
         for act in acts:
             down = gateway_down_spans(act.daemon_events)
             horizon = min(act.horizon, end)
+            stopped_at_end = next((lo for lo, hi in down if lo < end <= hi), None)
             for (dkind, device), timeline in sorted(state_changes(act.state_events).items()):
                 totals, last, since, reason = device_uptime(
                     timeline,
@@ -878,12 +879,13 @@ def monthly_bulletin(
                         reason,
                     )
                 )
-                if last in (DOWN, DEGRADED):
+                # While the gateway is stopped its own fault says it all (link down is a
+                # consequence, not a second fault).
+                if last in (DOWN, DEGRADED) and stopped_at_end is None:
                     faults.append(
                         Fault(unit.compound, act.gateway_id, dkind, device, last, since, reason)
                     )
-            if any(lo < end <= hi for lo, hi in down):
-                lo = next(lo for lo, hi in down if lo < end <= hi)
+            if stopped_at_end is not None:
                 faults.append(
                     Fault(
                         unit.compound,
@@ -891,7 +893,7 @@ def monthly_bulletin(
                         "gateway",
                         act.gateway_id,
                         DOWN,
-                        lo,
+                        stopped_at_end,
                         "gateway stopped",
                     )
                 )
