@@ -42,30 +42,34 @@ def _read_password(args: argparse.Namespace) -> str:
     return first
 
 
-def _hand_to_daemon(path: Path, owner: str | None) -> str:
-    """As root, hand the 0600 file to the daemon's user (it must read it). Returns the owner."""
+def _file_owner(owner: str | None) -> pwd.struct_passwd | None:
+    """Who must own the file: as root, the daemon's user (it reads the 0600 file); else us.
+
+    Resolved before anything is written, so a wrong ``--owner`` changes nothing.
+    """
     if os.geteuid() != 0:
-        return pwd.getpwuid(os.geteuid()).pw_name
+        return None
     name = owner or DAEMON_USER
     try:
-        entry = pwd.getpwnam(name)
+        return pwd.getpwnam(name)
     except KeyError:
         if owner:
             raise ConfigError("--owner", f"no user {owner!r} on this system") from None
-        return "root"  # no daemon user (a development box): root keeps it
-    os.chown(path, entry.pw_uid, entry.pw_gid)
-    return name
+        return None  # no daemon user (a development box): root keeps it
 
 
 def cmd_set_password(args: argparse.Namespace) -> int:
     """Hash a new password into the password file (0600)."""
     cfg = load_config(args.config)
     path = default_password_path(cfg)
+    owner = _file_owner(args.owner)
     password = _read_password(args)
     line = hash_password(password)  # checks length again for --password-stdin
     write_secret_file(path, (line + "\n").encode("ascii"), hex_text=False)
-    owner = _hand_to_daemon(path, args.owner)
-    print(f"password set: {path} (0600, owner {owner}); older logins have ended")
+    if owner is not None:
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+    who = owner.pw_name if owner else pwd.getpwuid(os.geteuid()).pw_name
+    print(f"password set: {path} (0600, owner {who}); older logins have ended")
     return 0
 
 

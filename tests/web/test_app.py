@@ -7,6 +7,8 @@ import argparse
 import asyncio
 import contextlib
 import io
+import os
+import pwd
 import re
 import stat
 import sys
@@ -356,3 +358,28 @@ async def test_a_readable_password_file_disables_login(site: Site) -> None:
         ) as resp:
             assert resp.status == 403
     assert "scrypt" not in page
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing a file to another user needs root")
+def test_set_password_as_root_hands_the_file_to_the_daemon_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text('[gateway]\nid = "gw-test"\ncompound = "Lotus Garden"\n')
+    parser = argparse.ArgumentParser()
+    add_cli(parser.add_subparsers(dest="command"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+    args = parser.parse_args(
+        ["web", "set-password", "-c", str(cfg), "--password-stdin", "--owner", "nobody"]
+    )
+    assert args.handler(args) == 0
+    st = (tmp_path / "web-password").stat()
+    assert st.st_uid == pwd.getpwnam("nobody").pw_uid and stat.S_IMODE(st.st_mode) == 0o600
+    args = parser.parse_args(
+        ["web", "set-password", "-c", str(cfg), "--password-stdin", "--owner", "no-such-user"]
+    )
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+    before = (tmp_path / "web-password").read_text()
+    with pytest.raises(ConfigError, match="no user"):
+        args.handler(args)
+    assert (tmp_path / "web-password").read_text() == before, "nothing changed"
