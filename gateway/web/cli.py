@@ -19,7 +19,6 @@ import getpass
 import os
 import pwd
 import sys
-from pathlib import Path
 from typing import Any
 
 from gateway.config import load_config, write_secret_file
