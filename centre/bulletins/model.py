@@ -906,7 +906,7 @@ def monthly_bulletin(
                         act.gateway_id,
                         UNKNOWN,
                         act.horizon if act.horizon > 0 else None,
-                        "no upload since",
+                        "no upload since" if act.horizon > 0 else "never uploaded",
                     )
                 )
             casts = casts + broadcast_counts(
