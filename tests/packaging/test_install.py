@@ -81,17 +81,22 @@ def mode(path: Path) -> int:
 # --------------------------------------------------------------------------- the wheel
 
 
+def copy_source(dest: Path) -> Path:
+    """The parts of this checkout a build needs (pip and setuptools write into the tree)."""
+    dest.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, dest / name)
+    for pkg in ("gateway", "drivers", "wire", "centre"):
+        shutil.copytree(REPO / pkg, dest / pkg, ignore=ignore)
+    return dest
+
+
 @pytest.fixture(scope="session")
 def project_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A wheel of this source tree, built from a copy (pip builds in-tree otherwise)."""
     work = tmp_path_factory.mktemp("wheel")
-    src = work / "src"
-    src.mkdir()
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO / name, src / name)
-    for pkg in ("gateway", "drivers", "wire", "centre"):
-        shutil.copytree(REPO / pkg, src / pkg, ignore=ignore)
+    src = copy_source(work / "src")
     out = work / "dist"
     attempts = (["--no-build-isolation"], [])  # offline first; then pip's configured index
     errors = []
@@ -786,3 +791,15 @@ def test_install_in_a_debian12_chroot_and_run_as_the_daemon_user(
     assert "compound-gw" not in entries(new / "etc/passwd")
     assert not (new / "opt/compound-gw").exists() and not (new / "var/lib/compound-gw").exists()
     print(f"chroot: install {install_s:.1f} s, whole test {time.monotonic() - started:.1f} s")
+
+
+@needs_root
+def test_install_from_a_source_tree(tmp_path: Path, project_wheel: Path) -> None:
+    """--source: pip builds the checkout itself (build tools from pip's configured index)."""
+    root = make_target(tmp_path / "t")
+    src = copy_source(tmp_path / "checkout")
+    run_script("--root", root, "--source", src, "--no-deps")
+    site = next((root / "opt/compound-gw/venv/lib").glob("python3*/site-packages"))
+    installed = site / "gateway" / "web" / "style.css"
+    assert installed.read_bytes() == (REPO / "gateway/web/style.css").read_bytes()
+    assert not (site / "gateway").is_symlink(), "a real install, not an editable link"
