@@ -50,6 +50,7 @@ log = logging.getLogger("gateway.web")
 SESSION_COOKIE: Final = "cgw_session"
 LOGIN_COOKIE: Final = "cgw_login"  # the login form's double-submitted CSRF token
 LOGIN_FORM_TTL_S: Final = 900
+BOARD_SECTION: Final = "web"
 # The page keeps at most this many of the newest evidence events it scanned (taps, rounds...).
 KEEP_EVENTS: Final = 5000
 READ_BATCH: Final = 2000
@@ -456,11 +457,24 @@ class WebService:
             addresses = runner.addresses
             self.bound_port = int(addresses[0][1]) if addresses else self.port
             log.info("status page on http://%s:%s/", self.host, self.bound_port)
+            self._publish()
             self.ready.set()
             await asyncio.Event().wait()
         finally:
             self.ready.clear()
             await runner.cleanup()
+
+    def _publish(self) -> None:
+        """Tell ``compound-gw status`` where the page is and whether anyone can log in."""
+        publish = getattr(self.ctx.board, "publish", None)
+        if not callable(publish):
+            return
+        line = password_line(self.ctx)
+        if self.ctx.password_problem:
+            login = f"disabled: {self.ctx.password_problem}"
+        else:
+            login = "enabled" if line else "no password set (read-only)"
+        publish(BOARD_SECTION, {"listen": f"{self.host}:{self.bound_port}", "login": login})
 
 
 def build_services(cfg: Any, journal: Any, clock: Clock, board: Any = None) -> list[Any]:

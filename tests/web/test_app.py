@@ -338,6 +338,10 @@ async def test_build_services_serves_the_configured_page(tmp_path: Path) -> None
             page = await resp.text()
         assert "Factory Test" in page
         assert 'id="link"' in page and "up" in page.split('id="link"')[1]
+        assert board.sections["web"] == {
+            "listen": f"127.0.0.1:{service.bound_port}",
+            "login": "no password set (read-only)",
+        }
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
