@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from html import escape
 from typing import Any, Final
 
@@ -71,6 +72,16 @@ padding:8px 10px;margin:8px 0;overflow-wrap:anywhere}
 .expl{background:var(--head);border-radius:4px;padding:6px 8px;margin:6px 0;white-space:pre-wrap}
 .empty{color:var(--muted);font-style:italic}
 footer{margin-top:24px;color:var(--muted);font-size:.75rem}
+@media screen and (max-width:560px){
+table.stack thead{display:none}
+table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;width:100%}
+table.stack tr{border:1px solid var(--line);border-radius:8px;margin:0 0 8px;padding:4px 10px}
+table.stack td{display:flex;justify-content:space-between;gap:12px;border:0;padding:2px 0;
+white-space:normal;text-align:right;min-width:0}
+table.stack td::before{content:attr(data-label);color:var(--muted);text-align:left}
+table.stack td:first-child{font-weight:600;font-size:1rem;text-align:left}
+table.stack td:first-child::before{content:none}
+}
 @media print{body{padding:0;font-size:10pt}.scroll{overflow:visible}th{position:static}
 h2{break-after:avoid}.missed,tr{break-inside:avoid}a{color:inherit;text-decoration:none}}
 """
@@ -87,6 +98,22 @@ def pct(x: float | None) -> str:
 def pct_number(x: float | None) -> str:
     """For CSV: ``94.1`` or empty."""
     return "" if x is None else f"{x * 100:.1f}"
+
+
+def short_time(iso: str) -> str:
+    """``2026-11-03T04:00:00+08:00`` (a gateway's local time) → ``2026-11-03 04:00``."""
+    try:
+        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def window_text(start: str, end: str) -> str:
+    """``2026-11-03 04:00-06:00`` (the end's date is shown only when it differs)."""
+    a, b = short_time(start), short_time(end)
+    if not b:
+        return a
+    return f"{a}-{b[11:]}" if a[:11] == b[:11] and len(b) == 16 else f"{a} to {b}"
 
 
 def safe_cell(value: Any) -> str:
@@ -133,15 +160,28 @@ def _page(title: str, meta: str, body: str) -> str:
 def _table(
     table_id: str, header: Sequence[str], rows: Sequence[str], empty: str = "nothing to show"
 ) -> str:
+    """A table that turns into one card per row on a narrow screen (labels from the header)."""
     if not rows:
         return f'<p class="empty" id="{e(table_id)}">{e(empty)}</p>'
     head = "".join(
         f'<th scope="col"{" class=text" if i == 0 else ""}>{e(h)}</th>'
         for i, h in enumerate(header)
     )
+    labelled = []
+    for row in rows:
+        # Rows are built in this module from escaped text, so "<td" only ever opens one of our
+        # cells: each gets its column's label for the phone layout.
+        parts = row.split("<td")
+        labelled.append(
+            parts[0]
+            + "".join(
+                f'<td data-label="{e(header[i]) if i < len(header) else ""}"{part}'
+                for i, part in enumerate(parts[1:])
+            )
+        )
     return (
-        f'<div class="scroll"><table id="{e(table_id)}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table></div>"
+        f'<div class="scroll"><table class="stack" id="{e(table_id)}"><thead><tr>{head}</tr>'
+        f"</thead><tbody>{''.join(labelled)}</tbody></table></div>"
     )
 
 
@@ -200,7 +240,7 @@ def daily_html(b: DailyBulletin) -> str:
                 f'data-compound="{e(m.compound)}" data-round="{e(m.round_id)}">'
                 f"<p><b>{e(m.compound)}</b> · {e(m.township)}</p>"
                 f"<p>Round <code>{e(m.round_id)}</code> (route {e(m.route)}), "
-                f"{e(m.local_start)} to {e(m.local_end)}</p>"
+                f"{e(window_text(m.local_start, m.local_end))}</p>"
                 f"<p>Responsible: {e(responsible)}</p>"
                 f"<p>{e('; '.join(m.reasons))}</p>{state}{expl}</div>"
             )
@@ -330,8 +370,8 @@ def missed_csv(b: DailyBulletin) -> str:
                 m.gateway_id,
                 m.round_id,
                 m.route,
-                m.local_start,
-                m.local_end,
+                short_time(m.local_start),
+                short_time(m.local_end),
                 " ".join(m.responsible),
                 "; ".join(m.reasons),
                 bool(m.explanations),
@@ -358,7 +398,7 @@ def _uptime_cells(kinds: dict[str, KindUptime]) -> str:
             cells.append("<td>-</td>")
             continue
         note = f" ({pct(u.unknown)} unknown)" if u.unknown_s > 0 else ""
-        cells.append(f'<td title="{e(note.strip())}">{pct(u.uptime)}<small>{e(note)}</small></td>')
+        cells.append(f"<td><span>{pct(u.uptime)}<small>{e(note)}</small></span></td>")
     return "".join(cells)
 
 

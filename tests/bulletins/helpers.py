@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from centre.store import SqliteRepository
 from wire import Batch
@@ -16,6 +18,7 @@ OCT_1: float = 1_790_784_000.0
 NOV_1: float = OCT_1 + 31 * 86400.0  # 1793462400
 NOV_2: float = NOV_1 + 86400.0
 H: float = 3600.0
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def event(
@@ -59,6 +62,10 @@ def verdict(
 ) -> dict[str, Any]:
     """A ``patrol.round`` payload with the engine's field names (RoundReport.content())."""
     counts = {"a": 1, "b": 1, "c": 1} if counts is None else counts
+    # The engine's shape: ISO local times with the offset, windows of two hours here.
+    start = datetime.fromisoformat(round_id.split("@", maxsplit=1)[1]).replace(tzinfo=SHANGHAI)
+    local_start = start.isoformat()
+    local_end = (start + timedelta(hours=2)).isoformat()
     return {
         "round": round_id,
         "schedule": round_id.split("@", maxsplit=1)[0],
@@ -66,8 +73,8 @@ def verdict(
         "day": day,
         "window_start": 0.0,
         "window_end": 7200.0,
-        "local_start": round_id.split("@")[1].replace("T", " "),
-        "local_end": "",
+        "local_start": local_start,
+        "local_end": local_end,
         "verdict": state,
         "reasons": list(reasons),
         "codes": [],

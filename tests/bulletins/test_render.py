@@ -69,7 +69,8 @@ def test_daily_csv_is_the_expected_table() -> None:
         list(render.MISSED_HEADER),
         [
             "2026-11-02", "North", "Rose Garden", "gw-rose", "night@2026-11-03T04:00", "north",
-            "2026-11-03 04:00", "", "g1 g2", "no credited tap between 04:00 and 06:00", "yes",
+            "2026-11-03 04:00", "2026-11-03 06:00", "g1 g2",
+            "no credited tap between 04:00 and 06:00", "yes",
             # NOV_2 (local midnight) + 3 days + 8 h
             "2026-11-05 08:00 duty-1 (given by chief Wang): guard ill",
         ],
