@@ -212,12 +212,14 @@ async def test_high_latency(rig: Rig) -> None:
 @pytest.mark.slow
 async def test_thirty_second_latency(rig: Rig) -> None:
     await rig.wait_watermark(20)
-    # Restart the uploader with a timeout that fits a 60 s round trip (the default is 60 s
-    # end to end; an operator on such a link would raise it, and the batch shrinking on
-    # timeouts is what keeps a link like this moving at all).
+    # Restart the uploader with timeouts that fit a 60 s round trip: on such a link the
+    # operator raises sync.connect_timeout_s (it covers the TLS handshake) and
+    # sync.request_timeout_s; the defaults (15 s, 60 s) would retry forever.
     rig.task.cancel()
     await asyncio.gather(rig.task, return_exceptions=True)
-    section = dataclasses.replace(rig.uploader.section, request_timeout_s=150.0)
+    section = dataclasses.replace(
+        rig.uploader.section, request_timeout_s=200.0, connect_timeout_s=150.0
+    )
     rig.uploader = Uploader(
         rig.journal,
         SystemClock(),
@@ -229,6 +231,7 @@ async def test_thirty_second_latency(rig: Rig) -> None:
     rig.task = asyncio.create_task(rig.uploader.run())
     start = await rig.watermark()
     await append_mixed(rig.journal, 60, start=rig.journal.last_seq)
-    await rig.wait_watermark(start + 20, timeout=240)
+    # first request on a new connection: TLS (1 round trip) + request (1) = 120 s; then 60 s.
+    await rig.wait_watermark(start + 20, timeout=300)
     rig.proxy.heal()
     await assert_exactly_once(rig)

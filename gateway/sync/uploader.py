@@ -247,6 +247,9 @@ class Uploader:
                 body = await read_limited(resp)
                 status, ctype = resp.status, resp.content_type
                 retry_after = resp.headers.get("Retry-After")
+        except aiohttp.ConnectionTimeoutError as exc:
+            # TCP + TLS handshake too slow: a smaller batch would not help.
+            raise SyncError("connect timed out") from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             self._shrink()
             raise SyncError(
