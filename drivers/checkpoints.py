@@ -105,13 +105,15 @@ class ReaderCounters:
 
 @dataclass(frozen=True, slots=True)
 class BusCounters:
-    """Per-bus health counters: reopen attempts and the bad frames the sniffer saw."""
+    """Per-bus health counters: reopen attempts, damaged frames received, NAKs from readers
+    (a reader NAKs a command that reached it damaged)."""
 
     bus: str
     state: str
     opens: int
     failures: int
     bad_frames: int
+    naks: int
     rx_bytes: int
     tx_bytes: int
     last_error: str

@@ -88,7 +88,7 @@ BUS_BACKOFF_FACTOR = 2.0
 BUS_BACKOFF_JITTER = 0.2  # +-20 %: buses unplugged together do not retry in lockstep
 BUS_STABLE_S = 30.0  # running this long resets the bus backoff
 # -- reader revival (libosdp parks an offline reader for 300 s; we retry sooner) -----------
-READER_RETRY_INITIAL_S = 0.5
+READER_RETRY_INITIAL_S = 0.2
 READER_RETRY_MAX_S = 30.0
 READER_RETRY_FACTOR = 2.0
 READER_RETRY_JITTER = 0.2
@@ -108,6 +108,8 @@ SUPERVISE_TICK_S = 0.25
 SERIAL_WRITE_TIMEOUT_S = 0.5
 # A partial frame is held back at most its wire time plus this margin.
 PARTIAL_FRAME_MARGIN_S = 0.05
+# Pairing: retry a handshake that has not come up this long.
+PAIR_REVIVE_S = 2.0
 # Feedback shown to the guard: LED colour, LED time and beep length in 100 ms units.
 FEEDBACK_LED_TICKS = 15
 SHORT_BEEP_TICKS = 1
@@ -543,6 +545,7 @@ class OsdpBus:
         self._failures = 0
         self._last_error = ""
         self._bad_frames = 0
+        self._naks = 0
         self._rx = 0
         self._tx = 0
         self._backoff = Backoff(
@@ -612,7 +615,8 @@ class OsdpBus:
         rx = self._rx + (session.channel.rx_bytes if session else 0)
         tx = self._tx + (session.channel.tx_bytes if session else 0)
         bus = BusCounters(
-            self.name, self._state, self._opens, self._failures, bad, rx, tx, self._last_error
+            self.name, self._state, self._opens, self._failures, bad, self._naks, rx, tx,
+            self._last_error,
         )
         readers = [
             ReaderCounters(
@@ -808,6 +812,8 @@ class OsdpBus:
                 if link is None or not frame.reply:
                     continue
                 link.last_reply = seen_at
+                if frame.code == REPLY_NAK:
+                    self._naks += 1
                 if frame.code == REPLY_CCRYPT:
                     link.last_ccrypt = seen_at
                 elif frame.code == REPLY_RMAC_I:
@@ -870,10 +876,18 @@ class PairResult:
     message: str
 
 
-def _wait_sc(cp: ControlPanel, deadline: float) -> bool:
+def _wait_sc(cp: ControlPanel, address: int, deadline: float) -> bool:
+    # A failed first handshake (a stale reply from a previous session on the line) parks the
+    # reader for minutes under ENFORCE_SECURE: revive it now and then, as the bus does.
+    next_revive = time.monotonic() + PAIR_REVIVE_S
     while time.monotonic() < deadline:
         if cp.sc_status() & 1:
             return True
+        if time.monotonic() >= next_revive:
+            cp.disable_pd(address)
+            time.sleep(0.05)
+            cp.enable_pd(address)
+            next_revive = time.monotonic() + PAIR_REVIVE_S
         time.sleep(0.05)
     return False
 
@@ -906,7 +920,7 @@ def verify_reader_key(port: str, baud: int, address: int, scbk: bytes, timeout: 
     """True when the reader brings up a secure channel with ``scbk`` (blocking)."""
     ser, cp = _open_cp(port, baud, address, scbk, [LibFlag.EnforceSecure])
     try:
-        return _wait_sc(cp, time.monotonic() + timeout)
+        return _wait_sc(cp, address, time.monotonic() + timeout)
     finally:
         _close_cp(ser, cp)
 
@@ -934,7 +948,7 @@ def pair_reader(
     if current_scbk is None:
         ser, cp = _open_cp(port, baud, address, new_scbk, [LibFlag.InstallMode])
         try:
-            if not _wait_sc(cp, deadline):
+            if not _wait_sc(cp, address, deadline):
                 return PairResult(
                     False,
                     f"reader {address} did not accept the install key (SCBK-D): put it in "
@@ -946,7 +960,7 @@ def pair_reader(
     else:
         ser, cp = _open_cp(port, baud, address, current_scbk, [LibFlag.EnforceSecure])
         try:
-            if not _wait_sc(cp, deadline):
+            if not _wait_sc(cp, address, deadline):
                 return PairResult(False, f"reader {address} refused its current key")
             keyset = {"command": Command.Keyset, "type": 1, "data": new_scbk}
             if not cp.submit_command(address, keyset):

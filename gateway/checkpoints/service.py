@@ -42,6 +42,9 @@ from gateway.events import Event
 log = logging.getLogger(__name__)
 
 STATUS_PUBLISH_S = 1.0
+# Feedback a reader could not take (it dropped out right then) is shown when it is back this
+# soon: the guard is probably still standing there. Later, it would confuse the next guard.
+PENDING_FEEDBACK_S = 3.0
 # Taps being journaled at once, across all readers (they share group commits).
 MAX_TAPS_IN_FLIGHT = 256
 
@@ -119,6 +122,8 @@ class CheckpointService:
             (p.bus, p.address): _ReaderRow(p.id, p.name, p.bus, p.address) for p in section.points
         }
         self._inflight = asyncio.Semaphore(MAX_TAPS_IN_FLIGHT)
+        self._pending: dict[tuple[str, int], tuple[Feedback, float]] = {}
+        self._bus_by_name = {b.name: b for b in self.buses}
 
     # ------------------------------------------------------------------ running
 
@@ -180,8 +185,10 @@ class CheckpointService:
                 else:
                     row.repeats += 1
             sent = await bus.feedback(read.address, feedback)
-            if not sent and row is not None:
-                row.feedback_failures += 1
+            if not sent:
+                self._pending[(read.bus, read.address)] = (feedback, time.monotonic())
+                if row is not None:
+                    row.feedback_failures += 1
             if self.observer is not None:
                 self.observer(TapOutcome(read, decision, event, durable, feedback, sent))
         finally:
@@ -200,6 +207,12 @@ class CheckpointService:
         if row is not None:
             row.online, row.sc_active, row.reason = status.online, status.sc_active, status.reason
             row.since_wall = self.clock.wall()
+        pending = self._pending.pop((status.bus, status.address), None)
+        bus = self._bus_by_name.get(status.bus)
+        if status.online and pending is not None and bus is not None:
+            feedback, at = pending
+            if time.monotonic() - at <= PENDING_FEEDBACK_S:
+                await bus.feedback(status.address, feedback)
         level = logging.INFO if status.online else logging.WARNING
         log.log(level, "reader %s %s (%s)", payload["reader"], payload["state"], status.reason)
         try:
@@ -240,6 +253,7 @@ class CheckpointService:
                     "opens": counters.opens,
                     "failures": counters.failures,
                     "bad_frames": counters.bad_frames,
+                    "naks": counters.naks,
                     "rx_bytes": counters.rx_bytes,
                     "tx_bytes": counters.tx_bytes,
                     "last_error": counters.last_error,
