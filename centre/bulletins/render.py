@@ -269,7 +269,7 @@ def daily_html(b: DailyBulletin) -> str:
                 "Compound",
                 "Township",
                 "Planned",
-                "Done",
+                "Completed",
                 "Late",
                 "Incompl.",
                 "Missed",

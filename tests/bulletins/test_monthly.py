@@ -239,3 +239,20 @@ def test_monthly_patrol_compliance() -> None:
     assert t.compliance == pytest.approx(2 / 3)
     assert t.on_time == pytest.approx(1 / 3)
     assert (t.checkpoints_done, t.checkpoints_due) == (6, 9)
+
+
+def test_the_computation_is_pure() -> None:
+    """model.py imports nothing that does I/O or reads a clock."""
+    import ast
+
+    import centre.bulletins.model as model
+
+    tree = ast.parse(open(model.__file__, encoding="utf-8").read())
+    imported = {
+        (n.module or "") if isinstance(n, ast.ImportFrom) else a.name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import | ast.ImportFrom)
+        for a in n.names
+    }
+    roots = {name.split(".")[0] for name in imported}
+    assert not roots & {"asyncio", "sqlite3", "time", "os", "aiohttp", "socket", "centre"}, roots

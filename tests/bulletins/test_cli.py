@@ -1,0 +1,98 @@
+"""The bulletin commands on a parser shaped like compound-centre's (``--data`` then a command)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import stat
+from pathlib import Path
+
+import pytest
+
+from centre.bulletins.auth import OPERATORS_FILE, OperatorTokens
+from centre.bulletins.cli import add_bulletin_commands
+from centre.errors import CentreError
+from tests.bulletins.helpers import NOV_2, registry, upload
+from tests.bulletins.test_daily import lotus_events, rose_events
+from tests.bulletins.test_store import strip
+
+
+def run(data: Path, *argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="compound-centre")
+    parser.add_argument("--data")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_bulletin_commands(sub)
+    args = parser.parse_args(["--data", str(data), *argv])
+    return int(args.func(args))
+
+
+def seed(data: Path) -> None:
+    async def go() -> None:
+        repo = await registry(
+            data, [("gw-rose", "Rose Garden", "North"), ("gw-lotus", "Lotus Court", "North")]
+        )
+        try:
+            await upload(repo, "gw-rose", strip(rose_events()), now=NOV_2 + 2 * 86400)
+            await upload(repo, "gw-lotus", strip(lotus_events()), now=NOV_2 + 2 * 86400)
+        finally:
+            await repo.close()
+
+    asyncio.run(go())
+
+
+def test_daily_files_explain_then_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    seed(tmp_path)
+    out = tmp_path / "out"
+    assert run(tmp_path, "bulletin", "daily", "--date", "2026-11-02", "--out", str(out)) == 0
+    printed = capsys.readouterr().out.split()
+    assert [Path(p).name for p in printed] == [
+        "daily-2026-11-02.html",
+        "daily-2026-11-02.csv",
+        "daily-2026-11-02-missed.csv",
+    ]
+    rows = list(csv.reader(io.StringIO((out / "daily-2026-11-02.csv").read_text(), newline="")))
+    assert [(r[2], r[3], r[7], r[14]) for r in rows[1:]] == [
+        ("Lotus Court", "3", "0", "verdicts awaited"),
+        ("Rose Garden", "4", "1", "must explain"),
+    ]
+    assert run(tmp_path, "explain", "--compound", "Rose Garden", "--round",
+               "night@2026-11-03T04:00", "--text", "guard ill", "--given-by", "chief Wang",
+               "--by", "duty-1") == 0  # fmt: skip
+    assert "recorded for Rose Garden night@2026-11-03T04:00 by duty-1" in capsys.readouterr().out
+    assert run(tmp_path, "bulletin", "daily", "--date", "2026-11-02", "--out", str(out)) == 0
+    missed = (out / "daily-2026-11-02-missed.csv").read_text()
+    assert "duty-1 (given by chief Wang): guard ill" in missed
+    assert (
+        "Rose Garden,4,1,1,1,1,0,0,8,12,66.7,1,explained"
+        in (out / "daily-2026-11-02.csv").read_text()
+    )
+
+
+def test_monthly_and_operator(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    seed(tmp_path)
+    assert run(tmp_path, "bulletin", "monthly", "--month", "2026-11", "--out", str(tmp_path)) == 0
+    assert (tmp_path / "monthly-2026-11.html").exists()
+    assert run(tmp_path, "operator", "add", "duty-1") == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    path = tmp_path / OPERATORS_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert token not in path.read_text()  # only its hash is kept
+    assert OperatorTokens.load(path).operator_for(token) == "duty-1"
+
+
+def test_refusals(tmp_path: Path) -> None:
+    with pytest.raises(CentreError, match="no centre database"):
+        run(tmp_path, "bulletin", "daily", "--date", "2026-11-02")
+    seed(tmp_path)
+    for argv in (
+        ("bulletin", "daily", "--date", "2026-02-30"),
+        ("bulletin", "monthly", "--month", "2026-00"),
+        ("bulletin", "daily", "--tz", "Mars/Olympus"),
+        ("explain", "--compound", "Rose Garden", "--round", "night@2026-11-03T02:00",
+         "--text", "not missed"),
+        ("operator", "add", "bad name with spaces"),
+    ):  # fmt: skip
+        with pytest.raises(CentreError):
+            run(tmp_path, *argv)
