@@ -244,10 +244,11 @@ def test_monthly_patrol_compliance() -> None:
 def test_the_computation_is_pure() -> None:
     """model.py imports nothing that does I/O or reads a clock."""
     import ast
+    from pathlib import Path
 
-    import centre.bulletins.model as model
+    from centre.bulletins import model
 
-    tree = ast.parse(open(model.__file__, encoding="utf-8").read())
+    tree = ast.parse(Path(model.__file__).read_text(encoding="utf-8"))
     imported = {
         (n.module or "") if isinstance(n, ast.ImportFrom) else a.name
         for n in ast.walk(tree)
