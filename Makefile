@@ -6,6 +6,10 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP_PY  := $(VENV)/.stamp-install
 STAMP_NPM := node_modules/.stamp-install
+STAMP_APT := $(VENV)/.stamp-apt
+# Debian tools the tests drive: headless Chromium (page screenshots), shellcheck (install
+# script), systemd-analyze (unit verification). Installed only when missing.
+APT_TOOLS := chromium:chromium shellcheck:shellcheck systemd-analyze:systemd
 PYTEST_ARGS ?=
 
 .PHONY: all bootstrap demo test test-fast test-slow lint bench clean
@@ -22,9 +26,22 @@ $(STAMP_NPM): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-bootstrap: $(STAMP_PY) $(STAMP_NPM)
+$(STAMP_APT): | $(STAMP_PY)
+	@missing=""; for pair in $(APT_TOOLS); do \
+	  bin=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	touch $@
 
-demo: bootstrap
+bootstrap: $(STAMP_PY) $(STAMP_NPM) $(STAMP_APT)
+
+demo: $(STAMP_PY)
 	$(VENV)/bin/compound-gw demo
 
 lint: $(STAMP_PY)

@@ -34,6 +34,7 @@ CLI_EXTENSIONS: tuple[str, ...] = (
     "gateway.patrol.cli",
     "gateway.broadcast.cli",
     "gateway.health.cli",
+    "gateway.web.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -184,8 +184,9 @@ def capability_factories() -> list[ServiceFactory]:
     from gateway.broadcast.service import build_services as broadcast_services
     from gateway.health.services import daemon_factory as health_services
     from gateway.patrol.service import build_services as patrol_services
+    from gateway.web import build_services as web_services
 
-    return [health_services, broadcast_services, patrol_services]
+    return [health_services, broadcast_services, patrol_services, web_services]
 
 
 # --------------------------------------------------------------------------- the daemon

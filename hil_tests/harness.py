@@ -222,5 +222,9 @@ def minimal_config(gateway_id: str = "gw-hil", extra: str = "") -> str:
         'runtime_dir = "run"\n'
         "[supervisor]\n"
         "backoff_initial_s = 0.05\n"
-        "backoff_max_s = 1.0\n" + extra
+        "backoff_max_s = 1.0\n"
+        # Loopback only, and a free port each, so parallel test daemons never collide.
+        "[web]\n"
+        'host = "127.0.0.1"\n'
+        "port = 0\n" + extra
     )
