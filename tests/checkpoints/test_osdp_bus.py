@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.checkpoints import CardRead, CheckpointBus, Feedback, ReaderStatus
+from drivers.checkpoints import CardRead, CheckpointBus, Feedback, ReaderReport, ReaderStatus
 from drivers.osdp_bus import SCBK_DEFAULT, BusSpec, OsdpBus, ReaderSpec, pair_reader
 from hil_tests.line import Rs485Bus
 from hil_tests.sims.osdp_reader import AMBER, GREEN, RED, SimReader
@@ -77,6 +77,10 @@ async def test_secure_taps_and_feedback_colours(line: Rs485Bus) -> None:
         beeps = [b.on_count for b in sims[1].beeps]
         assert beeps == [1, 10, 10]  # short for recorded, long for unknown / refused
         assert sims[0].leds == [] and sims[2].leds == []
+        # Tamper / power status the reader reports on its own.
+        sims[2].report_local_status(tamper=True, power_fail=False)
+        report = await next_of(bus, ReaderReport)
+        assert (report.address, report.tamper, report.power_fail) == (3, True, False)
         bus_counters, readers = bus.counters()
         assert bus_counters.state == "running" and bus_counters.opens == 1
         assert {r.address: r.card_reads for r in readers} == {1: 0, 2: 1, 3: 0}

@@ -93,6 +93,19 @@ async def test_tap_path(tmp_path: Path) -> None:
         assert rows["a/1"]["last_guard"] == "g-017" and rows["a/1"]["last_tap"] is not None
         assert rows["a/2"]["unknown"] == 1
 
+        # A tamper report becomes a reader.status event (once per change).
+        sim2.report_local_status(tamper=True, power_fail=False)
+        sim2.report_local_status(tamper=True, power_fail=False)
+
+        def tamper_events() -> list:  # type: ignore[type-arg]
+            return [e for e in journal_events(tmp_path / "j.db") if e.kind == "reader.status"]
+
+        await wait_for(lambda: len(tamper_events()) == 1)
+        await asyncio.sleep(0.3)
+        assert [e.payload for e in tamper_events()] == [
+            {"reader": "a/2", "checkpoint": "cp-a-2", "tamper": True, "power_fail": False}
+        ]
+
         # The journal goes away: the tap cannot be made durable, so the guard sees red.
         await journal.close()
         t = sim1.tap("04a1b2c3d4e5f7")
