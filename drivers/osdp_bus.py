@@ -561,10 +561,15 @@ class OsdpBus:
         return self._state
 
     async def start(self) -> None:
+        """Start (or, after :meth:`aclose`, restart: a supervisor restarts crashed services)."""
         if self._task is not None:
             return
         self._loop = asyncio.get_running_loop()
         self._failed = asyncio.Event()
+        self._closing = False
+        self._queue = asyncio.Queue()
+        for link in self._links.values():
+            link.reported = None  # a new run reports every reader's state afresh
         self._task = asyncio.create_task(self._run(), name=f"osdp-bus-{self.name}")
 
     async def events(self) -> AsyncIterator[BusEvent]:

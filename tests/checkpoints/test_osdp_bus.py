@@ -149,6 +149,24 @@ async def test_unplugged_bus_goes_offline_and_comes_back(line: Rs485Bus) -> None
             s.stop()
 
 
+async def test_a_closed_bus_can_be_started_again(line: Rs485Bus) -> None:
+    sims = start_sims(line)
+    bus = make_bus(line)
+    try:
+        for _run in range(2):
+            await bus.start()
+            ups = {(await next_of(bus, ReaderStatus, lambda s: s.online)).address for _ in "123"}
+            assert ups == {1, 2, 3}
+            sims[0].tap("ab")
+            assert (await next_of(bus, CardRead)).wristband == "ab"
+            await bus.aclose()
+            assert [item async for item in bus.events()] == []
+    finally:
+        await bus.aclose()
+        for s in sims:
+            s.stop()
+
+
 async def test_a_missing_port_keeps_retrying_without_blocking(tmp_path: Path) -> None:
     bus = OsdpBus(BusSpec("x", str(tmp_path / "nope"), BAUD, (ReaderSpec(1, KEYS[1]),)))
     await bus.start()
