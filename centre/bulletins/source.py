@@ -137,7 +137,9 @@ async def build_daily(
     day = parse_day(day)
     start, _ = day_bounds(day, tz)
     # A round of day D is judged at its window end (D or D+1) and may be revised for 40 days.
-    since, until = start - DAY_S, start + DAY_S + REVISION_WINDOW_S
+    # Nothing journaled after now can be stored yet (a day of slack for gateway clocks ahead):
+    # a bulletin made the next morning reads two days of verdicts, not six weeks.
+    since, until = start - DAY_S, min(start + DAY_S + REVISION_WINDOW_S, now + DAY_S)
     rounds = await fetch_events(repo, "patrol.round", since=since, until=until)
     sums = await fetch_events(repo, "patrol.daily_summary", since=since, until=until)
     units = units_from_registry(await repo.gateways())
@@ -167,7 +169,10 @@ async def build_monthly(
     records = await repo.gateways()
     units = units_from_registry(records)
     rounds = await fetch_events(
-        repo, "patrol.round", since=start - DAY_S, until=end + REVISION_WINDOW_S
+        repo,
+        "patrol.round",
+        since=start - DAY_S,
+        until=min(end + REVISION_WINDOW_S, now + DAY_S),
     )
     states = await _fetch_many(repo, STATE_KINDS, start - lookback_s, end_known)
     daemons = await _fetch_many(repo, DAEMON_KINDS, start - lookback_s, end + lookback_s)
