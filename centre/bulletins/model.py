@@ -29,10 +29,11 @@ import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
 
 DEFAULT_TZ: Final = "Asia/Shanghai"
+_G = TypeVar("_G", "Verdict", "SummaryInfo")
 
 COMPLETED: Final = "completed"
 LATE_COMPLETED: Final = "late_completed"
@@ -420,6 +421,13 @@ def units_from_registry(records: Iterable[Any]) -> list[Unit]:
     return sorted(units, key=lambda u: (u.township, u.compound))
 
 
+def _by_gateway(items: Iterable[_G]) -> dict[str, list[_G]]:
+    out: dict[str, list[_G]] = {}
+    for item in items:
+        out.setdefault(item.gateway_id, []).append(item)
+    return out
+
+
 def _listed(unit: Unit, start: float, end: float) -> bool:
     """Was the compound enrolled (and not wholly revoked) at some time in [start, end)?"""
     return unit.enrolled_at < end and (unit.revoked_at is None or unit.revoked_at > start)
@@ -444,16 +452,16 @@ def daily_bulletin(
     for e in sorted(explanations, key=lambda e: (e.recorded_at, e.id)):
         by_round.setdefault((e.compound, e.round_id), []).append(e)
     explained = set(by_round)
-    gw_unit = {gw: u for u in units for gw in u.gateways}
-    todays = [v for v in verdicts.values() if v.day == day]
+    todays = _by_gateway(v for v in verdicts.values() if v.day == day)
+    day_sums = _by_gateway(s for (_, d), s in summaries.items() if d == day)
     rows: list[DailyRow] = []
     missed: list[MissedRound] = []
     for unit in units:
         mine = sorted(
-            (v for v in todays if gw_unit.get(v.gateway_id) is unit),
+            (v for gw in unit.gateways for v in todays.get(gw, ())),
             key=lambda v: (v.local_start, v.round_id, v.gateway_id),
         )
-        sums = [s for (gw, d), s in summaries.items() if d == day and gw in unit.gateways]
+        sums = [s for gw in unit.gateways for s in day_sums.get(gw, ())]
         if not mine and not sums and not _listed(unit, start, end):
             continue
         t = tally(mine, explained)
@@ -838,11 +846,10 @@ def monthly_bulletin(
     start, month_end = month_bounds(month, tz)
     end = min(month_end, max(now, start))
     explained = {(e.compound, e.round_id) for e in explanations}
-    gw_unit = {gw: u for u in units for gw in u.gateways}
-    in_month = [v for v in verdicts.values() if v.day.startswith(month + "-")]
+    in_month = _by_gateway(v for v in verdicts.values() if v.day.startswith(month + "-"))
     compounds: list[MonthlyCompound] = []
     for unit in units:
-        mine = [v for v in in_month if gw_unit.get(v.gateway_id) is unit]
+        mine = [v for gw in unit.gateways for v in in_month.get(gw, ())]
         acts = [activity[g] for g in unit.gateways if g in activity]
         if not mine and not acts and not _listed(unit, start, end):
             continue

@@ -422,10 +422,17 @@ def _monthly_row(
 ) -> str:
     return (
         f'<tr data-{tag}="{e(name)}"><td>{e(name)}</td><td>{t.planned}</td>'
-        f"<td>{pct(t.compliance)}</td><td>{pct(t.on_time)}</td>{_cls_count(t.missed, 'bad')}"
+        f"<td>{pct(t.compliance)}</td><td>{pct(t.on_time)}</td>{_missed_cell(t)}"
         f"<td>{pct(t.checkpoint_completion)}</td>{_uptime_cells(kinds)}<td>{run}</td>"
         f"{_cls_count(faults, 'bad')}</tr>"
     )
+
+
+def _missed_cell(t: PatrolTally) -> str:
+    if not t.missed:
+        return "<td>0</td>"
+    cls = "ok" if t.missed_explained == t.missed else "bad"
+    return f'<td class="{cls}">{t.missed} ({t.missed_explained} explained)</td>'
 
 
 def _fault_row(f: Fault, tz: str) -> str:

@@ -10,6 +10,7 @@ Only two repository methods are used, ``events(...)`` and ``gateways()``, so any
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 from collections.abc import Sequence
@@ -143,15 +144,21 @@ async def build_daily(
     rounds = await fetch_events(repo, "patrol.round", since=since, until=until)
     sums = await fetch_events(repo, "patrol.daily_summary", since=since, until=until)
     units = units_from_registry(await repo.gateways())
-    return daily_bulletin(
-        day,
-        units,
-        latest_verdicts(rounds),
-        latest_summaries(sums),
-        await store.all(),
-        now=now,
-        tz=tz,
-    )
+    explanations = await store.all()
+
+    def compute() -> DailyBulletin:
+        return daily_bulletin(
+            day,
+            units,
+            latest_verdicts(rounds),
+            latest_summaries(sums),
+            explanations,
+            now=now,
+            tz=tz,
+        )
+
+    # Tens of thousands of verdicts in a large district: not on the event loop.
+    return await asyncio.to_thread(compute)
 
 
 async def build_monthly(
@@ -193,9 +200,14 @@ async def build_monthly(
             daemon_events=got.get("daemons", []),
             broadcast_events=got.get("casts", []),
         )
-    return monthly_bulletin(
-        month, units, latest_verdicts(rounds), activity, await store.all(), now=now, tz=tz
-    )
+    explanations = await store.all()
+
+    def compute() -> MonthlyBulletin:
+        return monthly_bulletin(
+            month, units, latest_verdicts(rounds), activity, explanations, now=now, tz=tz
+        )
+
+    return await asyncio.to_thread(compute)
 
 
 def round_day(round_id: str) -> date:

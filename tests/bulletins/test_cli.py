@@ -96,3 +96,20 @@ def test_refusals(tmp_path: Path) -> None:
     ):  # fmt: skip
         with pytest.raises(CentreError):
             run(tmp_path, *argv)
+
+
+def test_every_command_is_documented() -> None:
+    parser = argparse.ArgumentParser(prog="compound-centre")
+    sub = parser.add_subparsers(dest="command")
+    add_bulletin_commands(sub)
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "bulletins.md").read_text()
+    commands = []
+    for name, p in sub.choices.items():
+        nested = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        if nested:
+            commands += [f"compound-centre {name} {n}" for n in nested[0].choices]
+        else:
+            commands.append(f"compound-centre {name}")
+    assert len(commands) == 4
+    for command in commands:
+        assert command in doc, command
