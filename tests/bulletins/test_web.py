@@ -244,3 +244,20 @@ async def test_explanation_requests_refused(centre: Centre) -> None:
     got, answer = await post_explanation(centre, good, token="cop-nope")
     assert got == 401
     assert await centre.seeded.store.all() == []
+
+
+async def test_login_body_is_bounded(centre: Centre) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b"token=" + b"A" * 1000  # streamed: no Content-Length to refuse early
+
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{centre.url}/bulletins/login", data=chunks()) as r:
+            assert r.status == 400
+        async with s.post(f"{centre.url}/bulletins/login", data={"other": "x"}) as r:
+            assert r.status == 401
+        async with s.post(
+            f"{centre.url}/bulletins/login", data=b"token=\xff\xfe",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ) as r:  # fmt: skip
+            assert r.status == 400
