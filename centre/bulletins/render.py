@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from html import escape
 from typing import Any, Final
@@ -59,7 +59,7 @@ h3{font-size:1rem;margin:14px 0 6px}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}
 table{border-collapse:collapse;width:100%;font-size:.85rem}
 th,td{border-bottom:1px solid var(--line);padding:5px 6px;text-align:right;white-space:nowrap}
-th{background:var(--head);position:sticky;top:0}
+th{background:var(--head);position:sticky;top:0;white-space:normal;vertical-align:bottom}
 th:first-child,td:first-child,td.text,th.text{text-align:left;white-space:normal;
 overflow-wrap:anywhere;min-width:7em}
 .bad{color:var(--bad);font-weight:600}
@@ -71,6 +71,7 @@ padding:8px 10px;margin:8px 0;overflow-wrap:anywhere}
 .missed p{margin:4px 0}
 .expl{background:var(--head);border-radius:4px;padding:6px 8px;margin:6px 0;white-space:pre-wrap}
 .empty{color:var(--muted);font-style:italic}
+td small{display:block;color:var(--muted);font-size:.7rem;white-space:normal}
 footer{margin-top:24px;color:var(--muted);font-size:.75rem}
 @media screen and (max-width:560px){
 table.stack thead{display:none}
@@ -158,13 +159,20 @@ def _page(title: str, meta: str, body: str) -> str:
 
 
 def _table(
-    table_id: str, header: Sequence[str], rows: Sequence[str], empty: str = "nothing to show"
+    table_id: str,
+    header: Sequence[str],
+    rows: Sequence[str],
+    empty: str = "nothing to show",
+    text_cols: Collection[int] = (0,),
 ) -> str:
-    """A table that turns into one card per row on a narrow screen (labels from the header)."""
+    """A table that turns into one card per row on a narrow screen (labels from the header).
+
+    ``text_cols``: columns of words (left-aligned headings); the others hold numbers.
+    """
     if not rows:
         return f'<p class="empty" id="{e(table_id)}">{e(empty)}</p>'
     head = "".join(
-        f'<th scope="col"{" class=text" if i == 0 else ""}>{e(h)}</th>'
+        f'<th scope="col"{" class=text" if i in text_cols else ""}>{e(h)}</th>'
         for i, h in enumerate(header)
     )
     labelled = []
@@ -256,7 +264,7 @@ def daily_html(b: DailyBulletin) -> str:
             f"{_cls_count(c.late, 'warn')}{_cls_count(c.incomplete, 'warn')}"
             f"{_cls_count(c.missed, 'bad')}<td>{c.unassessable}</td>"
             f"{_cls_count(c.awaiting, 'warn')}<td>{pct(c.checkpoint_completion)}</td>"
-            f'<td class="{_STATUS_CLASS.get(r.status, "warn")}">{e(r.status)}</td></tr>'
+            f'<td class="{_STATUS_CLASS.get(r.status, "warn")} text">{e(r.status)}</td></tr>'
         )
     body = (
         f'<section id="totals"><h2>All compounds</h2><div class="cards">{cards}</div></section>\n'
@@ -280,6 +288,7 @@ def daily_html(b: DailyBulletin) -> str:
             ),
             rows,
             "No compound is enrolled.",
+            text_cols=(0, 1, 10),
         )
         + "</section>"
     )
@@ -439,8 +448,8 @@ def _fault_row(f: Fault, tz: str) -> str:
     cls = "bad" if f.state == "down" else "warn"
     return (
         f'<tr><td>{e(f.compound)}</td><td class="text">{e(f.kind)}</td>'
-        f'<td class="text">{e(f.device)}</td><td class="{cls}">{e(f.state)}</td>'
-        f"<td>{e(local_text(f.since, tz))}</td>"
+        f'<td class="text">{e(f.device)}</td><td class="{cls} text">{e(f.state)}</td>'
+        f'<td class="text">{e(local_text(f.since, tz))}</td>'
         f'<td class="text">{e(f.reason)}</td></tr>'
     )
 
@@ -489,6 +498,7 @@ def monthly_html(b: MonthlyBulletin) -> str:
                 ("Compound", "Kind", "Device", "State", "Since", "Reason"),
                 faults,
                 "No open fault.",
+                text_cols=(0, 1, 2, 3, 4, 5),
             )
             + "<h3>Device uptime (share of the period)</h3>"
             + _table(
@@ -496,6 +506,7 @@ def monthly_html(b: MonthlyBulletin) -> str:
                 ("Compound", "Kind", "Device", "Up", "Degraded", "Down", "Unknown", "At end"),
                 devices,
                 "No device reported a state.",
+                text_cols=(0, 1, 2),
             )
             + "</section>"
         )
