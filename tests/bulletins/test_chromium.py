@@ -115,6 +115,14 @@ async def test_daily_bulletin_in_chromium(seeded: Seeded, tmp_path: Path) -> Non
     async with serve(pages_app(seeded)) as url:
         data = await screenshot(f"{url}/daily", "bulletin-daily-phone.png", tmp_path / "p1")
         dom = (await run_chromium(f"{url}/daily", tmp_path / "p2", "--dump-dom")).decode()
+        pdf = ARTIFACTS / "bulletin-daily.pdf"
+        pdf.unlink(missing_ok=True)
+        await run_chromium(
+            f"{url}/daily", tmp_path / "p3", f"--print-to-pdf={pdf}", "--no-pdf-header-footer"
+        )
+    # The print layout renders (the @media print rules apply here).
+    printed = pdf.read_bytes()
+    assert printed.startswith(b"%PDF-") and b"%%EOF" in printed[-64:] and len(printed) > 10_000
     width, height, distinct = png_facts(data)
     assert (width, height) == (WIDTH, HEIGHT)
     # A blank or error page decodes to a handful of values; tables, cards and text do not.
