@@ -27,7 +27,7 @@ import bisect
 import itertools
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
@@ -471,13 +471,7 @@ def daily_bulletin(
         for v in mine:
             per_gw_verdicts[v.gateway_id] = per_gw_verdicts.get(v.gateway_id, 0) + 1
         awaiting = sum(max(0, s.planned - per_gw_verdicts.get(s.gateway_id, 0)) for s in sums)
-        t = PatrolTally(
-            **{
-                **{f: getattr(t, f) for f in PatrolTally.__dataclass_fields__},
-                "planned": t.planned + awaiting,
-                "awaiting": awaiting,
-            }
-        )
+        t = replace(t, planned=t.planned + awaiting, awaiting=awaiting)
         for v in mine:
             if v.verdict == MISSED:
                 missed.append(
