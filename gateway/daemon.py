@@ -182,11 +182,18 @@ def capability_factories() -> list[ServiceFactory]:
     runs just the journal's own services.
     """
     from gateway.broadcast.service import build_services as broadcast_services
+    from gateway.checkpoints.service import daemon_factory as checkpoint_services
     from gateway.health.services import daemon_factory as health_services
     from gateway.patrol.service import build_services as patrol_services
     from gateway.web import build_services as web_services
 
-    return [health_services, broadcast_services, patrol_services, web_services]
+    return [
+        health_services,
+        checkpoint_services,
+        broadcast_services,
+        patrol_services,
+        web_services,
+    ]
 
 
 # --------------------------------------------------------------------------- the daemon
