@@ -129,8 +129,7 @@ class SimCompound:
             server = RelayBoardSim(self.lines.device_path(boards[0].name), sims, baudrate=line.baud)
             self.loop.run(server.__aenter__())
             self.board_sims.append(server)
-            loop = self.loop
-            self._stack.callback(lambda s=server: loop.run(s.__aexit__(None, None, None)))
+            self._stack.callback(self._exit_on_loop, server)
         for c in self.bench.cameras:
             cam = CameraSim(
                 c.name,
@@ -141,8 +140,7 @@ class SimCompound:
             self.loop.run(cam.__aenter__())
             self.cameras[c.name] = cam
             write_secret_file(keys / f"{c.name}.password", cam.password.encode(), hex_text=False)
-            loop = self.loop
-            self._stack.callback(lambda s=cam: loop.run(s.__aexit__(None, None, None)))
+            self._stack.callback(self._exit_on_loop, cam)
         if self.bench.modem is not None:
             modem = ModemSim(
                 device=self.lines.device_path("modem"),
@@ -151,9 +149,16 @@ class SimCompound:
             )
             self.loop.run(modem.start())
             self.modem = modem
-            loop = self.loop
-            self._stack.callback(lambda: loop.run(modem.stop()))
+            self._stack.callback(self._stop_on_loop, modem)
         self.config_path.write_text(self.config_text())
+
+    def _exit_on_loop(self, sim: Any) -> None:
+        assert self.loop is not None
+        self.loop.run(sim.__aexit__(None, None, None))
+
+    def _stop_on_loop(self, sim: Any) -> None:
+        assert self.loop is not None
+        self.loop.run(sim.stop())
 
     def stop(self) -> None:
         for d in self._daemons:
