@@ -513,6 +513,7 @@ class _ReaderLink:
     last_rmac: float = -1e9
     last_reply: float = -1e9
     key_mismatch: bool = False
+    up_once: bool = False
     next_revive: float = 0.0
     grace_until: float = 0.0
     retry: Backoff = field(
@@ -711,6 +712,7 @@ class OsdpBus:
         if online and sc_active:
             link.reason = "secure_channel_active"
             link.key_mismatch = False
+            link.up_once = True
             link.retry.reset()
         elif was_online:
             link.grace_until = now + OFFLINE_DEBOUNCE_S
@@ -730,7 +732,10 @@ class OsdpBus:
         """Emit a ReaderStatus when the (online, sc, reason) triple changed."""
         up = link.online and link.sc_active
         if not up and not force:
-            if now < link.grace_until:
+            # A reader whose very first handshake failed is refused now, not after the grace;
+            # one that was up and dropped out gets the debounce (noise breaks handshakes too).
+            refused_at_start = link.key_mismatch and not link.up_once
+            if now < link.grace_until and not refused_at_start:
                 return  # still coming up (or a short blip): not news yet
             link.reason = self._offline_reason(link, now)
         # Offline, the secure-channel flag is moot (libosdp raises it a moment before online).
@@ -769,6 +774,7 @@ class OsdpBus:
             opened = time.monotonic()
             for link in self._links.values():
                 link.reason = "starting"
+                link.up_once = False
                 link.grace_until = opened + READER_ONLINE_GRACE_S
                 link.next_revive = opened + READER_ONLINE_GRACE_S
                 link.retry.reset()

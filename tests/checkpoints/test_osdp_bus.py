@@ -190,7 +190,7 @@ def test_pairing_an_install_mode_reader(tmp_path: Path) -> None:
             assert result.ok, result.message
             assert new_key in sim.keys_received
             # Pairing again from install mode is refused: the reader left install mode.
-            again = pair_reader(line.host_path, BAUD, 7, bytes(16), timeout=3)
+            again = pair_reader(line.host_path, BAUD, 7, bytes(16), timeout=2)
             assert not again.ok and "install" in again.message
             # Rotation with the current key works.
             rotated = bytes(range(200, 216))
