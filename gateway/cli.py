@@ -31,6 +31,7 @@ DEFAULT_CONFIG = "/etc/compound-gw/gateway.toml"
 
 # Capabilities add their own subcommands: module path -> function add_cli(subparsers).
 CLI_EXTENSIONS: tuple[str, ...] = (
+    "gateway.checkpoints.cli",
     "gateway.patrol.cli",
     "gateway.broadcast.cli",
     "gateway.health.cli",

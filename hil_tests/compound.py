@@ -78,12 +78,14 @@ class SimCompound:
         gateway_id: str = "gw-sim",
         seed: int = 1,
         extra_config: str = "",
+        broadcast_keys: tuple[str, ...] = (),
     ) -> None:
         self.bench = bench
         self.folder = Path(folder)
         self.gateway_id = gateway_id
         self.rng = random.Random(seed)
         self.extra_config = extra_config
+        self.broadcast_keys = broadcast_keys
         self.lines: SimLines | None = None
         self.readers: dict[str, SimReader] = {}
         self.boards: dict[str, SimBoard] = {}
@@ -189,6 +191,15 @@ class SimCompound:
         return d
 
     @property
+    def daemon_processes(self) -> list[DaemonProcess]:
+        return self._daemons
+
+    def set_extra_config(self, extra: str) -> None:
+        """Rewrite the gateway config with ``extra`` TOML appended (read at the next start)."""
+        self.extra_config = extra
+        self.config_path.write_text(self.config_text())
+
+    @property
     def journal_path(self) -> Path:
         return self.folder / "data" / "journal.db"
 
@@ -233,8 +244,27 @@ class SimCompound:
             ]
         for band, guard in ROSTER.items():
             out += ["[[checkpoints.roster]]", f'wristband = "{band}"', f'guard = "{guard}"']
+        if self.bench.readers:
+            # Hourly rounds of every checkpoint, round the clock: a route the demo can walk.
+            out += [
+                "",
+                "[patrol]",
+                "[[patrol.routes]]",
+                'id = "perimeter"',
+                'name = "Perimeter"',
+                "checkpoints = [" + ", ".join(f'"{r.name}"' for r in self.bench.readers) + "]",
+                "ordered = false",
+                "[[patrol.schedules]]",
+                'id = "hourly"',
+                'route = "perimeter"',
+                "every_hours = 1.0",
+                'start = "00:00"',
+                'end = "00:00"',
+                "grace_minutes = 15.0",
+            ]
         if self.bench.relay_boards:
             out += ["", "[broadcast]", "enabled = true", "warmup_s = 0.2", "max_duration_s = 600.0"]
+            out += list(self.broadcast_keys)
             relay_lines = sorted({b.line for b in self.bench.relay_boards})
             for line in relay_lines:
                 out += [
