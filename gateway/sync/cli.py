@@ -40,7 +40,7 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="SHA-256 of the centre's CA certificate, as the centre operator gave it "
         "(strongly recommended; without it the CA is trusted on first use)",
     )
-    p.set_defaults(func=cmd_provision)
+    p.set_defaults(handler=cmd_provision)  # gateway.cli.main calls args.handler(args)
 
 
 def cmd_provision(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ def write_config(tmp_path: Path, compound: str = "Rose Garden") -> Path:
 
 async def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    return await asyncio.to_thread(args.func, args)  # the handler runs its own event loop
+    return await asyncio.to_thread(args.handler, args)  # the handler runs its own event loop
 
 
 async def test_provision_command(
