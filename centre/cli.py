@@ -7,6 +7,10 @@
     compound-centre revoke gw-rose-01 --reason "box stolen"
     compound-centre events --compound "Rose Garden" --kind tap --since 2026-11-28
     compound-centre verify            # audit: sequence-complete, signatures valid
+    compound-centre bulletin daily --date 2026-11-28 [--out DIR]
+    compound-centre bulletin monthly --month 2026-11 [--out DIR]
+    compound-centre explain --compound "Rose Garden" --round night@2026-11-28T22:00 --text "..."
+    compound-centre operator add alice     # prints a bearer token for the bulletin pages
 
 ``--data`` defaults to ``$COMPOUND_CENTRE_DATA`` or ``./centre-data``.
 """
@@ -332,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="audit stored events: complete, once, signatures valid")
     p.add_argument("--gateway")
     p.set_defaults(func=cmd_verify)
+    from centre.bulletins.cli import add_bulletin_commands
+
+    add_bulletin_commands(sub)
     return parser
 
 

@@ -7,6 +7,7 @@ async with running_centre(CentrePaths(data), host="127.0.0.1", port=0) as centre
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -18,6 +19,10 @@ from centre.app import (
     CentreService,
     server_ssl_context,
 )
+from centre.bulletins.auth import OPERATORS_FILE, OperatorTokens
+from centre.bulletins.explanations import FILENAME as EXPLANATIONS_FILE
+from centre.bulletins.explanations import SqliteExplanationStore
+from centre.bulletins.web import BulletinHandlers
 from centre.pki import CentrePaths
 from centre.store import SqliteRepository
 
@@ -45,11 +50,20 @@ async def running_centre(
 ) -> AsyncIterator[RunningCentre]:
     """Serve until the block exits; port 0 picks a free one (see ``.port``)."""
     repo = await SqliteRepository.open(paths.database)
+    store = await SqliteExplanationStore.open(paths.root / EXPLANATIONS_FILE)
     try:
         service = CentreService(
             repo, paths, max_concurrent_ingest=max_concurrent_ingest, retry_after_s=retry_after_s
         )
-        runner = web.AppRunner(service.make_app(), access_log=None, shutdown_timeout=2.0)
+        app = service.make_app()
+        bulletins = BulletinHandlers(
+            repo,
+            store,
+            OperatorTokens.load(paths.root / OPERATORS_FILE),
+            tz=os.environ.get("COMPOUND_CENTRE_TZ", "Asia/Shanghai"),
+        )
+        app.add_routes(bulletins.routes())
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port, ssl_context=server_ssl_context(paths))
@@ -59,4 +73,5 @@ async def running_centre(
         finally:
             await runner.cleanup()
     finally:
+        await store.close()
         await repo.close()

@@ -36,6 +36,7 @@ CLI_EXTENSIONS: tuple[str, ...] = (
     "gateway.broadcast.cli",
     "gateway.health.cli",
     "gateway.web.cli",
+    "gateway.sync.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]
@@ -135,12 +136,17 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"dropped {j['dropped']} (synced {j['dropped_synced']}, "
             f"unsynced {j['dropped_unsynced']})"
         )
+    from gateway.sync.uploader import describe_link, read_link_state
+
+    link = read_link_state(status)
+    if link is not None:
+        print(f"link: {describe_link(link)}")
     services = status.get("services")
     if services:
         print("services:")
         _print_table(services, ("service", "state", "restarts", "last_error"))
     for key in sorted(status):
-        if key in {"gateway", "compound", "journal", "daemon", "services", "health_detail"}:
+        if key in {"gateway", "compound", "journal", "daemon", "services", "health_detail", "sync"}:
             continue
         value = status[key]
         if isinstance(value, list) and value and isinstance(value[0], dict):

@@ -185,6 +185,7 @@ def capability_factories() -> list[ServiceFactory]:
     from gateway.checkpoints.service import daemon_factory as checkpoint_services
     from gateway.health.services import daemon_factory as health_services
     from gateway.patrol.service import build_services as patrol_services
+    from gateway.sync.service import build_services as sync_services
     from gateway.web import build_services as web_services
 
     return [
@@ -192,6 +193,7 @@ def capability_factories() -> list[ServiceFactory]:
         checkpoint_services,
         broadcast_services,
         patrol_services,
+        sync_services,
         web_services,
     ]
 
