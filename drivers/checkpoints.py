@@ -64,7 +64,8 @@ class ReaderStatus:
 
     ``reason`` says why in a word or two: ``secure_channel_active``, ``no_answer``,
     ``secure_channel_refused`` (the reader answers but its key does not match: wrong SCBK or a
-    reader still in install mode), ``bus_lost`` (the serial adapter vanished), ``stopped``.
+    reader still in install mode), ``link_errors`` (it answers, but frames are damaged),
+    ``bus_lost`` (the serial adapter vanished).
     """
 
     bus: str
