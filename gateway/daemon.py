@@ -33,7 +33,7 @@ from gateway.supervisor import Service, Supervisor
 
 log = logging.getLogger("gateway.daemon")
 
-STATUS_INTERVAL_S = 5.0
+STATUS_INTERVAL_S = 2.0  # to a tmpfs, and only when something changed
 MAINTENANCE_INTERVAL_S = 3600.0
 
 
@@ -145,6 +145,7 @@ class StatusWriter:
         self.journal = journal
 
     async def run(self) -> None:
+        await asyncio.sleep(0.2)  # let the other services publish their first state
         while True:
             self.board.publish("services", self.supervisor.status())
             self.board.publish("daemon", {"pid": os.getpid(), "updated": time.time()})

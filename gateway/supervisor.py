@@ -80,6 +80,7 @@ class Supervisor:
 
     async def start(self) -> None:
         for service in self._services:
+            self.states[service.name].state = "running"
             self._tasks[service.name] = asyncio.create_task(
                 self._keep_running(service), name=f"service:{service.name}"
             )
