@@ -79,6 +79,7 @@ class SimCompound:
         seed: int = 1,
         extra_config: str = "",
         broadcast_keys: tuple[str, ...] = (),
+        sync_keys: tuple[str, ...] = (),
     ) -> None:
         self.bench = bench
         self.folder = Path(folder)
@@ -86,6 +87,7 @@ class SimCompound:
         self.rng = random.Random(seed)
         self.extra_config = extra_config
         self.broadcast_keys = broadcast_keys
+        self.sync_keys = sync_keys
         self.lines: SimLines | None = None
         self.readers: dict[str, SimReader] = {}
         self.boards: dict[str, SimBoard] = {}
@@ -317,6 +319,8 @@ class SimCompound:
                 f"baudrate = {self._baud(self.bench.modem.line)}",  # type: ignore[union-attr]
                 "interval_s = 5.0",
             ]
+        if self.sync_keys:
+            out += ["", "[sync]", *self.sync_keys]
         if self.extra_config:
             out += ["", self.extra_config]
         return "\n".join(out) + "\n"

@@ -12,10 +12,13 @@ simulator stop, even on failure.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import json
 import shutil
+import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -41,8 +44,74 @@ TZ = "Asia/Shanghai"
 
 
 @dataclass
+class Centre:
+    """A real ``compound-centre serve`` on loopback, for the demo's sync step."""
+
+    folder: Path
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    ca_fingerprint: str = ""
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "centre.cli", "--data", str(self.folder), *args],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        log = open(self.folder.parent / "centre.log", "ab")  # noqa: SIM115 - child owns it
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "centre.cli", "--data", str(self.folder), "serve",
+                 "--host", "127.0.0.1", "--port", str(self.port)],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        finally:
+            log.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError("the centre did not start listening")
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def watermark(self, gateway_id: str) -> int:
+        db = self.folder / "centre.db"
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            row = conn.execute(
+                "SELECT watermark FROM gateways WHERE gateway_id = ?", (gateway_id,)
+            ).fetchone()
+            return int(row[0]) if row else 0
+        finally:
+            conn.close()
+
+
+@dataclass
 class Demo:
     compound: SimCompound
+    centre: Centre
     report: dict[str, Any] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     green_taps: list[tuple[str, str, float]] = field(default_factory=list)  # (reader, band, t)
@@ -75,6 +144,30 @@ class Demo:
 
 
 Step = Callable[[Demo], None]
+
+
+def step_enroll(d: Demo) -> None:
+    """A district centre on loopback; the gateway enrolls with a one-time token."""
+    c = d.centre
+    out = c.cli("init")
+    if out.returncode != 0:
+        raise AssertionError(out.stderr)
+    tok = c.cli("token", "create", "--compound", "HIL Compound", "--township", "Bench", "--json")
+    info = json.loads(tok.stdout)
+    c.start()
+    prov = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "provision", "--config", str(d.compound.config_path),
+         "--centre", c.url, "--token", info["token"],
+         "--ca-fingerprint", info["ca_fingerprint"]],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if prov.returncode != 0:
+        raise AssertionError(f"provisioning failed: {prov.stderr or prov.stdout}")
+    key = d.compound.folder / "data" / "sync" / "gateway-key.pem"
+    d.say(
+        f"centre up at {c.url}; gateway enrolled with a one-time token, CA pinned by "
+        f"fingerprint, key made on the gateway (mode {key.stat().st_mode & 0o777:04o})"
+    )
 
 
 def step_start(d: Demo) -> None:
@@ -199,6 +292,20 @@ def step_camera_dark(d: Demo) -> None:
     d.report["health"] = {"camera_down_detected": True, "evidence_snapshots": len(snaps)}
 
 
+def step_sync(d: Demo) -> None:
+    """Everything journaled so far reaches the centre, once."""
+    gw_id = d.compound.gateway_id
+    target = read_events(d.compound.journal_path, last=1)[0].seq
+    deadline = time.monotonic() + 60
+    while d.centre.watermark(gw_id) < target:
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"centre watermark stuck at {d.centre.watermark(gw_id)} < {target}"
+            )
+        time.sleep(0.2)
+    d.say(f"the centre acknowledged every event up to seq {d.centre.watermark(gw_id)}")
+
+
 def _cli(d: Demo, *args: str) -> str:
     out = subprocess.run(
         [sys.executable, "-m", "gateway.cli", *args, "--config", str(d.compound.config_path)],
@@ -237,6 +344,7 @@ def step_stop_and_verify(d: Demo) -> None:
         duplicated=duplicated,
         journal_integrity=integrity,
         kinds=kinds,
+        service_crashes=kinds.get("service.crashed", 0),
         daemon={
             "starts": gw.starts,
             "exit_code": rc,
@@ -250,6 +358,14 @@ def step_stop_and_verify(d: Demo) -> None:
         green_lights=len(d.green_taps),
         green_but_missing=len(missing_green),
     )
+    synced = d.centre.watermark(d.compound.gateway_id)
+    audit = d.centre.cli("verify")
+    d.report["synced"] = synced
+    d.report["centre_audit_ok"] = audit.returncode == 0
+    d.say(
+        f"centre holds {synced} of {len(events)} events exactly once (the last ones wait for the "
+        f"next start); audit: {'ok' if audit.returncode == 0 else audit.stdout + audit.stderr}"
+    )
     d.say(
         f"journal: {len(events)} events, {len(taps)} taps; every tap that showed green is "
         f"there ({len(missing_green)} missing); sequence gaps {gaps}, duplicates {duplicated}, "
@@ -258,12 +374,14 @@ def step_stop_and_verify(d: Demo) -> None:
 
 
 STEPS: list[Step] = [
+    step_enroll,
     step_start,
     step_patrol_taps,
     step_power_cut_during_taps,
     step_scheduled_broadcast,
     step_camera_dark,
     step_operator_views,
+    step_sync,
     step_stop_and_verify,
 ]
 
@@ -275,15 +393,22 @@ def run(folder: Path) -> Demo:
         folder,
         gateway_id="gw-demo",
         broadcast_keys=("schedule_requires_synced_clock = false",),
+        sync_keys=(
+            "first_delay_max_s = 0.2",
+            "idle_poll_s = 0.5",
+            "backoff_initial_s = 0.2",
+            "backoff_max_s = 2.0",
+        ),
     )
+    centre = Centre(folder / "centre")
     compound.start()
-    d = Demo(compound)
-    d.report.setdefault("synced", 0)
+    d = Demo(compound, centre)
     try:
         for step in STEPS:
             step(d)
     finally:
         compound.stop()
+        centre.stop()
     return d
 
 
@@ -302,6 +427,7 @@ def main(json_output: bool = False, keep: bool = False) -> int:
         return 1
     d.report["wall_time_s"] = round(time.monotonic() - t0, 2)
     ok = d.report.get("lost") == 0 and d.report.get("duplicated") == 0
+    ok = ok and bool(d.report.get("centre_audit_ok")) and d.report.get("service_crashes") == 0
     ok = ok and d.report["daemon"].get("exit_code") == 0
     if json_output:
         print(json.dumps(d.report, sort_keys=True))

@@ -23,3 +23,12 @@ def test_demo_json_reports_no_loss_and_no_duplicates() -> None:
     assert report["daemon"]["exit_code"] == 0
     assert report["daemon"]["unclean_stops_detected"] >= 1
     assert report["events_journaled"] >= 3
+    assert report["service_crashes"] == 0
+    assert report["centre_audit_ok"] is True
+    assert report["synced"] > 0
+    cp = report["checkpoints"]
+    assert cp["green_for_guard"] == cp["readers"]
+    assert cp["unknown_refused"] is True
+    assert cp["green_but_missing"] == 0
+    assert report["broadcast"]["on_verified"] and report["broadcast"]["off_verified"]
+    assert report["health"]["camera_down_detected"] is True

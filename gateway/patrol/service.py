@@ -14,6 +14,7 @@ alerts not yet raised or resolved, verdicts and daily summaries whose content ch
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,7 +173,9 @@ class PatrolService:
             pending.extend(self.engine.advance(self.clock.wall() - self.lag_s, self.clock.synced()))
             await self._emit(pending)
             self._publish()
-            if self.engine.now - forgot_at > 86400.0:
+            if math.isfinite(self.engine.now) and (
+                not math.isfinite(forgot_at) or self.engine.now - forgot_at > 86400.0
+            ):
                 forgot_at = self.engine.now
                 self.engine.forget_before(forgot_at - FORGET_AFTER_S)
             await self.journal.wait_for_new(self.seq, timeout=self.tick_s)
@@ -201,6 +204,11 @@ class PatrolService:
         if self.board is None or self.engine is None:
             return
         engine = self.engine
+        if not math.isfinite(engine.now):
+            # No synchronised time seen yet: nothing can be judged, say so.
+            self.board.publish("patrol", {"day": None, "rounds": {}, "seq": self.seq,
+                                          "waiting_for": "a synchronised clock"})  # fmt: skip
+            return
         day = engine.day_of(engine.now + 1e-6)
         states: dict[str, int] = {}
         for rid in engine.round_ids(day):

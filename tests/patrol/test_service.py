@@ -184,3 +184,35 @@ def test_build_services_needs_a_patrol_section() -> None:
     clock = ManualClock()
     assert [s.name for s in build_services(Cfg(), None, clock)] == ["patrol"]
     assert build_services(object(), None, clock) == []
+
+
+class _Board:
+    def __init__(self) -> None:
+        self.sections: dict[str, Any] = {}
+
+    def publish(self, section: str, value: Any) -> None:
+        self.sections[section] = value
+
+
+async def test_never_synchronised_clock_publishes_waiting_instead_of_crashing(
+    tmp_path: Path,
+) -> None:
+    # A gateway whose clock was never synchronised has no trusted "now": the service must keep
+    # running and say what it waits for (it once crashed converting -inf to a date).
+    clock = ManualClock(wall=at(21, 0), synced=False, boot_id="boot-1")
+    j = await Journal.open(tmp_path / "journal.db", gateway_id="gw-test", clock=clock)
+    board = _Board()
+    try:
+        await j.append("daemon.started", {"previous_stop": "first_start"})
+        await j.append("tap", {"checkpoint": "a", "guard": "g1", "wristband": "w1", "reader": "r"})
+        service = PatrolService(SECTION, j, clock, tick_s=0.01, lag_s=0.0, board=board)
+        task = asyncio.create_task(service.run())
+        await settle(service, j)
+        await asyncio.sleep(0.05)
+        assert not task.done(), "the service must keep running"
+        assert board.sections["patrol"]["waiting_for"] == "a synchronised clock"
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        await j.close()
