@@ -54,6 +54,7 @@ from osdp import (
     Channel,
     Command,
     CommandLEDColor,
+    CompletionStatus,
     ControlPanel,
     Event,
     EventNotification,
@@ -904,14 +905,25 @@ def _wait_sc(cp: ControlPanel, address: int, deadline: float) -> bool:
 
 
 def _open_cp(
-    port: str, baud: int, address: int, scbk: bytes, flags: Iterable[int]
+    port: str,
+    baud: int,
+    address: int,
+    scbk: bytes,
+    flags: Iterable[int],
+    completions: list[tuple[int, int]] | None = None,
 ) -> tuple[serial.Serial, ControlPanel]:
     ser = serial.Serial(port, baud, timeout=0, write_timeout=SERIAL_WRITE_TIMEOUT_S, exclusive=True)
     channel = SerialChannel(ser, FrameSniffer(), lambda _reason: None, baud)
+
+    def completed(_address: int, command: dict[str, Any], status: int) -> None:
+        if completions is not None:
+            completions.append((int(command.get("command", -1)), status))
+
     try:
         cp = ControlPanel(
             [PDInfo(address, channel, scbk=scbk, name=f"pair-{address}", flags=list(flags))],
             log_level=LogLevel.Error,
+            command_completion_handler=completed,
         )
         cp.start()
     except BaseException:
@@ -969,14 +981,22 @@ def pair_reader(
         finally:
             _close_cp(ser, cp)
     else:
-        ser, cp = _open_cp(port, baud, address, current_scbk, [LibFlag.EnforceSecure])
+        completions: list[tuple[int, int]] = []
+        ser, cp = _open_cp(
+            port, baud, address, current_scbk, [LibFlag.EnforceSecure], completions
+        )
         try:
             if not _wait_sc(cp, address, deadline):
                 return PairResult(False, f"reader {address} refused its current key")
             keyset = {"command": Command.Keyset, "type": 1, "data": new_scbk}
             if not cp.submit_command(address, keyset):
                 return PairResult(False, f"reader {address}: KEYSET could not be queued")
-            time.sleep(0.5)
+            while not any(c == Command.Keyset for c, _ in completions):
+                if time.monotonic() > deadline:
+                    return PairResult(False, f"reader {address}: KEYSET was not answered")
+                time.sleep(0.05)
+            if (Command.Keyset, CompletionStatus.Ok) not in completions:
+                return PairResult(False, f"reader {address} refused the KEYSET")
         finally:
             _close_cp(ser, cp)
     if verify_reader_key(port, baud, address, new_scbk, max(2.0, deadline - time.monotonic())):
