@@ -11,6 +11,8 @@
     compound-centre bulletin monthly --month 2026-11 [--out DIR]
     compound-centre explain --compound "Rose Garden" --round night@2026-11-28T22:00 --text "..."
     compound-centre operator add alice     # prints a bearer token for the bulletin pages
+    compound-centre broadcast --compound "Rose Garden" --zones 1,2 --seconds 90 --message drill
+    compound-centre commands               # queued, delivered, on, done, expired, refused, failed
 
 ``--data`` defaults to ``$COMPOUND_CENTRE_DATA`` or ``./centre-data``.
 """
@@ -339,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     from centre.bulletins.cli import add_bulletin_commands
 
     add_bulletin_commands(sub)
+    from centre.commands.cli import add_command_commands
+
+    add_command_commands(sub)
     return parser
 
 

@@ -23,6 +23,8 @@ from centre.bulletins.auth import OPERATORS_FILE, OperatorTokens
 from centre.bulletins.explanations import FILENAME as EXPLANATIONS_FILE
 from centre.bulletins.explanations import SqliteExplanationStore
 from centre.bulletins.web import BulletinHandlers
+from centre.commands.channel import CommandChannel
+from centre.commands.store import SqliteCommandStore
 from centre.pki import CentrePaths
 from centre.store import SqliteRepository
 
@@ -31,6 +33,7 @@ from centre.store import SqliteRepository
 class RunningCentre:
     service: CentreService
     repo: SqliteRepository
+    commands: CommandChannel
     host: str
     port: int
 
@@ -51,6 +54,7 @@ async def running_centre(
     """Serve until the block exits; port 0 picks a free one (see ``.port``)."""
     repo = await SqliteRepository.open(paths.database)
     store = await SqliteExplanationStore.open(paths.root / EXPLANATIONS_FILE)
+    command_store = await SqliteCommandStore.open(paths.database)
     try:
         service = CentreService(
             repo, paths, max_concurrent_ingest=max_concurrent_ingest, retry_after_s=retry_after_s
@@ -63,15 +67,18 @@ async def running_centre(
             tz=os.environ.get("COMPOUND_CENTRE_TZ", "Asia/Shanghai"),
         )
         app.add_routes(bulletins.routes())
+        commands = CommandChannel(service, command_store)
+        commands.install(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port, ssl_context=server_ssl_context(paths))
             await site.start()
             bound = runner.addresses[0][1]
-            yield RunningCentre(service, repo, host, int(bound))
+            yield RunningCentre(service, repo, commands, host, int(bound))
         finally:
             await runner.cleanup()
     finally:
+        await command_store.close()
         await store.close()
         await repo.close()

@@ -1,0 +1,152 @@
+"""The centre's end of the command channel: ``GET /api/v1/commands``, a WebSocket per gateway.
+
+The gateway opens it over mTLS (the same client certificate as ingest; unknown or revoked
+certificates get the same 401/403 JSON before any upgrade). Then:
+
+* centre → gateway: one **binary** frame per command, exactly the signed canonical envelope
+  bytes stored at issue time (the centre never re-encodes what it signed);
+* gateway → centre: **text** frames, strict JSON acks
+  ``{"type": "ack", "command_id": "cmd-…", "stage": "received"|"on"|"done"|"failed"|"refused",
+  "reason": "…", "code": "…"}`` — ``code`` is the gateway's refusal code or failure cause.
+
+Commands are polled from the queue every :data:`POLL_S` (the CLI queues them from another
+process); those whose ``expires_at`` passed are marked ``expired`` and never sent. A newer
+connection from the same gateway replaces the older one. Heartbeats (WebSocket ping/pong every
+:data:`HEARTBEAT_S`) find a dead link on both sides::
+
+    channel = CommandChannel(service, store)
+    channel.install(app)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from aiohttp import WSMsgType, web
+
+from centre.app import API, CentreService
+from centre.commands.store import ACK_STAGES, CommandRepository
+from wire import EncodingError, decode
+
+log = logging.getLogger("centre.commands")
+
+PATH: Final = f"{API}/commands"
+POLL_S: Final = 0.2
+HEARTBEAT_S: Final = 15.0
+MAX_ACK_BYTES: Final = 4096
+REPLACED: Final = 4000  # WebSocket close code: a newer connection of this gateway took over
+ACK_KEYS: Final = frozenset({"type", "command_id", "stage", "reason", "code"})
+
+
+class CommandChannel:
+    """Serves the WebSocket; the queue is :class:`~centre.commands.store.CommandRepository`."""
+
+    def __init__(
+        self,
+        service: CentreService,
+        store: CommandRepository,
+        *,
+        wall: Callable[[], float] = time.time,
+        poll_s: float = POLL_S,
+        heartbeat_s: float = HEARTBEAT_S,
+    ) -> None:
+        self.service = service
+        self.store = store
+        self.wall = wall
+        self.poll_s = poll_s
+        self.heartbeat_s = heartbeat_s
+        self.connections: dict[str, web.WebSocketResponse] = {}
+        self._wake = asyncio.Event()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get(PATH, self.handle)]
+
+    def install(self, app: web.Application) -> None:
+        """Add the route, and close every channel when the app shuts down (a WebSocket would
+        otherwise hold the shutdown for its whole timeout)."""
+        app.add_routes(self.routes())
+        app.on_shutdown.append(self._close_all)
+
+    async def _close_all(self, app: web.Application) -> None:
+        for ws in list(self.connections.values()):
+            await ws.close(code=1001, message=b"centre shutting down")
+
+    def wake(self) -> None:
+        """Look at the queue now (after an in-process enqueue) instead of at the next poll."""
+        self._wake.set()
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        record = await self.service._authenticated_gateway(request)  # 401/403 before upgrading
+        gw = record.gateway_id
+        ws = web.WebSocketResponse(heartbeat=self.heartbeat_s, max_msg_size=MAX_ACK_BYTES)
+        await ws.prepare(request)
+        previous = self.connections.get(gw)
+        self.connections[gw] = ws
+        if previous is not None:
+            await previous.close(code=REPLACED, message=b"replaced by a newer connection")
+        log.info("command channel: %s connected", gw)
+        sender = asyncio.create_task(self._send_loop(gw, ws), name=f"commands-{gw}")
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_ack(gw, msg.data)
+                else:
+                    await ws.close(code=1003, message=b"text acks only")
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await sender
+            if self.connections.get(gw) is ws:
+                del self.connections[gw]
+            log.info("command channel: %s disconnected", gw)
+        return ws
+
+    async def _send_loop(self, gw: str, ws: web.WebSocketResponse) -> None:
+        sent: set[str] = set()  # per connection: a reconnect sends unacknowledged ones again
+        while not ws.closed:
+            for rec in await self.store.deliverable(gw, now=self.wall()):
+                if rec.command_id in sent:
+                    continue
+                await ws.send_bytes(rec.envelope)
+                sent.add(rec.command_id)
+                await self.store.mark_delivered(rec.command_id, now=self.wall())
+                log.info("command %s (seq %d) sent to %s", rec.command_id, rec.seq, gw)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+            self._wake.clear()
+
+    async def _on_ack(self, gw: str, text: str) -> None:
+        ack = parse_ack(text)
+        if ack is None:
+            log.warning("command channel: %s sent an unreadable ack", gw)
+            return
+        reason = ack.get("reason", "")
+        if ack.get("code"):
+            reason = f"{ack['code']}: {reason}"
+        rec = await self.store.record_ack(
+            gw, ack["command_id"], ack["stage"], reason, now=self.wall()
+        )
+        if rec is None:
+            log.warning("command channel: %s acked unknown command %r", gw, ack["command_id"])
+        else:
+            log.info("command %s on %s: %s %s", rec.command_id, gw, ack["stage"], reason)
+
+
+def parse_ack(text: str) -> dict[str, Any] | None:
+    """A strict ack dict, or None (bad JSON, unknown fields, unknown stage)."""
+    try:
+        ack = decode(text.encode("utf-8", "surrogatepass"), max_bytes=MAX_ACK_BYTES)
+    except EncodingError:
+        return None
+    if not isinstance(ack, dict) or not set(ack) <= ACK_KEYS or ack.get("type") != "ack":
+        return None
+    if ack.get("stage") not in ACK_STAGES or not isinstance(ack.get("command_id"), str):
+        return None
+    if not all(isinstance(ack.get(k, ""), str) for k in ("reason", "code")):
+        return None
+    return ack

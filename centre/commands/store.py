@@ -1,0 +1,318 @@
+"""The command queue: signed commands per gateway, their sequence and their status.
+
+Own tables in the centre's database (``centre.db``), behind :class:`CommandRepository`; the
+default :class:`SqliteCommandStore` runs every call on one worker thread, each write one
+transaction. Status only moves forward::
+
+    queued ──► delivered ──► on ──► done
+       │           │          └───► failed
+       │           └──► refused | done (a stop) | failed
+       └──► expired   (not delivered before expires_at: never sent after that)
+
+``delivered`` means sent on a connection; the gateway's ``received`` ack sets
+``received_at``. A command sent but not acknowledged as received is sent again on the next
+connection while still valid (the gateway refuses a true duplicate as ``replayed``)::
+
+    store = await SqliteCommandStore.open(paths.database)
+    queued = await store.enqueue("gw-rose-01", build, now=t, issued_by="cli")  # build(seq)
+    await store.deliverable("gw-rose-01", now=t)     # marks the expired ones
+    await store.record_ack("gw-rose-01", "cmd-…", "on", "", now=t)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Protocol, TypeVar
+
+T = TypeVar("T")
+
+QUEUED: Final = "queued"
+DELIVERED: Final = "delivered"
+ON: Final = "on"
+DONE: Final = "done"
+FAILED: Final = "failed"
+REFUSED: Final = "refused"
+EXPIRED: Final = "expired"
+FINAL: Final = frozenset({DONE, FAILED, REFUSED, EXPIRED})
+RANK: Final = {QUEUED: 0, DELIVERED: 1, ON: 2, DONE: 3, FAILED: 3, REFUSED: 3, EXPIRED: 3}
+ACK_STAGES: Final = frozenset({"received", ON, DONE, FAILED, REFUSED})
+_WAITING: Final = "(status = 'queued' OR (status = 'delivered' AND received_at IS NULL))"
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS command_seq (
+    gateway_id TEXT PRIMARY KEY,
+    last_seq   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS commands (
+    command_id   TEXT PRIMARY KEY,
+    gateway_id   TEXT NOT NULL,
+    seq          INTEGER NOT NULL,
+    action       TEXT NOT NULL,
+    summary      TEXT NOT NULL DEFAULT '',
+    issued_at    REAL NOT NULL,
+    expires_at   REAL NOT NULL,
+    envelope     BLOB NOT NULL,
+    status       TEXT NOT NULL,
+    reason       TEXT NOT NULL DEFAULT '',
+    issued_by    TEXT NOT NULL DEFAULT '',
+    delivered_at REAL,
+    received_at  REAL,
+    on_at        REAL,
+    finished_at  REAL,
+    UNIQUE (gateway_id, seq)
+);
+CREATE INDEX IF NOT EXISTS commands_pending ON commands (gateway_id, status, seq);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NewCommand:
+    """What the issuer builds once the sequence is known."""
+
+    command_id: str
+    action: str
+    summary: str
+    issued_at: float
+    expires_at: float
+    envelope: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    command_id: str
+    gateway_id: str
+    seq: int
+    action: str
+    summary: str
+    issued_at: float
+    expires_at: float
+    envelope: bytes
+    status: str
+    reason: str
+    issued_by: str
+    delivered_at: float | None
+    received_at: float | None
+    on_at: float | None
+    finished_at: float | None
+
+    def shown_status(self, now: float) -> str:
+        """What an operator sees: a command still waiting past its expiry *is* expired (the
+        channel marks it so the next time it looks; it will never be sent)."""
+        waiting = self.status == QUEUED or (self.status == DELIVERED and self.received_at is None)
+        return EXPIRED if waiting and now > self.expires_at else self.status
+
+
+class CommandRepository(Protocol):
+    """What the command channel and the CLI need (each method one transaction)."""
+
+    async def enqueue(
+        self, gateway_id: str, build: Callable[[int], NewCommand], *, now: float, issued_by: str
+    ) -> CommandRecord:
+        """Take the gateway's next seq and store the command ``build(seq)`` made, atomically."""
+        ...
+
+    async def deliverable(self, gateway_id: str, *, now: float) -> list[CommandRecord]:
+        """Commands to send now, by seq; waiting ones past their expiry become ``expired``."""
+        ...
+
+    async def mark_delivered(self, command_id: str, *, now: float) -> None: ...
+
+    async def record_ack(
+        self, gateway_id: str, command_id: str, stage: str, reason: str, *, now: float
+    ) -> CommandRecord | None: ...
+
+    async def commands(
+        self, *, gateway_id: str | None = None, limit: int = 100
+    ) -> list[CommandRecord]: ...
+
+    async def close(self) -> None: ...
+
+
+class SqliteCommandStore:
+    """:class:`CommandRepository` on the centre's SQLite file (WAL, synchronous=FULL)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="centre-commands")
+        self._db: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteCommandStore:
+        store = cls(path)
+        await store._run(store._open)
+        return store
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    def _open(self) -> None:
+        if not self._path.exists():
+            os.close(os.open(self._path, os.O_WRONLY | os.O_CREAT, 0o600))
+        # The CLI and the server write the same file: wait for each other's short transactions.
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=10)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(_SCHEMA)
+        self._db = db
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("command store is closed")
+        return self._db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._pool.shutdown(wait=True)
+
+    def _atomic(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            out = fn(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return out
+
+    def _one(self, command_id: str) -> CommandRecord:
+        row = self.db.execute("SELECT * FROM commands WHERE command_id = ?", (command_id,))
+        return _record(row.fetchone())
+
+    # -- operations ---------------------------------------------------------------------------
+
+    async def enqueue(
+        self, gateway_id: str, build: Callable[[int], NewCommand], *, now: float, issued_by: str
+    ) -> CommandRecord:
+        def tx(db: sqlite3.Connection) -> str:
+            row = db.execute(
+                "SELECT last_seq FROM command_seq WHERE gateway_id = ?", (gateway_id,)
+            ).fetchone()
+            seq = (row[0] if row else 0) + 1
+            new = build(seq)
+            db.execute(
+                "INSERT INTO command_seq (gateway_id, last_seq) VALUES (?, ?) "
+                "ON CONFLICT (gateway_id) DO UPDATE SET last_seq = excluded.last_seq",
+                (gateway_id, seq),
+            )
+            db.execute(
+                "INSERT INTO commands (command_id, gateway_id, seq, action, summary, "
+                "issued_at, expires_at, envelope, status, issued_by) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    new.command_id,
+                    gateway_id,
+                    seq,
+                    new.action,
+                    new.summary,
+                    new.issued_at,
+                    new.expires_at,
+                    new.envelope,
+                    QUEUED,
+                    issued_by,
+                ),
+            )
+            return new.command_id
+
+        return await self._run(lambda: self._one(self._atomic(tx)))
+
+    async def deliverable(self, gateway_id: str, *, now: float) -> list[CommandRecord]:
+        def op() -> list[CommandRecord]:
+            # Read-only in the common case (polled for every connected gateway): the write
+            # transaction only runs when something actually expired.
+            rows = [
+                _record(r)
+                for r in self.db.execute(
+                    f"SELECT * FROM commands WHERE gateway_id = ? AND {_WAITING} ORDER BY seq",
+                    (gateway_id,),
+                )
+            ]
+            late = [(now, r.command_id) for r in rows if r.expires_at < now]
+            if late:
+                self._atomic(
+                    lambda db: db.executemany(
+                        "UPDATE commands SET status = 'expired', finished_at = ?, "
+                        "reason = 'not delivered before it expired' "
+                        f"WHERE command_id = ? AND {_WAITING}",
+                        late,
+                    )
+                )
+            return [r for r in rows if r.expires_at >= now]
+
+        return await self._run(op)
+
+    async def mark_delivered(self, command_id: str, *, now: float) -> None:
+        def op() -> None:
+            self.db.execute(
+                "UPDATE commands SET status = 'delivered', delivered_at = ? "
+                "WHERE command_id = ? AND status = 'queued'",
+                (now, command_id),
+            )
+
+        await self._run(op)
+
+    async def record_ack(
+        self, gateway_id: str, command_id: str, stage: str, reason: str, *, now: float
+    ) -> CommandRecord | None:
+        if stage not in ACK_STAGES:
+            raise ValueError(f"unknown ack stage {stage!r}")
+
+        def tx(db: sqlite3.Connection) -> bool:
+            row = db.execute(
+                "SELECT * FROM commands WHERE command_id = ? AND gateway_id = ?",
+                (command_id, gateway_id),  # a gateway can only speak for its own commands
+            ).fetchone()
+            if row is None:
+                return False
+            rec = _record(row)
+            if stage == "received":
+                db.execute(
+                    "UPDATE commands SET received_at = coalesce(received_at, ?), "
+                    "delivered_at = coalesce(delivered_at, ?), status = CASE status "
+                    "WHEN 'queued' THEN 'delivered' ELSE status END WHERE command_id = ?",
+                    (now, now, command_id),
+                )
+            elif (rec.status not in FINAL and RANK[stage] > RANK[rec.status]) or (
+                # sent, then marked expired for want of a "received": the gateway's word that
+                # it did act wins (its acks were what got lost)
+                rec.status == EXPIRED and rec.delivered_at is not None and stage != REFUSED
+            ):
+                column = "on_at" if stage == ON else "finished_at"
+                db.execute(
+                    f"UPDATE commands SET status = ?, reason = ?, {column} = ? "
+                    "WHERE command_id = ?",
+                    (stage, reason[:500], now, command_id),
+                )
+            return True
+
+        def op() -> CommandRecord | None:
+            return self._one(command_id) if self._atomic(tx) else None
+
+        return await self._run(op)
+
+    async def commands(
+        self, *, gateway_id: str | None = None, limit: int = 100
+    ) -> list[CommandRecord]:
+        def op() -> list[CommandRecord]:
+            where, params = ("WHERE gateway_id = ?", [gateway_id]) if gateway_id else ("", [])
+            rows = self.db.execute(
+                f"SELECT * FROM commands {where} ORDER BY issued_at DESC, gateway_id LIMIT ?",
+                [*params, limit],
+            ).fetchall()
+            return [_record(r) for r in rows]
+
+        return await self._run(op)
+
+
+def _record(row: sqlite3.Row) -> CommandRecord:
+    return CommandRecord(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - Row has no iter
