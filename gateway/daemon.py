@@ -182,8 +182,8 @@ def capability_factories() -> list[ServiceFactory]:
     A factory returns no services when its section configures nothing, so an empty config
     runs just the journal's own services.
     """
-    from gateway.broadcast.service import build_services as broadcast_services
     from gateway.checkpoints.service import daemon_factory as checkpoint_services
+    from gateway.commands.service import broadcast_and_commands  # broadcast + its channel
     from gateway.health.services import daemon_factory as health_services
     from gateway.patrol.service import build_services as patrol_services
     from gateway.sync.service import build_services as sync_services
@@ -192,7 +192,7 @@ def capability_factories() -> list[ServiceFactory]:
     return [
         health_services,
         checkpoint_services,
-        broadcast_services,
+        broadcast_and_commands,
         patrol_services,
         sync_services,
         web_services,

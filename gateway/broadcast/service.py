@@ -204,12 +204,15 @@ def build_runtime(
     return BroadcastRuntime(controller, service, services, audio)
 
 
-def build_services(cfg: Any, journal: Any, clock: Clock, board: Any = None) -> list[Any]:
-    """The daemon's factory: ``cfg.broadcast`` (once wired) to services; none if absent."""
+def runtime_from_config(
+    cfg: Any, journal: Any, clock: Clock, board: Any = None
+) -> BroadcastRuntime | None:
+    """The runtime ``cfg.broadcast`` describes, or None when broadcast is off or unconfigured
+    (the command channel builds on the same runtime: one controller owns the relays)."""
     section = getattr(cfg, "broadcast", None)
     if section is None or not section.enabled or not section.ports:
-        return []
-    runtime = build_runtime(
+        return None
+    return build_runtime(
         section,
         journal,
         clock,
@@ -217,4 +220,9 @@ def build_services(cfg: Any, journal: Any, clock: Clock, board: Any = None) -> l
         base_dir=cfg.data_dir,
         status=board,
     )
-    return runtime.services
+
+
+def build_services(cfg: Any, journal: Any, clock: Clock, board: Any = None) -> list[Any]:
+    """The daemon's factory: ``cfg.broadcast`` (once wired) to services; none if absent."""
+    runtime = runtime_from_config(cfg, journal, clock, board)
+    return runtime.services if runtime is not None else []

@@ -1,0 +1,333 @@
+"""The command channel: a WebSocket to the centre (mTLS), commands in, acknowledgements out.
+
+Theory of operation
+-------------------
+The gateway dials ``wss://<centre>/api/v1/commands`` with its provisioned client certificate,
+trusting only the pinned CA, and keeps the socket alive with WebSocket pings every
+``commands.heartbeat_s`` (a peer that stops answering is dropped within about two intervals).
+The link is a small state machine::
+
+    WAITING ──(provisioned)──► CONNECTING ──(upgraded)──► CONNECTED
+                                   ▲   │                      │ (closed, error, missed pong)
+                                   │   └──(failed)──┐         ▼
+                                   └──(delay over)── BACKOFF ◄┘
+
+BACKOFF waits a full-jitter delay, uniform(0, ceiling), the ceiling doubling from
+``backoff_initial_s`` to ``backoff_max_s``; a connection that stayed up ``stable_after_s``
+resets it. Each binary frame is one signed envelope:
+
+1. journal ``command.received`` (digest, size, the id/seq it *claims*), ack ``received``;
+2. verify (:class:`~gateway.commands.verifier.ChannelVerifier`: every rule of
+   :func:`wire.commands.check_command`, the new sequence fsynced before it returns);
+   refused → journal ``command.refused`` (code, reason), ack ``refused``; nothing moves;
+3. journal ``command.accepted`` (seq, action, zones, ...), hand the command to the broadcast
+   controller; when it reports the relays verified on, journal ``command.on`` and ack ``on``;
+   when it ends, journal ``command.finished`` and ack ``done`` or ``failed`` with why.
+
+Acks that cannot be sent (link down) wait in a bounded outbox and go out first on the next
+connection; the journal has the same facts anyway and reaches the centre with the next batch::
+
+    channel = CommandChannel(journal, clock, sync_section, CommandsSection(), data_dir=d,
+                             trigger=runtime.remote(verifier))
+    await channel.run()      # under the supervisor
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import enum
+import logging
+import random
+import ssl
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+
+from gateway.broadcast.controller import Ticket
+from gateway.broadcast.remote import RemoteTrigger, VerifiedCommand, digest
+from gateway.clock import Clock
+from gateway.commands.config import CommandsSection
+from gateway.commands.verifier import ChannelVerifier
+from gateway.errors import CommandRefused, JournalError
+from gateway.journal import Journal
+from gateway.sync.config import SyncPaths, SyncSection
+from gateway.sync.policy import Backoff
+from gateway.sync.provision import read_enrollment
+from gateway.sync.tls import client_ssl_context
+from wire import WireError, encode, load_public_key_pem
+from wire.commands import MAX_COMMAND_BYTES, Limits, peek_identity
+
+log = logging.getLogger("gateway.commands")
+
+COMMANDS_PATH: Final = "/api/v1/commands"
+NOT_PROVISIONED_POLL_S: Final = 60.0
+OUTBOX_MAX: Final = 1000  # acks kept while offline (the journal keeps everything anyway)
+STATUS_SECTION: Final = "commands"
+
+Publish = Callable[[str, Any], None]
+
+
+class Phase(enum.Enum):
+    WAITING = "waiting"  # not provisioned yet
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    BACKOFF = "backoff"
+
+
+class CommandChannel:
+    """Service ``commands`` (see the module doc)."""
+
+    name = "commands"
+
+    def __init__(
+        self,
+        journal: Journal,
+        clock: Clock,
+        sync: SyncSection,
+        section: CommandsSection,
+        *,
+        data_dir: Path,
+        trigger: RemoteTrigger,
+        publish: Publish | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.journal = journal
+        self.clock = clock
+        self.sync = sync
+        self.section = section
+        self.paths = SyncPaths.from_section(sync, Path(data_dir))
+        self.trigger = trigger
+        self.publish = publish
+        self.backoff = Backoff(
+            section.backoff_initial_s, section.backoff_max_s, rng or random.Random()
+        )
+        self.phase = Phase.WAITING
+        self.last_error = ""
+        self.connects = 0
+        self.counters = {"received": 0, "accepted": 0, "refused": 0}
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._outbox: collections.deque[dict[str, str]] = collections.deque(maxlen=OUTBOX_MAX)
+        self._followers: set[asyncio.Task[None]] = set()
+        self._verifier_args: tuple[str, Path, Limits] | None = None
+
+    def configure_verifier(self, *, gateway_id: str, state_path: Path, limits: Limits) -> None:
+        """Load a :class:`ChannelVerifier` (pinned key, state file) into the trigger once
+        provisioned, replacing whatever placeholder it holds."""
+        self._verifier_args = (gateway_id, state_path, limits)
+
+    async def _load_verifier(self) -> None:
+        if self._verifier_args is None or isinstance(self.trigger.verifier, ChannelVerifier):
+            return
+        gateway_id, state_path, limits = self._verifier_args
+        try:
+            pub = load_public_key_pem(self.paths.command_key.read_bytes())
+        except (OSError, WireError) as exc:
+            raise CommandRefused(
+                "no usable pinned command key", path=str(self.paths.command_key), why=str(exc)
+            ) from exc
+        self.trigger.verifier = await ChannelVerifier.open(
+            pub, gateway_id, state_path, self.clock, limits
+        )
+
+    # -- the service --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            for task in list(self._followers):
+                task.cancel()
+            await asyncio.gather(*self._followers, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while not self.paths.provisioned():
+            self._move(Phase.WAITING)
+            log.warning("commands: not provisioned (no %s)", self.paths.cert)
+            await asyncio.sleep(NOT_PROVISIONED_POLL_S)
+        await self._load_verifier()
+        enrollment = read_enrollment(self.paths)
+        base = (self.sync.centre_url or str(enrollment["centre_url"])).rstrip("/")
+        url = "wss://" + base.removeprefix("https://") + COMMANDS_PATH
+        ctx = await asyncio.to_thread(
+            client_ssl_context, self.paths.ca, self.paths.cert, self.paths.key
+        )
+        connector = aiohttp.TCPConnector(ssl=ctx, limit=1)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.section.connect_timeout_s)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            while True:
+                self._move(Phase.CONNECTING)
+                up_since: float | None = None
+                try:
+                    async with session.ws_connect(
+                        url,
+                        heartbeat=self.section.heartbeat_s,
+                        timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+                        max_msg_size=MAX_COMMAND_BYTES,
+                        autoping=True,
+                        ssl=ctx,
+                    ) as ws:
+                        up_since = self.clock.monotonic()
+                        await self._serve(ws)
+                        why = f"closed by the centre (code {ws.close_code})"
+                except (aiohttp.ClientError, ssl.SSLError, OSError, TimeoutError) as exc:
+                    why = f"{type(exc).__name__}: {exc}"
+                finally:
+                    self._ws = None
+                self.last_error = why
+                if up_since is not None and (
+                    self.clock.monotonic() - up_since >= self.section.stable_after_s
+                ):
+                    self.backoff.reset()
+                delay = self.backoff.next_delay()
+                log.info("commands: link down (%s); reconnecting in %.1f s", why, delay)
+                self._move(Phase.BACKOFF, retry_in_s=round(delay, 2))
+                await asyncio.sleep(delay)
+
+    async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._ws = ws
+        self.connects += 1
+        self._move(Phase.CONNECTED)
+        log.info("commands: connected to the centre")
+        while self._outbox:
+            await ws.send_str(encode(self._outbox[0]).decode())
+            self._outbox.popleft()
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                await self.handle_envelope(bytes(msg.data))
+            elif msg.type == aiohttp.WSMsgType.TEXT:
+                log.debug("commands: ignoring a text frame from the centre")
+            else:
+                break
+
+    # -- one command --------------------------------------------------------------------------
+
+    async def handle_envelope(self, envelope: bytes) -> Ticket | None:
+        """Verify and run one envelope; returns the broadcast ticket of an accepted start."""
+        self.counters["received"] += 1
+        claimed_id, claimed_seq = peek_identity(envelope)
+        dig = digest(envelope)
+        await self._record(
+            "command.received",
+            {"digest": dig, "bytes": len(envelope), "command_id": claimed_id, "seq": claimed_seq},
+        )
+        await self._ack(claimed_id, "received")
+        try:
+            cmd = await self.trigger.verifier.verify(envelope)
+        except CommandRefused as exc:
+            self.counters["refused"] += 1
+            code = str(exc.fields.get("code", "refused"))
+            await self._record(
+                "command.refused",
+                {
+                    "digest": dig,
+                    "command_id": claimed_id,
+                    "seq": claimed_seq,
+                    "code": code,
+                    "reason": exc.reason,
+                },
+            )
+            log.warning("commands: refused %s (seq %d): %s", claimed_id, claimed_seq, exc.reason)
+            await self._ack(claimed_id, "refused", exc.reason, code)
+            return None
+        self.counters["accepted"] += 1
+        await self._record("command.accepted", _accepted_payload(cmd))
+        ticket = await self.trigger.execute(cmd)
+        if ticket is None:  # a stop: queued to the controller, nothing to follow
+            await self._record(
+                "command.finished", {"command_id": cmd.command_id, "outcome": "done"}
+            )
+            await self._ack(cmd.command_id, "done")
+            return None
+        task = asyncio.create_task(self._follow(cmd, ticket), name=f"command-{cmd.command_id}")
+        self._followers.add(task)
+        task.add_done_callback(self._followers.discard)
+        return ticket
+
+    async def _follow(self, cmd: VerifiedCommand, ticket: Ticket) -> None:
+        """Report the broadcast's stages back: on (verified), then done or failed."""
+        cid = cmd.command_id
+        on = await ticket.wait("on")
+        if on.get("verified") is True:
+            await self._record(
+                "command.on", {"command_id": cid, "zones": on.get("zones", []), "verified": True}
+            )
+            await self._ack(cid, "on")
+            end = await ticket.wait("done")
+        else:
+            end = on
+        failure = ticket.outcome("failed") or ticket.outcome("refused")
+        if failure is not None or end.get("stage") in ("failed", "refused"):
+            why = _why(failure or end)
+            await self._record(
+                "command.finished", {"command_id": cid, "outcome": "failed", "why": why}
+            )
+            await self._ack(cid, "failed", why)
+        else:
+            await self._record(
+                "command.finished",
+                {"command_id": cid, "outcome": "done", "cause": str(end.get("cause", ""))},
+            )
+            await self._ack(cid, "done", str(end.get("cause", "")))
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    async def _ack(self, command_id: str, stage: str, reason: str = "", code: str = "") -> None:
+        ack = {"type": "ack", "command_id": command_id, "stage": stage, "reason": reason[:300]}
+        if code:
+            ack["code"] = code
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            try:
+                await ws.send_str(encode(ack).decode())
+                return
+            except (aiohttp.ClientError, ConnectionError) as exc:
+                log.info("commands: ack %s/%s kept for later: %s", command_id, stage, exc)
+        self._outbox.append(ack)
+
+    async def _record(self, kind: str, payload: Mapping[str, Any]) -> None:
+        try:
+            await self.journal.append(kind, payload)
+        except JournalError as exc:  # the relays' own fail-safes do not depend on the journal
+            log.error("commands: could not journal %s: %s", kind, exc)
+
+    def _move(self, phase: Phase, **extra: Any) -> None:
+        self.phase = phase
+        if self.publish is not None:
+            with contextlib.suppress(Exception):
+                self.publish(STATUS_SECTION, self.status() | extra)
+
+    def status(self) -> dict[str, Any]:
+        state = getattr(self.trigger.verifier, "state", None)
+        return {
+            "link": self.phase.value,
+            "last_error": self.last_error,
+            "connects": self.connects,
+            "last_seq": getattr(state, "last_seq", None),
+            "acks_waiting": len(self._outbox),
+            **self.counters,
+        }
+
+
+def _accepted_payload(cmd: VerifiedCommand) -> dict[str, Any]:
+    return {
+        "command_id": cmd.command_id,
+        "seq": cmd.seq,
+        "action": cmd.action,
+        "zones": list(cmd.zones),
+        "seconds": cmd.duration_s,
+        "announcement": cmd.announcement,
+        "status": cmd.status,
+        "issued_at": cmd.issued_at,
+        "expires_at": cmd.expires_at,
+        "key_id": cmd.key_id,
+        "digest": cmd.digest,
+    }
+
+
+def _why(detail: Mapping[str, Any]) -> str:
+    parts = [f"{k}={detail[k]}" for k in ("stage", "reason", "cause", "errors") if detail.get(k)]
+    return "; ".join(parts)[:300] or "failed"
