@@ -7,7 +7,9 @@ certificates get the same 401/403 JSON before any upgrade). Then:
   bytes stored at issue time (the centre never re-encodes what it signed);
 * gateway → centre: **text** frames, strict JSON acks
   ``{"type": "ack", "command_id": "cmd-…", "stage": "received"|"on"|"done"|"failed"|"refused",
-  "reason": "…", "code": "…"}`` — ``code`` is the gateway's refusal code or failure cause.
+  "reason": "…", "code": "…", "digest": "<sha256 hex of the envelope>"}`` — ``code`` is the
+  gateway's refusal code; ``digest`` lets the centre match an envelope the gateway could not
+  even read an id from (a damaged one).
 
 Commands are polled from the queue every :data:`POLL_S` (the CLI queues them from another
 process); those whose ``expires_at`` passed are marked ``expired`` and never sent. A newer
@@ -40,7 +42,7 @@ POLL_S: Final = 0.2
 HEARTBEAT_S: Final = 15.0
 MAX_ACK_BYTES: Final = 4096
 REPLACED: Final = 4000  # WebSocket close code: a newer connection of this gateway took over
-ACK_KEYS: Final = frozenset({"type", "command_id", "stage", "reason", "code"})
+ACK_KEYS: Final = frozenset({"type", "command_id", "stage", "reason", "code", "digest"})
 
 
 class CommandChannel:
@@ -129,7 +131,12 @@ class CommandChannel:
         if ack.get("code"):
             reason = f"{ack['code']}: {reason}"
         rec = await self.store.record_ack(
-            gw, ack["command_id"], ack["stage"], reason, now=self.wall()
+            gw,
+            ack["command_id"],
+            ack["stage"],
+            reason,
+            now=self.wall(),
+            digest=ack.get("digest", ""),
         )
         if rec is None:
             log.warning("command channel: %s acked unknown command %r", gw, ack["command_id"])
@@ -147,6 +154,6 @@ def parse_ack(text: str) -> dict[str, Any] | None:
         return None
     if ack.get("stage") not in ACK_STAGES or not isinstance(ack.get("command_id"), str):
         return None
-    if not all(isinstance(ack.get(k, ""), str) for k in ("reason", "code")):
+    if not all(isinstance(ack.get(k, ""), str) for k in ("reason", "code", "digest")):
         return None
     return ack

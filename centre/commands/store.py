@@ -22,6 +22,7 @@ connection while still valid (the gateway refuses a true duplicate as ``replayed
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import sqlite3
 from collections.abc import Callable
@@ -68,6 +69,15 @@ CREATE TABLE IF NOT EXISTS commands (
     UNIQUE (gateway_id, seq)
 );
 CREATE INDEX IF NOT EXISTS commands_pending ON commands (gateway_id, status, seq);
+CREATE TABLE IF NOT EXISTS command_acks (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    gateway_id  TEXT NOT NULL,
+    command_id  TEXT NOT NULL,
+    stage       TEXT NOT NULL,
+    reason      TEXT NOT NULL DEFAULT '',
+    digest      TEXT NOT NULL DEFAULT '',
+    received_at REAL NOT NULL
+);
 """
 
 
@@ -124,8 +134,22 @@ class CommandRepository(Protocol):
     async def mark_delivered(self, command_id: str, *, now: float) -> None: ...
 
     async def record_ack(
-        self, gateway_id: str, command_id: str, stage: str, reason: str, *, now: float
-    ) -> CommandRecord | None: ...
+        self,
+        gateway_id: str,
+        command_id: str,
+        stage: str,
+        reason: str,
+        *,
+        now: float,
+        digest: str = "",
+    ) -> CommandRecord | None:
+        """Log the ack (always) and move the command's status; the command is found by id, or
+        by the envelope's SHA-256 when the gateway could not read an id out of it."""
+        ...
+
+    async def acks(self, gateway_id: str) -> list[tuple[str, str, str]]:
+        """(command_id, stage, reason) of every ack from the gateway, oldest first."""
+        ...
 
     async def commands(
         self, *, gateway_id: str | None = None, limit: int = 100
@@ -262,25 +286,46 @@ class SqliteCommandStore:
         await self._run(op)
 
     async def record_ack(
-        self, gateway_id: str, command_id: str, stage: str, reason: str, *, now: float
+        self,
+        gateway_id: str,
+        command_id: str,
+        stage: str,
+        reason: str,
+        *,
+        now: float,
+        digest: str = "",
     ) -> CommandRecord | None:
         if stage not in ACK_STAGES:
             raise ValueError(f"unknown ack stage {stage!r}")
 
-        def tx(db: sqlite3.Connection) -> bool:
+        def tx(db: sqlite3.Connection) -> str | None:
+            db.execute(
+                "INSERT INTO command_acks (gateway_id, command_id, stage, reason, digest, "
+                "received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (gateway_id, command_id[:80], stage, reason[:500], digest[:64], now),
+            )
             row = db.execute(
                 "SELECT * FROM commands WHERE command_id = ? AND gateway_id = ?",
                 (command_id, gateway_id),  # a gateway can only speak for its own commands
             ).fetchone()
+            if row is None and digest:
+                for candidate in db.execute(
+                    "SELECT * FROM commands WHERE gateway_id = ? ORDER BY seq DESC LIMIT 100",
+                    (gateway_id,),
+                ):
+                    if hashlib.sha256(candidate["envelope"]).hexdigest() == digest:
+                        row = candidate
+                        break
             if row is None:
-                return False
+                return None
             rec = _record(row)
+            command_id_ = rec.command_id
             if stage == "received":
                 db.execute(
                     "UPDATE commands SET received_at = coalesce(received_at, ?), "
                     "delivered_at = coalesce(delivered_at, ?), status = CASE status "
                     "WHEN 'queued' THEN 'delivered' ELSE status END WHERE command_id = ?",
-                    (now, now, command_id),
+                    (now, now, command_id_),
                 )
             elif (rec.status not in FINAL and RANK[stage] > RANK[rec.status]) or (
                 # sent, then marked expired for want of a "received": the gateway's word that
@@ -291,12 +336,24 @@ class SqliteCommandStore:
                 db.execute(
                     f"UPDATE commands SET status = ?, reason = ?, {column} = ? "
                     "WHERE command_id = ?",
-                    (stage, reason[:500], now, command_id),
+                    (stage, reason[:500], now, command_id_),
                 )
-            return True
+            return command_id_
 
         def op() -> CommandRecord | None:
-            return self._one(command_id) if self._atomic(tx) else None
+            found = self._atomic(tx)
+            return self._one(found) if found is not None else None
+
+        return await self._run(op)
+
+    async def acks(self, gateway_id: str) -> list[tuple[str, str, str]]:
+        def op() -> list[tuple[str, str, str]]:
+            rows = self.db.execute(
+                "SELECT command_id, stage, reason FROM command_acks WHERE gateway_id = ? "
+                "ORDER BY id",
+                (gateway_id,),
+            )
+            return [(r[0], r[1], r[2]) for r in rows]
 
         return await self._run(op)
 

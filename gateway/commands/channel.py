@@ -214,7 +214,7 @@ class CommandChannel:
             "command.received",
             {"digest": dig, "bytes": len(envelope), "command_id": claimed_id, "seq": claimed_seq},
         )
-        await self._ack(claimed_id, "received")
+        await self._ack(claimed_id, "received", digest=dig)
         try:
             cmd = await self.trigger.verifier.verify(envelope)
         except CommandRefused as exc:
@@ -231,7 +231,7 @@ class CommandChannel:
                 },
             )
             log.warning("commands: refused %s (seq %d): %s", claimed_id, claimed_seq, exc.reason)
-            await self._ack(claimed_id, "refused", exc.reason, code)
+            await self._ack(claimed_id, "refused", exc.reason, code, dig)
             return None
         self.counters["accepted"] += 1
         await self._record("command.accepted", _accepted_payload(cmd))
@@ -275,10 +275,14 @@ class CommandChannel:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    async def _ack(self, command_id: str, stage: str, reason: str = "", code: str = "") -> None:
+    async def _ack(
+        self, command_id: str, stage: str, reason: str = "", code: str = "", digest: str = ""
+    ) -> None:
         ack = {"type": "ack", "command_id": command_id, "stage": stage, "reason": reason[:300]}
         if code:
             ack["code"] = code
+        if digest:
+            ack["digest"] = digest
         ws = self._ws
         if ws is not None and not ws.closed:
             try:
