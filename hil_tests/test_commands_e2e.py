@@ -1,0 +1,143 @@
+"""HIL: an operator's command at a real centre reaches the simulated relays through the real daemon.
+
+Every piece is real and separate: ``compound-centre serve`` (a process), the HIL fault proxy,
+``compound-gw run`` (a process) on the simulated compound (relay boards on a paced 9600 baud
+line emulator), provisioning over mTLS on loopback, and ``compound-centre broadcast`` /
+``compound-centre commands`` as the operator types them.
+
+1. broadcast → the centre shows ``on`` only once the relays are verified on; the simulated
+   board shows amplifier and zones on; then ``done`` and all off.
+2. link cut (fault proxy) while a command with a 2 s TTL is queued for longer than that → the
+   command is never sent, never executed (no relay moves), and shows ``expired``; after the
+   link heals a fresh command is delivered and runs (the channel reconnected).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.journal import read_events
+from hil_tests.benchfile import load_bench
+from hil_tests.compound import SimCompound
+from hil_tests.demo import Centre
+from hil_tests.netproxy import FaultProxy
+
+pytestmark = [pytest.mark.hil, pytest.mark.sim_only]  # asserts on the simulator's records
+
+COMPOUND = "HIL Compound"
+
+
+def commands(centre: Centre) -> dict[str, dict[str, Any]]:
+    out = centre.cli("commands", "--json")
+    assert out.returncode == 0, out.stderr
+    return {c["command_id"]: c for c in json.loads(out.stdout)}
+
+
+def order(centre: Centre, *args: str) -> str:
+    out = centre.cli("broadcast", "--compound", COMPOUND, "--json", *args)
+    assert out.returncode == 0, out.stderr
+    (rec,) = json.loads(out.stdout)
+    return str(rec["command_id"])
+
+
+def wait_status(centre: Centre, cid: str, status: str, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        rec = commands(centre)[cid]
+        if rec["status"] == status:
+            return rec
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{cid} is {rec['status']} ({rec['reason']}), not {status}")
+        time.sleep(0.1)
+
+
+async def _call(fn: Callable[[], None]) -> None:
+    fn()
+
+
+def on_proxy_loop(compound: SimCompound, fn: Callable[[], None]) -> None:
+    """The proxy lives on the simulators' loop: change its mode there."""
+    compound.on_loop(_call(fn))
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[SimCompound, Centre, FaultProxy]]:
+    centre = Centre(tmp_path / "centre")
+    assert centre.cli("init").returncode == 0
+    tok = json.loads(centre.cli("token", "create", "--compound", COMPOUND, "--json").stdout)
+    centre.start()
+    compound = SimCompound(
+        load_bench(),
+        tmp_path / "site",
+        gateway_id="gw-cmd-01",
+        sync_keys=("first_delay_max_s = 0.2", "backoff_initial_s = 0.2", "backoff_max_s = 1.0"),
+    )
+    try:
+        compound.start()
+        proxy = FaultProxy(target=("127.0.0.1", centre.port))
+        compound.on_loop(proxy.start())
+        try:
+            prov = subprocess.run(
+                [sys.executable, "-m", "gateway.cli", "provision",
+                 "--config", str(compound.config_path),
+                 "--centre", f"https://127.0.0.1:{proxy.port}", "--token", tok["token"],
+                 "--ca-fingerprint", tok["ca_fingerprint"]],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert prov.returncode == 0, prov.stderr or prov.stdout
+            yield compound, centre, proxy
+        finally:
+            compound.on_loop(proxy.stop())
+    finally:
+        compound.stop()
+        centre.stop()
+
+
+def test_centre_command_turns_relays_on_and_an_expired_one_never_runs(
+    site: tuple[SimCompound, Centre, FaultProxy],
+) -> None:
+    compound, centre, proxy = site
+    board_name = compound.bench.relay_boards[0].name
+    board = compound.board(board_name)
+    zones = {n: ch for n, b, ch in compound.zone_channels() if b == board_name}
+    gw = compound.daemon()
+    gw.start()
+
+    # 1. centre command → relays verified on at the simulated board
+    cid = order(centre, "--zones", "1,2", "--seconds", "2", "--message", "drill",
+                "--status", "Exercise")  # fmt: skip
+    on = wait_status(centre, cid, "on", timeout=30)
+    assert board.coils[0] and board.coils[zones[1]] and board.coils[zones[2]]
+    assert on["received_at"] <= on["on_at"]
+    wait_status(centre, cid, "done", timeout=15)
+    assert not any(board.coils)
+    moved = len(board.changes)
+    assert moved >= 6  # amplifier + 2 zones, on then off
+
+    # 2. the link is cut while a short-lived command waits at the centre
+    on_proxy_loop(compound, proxy.cut)
+    time.sleep(0.5)
+    late = order(centre, "--zones", "1", "--seconds", "5", "--message", "drill", "--ttl", "2")
+    time.sleep(3.0)  # longer than its TTL, link still down
+    assert commands(centre)[late]["status"] == "expired"  # what the operator sees
+    on_proxy_loop(compound, proxy.heal)
+    fresh = order(centre, "--zones", "3", "--seconds", "1", "--message", "drill")
+    wait_status(centre, fresh, "done", timeout=40)  # reconnected: the fresh one ran
+    shown = commands(centre)[late]
+    assert (shown["status"], shown["delivered_at"], shown["on_at"]) == ("expired", None, None)
+    ran = {c.channel for c in board.changes[moved:] if c.on}
+    assert ran == {0, zones[3]}  # only the fresh command's amplifier and zone moved
+
+    gw.terminate(timeout=15)
+    events = read_events(compound.journal_path)
+    accepted = [e.payload["command_id"] for e in events if e.kind == "command.accepted"]
+    assert accepted == [cid, fresh]
+    assert late not in {e.payload.get("command_id") for e in events}
