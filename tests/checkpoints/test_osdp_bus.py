@@ -105,8 +105,8 @@ async def test_wrong_key_and_install_mode_are_refused(line: Rs485Bus) -> None:
         refused = {}
         deadline = time.monotonic() + 20
         while len(refused) < 2 and time.monotonic() < deadline:
-            st = await next_of(bus, ReaderStatus, timeout=20)
-            if not st.online:
+            st = await next_of(bus, ReaderStatus, lambda s: not s.online, timeout=20)
+            if st.reason == "secure_channel_refused":
                 refused[st.address] = st.reason
         assert refused == {2: "secure_channel_refused", 3: "secure_channel_refused"}
         sims[1].tap("aa")
