@@ -111,24 +111,27 @@ async def command_rig(
     clock: Clock | None = None,
     section: CommandsSection = FAST,
     centre_url: str = "",
+    channel_cls: type[CommandChannel] = CommandChannel,
+    baud: int = 9600,
 ) -> AsyncIterator[Rig]:
     clock = clock or SystemClock()
     gw_dir = tmp_path / "gw"
     await enroll(centre, gw_dir, gateway_id=GW)
     board = SimBoard(1, "coils")
-    with serial_line() as line:
-        async with RelayBoardSim(line.device_path, [board]):
+    with serial_line(baud) as line:
+        async with RelayBoardSim(line.device_path, [board], baudrate=baud):
             data = section_data(
                 line.host_path,
                 [board_config("coils", 1, "main")],
                 {1: ("main", 1), 2: ("main", 2), 3: ("main", 3), 4: ("main", 4)},
                 max_duration_s=600,
             )
+            data["ports"][0]["baud"] = baud
             bsection = parse_section(BroadcastSection, data, "broadcast")
             journal = await Journal.open(gw_dir / "journal.db", gateway_id=GW, clock=clock)
             runtime = build_runtime(bsection, journal, clock)
             service = asyncio.create_task(runtime.service.run())
-            channel = CommandChannel(
+            channel = channel_cls(
                 journal,
                 clock,
                 SyncSection(centre_url=centre_url),
