@@ -1,0 +1,77 @@
+"""``compound-gw setup`` and ``compound-gw selftest`` (the lead registers ``add_cli``).
+
+    compound-gw setup [--config PATH] [--answers FILE] [--state FILE] [--restart]
+    compound-gw selftest [--config PATH] [--answers FILE] [--tap-timeout S] [--json]
+
+Exit codes: 0 ok, 1 a step or check failed (setup resumes from there next time), 2 bad usage
+or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = "/etc/compound-gw/gateway.toml"
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", "-c",
+        default=os.environ.get("COMPOUND_GW_CONFIG", DEFAULT_CONFIG),
+        help="gateway config file (default: $COMPOUND_GW_CONFIG or %(default)s)",
+    )  # fmt: skip
+
+
+def add_cli(subparsers: Any) -> None:
+    """Register ``setup`` and ``selftest`` on the ``compound-gw`` parser."""
+    p = subparsers.add_parser("setup", help="guided, resumable installation wizard")
+    _config_arg(p)
+    p.add_argument("--answers", default="", help="answers file (TOML): run without questions")
+    p.add_argument("--state", default="", help="state file (default: beside the config)")
+    p.add_argument("--restart", action="store_true", help="forget the state and start over")
+    p.set_defaults(handler=cmd_setup)
+
+    s = subparsers.add_parser("selftest", help="check everything again; signed report")
+    _config_arg(s)
+    s.add_argument("--tap-timeout", type=float, default=120.0, help="seconds to wait per tap")
+    s.add_argument("--no-taps", action="store_true", help="skip the tap-each-reader check")
+    s.add_argument("--click-seconds", type=float, default=1.0, help="each zone stays on this long")
+    s.add_argument("--report", default="", help="also write the signed report (JSON) here")
+    s.add_argument("--json", action="store_true", help="print the signed report as JSON")
+    s.set_defaults(handler=cmd_selftest)
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from gateway.setup.answers import load_answers
+    from gateway.setup.interactive import interactive_answers
+    from gateway.setup.state import StateFile
+    from gateway.setup.wizard import Wizard, default_state_path
+
+    config = Path(args.config)
+    state_path = Path(args.state) if args.state else default_state_path(config)
+    if args.restart:
+        state_path.unlink(missing_ok=True)
+    state = StateFile.load(state_path)
+    if args.answers:
+        answers = load_answers(args.answers)
+        wizard = Wizard(answers, config_path=config, state=state, machine=True)
+    else:
+        answers = interactive_answers(config)
+        wizard = Wizard(answers, config_path=config, state=state, machine=False, ask=input)
+    print(f"setup of {answers.gateway.id} ({answers.gateway.compound}); state in {state_path}")
+    sys.stdout.flush()
+    return wizard.run()
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    from gateway.setup.selftest import run_selftest
+
+    return run_selftest(
+        Path(args.config), tap_timeout_s=args.tap_timeout, taps=not args.no_taps,
+        click_seconds=args.click_seconds, report_path=Path(args.report) if args.report else None,
+        as_json=args.json,
+    )  # fmt: skip
