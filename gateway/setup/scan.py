@@ -259,3 +259,15 @@ def scan_modbus(
 
 def port_exists(path: str) -> bool:
     return Path(path).exists()
+
+
+def board_firmware(port: str, baud: int, address: int) -> str:
+    """A board's firmware version where it says (Waveshare V2: register 0x8000), else ''."""
+    with _open(port, baud) as ser:
+        reply = _modbus_ask(
+            ser, address, probe.MODBUS_READ_HOLDING, probe.WAVESHARE_VERSION_REGISTER, 1, baud,
+            CONFIRM_WINDOW_S,
+        )  # fmt: skip
+    if reply is None or reply.exception or len(reply.data) < 2:
+        return ""
+    return f"{reply.data[0]}.{reply.data[1]:02d}"
