@@ -25,7 +25,9 @@ BOARD_NAME = r"[a-z0-9][a-z0-9_-]{0,39}"
 
 @dataclass(frozen=True, slots=True)
 class GatewayAnswers:
-    id: str = setting(doc="this gateway's id, unique in the district", pattern=r"[a-z0-9][a-z0-9-]{1,62}")
+    id: str = setting(
+        doc="this gateway's id, unique in the district", pattern=r"[a-z0-9][a-z0-9-]{1,62}"
+    )
     compound: str = setting(doc="compound name as the district knows it", pattern=r".{1,120}")
     township: str = setting("", doc="township")
     timezone: str = setting("Asia/Shanghai", doc="IANA time zone")
@@ -53,7 +55,9 @@ class ScanAnswers:
 
 @dataclass(frozen=True, slots=True)
 class CurrentKey:
-    reader: str = setting(doc="bus/address of a reader that already holds a key", pattern=r"[^/]+/\d+")
+    reader: str = setting(
+        doc="bus/address of a reader that already holds a key", pattern=r"[^/]+/\d+"
+    )
     key_file: str = setting(doc="0600 file with its current SCBK (hex)")
 
 
@@ -86,7 +90,9 @@ class ZoneAnswer:
 
 @dataclass(frozen=True, slots=True)
 class RelayAnswers:
-    boards: tuple[BoardName, ...] = setting((), doc="names for scanned boards (default bus-address)")
+    boards: tuple[BoardName, ...] = setting(
+        (), doc="names for scanned boards (default bus-address)"
+    )
     amplifier: str = setting("", doc="board/channel of the amplifier power relay ('' none)")
     zones: tuple[ZoneAnswer, ...] = setting((), doc="loudspeaker zones")
     warmup_s: float = setting(2.0, min=0.0, max=30.0, doc="amplifier warm-up")
@@ -143,7 +149,11 @@ def parse_answers(data: dict[str, Any], base_dir: str | Path = ".") -> Answers:
         raise ConfigError("base_dir", "unknown key")
     parsed = parse_section(Answers, data, "")
     return Answers(
-        **{n: getattr(parsed, n) for n in Answers.__dataclass_fields__ if n not in ("config", "base_dir")},
+        **{
+            n: getattr(parsed, n)
+            for n in Answers.__dataclass_fields__
+            if n not in ("config", "base_dir")
+        },
         config=extra,
         base_dir=str(base_dir),
     )

@@ -94,7 +94,9 @@ class TapSession:
             return None
 
     async def feedback(self, reader: tuple[str, int], ok: bool) -> None:
-        await self.buses[reader[0]].feedback(reader[1], Feedback.ACCEPTED if ok else Feedback.REFUSED)
+        await self.buses[reader[0]].feedback(
+            reader[1], Feedback.ACCEPTED if ok else Feedback.REFUSED
+        )
 
 
 # ============================================================================ relays
@@ -113,9 +115,15 @@ class _CollectingJournal:
 
     async def append(self, kind: str, payload: Mapping[str, Any], *, cls: str = EVIDENCE) -> Event:
         ev = Event(
-            len(self.events) + 1, kind, cls, dict(payload), time.time(), time.monotonic(),
-            self.clock.boot_id, self.clock.synced(),
-        )  # fmt: skip
+            len(self.events) + 1,
+            kind,
+            cls,
+            dict(payload),
+            time.time(),
+            time.monotonic(),
+            self.clock.boot_id,
+            self.clock.synced(),
+        )
         self.events.append(ev)
         return ev
 
@@ -136,9 +144,11 @@ class ZoneClick:
 
 
 async def click_zones(
-    section: BroadcastSection, zones: Sequence[int], seconds: float,
+    section: BroadcastSection,
+    zones: Sequence[int],
+    seconds: float,
     on_zone: Any = None,
-) -> list[ZoneClick]:  # fmt: skip
+) -> list[ZoneClick]:
     """Switch each zone on for ``seconds`` (amplifier first), one at a time, verified by
     reading the relays back; ``on_zone(zone)`` is called while a zone is on (to ask "heard?")."""
     from gateway.broadcast.service import build_runtime
@@ -157,16 +167,24 @@ async def click_zones(
             raise TimeoutError("relay boards not ready within 30 s")
         for zone in zones:
             ticket = runtime.controller.submit_start(
-                StartRequest(f"setup-click-{zone}-{int(time.time())}", (zone,), seconds, "cli",
-                             "installer click test", status="Test")
-            )  # fmt: skip
+                StartRequest(
+                    f"setup-click-{zone}-{int(time.time())}",
+                    (zone,),
+                    seconds,
+                    "cli",
+                    "installer click test",
+                    status="Test",
+                )
+            )
             on = await ticket.wait("on", timeout=section.warmup_s + 30)
             if on_zone is not None:
                 await on_zone(zone)
             done = await ticket.wait("done", timeout=seconds + 30)
             on_ok = on.get("verified") is True and not on.get("failed_zones")
             off_ok = done.get("verified") is True
-            detail = "" if on_ok and off_ok else str(on.get("failed_zones") or done.get("reason", ""))
+            detail = (
+                "" if on_ok and off_ok else str(on.get("failed_zones") or done.get("reason", ""))
+            )
             out.append(ZoneClick(zone, on_ok, off_ok, detail))
     finally:
         task.cancel()
@@ -192,9 +210,14 @@ class CameraCheck:
 
 
 async def check_camera(
-    name: str, snapshot_url: str, rtsp_url: str, auth: str, username: str, password: str,
+    name: str,
+    snapshot_url: str,
+    rtsp_url: str,
+    auth: str,
+    username: str,
+    password: str,
     timeout: float = 5.0,
-) -> CameraCheck:  # fmt: skip
+) -> CameraCheck:
     """Fetch a live snapshot with the credentials, and probe RTSP when a URL is given."""
     cam = HttpCamera(name, snapshot_url, username, password, auth=auth, timeout_s=timeout)  # type: ignore[arg-type]
     detail = ""

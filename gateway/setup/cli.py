@@ -20,10 +20,11 @@ DEFAULT_CONFIG = "/etc/compound-gw/gateway.toml"
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--config", "-c",
+        "--config",
+        "-c",
         default=os.environ.get("COMPOUND_GW_CONFIG", DEFAULT_CONFIG),
         help="gateway config file (default: $COMPOUND_GW_CONFIG or %(default)s)",
-    )  # fmt: skip
+    )
 
 
 def add_cli(subparsers: Any) -> None:
@@ -71,7 +72,10 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     from gateway.setup.selftest import run_selftest
 
     return run_selftest(
-        Path(args.config), tap_timeout_s=args.tap_timeout, taps=not args.no_taps,
-        click_seconds=args.click_seconds, report_path=Path(args.report) if args.report else None,
+        Path(args.config),
+        tap_timeout_s=args.tap_timeout,
+        taps=not args.no_taps,
+        click_seconds=args.click_seconds,
+        report_path=Path(args.report) if args.report else None,
         as_json=args.json,
-    )  # fmt: skip
+    )

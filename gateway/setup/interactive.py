@@ -35,12 +35,17 @@ def interactive_answers(config_path: Path) -> Answers:
     print("serial ports found:")
     for i, p in enumerate(ports, 1):
         print(f"  {i}. {p.path}" + ("" if p.path == p.device else f" -> {p.device}"))
-    chosen = _ask("ports to scan (numbers, comma-separated)", ",".join(str(i) for i in range(1, len(ports) + 1)))
+    chosen = _ask(
+        "ports to scan (numbers, comma-separated)",
+        ",".join(str(i) for i in range(1, len(ports) + 1)),
+    )
     data["ports"] = []
     for n, text in enumerate(chosen.split(","), 1):
         if text.strip().isdigit() and 1 <= int(text) <= len(ports):
             port = ports[int(text) - 1]
-            data["ports"].append({"path": port.path, "name": _ask(f"bus name for {port.path}", f"bus{n}")})
+            data["ports"].append(
+                {"path": port.path, "name": _ask(f"bus name for {port.path}", f"bus{n}")}
+            )
     ids = _ask("checkpoint ids, in the order you will tap them (comma-separated)")
     data["checkpoints"] = [{"id": i.strip()} for i in ids.split(",") if i.strip()]
     zones = _ask("zones as number=board/channel, comma-separated (empty: none)", "")
@@ -57,14 +62,19 @@ def interactive_answers(config_path: Path) -> Answers:
         name = _ask("camera name (empty: no more cameras)", "")
         if not name:
             break
-        data["cameras"].append({
-            "name": name,
-            "snapshot_url": _ask("  snapshot URL"),
-            "rtsp_url": _ask("  RTSP URL", ""),
-            "auth": _ask("  auth (digest/basic/none)", "digest"),
-            "username": _ask("  user name", "admin"),
-        })  # fmt: skip
+        data["cameras"].append(
+            {
+                "name": name,
+                "snapshot_url": _ask("  snapshot URL"),
+                "rtsp_url": _ask("  RTSP URL", ""),
+                "auth": _ask("  auth (digest/basic/none)", "digest"),
+                "username": _ask("  user name", "admin"),
+            }
+        )
     centre = _ask("district centre URL (empty: enroll later)", "")
-    data["enroll"] = {"centre_url": centre, "skip": not centre,
-                      "ca_fingerprint": _ask("centre CA fingerprint", "") if centre else ""}  # fmt: skip
+    data["enroll"] = {
+        "centre_url": centre,
+        "skip": not centre,
+        "ca_fingerprint": _ask("centre CA fingerprint", "") if centre else "",
+    }
     return parse_answers(data, config_path.resolve().parent)

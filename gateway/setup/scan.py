@@ -51,7 +51,9 @@ class PortInfo:
     stable: bool
 
 
-def list_serial_ports(by_id_dir: str = BY_ID_DIR, globs: Iterable[str] = SERIAL_GLOBS) -> list[PortInfo]:
+def list_serial_ports(
+    by_id_dir: str = BY_ID_DIR, globs: Iterable[str] = SERIAL_GLOBS
+) -> list[PortInfo]:
     """Serial ports on this machine, /dev/serial/by-id names first (they survive re-plugging)."""
     out: list[PortInfo] = []
     seen: set[str] = set()
@@ -73,9 +75,13 @@ def char_time(baud: int) -> float:
 
 
 def _exchange(
-    ser: serial.Serial, frame: bytes, reply_len_hint: int, window_s: float, baud: int,
+    ser: serial.Serial,
+    frame: bytes,
+    reply_len_hint: int,
+    window_s: float,
+    baud: int,
     done: Callable[[bytes], bool],
-) -> bytes:  # fmt: skip
+) -> bytes:
     """Send ``frame``; collect bytes until ``done`` or the line stays silent too long."""
     ser.reset_input_buffer()
     ser.write(frame)
@@ -116,7 +122,9 @@ def _open(port: str, baud: int) -> serial.Serial:
     return serial.Serial(port, baud, timeout=0, write_timeout=1.0, exclusive=True)
 
 
-def _osdp_ask(ser: serial.Serial, address: int, seq: int, code: int, baud: int, window: float) -> probe.OsdpReply | None:
+def _osdp_ask(
+    ser: serial.Serial, address: int, seq: int, code: int, baud: int, window: float
+) -> probe.OsdpReply | None:
     frame = probe.osdp_command(address, seq, code)
     found: list[probe.OsdpReply] = []
 
@@ -161,10 +169,15 @@ def scan_osdp(
                 if ident is not None:
                     found.append(
                         FoundReader(
-                            address, ident.vendor, ident.model, ident.version, ident.serial,
-                            ident.firmware, probe.secure_channel_capable(caps),
+                            address,
+                            ident.vendor,
+                            ident.model,
+                            ident.version,
+                            ident.serial,
+                            ident.firmware,
+                            probe.secure_channel_capable(caps),
                         )
-                    )  # fmt: skip
+                    )
             if progress is not None:
                 progress(i + 1)
     return found
@@ -182,9 +195,14 @@ class FoundBoard:
 
 
 def _modbus_ask(
-    ser: serial.Serial, address: int, function: int, first: int, value: int, baud: int,
+    ser: serial.Serial,
+    address: int,
+    function: int,
+    first: int,
+    value: int,
+    baud: int,
     window: float,
-) -> probe.ModbusReply | None:  # fmt: skip
+) -> probe.ModbusReply | None:
     frame = probe.modbus_request(address, function, first, value)
     found: list[probe.ModbusReply] = []
     count = value if function in (probe.MODBUS_READ_COILS, probe.MODBUS_READ_HOLDING) else 0
@@ -219,16 +237,26 @@ def identify_board(ser: serial.Serial, address: int, baud: int) -> FoundBoard:
     coils = _modbus_ask(ser, address, probe.MODBUS_READ_COILS, 0, 1, baud, CONFIRM_WINDOW_S)
     firmware = ""
     version = _modbus_ask(
-        ser, address, probe.MODBUS_READ_HOLDING, probe.WAVESHARE_VERSION_REGISTER, 1, baud,
+        ser,
+        address,
+        probe.MODBUS_READ_HOLDING,
+        probe.WAVESHARE_VERSION_REGISTER,
+        1,
+        baud,
         CONFIRM_WINDOW_S,
-    )  # fmt: skip
+    )
     if version is not None and version.exception == 0 and len(version.data) >= 2:
         firmware = f"{version.data[0]}.{version.data[1]:02d}"
     if coils is not None and coils.exception == 0:
         all_off = _modbus_ask(
-            ser, address, probe.MODBUS_WRITE_COIL, probe.WAVESHARE_ALL_COILS, 0x0000, baud,
+            ser,
+            address,
+            probe.MODBUS_WRITE_COIL,
+            probe.WAVESHARE_ALL_COILS,
+            0x0000,
+            baud,
             CONFIRM_WINDOW_S,
-        )  # fmt: skip
+        )
         profile = "waveshare_v2" if all_off is not None and all_off.exception == 0 else "coils"
         channels = _largest_count(ser, address, probe.MODBUS_READ_COILS, 0, baud)
         return FoundBoard(address, profile, channels or 8, firmware)
@@ -265,9 +293,14 @@ def board_firmware(port: str, baud: int, address: int) -> str:
     """A board's firmware version where it says (Waveshare V2: register 0x8000), else ''."""
     with _open(port, baud) as ser:
         reply = _modbus_ask(
-            ser, address, probe.MODBUS_READ_HOLDING, probe.WAVESHARE_VERSION_REGISTER, 1, baud,
+            ser,
+            address,
+            probe.MODBUS_READ_HOLDING,
+            probe.WAVESHARE_VERSION_REGISTER,
+            1,
+            baud,
             CONFIRM_WINDOW_S,
-        )  # fmt: skip
+        )
     if reply is None or reply.exception or len(reply.data) < 2:
         return ""
     return f"{reply.data[0]}.{reply.data[1]:02d}"

@@ -57,21 +57,28 @@ async def _readers(cfg: GatewayConfig, tap_timeout_s: float, taps: bool) -> list
         points = [p for p in section.points if p.bus == bus.name]
         if not points:
             continue
-        found = await asyncio.to_thread(
-            scan_osdp, bus.port, bus.baud, [p.address for p in points]
-        )
+        found = await asyncio.to_thread(scan_osdp, bus.port, bus.baud, [p.address for p in points])
         firmware = {r.address: r for r in found}
         for p in points:
             r = firmware.get(p.address)
             rows[(bus.name, p.address)] = {
-                "checkpoint": p.id, "reader": f"{bus.name}/{p.address}",
+                "checkpoint": p.id,
+                "reader": f"{bus.name}/{p.address}",
                 "answers": r is not None,
-                "firmware": r.firmware if r else "", "vendor": r.vendor if r else "",
+                "firmware": r.firmware if r else "",
+                "vendor": r.vendor if r else "",
                 "model": r.model if r else None,
-                "secure_channel": False, "tapped": None,
-            }  # fmt: skip
-        specs.append(BusSpec(bus.name, bus.port, bus.baud, tuple(
-            ReaderSpec(p.address, load_reader_key(section, p, base)) for p in points)))  # fmt: skip
+                "secure_channel": False,
+                "tapped": None,
+            }
+        specs.append(
+            BusSpec(
+                bus.name,
+                bus.port,
+                bus.baud,
+                tuple(ReaderSpec(p.address, load_reader_key(section, p, base)) for p in points),
+            )
+        )
     if not specs:
         return []
     async with TapSession(specs) as session:
@@ -107,19 +114,24 @@ async def _readers(cfg: GatewayConfig, tap_timeout_s: float, taps: bool) -> list
     return list(rows.values())
 
 
-async def _zones(cfg: GatewayConfig, seconds: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def _zones(
+    cfg: GatewayConfig, seconds: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     section = cfg.broadcast
     boards = []
     for port in section.ports:
         for b in port.boards:
             fw = await asyncio.to_thread(board_firmware, port.port, port.baud, b.address)
-            boards.append({"board": b.name, "address": b.address, "profile": b.profile,
-                           "firmware": fw})  # fmt: skip
+            boards.append(
+                {"board": b.name, "address": b.address, "profile": b.profile, "firmware": fw}
+            )
     if not section.enabled or not section.zones:
         return [], boards
     clicks = await click_zones(section, [z.number for z in section.zones], seconds)
-    return [{"zone": c.zone, "on": c.on_verified, "off": c.off_verified, "ok": c.ok,
-             "detail": c.detail} for c in clicks], boards  # fmt: skip
+    return [
+        {"zone": c.zone, "on": c.on_verified, "off": c.off_verified, "ok": c.ok, "detail": c.detail}
+        for c in clicks
+    ], boards
 
 
 async def _cameras(cfg: GatewayConfig) -> list[dict[str, Any]]:
@@ -129,12 +141,28 @@ async def _cameras(cfg: GatewayConfig) -> list[dict[str, Any]]:
     for i, cam in enumerate(cfg.health.cameras):
         password = ""
         if cam.password_file:
-            password = read_password_file(cfg.path(cam.password_file),
-                                          f"health.cameras[{i}].password_file")  # fmt: skip
-        c = await check_camera(cam.name, cam.snapshot_url, cam.rtsp_url, cam.auth, cam.username,
-                               password, timeout=cam.timeout_s)  # fmt: skip
-        out.append({"camera": c.name, "ok": c.ok, "snapshot_bytes": c.snapshot_bytes,
-                    "elapsed_ms": c.elapsed_ms, "rtsp": c.rtsp_ok, "detail": c.detail})  # fmt: skip
+            password = read_password_file(
+                cfg.path(cam.password_file), f"health.cameras[{i}].password_file"
+            )
+        c = await check_camera(
+            cam.name,
+            cam.snapshot_url,
+            cam.rtsp_url,
+            cam.auth,
+            cam.username,
+            password,
+            timeout=cam.timeout_s,
+        )
+        out.append(
+            {
+                "camera": c.name,
+                "ok": c.ok,
+                "snapshot_bytes": c.snapshot_bytes,
+                "elapsed_ms": c.elapsed_ms,
+                "rtsp": c.rtsp_ok,
+                "detail": c.detail,
+            }
+        )
     return out
 
 
@@ -155,15 +183,22 @@ async def _link(cfg: GatewayConfig) -> dict[str, Any]:
     started = time.monotonic()
     try:
         timeout = aiohttp.ClientTimeout(total=LINK_TIMEOUT_S)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.get(f"{section.centre_url}{INGEST_PATH}/state", ssl=ctx) as resp:
-                await resp.read()
-                up = resp.status == 200
-                detail = f"HTTP {resp.status}"
+        url = f"{section.centre_url}{INGEST_PATH}/state"
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(url, ssl=ctx) as resp,
+        ):
+            await resp.read()
+            up = resp.status == 200
+            detail = f"HTTP {resp.status}"
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         up, detail = False, f"{type(exc).__name__}: {exc}"
-    return {"up": up, "detail": detail, "centre_url": section.centre_url,
-            "round_trip_ms": round((time.monotonic() - started) * 1000, 1)}  # fmt: skip
+    return {
+        "up": up,
+        "detail": detail,
+        "centre_url": section.centre_url,
+        "round_trip_ms": round((time.monotonic() - started) * 1000, 1),
+    }
 
 
 async def gather_report(
@@ -201,12 +236,15 @@ async def gather_report(
         "cameras": cameras,
         "link": link,
         "clock": {"synchronised": synced},
-        "versions": {"compound-gateway": _version("compound-gateway"),
-                     "libosdp": _version("libosdp"), "python": sys.version.split()[0]},
+        "versions": {
+            "compound-gateway": _version("compound-gateway"),
+            "libosdp": _version("libosdp"),
+            "python": sys.version.split()[0],
+        },
         "failures": failures,
         "warnings": warnings,
         "passed": not failures,
-    }  # fmt: skip
+    }
 
 
 def sign_report(cfg: GatewayConfig, body: dict[str, Any]) -> dict[str, Any]:
@@ -225,9 +263,11 @@ async def journal_report(cfg: GatewayConfig, envelope: dict[str, Any]) -> int:
     from gateway.journal import Journal
 
     journal = await Journal.open(
-        cfg.journal_path, gateway_id=cfg.gateway.id,
-        telemetry_budget_bytes=cfg.journal.telemetry_budget_bytes, max_group=cfg.journal.max_group,
-    )  # fmt: skip
+        cfg.journal_path,
+        gateway_id=cfg.gateway.id,
+        telemetry_budget_bytes=cfg.journal.telemetry_budget_bytes,
+        max_group=cfg.journal.max_group,
+    )
     try:
         ev = await journal.append(REPORT_KIND, envelope)
     finally:
@@ -237,8 +277,10 @@ async def journal_report(cfg: GatewayConfig, envelope: dict[str, Any]) -> int:
 
 def format_report(envelope: dict[str, Any]) -> str:
     b = envelope["body"]
-    out = [f"COMMISSIONING REPORT {b['gateway_id']} ({b['compound']}) "
-           f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(b['created_at']))}"]  # fmt: skip
+    out = [
+        f"COMMISSIONING REPORT {b['gateway_id']} ({b['compound']}) "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(b['created_at']))}"
+    ]
 
     def mark(ok: bool | None) -> str:
         return "ok  " if ok else ("--  " if ok is None else "FAIL")
@@ -246,25 +288,33 @@ def format_report(envelope: dict[str, Any]) -> str:
     for r in b["readers"]:
         tapped = "tapped" if r["tapped"] else ("not asked" if r["tapped"] is None else "NOT tapped")
         ok = r["secure_channel"] and r["tapped"] is not False
-        out.append(f"  {mark(ok)} reader {r['checkpoint']:<16} {r['reader']:<14} secure channel "
-                   f"{'yes' if r['secure_channel'] else 'NO'}, {tapped}, firmware "
-                   f"{r['firmware'] or '?'}")  # fmt: skip
+        out.append(
+            f"  {mark(ok)} reader {r['checkpoint']:<16} {r['reader']:<14} secure channel "
+            f"{'yes' if r['secure_channel'] else 'NO'}, {tapped}, firmware "
+            f"{r['firmware'] or '?'}"
+        )
     for z in b["zones"]:
-        out.append(f"  {mark(z['ok'])} zone {z['zone']:<3} on {'verified' if z['on'] else 'FAILED'}"
-                   f", off {'verified' if z['off'] else 'FAILED'}")  # fmt: skip
+        out.append(
+            f"  {mark(z['ok'])} zone {z['zone']:<3} on {'verified' if z['on'] else 'FAILED'}"
+            f", off {'verified' if z['off'] else 'FAILED'}"
+        )
     for bd in b["boards"]:
         out.append(f"  info board {bd['board']} ({bd['profile']}) firmware {bd['firmware'] or '?'}")
     for c in b["cameras"]:
-        out.append(f"  {mark(c['ok'])} camera {c['camera']:<14} snapshot {c['snapshot_bytes']} bytes"
-                   f" in {c['elapsed_ms']:.0f} ms" + (f" ({c['detail']})" if c["detail"] else ""))  # fmt: skip
+        out.append(
+            f"  {mark(c['ok'])} camera {c['camera']:<14} snapshot {c['snapshot_bytes']} bytes"
+            f" in {c['elapsed_ms']:.0f} ms" + (f" ({c['detail']})" if c["detail"] else "")
+        )
     link = b["link"]
     applicable = link["detail"] not in ("not provisioned", "sync disabled in the config")
     out.append(f"  {mark(link['up'] if applicable else None)} link to the centre: {link['detail']}")
     synced = b["clock"]["synchronised"]
     out.append(f"  {'ok  ' if synced else 'warn'} clock synchronised: {'yes' if synced else 'no'}")
     v = b["versions"]
-    out.append(f"  info versions: compound-gateway {v['compound-gateway']}, libosdp {v['libosdp']}, "
-               f"python {v['python']}")  # fmt: skip
+    out.append(
+        f"  info versions: compound-gateway {v['compound-gateway']}, libosdp {v['libosdp']}, "
+        f"python {v['python']}"
+    )
     for w in b["warnings"]:
         out.append(f"  warning: {w}")
     for f in b["failures"]:
@@ -278,14 +328,20 @@ def format_report(envelope: dict[str, Any]) -> str:
 
 
 def run_selftest(
-    config: Path, *, tap_timeout_s: float = 120.0, taps: bool = True, click_seconds: float = 1.0,
-    report_path: Path | None = None, as_json: bool = False,
-) -> int:  # fmt: skip
+    config: Path,
+    *,
+    tap_timeout_s: float = 120.0,
+    taps: bool = True,
+    click_seconds: float = 1.0,
+    report_path: Path | None = None,
+    as_json: bool = False,
+) -> int:
     cfg = load_config(config)
 
     async def main() -> tuple[dict[str, Any], int]:
-        body = await gather_report(cfg, tap_timeout_s=tap_timeout_s, taps=taps,
-                                   click_seconds=click_seconds)  # fmt: skip
+        body = await gather_report(
+            cfg, tap_timeout_s=tap_timeout_s, taps=taps, click_seconds=click_seconds
+        )
         envelope = sign_report(cfg, body)
         seq = await journal_report(cfg, envelope)
         return envelope, seq

@@ -107,31 +107,38 @@ class Wizard:
             try:
                 result = getattr(self, f"step_{step}")()
             except (StepFailed, ConfigError) as exc:
-                self.say(f"step {step}: FAILED: {exc.reason if isinstance(exc, StepFailed) else exc}")
+                self.say(
+                    f"step {step}: FAILED: {exc.reason if isinstance(exc, StepFailed) else exc}"
+                )
                 self.signal("step-failed", step)
                 self.say("fix the cause and run `compound-gw setup` again: it resumes here")
                 return 1
             self.state.finish(step, result)
             self.say(f"step {step}: done")
             self.signal("step-done", step)
-        self.say("setup complete: start the daemon (systemctl start compound-gw), then run "
-                 "`compound-gw selftest`")  # fmt: skip
+        self.say(
+            "setup complete: start the daemon (systemctl start compound-gw), then run "
+            "`compound-gw selftest`"
+        )
         return 0
 
     # ------------------------------------------------------------------ steps
 
     def step_ports(self) -> dict[str, Any]:
         found = list_serial_ports()
-        for p in found:
-            self.say(f"  found {p.path}" + ("" if p.path == p.device else f" -> {p.device}"))
+        for info in found:
+            arrow = "" if info.path == info.device else f" -> {info.device}"
+            self.say(f"  found {info.path}{arrow}")
         if not self.a.ports:
             raise StepFailed("no ports to scan: list them under [[ports]] in the answers")
         for p in self.a.ports:
             if not Path(p.path).exists():
                 raise StepFailed(f"port {p.path} ({p.name}) does not exist: check the adapter")
             stable = "/dev/serial/by-id/" in p.path or not p.path.startswith("/dev/tty")
-            self.say(f"  using {p.path} as bus {p.name} at {p.baud} baud"
-                     + ("" if stable else " (not a by-id name: it may move when re-plugged)"))  # fmt: skip
+            self.say(
+                f"  using {p.path} as bus {p.name} at {p.baud} baud"
+                + ("" if stable else " (not a by-id name: it may move when re-plugged)")
+            )
         return {"found": [p.path for p in found], "ports": [p.name for p in self.a.ports]}
 
     def step_scan(self) -> dict[str, Any]:
@@ -140,8 +147,14 @@ class Wizard:
         modbus_range = range(scan.modbus_first, scan.modbus_last + 1)
 
         def one(port: Any) -> dict[str, Any]:
-            entry: dict[str, Any] = {"name": port.name, "path": port.path, "baud": port.baud,
-                                     "kind": "none", "readers": [], "boards": []}  # fmt: skip
+            entry: dict[str, Any] = {
+                "name": port.name,
+                "path": port.path,
+                "baud": port.baud,
+                "kind": "none",
+                "readers": [],
+                "boards": [],
+            }
             # Modbus first: a reader resynchronises on the next OSDP start-of-message after
             # foreign bytes, but a Modbus board may take an OSDP frame for the start of a
             # request (the bench's pymodbus boards never recover from one).
@@ -152,10 +165,14 @@ class Wizard:
                 if boards:
                     entry["kind"] = "modbus"
                     entry["boards"] = [
-                        {"address": b.address, "profile": b.profile, "channels": b.channels,
-                         "firmware": b.firmware}
+                        {
+                            "address": b.address,
+                            "profile": b.profile,
+                            "channels": b.channels,
+                            "firmware": b.firmware,
+                        }
                         for b in boards
-                    ]  # fmt: skip
+                    ]
                     return entry
             if port.kind in ("auto", "osdp"):
                 bar = ProgressBar(f"{port.name}: OSDP", len(osdp_range), self.out)
@@ -164,11 +181,17 @@ class Wizard:
                 if readers:
                     entry["kind"] = "osdp"
                     entry["readers"] = [
-                        {"address": r.address, "vendor": r.vendor, "model": r.model,
-                         "version": r.version, "serial": r.serial, "firmware": r.firmware,
-                         "secure_channel": r.secure_channel}
+                        {
+                            "address": r.address,
+                            "vendor": r.vendor,
+                            "model": r.model,
+                            "version": r.version,
+                            "serial": r.serial,
+                            "firmware": r.firmware,
+                            "secure_channel": r.secure_channel,
+                        }
                         for r in readers
-                    ]  # fmt: skip
+                    ]
             return entry
 
         try:
@@ -179,11 +202,15 @@ class Wizard:
         for b in buses:
             for r in b["readers"]:
                 sc = "Secure Channel" if r["secure_channel"] else "NO Secure Channel"
-                self.say(f"  {b['name']}/{r['address']}: OSDP reader vendor {r['vendor']} model "
-                         f"{r['model']} firmware {r['firmware']}, {sc}")  # fmt: skip
+                self.say(
+                    f"  {b['name']}/{r['address']}: OSDP reader vendor {r['vendor']} model "
+                    f"{r['model']} firmware {r['firmware']}, {sc}"
+                )
             for bd in b["boards"]:
-                self.say(f"  {b['name']}/{bd['address']}: Modbus board, profile {bd['profile']}, "
-                         f"{bd['channels']} channels")  # fmt: skip
+                self.say(
+                    f"  {b['name']}/{bd['address']}: Modbus board, profile {bd['profile']}, "
+                    f"{bd['channels']} channels"
+                )
             if b["kind"] == "none":
                 self.say(f"  {b['name']}: nothing answered")
         for b in buses:
@@ -223,7 +250,9 @@ class Wizard:
             current: bytes | None = None
             already = False
             for label, key in candidates:
-                if key is None or verify_reader_key(bus["path"], bus["baud"], r["address"], key, 3.0):
+                if key is None or verify_reader_key(
+                    bus["path"], bus["baud"], r["address"], key, 3.0
+                ):
                     if label == "pending":
                         os.replace(pending, final)
                     already = label in ("pending", "ours")
@@ -236,8 +265,14 @@ class Wizard:
                 write_secret_file(pending, new_key)  # on disk before the reader has it
                 how = "install key (SCBK-D)" if current is None else "its current key"
                 self.say(f"  {rid}: pairing with {how} ...")
-                result = pair_reader(bus["path"], bus["baud"], r["address"], new_key,
-                                     current_scbk=current, timeout=self.a.pairing.timeout_s)  # fmt: skip
+                result = pair_reader(
+                    bus["path"],
+                    bus["baud"],
+                    r["address"],
+                    new_key,
+                    current_scbk=current,
+                    timeout=self.a.pairing.timeout_s,
+                )
                 if not result.ok:
                     pending.unlink(missing_ok=True)
                     raise StepFailed(f"{rid}: {result.message}")
@@ -258,11 +293,16 @@ class Wizard:
             if not b["readers"]:
                 continue
             readers = tuple(
-                ReaderSpec(r["address"], read_secret_file(self.key_file(b["name"], r["address"]),
-                                                          reader_id(b["name"], r["address"]),
-                                                          length=SCBK_LENGTH))
+                ReaderSpec(
+                    r["address"],
+                    read_secret_file(
+                        self.key_file(b["name"], r["address"]),
+                        reader_id(b["name"], r["address"]),
+                        length=SCBK_LENGTH,
+                    ),
+                )
                 for r in b["readers"]
-            )  # fmt: skip
+            )
             specs.append(BusSpec(b["name"], b["path"], b["baud"], readers))
         return specs
 
@@ -282,17 +322,22 @@ class Wizard:
             self.say("  every reader is online in Secure Channel")
             taps.drain()
             for cp in self.a.checkpoints:
-                self.say(f"  tap a wristband on the reader at checkpoint {cp.id!r} "
-                         f"({cp.name or cp.location or 'no description'}) ...")  # fmt: skip
+                self.say(
+                    f"  tap a wristband on the reader at checkpoint {cp.id!r} "
+                    f"({cp.name or cp.location or 'no description'}) ..."
+                )
                 self.signal("tap-wanted", cp.id)
                 while True:
                     reader = await taps.next_tap(self.a.tap_timeout_s)
                     if reader is None:
-                        raise StepFailed(f"no tap for checkpoint {cp.id!r} within "
-                                         f"{self.a.tap_timeout_s:.0f} s")  # fmt: skip
+                        raise StepFailed(
+                            f"no tap for checkpoint {cp.id!r} within {self.a.tap_timeout_s:.0f} s"
+                        )
                     if reader in assigned:
-                        self.say(f"  that was {reader_id(*reader)}, already {assigned[reader]!r}:"
-                                 " tap the other reader")  # fmt: skip
+                        self.say(
+                            f"  that was {reader_id(*reader)}, already {assigned[reader]!r}:"
+                            " tap the other reader"
+                        )
                         await taps.feedback(reader, ok=False)
                         continue
                     break
@@ -300,10 +345,20 @@ class Wizard:
                 await taps.feedback(reader, ok=True)
                 self.say(f"  tapped: reader {reader_id(*reader)} is checkpoint {cp.id!r}")
                 self.signal("tapped", cp.id, reader_id(*reader))
-                points.append({"id": cp.id, "name": cp.name, "location": cp.location,
-                               "bus": reader[0], "address": reader[1]})  # fmt: skip
-        unnamed = [reader_id(b["name"], r["address"]) for b, r in self._readers()
-                   if (b["name"], r["address"]) not in assigned]  # fmt: skip
+                points.append(
+                    {
+                        "id": cp.id,
+                        "name": cp.name,
+                        "location": cp.location,
+                        "bus": reader[0],
+                        "address": reader[1],
+                    }
+                )
+        unnamed = [
+            reader_id(b["name"], r["address"])
+            for b, r in self._readers()
+            if (b["name"], r["address"]) not in assigned
+        ]
         if unnamed:
             self.say(f"  not named (left out of the config): {', '.join(unnamed)}")
         return {"points": points}
@@ -325,22 +380,32 @@ class Wizard:
         for b in self.state.result("scan")["buses"]:
             if not b["boards"]:
                 continue
-            ports.append({
-                "port": b["path"], "baud": b["baud"],
-                "boards": [{"name": names[reader_id(b["name"], bd["address"])],
+            ports.append(
+                {
+                    "port": b["path"],
+                    "baud": b["baud"],
+                    "boards": [
+                        {
+                            "name": names[reader_id(b["name"], bd["address"])],
                             "address": bd["address"],
                             "profile": bd["profile"] if bd["profile"] != "unknown" else "coils",
-                            "channels": bd["channels"]} for bd in b["boards"]],
-            })  # fmt: skip
+                            "channels": bd["channels"],
+                        }
+                        for bd in b["boards"]
+                    ],
+                }
+            )
         if not ports:
             return None
         table: dict[str, Any] = {
             "enabled": True,
             "warmup_s": self.a.relays.warmup_s,
             "ports": ports,
-            "zones": [{"number": z.number, "board": z.board, "channel": z.channel, "name": z.name}
-                      for z in self.a.relays.zones],
-        }  # fmt: skip
+            "zones": [
+                {"number": z.number, "board": z.board, "channel": z.channel, "name": z.name}
+                for z in self.a.relays.zones
+            ],
+        }
         if self.a.relays.amplifier:
             board, _, channel = self.a.relays.amplifier.partition("/")
             table["amplifier"] = {"board": board, "channel": int(channel or 0)}
@@ -364,7 +429,9 @@ class Wizard:
             self.say(f"  zone {zone} is ON now")
             self.signal("zone-on", zone)
             if self.ask is not None:
-                heard[zone] = await asyncio.to_thread(self.confirm, f"  did zone {zone} click/sound?")
+                heard[zone] = await asyncio.to_thread(
+                    self.confirm, f"  did zone {zone} click/sound?"
+                )
 
         async def run() -> list[Any]:
             return await click_zones(section, zones, self.a.relays.click_seconds, on_zone)
@@ -375,8 +442,14 @@ class Wizard:
         for c in clicks:
             verdict = "verified on and off" if c.ok else f"FAILED ({c.detail})"
             self.say(f"  zone {c.zone}: {verdict}")
-            results.append({"zone": c.zone, "on": c.on_verified, "off": c.off_verified,
-                            "heard": heard.get(c.zone)})  # fmt: skip
+            results.append(
+                {
+                    "zone": c.zone,
+                    "on": c.on_verified,
+                    "off": c.off_verified,
+                    "heard": heard.get(c.zone),
+                }
+            )
         bad = [c.zone for c in clicks if not c.ok] + [z for z, h in heard.items() if not h]
         if bad:
             raise StepFailed(f"zones failed the click test: {sorted(set(bad))}")
@@ -402,17 +475,30 @@ class Wizard:
         results = []
         for cam in self.a.cameras:
             password = self.camera_password(cam)
-            check = asyncio.run(check_camera(cam.name, cam.snapshot_url, cam.rtsp_url, cam.auth,
-                                             cam.username, password))  # fmt: skip
+            check = asyncio.run(
+                check_camera(
+                    cam.name, cam.snapshot_url, cam.rtsp_url, cam.auth, cam.username, password
+                )
+            )
             if not check.ok:
                 raise StepFailed(f"camera {cam.name}: live snapshot failed ({check.detail})")
             rel = Path("keys") / f"camera-{cam.name}.password"
             write_secret_file(self.config_dir / rel, password.encode(), hex_text=False)
-            self.say(f"  {cam.name}: live snapshot {check.snapshot_bytes} bytes in "
-                     f"{check.elapsed_ms:.0f} ms" + (", RTSP answers" if check.rtsp_ok else ""))  # fmt: skip
-            results.append({"name": cam.name, "snapshot_url": cam.snapshot_url,
-                            "rtsp_url": cam.rtsp_url, "auth": cam.auth, "username": cam.username,
-                            "password_file": str(rel), "snapshot_bytes": check.snapshot_bytes})  # fmt: skip
+            self.say(
+                f"  {cam.name}: live snapshot {check.snapshot_bytes} bytes in "
+                f"{check.elapsed_ms:.0f} ms" + (", RTSP answers" if check.rtsp_ok else "")
+            )
+            results.append(
+                {
+                    "name": cam.name,
+                    "snapshot_url": cam.snapshot_url,
+                    "rtsp_url": cam.rtsp_url,
+                    "auth": cam.auth,
+                    "username": cam.username,
+                    "password_file": str(rel),
+                    "snapshot_bytes": check.snapshot_bytes,
+                }
+            )
         return {"cameras": results}
 
     # -- enrollment ------------------------------------------------------------------------
@@ -445,45 +531,89 @@ class Wizard:
             token = ""
         if not token:
             raise StepFailed("no enrollment token (token_file or token_env)")
-        result = asyncio.run(provision(e.centre_url, token, data_dir=self.data_dir(),
-                                       gateway_id=self.a.gateway.id,
-                                       compound=self.a.gateway.compound,
-                                       ca_fingerprint=e.ca_fingerprint or None))  # fmt: skip
-        tofu = " (CA trusted on first use: check its fingerprint!)" if result.trusted_on_first_use else ""
-        self.say(f"  enrolled {result.gateway_id} for {result.compound!r} with {result.centre_url}; "
-                 f"CA sha256:{result.ca_fingerprint}{tofu}")  # fmt: skip
-        return {"enrolled": True, "centre_url": result.centre_url, "key_id": result.key_id,
-                "ca_fingerprint": result.ca_fingerprint}  # fmt: skip
+        result = asyncio.run(
+            provision(
+                e.centre_url,
+                token,
+                data_dir=self.data_dir(),
+                gateway_id=self.a.gateway.id,
+                compound=self.a.gateway.compound,
+                ca_fingerprint=e.ca_fingerprint or None,
+            )
+        )
+        tofu = (
+            " (CA trusted on first use: check its fingerprint!)"
+            if result.trusted_on_first_use
+            else ""
+        )
+        self.say(
+            f"  enrolled {result.gateway_id} for {result.compound!r} with {result.centre_url}; "
+            f"CA sha256:{result.ca_fingerprint}{tofu}"
+        )
+        return {
+            "enrolled": True,
+            "centre_url": result.centre_url,
+            "key_id": result.key_id,
+            "ca_fingerprint": result.ca_fingerprint,
+        }
 
     # -- the config ------------------------------------------------------------------------
 
     def build_config_data(self) -> dict[str, Any]:
         g = self.a.gateway
         data: dict[str, Any] = {
-            "gateway": {"id": g.id, "compound": g.compound, "township": g.township,
-                        "timezone": g.timezone, "data_dir": g.data_dir,
-                        "runtime_dir": g.runtime_dir},
-        }  # fmt: skip
+            "gateway": {
+                "id": g.id,
+                "compound": g.compound,
+                "township": g.township,
+                "timezone": g.timezone,
+                "data_dir": g.data_dir,
+                "runtime_dir": g.runtime_dir,
+            },
+        }
         scan = self.state.result("scan")["buses"]
         paired = self.state.result("pair")["readers"]
         points = self.state.result("name")["points"]
         used = {p["bus"] for p in points}
         data["checkpoints"] = {
-            "buses": [{"name": b["name"], "port": b["path"], "baud": b["baud"]}
-                      for b in scan if b["name"] in used],
-            "points": [{"id": p["id"], "bus": p["bus"], "address": p["address"], "name": p["name"],
-                        "location": p["location"],
-                        "key_file": paired[reader_id(p["bus"], p["address"])]["key_file"]}
-                       for p in points],
-        }  # fmt: skip
+            "buses": [
+                {"name": b["name"], "port": b["path"], "baud": b["baud"]}
+                for b in scan
+                if b["name"] in used
+            ],
+            "points": [
+                {
+                    "id": p["id"],
+                    "bus": p["bus"],
+                    "address": p["address"],
+                    "name": p["name"],
+                    "location": p["location"],
+                    "key_file": paired[reader_id(p["bus"], p["address"])]["key_file"],
+                }
+                for p in points
+            ],
+        }
         table = self.broadcast_table()
         if table is not None and table["zones"]:
             data["broadcast"] = table
         cams = self.state.result("cameras")["cameras"]
         if cams:
-            data["health"] = {"cameras": [{k: c[k] for k in ("name", "snapshot_url", "rtsp_url",
-                                                                 "auth", "username", "password_file")}
-                                          for c in cams]}  # fmt: skip
+            data["health"] = {
+                "cameras": [
+                    {
+                        k: c[k]
+                        for k in (
+                            "name",
+                            "snapshot_url",
+                            "rtsp_url",
+                            "auth",
+                            "username",
+                            "password_file",
+                        )
+                    }
+                    for c in cams
+                ]
+            }
         enroll = self.state.result("enroll")
         data["sync"] = {"enabled": bool(enroll.get("enrolled"))}
         if enroll.get("enrolled"):
@@ -502,7 +632,9 @@ class Wizard:
         write_config_atomically(cfg, self.config_path)
         tomllib.loads(self.config_path.read_text())
         backup = str(self.config_path.with_name(self.config_path.name + ".bak")) if had_old else ""
-        self.say(f"  wrote {self.config_path}" + (f" (previous kept as {backup})" if backup else ""))
+        self.say(
+            f"  wrote {self.config_path}" + (f" (previous kept as {backup})" if backup else "")
+        )
         return {"config": str(self.config_path), "backup": backup}
 
 
@@ -510,4 +642,4 @@ def default_state_path(config_path: Path) -> Path:
     return config_path.with_name(config_path.name + ".setup-state.json")
 
 
-__all__ = ["STEPS", "StepFailed", "Wizard", "default_state_path", "deep_merge"]
+__all__ = ["STEPS", "StepFailed", "Wizard", "deep_merge", "default_state_path"]
