@@ -15,6 +15,8 @@ from gateway.setup.state import StateFile
 from gateway.setup.wizard import deep_merge
 
 MINIMAL = {"gateway": {"id": "gw-rose-01", "compound": "Rose Garden"}}
+PORT = {"path": "/dev/ttyUSB0", "name": "a"}
+ZONE0 = {"number": 0, "board": "b", "channel": 0}
 
 
 def test_minimal_answers_and_defaults(tmp_path: Path) -> None:
@@ -28,10 +30,10 @@ def test_minimal_answers_and_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "key"),
     [
-        ({**MINIMAL, "ports": [{"path": "/dev/ttyUSB0", "name": "a", "baud": 1200}]}, "ports[0].baud"),
-        ({**MINIMAL, "ports": [{"path": "/dev/ttyUSB0", "name": "a", "kind": "can"}]}, "ports[0].kind"),
+        ({**MINIMAL, "ports": [{**PORT, "baud": 1200}]}, "ports[0].baud"),
+        ({**MINIMAL, "ports": [{**PORT, "kind": "can"}]}, "ports[0].kind"),
         ({**MINIMAL, "scan": {"osdp_last": 127}}, "scan.osdp_last"),
-        ({**MINIMAL, "relays": {"zones": [{"number": 0, "board": "b", "channel": 0}]}}, "relays.zones[0].number"),
+        ({**MINIMAL, "relays": {"zones": [ZONE0]}}, "relays.zones[0].number"),
         ({**MINIMAL, "enroll": {"token": "cgt-secret"}}, "enroll.token"),
         ({"gateway": {"id": "GW", "compound": "x"}}, "gateway.id"),
     ],
@@ -93,4 +95,4 @@ def test_progress_bar_plain_stream_prints_quarters() -> None:
         bar.update(i)
     bar.close()
     lines = out.getvalue().splitlines()
-    assert lines == ["  scan a: 1/8", "  scan a: 2/8", "  scan a: 4/8", "  scan a: 6/8", "  scan a: 8/8"]
+    assert lines == [f"  scan a: {n}/8" for n in (1, 2, 4, 6, 8)]
