@@ -7,13 +7,17 @@ line emulator), provisioning over mTLS on loopback, and ``compound-centre broadc
 
 1. broadcast → the centre shows ``on`` only once the relays are verified on; the simulated
    board shows amplifier and zones on; then ``done`` and all off.
-2. link cut (fault proxy) while a command with a 2 s TTL is queued for longer than that → the
+2. a forged command slipped into the centre's queue is refused by the daemon, reported back as
+   ``refused`` (``bad_signature``), and no relay moves.
+3. link cut (fault proxy) while a command with a 2 s TTL is queued for longer than that → the
    command is never sent, never executed (no relay moves), and shows ``expired``; after the
    link heals a fresh command is delivered and runs (the channel reconnected).
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import subprocess
 import sys
@@ -23,12 +27,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from centre.commands.store import NewCommand, SqliteCommandStore
+from centre.pki import CentrePaths
 from gateway.journal import read_events
 from hil_tests.benchfile import load_bench
 from hil_tests.compound import SimCompound
 from hil_tests.demo import Centre
 from hil_tests.netproxy import FaultProxy
+from wire import encode, key_id, load_public_key_pem, signed_bytes
+from wire.commands import BroadcastStart, build_command
+from wire.envelopes import COMMAND_TYPE
 
 pytestmark = [pytest.mark.hil, pytest.mark.sim_only]  # asserts on the simulator's records
 
@@ -66,6 +76,38 @@ async def _call(fn: Callable[[], None]) -> None:
 def on_proxy_loop(compound: SimCompound, fn: Callable[[], None]) -> None:
     """The proxy lives on the simulators' loop: change its mode there."""
     compound.on_loop(_call(fn))
+
+
+def inject_forged(centre: Centre, gateway_id: str) -> str:
+    """Queue, straight into the centre's database, a command signed by a key that is not the
+    command key but claims to be (as an intruder on the centre's host might)."""
+    paths = CentrePaths(centre.folder)
+    pub = load_public_key_pem(paths.command_pub.read_bytes())
+    intruder = Ed25519PrivateKey.generate()
+
+    def build(seq: int) -> NewCommand:
+        now = time.time()
+        body = build_command(
+            command_id="forged-1",
+            gateway=gateway_id,
+            seq=seq,
+            action=BroadcastStart((1, 2, 3), 300, "panic", "Actual"),
+            issued_at=now,
+            public_key=pub,
+        ).to_dict()
+        sig = base64.b64encode(intruder.sign(signed_bytes(COMMAND_TYPE, body))).decode()
+        env = {"type": COMMAND_TYPE, "body": body, "key_id": key_id(pub), "sig": sig}
+        return NewCommand("forged-1", "broadcast.start", "forged", now, now + 120, encode(env))
+
+    async def go() -> None:
+        store = await SqliteCommandStore.open(paths.database)
+        try:
+            await store.enqueue(gateway_id, build, now=time.time(), issued_by="intruder")
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+    return "forged-1"
 
 
 @pytest.fixture
@@ -122,7 +164,13 @@ def test_centre_command_turns_relays_on_and_an_expired_one_never_runs(
     moved = len(board.changes)
     assert moved >= 6  # amplifier + 2 zones, on then off
 
-    # 2. the link is cut while a short-lived command waits at the centre
+    # 2. a forged order slipped into the centre's queue: refused by the daemon, reported back
+    forged = inject_forged(centre, compound.gateway_id)
+    got = wait_status(centre, forged, "refused", timeout=20)
+    assert got["reason"].startswith("bad_signature:")
+    assert len(board.changes) == moved and not any(board.coils)
+
+    # 3. the link is cut while a short-lived command waits at the centre
     on_proxy_loop(compound, proxy.cut)
     time.sleep(0.5)
     late = order(centre, "--zones", "1", "--seconds", "5", "--message", "drill", "--ttl", "2")
@@ -140,4 +188,6 @@ def test_centre_command_turns_relays_on_and_an_expired_one_never_runs(
     events = read_events(compound.journal_path)
     accepted = [e.payload["command_id"] for e in events if e.kind == "command.accepted"]
     assert accepted == [cid, fresh]
+    refused = [e.payload for e in events if e.kind == "command.refused"]
+    assert [(r["command_id"], r["code"]) for r in refused] == [("forged-1", "bad_signature")]
     assert late not in {e.payload.get("command_id") for e in events}
