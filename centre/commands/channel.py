@@ -40,6 +40,7 @@ log = logging.getLogger("centre.commands")
 PATH: Final = f"{API}/commands"
 POLL_S: Final = 0.2
 HEARTBEAT_S: Final = 15.0
+REAUTH_S: Final = 5.0  # a gateway revoked while connected is dropped within this long
 MAX_ACK_BYTES: Final = 4096
 REPLACED: Final = 4000  # WebSocket close code: a newer connection of this gateway took over
 ACK_KEYS: Final = frozenset({"type", "command_id", "stage", "reason", "code", "digest"})
@@ -56,12 +57,14 @@ class CommandChannel:
         wall: Callable[[], float] = time.time,
         poll_s: float = POLL_S,
         heartbeat_s: float = HEARTBEAT_S,
+        reauth_s: float = REAUTH_S,
     ) -> None:
         self.service = service
         self.store = store
         self.wall = wall
         self.poll_s = poll_s
         self.heartbeat_s = heartbeat_s
+        self.reauth_s = reauth_s
         self.connections: dict[str, web.WebSocketResponse] = {}
         self._wake = asyncio.Event()
 
@@ -110,7 +113,15 @@ class CommandChannel:
 
     async def _send_loop(self, gw: str, ws: web.WebSocketResponse) -> None:
         sent: set[str] = set()  # per connection: a reconnect sends unacknowledged ones again
+        checked = asyncio.get_running_loop().time()
         while not ws.closed:
+            if asyncio.get_running_loop().time() - checked >= self.reauth_s:
+                checked = asyncio.get_running_loop().time()
+                record = await self.service.repo.gateway(gw)
+                if record is None or record.revoked_at is not None:
+                    log.warning("command channel: %s was revoked, closing its channel", gw)
+                    await ws.close(code=1008, message=b"gateway revoked")
+                    return
             for rec in await self.store.deliverable(gw, now=self.wall()):
                 if rec.command_id in sent:
                     continue

@@ -39,7 +39,7 @@ def limits_for(section: CommandsSection, broadcast: Any) -> Limits:
     )
 
 
-class _PendingVerifier:
+class PendingVerifier:
     """Refuses everything until the channel has loaded the pinned key and the state file."""
 
     state = None
@@ -69,7 +69,7 @@ def broadcast_and_commands(
         sync,
         section,
         data_dir=data_dir,
-        trigger=runtime.remote(_PendingVerifier()),
+        trigger=runtime.remote(PendingVerifier()),
         publish=getattr(board, "publish", None),
     )
     channel.configure_verifier(

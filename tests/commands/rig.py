@@ -26,7 +26,7 @@ from gateway.broadcast.service import BroadcastRuntime, build_runtime
 from gateway.clock import Clock, SystemClock
 from gateway.commands.channel import CommandChannel
 from gateway.commands.config import CommandsSection
-from gateway.commands.service import _PendingVerifier, limits_for
+from gateway.commands.service import PendingVerifier, limits_for
 from gateway.config.schema import parse_section
 from gateway.journal import Journal
 from gateway.sync.config import SyncSection
@@ -137,7 +137,7 @@ async def command_rig(
                 SyncSection(centre_url=centre_url),
                 section,
                 data_dir=gw_dir,
-                trigger=runtime.remote(_PendingVerifier()),
+                trigger=runtime.remote(PendingVerifier()),
             )
             channel.configure_verifier(
                 gateway_id=GW,

@@ -279,3 +279,20 @@ def test_command_key_is_not_the_tls_or_ca_key(centre_dir: tuple[object, str]) ->
         assert not isinstance(
             serialization.load_pem_private_key(other.read_bytes(), None), Ed25519PrivateKey
         )
+
+
+async def test_a_newer_centre_command_replaces_a_running_one_and_both_are_reported(
+    centre: Centre, tmp_path: Path
+) -> None:
+    async with command_rig(centre, tmp_path) as rig:
+        first = await rig.order(BroadcastStart((1,), 30, "drill", "Exercise"))
+        await rig.wait_status(first.command_id, "on")
+        second = await rig.order(BroadcastStart((3,), 0.5, "drill", "Exercise"))
+        await rig.wait_status(second.command_id, "on")
+        replaced = await rig.wait_status(first.command_id, "done")
+        assert "replaced" in replaced.reason
+        await rig.wait_status(second.command_id, "done")
+        assert rig.board.coils == [False] * 8
+        fin = {f["command_id"]: f for f in await rig.events("command.finished")}
+        assert fin[first.command_id]["cause"] == "replaced"
+        assert fin[second.command_id]["outcome"] == "done"

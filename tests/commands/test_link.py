@@ -77,3 +77,18 @@ async def test_heartbeat_drops_a_silent_link_and_the_channel_comes_back(
             await until(lambda: rig.channel.phase is Phase.CONNECTED, timeout=15)
             rec = await rig.order(BroadcastStart((2,), 0.3, "drill", "Test"))
             await rig.wait_status(rec.command_id, "done")
+
+
+async def test_a_gateway_revoked_while_connected_loses_its_channel(
+    centre: Centre, tmp_path: Path
+) -> None:
+    centre.running.commands.reauth_s = 0.1
+    async with command_rig(centre, tmp_path) as rig:
+        await until(lambda: rig.channel.phase is Phase.CONNECTED)
+        await centre.running.repo.revoke(GW, time.time(), "box stolen")
+        await until(lambda: GW not in centre.running.commands.connections, timeout=5)
+        await until(lambda: rig.channel.phase is not Phase.CONNECTED, timeout=5)
+        await asyncio.sleep(1.0)  # it keeps trying; the centre keeps refusing (403)
+        assert GW not in centre.running.commands.connections
+        assert rig.channel.phase is not Phase.CONNECTED
+        assert "403" in rig.channel.last_error or "revoked" in rig.channel.last_error
