@@ -106,10 +106,13 @@ class Wizard:
             self.signal("step-start", step)
             try:
                 result = getattr(self, f"step_{step}")()
-            except (StepFailed, ConfigError) as exc:
-                self.say(
-                    f"step {step}: FAILED: {exc.reason if isinstance(exc, StepFailed) else exc}"
-                )
+            except (StepFailed, ConfigError, GatewayError, OSError) as exc:
+                if isinstance(exc, OSError):
+                    # Serial ports are opened exclusively: busy means the daemon holds them.
+                    why = f"device error: {exc} (is the daemon running? stop it first)"
+                else:
+                    why = exc.reason if isinstance(exc, StepFailed) else str(exc)
+                self.say(f"step {step}: FAILED: {why}")
                 self.signal("step-failed", step)
                 self.say("fix the cause and run `compound-gw setup` again: it resumes here")
                 return 1
