@@ -16,6 +16,7 @@ import tomli_w
 
 from gateway.broadcast.config import BroadcastSection
 from gateway.checkpoints.config import CheckpointsSection
+from gateway.commands.config import CommandsSection
 from gateway.config import GatewaySection, JournalSection, LogSection, SupervisorSection
 from gateway.config.schema import dump_section, parse_section, setting
 from gateway.errors import ConfigError
@@ -42,6 +43,7 @@ class GatewayConfig:
     broadcast: BroadcastSection = _section(BroadcastSection, "public-safety broadcast relays")
     health: HealthSection = _section(HealthSection, "device health: cameras, modem, GPIO, self")
     sync: SyncSection = _section(SyncSection, "the secure link to the district centre")
+    commands: CommandsSection = _section(CommandsSection, "signed remote commands from the centre")
     web: WebSection = _section(WebSection, "the local status page")
     # Folder the file was loaded from; relative paths resolve against it. Not a TOML key.
     base_dir: str = field(default=".", metadata={"doc": "", "internal": True}, compare=False)
