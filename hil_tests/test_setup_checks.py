@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import stat
 from pathlib import Path
 
@@ -101,6 +102,9 @@ async def test_camera_step_refuses_wrong_password_then_resumes(tmp_path: Path) -
                 tmp_path,
             )
 
+        # As root (the installer runs setup with sudo) the secrets go to the daemon's user.
+        owner = (65534, 65534) if os.geteuid() == 0 else None
+
         def run(password_file: Path) -> tuple[int, str]:
             out = io.StringIO()
             wizard = Wizard(
@@ -108,6 +112,7 @@ async def test_camera_step_refuses_wrong_password_then_resumes(tmp_path: Path) -
                 config_path=config,
                 state=StateFile.load(state_path),
                 out=out,
+                owner=owner,
             )
             return wizard.run(), out.getvalue()
 
@@ -127,4 +132,8 @@ async def test_camera_step_refuses_wrong_password_then_resumes(tmp_path: Path) -
         secret = cfg.path(camera.password_file)
         assert secret.read_text() == "right-horse-battery"
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        if owner is not None:
+            assert (secret.stat().st_uid, secret.stat().st_gid) == owner
+            assert (config.stat().st_uid, config.stat().st_gid) == (0, owner[1])
+            assert stat.S_IMODE(config.stat().st_mode) == 0o640
         assert cfg.checkpoints.points == () and not cfg.sync.enabled

@@ -16,6 +16,24 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_CONFIG = "/etc/compound-gw/gateway.toml"
+DAEMON_USER = "compound-gw"
+
+
+def key_owner(name: str) -> tuple[int, int] | None:
+    """As root, (uid, gid) of the daemon's user, who reads the 0600 keys; else None."""
+    import pwd
+
+    from gateway.errors import ConfigError
+
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(name or DAEMON_USER)
+    except KeyError:
+        if name:
+            raise ConfigError("--owner", f"no user {name!r} on this system") from None
+        return None  # a development box without the daemon's user: root keeps the files
+    return entry.pw_uid, entry.pw_gid
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
@@ -34,6 +52,11 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--answers", default="", help="answers file (TOML): run without questions")
     p.add_argument("--state", default="", help="state file (default: beside the config)")
     p.add_argument("--restart", action="store_true", help="forget the state and start over")
+    p.add_argument(
+        "--owner",
+        default="",
+        help=f"as root: user that must own the keys written (default {DAEMON_USER} if it exists)",
+    )
     p.set_defaults(handler=cmd_setup)
 
     s = subparsers.add_parser("selftest", help="check everything again; signed report")
@@ -56,13 +79,16 @@ def cmd_setup(args: argparse.Namespace) -> int:
     state_path = Path(args.state) if args.state else default_state_path(config)
     if args.restart:
         state_path.unlink(missing_ok=True)
+    owner = key_owner(args.owner)
     state = StateFile.load(state_path)
     if args.answers:
         answers = load_answers(args.answers)
-        wizard = Wizard(answers, config_path=config, state=state, machine=True)
+        wizard = Wizard(answers, config_path=config, state=state, machine=True, owner=owner)
     else:
         answers = interactive_answers(config)
-        wizard = Wizard(answers, config_path=config, state=state, machine=False, ask=input)
+        wizard = Wizard(
+            answers, config_path=config, state=state, machine=False, ask=input, owner=owner
+        )
     print(f"setup of {answers.gateway.id} ({answers.gateway.compound}); state in {state_path}")
     sys.stdout.flush()
     return wizard.run()

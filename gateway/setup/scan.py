@@ -40,6 +40,8 @@ Progress = Callable[[int], None]
 
 SERIAL_GLOBS = ("/dev/ttyUSB*", "/dev/ttyACM*", "/dev/ttyAMA*", "/dev/ttyS0", "/dev/serial0")
 BY_ID_DIR = "/dev/serial/by-id"
+# Names packaging/install.sh's udev rules give the adapters (docs/install.md, section 4).
+UDEV_NAMES_DIR = "/dev/compound-gw"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +54,20 @@ class PortInfo:
 
 
 def list_serial_ports(
-    by_id_dir: str = BY_ID_DIR, globs: Iterable[str] = SERIAL_GLOBS
+    by_id_dir: str = BY_ID_DIR,
+    globs: Iterable[str] = SERIAL_GLOBS,
+    udev_dir: str = UDEV_NAMES_DIR,
 ) -> list[PortInfo]:
-    """Serial ports on this machine, /dev/serial/by-id names first (they survive re-plugging)."""
+    """Serial ports on this machine, stable names first (the install's /dev/compound-gw/NAME,
+    then /dev/serial/by-id), then bare devices not reachable by a stable name."""
     out: list[PortInfo] = []
     seen: set[str] = set()
-    for link in sorted(glob.glob(os.path.join(by_id_dir, "*"))):
+    links = sorted(p for p in glob.glob(os.path.join(udev_dir, "*")) if not os.path.isdir(p))
+    links += sorted(glob.glob(os.path.join(by_id_dir, "*")))
+    for link in links:
         device = os.path.realpath(link)
+        if device in seen:
+            continue
         out.append(PortInfo(link, device, True))
         seen.add(device)
     for pattern in globs:

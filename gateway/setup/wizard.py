@@ -70,6 +70,7 @@ class Wizard:
         out: TextIO | None = None,
         machine: bool = True,
         ask: Callable[[str], str] | None = None,
+        owner: tuple[int, int] | None = None,
     ) -> None:
         self.a = answers
         self.config_path = config_path
@@ -78,8 +79,15 @@ class Wizard:
         self.out = out or sys.stdout
         self.machine = machine
         self.ask = ask
+        # (uid, gid) of the daemon's user when run as root: it must read the keys we write.
+        self.owner = owner
 
     # ------------------------------------------------------------------ output
+
+    def give_to_daemon(self, path: Path) -> None:
+        """As root, hand a secret file to the daemon's user (it stays 0600)."""
+        if self.owner is not None:
+            os.chown(path, *self.owner)
 
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -137,7 +145,7 @@ class Wizard:
         for p in self.a.ports:
             if not Path(p.path).exists():
                 raise StepFailed(f"port {p.path} ({p.name}) does not exist: check the adapter")
-            stable = "/dev/serial/by-id/" in p.path or not p.path.startswith("/dev/tty")
+            stable = not p.path.startswith("/dev/tty")  # by-id, /dev/compound-gw/NAME, ...
             self.say(
                 f"  using {p.path} as bus {p.name} at {p.baud} baud"
                 + ("" if stable else " (not a by-id name: it may move when re-plugged)")
@@ -281,6 +289,7 @@ class Wizard:
                     raise StepFailed(f"{rid}: {result.message}")
                 os.replace(pending, final)
                 self.say(f"  {rid}: paired, key in {final.relative_to(self.config_dir)} (0600)")
+            self.give_to_daemon(final)
             done[rid] = {"key_file": str(final.relative_to(self.config_dir))}
             self.state.save_partial("pair", done)
             self.signal("paired", rid)
@@ -487,6 +496,7 @@ class Wizard:
                 raise StepFailed(f"camera {cam.name}: live snapshot failed ({check.detail})")
             rel = Path("keys") / f"camera-{cam.name}.password"
             write_secret_file(self.config_dir / rel, password.encode(), hex_text=False)
+            self.give_to_daemon(self.config_dir / rel)
             self.say(
                 f"  {cam.name}: live snapshot {check.snapshot_bytes} bytes in "
                 f"{check.elapsed_ms:.0f} ms" + (", RTSP answers" if check.rtsp_ok else "")
@@ -544,6 +554,9 @@ class Wizard:
                 ca_fingerprint=e.ca_fingerprint or None,
             )
         )
+        sync_dir = SyncPaths.from_section(SyncSection(), self.data_dir()).key.parent
+        for f in [sync_dir, *sync_dir.iterdir()]:
+            self.give_to_daemon(f)
         tofu = (
             " (CA trusted on first use: check its fingerprint!)"
             if result.trusted_on_first_use
@@ -633,6 +646,10 @@ class Wizard:
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
         had_old = self.config_path.exists()
         write_config_atomically(cfg, self.config_path)
+        if self.owner is not None:
+            # As install.sh leaves it: root's file, readable by the daemon's group only.
+            os.chown(self.config_path, 0, self.owner[1])
+            os.chmod(self.config_path, 0o640)
         tomllib.loads(self.config_path.read_text())
         backup = str(self.config_path.with_name(self.config_path.name + ".bak")) if had_old else ""
         self.say(
