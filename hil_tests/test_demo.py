@@ -32,3 +32,5 @@ def test_demo_json_reports_no_loss_and_no_duplicates() -> None:
     assert cp["green_but_missing"] == 0
     assert report["broadcast"]["on_verified"] and report["broadcast"]["off_verified"]
     assert report["health"]["camera_down_detected"] is True
+    assert report["remote_command"]["status"] == "done"
+    assert report["remote_command"]["accepted_events"] == 1
