@@ -124,7 +124,7 @@ def _patrol(tmp_path: Path, total: int) -> None:
 
 
 def test_patrol_16_readers_two_buses_9600(tmp_path: Path) -> None:
-    _patrol(tmp_path, 96)
+    _patrol(tmp_path, 64)
 
 
 @pytest.mark.slow
