@@ -244,6 +244,9 @@ async def test_setup_end_to_end(bench: Bench, tmp_path: Path, centre: Centre) ->
             return all(table.get(i, {}).get("online") and table[i].get("sc_active") for i in ids)
 
         assert await asyncio.to_thread(wait_for, all_secure, 30), readers_table(status)
+        selftest = ["selftest", "--config", str(config), "--click-seconds", "0.3"]
+        rc, out = await asyncio.to_thread(run_tool, [*selftest, "--tap-timeout", "20"], compound)
+        assert rc == 1 and any("the daemon is running" in line for line in out), out
         assert await asyncio.to_thread(daemon.terminate) == 0
 
         # 5. selftest: signed report, journaled

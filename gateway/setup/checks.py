@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from drivers.camera import CameraError, HttpCamera, rtsp_options
@@ -240,3 +243,30 @@ async def check_camera(
             rtsp = False
             detail = detail or f"rtsp: {exc.reason}"
     return CameraCheck(name, ok, size, round(elapsed, 1), rtsp, detail)
+
+
+# ============================================================================ the daemon
+
+# The daemon rewrites its status board every few seconds (gateway/daemon.py STATUS_INTERVAL_S);
+# older than this, the file is a leftover of a daemon that is gone.
+DAEMON_STATUS_FRESH_S = 30.0
+
+
+def running_daemon_pid(status_path: Path, now: float) -> int | None:
+    """The pid of a daemon that is running on this config, judged from its status board: the
+    pid alive and the board fresh. None when no daemon runs (or it died and left the file)."""
+    try:
+        board = json.loads(status_path.read_text())
+        daemon = board["daemon"]
+        pid, updated = int(daemon["pid"]), float(daemon["updated"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if now - updated > DAEMON_STATUS_FRESH_S:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid  # alive, another user's: the daemon's
+    return pid

@@ -27,7 +27,13 @@ from gateway.checkpoints.config import load_reader_key
 from gateway.clock import SystemClock
 from gateway.config import load_config
 from gateway.config.model import GatewayConfig
-from gateway.setup.checks import TapSession, check_camera, click_zones, machine_line
+from gateway.setup.checks import (
+    TapSession,
+    check_camera,
+    click_zones,
+    machine_line,
+    running_daemon_pid,
+)
 from gateway.setup.scan import board_firmware, scan_osdp
 
 REPORT_KIND = "commissioning.report"
@@ -337,6 +343,13 @@ def run_selftest(
     as_json: bool = False,
 ) -> int:
     cfg = load_config(config)
+    pid = running_daemon_pid(cfg.path(cfg.gateway.runtime_dir) / "status.json", time.time())
+    if pid is not None:
+        say(
+            f"the daemon is running (pid {pid}) and holds the devices and the journal: stop it "
+            "first (sudo systemctl stop compound-gw), run selftest, then start it again"
+        )
+        return 1
 
     async def main() -> tuple[dict[str, Any], int]:
         body = await gather_report(

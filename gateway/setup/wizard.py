@@ -23,6 +23,7 @@ import asyncio
 import os
 import secrets
 import sys
+import time
 import tomllib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +33,13 @@ from typing import Any, TextIO
 from gateway.config import read_secret_file, write_secret_file
 from gateway.errors import ConfigError, GatewayError
 from gateway.setup.answers import Answers
-from gateway.setup.checks import TapSession, check_camera, click_zones, machine_line
+from gateway.setup.checks import (
+    TapSession,
+    check_camera,
+    click_zones,
+    machine_line,
+    running_daemon_pid,
+)
 from gateway.setup.progress import ProgressBar
 from gateway.setup.scan import list_serial_ports, scan_modbus, scan_osdp
 from gateway.setup.state import StateFile
@@ -105,6 +112,15 @@ class Wizard:
     # ------------------------------------------------------------------ the state machine
 
     def run(self) -> int:
+        runtime = Path(self.a.gateway.runtime_dir)
+        status = (runtime if runtime.is_absolute() else self.config_dir / runtime) / "status.json"
+        pid = running_daemon_pid(status, time.time())
+        if pid is not None and not all(self.state.done(s) for s in STEPS):
+            self.say(
+                f"the daemon is running (pid {pid}) and holds the serial ports: stop it "
+                "first (sudo systemctl stop compound-gw)"
+            )
+            return 1
         for step in STEPS:
             if self.state.done(step):
                 self.say(f"step {step}: done earlier, skipped")
