@@ -33,7 +33,8 @@ from gateway.supervisor import Service, Supervisor
 
 log = logging.getLogger("gateway.daemon")
 
-STATUS_INTERVAL_S = 2.0  # to a tmpfs, and only when something changed
+STATUS_INTERVAL_S = 2.0  # checked this often; written only when something changed ...
+STATUS_HEARTBEAT_S = 30.0  # ... or this long after the last write (readers judge staleness)
 MAINTENANCE_INTERVAL_S = 3600.0
 
 
@@ -119,21 +120,35 @@ class StatusBoard:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.sections: dict[str, Any] = {}
-        self._last_written = ""
+        self._last_content = ""
+        self._last_write = -1e18
+        self.writes = 0
 
     def publish(self, section: str, value: Any) -> None:
         self.sections[section] = value
 
-    def write(self) -> None:
+    def write(self, now: float | None = None) -> bool:
+        """Write the file if a section changed, or as a heartbeat; returns whether it wrote.
+
+        The ``daemon`` section (pid, time of writing) does not count as a change, so an idle
+        gateway writes the file only every STATUS_HEARTBEAT_S.
+        """
         if self.path is None:
-            return
+            return False
+        now = time.monotonic() if now is None else now
+        content = json.dumps(
+            {k: v for k, v in self.sections.items() if k != "daemon"}, sort_keys=True, default=str
+        )
+        if content == self._last_content and now - self._last_write < STATUS_HEARTBEAT_S:
+            return False
         text = json.dumps(self.sections, sort_keys=True, default=str)
-        if text == self._last_written:
-            return
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(text)
         os.replace(tmp, self.path)
-        self._last_written = text
+        self._last_content = content
+        self._last_write = now
+        self.writes += 1
+        return True
 
 
 class StatusWriter:

@@ -80,6 +80,7 @@ class SimCompound:
         extra_config: str = "",
         broadcast_keys: tuple[str, ...] = (),
         sync_keys: tuple[str, ...] = (),
+        runtime_dir: str = "run",
     ) -> None:
         self.bench = bench
         self.folder = Path(folder)
@@ -88,6 +89,7 @@ class SimCompound:
         self.extra_config = extra_config
         self.broadcast_keys = broadcast_keys
         self.sync_keys = sync_keys
+        self.runtime_dir = runtime_dir
         self.lines: SimLines | None = None
         self.readers: dict[str, SimReader] = {}
         self.boards: dict[str, SimBoard] = {}
@@ -225,7 +227,7 @@ class SimCompound:
 
     def config_text(self) -> str:
         assert self.lines is not None
-        out = [minimal_config(self.gateway_id).rstrip("\n")]
+        out = [minimal_config(self.gateway_id, runtime_dir=self.runtime_dir).rstrip("\n")]
         out += ["", "[checkpoints]", "dedupe_window_s = 10.0"]
         reader_lines = sorted({r.line for r in self.bench.readers})
         for line in reader_lines:

@@ -211,15 +211,15 @@ def write_config(folder: Path, text: str) -> Path:
     return path
 
 
-def minimal_config(gateway_id: str = "gw-hil", extra: str = "") -> str:
-    """A config whose data and runtime folders sit beside the file."""
+def minimal_config(gateway_id: str = "gw-hil", extra: str = "", runtime_dir: str = "run") -> str:
+    """A config whose data and runtime folders sit beside the file (runtime: any path)."""
     return (
         "[gateway]\n"
         f'id = "{gateway_id}"\n'
         'compound = "HIL Compound"\n'
         'township = "Bench"\n'
         'data_dir = "data"\n'
-        'runtime_dir = "run"\n'
+        f'runtime_dir = "{runtime_dir}"\n'
         "[supervisor]\n"
         "backoff_initial_s = 0.05\n"
         "backoff_max_s = 1.0\n"
