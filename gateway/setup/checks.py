@@ -31,6 +31,7 @@ from gateway.clock import SystemClock
 from gateway.events import EVIDENCE, Event
 
 MACHINE_PREFIX = "@@setup"
+FEEDBACK_FLUSH_S = 0.5
 
 
 def machine_line(*words: object) -> str:
@@ -60,6 +61,9 @@ class TapSession:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        # The last green (or red) light is only queued: let a few poll cycles carry it out
+        # before the buses close, or the installer never sees it.
+        await asyncio.sleep(FEEDBACK_FLUSH_S)
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
