@@ -58,12 +58,34 @@ def _load(args: argparse.Namespace) -> GatewayConfig:
 # --------------------------------------------------------------------------- run
 
 
+def _bench_clock(args: argparse.Namespace) -> Any:
+    """``--sim-clock START@ANCHOR`` (Unix seconds) and ``--sim-rate``: a bench's clock."""
+    if not args.sim_clock:
+        return None
+    from gateway.clock import AcceleratedClock
+
+    try:
+        start, _, anchor = args.sim_clock.partition("@")
+        return AcceleratedClock(float(start), float(anchor or time.time()), args.sim_rate)
+    except ValueError as exc:
+        raise ConfigError("--sim-clock", f"{args.sim_clock!r}: {exc}") from exc
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from gateway.daemon import run_daemon, setup_logging
 
     cfg = _load(args)
     setup_logging(cfg.log.level)
-    return asyncio.run(run_daemon(cfg))
+    clock = _bench_clock(args)
+    if clock is not None:
+        import logging
+
+        logging.getLogger("gateway.cli").warning(
+            "bench clock: simulated time from %s at %.0fx (never use this in the field)",
+            args.sim_clock,
+            args.sim_rate,
+        )
+    return asyncio.run(run_daemon(cfg, clock=clock))
 
 
 # --------------------------------------------------------------------------- status
@@ -240,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the daemon (systemd runs this)")
     _config_arg(p)
+    # HIL benches only: play simulated time (a night of patrols in a minute).
+    p.add_argument("--sim-clock", default="", help=argparse.SUPPRESS)
+    p.add_argument("--sim-rate", type=float, default=1.0, help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("status", help="journal, services and devices at a glance")

@@ -81,6 +81,7 @@ class SimCompound:
         broadcast_keys: tuple[str, ...] = (),
         sync_keys: tuple[str, ...] = (),
         runtime_dir: str = "run",
+        patrol_toml: str | None = None,
     ) -> None:
         self.bench = bench
         self.folder = Path(folder)
@@ -90,6 +91,7 @@ class SimCompound:
         self.broadcast_keys = broadcast_keys
         self.sync_keys = sync_keys
         self.runtime_dir = runtime_dir
+        self.patrol_toml = patrol_toml
         self.lines: SimLines | None = None
         self.readers: dict[str, SimReader] = {}
         self.boards: dict[str, SimBoard] = {}
@@ -248,7 +250,9 @@ class SimCompound:
             ]
         for band, guard in ROSTER.items():
             out += ["[[checkpoints.roster]]", f'wristband = "{band}"', f'guard = "{guard}"']
-        if self.bench.readers:
+        if self.patrol_toml is not None:
+            out += ["", self.patrol_toml]
+        elif self.bench.readers:
             # Hourly rounds of every checkpoint, round the clock: a route the demo can walk.
             out += [
                 "",
