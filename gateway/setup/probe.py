@@ -74,14 +74,17 @@ def parse_osdp_reply(buf: bytes, address: int) -> OsdpReply | None:
     while True:
         start = buf.find(OSDP_SOM, pos)
         if start < 0 or len(buf) - start < 8:
-            return None
+            return None  # nothing (more) that could be a whole frame
         frame_len = osdp_frame_length(buf[start:])
         if frame_len is None or frame_len < 8 or frame_len > MAX_OSDP_FRAME:
             pos = start + 1
             continue
         frame = buf[start : start + frame_len]
         if len(frame) < frame_len:
-            return None
+            # Either a reply still arriving or noise that looks like a header: a whole, valid
+            # frame further on wins; otherwise wait for more bytes.
+            pos = start + 1
+            continue
         ctrl = frame[4]
         if ctrl & 0x04:
             good = osdp_crc16(frame[:-2]) == frame[-2] | (frame[-1] << 8)

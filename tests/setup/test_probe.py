@@ -90,3 +90,9 @@ def test_probe_is_sans_io() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"asyncio", "serial", "sqlite3", "time", "socket", "threading"}
+
+
+def test_noise_that_looks_like_a_long_header_does_not_hide_the_reply() -> None:
+    # SOM, an address, then a length of 256: a frame that would end far past the real reply.
+    reply = probe.parse_osdp_reply(b"\x53\x00\x00\x01" + PDID_FRAME, 1)
+    assert reply is not None and reply.code == probe.OSDP_PDID
