@@ -13,22 +13,17 @@ implement the same protocol::
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import sqlite3
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, Protocol
 
 from centre.errors import Conflict, EnrollmentRefused
+from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
 from wire import Batch, encode
 from wire.envelopes import MAX_GAPS_LISTED
-
-T = TypeVar("T")
 
 SCHEMA_VERSION: Final = 1
 _MIGRATIONS: Final = (
@@ -197,56 +192,30 @@ def _record(row: sqlite3.Row) -> GatewayRecord:
     return GatewayRecord(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - Row has no iter
 
 
-class SqliteRepository:
+class SqliteRepository(SqliteWorker):
     """The default repository: SQLite (WAL, synchronous=FULL) on one worker thread."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="centre-db")
-        self._db: sqlite3.Connection | None = None
-
-    @classmethod
-    async def open(cls, path: Path) -> SqliteRepository:
-        repo = cls(path)
-        await repo._run(repo._open)
-        return repo
+    THREAD_NAME_PREFIX = "centre-db"
+    CLOSED_MESSAGE = "repository is closed"
 
     # -- plumbing -------------------------------------------------------------------------
 
-    async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
-
-    def _open(self) -> None:
-        if not self._path.exists():
-            # Token hashes and every compound's events: not for other local users.
-            os.close(os.open(self._path, os.O_WRONLY | os.O_CREAT, 0o600))
-        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+    def _connect(self) -> sqlite3.Connection:
+        # 0600: token hashes and every compound's events, not for other local users.
+        # synchronous=FULL: an ack promises the events are stored, the commit must be durable
+        # before it goes out.
+        db = connect_durable(self._path)
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        # An ack promises the events are stored: the commit must be durable before it goes out.
-        db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
         version = db.execute("PRAGMA user_version").fetchone()[0]
         for number, script in enumerate(_MIGRATIONS, start=1):
             if number > version:
-                with _atomic(db):
+                with atomic(db):
                     for statement in script.split(";"):
                         if statement.strip():
                             db.execute(statement)
                     db.execute(f"PRAGMA user_version={number}")
-        self._db = db
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise RuntimeError("repository is closed")
-        return self._db
-
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._run(self._db.close)
-            self._db = None
-        self._pool.shutdown(wait=True)
+        return db
 
     # -- enrollment -----------------------------------------------------------------------
 
@@ -272,7 +241,7 @@ class SqliteRepository:
     ) -> GatewayRecord:
         def op() -> GatewayRecord:
             db = self.db
-            with _atomic(db):
+            with atomic(db):
                 row = db.execute(
                     "SELECT * FROM tokens WHERE token_hash = ?", (token_hash,)
                 ).fetchone()
@@ -367,7 +336,7 @@ class SqliteRepository:
             db = self.db
             gw = batch.gateway_id
             bodies = [encode(e).decode("utf-8") for e in batch.events]
-            with _atomic(db):
+            with atomic(db):
                 existing = dict(
                     db.execute(
                         "SELECT seq, body FROM events WHERE gateway_id = ? AND seq BETWEEN ? AND ?",
@@ -625,16 +594,3 @@ def _event_filter(
         clauses.append("e.wall_time < ?")
         params.append(until)
     return " AND ".join(clauses), params
-
-
-class _atomic:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -13,19 +13,13 @@ centre's data directory (``bulletins.db``), every call on one worker thread::
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sqlite3
 import unicodedata
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Final, Protocol, TypeVar
+from typing import Final, Protocol
 
 from centre.bulletins.model import Explanation
 from centre.errors import BadRequest
-
-T = TypeVar("T")
+from centre.sqlite_worker import SqliteWorker, connect_durable
 
 MAX_TEXT: Final = 2000
 MAX_NAME: Final = 200
@@ -81,44 +75,17 @@ def clean_text(value: object, field: str, limit: int, *, required: bool) -> str:
     return text
 
 
-class SqliteExplanationStore:
+class SqliteExplanationStore(SqliteWorker):
     """The default :class:`ExplanationStore`: SQLite (WAL, synchronous=FULL), one thread."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="centre-bulletins")
-        self._db: sqlite3.Connection | None = None
+    THREAD_NAME_PREFIX = "centre-bulletins"
+    CLOSED_MESSAGE = "explanation store is closed"
 
-    @classmethod
-    async def open(cls, path: Path) -> SqliteExplanationStore:
-        store = cls(path)
-        await store._run(store._open)
-        return store
-
-    async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
-
-    def _open(self) -> None:
-        if not self._path.exists():
-            # Names of guards and chiefs: not for other local users.
-            os.close(os.open(self._path, os.O_WRONLY | os.O_CREAT, 0o600))
-        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+    def _connect(self) -> sqlite3.Connection:
+        # 0600: names of guards and chiefs, not for other local users. Plain tuples as rows.
+        db = connect_durable(self._path)
         db.executescript(_SCHEMA)
-        self._db = db
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise RuntimeError("explanation store is closed")
-        return self._db
-
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._run(self._db.close)
-            self._db = None
-        self._pool.shutdown(wait=True)
+        return db
 
     async def add(
         self,

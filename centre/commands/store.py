@@ -21,15 +21,13 @@ connection while still valid (the gateway refuses a true duplicate as ``replayed
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import os
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final, Protocol, TypeVar
+
+from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
 
 T = TypeVar("T")
 
@@ -158,56 +156,23 @@ class CommandRepository(Protocol):
     async def close(self) -> None: ...
 
 
-class SqliteCommandStore:
+class SqliteCommandStore(SqliteWorker):
     """:class:`CommandRepository` on the centre's SQLite file (WAL, synchronous=FULL)."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="centre-commands")
-        self._db: sqlite3.Connection | None = None
+    THREAD_NAME_PREFIX = "centre-commands"
+    CLOSED_MESSAGE = "command store is closed"
 
-    @classmethod
-    async def open(cls, path: Path) -> SqliteCommandStore:
-        store = cls(path)
-        await store._run(store._open)
-        return store
-
-    async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
-
-    def _open(self) -> None:
-        if not self._path.exists():
-            os.close(os.open(self._path, os.O_WRONLY | os.O_CREAT, 0o600))
+    def _connect(self) -> sqlite3.Connection:
         # The CLI and the server write the same file: wait for each other's short transactions.
-        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=10)
+        db = connect_durable(self._path, timeout=10)
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
         db.executescript(_SCHEMA)
-        self._db = db
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise RuntimeError("command store is closed")
-        return self._db
-
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._run(self._db.close)
-            self._db = None
-        self._pool.shutdown(wait=True)
+        return db
 
     def _atomic(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            out = fn(db)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        return out
+        with atomic(db):
+            return fn(db)
 
     def _one(self, command_id: str) -> CommandRecord:
         row = self.db.execute("SELECT * FROM commands WHERE command_id = ?", (command_id,))
