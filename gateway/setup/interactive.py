@@ -36,16 +36,21 @@ def interactive_answers(config_path: Path) -> Answers:
     for i, p in enumerate(ports, 1):
         print(f"  {i}. {p.path}" + ("" if p.path == p.device else f" -> {p.device}"))
     chosen = _ask(
-        "ports to scan (numbers, comma-separated)",
+        "ports to scan (numbers or paths, comma-separated)",
         ",".join(str(i) for i in range(1, len(ports) + 1)),
     )
     data["ports"] = []
-    for n, text in enumerate(chosen.split(","), 1):
-        if text.strip().isdigit() and 1 <= int(text) <= len(ports):
-            port = ports[int(text) - 1]
-            data["ports"].append(
-                {"path": port.path, "name": _ask(f"bus name for {port.path}", f"bus{n}")}
-            )
+    for n, text in enumerate((t.strip() for t in chosen.split(",") if t.strip()), 1):
+        if text.isdigit() and 1 <= int(text) <= len(ports):
+            path = ports[int(text) - 1].path
+        elif Path(text).exists():
+            path = text  # a port the listing does not know (another udev name, a test line)
+        else:
+            print(f"  {text!r}: no such port, left out")
+            continue
+        name = _ask(f"bus name for {path}", f"bus{n}")
+        kind = _ask("  wired to it: osdp (readers), modbus (relay boards) or auto", "auto")
+        data["ports"].append({"path": path, "name": name, "kind": kind})
     ids = _ask("checkpoint ids, in the order you will tap them (comma-separated)")
     data["checkpoints"] = [{"id": i.strip()} for i in ids.split(",") if i.strip()]
     zones = _ask("zones as number=board/channel, comma-separated (empty: none)", "")

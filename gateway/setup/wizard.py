@@ -301,7 +301,8 @@ class Wizard:
                     timeout=self.a.pairing.timeout_s,
                 )
                 if not result.ok:
-                    pending.unlink(missing_ok=True)
+                    # The .pending key stays: the reader may have taken it before the proof
+                    # failed, and the next run tries it first (never lock a reader out).
                     raise StepFailed(f"{rid}: {result.message}")
                 os.replace(pending, final)
                 self.say(f"  {rid}: paired, key in {final.relative_to(self.config_dir)} (0600)")
