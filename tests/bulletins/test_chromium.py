@@ -3,85 +3,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import shutil
-import signal
-import struct
-import zlib
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 
 from centre.bulletins.web import daily_response, monthly_response
 from tests.bulletins.conftest import HOSTILE_COMPOUND, Seeded, serve
 from tests.bulletins.helpers import NOV_2
-
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-WIDTH, HEIGHT = 412, 915  # a common phone viewport
-NOW = NOV_2 + 3 * 86400.0
-
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium missing: apt-get install -y chromium (Debian package)"
+from tests.chromium import (
+    ARTIFACTS,
+    HEIGHT,
+    WIDTH,
+    needs_chromium,
+    png_facts,
+    run_chromium,
+    screenshot,
 )
 
+NOW = NOV_2 + 3 * 86400.0
 
-async def run_chromium(url: str, profile: Path, *mode: str, timeout: float = 90.0) -> bytes:
-    """Headless Chromium once; returns stdout. Its whole process group is killed after."""
-    assert CHROMIUM is not None
-    proc = await asyncio.create_subprocess_exec(
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        f"--user-data-dir={profile}",
-        f"--window-size={WIDTH},{HEIGHT}",
-        *mode,
-        url,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,  # zygote and renderers share the group: one kill ends all
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        if proc.returncode is None:
-            await proc.wait()
-    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
-    return out
-
-
-def png_facts(data: bytes) -> tuple[int, int, int]:
-    """(width, height, distinct byte values in the decoded scanlines); checks every CRC."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, idat, size, seen_end = 8, b"", (0, 0), False
-    while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        body = data[pos + 8 : pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
-        assert zlib.crc32(kind + body) == crc, f"bad CRC in {kind!r}"
-        if kind == b"IHDR":
-            size = struct.unpack(">II", body[:8])
-        elif kind == b"IDAT":
-            idat += body
-        elif kind == b"IEND":
-            seen_end = True
-        pos += 12 + length
-    assert seen_end, "truncated PNG"
-    return size[0], size[1], len(set(zlib.decompress(idat)))
+pytestmark = needs_chromium
 
 
 def pages_app(seeded: Seeded) -> web.Application:
@@ -97,14 +38,6 @@ def pages_app(seeded: Seeded) -> web.Application:
     app.router.add_get("/daily", daily)
     app.router.add_get("/monthly", monthly)
     return app
-
-
-async def screenshot(url: str, name: str, profile: Path) -> bytes:
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / name
-    shot.unlink(missing_ok=True)
-    await run_chromium(url, profile, f"--screenshot={shot}")
-    return shot.read_bytes()
 
 
 async def test_daily_bulletin_in_chromium(seeded: Seeded, tmp_path: Path) -> None:
