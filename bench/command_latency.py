@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -31,12 +30,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._figures import bus_minimum, figures, print_figures  # noqa: E402
 from centre.commands.issue import issue  # noqa: E402
 from centre.commands.store import SqliteCommandStore  # noqa: E402
 from centre.pki import CentrePaths, init_centre  # noqa: E402
 from centre.server import running_centre  # noqa: E402
 from gateway.commands.channel import CommandChannel  # noqa: E402
-from tests.broadcast.benchkit import transaction_minimum  # noqa: E402
 from tests.commands.rig import GW, command_rig  # noqa: E402
 from tests.sync.conftest import Centre  # noqa: E402
 from wire.commands import BroadcastStart  # noqa: E402
@@ -55,11 +54,6 @@ class TimedChannel(CommandChannel):
         if stage == "on":
             self.stamps[command_id] = time.perf_counter()
         await super()._ack(command_id, stage, reason, code, digest)
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))]
 
 
 async def measure(runs: int, baud: int, poll: bool, folder: Path) -> dict[str, Any]:
@@ -92,15 +86,7 @@ async def measure(runs: int, baud: int, poll: bool, folder: Path) -> dict[str, A
                 while rig.runtime.controller.phase != "idle" or any(rig.board.coils):
                     await asyncio.sleep(0.005)
                 await rig.wait_status(rec.command_id, "done")
-    bus_min = sum(transaction_minimum(a, b, baud) for a, b in JOB_FRAMES)
-    return {
-        "runs": len(lat),
-        "p50": statistics.median(lat),
-        "p99": pct(lat, 99),
-        "min": min(lat),
-        "max": max(lat),
-        "bus_min": bus_min,
-    }
+    return figures(lat, bus_minimum(JOB_FRAMES, baud))
 
 
 def main() -> int:
@@ -114,19 +100,11 @@ def main() -> int:
         r = asyncio.run(measure(args.runs, args.baud, args.poll, folder))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    ms = 1000.0
     how = "queue poll" if args.poll else "woken at once"
-    print(
+    print_figures(
         f"command latency, operator command -> relay verified on (centre {how}, mTLS loopback, "
-        f"{args.baud} baud paced, {r['runs']} runs)"
-    )
-    print(
-        f"  p50 {r['p50'] * ms:7.2f} ms   p99 {r['p99'] * ms:7.2f} ms   "
-        f"min {r['min'] * ms:7.2f} ms   max {r['max'] * ms:7.2f} ms"
-    )
-    print(
-        f"  bus minimum (write + read-back, wire time + 2 x t3.5 each): "
-        f"{r['bus_min'] * ms:7.2f} ms   p50/bus minimum {r['p50'] / r['bus_min']:.2f}"
+        f"{args.baud} baud paced, {r['runs']} runs)",
+        r,
     )
     return 0
 

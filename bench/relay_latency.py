@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._figures import bus_minimum, figures, print_figures  # noqa: E402
 from drivers.relay_modbus import ModbusRelayPort  # noqa: E402
 from drivers.relays import BoardSpec  # noqa: E402
 from gateway.broadcast.controller import BroadcastController  # noqa: E402
@@ -30,7 +30,7 @@ from gateway.broadcast.remote import LocalTestSigner, RemoteTrigger  # noqa: E40
 from gateway.clock import SystemClock  # noqa: E402
 from gateway.events import EVIDENCE, Event  # noqa: E402
 from hil_tests.sims.relay_board import RelayBoardSim, SimBoard  # noqa: E402
-from tests.broadcast.benchkit import serial_line, transaction_minimum  # noqa: E402
+from tests.broadcast.benchkit import serial_line  # noqa: E402
 
 # Frame sizes (address + function + data + CRC) of the verified-on job, per profile.
 JOB_FRAMES = {
@@ -51,12 +51,6 @@ class NullJournal:
 
     async def read_after(self, seq: int, **_: Any) -> list[Event]:
         return []
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 async def measure(runs: int, baud: int, profile: str) -> dict[str, Any]:
@@ -92,15 +86,7 @@ async def measure(runs: int, baud: int, profile: str) -> dict[str, Any]:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
     lat = [s["on"] - s["accepted"] for s in stamps.values() if "on" in s and "accepted" in s]
-    bus_min = sum(transaction_minimum(a, b, baud) for a, b in JOB_FRAMES[profile])
-    return {
-        "runs": len(lat),
-        "p50": statistics.median(lat),
-        "p99": pct(lat, 99),
-        "min": min(lat),
-        "max": max(lat),
-        "bus_min": bus_min,
-    }
+    return figures(lat, bus_minimum(JOB_FRAMES[profile], baud))
 
 
 def main() -> int:
@@ -110,18 +96,10 @@ def main() -> int:
     ap.add_argument("--profile", default="waveshare_v2", choices=sorted(JOB_FRAMES))
     args = ap.parse_args()
     r = asyncio.run(measure(args.runs, args.baud, args.profile))
-    ms = 1000.0
-    print(
+    print_figures(
         f"relay latency, command accepted -> relay verified on ({args.profile}, "
-        f"{args.baud} baud paced, {r['runs']} runs)"
-    )
-    print(
-        f"  p50 {r['p50'] * ms:7.2f} ms   p99 {r['p99'] * ms:7.2f} ms   "
-        f"min {r['min'] * ms:7.2f} ms   max {r['max'] * ms:7.2f} ms"
-    )
-    print(
-        f"  bus minimum (write + read-back, wire time + 2 x t3.5 each): "
-        f"{r['bus_min'] * ms:7.2f} ms   p50/bus minimum {r['p50'] / r['bus_min']:.2f}"
+        f"{args.baud} baud paced, {r['runs']} runs)",
+        r,
     )
     return 0
 
