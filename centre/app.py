@@ -23,7 +23,7 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from centre.errors import BadRequest, CentreError, Forbidden, NotAuthenticated
+from centre.errors import BadRequest, CentreError, Forbidden, NotAuthenticated, json_object
 from centre.pki import (
     CentrePaths,
     check_csr,
@@ -38,11 +38,9 @@ from wire import (
     BATCH_TYPE,
     Ack,
     Batch,
-    EncodingError,
     SignatureError,
     WireError,
     check_key_id,
-    decode,
     encode,
     key_id,
     load_public_key_pem,
@@ -160,15 +158,9 @@ class CentreService:
         if request.content_length is not None and request.content_length > MAX_ENROLL_BODY:
             raise BadRequest("enrollment request is too large")
         raw = await request.read()
-        try:
-            req = decode(raw, max_bytes=MAX_ENROLL_BODY)
-        except EncodingError as exc:
-            raise BadRequest(f"body is not strict JSON: {exc.reason}") from exc
-        if not isinstance(req, dict):
-            raise BadRequest("body must be a JSON object")
-        unknown = set(req) - {"token", "gateway_id", "compound", "csr"}
-        if unknown:
-            raise BadRequest(f"unknown field(s) {sorted(unknown)}")
+        req = json_object(
+            raw, max_bytes=MAX_ENROLL_BODY, fields={"token", "gateway_id", "compound", "csr"}
+        )
         token, gateway_id, compound, csr_pem = (
             req.get("token"),
             req.get("gateway_id"),

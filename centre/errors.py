@@ -5,7 +5,10 @@ raise EnrollmentRefused("token_expired", "this token expired at 2026-11-28T16:40
 
 from __future__ import annotations
 
+from collections.abc import Set
 from typing import Any
+
+from wire import EncodingError, decode
 
 
 class CentreError(Exception):
@@ -26,6 +29,25 @@ class CentreError(Exception):
 class BadRequest(CentreError):
     status = 400
     code = "bad_request"
+
+
+def json_object(raw: bytes, *, max_bytes: int, fields: Set[str]) -> dict[str, Any]:
+    """A request body as a strict JSON object of known ``fields``, or :class:`BadRequest`.
+
+    The centre's JSON endpoints (enrollment, explanations) all take bodies this way::
+
+        req = json_object(raw, max_bytes=MAX_ENROLL_BODY, fields={"token", "csr"})
+    """
+    try:
+        req = decode(raw, max_bytes=max_bytes)
+    except EncodingError as exc:
+        raise BadRequest(f"body is not strict JSON: {exc.reason}") from exc
+    if not isinstance(req, dict):
+        raise BadRequest("body must be a JSON object")
+    unknown = set(req) - fields
+    if unknown:
+        raise BadRequest(f"unknown field(s) {sorted(unknown)}")
+    return req
 
 
 class EnrollmentRefused(CentreError):

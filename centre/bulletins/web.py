@@ -31,8 +31,8 @@ from centre.bulletins.auth import SESSION_TTL_S, OperatorTokens
 from centre.bulletins.explanations import MAX_NAME, MAX_TEXT, ExplanationStore, clean_text
 from centre.bulletins.model import DEFAULT_TZ, local_text, parse_day, parse_month
 from centre.bulletins.source import EventSource, build_daily, build_monthly, record_explanation
-from centre.errors import BadRequest, CentreError
-from wire import EncodingError, decode, encode
+from centre.errors import BadRequest, CentreError, json_object
+from wire import encode
 
 PREFIX: Final = "/bulletins"
 COOKIE: Final = "cb_session"
@@ -281,15 +281,9 @@ class BulletinHandlers:
         raw = await request.content.read(MAX_EXPLANATION_BODY + 1)
         if len(raw) > MAX_EXPLANATION_BODY:
             raise BadRequest("request body is too large")
-        try:
-            req = decode(raw, max_bytes=MAX_EXPLANATION_BODY)
-        except EncodingError as exc:
-            raise BadRequest(f"body is not strict JSON: {exc.reason}") from exc
-        if not isinstance(req, dict):
-            raise BadRequest("body must be a JSON object")
-        unknown = set(req) - {"compound", "round", "text", "given_by"}
-        if unknown:
-            raise BadRequest(f"unknown field(s) {sorted(unknown)}")
+        req = json_object(
+            raw, max_bytes=MAX_EXPLANATION_BODY, fields={"compound", "round", "text", "given_by"}
+        )
         compound = clean_text(req.get("compound"), "compound", MAX_NAME, required=True)
         round_id = clean_text(req.get("round"), "round", MAX_NAME, required=True)
         text = clean_text(req.get("text"), "text", MAX_TEXT, required=True)
