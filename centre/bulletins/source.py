@@ -273,33 +273,40 @@ def _write(path: Path, data: bytes) -> None:
         raise
 
 
+def _write_files(out_dir: Path, texts: dict[str, str]) -> list[Path]:
+    """Each text as UTF-8 in ``out_dir`` (made if missing), atomically; the paths, in order."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = [out_dir / name for name in texts]
+    for path, text in zip(files, texts.values(), strict=True):
+        _write(path, text.encode("utf-8"))
+    return files
+
+
 def write_daily_files(bulletin: DailyBulletin, out_dir: Path) -> list[Path]:
     """``daily-D.html``, ``daily-D.csv`` (compounds) and ``daily-D-missed.csv``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"daily-{bulletin.day}"
-    files = {
-        out_dir / f"{stem}.html": render.daily_html(bulletin).encode("utf-8"),
-        out_dir / f"{stem}.csv": render.daily_csv(bulletin).encode("utf-8"),
-        out_dir / f"{stem}-missed.csv": render.missed_csv(bulletin).encode("utf-8"),
-    }
-    for path, data in files.items():
-        _write(path, data)
-    return list(files)
+    return _write_files(
+        out_dir,
+        {
+            f"{stem}.html": render.daily_html(bulletin),
+            f"{stem}.csv": render.daily_csv(bulletin),
+            f"{stem}-missed.csv": render.missed_csv(bulletin),
+        },
+    )
 
 
 def write_monthly_files(bulletin: MonthlyBulletin, out_dir: Path) -> list[Path]:
     """``monthly-M.html``, ``monthly-M.csv`` (compounds), ``-devices.csv``, ``-faults.csv``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"monthly-{bulletin.month}"
-    files = {
-        out_dir / f"{stem}.html": render.monthly_html(bulletin).encode("utf-8"),
-        out_dir / f"{stem}.csv": render.monthly_csv(bulletin).encode("utf-8"),
-        out_dir / f"{stem}-devices.csv": render.devices_csv(bulletin).encode("utf-8"),
-        out_dir / f"{stem}-faults.csv": render.faults_csv(bulletin).encode("utf-8"),
-    }
-    for path, data in files.items():
-        _write(path, data)
-    return list(files)
+    return _write_files(
+        out_dir,
+        {
+            f"{stem}.html": render.monthly_html(bulletin),
+            f"{stem}.csv": render.monthly_csv(bulletin),
+            f"{stem}-devices.csv": render.devices_csv(bulletin),
+            f"{stem}-faults.csv": render.faults_csv(bulletin),
+        },
+    )
 
 
 __all__ = [
