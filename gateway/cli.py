@@ -37,6 +37,7 @@ CLI_EXTENSIONS: tuple[str, ...] = (
     "gateway.health.cli",
     "gateway.web.cli",
     "gateway.sync.cli",
+    "gateway.setup.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]
