@@ -97,7 +97,7 @@ async def test_factory_wires_every_service(tmp_path: Path) -> None:
 def test_steady_state_soak_is_quiet() -> None:
     """A short accelerated soak: no crash, no state flapping, samples stay few."""
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "steady_state.py"), "--seconds", "20", "--json"],
+        [sys.executable, str(ROOT / "bench" / "health_soak.py"), "--seconds", "20", "--json"],
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     r = json.loads(out.stdout)
