@@ -129,11 +129,8 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     now = time.time()
 
     async def store() -> None:
-        repo = await SqliteRepository.open(paths.database)
-        try:
+        async with await SqliteRepository.open(paths.database) as repo:
             await repo.create_token(hash_token(token), args.compound, args.township, now, now + ttl)
-        finally:
-            await repo.close()
 
     asyncio.run(store())
     _, ca_cert = load_ca(paths)
@@ -183,11 +180,8 @@ def cmd_gateways(args: argparse.Namespace) -> int:
     _need_init(paths)
 
     async def fetch() -> list[tuple[GatewayRecord, Any]]:
-        repo = await SqliteRepository.open(paths.database)
-        try:
+        async with await SqliteRepository.open(paths.database) as repo:
             return [(g, await repo.state(g.gateway_id)) for g in await repo.gateways()]
-        finally:
-            await repo.close()
 
     now = time.time()
     rows = asyncio.run(fetch())
@@ -220,13 +214,10 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     _need_init(paths)
 
     async def revoke() -> bool:
-        repo = await SqliteRepository.open(paths.database)
-        try:
+        async with await SqliteRepository.open(paths.database) as repo:
             if await repo.gateway(args.gateway_id) is None:
                 raise CentreError(f"no gateway {args.gateway_id!r} is enrolled")
             return await repo.revoke(args.gateway_id, time.time(), args.reason)
-        finally:
-            await repo.close()
 
     if asyncio.run(revoke()):
         print(f"{args.gateway_id} revoked: its certificate is refused from now on")
@@ -240,8 +231,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     _need_init(paths)
 
     async def query() -> list[dict[str, Any]]:
-        repo = await SqliteRepository.open(paths.database)
-        try:
+        async with await SqliteRepository.open(paths.database) as repo:
             return await repo.events(
                 compound=args.compound,
                 gateway_id=args.gateway,
@@ -250,8 +240,6 @@ def cmd_events(args: argparse.Namespace) -> int:
                 until=args.until,
                 limit=args.limit,
             )
-        finally:
-            await repo.close()
 
     for ev in asyncio.run(query()):
         print(json.dumps(ev, sort_keys=True, ensure_ascii=False))
@@ -263,9 +251,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     _need_init(paths)
 
     async def audit() -> int:
-        repo = await SqliteRepository.open(paths.database)
         bad = 0
-        try:
+        async with await SqliteRepository.open(paths.database) as repo:
             ids = [args.gateway] if args.gateway else [g.gateway_id for g in await repo.gateways()]
             for gid in ids:
                 r = await audit_gateway(repo, gid)
@@ -277,8 +264,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 for p in r.problems:
                     print(f"  - {p}")
                 bad += not r.ok
-        finally:
-            await repo.close()
         return 1 if bad else 0
 
     return asyncio.run(audit())

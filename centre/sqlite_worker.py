@@ -14,9 +14,8 @@ gives it the file (created 0600 first) in WAL mode with ``synchronous=FULL``::
             db.executescript(_SCHEMA)
             return db
 
-    store = await NoteStore.open(data_dir / "notes.db")
-    await store._run(lambda: store.db.execute("SELECT 1").fetchone())
-    await store.close()
+    async with await NoteStore.open(data_dir / "notes.db") as store:
+        await store._run(lambda: store.db.execute("SELECT 1").fetchone())
 """
 
 from __future__ import annotations
@@ -100,6 +99,12 @@ class SqliteWorker:
         if self._db is None:
             raise RuntimeError(self.CLOSED_MESSAGE)
         return self._db
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     async def close(self) -> None:
         if self._db is not None:

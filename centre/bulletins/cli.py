@@ -54,15 +54,11 @@ def _tz(name: str) -> str:
 
 
 async def _with_stores(root: Path, fn: Any) -> Any:
-    repo = await SqliteRepository.open(CentrePaths(root).database)
-    try:
-        store = await SqliteExplanationStore.open(root / FILENAME)
-        try:
-            return await fn(repo, store)
-        finally:
-            await store.close()
-    finally:
-        await repo.close()
+    async with (
+        await SqliteRepository.open(CentrePaths(root).database) as repo,
+        await SqliteExplanationStore.open(root / FILENAME) as store,
+    ):
+        return await fn(repo, store)
 
 
 def cmd_bulletin_daily(args: argparse.Namespace) -> int:

@@ -56,9 +56,10 @@ def _queue(args: argparse.Namespace, action: Action) -> int:
     key = load_command_key(paths)
 
     async def run() -> list[CommandRecord]:
-        repo = await SqliteRepository.open(paths.database)
-        store = await SqliteCommandStore.open(paths.database)
-        try:
+        async with (
+            await SqliteRepository.open(paths.database) as repo,
+            await SqliteCommandStore.open(paths.database) as store,
+        ):
             gws = await targets(repo, compound=args.compound, all_gateways=args.all)
             return await issue(
                 store,
@@ -69,9 +70,6 @@ def _queue(args: argparse.Namespace, action: Action) -> int:
                 now=time.time(),
                 issued_by=f"cli:{getpass.getuser()}",
             )
-        finally:
-            await store.close()
-            await repo.close()
 
     records = asyncio.run(run())
     if args.json:
@@ -121,11 +119,8 @@ def cmd_commands(args: argparse.Namespace) -> int:
     paths = _paths(args)
 
     async def fetch() -> list[CommandRecord]:
-        store = await SqliteCommandStore.open(paths.database)
-        try:
+        async with await SqliteCommandStore.open(paths.database) as store:
             return await store.commands(gateway_id=args.gateway, limit=args.limit)
-        finally:
-            await store.close()
 
     now = time.time()
     rows = [_row(r, now) for r in asyncio.run(fetch())]
