@@ -104,12 +104,8 @@ def _storm(tmp_path: Path, kills: int) -> None:
         print(f"{kills} SIGKILLs, {taps_made} taps, {sum(shown.values())} green, none lost")
 
 
-def test_sigkill_during_tap_storm_loses_no_green_tap(tmp_path: Path) -> None:
-    _storm(tmp_path, 2)
-
-
-@pytest.mark.slow
-def test_sigkill_storm_20_times(tmp_path: Path) -> None:
+def test_sigkill_storm_20_times_loses_no_green_tap(tmp_path: Path) -> None:
+    # Issue 4's acceptance, at full size in the default run (about two minutes).
     _storm(tmp_path, 20)
 
 
