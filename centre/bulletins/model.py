@@ -521,8 +521,9 @@ def state_changes(events: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], 
     """State-change events of one gateway as timelines, keyed (kind, device), time-ordered.
 
     ``reader.state`` online/offline, ``health.state`` ok/degraded/down/unknown,
-    ``link.up``/``link.down``. An event journaled with an unsynchronised clock cannot be placed
-    in time: the device's state is unknown from it until the next synchronised change.
+    ``relay_board.state`` up/down, ``link.up``/``link.down``. An event journaled with an
+    unsynchronised clock cannot be placed in time: the device's state is unknown from it until
+    the next synchronised change.
     """
     out: dict[tuple[str, str], list[StateChange]] = {}
     for ev in events:
@@ -539,6 +540,11 @@ def state_changes(events: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], 
         elif kind == "health.state":
             device, dkind = str(p.get("device") or ""), str(p.get("kind") or "")
             state = _HEALTH_STATE.get(str(p.get("state")), UNKNOWN)
+        elif kind == "relay_board.state":
+            # The broadcast service's read-back of each board: up or down.
+            device, dkind = str(p.get("board") or ""), RELAY
+            state = {"up": UP, "down": DOWN}.get(str(p.get("state")), UNKNOWN)
+            reason = reason or str(p.get("error") or "")
         elif kind in ("link.up", "link.down"):
             device, dkind = LINK_DEVICE, LINK
             state = UP if kind == "link.up" else DOWN

@@ -44,7 +44,13 @@ DAY_S: Final = 86400.0
 REVISION_WINDOW_S: Final = 41 * DAY_S
 # How far before a month we look for each device's state at its start (older: unknown).
 STATE_LOOKBACK_S: Final = 45 * DAY_S
-STATE_KINDS: Final = ("reader.state", "health.state", "link.up", "link.down")
+STATE_KINDS: Final = (
+    "reader.state",
+    "health.state",
+    "relay_board.state",
+    "link.up",
+    "link.down",
+)
 DAEMON_KINDS: Final = ("daemon.started", "daemon.stopped")
 BROADCAST_KINDS: Final = (
     "broadcast.on",

@@ -257,3 +257,26 @@ def test_the_computation_is_pure() -> None:
     }
     roots = {name.split(".")[0] for name in imported}
     assert not roots & {"asyncio", "sqlite3", "time", "os", "aiohttp", "socket", "centre"}, roots
+
+
+def test_relay_board_read_backs_count_as_relay_uptime() -> None:
+    # The broadcast service journals relay_board.state up/down from its read-backs: the
+    # monthly bulletin's relay column is built from them (hand-computed: 10 h up, 5 h down).
+    evs = [
+        event(1, "relay_board.state", {"board": "amp-main", "state": "up"}, 0.0),
+        event(
+            2,
+            "relay_board.state",
+            {"board": "amp-main", "state": "down", "error": "no answer"},
+            10 * H,
+        ),
+        event(3, "relay_board.state", {"board": "amp-main", "state": "up"}, 15 * H),
+    ]
+    got = state_changes(evs)
+    assert list(got) == [("relay", "amp-main")]
+    timeline = got[("relay", "amp-main")]
+    assert [c.state for c in timeline] == [UP, DOWN, UP]
+    assert timeline[1].reason == "no answer"
+    totals, last, _, _ = device_uptime(timeline, start=0.0, end=20 * H, horizon=20 * H)
+    assert (totals[UP], totals[DOWN], totals[UNKNOWN]) == (15 * H, 5 * H, 0.0)
+    assert last == UP
