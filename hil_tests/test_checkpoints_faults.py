@@ -43,7 +43,8 @@ def _wait_event(journal: Path, kind: str, pred, timeout: float) -> list:  # type
 # --------------------------------------------------------------------------- SIGKILL storm
 
 
-def _storm(tmp_path: Path, kills: int) -> None:
+def _storm(tmp_path: Path, kills: int) -> int:
+    """SIGKILL the service ``kills`` times during a tap storm; returns the greens shown."""
     rng = random.Random(kills)
     with ReaderBench(
         tmp_path, {"a": 4, "b": 4}, baud=115200, roster=GUARDS, dedupe_window_s=0.5
@@ -102,11 +103,12 @@ def _storm(tmp_path: Path, kills: int) -> None:
         assert sum(greens.values()) > 0, "the storm produced no green taps at all"
         assert not missing, f"green LEDs without a journaled tap: {missing}"
         print(f"{kills} SIGKILLs, {taps_made} taps, {sum(shown.values())} green, none lost")
+        return sum(shown.values())
 
 
 def test_sigkill_storm_20_times_loses_no_green_tap(tmp_path: Path) -> None:
     # Issue 4's acceptance, at full size in the default run (about two minutes).
-    _storm(tmp_path, 20)
+    assert _storm(tmp_path, 20) > 0
 
 
 # --------------------------------------------------------------------------- wrong key

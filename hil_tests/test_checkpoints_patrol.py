@@ -105,7 +105,8 @@ def check_patrol(bench: ReaderBench, journal: Path, results: list[dict[str, obje
         assert not greens, "a refused tap was followed by a green LED"
 
 
-def _patrol(tmp_path: Path, total: int) -> None:
+def _patrol(tmp_path: Path, total: int) -> int:
+    """Run the patrol and check it; returns how many taps were scripted."""
     with ReaderBench(
         tmp_path, {"a": 8, "b": 8}, baud=9600, roster=GUARDS, dedupe_window_s=DEDUPE_S
     ) as bench:
@@ -121,8 +122,9 @@ def _patrol(tmp_path: Path, total: int) -> None:
             assert proc.stop() == 0, proc.log_path.read_text()[-3000:]
         check_patrol(bench, journal, results)
         print(f"patrol of {total} taps on 16 readers at 9600 baud: {elapsed:.1f} s")
+        return len(results)
 
 
 def test_patrol_500_taps_16_readers_two_buses_9600(tmp_path: Path) -> None:
     # Issue 4's acceptance, at full size in the default run (about a minute).
-    _patrol(tmp_path, 500)
+    assert _patrol(tmp_path, 500) == 500
