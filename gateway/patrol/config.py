@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 
 from gateway.config.schema import setting
@@ -230,30 +230,10 @@ class PatrolSection:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             yield "timezone", f"{self.timezone!r} is not a known IANA time zone"
-        routes: dict[str, int] = {}
-        for i, route in enumerate(self.routes):
-            if route.id in routes:
-                yield (
-                    f"routes[{i}].id",
-                    f"{route.id!r} is already used by routes[{routes[route.id]}]",
-                )
-            routes[route.id] = i
-        shifts: dict[str, int] = {}
-        for i, shift in enumerate(self.shifts):
-            if shift.id in shifts:
-                yield (
-                    f"shifts[{i}].id",
-                    f"{shift.id!r} is already used by shifts[{shifts[shift.id]}]",
-                )
-            shifts[shift.id] = i
-        schedules: dict[str, int] = {}
+        routes = yield from _unique_ids("routes", self.routes)
+        shifts = yield from _unique_ids("shifts", self.shifts)
+        yield from _unique_ids("schedules", self.schedules)
         for i, sched in enumerate(self.schedules):
-            if sched.id in schedules:
-                yield (
-                    f"schedules[{i}].id",
-                    f"{sched.id!r} is already used by schedules[{schedules[sched.id]}]",
-                )
-            schedules[sched.id] = i
             if sched.route not in routes:
                 yield f"schedules[{i}].route", f"{sched.route!r} is not a route id"
             if sched.shift and sched.shift not in shifts:
@@ -272,6 +252,19 @@ class PatrolSection:
             if shift.id == schedule.shift:
                 guards.update(shift.guards)
         return frozenset(guards)
+
+
+def _unique_ids(
+    key: str, items: Iterable[RouteSection | ShiftSection | ScheduleSection]
+) -> Generator[tuple[str, str], None, dict[str, int]]:
+    """Yield an error for each repeated ``id`` in ``items``; return id -> first index."""
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if item.id in seen:
+            yield f"{key}[{i}].id", f"{item.id!r} is already used by {key}[{seen[item.id]}]"
+        else:
+            seen[item.id] = i
+    return seen
 
 
 def check_checkpoints(section: PatrolSection, known: Iterable[str], path: str = "patrol") -> None:
