@@ -42,7 +42,7 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from wire.canonical import decode, encode
-from wire.envelopes import COMMAND_TYPE, GATEWAY_ID_RE, MAX_SEQ, WIRE_VERSION
+from wire.envelopes import COMMAND_TYPE, GATEWAY_ID_RE, MAX_SEQ, WIRE_VERSION, brief, finite_float
 from wire.errors import EncodingError, EnvelopeError, SignatureError
 from wire.signing import ENVELOPE_KEYS, SIGNATURE_BYTES, key_id, seal, verify
 
@@ -150,7 +150,9 @@ def _parse_start(args: Any) -> BroadcastStart:
         )
     if a["status"] not in STATUSES:
         raise EnvelopeError(f"args.status must be one of {STATUSES}", field="args.status")
-    return BroadcastStart(tuple(zones), float(seconds), ann, str(a["status"]))
+    return BroadcastStart(
+        tuple(zones), finite_float(seconds, "args.seconds"), ann, str(a["status"])
+    )
 
 
 def _parse_stop(args: Any) -> BroadcastStop:
@@ -199,7 +201,8 @@ class Command:
 
     @classmethod
     def from_dict(cls, d: Any) -> Command:
-        """Strict: exact keys, types and ranges; an unknown action raises :class:`UnknownAction`."""
+        """Strict: exact keys, types and ranges. Raises :class:`~wire.errors.EnvelopeError` and
+        nothing else (an unknown action: its subclass :class:`UnknownAction`)."""
         if not isinstance(d, Mapping):
             raise EnvelopeError("command body is not an object")
         extra, missing = set(d) - BODY_KEYS, BODY_KEYS - set(d)
@@ -208,7 +211,9 @@ class Command:
                 "command body fields are wrong", missing=sorted(missing), unexpected=sorted(extra)
             )
         if d["v"] != WIRE_VERSION:
-            raise EnvelopeError(f"command.v={d['v']!r}: only version {WIRE_VERSION} is understood")
+            raise EnvelopeError(
+                f"command.v={brief(d['v'])}: only version {WIRE_VERSION} is understood"
+            )
         for name, pattern in (
             ("command_id", COMMAND_ID_RE),
             ("gateway", GATEWAY_ID_RE),
@@ -224,7 +229,7 @@ class Command:
             t = d[name]
             if isinstance(t, bool) or not isinstance(t, int | float) or t < 0:
                 raise EnvelopeError(f"command.{name} must be a number", field=f"command.{name}")
-            times.append(float(t))
+            times.append(finite_float(t, f"command.{name}"))
         if times[1] <= times[0]:
             raise EnvelopeError("command.expires_at must be after issued_at")
         action = d["action"]
@@ -331,7 +336,8 @@ def check_command(
     """The gateway's verdict on one envelope (see the module doc for the order of checks).
 
     ``now`` must be *trusted* time (never going backwards: the caller's floor); ``last_seq`` is
-    the last accepted (durably committed) sequence, 0 before the first command.
+    the last accepted (durably committed) sequence, 0 before the first command. Never raises
+    for any ``data``: every fault of the bytes is a :class:`Refused` with its code.
     """
     # 1. bytes: bounded, strict, and exactly canonical (one spelling per signed content)
     if len(data) > limits.max_bytes:
@@ -421,7 +427,8 @@ def check_command(
 
 def peek_identity(data: bytes, max_bytes: int = MAX_COMMAND_BYTES) -> tuple[str, int]:
     """(command_id, seq) as the envelope *claims* them, for acknowledging a refusal to the centre
-    so it can match its queue; ("", 0) when unreadable. Never use it to decide anything."""
+    so it can match its queue; ("", 0) when unreadable (it never raises). Never use it to
+    decide anything."""
     try:
         env = decode(data, max_bytes=max_bytes)
         body = env["body"]

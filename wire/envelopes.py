@@ -20,6 +20,7 @@ watermark and ``highest`` (the highest seq held), so out-of-order evidence can b
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -63,18 +64,40 @@ def _exact_keys(
         raise EnvelopeError(f"{where} is missing field(s) {sorted(missing)}", field=where)
 
 
+def brief(value: Any, limit: int = 60) -> str:
+    """A short repr for an error message, safe for any value (a 5000-digit int's repr raises)."""
+    if isinstance(value, int) and not -(10**limit) < value < 10**limit:
+        return "<integer too long>"
+    if isinstance(value, list | dict | tuple):
+        return f"<{type(value).__name__}>"
+    return repr(value)[:limit]
+
+
 def _int(value: Any, where: str, lo: int = 0, hi: int = MAX_SEQ) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise EnvelopeError(f"{where} must be an integer", field=where)
     if not lo <= value <= hi:
-        raise EnvelopeError(f"{where}={value} is outside {lo}..{hi}", field=where)
+        raise EnvelopeError(f"{where}={brief(value)} is outside {lo}..{hi}", field=where)
     return value
 
 
 def _number(value: Any, where: str) -> float:
+    """A finite float from a JSON number; a huge integer (a dict built without
+    :func:`~wire.canonical.decode`) or an infinity is refused, never an OverflowError."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise EnvelopeError(f"{where} must be a number", field=where)
-    return float(value)
+    return finite_float(value, where)
+
+
+def finite_float(value: int | float, where: str) -> float:
+    """``float(value)`` when finite, else :class:`EnvelopeError` naming ``where``."""
+    try:
+        out = float(value)
+    except OverflowError:
+        raise EnvelopeError(f"{where} is too large", field=where) from None
+    if not math.isfinite(out):
+        raise EnvelopeError(f"{where} must be a finite number", field=where)
+    return out
 
 
 def _str(value: Any, where: str, pattern: re.Pattern[str] | None = None, max_len: int = 200) -> str:
@@ -88,7 +111,8 @@ def _str(value: Any, where: str, pattern: re.Pattern[str] | None = None, max_len
 
 
 def check_event(ev: Any, where: str = "event") -> dict[str, Any]:
-    """Validate one event dict (the Event field names, exactly); return it unchanged."""
+    """Validate one event dict (the Event field names, exactly); return it unchanged.
+    Raises :class:`EnvelopeError` and nothing else."""
     _exact_keys(ev, EVENT_FIELDS, where)
     _int(ev["seq"], f"{where}.seq", lo=1)
     _str(ev["kind"], f"{where}.kind", KIND_RE)
@@ -165,6 +189,7 @@ class Batch:
 
     @classmethod
     def from_dict(cls, d: Any) -> Batch:
+        """A checked batch from decoded JSON; :class:`EnvelopeError` (only) for anything else."""
         keys = frozenset(
             {
                 "v",
@@ -180,7 +205,9 @@ class Batch:
         )
         _exact_keys(d, keys, "batch")
         if d["v"] != WIRE_VERSION:
-            raise EnvelopeError(f"batch.v={d['v']!r}: only version {WIRE_VERSION} is understood")
+            raise EnvelopeError(
+                f"batch.v={brief(d['v'])}: only version {WIRE_VERSION} is understood"
+            )
         gateway_id = _str(d["gateway_id"], "batch.gateway_id", GATEWAY_ID_RE)
         batch_id = _str(d["batch_id"], "batch.batch_id", BATCH_ID_RE)
         first = _int(d["first_seq"], "batch.first_seq", lo=1)
@@ -274,6 +301,7 @@ class Ack:
 
     @classmethod
     def from_dict(cls, d: Any) -> Ack:
+        """A checked ack from decoded JSON; :class:`EnvelopeError` (only) for anything else."""
         keys = frozenset(
             {
                 "v",
@@ -289,7 +317,7 @@ class Ack:
         )
         _exact_keys(d, keys, "ack")
         if d["v"] != WIRE_VERSION:
-            raise EnvelopeError(f"ack.v={d['v']!r}: only version {WIRE_VERSION} is understood")
+            raise EnvelopeError(f"ack.v={brief(d['v'])}: only version {WIRE_VERSION} is understood")
         wm = _int(d["watermark"], "ack.watermark")
         highest = _int(d["highest"], "ack.highest")
         if highest < wm:

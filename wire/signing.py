@@ -22,11 +22,12 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any, Final
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from wire.canonical import DEFAULT_MAX_BYTES, decode, encode
+from wire.envelopes import brief
 from wire.errors import EnvelopeError, SignatureError
 
 SIGNATURE_BYTES: Final = 64
@@ -68,7 +69,8 @@ def split_envelope(
     """Decode an envelope without checking the signature: (body, key_id, signature bytes).
 
     For a receiver that must first learn *who* signed (by key_id or its TLS peer) before it can
-    pick the key. Always follow with :func:`verify`.
+    pick the key. Always follow with :func:`verify`. Raises :class:`~wire.errors.WireError`
+    (``EncodingError``, ``EnvelopeError`` or ``SignatureError``) and nothing else.
     """
     env = decode(data, max_bytes=max_bytes)
     if not isinstance(env, dict):
@@ -79,7 +81,7 @@ def split_envelope(
         extra = sorted(keys - ENVELOPE_KEYS)
         raise EnvelopeError("envelope fields are wrong", missing=missing, unexpected=extra)
     if env["type"] != envelope_type:
-        raise EnvelopeError(f"expected a {envelope_type!r} envelope, got {env['type']!r}")
+        raise EnvelopeError(f"expected a {envelope_type!r} envelope, got {brief(env['type'])}")
     body, kid, sig_text = env["body"], env["key_id"], env["sig"]
     if not isinstance(body, dict):
         raise EnvelopeError("envelope body is not a JSON object")
@@ -137,7 +139,7 @@ def load_public_key_pem(pem: bytes) -> Ed25519PublicKey:
     """An Ed25519 public key from PEM (SubjectPublicKeyInfo), or SignatureError."""
     try:
         key = serialization.load_pem_public_key(pem)
-    except ValueError as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise SignatureError("not a PEM public key") from exc
     if not isinstance(key, Ed25519PublicKey):
         raise SignatureError(f"expected an Ed25519 key, got {type(key).__name__}")
