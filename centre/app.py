@@ -7,7 +7,8 @@
 One TLS listener with ``CERT_OPTIONAL``: the handshake verifies any client certificate offered
 against our CA; enrollment (and the CA bootstrap) accept clients without one, everything under
 ``/api/v1/ingest`` refuses them with 401. Every error is JSON ``{"error": code, "reason": ...}``
-(docs/centre-api.md lists them all).
+(docs/centre-api.md lists them all); :func:`centre.faults.error_boundary` makes sure of it, so
+no malformed request is ever answered 500.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Final
 
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from centre.errors import BadRequest, CentreError, Forbidden, NotAuthenticated, json_object
+from centre.errors import BadRequest, Forbidden, NotAuthenticated, json_object
+from centre.faults import error_boundary
 from centre.pki import (
     CentrePaths,
     check_csr,
@@ -38,8 +40,6 @@ from wire import (
     BATCH_TYPE,
     Ack,
     Batch,
-    SignatureError,
-    WireError,
     check_key_id,
     encode,
     key_id,
@@ -75,42 +75,6 @@ def json_response(
     return web.Response(body=encode(data), status=status, content_type=JSON, headers=headers)
 
 
-def error_response(exc: CentreError | WireError, status: int) -> web.Response:
-    return json_response(exc.as_dict(), status=status)
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except CentreError as exc:
-        log.info(
-            "%s %s -> %d %s: %s", request.method, request.path, exc.status, exc.code, exc.reason
-        )
-        return error_response(exc, exc.status)
-    except SignatureError as exc:
-        log.warning("%s %s -> 422 %s", request.method, request.path, exc.reason)
-        return error_response(exc, 422)
-    except WireError as exc:
-        log.info("%s %s -> 400 %s", request.method, request.path, exc.reason)
-        return error_response(exc, 400)
-    except web.HTTPRequestEntityTooLarge:
-        return json_response(
-            {"error": "too_large", "reason": "request body is above the limit"}, status=413
-        )
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return json_response(
-            {"error": exc.reason.lower().replace(" ", "_"), "reason": exc.reason},
-            status=exc.status,
-            headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"},
-        )
-
-
 class CentreService:
     """Handlers and the state they share (repository, CA, command public key)."""
 
@@ -137,7 +101,7 @@ class CentreService:
         self._busy_gateways: set[str] = set()
 
     def make_app(self) -> web.Application:
-        app = web.Application(middlewares=[_errors_as_json], client_max_size=MAX_INGEST_BODY)
+        app = web.Application(middlewares=[error_boundary()], client_max_size=MAX_INGEST_BODY)
         app.router.add_get(f"{API}/health", self.health)
         app.router.add_get(f"{API}/ca", self.ca)
         app.router.add_post(f"{API}/enroll", self.enroll)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -211,6 +212,17 @@ def load_ca(paths: CentrePaths) -> tuple[ec.EllipticCurvePrivateKey, x509.Certif
     return key, x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
 
 
+# What cryptography raises on a request it cannot parse or use (``InvalidVersion`` and
+# ``UnsupportedAlgorithm`` are not ValueErrors).
+_CSR_FAULTS: Final = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    InvalidSignature,
+    x509.InvalidVersion,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class IssuedCertificate:
     pem: bytes
@@ -220,16 +232,28 @@ class IssuedCertificate:
 
 
 def check_csr(csr_pem: bytes, gateway_id: str) -> x509.CertificateSigningRequest:
-    """Parse a gateway's CSR: self-signature valid, Ed25519 key, CN equal to its gateway id."""
+    """Parse a gateway's CSR: self-signature valid, Ed25519 key, CN equal to its gateway id.
+
+    The bytes come from an unauthenticated client: whatever they hold, the only error raised is
+    :class:`EnrollmentRefused` with code ``bad_csr`` (cryptography's own exceptions - a key it
+    cannot load, an algorithm it does not support, a bad version - never escape).
+    """
     try:
         csr = x509.load_pem_x509_csr(csr_pem)
-    except ValueError as exc:
+    except _CSR_FAULTS as exc:
         raise EnrollmentRefused("bad_csr", "the CSR is not a PEM certificate request") from exc
-    if not csr.is_signature_valid:
+    try:
+        signature_valid = csr.is_signature_valid
+        public_key = csr.public_key()
+        cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    except _CSR_FAULTS as exc:
+        raise EnrollmentRefused(
+            "bad_csr", f"the CSR cannot be read ({type(exc).__name__}: {str(exc)[:80]})"
+        ) from exc
+    if not signature_valid:
         raise EnrollmentRefused("bad_csr", "the CSR's self-signature does not verify")
-    if not isinstance(csr.public_key(), Ed25519PublicKey):
+    if not isinstance(public_key, Ed25519PublicKey):
         raise EnrollmentRefused("bad_csr", "gateway keys must be Ed25519")
-    cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if len(cns) != 1 or cns[0].value != gateway_id:
         raise EnrollmentRefused("bad_csr", "the CSR's common name must be the gateway id")
     return csr

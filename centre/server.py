@@ -25,6 +25,7 @@ from centre.bulletins.explanations import SqliteExplanationStore
 from centre.bulletins.web import BulletinHandlers
 from centre.commands.channel import CommandChannel
 from centre.commands.store import SqliteCommandStore
+from centre.faults import server_logger
 from centre.pki import CentrePaths
 from centre.store import SqliteRepository
 
@@ -36,6 +37,7 @@ class RunningCentre:
     commands: CommandChannel
     host: str
     port: int
+    app: web.Application | None = None  # every route it serves (tests walk them)
 
     @property
     def url(self) -> str:
@@ -69,13 +71,13 @@ async def running_centre(
         app.add_routes(bulletins.routes())
         commands = CommandChannel(service, command_store)
         commands.install(app)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, logger=server_logger())
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port, ssl_context=server_ssl_context(paths))
             await site.start()
             bound = runner.addresses[0][1]
-            yield RunningCentre(service, repo, commands, host, int(bound))
+            yield RunningCentre(service, repo, commands, host, int(bound), app)
         finally:
             await runner.cleanup()
     finally:

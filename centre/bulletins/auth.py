@@ -30,6 +30,8 @@ TOKEN_PREFIX: Final = "cop-"  # noqa: S105 - a prefix, not a secret
 TOKEN_BYTES: Final = 24
 SESSION_TTL_S: Final = 12 * 3600.0
 NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+# What add_operator hands out (token_urlsafe), with room to spare; nothing else is looked up.
+TOKEN_RE: Final = re.compile(r"cop-[A-Za-z0-9_-]{1,200}", re.ASCII)
 
 
 def hash_operator_token(token: str) -> str:
@@ -86,8 +88,12 @@ class OperatorTokens:
         self.by_hash, self._stamp = by_hash, stamp
 
     def operator_for(self, token: str) -> str | None:
-        """The operator holding ``token`` (lookup by hash: nothing secret is compared)."""
-        if not token.startswith(TOKEN_PREFIX):
+        """The operator holding ``token`` (lookup by hash: nothing secret is compared).
+
+        ``token`` comes straight from a request: anything that is not a well-formed token
+        (non-ASCII, a byte aiohttp kept as a surrogate, absurd length) is simply nobody - this
+        never raises."""
+        if not TOKEN_RE.fullmatch(token):
             return None
         return self.by_hash.get(hash_operator_token(token))
 
@@ -102,7 +108,10 @@ class OperatorTokens:
         )
 
     def session_operator(self, value: str, now: float) -> str | None:
-        """The operator a cookie value names, if its MAC holds and it has not expired."""
+        """The operator a cookie value names, if its MAC holds and it has not expired (None
+        for any malformed value: this never raises)."""
+        if len(value) > 1024 or not value.isascii():
+            return None
         try:
             b64_body, b64_mac = value.split(".", 1)
             body = base64.urlsafe_b64decode(b64_body + "=" * (-len(b64_body) % 4))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -33,6 +34,10 @@ from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
 
 DEFAULT_TZ: Final = "Asia/Shanghai"
+MIN_YEAR: Final = 1970
+MAX_YEAR: Final = 9998  # 9999-12-31 has no next day: date arithmetic would overflow
+_DAY_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_MONTH_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}")
 _G = TypeVar("_G", "Verdict", "SummaryInfo")
 
 COMPLETED: Final = "completed"
@@ -275,23 +280,35 @@ def month_bounds(month: str, tz: str = DEFAULT_TZ) -> tuple[float, float]:
 
 
 def parse_month(month: str) -> tuple[int, int]:
-    """``"2026-11"`` → (2026, 11); ValueError for anything else."""
-    if len(month) != 7 or month[4] != "-" or not (month[:4] + month[5:]).isdigit():
-        raise ValueError(f"{month!r} is not a month like 2026-11")
+    """``"2026-11"`` → (2026, 11); ValueError (only) for anything else, years
+    :data:`MIN_YEAR`..:data:`MAX_YEAR`, ASCII digits only."""
+    if not _MONTH_RE.fullmatch(month):
+        raise ValueError(f"{month[:40]!r} is not a month like 2026-11")
     year, mon = int(month[:4]), int(month[5:])
-    if not 1 <= mon <= 12 or year < 1970:
-        raise ValueError(f"{month!r} is not a month like 2026-11")
+    if not 1 <= mon <= 12 or not MIN_YEAR <= year <= MAX_YEAR:
+        raise ValueError(f"{month!r} is not a month like 2026-11 ({MIN_YEAR}..{MAX_YEAR})")
     return year, mon
 
 
 def parse_day(day: str) -> str:
-    """``"2026-11-02"`` validated and returned; ValueError for anything else."""
-    if len(day) != 10:
-        raise ValueError(f"{day!r} is not a date like 2026-11-02")
+    """``"2026-11-02"`` validated and returned; ValueError (only) for anything else, years
+    :data:`MIN_YEAR`..:data:`MAX_YEAR`, ASCII digits only."""
+    if not _DAY_RE.fullmatch(day):
+        raise ValueError(f"{day[:40]!r} is not a date like 2026-11-02")
     try:
-        return date.fromisoformat(day).isoformat()
+        d = date.fromisoformat(day)
     except ValueError:
         raise ValueError(f"{day!r} is not a date like 2026-11-02") from None
+    check_year(d)
+    return d.isoformat()
+
+
+def check_year(d: date) -> date:
+    """``d`` if its year is one a bulletin can cover, else ValueError (the day before, the
+    month after and the revision window must all stay inside what ``datetime`` can hold)."""
+    if not MIN_YEAR <= d.year <= MAX_YEAR:
+        raise ValueError(f"{d.isoformat()} is outside the years {MIN_YEAR}..{MAX_YEAR}")
+    return d
 
 
 def local_text(t: float | None, tz: str = DEFAULT_TZ) -> str:
@@ -966,6 +983,7 @@ __all__ = [
     "Unit",
     "Verdict",
     "broadcast_counts",
+    "check_year",
     "daily_bulletin",
     "day_bounds",
     "device_uptime",

@@ -27,6 +27,7 @@ from centre.bulletins.model import (
     Explanation,
     GatewayActivity,
     MonthlyBulletin,
+    check_year,
     daily_bulletin,
     day_bounds,
     latest_summaries,
@@ -217,15 +218,16 @@ async def build_monthly(
 
 
 def round_day(round_id: str) -> date:
-    """The calendar date in a round id (``<schedule>@YYYY-MM-DDTHH:MM``)."""
+    """The calendar date in a round id (``<schedule>@YYYY-MM-DDTHH:MM``); :class:`BadRequest`
+    (only) for anything else."""
     _, at, stamp = round_id.rpartition("@")
     try:
         if not at:
             raise ValueError(round_id)
-        return datetime.fromisoformat(stamp).date()
+        return check_year(datetime.fromisoformat(stamp).date())
     except ValueError:
         raise BadRequest(
-            f"round {round_id!r} is not a round id like night@2026-11-02T02:00"
+            f"round {round_id[:80]!r} is not a round id like night@2026-11-02T02:00"
         ) from None
 
 

@@ -18,7 +18,7 @@ parameters and return a ``web.Response``; they do no authentication (the class d
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import parse_qs
@@ -32,6 +32,7 @@ from centre.bulletins.explanations import MAX_NAME, MAX_TEXT, ExplanationStore, 
 from centre.bulletins.model import DEFAULT_TZ, local_text, parse_day, parse_month
 from centre.bulletins.source import EventSource, build_daily, build_monthly, record_explanation
 from centre.errors import BadRequest, CentreError, json_object
+from centre.faults import error_boundary
 from wire import encode
 
 PREFIX: Final = "/bulletins"
@@ -345,22 +346,9 @@ class BulletinHandlers:
         raise resp
 
 
-@web.middleware
-async def errors_as_json(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """For a standalone app (tests, ``make_app``): the centre's own middleware does the same."""
-    try:
-        return await handler(request)
-    except CentreError as exc:
-        return web.Response(
-            body=encode(exc.as_dict()), status=exc.status, content_type="application/json"
-        )
-
-
 def make_app(handlers: BulletinHandlers) -> web.Application:
     """A standalone application serving only the bulletins (tests, a separate operator port)."""
-    app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_EXPLANATION_BODY)
+    app = web.Application(middlewares=[error_boundary()], client_max_size=MAX_EXPLANATION_BODY)
     app.add_routes(handlers.routes())
     return app
 
@@ -384,7 +372,6 @@ __all__ = [
     "BulletinHandlers",
     "OperatorRequired",
     "daily_response",
-    "errors_as_json",
     "explanation_dict",
     "last_month",
     "make_app",

@@ -9,7 +9,9 @@ certificates get the same 401/403 JSON before any upgrade). Then:
   ``{"type": "ack", "command_id": "cmd-…", "stage": "received"|"on"|"done"|"failed"|"refused",
   "reason": "…", "code": "…", "digest": "<sha256 hex of the envelope>"}`` — ``code`` is the
   gateway's refusal code; ``digest`` lets the centre match an envelope the gateway could not
-  even read an id from (a damaged one).
+  even read an id from (a damaged one). A frame that is not such an ack (:func:`read_ack`
+  raises :class:`AckError`) is logged once, rate-limited, and ignored; a binary or unreadable
+  frame closes the channel (1003) with one warning line.
 
 Commands are polled from the queue every :data:`POLL_S` (the CLI queues them from another
 process); those whose ``expires_at`` passed are marked ``expired`` and never sent. A newer
@@ -33,6 +35,8 @@ from aiohttp import WSMsgType, web
 
 from centre.app import API, CentreService
 from centre.commands.store import ACK_STAGES, CommandRepository
+from centre.errors import BadRequest
+from centre.faults import RateLimitedLog, fault_text
 from wire import EncodingError, decode
 
 log = logging.getLogger("centre.commands")
@@ -66,6 +70,7 @@ class CommandChannel:
         self.heartbeat_s = heartbeat_s
         self.reauth_s = reauth_s
         self.connections: dict[str, web.WebSocketResponse] = {}
+        self._faults = RateLimitedLog(log)
         self._wake = asyncio.Event()
 
     def routes(self) -> list[web.RouteDef]:
@@ -100,8 +105,17 @@ class CommandChannel:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
                     await self._on_ack(gw, msg.data)
-                else:
-                    await ws.close(code=1003, message=b"text acks only")
+                    continue
+                # A binary frame, or one aiohttp could not read (not UTF-8, too large, bad
+                # framing): the gateway's fault, one line, and the channel is closed.
+                why = f"{msg.type.name} frame" if msg.type != WSMsgType.ERROR else "bad frame"
+                if isinstance(msg.data, BaseException):
+                    why += f" ({fault_text(msg.data)})"
+                self._faults.warning(
+                    (gw, "frame"), "command channel: %s sent a %s, closing", gw, why
+                )
+                await ws.close(code=1003, message=b"text acks only")
+                break
         finally:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
@@ -134,9 +148,12 @@ class CommandChannel:
             self._wake.clear()
 
     async def _on_ack(self, gw: str, text: str) -> None:
-        ack = parse_ack(text)
-        if ack is None:
-            log.warning("command channel: %s sent an unreadable ack", gw)
+        try:
+            ack = read_ack(text)
+        except AckError as exc:
+            self._faults.warning(
+                (gw, "ack"), "command channel: %s sent an unreadable ack: %s", gw, exc.reason
+            )
             return
         reason = ack.get("reason", "")
         if ack.get("code"):
@@ -155,16 +172,38 @@ class CommandChannel:
             log.info("command %s on %s: %s %s", rec.command_id, gw, ack["stage"], reason)
 
 
-def parse_ack(text: str) -> dict[str, Any] | None:
-    """A strict ack dict, or None (bad JSON, unknown fields, unknown stage)."""
+class AckError(BadRequest):
+    """A gateway's ack frame that is not a strict ack (the only error :func:`read_ack` raises)."""
+
+    code = "bad_ack"
+
+
+def read_ack(text: str) -> dict[str, Any]:
+    """A strict ack dict from a text frame; :class:`AckError` (only) for anything else: bad
+    JSON, unknown fields, a stage that is not one of the known strings, ill-typed fields."""
     try:
         ack = decode(text.encode("utf-8", "surrogatepass"), max_bytes=MAX_ACK_BYTES)
-    except EncodingError:
-        return None
-    if not isinstance(ack, dict) or not set(ack) <= ACK_KEYS or ack.get("type") != "ack":
-        return None
-    if ack.get("stage") not in ACK_STAGES or not isinstance(ack.get("command_id"), str):
-        return None
+    except EncodingError as exc:
+        raise AckError(f"not strict JSON: {exc.reason}") from None
+    if not isinstance(ack, dict) or ack.get("type") != "ack":
+        raise AckError('not an object with "type": "ack"')
+    unknown = set(ack) - ACK_KEYS
+    if unknown:
+        raise AckError(f"unknown field(s) {sorted(unknown)[:5]}")
+    stage = ack.get("stage")
+    # A list or object is unhashable: test the type before asking the set.
+    if not isinstance(stage, str) or stage not in ACK_STAGES:
+        raise AckError(f"stage must be one of {sorted(ACK_STAGES)}")
+    if not isinstance(ack.get("command_id"), str):
+        raise AckError("command_id must be a string")
     if not all(isinstance(ack.get(k, ""), str) for k in ("reason", "code", "digest")):
-        return None
+        raise AckError("reason, code and digest must be strings")
     return ack
+
+
+def parse_ack(text: str) -> dict[str, Any] | None:
+    """:func:`read_ack`, or None for a frame it refuses (never raises)."""
+    try:
+        return read_ack(text)
+    except AckError:
+        return None
