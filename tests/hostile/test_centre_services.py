@@ -534,10 +534,16 @@ async def test_bulletins_survive_a_non_utf8_bearer_token(
         (b"/bulletins/daily?date=0001-01-01", "0001-01-01"),
         (b"/bulletins/monthly?month=9999-12", "9999-12"),
         (
-            ("/bulletins/daily?date=" + quote("\u0662\u0660\u0662\u0666-\u0661\u0661-\u0660\u0662")).encode(),
+            (
+                "/bulletins/daily?date="
+                + quote("\u0662\u0660\u0662\u0666-\u0661\u0661-\u0660\u0662")
+            ).encode(),
             "date like",
         ),
-        (("/bulletins/monthly?month=" + quote("\u00b2\uff10\uff12\uff16-11")).encode(), "month like"),
+        (
+            ("/bulletins/monthly?month=" + quote("\u00b2\uff10\uff12\uff16-11")).encode(),
+            "month like",
+        ),
         (b"/bulletins/daily?date=%FF%FE%FD%FC%FB%FA%F9%F8%F7%F6", "date like"),
         (b"/bulletins/daily?date=2026-11-02&format=%FF", "format"),
     ],
