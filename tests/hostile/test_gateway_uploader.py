@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the centre fixtures are imported by name, then requested as arguments
 """The uploader and the enrollment against a hostile centre: a raw TLS server on loopback (the
 centre's own certificate, so TLS verifies and only the replies are hostile) answering each
 request with the next canned byte string, whatever HTTP says.
@@ -25,7 +26,7 @@ from gateway.journal import Journal
 from gateway.sync.config import SyncSection
 from gateway.sync.provision import provision
 from gateway.sync.uploader import Uploader
-from tests.sync.conftest import Centre, centre, centre_dir, enroll  # noqa: F401 - fixtures
+from tests.sync.conftest import Centre, centre, centre_dir, enroll  # noqa: F401 - fixtures used by name
 from wire import BATCH_TYPE, Ack, Batch, encode, split_envelope
 
 FAST = dict(
