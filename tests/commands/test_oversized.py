@@ -10,13 +10,16 @@ command queued after it runs at once. Above ``MAX_FRAME_BYTES`` the centre refus
 # ruff: noqa: F811 - the centre fixtures are imported by name, then requested as arguments
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
+from centre.app import server_ssl_context
 from centre.commands import channel as centre_channel
 from gateway.commands import channel as gateway_channel
 from tests.commands.rig import GW, Rig, command_rig
@@ -89,3 +92,45 @@ async def test_a_frame_above_what_a_gateway_reads_is_refused_by_the_centre_unsen
         digest = hashlib.sha256(huge.envelope).hexdigest()
         assert not [e for e in await rig.events("command.received") if e["digest"] == digest]
         assert rig.channel.connects == 1
+
+
+async def test_a_frame_above_the_frame_limit_closes_the_link_refused_and_says_who_closed(
+    centre: Centre, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A centre that ignores MAX_SEND_BYTES (a bug, or not our centre): the gateway closes the
+    link itself (1009), journals the refusal and does not blame the centre in its log."""
+    sent = asyncio.Event()
+
+    async def handle(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_bytes(b"{" + b" " * (gateway_channel.MAX_FRAME_BYTES + 10) + b"}")
+        sent.set()
+        async for _ in ws:
+            pass
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/api/v1/commands", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ssl_context(centre.paths))
+    await site.start()
+    url = f"https://127.0.0.1:{runner.addresses[0][1]}"
+    caplog.set_level(logging.INFO, logger="gateway.commands")
+    try:
+        async with command_rig(centre, tmp_path, centre_url=url) as rig:
+            deadline = time.monotonic() + PROMPTLY_S
+            while not await rig.events("command.refused"):
+                assert time.monotonic() < deadline, "no command.refused for the huge frame"
+                await asyncio.sleep(0.02)
+            (refusal,) = (await rig.events("command.refused"))[:1]
+            assert refusal["code"] == "bad_encoding"
+            while not any("link down" in r.getMessage() for r in caplog.records):
+                assert time.monotonic() < deadline, "the link was never reported down"
+                await asyncio.sleep(0.02)
+            down = [r.getMessage() for r in caplog.records if "link down" in r.getMessage()]
+            assert "closed by the gateway (code 1009" in down[0], down
+            assert not rig.channel_task.done()
+    finally:
+        await runner.cleanup()
