@@ -15,6 +15,13 @@ double-submitted one) and a same-origin ``Origin`` if the browser sends one; a s
 Content-Security-Policy (no scripts at all); data is redacted before it is rendered
 (:func:`~gateway.web.view.redact`). The page is plain HTTP on the compound's LAN: see
 docs/install.md for what that means for the password.
+
+Malformed requests (a multipart body without a boundary, bytes not in the declared charset,
+an unknown charset, a cookie of raw bytes, a request line HTTP cannot parse) never get a 500:
+the answer is 400 with ``{"error": "bad_request", "reason": "..."}`` (aiohttp's own 4xx, such
+as 413 for a body above 8 KiB, stay as they are), logged as one warning line without a
+traceback, at most :data:`BAD_REQUEST_WARNINGS_PER_MINUTE` a minute, the rest counted in one
+line, so nobody on the LAN can fill the SD card's log.
 """
 
 from __future__ import annotations
