@@ -34,7 +34,7 @@ from typing import Any, Final
 from aiohttp import WSMsgType, web
 
 from centre.app import API, CentreService
-from centre.commands.store import ACK_STAGES, CommandRepository
+from centre.commands.store import ACK_STAGES, REFUSED, CommandRepository
 from centre.errors import BadRequest
 from centre.faults import RateLimitedLog, fault_text
 from wire import EncodingError, decode
@@ -46,6 +46,9 @@ POLL_S: Final = 0.2
 HEARTBEAT_S: Final = 15.0
 REAUTH_S: Final = 5.0  # a gateway revoked while connected is dropped within this long
 MAX_ACK_BYTES: Final = 4096
+# Gateways read frames up to this size (gateway.commands.channel.MAX_FRAME_BYTES; a test
+# checks they agree) and refuse anything above 16 KiB themselves, journaled and acked.
+MAX_SEND_BYTES: Final = 256 * 1024
 REPLACED: Final = 4000  # WebSocket close code: a newer connection of this gateway took over
 ACK_KEYS: Final = frozenset({"type", "command_id", "stage", "reason", "code", "digest"})
 
@@ -138,6 +141,20 @@ class CommandChannel:
                     return
             for rec in await self.store.deliverable(gw, now=self.wall()):
                 if rec.command_id in sent:
+                    continue
+                if len(rec.envelope) > MAX_SEND_BYTES:
+                    # The gateway would close the socket unread (1009) and this command would
+                    # be sent again on every reconnect, holding up the queue: refuse it here.
+                    sent.add(rec.command_id)
+                    await self.store.record_ack(
+                        gw,
+                        rec.command_id,
+                        REFUSED,
+                        f"bad_encoding: envelope is {len(rec.envelope)} bytes, above the "
+                        f"{MAX_SEND_BYTES} a gateway reads; never sent",
+                        now=self.wall(),
+                    )
+                    log.warning("command %s is too large to send; refused", rec.command_id)
                     continue
                 await ws.send_bytes(rec.envelope)
                 sent.add(rec.command_id)

@@ -51,6 +51,7 @@ from gateway.broadcast.controller import Ticket
 from gateway.broadcast.remote import RemoteTrigger, VerifiedCommand, digest
 from gateway.clock import Clock
 from gateway.commands.config import CommandsSection
+from gateway.commands.state import StateError
 from gateway.commands.verifier import ChannelVerifier
 from gateway.errors import CommandRefused, JournalError
 from gateway.journal import Journal
@@ -59,7 +60,7 @@ from gateway.sync.policy import Backoff
 from gateway.sync.provision import read_enrollment
 from gateway.sync.tls import client_ssl_context
 from wire import WireError, encode, load_public_key_pem
-from wire.commands import MAX_COMMAND_BYTES, Limits, peek_identity
+from wire.commands import BAD_ENCODING, MAX_COMMAND_BYTES, Limits, peek_identity
 
 log = logging.getLogger("gateway.commands")
 
@@ -67,6 +68,11 @@ COMMANDS_PATH: Final = "/api/v1/commands"
 NOT_PROVISIONED_POLL_S: Final = 60.0
 OUTBOX_MAX: Final = 1000  # acks kept while offline (the journal keeps everything anyway)
 STATUS_SECTION: Final = "commands"
+# Frames are read up to this size, 16x the largest valid command (MAX_COMMAND_BYTES), so an
+# oversized command is read, refused as bad_encoding, journaled and acked like any other bad
+# command instead of the socket closing (1009) and the centre sending it again on every
+# reconnect. The centre never sends a frame above it (centre.commands.channel.MAX_SEND_BYTES).
+MAX_FRAME_BYTES: Final = 16 * MAX_COMMAND_BYTES
 
 Publish = Callable[[str, Any], None]
 
@@ -166,13 +172,12 @@ class CommandChannel:
                         url,
                         heartbeat=self.section.heartbeat_s,
                         timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
-                        max_msg_size=MAX_COMMAND_BYTES,
+                        max_msg_size=MAX_FRAME_BYTES,
                         autoping=True,
                         ssl=ctx,
                     ) as ws:
                         up_since = self.clock.monotonic()
-                        await self._serve(ws)
-                        why = f"closed by the centre (code {ws.close_code})"
+                        why = await self._serve(ws)
                 except (aiohttp.ClientError, ssl.SSLError, OSError, TimeoutError) as exc:
                     why = f"{type(exc).__name__}: {exc}"
                 finally:
@@ -187,7 +192,8 @@ class CommandChannel:
                 self._move(Phase.BACKOFF, retry_in_s=round(delay, 2))
                 await asyncio.sleep(delay)
 
-    async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> str:
+        """Serve one connection; returns why it ended, saying which side closed it."""
         self._ws = ws
         self.connects += 1
         self._move(Phase.CONNECTED)
@@ -200,15 +206,38 @@ class CommandChannel:
                 await self.handle_envelope(bytes(msg.data))
             elif msg.type == aiohttp.WSMsgType.TEXT:
                 log.debug("commands: ignoring a text frame from the centre")
+            elif msg.type == aiohttp.WSMsgType.ERROR:
+                return await self._closed_by_us(ws, msg.data)
             else:
                 break
+        return f"closed by the centre (code {ws.close_code})"
+
+    async def _closed_by_us(self, ws: aiohttp.ClientWebSocketResponse, error: Any) -> str:
+        """aiohttp closed the socket itself: a frame above :data:`MAX_FRAME_BYTES` (close
+        1009), a broken frame, or a missed pong. A frame too large to read is still a refused
+        command: journaled, and acked (without an id: nothing of it was read) so the record
+        says what happened; the centre itself never sends such a frame (docs/commands.md)."""
+        detail = f"{type(error).__name__}: {str(error)[:200]}"
+        if ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG:
+            self.counters["received"] += 1
+            self.counters["refused"] += 1
+            reason = f"frame above {MAX_FRAME_BYTES} bytes, closed unread"
+            await self._record(
+                "command.refused",
+                {"digest": "", "command_id": "", "seq": 0, "code": BAD_ENCODING, "reason": reason},
+            )
+            log.warning("commands: refused a command frame: %s", reason)
+            await self._ack("", "refused", reason, BAD_ENCODING)
+        return f"closed by the gateway (code {ws.close_code}: {detail})"
 
     # -- one command --------------------------------------------------------------------------
 
     async def handle_envelope(self, envelope: bytes) -> Ticket | None:
         """Verify and run one envelope; returns the broadcast ticket of an accepted start."""
         self.counters["received"] += 1
-        claimed_id, claimed_seq = peek_identity(envelope)
+        # Read the claimed id up to the frame limit, so even an oversized envelope (refused
+        # below as bad_encoding) is acked under the id the centre's queue knows it by.
+        claimed_id, claimed_seq = peek_identity(envelope, max_bytes=MAX_FRAME_BYTES)
         dig = digest(envelope)
         await self._record(
             "command.received",
@@ -216,7 +245,7 @@ class CommandChannel:
         )
         await self._ack(claimed_id, "received", digest=dig)
         try:
-            cmd = await self.trigger.verifier.verify(envelope)
+            cmd = await self._verify(envelope)
         except CommandRefused as exc:
             self.counters["refused"] += 1
             code = str(exc.fields.get("code", "refused"))
@@ -246,6 +275,20 @@ class CommandChannel:
         self._followers.add(task)
         task.add_done_callback(self._followers.discard)
         return ticket
+
+    async def _verify(self, envelope: bytes) -> VerifiedCommand:
+        """The verifier's verdict; CommandRefused for anything it cannot judge. The envelope
+        is the centre's (hostile until checked): whatever else reading it raises is a refusal
+        too (defence in depth behind wire's own errors), never a crashed channel."""
+        try:
+            return await self.trigger.verifier.verify(envelope)
+        except (CommandRefused, StateError):
+            raise
+        except Exception as exc:  # the trust boundary: any failure here refuses the command
+            raise CommandRefused(
+                f"envelope could not be checked: {type(exc).__name__}: {str(exc)[:200]}",
+                code=BAD_ENCODING,
+            ) from exc
 
     async def _follow(self, cmd: VerifiedCommand, ticket: Ticket) -> None:
         """Report the broadcast's stages back: on (verified), then done or failed."""

@@ -20,7 +20,14 @@ from gateway.broadcast.remote import VerifiedCommand, digest
 from gateway.clock import Clock
 from gateway.commands.state import CommandState, load_state, save_state
 from gateway.errors import CommandRefused
-from wire.commands import Accepted, BroadcastStart, Command, Limits, check_command
+from wire.commands import (
+    BAD_ENCODING,
+    Accepted,
+    BroadcastStart,
+    Command,
+    Limits,
+    check_command,
+)
 
 
 def verified(cmd: Command, envelope: bytes) -> VerifiedCommand:
@@ -81,15 +88,24 @@ class ChannelVerifier:
         return max(self._seen_wall, self.state.floor)
 
     async def verify(self, envelope: bytes) -> VerifiedCommand:
+        """The verified command, or CommandRefused (``code`` in its fields) and only that."""
         async with self._lock:
-            verdict = check_command(
-                envelope,
-                self.public_key,
-                self.gateway_id,
-                self.state.last_seq,
-                self.trusted_now(),
-                self.limits,
-            )
+            try:
+                verdict = check_command(
+                    envelope,
+                    self.public_key,
+                    self.gateway_id,
+                    self.state.last_seq,
+                    self.trusted_now(),
+                    self.limits,
+                )
+            except Exception as exc:  # the trust boundary: whatever the bytes break, refuse
+                # wire refuses what it knows; anything else it lets escape (a 5000-digit
+                # integer's ValueError, say) is still the envelope's fault, never a crash.
+                raise CommandRefused(
+                    f"envelope could not be checked: {type(exc).__name__}: {str(exc)[:200]}",
+                    code=BAD_ENCODING,
+                ) from exc
             if not isinstance(verdict, Accepted):
                 fields = {k: v for k, v in verdict.as_dict().items() if k != "reason"}
                 raise CommandRefused(verdict.reason, **fields)

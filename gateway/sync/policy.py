@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import enum
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Final
@@ -23,6 +24,7 @@ BACKOFF_INITIAL_S: Final = 2.0
 BACKOFF_MAX_S: Final = 300.0
 FIRST_DELAY_MAX_S: Final = 30.0
 RETRY_AFTER_MAX_S: Final = 3600.0  # a centre asking for more than an hour is not believed
+RETRY_AFTER_MAX_CHARS: Final = 100  # an HTTP-date is 29 characters; longer is garbage
 
 
 class Backoff:
@@ -51,19 +53,29 @@ class Backoff:
 
 
 def parse_retry_after(value: str | None, now_wall: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None."""
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None.
+
+    The header comes from the network, so this never raises: anything it cannot read (odd
+    Unicode digits such as ``²`` or ``١٢``, a date past year 9999, a negative number, garbage)
+    is None and the caller falls back to its own backoff. Only ASCII digits are delta-seconds
+    (RFC 9110); the answer is always within 0..RETRY_AFTER_MAX_S.
+    """
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
+    if not text or len(text) > RETRY_AFTER_MAX_CHARS:
+        return None
+    if text.isascii() and text.isdigit():
+        # float() has no digit limit (int() refuses above 4300 digits); 10**400 is inf, capped.
         return min(float(text), RETRY_AFTER_MAX_S)
     try:
         when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+        delay = when.timestamp() - now_wall
+    except (TypeError, ValueError, IndexError, OverflowError, OSError, AttributeError):
         return None
-    if when is None:
+    if not math.isfinite(delay):
         return None
-    return min(max(0.0, when.timestamp() - now_wall), RETRY_AFTER_MAX_S)
+    return min(max(0.0, delay), RETRY_AFTER_MAX_S)
 
 
 class Link(enum.Enum):

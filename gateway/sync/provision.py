@@ -34,8 +34,9 @@ from cryptography.x509.oid import NameOID
 
 from gateway.errors import SyncError
 from gateway.sync.config import SyncPaths, SyncSection
+from gateway.sync.replies import hostile, reply_error, reply_object
 from gateway.sync.tls import pinned_ca_context, read_limited, unverified_context
-from wire import EncodingError, decode, encode, key_id, load_public_key_pem
+from wire import encode, key_id, load_public_key_pem
 
 log = logging.getLogger("gateway.sync.provision")
 
@@ -111,14 +112,7 @@ def _write_public(path: Path, data: bytes) -> None:
 
 
 def _centre_error(status: int, body: bytes) -> SyncError:
-    try:
-        data = decode(body, max_bytes=64 * 1024)
-    except EncodingError:
-        return SyncError(f"centre answered HTTP {status} without a JSON body", status=status)
-    if isinstance(data, dict) and isinstance(data.get("reason"), str):
-        code = str(data.get("error", ""))
-        return SyncError(f"centre refused: {data['reason']}", status=status, code=code)
-    return SyncError(f"centre answered HTTP {status}", status=status)
+    return reply_error(status, None, body)
 
 
 async def fetch_ca(session: aiohttp.ClientSession, centre_url: str) -> str:
@@ -128,20 +122,49 @@ async def fetch_ca(session: aiohttp.ClientSession, centre_url: str) -> str:
             body = await read_limited(resp, 64 * 1024)
             if resp.status != 200:
                 raise _centre_error(resp.status, body)
-    except aiohttp.ClientError as exc:
-        raise SyncError(f"cannot reach the centre: {exc}", url=centre_url) from exc
-    data = decode(body, max_bytes=64 * 1024)
-    if not isinstance(data, dict) or not isinstance(data.get("ca_certificate"), str):
-        raise SyncError("the centre's /ca reply has no ca_certificate")
-    return str(data["ca_certificate"])
+    except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+        raise SyncError(f"cannot reach the centre: {str(exc)[:200]}", url=centre_url) from exc
+    data = reply_object(body, "the centre's /ca reply", ("ca_certificate",), 64 * 1024)
+    return data["ca_certificate"]
 
 
 def ca_fingerprint_of(pem: str) -> str:
-    try:
+    """SHA-256 (hex) of a CA certificate in PEM, or SyncError (the PEM came from the network)."""
+    with hostile("the centre's CA certificate is not valid PEM"):
         cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
-    except ValueError as exc:
-        raise SyncError("the centre's CA certificate is not valid PEM") from exc
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+        return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentReply:
+    """The centre's answer to an enrollment, checked: PEM texts parsed, nothing else trusted."""
+
+    certificate: x509.Certificate
+    certificate_pem: str
+    ca_pem: str
+    command_key_pem: str
+    command_key_id: str
+    compound: str
+    township: str
+
+
+def parse_enrollment_reply(body: bytes) -> EnrollmentReply:
+    """Read the 201 reply of ``POST /enroll``; SyncError for anything malformed."""
+    fields = ("certificate", "ca_certificate", "command_public_key", "compound")
+    reply = reply_object(body, "enrollment reply", fields, 256 * 1024)
+    with hostile("enrollment reply carries an unreadable certificate"):
+        cert = x509.load_pem_x509_certificate(reply["certificate"].encode("ascii"))
+    with hostile("enrollment reply carries an unreadable command key"):
+        command_pub = load_public_key_pem(reply["command_public_key"].encode("ascii"))
+    return EnrollmentReply(
+        certificate=cert,
+        certificate_pem=reply["certificate"],
+        ca_pem=reply["ca_certificate"],
+        command_key_pem=reply["command_public_key"],
+        command_key_id=key_id(command_pub),
+        compound=reply["compound"],
+        township=reply.get("township", ""),
+    )
 
 
 async def provision(
@@ -201,44 +224,37 @@ async def provision(
                 body = await read_limited(resp, 256 * 1024)
                 if resp.status != 201:
                     raise _centre_error(resp.status, body)
-        except aiohttp.ClientError as exc:
-            raise SyncError(f"enrollment request failed: {exc}", url=centre_url) from exc
-    reply = decode(body, max_bytes=256 * 1024)
-    if not isinstance(reply, dict):
-        raise SyncError("enrollment reply is not a JSON object")
-    for name in ("certificate", "ca_certificate", "command_public_key", "compound"):
-        if not isinstance(reply.get(name), str):
-            raise SyncError(f"enrollment reply lacks {name}")
-    if ca_fingerprint_of(reply["ca_certificate"]) != seen:
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+            raise SyncError(f"enrollment request failed: {str(exc)[:200]}", url=centre_url) from exc
+    reply = parse_enrollment_reply(body)
+    if ca_fingerprint_of(reply.ca_pem) != seen:
         raise SyncError("enrollment reply carries a different CA than the one pinned")
-    cert = x509.load_pem_x509_certificate(reply["certificate"].encode("ascii"))
-    cert_key = cert.public_key()
+    cert_key = reply.certificate.public_key()
     if not isinstance(cert_key, Ed25519PublicKey) or cert_key.public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
     ) != key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw):
         raise SyncError("the issued certificate is not for this gateway's key")
-    command_pub = load_public_key_pem(reply["command_public_key"].encode("ascii"))
-    _write_public(paths.ca, reply["ca_certificate"].encode("ascii"))
-    _write_public(paths.command_key, reply["command_public_key"].encode("ascii"))
+    _write_public(paths.ca, reply.ca_pem.encode("ascii"))
+    _write_public(paths.command_key, reply.command_key_pem.encode("ascii"))
     record = {
         "centre_url": centre_url,
         "gateway_id": gateway_id,
-        "compound": reply["compound"],
-        "township": reply.get("township", ""),
+        "compound": reply.compound,
+        "township": reply.township,
         "ca_fingerprint": seen,
         "trusted_on_first_use": expected is None,
         "key_id": key_id(key.public_key()),
-        "command_key_id": key_id(command_pub),
+        "command_key_id": reply.command_key_id,
         "enrolled_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     _write_public(paths.enrollment, json.dumps(record, indent=2).encode("utf-8"))
     # The certificate last: its presence is what "provisioned" means.
-    _write_public(paths.cert, reply["certificate"].encode("ascii"))
-    log.info("provisioned %s for %r with %s", gateway_id, reply["compound"], centre_url)
+    _write_public(paths.cert, reply.certificate_pem.encode("ascii"))
+    log.info("provisioned %s for %r with %s", gateway_id, reply.compound, centre_url)
     return ProvisionResult(
         gateway_id=gateway_id,
-        compound=str(reply["compound"]),
-        township=str(reply.get("township", "")),
+        compound=reply.compound,
+        township=reply.township,
         centre_url=centre_url,
         ca_fingerprint=seen,
         key_id=key_id(key.public_key()),

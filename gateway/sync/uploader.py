@@ -51,8 +51,9 @@ from gateway.journal import Journal
 from gateway.sync.config import SyncPaths, SyncSection
 from gateway.sync.policy import Backoff, Link, LinkTracker, judge_ack, parse_retry_after
 from gateway.sync.provision import load_private_key, read_enrollment
+from gateway.sync.replies import hostile, parse_ack, reply_error, reply_start
 from gateway.sync.tls import client_ssl_context, read_limited
-from wire import BATCH_TYPE, Ack, Batch, WireError, decode, holes, seal
+from wire import BATCH_TYPE, Ack, Batch, holes, seal
 
 log = logging.getLogger("gateway.sync.uploader")
 
@@ -164,8 +165,8 @@ class Uploader:
                 body = await read_limited(resp)
                 if resp.status != 200 or resp.content_type != "application/json":
                     return
-            state = Ack.from_dict(decode(body, max_bytes=len(body) + 1))
-        except (aiohttp.ClientError, TimeoutError, OSError, SyncError, WireError) as exc:
+            state = parse_ack(body)
+        except (aiohttp.ClientError, TimeoutError, OSError, SyncError) as exc:
             log.info("sync: centre state not available at start (%s)", exc)
             return
         if state.gateway_id == self.journal.gateway_id and state.watermark < self.floor:
@@ -256,7 +257,9 @@ class Uploader:
                 "upload timed out", events=len(batch.events), shrink=self.shrink
             ) from exc
         except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:
-            raise SyncError(f"link error: {type(exc).__name__}: {exc}") from exc
+            raise SyncError(f"link error: {type(exc).__name__}: {str(exc)[:200]}") from exc
+        except ValueError as exc:  # e.g. a header aiohttp cannot parse: the peer's fault
+            raise SyncError(f"centre reply is malformed: {str(exc)[:200]}") from exc
         self.counters["wire_bytes"] += len(wire_body)
         self.counters["raw_bytes"] += raw_size
         if status in (429, 503):
@@ -267,20 +270,18 @@ class Uploader:
         if status == 413:
             self._shrink()
         if status != 200:
-            raise _reply_error(status, ctype, body)
+            raise reply_error(status, ctype, body)
         if ctype != "application/json":
             raise SyncError(
                 "centre reply is not JSON (captive portal or proxy?)",
-                content_type=ctype,
-                start=body[:60].decode("utf-8", "replace"),
+                content_type=ctype[:80],
+                start=reply_start(body),
             )
-        try:
-            ack = Ack.from_dict(decode(body, max_bytes=len(body) + 1))
-        except WireError as exc:
-            raise SyncError(f"centre reply is not a valid ack: {exc.reason}") from exc
-        verdict = judge_ack(
-            batch, ack, journal_last_seq=self.journal.last_seq, in_order=plan.in_order
-        )
+        ack = parse_ack(body)  # SyncError for anything malformed, whatever wire lets through
+        with hostile("centre ack cannot be judged"):
+            verdict = judge_ack(
+                batch, ack, journal_last_seq=self.journal.last_seq, in_order=plan.in_order
+            )
         if verdict.mark_through is not None:
             await self.journal.mark_synced_through(verdict.mark_through)
             self.floor = max(self.floor, verdict.mark_through)
@@ -348,26 +349,6 @@ class Uploader:
     def _publish(self, **extra: Any) -> None:
         if self.publish is not None:
             self.publish(STATUS_SECTION, self.status() | extra)
-
-
-def _reply_error(status: int, ctype: str, body: bytes) -> SyncError:
-    if ctype == "application/json":
-        try:
-            data = decode(body, max_bytes=len(body) + 1)
-        except WireError:
-            data = None
-        if isinstance(data, dict) and isinstance(data.get("reason"), str):
-            return SyncError(
-                f"centre refused the batch: {data['reason']}",
-                status=status,
-                code=str(data.get("error", "")),
-            )
-    return SyncError(
-        f"centre answered HTTP {status}",
-        status=status,
-        content_type=ctype,
-        start=body[:60].decode("utf-8", "replace"),
-    )
 
 
 def read_link_state(status: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -15,6 +15,13 @@ double-submitted one) and a same-origin ``Origin`` if the browser sends one; a s
 Content-Security-Policy (no scripts at all); data is redacted before it is rendered
 (:func:`~gateway.web.view.redact`). The page is plain HTTP on the compound's LAN: see
 docs/install.md for what that means for the password.
+
+Malformed requests (a multipart body without a boundary, bytes not in the declared charset,
+an unknown charset, a cookie of raw bytes, a request line HTTP cannot parse) never get a 500:
+the answer is 400 with ``{"error": "bad_request", "reason": "..."}`` (aiohttp's own 4xx, such
+as 413 for a body above 8 KiB, stay as they are), logged as one warning line without a
+traceback, at most :data:`BAD_REQUEST_WARNINGS_PER_MINUTE` a minute, the rest counted in one
+line, so nobody on the LAN can fill the SD card's log.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import logging
 import math
 import re
 import secrets
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +42,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.clock import Clock
 from gateway.config import read_secret_file
@@ -57,6 +66,7 @@ READ_BATCH: Final = 2000
 # Without the live journal (the page beside a daemon), the newest rows of any class are read.
 FILE_SCAN_MAX: Final = 20_000
 MAX_BODY_BYTES: Final = 8 * 1024
+BAD_REQUEST_WARNINGS_PER_MINUTE: Final = 10
 ALERT_ID = re.compile(r"[A-Za-z0-9_.:/@#+\-]{1,200}")
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": (
@@ -237,9 +247,20 @@ def _same_origin(request: web.Request) -> bool:
     return origin is None or origin == f"{request.scheme}://{request.host}"
 
 
+class BadRequest(GatewayError):
+    """A request the page cannot read (form, cookie, header): answered 400, never 500."""
+
+
 async def _form(request: web.Request) -> Mapping[str, str]:
-    data = await request.post()
-    return {k: v for k, v in data.items() if isinstance(v, str)}
+    """The posted form's text fields; BadRequest for a body that cannot be read (multipart
+    without a boundary, bytes that are not in the declared charset, an unknown charset)."""
+    try:
+        data = await request.post()
+        return {k: v for k, v in data.items() if isinstance(v, str)}
+    except web.HTTPException:
+        raise  # aiohttp's own 4xx (body too large) already says what is wrong
+    except (ValueError, LookupError, UnicodeError, AssertionError, TypeError) as exc:
+        raise BadRequest("the form could not be read", why=type(exc).__name__) from exc
 
 
 def _forbidden(message: str) -> web.Response:
@@ -402,13 +423,98 @@ async def _journal(
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+class WarningBudget:
+    """At most ``per_minute`` warning lines a minute about bad requests; the rest are counted
+    and reported in one line when the minute is over, so nobody on the LAN can fill the SD
+    card's log with malformed requests. Time is an argument (monotonic seconds)."""
+
+    def __init__(self, per_minute: int = BAD_REQUEST_WARNINGS_PER_MINUTE) -> None:
+        self.per_minute = per_minute
+        self.window_start = -math.inf
+        self.used = 0
+        self.suppressed = 0
+
+    def allow(self, now: float) -> tuple[bool, int]:
+        """(whether to log this one, how many were suppressed in the window that just ended)."""
+        ended = 0
+        if now - self.window_start >= 60.0:
+            ended, self.suppressed = self.suppressed, 0
+            self.window_start, self.used = now, 0
+        if self.used < self.per_minute:
+            self.used += 1
+            return True, ended
+        self.suppressed += 1
+        return False, ended
+
+
+BUDGET: Final = web.AppKey("bad_request_budget", WarningBudget)
+
+
+def _bad_request(request: web.Request, exc: BaseException) -> web.Response:
+    """The one answer to a request the page cannot read: 400 with a plain JSON error,
+    logged once at warning level (within the budget), never with a traceback."""
+    ctx = request.app[CTX]
+    log_it, suppressed = request.app[BUDGET].allow(ctx.clock.monotonic())
+    if suppressed:
+        log.warning("status page: %d more malformed request(s) were not logged", suppressed)
+    reason = exc.reason if isinstance(exc, GatewayError) else "the request could not be read"
+    if log_it:
+        log.warning(
+            "status page: malformed request %s %s from %s: %s (%s)",
+            request.method,
+            request.rel_url.path[:100],
+            _client(request),
+            reason,
+            type(exc.__cause__ or exc).__name__,
+        )
+    body = {"error": "bad_request", "reason": reason}
+    return web.json_response(body, status=400, headers=SECURITY_HEADERS)
+
+
+class HttpParseLog(logging.LoggerAdapter[logging.Logger]):
+    """The logger aiohttp's request handler uses. A request that breaks HTTP itself (a bad
+    request line, raw bytes in the target, a header without a colon) is answered 400 by
+    aiohttp before any handler runs, and aiohttp logs it with ``exception()``: an ERROR with a
+    traceback per request. Here it becomes one warning line within the page's budget; every
+    other exception keeps its traceback (that one would be our bug)."""
+
+    def __init__(self, budget: WarningBudget, clock: Clock) -> None:
+        super().__init__(logging.getLogger("gateway.web.http"), {})
+        self.budget = budget
+        self.clock = clock
+
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info")
+        if not isinstance(exc, BaseException):
+            exc = sys.exc_info()[1]
+        if not isinstance(exc, HttpProcessingError):
+            self.logger.exception(msg, *args, **kwargs)
+            return
+        log_it, suppressed = self.budget.allow(self.clock.monotonic())
+        if suppressed:
+            log.warning("status page: %d more malformed request(s) were not logged", suppressed)
+        if log_it:
+            first = str(getattr(exc, "message", "") or exc).strip().splitlines()[:1]
+            log.warning(
+                "status page: malformed HTTP answered %s: %s",
+                getattr(exc, "code", 400),
+                (first[0] if first else type(exc).__name__)[:120],
+            )
+
+
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Security headers on every answer, and no 500 for a malformed request: whatever a
+    handler raises on bad input (see :class:`BadRequest`) becomes a 400."""
     try:
         resp = await handler(request)
     except web.HTTPException as exc:
         exc.headers.update(SECURITY_HEADERS)
         raise
+    except asyncio.CancelledError:
+        raise
+    except (BadRequest, ValueError, LookupError, UnicodeError, TypeError) as exc:
+        return _bad_request(request, exc)
     resp.headers.update(SECURITY_HEADERS)
     return resp
 
@@ -417,6 +523,7 @@ def make_app(ctx: WebContext) -> web.Application:
     """The aiohttp application for ``ctx`` (serve it with an AppRunner)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[security_headers])
     app[CTX] = ctx
+    app[BUDGET] = WarningBudget()
     app[STYLE] = resources.files("gateway.web").joinpath("style.css").read_bytes()
     app.add_routes(
         [
@@ -449,7 +556,13 @@ class WebService:
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
-        runner = web.AppRunner(make_app(self.ctx), access_log=None, shutdown_timeout=2.0)
+        app = make_app(self.ctx)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=2.0,
+            logger=HttpParseLog(app[BUDGET], self.ctx.clock),
+        )
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self.port, reuse_address=True)

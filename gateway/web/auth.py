@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ GLOBAL_BACKOFF_MAX_S: Final = 60.0
 FORGET_AFTER_S: Final = 3600.0
 MAX_TRACKED_CLIENTS: Final = 1024
 MAX_SESSIONS: Final = 16
+# What secrets.token_urlsafe makes (session and CSRF tokens); anything else is refused unread.
+TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def _b64(raw: bytes) -> str:
@@ -240,5 +243,11 @@ class SessionStore:
 
 
 def csrf_matches(expected: str, given: str | None) -> bool:
-    """Constant-time comparison of a form's CSRF token with the session's."""
-    return bool(given) and hmac.compare_digest(expected.encode(), (given or "").encode())
+    """Constant-time comparison of a form's CSRF token with the session's (or the login
+    cookie's). Both may come from the network: anything that is not a token we could have
+    made (``\xff\xfe`` in a cookie, a lone surrogate, 10 kB of text) is simply False."""
+    if not given or not expected:
+        return False
+    if not (TOKEN_RE.fullmatch(expected) and TOKEN_RE.fullmatch(given)):
+        return False
+    return hmac.compare_digest(expected.encode("ascii"), given.encode("ascii"))

@@ -48,6 +48,24 @@ def test_retry_after(value: str | None, expected: float | None) -> None:
     assert got == pytest.approx(expected) if expected is not None else got is None
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "\u00b2",  # superscript two: str.isdigit() says yes, float() says ValueError
+        "\u0661\u0662",  # Arabic-Indic 12: not delta-seconds in HTTP
+        "Mon, 01 Jan 99999999999 00:00:00 GMT",  # OverflowError in datetime
+        "Fri, 31 Dec 99999 23:59:59 GMT",
+        "-5",
+        "1" * 5000,
+        "\x00",
+        "",
+    ],
+)
+def test_retry_after_from_a_hostile_centre_is_none_never_an_exception(value: str) -> None:
+    """Issue 14, item 8: a 429/503 carrying such a header used to crash the uploader."""
+    assert parse_retry_after(value, 1795881600.0) is None
+
+
 def test_link_transitions_once() -> None:
     t = LinkTracker()
     assert t.failure(1.0, "refused") is Link.DOWN
