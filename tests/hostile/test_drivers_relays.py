@@ -10,9 +10,8 @@ its side; the gateway side is the production ``ModbusRelayPort`` (pymodbus) and 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,36 +25,13 @@ from gateway.broadcast.controller import BroadcastController
 from gateway.broadcast.plan import Layout, RelayRef, StartRequest
 from gateway.clock import SystemClock
 from tests.health.helpers import events_of, open_journal, wait_until
+from tests.hostile.loopthread import LoopThread
 from tests.hostile.rtu_responder import RawRtuBoard
 
 T = TypeVar("T")
 LIMIT_S = 1.0
 HOLDING4 = BoardSpec(name="amp", address=1, profile="holding", channels=4)
 COILS8 = BoardSpec(name="zones", address=1, profile="coils", channels=8)
-
-
-class LoopThread:
-    """An asyncio loop on its own thread, so synchronous hypothesis tests can drive a port."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="test-loop")
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        async def cancel_all() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        self.run(cancel_all())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-        self.loop.close()
 
 
 def _port(path: str) -> ModbusRelayPort:
