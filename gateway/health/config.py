@@ -80,6 +80,10 @@ class CameraConfig:
             yield "rtsp_url", "must start with rtsp://"
         if self.auth != "none" and not self.username:
             yield "username", f"is required with auth = {self.auth!r}"
+        if ":" in self.username or any(ord(c) < 0x20 or ord(c) == 0x7F for c in self.username):
+            # RFC 7617 / 7616: aiohttp refuses these when the camera object is built, which
+            # would stop the daemon at start; say so here instead.
+            yield "username", "must not contain ':' or control characters"
 
 
 @dataclass(frozen=True, slots=True)

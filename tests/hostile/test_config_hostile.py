@@ -205,6 +205,16 @@ def _check(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> tup
         ('[patrol]\ntimezone = "Asia"', "patrol.timezone", "not a known IANA time zone"),
         ('[broadcast]\ntimezone = "Asia"', "broadcast.timezone", "not a known IANA time zone"),
         ('[journal]\npath = "a\\u0000b"', "journal.path", "NUL character"),
+        (
+            '[[health.cameras]]\nname = "c"\nsnapshot_url = "http://h/s.jpg"\nusername = "a:b"',
+            "health.cameras[0].username",
+            "must not contain ':'",
+        ),
+        (
+            '[[health.cameras]]\nname = "c"\nsnapshot_url = "http://h:99999/s.jpg"\nusername = "a"',
+            "health.cameras[0].snapshot_url",
+            "is not a usable URL",
+        ),
     ],
 )
 def test_config_check_names_the_key(
