@@ -71,4 +71,14 @@ def test_node_loop_runs_with_stdin_at_eof():
     assert n.console.closed
 
 
+def test_damaged_settings_file_starts_unprovisioned():
+    for junk in ('{"address": ', '[1, 2]', '{"address": 500}', '\xff\xfe', '{"scbk": 7}'):
+        with open(startup.SETTINGS_PATH, "w") as f:
+            f.write(junk)
+        n = startup.build()  # before: ValueError / SettingsError, a crash and a reset loop
+        assert n.pd.address == 1 and n.pd.scbk is None
+    import os
+    os.remove(startup.SETTINGS_PATH)
+
+
 mpytest.run(globals())
