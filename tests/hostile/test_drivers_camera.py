@@ -2,7 +2,7 @@
 :class:`drivers.camera.CameraError` and nothing else, within a second, and the camera monitor
 keeps running and reports the camera degraded with a clear reason.
 
-The cameras are real TCP servers on loopback (``tests/hostile/rawserver.py``) writing the
+The cameras are real TCP servers on loopback (``tests/hostile/drivers_rawserver.py``) writing the
 bytes each example chose; the client is the production ``HttpCamera`` / ``rtsp_options``.
 """
 
@@ -24,7 +24,7 @@ from gateway.health.hub import HealthHub
 from gateway.health.model import State
 from gateway.health.services import CameraMonitor
 from tests.health.helpers import events_of, open_journal, running, wait_until
-from tests.hostile.rawserver import RawServer
+from tests.hostile.drivers_rawserver import RawServer
 
 LIMIT_S = 1.0
 SERVER_CHECKS = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]

@@ -4,7 +4,7 @@ and ``ModemLink.command`` raise :class:`drivers.modem.ModemError` (decoding prob
 ``AtReplyError``) and nothing else, within a second; the modem monitor keeps polling and
 reports what it saw.
 
-The modem is ``tests/hostile/raw_modem.py``: a pty whose far end writes the chosen bytes.
+The modem is ``tests/hostile/drivers_raw_modem.py``: a pty whose far end writes the chosen bytes.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from gateway.health.config import ModemConfig
 from gateway.health.hub import HealthHub
 from gateway.health.services import ModemMonitor
 from tests.health.helpers import events_of, open_journal, running, wait_until
-from tests.hostile.loopthread import LoopThread
-from tests.hostile.raw_modem import RawModem
+from tests.hostile.drivers_loopthread import LoopThread
+from tests.hostile.drivers_raw_modem import RawModem
 
 LIMIT_S = 1.0
 ODD_DIGITS = "\u00b2\u0663\u06f3\u0967\uff13\U0001d7d1"

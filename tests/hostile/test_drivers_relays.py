@@ -3,8 +3,9 @@ byte count of 0, fewer registers than asked, a short echo, an exception code, ga
 driver raises :class:`drivers.relays.RelayBoardError` and nothing else, the port's owner task
 keeps serving, and the broadcast controller fails the relays off and records why.
 
-The board is ``tests/hostile/rtu_responder.py``: a raw RTU responder on a pty, no pymodbus on
-its side; the gateway side is the production ``ModbusRelayPort`` (pymodbus) and controller.
+The board is ``tests/hostile/drivers_rtu_responder.py``: a raw RTU responder on a pty, no
+pymodbus on its side; the gateway side is the production ``ModbusRelayPort`` (pymodbus) and
+the controller.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from gateway.broadcast.controller import BroadcastController
 from gateway.broadcast.plan import Layout, RelayRef, StartRequest
 from gateway.clock import SystemClock
 from tests.health.helpers import events_of, open_journal, wait_until
-from tests.hostile.loopthread import LoopThread
-from tests.hostile.rtu_responder import RawRtuBoard
+from tests.hostile.drivers_loopthread import LoopThread
+from tests.hostile.drivers_rtu_responder import RawRtuBoard
 
 T = TypeVar("T")
 LIMIT_S = 1.0
