@@ -6,7 +6,13 @@ cached challenge stay with that camera. RTSP is only asked ``OPTIONS`` over a pl
 any well-formed ``RTSP/1.0`` status line (even 401) proves the streaming service is alive.
 
 Failures are :class:`CameraError` with a ``fault`` field the health service maps
-to a state: ``unreachable`` / ``timeout`` (down), ``auth`` / ``http`` / ``bad_image`` (degraded).
+to a state: ``unreachable`` / ``timeout`` (down), ``auth`` / ``http`` / ``bad_image`` /
+``rtsp_protocol`` (degraded), ``config`` (a URL we cannot use).
+
+A camera is untrusted input: whatever it sends (a status line with a non-ASCII digit, a Digest
+challenge with control bytes or non-UTF-8 bytes in its realm or nonce, a truncated head),
+:meth:`HttpCamera.snapshot`, :func:`rtsp_options` and :func:`parse_rtsp_reply` raise
+:class:`CameraError` and nothing else (cancellation aside).
 
     cam = HttpCamera("gate", "http://10.0.0.20/snapshot.jpg", "admin", "s3cret", auth="digest")
     async with cam:
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -156,11 +163,28 @@ class HttpCamera:
                 camera=self.name,
                 fault="unreachable",
             ) from exc
-        except aiohttp.ClientError as exc:
+        except aiohttp.ClientConnectionError as exc:
             raise CameraError(
                 f"snapshot failed: {type(exc).__name__}: {exc}",
                 camera=self.name,
                 fault="unreachable",
+            ) from exc
+        except aiohttp.ClientError as exc:
+            # It answered, but not in a way we can use (a malformed head, a challenge
+            # aiohttp refuses): degraded, not down.
+            raise CameraError(
+                f"snapshot failed: {type(exc).__name__}: {_clip(exc)}",
+                camera=self.name,
+                fault="http",
+            ) from exc
+        except (ValueError, UnicodeError, LookupError, TypeError) as exc:
+            # aiohttp's Digest middleware builds its answer from the camera's challenge and
+            # raises these on control bytes or undecodable bytes in realm/nonce: the camera's
+            # fault, so it is a CameraError like any other bad answer.
+            raise CameraError(
+                f"unusable reply to the snapshot request: {type(exc).__name__}: {_clip(exc)}",
+                camera=self.name,
+                fault="http",
             ) from exc
         if len(data) > MAX_SNAPSHOT_BYTES or not looks_like_jpeg(data):
             raise CameraError(
@@ -183,27 +207,43 @@ def rtsp_options_request(url: str, cseq: int = 1) -> bytes:
     )
 
 
+def _clip(exc: BaseException, limit: int = 200) -> str:
+    """An error's text cut short: a hostile camera chooses what goes into it."""
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+_RTSP_STATUS_LINE = re.compile(r"RTSP/[0-9]\.[0-9] ([0-9]{3})(?: (.*))?")
+
+
 def parse_rtsp_reply(head: bytes) -> tuple[int, str, dict[str, str]]:
-    """Status, reason and headers of an RTSP reply head; CameraError if it is not RTSP."""
-    text = head.decode("latin-1")
+    """Status, reason and headers of an RTSP reply head; CameraError if it is not RTSP.
+
+    The status must be three ASCII digits (RFC 2326 section 7.1): ``str.isdigit`` would let
+    through superscripts and other scripts' digits that ``int`` then refuses.
+    """
+    text = head.decode("latin-1")  # every byte maps: decoding itself never fails
     lines = text.split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("RTSP/") or not parts[1].isdigit():
+    m = _RTSP_STATUS_LINE.fullmatch(lines[0])
+    if m is None:
         raise CameraError(f"not an RTSP reply: {lines[0][:60]!r}", fault="rtsp_protocol")
     headers: dict[str, str] = {}
     for line in lines[1:]:
         name, sep, value = line.partition(":")
         if sep:
             headers[name.strip().lower()] = value.strip()
-    return int(parts[1]), parts[2] if len(parts) > 2 else "", headers
+    return int(m.group(1)), m.group(2) or "", headers
 
 
 async def rtsp_options(url: str, timeout: float = 3.0) -> RtspReply:
     """Ask an RTSP server for OPTIONS; return its reply or raise CameraError(fault=...)."""
-    parts = urlsplit(url)
-    if parts.scheme != "rtsp" or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or 554
+    except ValueError as exc:  # a port out of range or not a number
+        raise CameraError(f"not a usable rtsp:// URL: {exc}", fault="config") from exc
+    if parts.scheme != "rtsp" or not host:
         raise CameraError(f"not an rtsp:// URL: {url}", fault="config")
-    host, port = parts.hostname, parts.port or 554
     # Credentials never go on the wire in the URL of an OPTIONS probe.
     clean = f"rtsp://{host}:{port}{parts.path or '/'}"
     started = time.monotonic()

@@ -31,8 +31,10 @@ from typing import Any, Final
 class ModemError(Exception):
     """The modem port failed: could not open, vanished, or no answer in time.
 
-    Shaped like ``gateway.errors.ModemError`` (``reason`` plus fields) without importing the
-    gateway (drivers sit below it).
+    Shaped like ``gateway.errors.DeviceError`` (``reason`` plus fields) without importing the
+    gateway (drivers sit below it). The one error type of this module: whatever bytes a modem
+    sends, :meth:`AtParser.receive_data`, the ``parse_*`` decoders and :meth:`ModemLink.command`
+    raise a ModemError (decoding problems as its :class:`AtReplyError`) and nothing else.
     """
 
     def __init__(self, reason: str, **fields: object) -> None:
@@ -306,7 +308,7 @@ class ModemLink:
                 raise OSError("device reports readiness to read but returned no data")
             self._parser.receive_data(data)
         except AtReplyError:
-            return  # an over-long garbage line was dropped; the next line starts clean
+            pass  # an over-long garbage line was dropped; events before it are still handed on
         except Exception as exc:  # pyserial raises SerialException, OSError or TypeError here
             self._fail(f"modem port vanished: {exc}")
             return

@@ -385,6 +385,18 @@ class ModbusRelayPort:
                     raise RelayBoardError(
                         f"modbus error: {exc}", board=job.board, address=job.address
                     ) from exc
+                except RelayBoardError:
+                    raise
+                except Exception as exc:
+                    # The answer passed its CRC but could not be taken apart (a short PDU, a
+                    # field pymodbus did not expect): the board's fault, reported as such, so
+                    # the owner task and every other board on the bus carry on.
+                    raise RelayBoardError(
+                        f"malformed answer: {type(exc).__name__}: {exc}",
+                        board=job.board,
+                        address=job.address,
+                        function=op.function,
+                    ) from exc
                 finally:
                     self._bus_quiet_at = loop.time() + self.t35_s
                 results.append(result)
@@ -397,11 +409,11 @@ async def _execute(client: AsyncModbusSerialClient, device_id: int, op: ModbusOp
     if op.function == FC_READ_COILS:
         resp = await client.read_coils(op.address, count=op.count, device_id=device_id)
         _check_response(resp, op, device_id)
-        return list(resp.bits[: op.count])
+        return _enough(list(resp.bits[: op.count]), op, device_id)
     if op.function == FC_READ_HOLDING:
         resp = await client.read_holding_registers(op.address, count=op.count, device_id=device_id)
         _check_response(resp, op, device_id)
-        return list(resp.registers[: op.count])
+        return _enough(list(resp.registers[: op.count]), op, device_id)
     if op.function == FC_WRITE_COIL:
         resp = await client.execute(False, _RawWriteCoil(op.address, op.value, dev_id=device_id))
         _check_response(resp, op, device_id)
@@ -426,6 +438,18 @@ async def _execute(client: AsyncModbusSerialClient, device_id: int, op: ModbusOp
             raise RelayBoardError("write echo differs", address=device_id)
         return None
     raise RelayBoardError(f"unsupported function {op.function}")
+
+
+def _enough(values: list[Any], op: ModbusOp, device_id: int) -> list[Any]:
+    """A read's values, refused when the board sent fewer than asked (a byte count of 0...)."""
+    if len(values) < op.count:
+        raise RelayBoardError(
+            f"read returned {len(values)} values, need {op.count}",
+            address=device_id,
+            function=op.function,
+            values=len(values),
+        )
+    return values
 
 
 def _check_response(resp: ModbusPDU, op: ModbusOp, device_id: int) -> None:

@@ -198,9 +198,18 @@ def read_op(spec: BoardSpec) -> ModbusOp:
 
 
 def decode_read(spec: BoardSpec, values: Sequence[int] | Sequence[bool]) -> tuple[bool, ...]:
-    """Channel states from the read's coils or registers (pymodbus pads coils to 8)."""
+    """Channel states from the read's coils or registers (pymodbus pads coils to 8).
+
+    The values are the board's answer, so a short one (a byte count of 0, fewer registers
+    than asked) is the board's fault: :class:`RelayBoardError`, like every other bad answer.
+    """
     if len(values) < spec.channels:
-        raise ValueError(f"{spec.name}: read returned {len(values)} values, need {spec.channels}")
+        raise RelayBoardError(
+            f"read returned {len(values)} values, need {spec.channels}",
+            board=spec.name,
+            address=spec.address,
+            values=len(values),
+        )
     return tuple(bool(v) for v in values[: spec.channels])
 
 

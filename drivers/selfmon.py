@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
@@ -127,6 +128,29 @@ def _read(path: Path) -> str | None:
         return None
 
 
+# Numbers in kernel files are ASCII. int() and float() would also take other scripts' digits,
+# "1_000", "inf" or "nan", and int() of 5000 digits raises; str.isdigit() lets "²" through to
+# an int() that then fails. Whatever does not match is unknown (None), never an error.
+_INT = re.compile(r"-?[0-9]{1,20}")
+_HEX = re.compile(r"(?:0[xX])?[0-9a-fA-F]{1,16}")
+_FLOAT = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]{1,15})?")
+
+
+def _int(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if _INT.fullmatch(text) else None
+
+
+def _hex(text: str) -> int | None:
+    text = text.strip()
+    return int(text, 16) if _HEX.fullmatch(text) else None
+
+
+def _float(text: str) -> float | None:
+    text = text.strip()
+    return float(text) if _FLOAT.fullmatch(text) else None
+
+
 class SelfProbe:
     """Reads the gateway's own health. Blocking: call :meth:`read` from a worker thread."""
 
@@ -169,20 +193,17 @@ class SelfProbe:
         zones = sorted((self.sys_root / "class/thermal").glob("thermal_zone*"))
         for zone in zones:
             text = _read(zone / "temp")
-            if text is not None:
-                try:
-                    return int(text.strip()) / 1000.0
-                except ValueError:
-                    continue
+            millidegrees = None if text is None else _int(text)
+            if millidegrees is not None:
+                return millidegrees / 1000.0
         return None
 
     def load(self) -> tuple[float, float] | None:
-        text = _read(self.proc_root / "loadavg")
-        try:
-            parts = text.split() if text else []
-            return float(parts[0]), float(parts[1])
-        except (IndexError, ValueError):
+        parts = (_read(self.proc_root / "loadavg") or "").split()
+        values = [_float(p) for p in parts[:2]]
+        if len(values) < 2 or values[0] is None or values[1] is None:
             return None
+        return values[0], values[1]
 
     def memory(self) -> tuple[int | None, int | None]:
         text = _read(self.proc_root / "meminfo") or ""
@@ -190,8 +211,9 @@ class SelfProbe:
         for line in text.splitlines():
             name, _, rest = line.partition(":")
             fields = rest.split()
-            if fields and fields[0].isdigit():
-                vals[name] = int(fields[0]) * 1024
+            kib = _int(fields[0]) if fields else None
+            if kib is not None:
+                vals[name] = kib * 1024
         return vals.get("MemTotal"), vals.get("MemAvailable")
 
     def disk(self) -> tuple[int | None, int | None]:
@@ -202,21 +224,15 @@ class SelfProbe:
         return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
 
     def uptime_s(self) -> float | None:
-        text = _read(self.proc_root / "uptime")
-        try:
-            return float(text.split()[0]) if text else None
-        except (IndexError, ValueError):
-            return None
+        parts = (_read(self.proc_root / "uptime") or "").split()
+        return _float(parts[0]) if parts else None
 
     def process_write_bytes(self) -> int | None:
         """Bytes this process caused to be written to storage (``write_bytes`` in proc io)."""
         text = _read(self.proc_root / str(self.pid) / "io")
         for line in (text or "").splitlines():
             if line.startswith("write_bytes:"):
-                try:
-                    return int(line.split()[1])
-                except (IndexError, ValueError):
-                    return None
+                return _int(line.partition(":")[2])
         return None
 
     def device_write_bytes(self) -> int | None:
@@ -231,25 +247,21 @@ class SelfProbe:
             f = line.split()
             # major minor name reads merged sectors ms writes merged sectors_written ...
             if len(f) >= 10 and f[0] == str(major) and f[1] == str(minor):
-                try:
-                    return int(f[9]) * 512
-                except ValueError:
-                    return None
+                sectors = _int(f[9])
+                return None if sectors is None else sectors * 512
         return None
 
     def throttled(self) -> int | None:
         """Pi firmware throttling flags; None where the machine does not say (not a Pi)."""
         text = _read(self.sys_root / "devices/platform/soc/soc:firmware/get_throttled")
-        if text is not None:
-            try:
-                return int(text.strip(), 16)
-            except ValueError:
-                pass
+        flags = None if text is None else _hex(text)
+        if flags is not None:
+            return flags
         for hwmon in sorted((self.sys_root / "class/hwmon").glob("hwmon*")):
             if (_read(hwmon / "name") or "").strip() == "rpi_volt":
-                alarm = _read(hwmon / "in0_lcrit_alarm")
-                if alarm is not None and alarm.strip().isdigit():
-                    return THROTTLE_UNDERVOLT_NOW if int(alarm) else 0
+                alarm = _int(_read(hwmon / "in0_lcrit_alarm") or "")
+                if alarm is not None:
+                    return THROTTLE_UNDERVOLT_NOW if alarm else 0
         if self.vcgencmd:
             try:
                 out = subprocess.run(
@@ -259,7 +271,7 @@ class SelfProbe:
                     timeout=VCGENCMD_TIMEOUT_S,
                     check=False,
                 ).stdout
-                return int(out.strip().partition("=")[2], 16)
             except (OSError, subprocess.SubprocessError, ValueError):
                 return None
+            return _hex(out.strip().partition("=")[2])
         return None

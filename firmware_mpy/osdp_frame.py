@@ -7,6 +7,11 @@
 # panels send and which the PD must echo back in its reply.  Pure: no I/O, no clock;
 # the caller passes now_ms so a frame interrupted mid-way is dropped after a gap.
 #
+# Bus bytes are untrusted: FrameReader never raises on them.  Its one way of saying
+# "bad input" is a BadFrame (check character or format wrong: NAK material); noise is
+# skipped and counted in `dropped`.  tests/hostile/test_firmware_frame_reader.py holds it
+# to that under real MicroPython.
+#
 # Packet: [0xFF] 0x53 ADDR LEN_LSB LEN_MSB CTRL [SCB...] CODE DATA... [MAC4] CRC16(LE)|CKSUM
 # LEN counts from SOM through the check character, without the mark byte.
 

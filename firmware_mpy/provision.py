@@ -51,7 +51,10 @@ def handle(s, line):
             s.set(key, _value(key, words[2]))
             return "ok " + s.describe() + " (unsaved)", None
         if cmd == "save":
-            s.save()
+            try:
+                s.save()
+            except OSError as e:  # flash full or worn: say so, keep running
+                return "error cannot save: %s" % (e,), None
             return "ok saved", "saved"
         if cmd == "reboot":
             return "ok rebooting", "reboot"

@@ -82,9 +82,14 @@ class Settings:
         try:
             with open(path) as f:
                 d.update(json.load(f))
+            return cls(path, validate(d))
         except OSError:
             pass  # first boot: defaults (unprovisioned)
-        return cls(path, validate(d))
+        except (ValueError, TypeError, AttributeError) as e:
+            # A damaged file (worn flash, a half-written edit by hand) must not crash the
+            # node into a reset loop: start unprovisioned (blue LED) and say why.
+            print("settings: %s unusable (%s); using defaults" % (path, e))
+        return cls(path, validate(dict(DEFAULTS)))
 
     def save(self):
         validate(self.values)

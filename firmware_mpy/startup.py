@@ -18,24 +18,58 @@ ERROR_LOG_MAX = 4096
 
 
 class Console:
-    """Non-blocking line reader on the USB console (sys.stdin): provisioning input."""
+    """Non-blocking line reader on the USB console (sys.stdin): provisioning input.
 
-    def __init__(self):
-        import select
-        self._poll = select.poll()
-        self._poll.register(sys.stdin, select.POLLIN)
+    readline() never blocks and never spins: it reads at most MAX_READ characters per
+    call, and a read that returns nothing (stdin at EOF: a closed USB CDC port, a host
+    that hung up) closes the console for good, as poll() would report it readable forever.
+    The stream and poller are injectable for tests: Console(stream, poller).
+    """
+
+    MAX_LINE = 120
+    MAX_READ = 64  # characters per call: a flood of input cannot starve the node's loop
+
+    def __init__(self, stream=None, poller=None):
+        self._in = stream if stream is not None else sys.stdin
+        if poller is None:
+            import select
+            poller = select.poll()
+            poller.register(self._in, select.POLLIN)
+        self._poll = poller
         self._line = ""
+        self.closed = False
 
     def readline(self):
-        while self._poll.poll(0):
-            ch = sys.stdin.read(1)
+        if self.closed:
+            return None
+        for _ in range(self.MAX_READ):
+            if not self._poll.poll(0):
+                return None
+            try:
+                ch = self._in.read(1)
+            except ValueError:  # bytes that do not decode (UnicodeError): line noise
+                self._line = ""
+                continue
+            except OSError:  # the port went away: as good as EOF
+                ch = ""
+            if not ch:
+                self._close()
+                return None
             if ch in ("\r", "\n"):
                 line, self._line = self._line, ""
                 return line
             self._line += ch
-            if len(self._line) > 120:
+            if len(self._line) > self.MAX_LINE:
                 self._line = ""
         return None
+
+    def _close(self):
+        self.closed = True
+        self._line = ""
+        try:
+            self._poll.unregister(self._in)
+        except (OSError, ValueError, KeyError, AttributeError):
+            pass
 
     def write(self, text):
         sys.stdout.write(text)

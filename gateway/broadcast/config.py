@@ -29,13 +29,12 @@ Example (TOML)::
 
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from gateway.broadcast.plan import Layout, RelayRef
-from gateway.config.schema import setting
+from gateway.config.schema import setting, timezone_problem
 
 NAME = r"[a-z0-9][a-z0-9_-]{0,39}"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -170,10 +169,9 @@ class BroadcastSection:
 
     def check(self) -> Iterable[tuple[str, str]]:
         if self.timezone:
-            try:
-                zoneinfo.ZoneInfo(self.timezone)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                yield "timezone", f"{self.timezone!r} is not a known IANA time zone"
+            problem = timezone_problem(self.timezone)
+            if problem is not None:
+                yield "timezone", problem
         seen_boards: set[str] = set()
         for pi, port in enumerate(self.ports):
             addresses: set[int] = set()
@@ -215,7 +213,9 @@ class BroadcastSection:
         for zi, z in enumerate(self.button.zones):
             if z not in numbers:
                 yield f"button.zones[{zi}]", f"no zone {z}"
-        if self.button.seconds > self.max_duration_s:
+        # A button that is not there (no section, or enabled = false) starts nothing, so its
+        # length (60 s by default) must not veto a shorter max_duration_s.
+        if self.button.enabled and self.button.seconds > self.max_duration_s:
             yield "button.seconds", "is above max_duration_s"
 
     def layout(self) -> Layout:

@@ -9,6 +9,9 @@ are serialised, the core never sees a stop in the middle of a relay write.
 Fail-safe: at start every broadcast relay is forced off and verified (and a broadcast the
 journal shows left open is recorded as interrupted); if the loop dies of anything (a bug, a
 cancellation at shutdown), every broadcast relay is switched off before the error propagates.
+A board that raises anything at all (not only :class:`~drivers.relays.RelayBoardError`) counts
+as relays that did not verify: the core fails them off and records it, and the other boards
+are still driven, so no board's misbehaviour can leave a relay on or stop the controller.
 
     controller = BroadcastController(layout, banks, journal, clock)
     ticket = controller.submit_start(StartRequest("r1", (1, 2), 90.0, "cli"))
@@ -288,6 +291,12 @@ class BroadcastController:
                 if isinstance(wrong, list):
                     return {r: exc.reason for r in refs if r.channel in wrong}
                 return {r: exc.reason for r in refs}
+            except Exception as exc:
+                # A board (or its driver) failing in a way it should not is still a relay that
+                # did not verify: the core fails its relays off like any other, and the other
+                # boards are switched all the same. Logged with its traceback: it is a bug.
+                log.exception("broadcast: board %s failed unexpectedly", board)
+                return {r: f"board error: {type(exc).__name__}: {exc}" for r in refs}
             return {}
 
         # Boards on different buses switch in parallel; on one bus the port's owner orders them.
@@ -309,9 +318,16 @@ class BroadcastController:
             except RelayBoardError as exc:
                 errors[board] = exc.reason
                 return
-            for ref in self.layout.all_relays():
-                if ref.board == board:
-                    states[ref] = values[ref.channel]
+            except Exception as exc:  # see _write: a misbehaving board never stops the poll
+                log.exception("broadcast: reading board %s failed unexpectedly", board)
+                errors[board] = f"board error: {type(exc).__name__}: {exc}"
+                return
+            mine = [ref for ref in self.layout.all_relays() if ref.board == board]
+            if any(ref.channel >= len(values) for ref in mine):
+                errors[board] = f"read returned {len(values)} channels"
+                return
+            for ref in mine:
+                states[ref] = values[ref.channel]
 
         await asyncio.gather(*(one(b) for b in boards))
         return states, errors

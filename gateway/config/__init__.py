@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import os
 import stat
-import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from gateway.config.schema import parse_section, setting
+from gateway.config.schema import parse_section, setting, timezone_problem
 from gateway.errors import ConfigError
 
 GATEWAY_ID_PATTERN = r"[a-z0-9][a-z0-9-]{1,62}"
@@ -45,10 +44,9 @@ class GatewaySection:
     )
 
     def check(self) -> Iterable[tuple[str, str]]:
-        try:
-            zoneinfo.ZoneInfo(self.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            yield "timezone", f"{self.timezone!r} is not a known IANA time zone"
+        problem = timezone_problem(self.timezone)
+        if problem is not None:
+            yield "timezone", problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +96,10 @@ def read_secret_file(path: str | Path, key: str, *, length: int | None = None) -
         raise ConfigError(key, f"cannot read secret file {p}: {exc.strerror}") from exc
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(key, f"secret file {p} has mode {stat.S_IMODE(st.st_mode):04o}; use 0600")
-    raw = p.read_bytes().strip()
+    try:
+        raw = p.read_bytes().strip()
+    except OSError as exc:  # a folder, or unreadable to us
+        raise ConfigError(key, f"cannot read secret file {p}: {exc.strerror}") from exc
     try:
         value = bytes.fromhex(raw.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
@@ -124,12 +125,22 @@ def write_secret_file(path: str | Path, value: bytes, *, hex_text: bool = True) 
 
 
 _MODEL_NAMES = frozenset(
-    {"GatewayConfig", "dump_config", "load_config", "parse_config", "write_config_atomically"}
+    {
+        "GatewayConfig",
+        "check_config_file",
+        "check_secret_files",
+        "dump_config",
+        "load_config",
+        "parse_config",
+        "write_config_atomically",
+    }
 )
 
 if TYPE_CHECKING:
     from gateway.config.model import (
         GatewayConfig,
+        check_config_file,
+        check_secret_files,
         dump_config,
         load_config,
         parse_config,
@@ -151,6 +162,8 @@ __all__ = [
     "JournalSection",
     "LogSection",
     "SupervisorSection",
+    "check_config_file",
+    "check_secret_files",
     "dump_config",
     "load_config",
     "parse_config",

@@ -15,12 +15,12 @@ from typing import Any
 import tomli_w
 
 from gateway.broadcast.config import BroadcastSection
-from gateway.checkpoints.config import CheckpointsSection
+from gateway.checkpoints.config import CheckpointsSection, load_reader_key
 from gateway.commands.config import CommandsSection
 from gateway.config import GatewaySection, JournalSection, LogSection, SupervisorSection
 from gateway.config.schema import dump_section, parse_section, setting
 from gateway.errors import ConfigError
-from gateway.health.config import HealthSection
+from gateway.health.config import HealthSection, load_camera_password
 from gateway.patrol.config import PatrolSection, check_checkpoints
 from gateway.sync.config import SyncSection
 from gateway.web.config import WebSection
@@ -86,7 +86,7 @@ def _with_base(cfg: GatewayConfig, base_dir: str) -> GatewayConfig:
 
 
 def load_config(path: str | Path) -> GatewayConfig:
-    """Read and validate a TOML config file."""
+    """Read and validate a TOML config file (ConfigError for anything wrong with it)."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -98,7 +98,33 @@ def load_config(path: str | Path) -> GatewayConfig:
         raise ConfigError("", f"{p} is not UTF-8 text") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"{p} is not valid TOML: {exc}") from exc
+    except ValueError as exc:  # an integer of more than 4300 digits (int's own limit)
+        raise ConfigError("", f"{p} is not valid TOML: {str(exc)[:120]}") from exc
+    except RecursionError:  # arrays or inline tables nested about a thousand deep
+        raise ConfigError("", f"{p} is not valid TOML: nested too deeply") from None
     return parse_config(data, p.resolve().parent)
+
+
+def check_secret_files(cfg: GatewayConfig) -> None:
+    """Read every secret file the daemon reads at start; ConfigError names the first bad one.
+
+    ``compound-gw run`` refuses to start on a missing, unreadable, wrongly sized or
+    group/world-readable key file; ``config check`` calls this so that it refuses exactly
+    the same files, with the same message, instead of passing a config ``run`` will refuse
+    (a restart loop under systemd). The same loader functions are used as at start-up.
+    """
+    base = Path(cfg.base_dir)
+    for point in cfg.checkpoints.points:
+        load_reader_key(cfg.checkpoints, point, base)
+    for cam in cfg.health.cameras:
+        load_camera_password(cam, base)
+
+
+def check_config_file(path: str | Path) -> GatewayConfig:
+    """:func:`load_config` plus :func:`check_secret_files`: what ``config check`` runs."""
+    cfg = load_config(path)
+    check_secret_files(cfg)
+    return cfg
 
 
 def dump_config(cfg: GatewayConfig) -> str:

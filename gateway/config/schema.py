@@ -15,6 +15,13 @@ unknown keys and naming the exact key of any bad value::
 A section may define ``check(self) -> Iterable[tuple[str, str]]`` for rules across fields; each
 pair is (key relative to the section, reason). :func:`dump_section` is the inverse of
 :func:`parse_section` (``None`` values are left out, as TOML has no null).
+
+A configuration file is untrusted input: whatever TOML data comes in (a 401-digit number, a
+string with a NUL, an array nested a thousand deep, a time zone that names a folder),
+:func:`parse_section` raises :class:`~gateway.errors.ConfigError` naming the key, and nothing
+else. Integers are held to TOML's 64-bit range, numbers for float settings must fit a float,
+strings may not hold NUL (no path or name can), and error messages never echo more than a
+short prefix of a value.
 """
 
 from __future__ import annotations
@@ -62,12 +69,51 @@ def setting(
     return dataclasses.field(default=default, metadata=meta)
 
 
+# TOML integers are 64-bit signed (TOML 1.0, "Integer"); tomllib accepts any size.
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
+_DESCRIBE_MAX = 60  # characters of a value an error message repeats
+# IANA zone names: "Area/Location[/Sub]", ASCII letters, digits, "_", "-", "+"; the longest in
+# tzdata is about 30 characters. Checked before zoneinfo sees the name, which would otherwise
+# open it as a path (a folder such as "Asia" raises IsADirectoryError, a long name OSError).
+_TIMEZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}")
+TIMEZONE_MAX_LEN = 64
+
+
 def _describe(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value)
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    if isinstance(value, int):
+        if value.bit_length() > 64:  # never str(): past 4300 digits it raises ValueError
+            return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+        return str(value)
+    if isinstance(value, str):
+        text = repr(value)
+        return text if len(text) <= _DESCRIBE_MAX else text[:_DESCRIBE_MAX] + "...'"
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list | tuple):
+        return "an array"
+    text = str(value)
+    return text if len(text) <= _DESCRIBE_MAX else text[:_DESCRIBE_MAX] + "..."
+
+
+def timezone_problem(name: str) -> str | None:
+    """Why ``name`` is not a usable IANA time zone, or None if it is (for ``check()`` rules).
+
+    zoneinfo raises ValueError, KeyError subclasses, IsADirectoryError or other OSErrors for
+    bad names; all of them become one sentence here.
+    """
+    import zoneinfo
+
+    shown = _describe(name)
+    if len(name) > TIMEZONE_MAX_LEN or not _TIMEZONE.fullmatch(name):
+        return f"{shown} is not a known IANA time zone"
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError, UnicodeError):
+        return f"{shown} is not a known IANA time zone"
+    return None
 
 
 def _type_name(tp: Any) -> str:
@@ -136,16 +182,24 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(key, f"expected an integer, got {_describe(value)}")
+        if not INT_MIN <= value <= INT_MAX:
+            raise ConfigError(key, f"{_describe(value)} is outside the 64-bit integer range")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(key, f"expected a number, got {_describe(value)}")
-        if math.isnan(value) or math.isinf(value):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too large for a float
+            raise ConfigError(key, f"{_describe(value)} is too large for a number") from None
+        if math.isnan(number) or math.isinf(number):
             raise ConfigError(key, f"{_describe(value)} is not a finite number")
-        return float(value)
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(key, f"expected a string, got {_describe(value)}")
+        if "\x00" in value:
+            raise ConfigError(key, f"{_describe(value)} contains a NUL character")
         return value
     raise TypeError(f"unsupported configuration type {tp!r} at {key}")
 

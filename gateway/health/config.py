@@ -33,11 +33,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from gateway.config.schema import setting
 from gateway.errors import ConfigError
 
 NAME_PATTERN = r"[a-z0-9][a-z0-9._-]{0,62}"
+
+
+def _url_problem(url: str) -> str | None:
+    """Why a camera URL cannot be used (no host, a port that is not 1..65535), or None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"is not a usable URL: {exc}"
+    if not parts.hostname:
+        return "has no host"
+    if port == 0:
+        return "port 0 is not a usable port"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +72,18 @@ class CameraConfig:
     )
 
     def check(self) -> Iterable[tuple[str, str]]:
+        for key, url in (("snapshot_url", self.snapshot_url), ("rtsp_url", self.rtsp_url)):
+            problem = _url_problem(url) if url else None
+            if problem:
+                yield key, problem
         if self.rtsp_url and not self.rtsp_url.startswith("rtsp://"):
             yield "rtsp_url", "must start with rtsp://"
         if self.auth != "none" and not self.username:
             yield "username", f"is required with auth = {self.auth!r}"
+        if ":" in self.username or any(ord(c) < 0x20 or ord(c) == 0x7F for c in self.username):
+            # RFC 7617 / 7616: aiohttp refuses these when the camera object is built, which
+            # would stop the daemon at start; say so here instead.
+            yield "username", "must not contain ':' or control characters"
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +214,18 @@ def read_password_file(path: Path, key: str) -> str:
             return fh.read().rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(key, f"cannot read password file {path}: {exc}") from exc
+
+
+def load_camera_password(cam: CameraConfig, base_dir: Path) -> str:
+    """A camera's password from its ``password_file`` ("" when it names none).
+
+    The one place the daemon and ``config check`` read it, so both refuse the same files.
+    """
+    if not cam.password_file:
+        return ""
+    return read_password_file(
+        resolve(base_dir, cam.password_file), f"health.cameras[{cam.name}].password_file"
+    )
 
 
 def resolve(base_dir: Path, value: str) -> Path:

@@ -35,7 +35,7 @@ from gateway.health.config import (
     ModemConfig,
     SelfConfig,
     SnapshotTrigger,
-    read_password_file,
+    load_camera_password,
     resolve,
 )
 from gateway.health.evidence import EvidenceStore
@@ -54,16 +54,11 @@ SNAPSHOT_IDLE_S: Final = 0.5
 
 def make_camera(cfg: CameraConfig, base_dir: Path) -> HttpCamera:
     """An HttpCamera from its config section (reads the password file)."""
-    password = ""
-    if cfg.password_file:
-        password = read_password_file(
-            resolve(base_dir, cfg.password_file), f"health.cameras[{cfg.name}].password_file"
-        )
     return HttpCamera(
         cfg.name,
         cfg.snapshot_url,
         cfg.username,
-        password,
+        load_camera_password(cfg, base_dir),
         auth=cfg.auth,
         timeout_s=cfg.timeout_s,
     )
@@ -78,6 +73,7 @@ class CameraMonitor:
         self.hub = hub
         self.name = f"health-camera-{cfg.name}"
         self.polls = 0
+        self._logged: set[str] = set()
 
     async def run(self) -> None:
         self.hub.register(self.cfg.name, "camera")
@@ -103,6 +99,13 @@ class CameraMonitor:
             snap_fault = str(exc.fields.get("fault", "unreachable"))
             snap_reason = exc.reason
             metrics["fault"] = snap_fault
+        except Exception as exc:
+            # The driver promises CameraError for anything a camera sends; if that promise
+            # breaks, the camera is still reported (degraded) and polled again, rather than
+            # this monitor crash-looping while the camera keeps answering the same way.
+            snap_fault = "driver"
+            snap_reason = self._unexpected("snapshot", exc)
+            metrics["fault"] = snap_fault
         rtsp_ok: bool | None = None
         rtsp_reason = ""
         if self.cfg.rtsp_url:
@@ -115,10 +118,23 @@ class CameraMonitor:
                 rtsp_ok = False
                 rtsp_reason = exc.reason
                 metrics["rtsp_fault"] = str(exc.fields.get("fault", "unreachable"))
+            except Exception as exc:  # see the snapshot above
+                rtsp_ok = False
+                rtsp_reason = self._unexpected("rtsp", exc)
+                metrics["rtsp_fault"] = "driver"
         state, reason = self._judge(snap_fault, snap_reason, metrics, rtsp_ok, rtsp_reason)
         self.hub.report(self.cfg.name, "camera", state, reason, detail=metrics)
         self.hub.sample(self.cfg.name, "camera", {"state": state.value, **metrics})
         return state
+
+    def _unexpected(self, what: str, exc: Exception) -> str:
+        """Log a driver error that is not a CameraError (once per kind) and describe it."""
+        kind = f"{what}:{type(exc).__name__}"
+        if kind not in self._logged:
+            self._logged.add(kind)
+            log.error("camera %s: %s raised %r", self.cfg.name, what, exc, exc_info=exc)
+        text = str(exc)
+        return f"{what} failed: {type(exc).__name__}: {text[:200]}"
 
     def _judge(
         self,
@@ -252,6 +268,10 @@ class SnapshotService:
                 shot = await self.cameras[camera].snapshot()
             except CameraError as exc:
                 self._record_failure(camera, ev, exc.reason)
+                return
+            except Exception as exc:  # a driver bug still leaves a record of the missed shot
+                log.error("evidence snapshot from %s raised %r", camera, exc, exc_info=exc)
+                self._record_failure(camera, ev, f"snapshot failed: {type(exc).__name__}")
                 return
             try:
                 async with self._store_lock:

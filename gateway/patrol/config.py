@@ -11,11 +11,10 @@ argument. Times of day are local to ``timezone`` ("HH:MM", 24-hour clock).
 from __future__ import annotations
 
 import re
-import zoneinfo
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 
-from gateway.config.schema import setting
+from gateway.config.schema import setting, timezone_problem
 from gateway.errors import ConfigError
 
 ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
@@ -226,10 +225,9 @@ class PatrolSection:
     shifts: tuple[ShiftSection, ...] = setting((), doc="named guard groups")
 
     def check(self) -> Iterable[tuple[str, str]]:
-        try:
-            zoneinfo.ZoneInfo(self.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            yield "timezone", f"{self.timezone!r} is not a known IANA time zone"
+        problem = timezone_problem(self.timezone)
+        if problem is not None:
+            yield "timezone", problem
         routes = yield from _unique_ids("routes", self.routes)
         shifts = yield from _unique_ids("shifts", self.shifts)
         yield from _unique_ids("schedules", self.schedules)

@@ -19,6 +19,7 @@ from drivers.relays import (
     FC_WRITE_REGISTER,
     BoardSpec,
     ModbusOp,
+    RelayBoardError,
     decode_read,
     flash_units,
     mismatches,
@@ -70,7 +71,7 @@ def test_holding_register_commands_and_read():
 def test_bad_channels_and_short_reads_are_errors():
     with pytest.raises(ValueError):
         write_ops(COILS, {8: True})
-    with pytest.raises(ValueError):
+    with pytest.raises(RelayBoardError, match="read returned 7 values, need 8"):
         decode_read(COILS, [True] * 7)
     with pytest.raises(ValueError):
         BoardSpec("x", 0)

@@ -102,7 +102,9 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
 
 
 ids = st.from_regex(r"[a-z0-9][a-z0-9-]{1,20}", fullmatch=True)
-names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40)
+# Any Unicode text but NUL (no path or name can hold one; the schema refuses it).
+chars = st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00")
+names = st.text(chars, min_size=1, max_size=40)
 finite = st.floats(allow_nan=False, allow_infinity=False)
 
 configs = st.builds(
@@ -111,14 +113,14 @@ configs = st.builds(
         GatewaySection,
         id=ids,
         compound=names.filter(lambda s: "\n" not in s and "\r" not in s),
-        township=st.text(max_size=20),
+        township=st.text(chars, max_size=20),
         timezone=st.sampled_from(["Asia/Shanghai", "UTC", "Europe/Berlin", "America/New_York"]),
-        runtime_dir=st.text(min_size=1, max_size=30),
-        data_dir=st.text(min_size=1, max_size=30),
+        runtime_dir=st.text(chars, min_size=1, max_size=30),
+        data_dir=st.text(chars, min_size=1, max_size=30),
     ),
     journal=st.builds(
         JournalSection,
-        path=st.text(min_size=1, max_size=30),
+        path=st.text(chars, min_size=1, max_size=30),
         telemetry_budget_bytes=st.integers(64 * 1024, 2**40),
         retention_days=st.floats(0.0, 3650.0),
         max_group=st.integers(1, 100_000),
