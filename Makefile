@@ -8,11 +8,14 @@ STAMP_PY  := $(VENV)/.stamp-install
 STAMP_NPM := node_modules/.stamp-install
 STAMP_APT := $(VENV)/.stamp-apt
 # Debian tools the tests drive: headless Chromium (page screenshots), shellcheck (install
-# script), systemd-analyze (unit verification). Installed only when missing.
-APT_TOOLS := chromium:chromium shellcheck:shellcheck systemd-analyze:systemd
+# script), systemd-analyze (unit verification), stress-ng (the load beside `make test-loaded`).
+# Installed only when missing.
+APT_TOOLS := chromium:chromium shellcheck:shellcheck systemd-analyze:systemd stress-ng:stress-ng
+# `make test-loaded`: the CPU load that runs beside the tests (CI machines are never idle).
+LOAD_ARGS ?= --cpu 2
 PYTEST_ARGS ?=
 
-.PHONY: all bootstrap demo test test-fast test-slow lint bench clean
+.PHONY: all bootstrap demo test test-loaded test-fast test-slow lint bench clean
 
 all: test
 
@@ -26,7 +29,7 @@ $(STAMP_NPM): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(STAMP_APT): | $(STAMP_PY)
+$(STAMP_APT): Makefile | $(STAMP_PY)
 	@missing=""; for pair in $(APT_TOOLS); do \
 	  bin=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; \
@@ -51,6 +54,14 @@ lint: $(STAMP_PY)
 
 test: bootstrap lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# `make test` with stress-ng beside it; the load stops when the tests end, pass or fail.
+test-loaded: bootstrap
+	@command -v stress-ng >/dev/null || { echo "stress-ng missing: make bootstrap" >&2; exit 1; }
+	@stress-ng $(LOAD_ARGS) --timeout 0 --quiet & load=$$!; \
+	trap 'kill $$load 2>/dev/null; wait $$load 2>/dev/null' EXIT INT TERM; \
+	echo "stress-ng $(LOAD_ARGS) running beside the tests (pid $$load)"; \
+	$(MAKE) --no-print-directory test
 
 test-slow: bootstrap
 	$(PY) -m pytest --slow $(PYTEST_ARGS)

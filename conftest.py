@@ -1,8 +1,42 @@
-"""Options shared by every test folder."""
+"""Options shared by every test folder, and the guards that make a hang end in a failure.
+
+A hang must never cost CI its whole time budget with nothing to show for it. Three layers:
+
+- each test: pytest-timeout (``timeout``/``timeout_method = "thread"`` in pyproject.toml) dumps
+  the captured output and the stack of every thread, then ends the run with exit status 1. The
+  thread method works wherever the main thread is stuck (a C call, a lock, a thread join), and
+  the timer thread's name, shown in the dump, names the test;
+- the whole run: a watchdog thread ends a run that outlives ``COMPOUND_TEST_SESSION_LIMIT_S``
+  (default 75 min, under CI's 90; off with --slow unless set) the same way;
+- after the run: if the interpreter does not exit within ``EXIT_GRACE_S`` once pytest is done
+  (a thread somebody joins forever, an executor that never shuts down), faulthandler dumps every
+  thread's stack and exits with status 1.
+
+And after every test, a thread the test started that is still alive (and would block the exit,
+or is a journal writer) fails the test, naming the thread.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
+
+SESSION_LIMIT_ENV = "COMPOUND_TEST_SESSION_LIMIT_S"
+DEFAULT_SESSION_LIMIT_S = 75 * 60.0
+EXIT_GRACE_ENV = "COMPOUND_TEST_EXIT_GRACE_S"
+EXIT_GRACE_S = 60.0
+THREAD_LEAK_GRACE_S = 5.0
+# Threads no test may leave running: non-daemon ones block the interpreter's exit; a journal
+# writer holds the database open.
+ALWAYS_LEAKS = ("journal-writer",)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -22,6 +56,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.slow = config.getoption("--slow")  # type: ignore[attr-defined]
+    limit = session_limit_s(config)
+    if limit > 0 and not hasattr(config, "workerinput"):
+        watchdog = SessionWatchdog(config, limit)
+        config.stash[WATCHDOG] = watchdog
+        watchdog.start()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -31,3 +70,137 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+# --------------------------------------------------------------------------- hang guards
+
+
+def session_limit_s(config: pytest.Config) -> float:
+    raw = os.environ.get(SESSION_LIMIT_ENV)
+    if raw is not None:
+        try:
+            return float(raw)
+        except ValueError:
+            msg = f"{SESSION_LIMIT_ENV}={raw!r}: seconds, or 0 for none"
+            raise pytest.UsageError(msg) from None
+    return 0.0 if config.getoption("--slow") else DEFAULT_SESSION_LIMIT_S
+
+
+def dump_and_exit(config: pytest.Config, why: str) -> None:
+    """Show what every thread is doing, then end the process with status 1 (a failure)."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:
+        with contextlib.suppress(Exception):  # the dump matters more than the capture
+            capman.suspend_global_capture(in_=True)
+    err = sys.__stderr__
+    try:
+        if err is not None:
+            err.write(f"\n{'+' * 30} {why} {'+' * 30}\n")
+            err.flush()
+            faulthandler.dump_traceback(file=err, all_threads=True)
+            err.flush()
+    finally:
+        os._exit(1)
+
+
+class SessionWatchdog:
+    """Ends a run that takes longer than its limit, naming the test it was in."""
+
+    def __init__(self, config: pytest.Config, limit_s: float) -> None:
+        self.config = config
+        self.limit_s = limit_s
+        self.current = "(no test started yet)"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="session-watchdog", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        if self._stop.wait(self.limit_s):
+            return
+        dump_and_exit(
+            self.config,
+            f"the test run exceeded {self.limit_s:.0f} s ({SESSION_LIMIT_ENV}); "
+            f"test running: {self.current}",
+        )
+
+
+WATCHDOG = pytest.StashKey[SessionWatchdog]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> None:
+    watchdog = item.config.stash.get(WATCHDOG, None)
+    if watchdog is not None:
+        watchdog.current = item.nodeid
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
+    """pytest-timeout's thread method, plus a first line that names the test that hung."""
+    if settings.method != "thread":
+        return None
+    import pytest_timeout  # type: ignore[import-untyped]
+
+    def fire() -> None:
+        capman = item.config.pluginmanager.getplugin("capturemanager")
+        if capman is not None:
+            with contextlib.suppress(Exception):
+                capman.suspend_global_capture(item)
+        item.config.get_terminal_writer().line(
+            f"\nTimeout: {item.nodeid} ran longer than {settings.timeout:g} s; "
+            "the stack of every thread follows, then the run ends"
+        )
+        pytest_timeout.timeout_timer(item, settings)
+
+    timer = threading.Timer(settings.timeout, fire)
+    timer.name = f"pytest_timeout {item.nodeid}"
+    timer.daemon = True
+
+    def cancel() -> None:
+        timer.cancel()
+        timer.join()
+
+    item.cancel_timeout = cancel  # type: ignore[attr-defined]  # pytest-timeout's cancel hook
+    timer.start()
+    return True
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if WATCHDOG in config.stash:
+        config.stash[WATCHDOG].stop()
+    # After this, only the interpreter's own shutdown is left: joins of threads and executors.
+    # faulthandler's watchdog is a C thread, so it fires even when Python cannot run any more.
+    err = sys.__stderr__
+    if err is not None and not hasattr(config, "workerinput"):
+        grace = float(os.environ.get(EXIT_GRACE_ENV, EXIT_GRACE_S))
+        faulthandler.dump_traceback_later(grace, exit=True, file=err)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """A test that leaves a thread behind which blocks the exit (or a journal writer) fails."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+
+    def leaked() -> list[threading.Thread]:
+        return [
+            t
+            for t in threading.enumerate()
+            if t.ident not in before
+            and t.is_alive()
+            and (not t.daemon or t.name.startswith(ALWAYS_LEAKS))
+        ]
+
+    deadline = time.monotonic() + THREAD_LEAK_GRACE_S
+    while leaked() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = leaked()
+    if left:
+        names = ", ".join(f"{t.name} (daemon={t.daemon})" for t in left)
+        pytest.fail(f"threads left running after the test: {names}")

@@ -30,6 +30,11 @@ A full disk (SQLITE_FULL / ENOSPC) rolls the group back and makes room by droppi
 if any exists, then retries once; if it still fails, the waiting appends raise
 :class:`JournalFullError`. Nothing already committed is touched.
 
+``close()`` waits for the writer on the event loop (the writer resolves a future as its last
+act), never by blocking an executor thread on ``join()``. The writer is a daemon thread, and a
+journal whose event loop ended without ``close()`` is closed by its writer within
+``LOOP_CHECK_S``: a crashed caller leaves no thread and no open file behind.
+
 On open, ``PRAGMA quick_check`` runs; a file that fails it (or is not a database at all) is
 moved aside (never deleted) and a fresh journal starts with a ``journal.recovered`` event that
 says where the old file went. The sequence resumes after the highest sequence that could still
@@ -68,6 +73,10 @@ DROP_REPORT_INTERVAL_S: Final = 60.0
 DROP_CHUNK_ROWS: Final = 256
 MAKE_ROOM_ATTEMPTS: Final = 12  # each drops a tenth of telemetry: ~70 % of it at most
 ROW_OVERHEAD_BYTES: Final = 96  # rough per-row size beyond the payload, for batch byte limits
+# How often an idle writer looks whether its event loop still exists. A journal whose loop ended
+# without close() (a crashed caller) is closed by its writer then, so no thread and no file stay
+# open behind it. Once a second costs nothing on a Pi.
+LOOP_CHECK_S: Final = 1.0
 
 migrations = Migrations("compound-gw.journal")
 
@@ -265,6 +274,7 @@ class Journal:
         self._queue: queue.SimpleQueue[_Append | _Control | None] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer: threading.Thread | None = None
+        self._writer_done: asyncio.Future[None] | None = None
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
@@ -296,6 +306,7 @@ class Journal:
             max_db_bytes=max_db_bytes,
         )
         journal._loop = asyncio.get_running_loop()
+        journal._writer_done = journal._loop.create_future()
         await asyncio.to_thread(journal._open_sync)
         journal._writer = threading.Thread(
             target=journal._writer_main, name="journal-writer", daemon=True
@@ -413,9 +424,31 @@ class Journal:
     # ----------------------------------------------------------------- writer thread
 
     def _writer_main(self) -> None:
+        try:
+            self._write_until_closed()
+        finally:
+            # close() awaits this on the loop: no executor thread ever waits for the writer.
+            done = self._writer_done
+            if done is not None:
+                self._resolve([(done, None, None)])
+
+    def _next_op(self) -> _Append | _Control | None:
+        """The next queued operation; None once close() asked or the event loop is gone."""
+        while True:
+            try:
+                return self._queue.get(timeout=LOOP_CHECK_S)
+            except queue.Empty:
+                loop = self._loop
+                if loop is not None and loop.is_closed():
+                    log.warning(
+                        "journal %s: its event loop ended without close(); closing it", self.path
+                    )
+                    return None
+
+    def _write_until_closed(self) -> None:
         pending: _Append | _Control | None = None
         while True:
-            op = pending if pending is not None else self._queue.get()
+            op = pending if pending is not None else self._next_op()
             pending = None
             if op is None:
                 self._finish_sync()
@@ -833,9 +866,14 @@ class Journal:
             return
         self._closing = True
         self._queue.put(None)
-        writer = self._writer
-        if writer is not None:
-            await asyncio.to_thread(writer.join)
+        writer, done = self._writer, self._writer_done
+        if writer is not None and done is not None:
+            if asyncio.get_running_loop() is self._loop:
+                await asyncio.shield(done)
+                # The writer resolved ``done`` as its last act: this join is over at once.
+                writer.join(timeout=1.0)
+            else:  # closed from another loop than it was opened in: wait without blocking it
+                await asyncio.to_thread(writer.join)
         self._new_event.set()
         self._closed.set()
 

@@ -15,7 +15,7 @@ from hil_tests.benchfile import (
     sim_only_skip_reason,
     start_sim_lines,
 )
-from hil_tests.harness import DaemonProcess, child_pids, fd_targets, open_fds
+from hil_tests.harness import LIVE, DaemonProcess, child_pids, fd_targets, open_fds
 
 LEAK_GRACE_S = 3.0
 
@@ -25,7 +25,15 @@ def no_leaked_processes_or_fds() -> Iterator[None]:
     """A test that leaves a child process or an open fd (pty, socket, file) behind fails."""
     children_before = child_pids()
     fds_before = open_fds()
+    daemons_before = set(LIVE)
     yield
+    # A daemon the test left running (it failed before stopping it, or never did) is stopped
+    # here, so it does not run on beside the next tests, and the test fails for it.
+    left_running = [d for d in set(LIVE) - daemons_before if d.running]
+    for daemon in left_running:
+        daemon.close()
+    if left_running:
+        pytest.fail(f"daemons left running: {sorted(str(d.config_path) for d in left_running)}")
     deadline = time.monotonic() + LEAK_GRACE_S
     while True:
         leaked_children = child_pids() - children_before

@@ -21,10 +21,16 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import IO
 
-READY_TIMEOUT_S = 20.0
+# Bounds, not speeds: a daemon starting or stopping on a busy 2-core machine can take seconds.
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
+
+# Every DaemonProcess made, so hil_tests/conftest.py can close what a failed test left running.
+LIVE: weakref.WeakSet[DaemonProcess] = weakref.WeakSet()
 
 
 class DaemonError(AssertionError):
@@ -52,6 +58,7 @@ class DaemonProcess:
         self._sock_dir: tempfile.TemporaryDirectory[str] | None = None
         self._log: IO[bytes] | None = None
         self.starts = 0
+        LIVE.add(self)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -141,7 +148,7 @@ class DaemonProcess:
             self.proc.wait(10)
         self.notifications.clear()
 
-    def terminate(self, timeout: float = 5.0) -> int:
+    def terminate(self, timeout: float = STOP_TIMEOUT_S) -> int:
         """SIGTERM and wait; returns the exit code (DaemonError if it overruns ``timeout``)."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)

@@ -20,7 +20,7 @@ async def test_snapshot_with_each_auth_scheme(auth: str, algorithm: str) -> None
             for _ in range(3):  # the Digest nonce count advances; each fetch still works
                 shot = await cam.snapshot()
             assert hashlib.sha256(shot.data).hexdigest() == sim.served[-1]
-            assert shot.content_type == "image/jpeg" and shot.elapsed_s < 2
+            assert shot.content_type == "image/jpeg" and 0 <= shot.elapsed_s < 60
         assert len(sim.served) == 3
 
 

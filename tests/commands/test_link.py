@@ -69,9 +69,11 @@ async def test_heartbeat_drops_a_silent_link_and_the_channel_comes_back(
             await wait_connected(centre)
             await until(lambda: rig.channel.phase is Phase.CONNECTED)
             proxy.blackhole()  # bytes stop, sockets stay open: only the heartbeat can tell
+            # Heartbeats (1 s) notice it, not TCP's own timeouts (minutes): a bound that holds
+            # on a busy machine and still tells the two apart.
             t0 = time.monotonic()
-            await until(lambda: rig.channel.phase is not Phase.CONNECTED, timeout=10)
-            assert time.monotonic() - t0 < 5.0
+            await until(lambda: rig.channel.phase is not Phase.CONNECTED, timeout=60)
+            assert time.monotonic() - t0 < 30.0
             assert rig.channel.last_error
             proxy.heal()
             await until(lambda: rig.channel.phase is Phase.CONNECTED, timeout=15)

@@ -28,7 +28,7 @@ def have_wasm_runtime() -> bool:
     return node_binary() is not None and (WASM_PKG / "micropython.mjs").exists()
 
 
-def run_mpy(*scripts: Path, timeout: float = 60,
+def run_mpy(*scripts: Path, timeout: float = 240,
             libs: list[Path] | None = None) -> subprocess.CompletedProcess[str]:
     """Run scripts in real MicroPython (one fresh interpreter each, /flash carried over)."""
     node = node_binary()

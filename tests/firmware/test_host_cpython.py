@@ -56,12 +56,12 @@ def test_shim_uart_over_pty_carries_osdp_frames() -> None:
         frame = osdp_frame.build(0x05, 1, 0x60)
         os.write(master, frame)
         got = b""
-        for _ in range(200):
+        deadline = time.monotonic() + 30  # a bound on a busy machine, not a speed
+        while len(got) < len(frame) and time.monotonic() < deadline:
             if uart.any():
                 got += uart.read(uart.any())
-            if len(got) >= len(frame):
-                break
-            time.sleep(0.005)
+            else:
+                time.sleep(0.005)
         assert got == frame
         reply = osdp_frame.build(0x85, 1, 0x40)
         uart.write(reply)

@@ -27,7 +27,12 @@ from tests.firmware._live import LiveNode
 ADDRESS = 101
 KEY = bytes.fromhex("a1b2c3d4e5f60718293a4b5c6d7e8f90")
 VENDOR = 0x0BC0DE  # firmware_mpy/settings.py default vendor code
-OFFLINE_AFTER_MS = 800  # shortened for the test; the node's default is the spec's 8 s
+# Shortened for the test (the node's default is the spec's 8 s), but long enough that a busy
+# machine starving the panel's poll thread does not make a live session look offline.
+OFFLINE_AFTER_MS = 3000
+# Bounds on waits, not speeds: generous, so they hold on a busy machine and only turn a hang
+# into a failure. Timing belongs in bench/.
+WAIT_S = 60.0
 
 RUNTIMES = ["micropython", "cpython"]
 
@@ -45,19 +50,26 @@ class Session:
     def __init__(self, flash: Path, runtime: str) -> None:
         self.node = LiveNode(flash, runtime)
         self.node.send(f"config {ADDRESS} {KEY.hex()} {OFFLINE_AFTER_MS}")
-        self.ready = self.node.expect("ready", timeout=20)
+        self.ready = self.node.expect("ready", timeout=WAIT_S)
         self.cp: ControlPanel | None = None
 
-    def connect(self) -> float:
-        t0 = time.monotonic()
-        self.cp = ControlPanel(
-            [PDInfo(ADDRESS, self.node.channel, scbk=KEY, flags=[LibFlag.EnforceSecure])],
-            log_level=LogLevel.Warning,
-        )
-        self.cp.start()
-        assert wait_until(lambda: self.cp.is_sc_active(ADDRESS), 10), (
-            f"no Secure Channel; node stderr: {self.node.stderr_tail()}")
-        return time.monotonic() - t0
+    def connect(self) -> None:
+        # libosdp's panel gives a PD 200 ms to answer, then holds it offline for 300 s. A busy
+        # machine can starve the WebAssembly node past 200 ms during the handshake: a fresh
+        # panel tries again (as a site's panel would after its hold-off), within one bound.
+        end = time.monotonic() + WAIT_S
+        while True:
+            self.cp = ControlPanel(
+                [PDInfo(ADDRESS, self.node.channel, scbk=KEY, flags=[LibFlag.EnforceSecure])],
+                log_level=LogLevel.Warning,
+            )
+            self.cp.start()
+            left = end - time.monotonic()
+            if wait_until(lambda: self.cp.is_sc_active(ADDRESS), max(1.0, min(20.0, left))):
+                return
+            self.disconnect()
+            assert time.monotonic() < end, (
+                f"no Secure Channel in {WAIT_S} s; node stderr: {self.node.stderr_tail()}")
 
     def disconnect(self) -> None:
         if self.cp is not None:
@@ -68,7 +80,7 @@ class Session:
         self.disconnect()
         return self.node.stop()
 
-    def event(self, timeout: float = 5) -> dict | None:
+    def event(self, timeout: float = WAIT_S) -> dict | None:
         assert self.cp is not None
         return self.cp.get_event(ADDRESS, timeout=timeout)
 
@@ -88,8 +100,7 @@ def session(tmp_path: Path, runtime: str) -> Iterator[Session]:
 
 
 def test_secure_channel_card_reads_led_and_buzzer(session: Session) -> None:
-    took = session.connect()
-    assert took < 10
+    session.connect()
     # card reads, PD -> CP, inside the Secure Channel
     for uid in (bytes.fromhex("04a1b2c3"), bytes.fromhex("04112233445566"),
                 bytes.fromhex("0102030405060708090a")):
@@ -145,7 +156,7 @@ def test_offline_taps_delivered_after_restart_in_order_once(tmp_path: Path, runt
         s.connect()
         got = []
         while len(got) < 3:
-            ev = s.event(timeout=5)
+            ev = s.event()
             assert ev is not None, f"only {got}"
             assert ev["event"] == Event.ManufacturerReply, ev
             assert ev["vendor_code"] == VENDOR
@@ -174,7 +185,7 @@ def test_keyset_rekeys_and_comset_moves_address(tmp_path: Path, runtime: str) ->
         assert s.cp.submit_command(ADDRESS, {"command": Command.Keyset, "type": 1,
                                              "data": new_key})
         time.sleep(0.3)
-        assert wait_until(lambda: s.cp.is_sc_active(ADDRESS), 10)
+        assert wait_until(lambda: s.cp.is_sc_active(ADDRESS), WAIT_S)
         saved = json.loads((tmp_path / "settings.json").read_text()) if runtime == "cpython" \
             else None
         if saved is not None:
@@ -222,7 +233,7 @@ def test_soak_many_taps_each_once_in_order(tmp_path: Path, runtime: str) -> None
             if s.cp is None:
                 s.connect()
             while len(seen) < len(sent):
-                ev = s.event(timeout=5)
+                ev = s.event()
                 assert ev is not None, (len(seen), len(sent))
                 if ev["event"] == Event.CardRead:
                     seen.append(ev["data"])

@@ -6,6 +6,7 @@ import asyncio
 import os
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -329,3 +330,43 @@ async def test_real_enospc_on_a_full_filesystem(tiny_tmpfs: Path) -> None:
     assert acked, "some appends must have fitted"
     present = [r[0] for r in all_rows(path)]
     assert present[: len(acked)] == acked
+
+
+# --------------------------------------------------------------------------- writer lifecycle
+
+
+async def test_close_needs_no_executor_thread(tmp_path: Path) -> None:
+    """close() waits for the writer on the loop itself, never by parking an executor thread.
+
+    An executor thread blocked in ``writer.join()`` is what made a failed test hang the whole
+    run: the loop's executor shutdown waited for it forever.
+    """
+    j = await open_journal(tmp_path / "j.db")
+    await j.append("tap", {"n": 1})
+    await asyncio.get_running_loop().shutdown_default_executor()
+    await asyncio.wait_for(j.close(), timeout=30)
+    assert not j.writer_alive()
+    assert [e.kind for e in read_events(tmp_path / "j.db")] == ["tap"]
+
+
+def test_writer_closes_the_journal_when_its_loop_ends_without_close(tmp_path: Path) -> None:
+    """A caller that dies before close() (a failed test, a crash) leaves no thread or file open."""
+    path = tmp_path / "j.db"
+    holder: list[Journal] = []
+
+    async def forgetful() -> None:
+        j = await open_journal(path)
+        holder.append(j)
+        await j.append("tap", {"n": 1})
+        # ...and never closes it.
+
+    asyncio.run(forgetful())
+    [j] = holder
+    deadline = time.monotonic() + 30
+    while j.writer_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not j.writer_alive(), "the writer outlived its event loop"
+    assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0, (
+        "closed properly: the WAL was checkpointed"
+    )
+    assert [e.kind for e in read_events(path)] == ["tap"]

@@ -525,35 +525,77 @@ def test_every_option_is_documented() -> None:
     assert missing == [], f"install.sh options not in docs/install.md: {missing}"
 
 
+NOBODY = 65534
+
+
+def reachable_by_others(path: Path) -> bool:
+    """Whether another user can walk down to ``path`` (every folder on the way has o+x)."""
+    return all(stat.S_IMODE(p.stat().st_mode) & 0o001 for p in (path, *path.parents))
+
+
+def world_readable_tmpdir() -> Path:
+    """A temporary folder's parent that another user can reach, wherever the checkout is."""
+    for candidate in (tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"):
+        if Path(candidate).is_dir() and reachable_by_others(Path(candidate)):
+            return Path(candidate)
+    pytest.skip("no temporary folder another user can reach")
+
+
+@contextlib.contextmanager
+def script_for_another_user() -> Iterator[tuple[Path, Path]]:
+    """A copy of install.sh another user can run, and a folder it may write to.
+
+    The checkout itself may sit under a private folder (``mktemp -d`` makes 0700 ones), which
+    another user cannot walk into: running the script from there fails before it starts. So the
+    script (all the ports-only path needs) goes to a world-readable temporary folder first.
+    """
+    with tempfile.TemporaryDirectory(prefix="cgw-unpriv-", dir=world_readable_tmpdir()) as tmp:
+        top = Path(tmp)
+        top.chmod(0o755)
+        script = top / "checkout" / "packaging" / "install.sh"
+        script.parent.mkdir(parents=True)
+        shutil.copy2(SCRIPT, script)
+        for p in (script.parent.parent, script.parent):
+            p.chmod(0o755)
+        script.chmod(0o755)
+        target = top / "target"
+        target.mkdir()
+        target.chmod(0o777)
+        yield script, target
+
+
+@pytest.mark.other_user
 @pytest.mark.skipif(not IS_ROOT or shutil.which("setpriv") is None, reason="needs root+setpriv")
 def test_unprivileged_run_needs_skip_user() -> None:
-    # pytest's own temp folders are private to root; nobody needs a path it can walk.
-    with tempfile.TemporaryDirectory(prefix="cgw-unpriv-") as tmp:
-        Path(tmp).chmod(0o777)
-        _unprivileged_checks(Path(tmp))
+    with script_for_another_user() as (script, target):
+        _unprivileged_checks(script, target)
 
 
-def _unprivileged_checks(tmp_path: Path) -> None:
-    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash"]
+def _unprivileged_checks(script: Path, tmp_path: Path) -> None:
+    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "bash"]
+    # The working folder too: the caller's may be one nobody cannot enter.
+    where = {"cwd": str(tmp_path), "env": {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}}
     proc = subprocess.run(
-        [*as_nobody, str(SCRIPT), "--root", str(tmp_path), "--port", "bus0=serial:X1"],
+        [*as_nobody, str(script), "--root", str(tmp_path), "--port", "bus0=serial:X1"],
         check=False,
         capture_output=True,
         text=True,
         timeout=60,
+        **where,  # type: ignore[arg-type]
     )
-    assert proc.returncode != 0 and "run as root" in proc.stderr
+    assert proc.returncode == 1 and "run as root" in proc.stderr, (proc.returncode, proc.stderr)
     proc = subprocess.run(
-        [*as_nobody, str(SCRIPT), "--root", str(tmp_path), "--skip-user", "--port",
+        [*as_nobody, str(script), "--root", str(tmp_path), "--skip-user", "--port",
          "bus0=serial:X1"],
         check=False,
         capture_output=True,
         text=True,
         timeout=60,
+        **where,  # type: ignore[arg-type]
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     rules = tmp_path / "etc/udev/rules.d/71-compound-gw-ports.rules"
-    assert rules.stat().st_uid == 65534 and 'SYMLINK+="compound-gw/bus0"' in rules.read_text()
+    assert rules.stat().st_uid == NOBODY and 'SYMLINK+="compound-gw/bus0"' in rules.read_text()
 
 
 # --------------------------------------------------------------------------- full install (slow)
