@@ -117,7 +117,7 @@ class ReaderCounters:
 @dataclass(frozen=True, slots=True)
 class BusCounters:
     """Per-bus health counters: reopen attempts, damaged frames received, NAKs from readers
-    (a reader NAKs a command that reached it damaged)."""
+    (a reader NAKs a command that reached it damaged), commands left unanswered."""
 
     bus: str
     state: str
@@ -128,6 +128,7 @@ class BusCounters:
     rx_bytes: int
     tx_bytes: int
     last_error: str
+    unanswered: int = 0  # commands no reader answered (damaged or lost on the line)
 
 
 @runtime_checkable

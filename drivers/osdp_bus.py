@@ -95,6 +95,8 @@ READER_RETRY_INITIAL_S = 0.2
 READER_RETRY_MAX_S = 30.0
 READER_RETRY_FACTOR = 2.0
 READER_RETRY_JITTER = 0.2
+# ... but a reader that still answers with the right key is retried at least this often.
+READER_RETRY_ANSWERING_MAX_S = 1.0
 # A reader that has not come online this long after the bus opened is reported offline.
 # Covers 8 secure-channel handshakes at 9600 baud with margin.
 READER_ONLINE_GRACE_S = 6.0
@@ -116,7 +118,7 @@ PAIR_REVIVE_S = 2.0
 # Feedback a reader could not take yet (busy, dropping out, command flushed) is retried until
 # confirmed by the reader or until this long after the tap was recorded: the guard is probably
 # still standing there. Later, it would confuse the next guard.
-FEEDBACK_DEADLINE_S = 3.0
+FEEDBACK_DEADLINE_S = 5.0
 # Feedback parts remembered while awaiting libosdp's completion (it queues 4 per reader).
 MAX_FEEDBACK_IN_FLIGHT = 16
 # libosdp's refresh cadence (the binding's own loop uses the same 20 ms).
@@ -136,6 +138,7 @@ REPLY_RMAC_I = 0x78
 REPLY_NAK = 0x41
 REPLY_ACK = 0x40
 COMMAND_POLL = 0x60
+COMMAND_SCRYPT = 0x77
 OSDP_SOM = 0x53
 MAX_FRAME_LEN = 1440
 MAX_SNIFFED_FRAMES = 10_000
@@ -620,9 +623,15 @@ class SerialChannel(Channel):
             return -1
         written = len(buf) if n is None else n
         self.tx_bytes += written
-        if self.on_frame is not None and written > 0:
-            for f in self._tx_sniffer.feed(bytes(buf[:written])):
-                self.on_frame(f)
+        if written > 0:
+            sent = self._tx_sniffer.feed(bytes(buf[:written]))
+            if sent:
+                now = time.monotonic()
+                with self._frames_lock:
+                    self.frames.extend((now, f) for f in sent)
+                if self.on_frame is not None:
+                    for f in sent:
+                        self.on_frame(f)
         return written
 
     def flush(self) -> None:
@@ -693,6 +702,29 @@ class ReadDrainTracker:
         return None if since is None else max(0.0, self._clock() - since)
 
 
+class UnansweredCounter:
+    """Counts commands a reader never answered (the command or its reply was damaged or lost
+    on the line): a command to an address still owing a reply means libosdp gave up waiting.
+    Pure; fed on libosdp's thread, in wire order.
+
+        counter.frame(poll_to_3); counter.frame(poll_to_3); counter.unanswered  # 1
+    """
+
+    BROADCAST = 0x7F
+
+    def __init__(self) -> None:
+        self._awaiting: set[int] = set()
+        self.unanswered = 0
+
+    def frame(self, frame: SniffedFrame) -> None:
+        if frame.reply:
+            self._awaiting.discard(frame.address)
+        elif frame.address != self.BROADCAST:
+            if frame.address in self._awaiting:
+                self.unanswered += 1
+            self._awaiting.add(frame.address)
+
+
 class _Session:
     """An open port plus a running libosdp control panel (lives from open to teardown)."""
 
@@ -707,6 +739,7 @@ class _Session:
         self.spec = spec
         self.sniffer = FrameSniffer()
         self.drain = drain or ReadDrainTracker()
+        self.exchanges = UnansweredCounter()
         self.port = serial.Serial(
             spec.port,
             spec.baud,
@@ -715,7 +748,7 @@ class _Session:
             exclusive=True,
         )
         self.channel = SerialChannel(
-            self.port, self.sniffer, on_fail, spec.baud, on_frame=self.drain.frame
+            self.port, self.sniffer, on_fail, spec.baud, on_frame=self._on_frame
         )
         self.addresses = [r.address for r in spec.readers]
         infos = [
@@ -737,6 +770,10 @@ class _Session:
             self.port.close()
             raise
         self.closed = False
+
+    def _on_frame(self, frame: SniffedFrame) -> None:
+        self.drain.frame(frame)
+        self.exchanges.frame(frame)
 
     def masks(self) -> tuple[int, int]:
         """libosdp's online and secure-channel bitmasks (index = position in the reader list)."""
@@ -776,6 +813,7 @@ class _ReaderLink:
     reported: tuple[bool, bool, str] | None = None
     last_ccrypt: float = -1e9
     last_rmac: float = -1e9
+    last_scrypt: float = -1e9
     last_reply: float = -1e9
     key_mismatch: bool = False
     up_once: bool = False
@@ -832,6 +870,7 @@ class OsdpBus:
         self._failures = 0
         self._last_error = ""
         self._bad_frames = 0
+        self._unanswered = 0
         self._naks = 0
         self._rx = 0
         self._tx = 0
@@ -951,9 +990,10 @@ class OsdpBus:
         bad = self._bad_frames + (session.sniffer.bad_frames if session else 0)
         rx = self._rx + (session.channel.rx_bytes if session else 0)
         tx = self._tx + (session.channel.tx_bytes if session else 0)
+        unanswered = self._unanswered + (session.exchanges.unanswered if session else 0)
         bus = BusCounters(
             self.name, self._state, self._opens, self._failures, bad, self._naks, rx, tx,
-            self._last_error,
+            self._last_error, unanswered,
         )
         readers = [
             ReaderCounters(
@@ -1072,10 +1112,19 @@ class OsdpBus:
             link.retry.reset()
         elif was_online:
             link.grace_until = now + OFFLINE_DEBOUNCE_S
-            link.next_revive = now + link.retry.next()
+            link.next_revive = now + self._revive_delay(link, now)
         if was_online and not online:
             link.offline_transitions += 1
         self._report(link, now)
+
+    def _revive_delay(self, link: _ReaderLink, now: float) -> float:
+        """A reader that still answers with the right key (its handshake broke on timing or
+        noise) is retried within a second: guards are waiting for its LED. One that is silent
+        or refuses the key backs off to :data:`READER_RETRY_MAX_S`."""
+        delay = link.retry.next()
+        if not link.key_mismatch and now - link.last_reply < RECENT_REPLY_S:
+            delay = min(delay, READER_RETRY_ANSWERING_MAX_S)
+        return delay
 
     def _offline_reason(self, link: _ReaderLink, now: float) -> str:
         if link.key_mismatch:
@@ -1085,8 +1134,13 @@ class OsdpBus:
         return "no_answer"
 
     def _report(self, link: _ReaderLink, now: float, *, force: bool = False) -> None:
-        """Emit a ReaderStatus when the (online, sc, reason) triple changed."""
+        """Emit a ReaderStatus when the (online, sc, reason) triple changed.
+
+        A reader is reported online only once it has handed over what it held (its first ACK
+        to a POLL): from then on a read from it is a fresh tap. Until then it is not news."""
         up = link.online and link.sc_active
+        if up and not self._drain.drained(link.address) and not force:
+            return
         if not up and not force:
             # A reader whose very first handshake failed is refused now, not after the grace;
             # one that was up and dropped out gets the debounce (noise breaks handshakes too).
@@ -1178,7 +1232,11 @@ class OsdpBus:
             now = time.monotonic()
             for seen_at, frame in session.channel.take_frames():
                 link = self._links.get(frame.address)
-                if link is None or not frame.reply:
+                if link is None:
+                    continue
+                if not frame.reply:
+                    if frame.code == COMMAND_SCRYPT:
+                        link.last_scrypt = seen_at
                     continue
                 link.last_reply = seen_at
                 if frame.code == REPLY_NAK:
@@ -1189,9 +1247,12 @@ class OsdpBus:
                     link.last_rmac = seen_at
                     link.key_mismatch = False
             for link in self._links.values():
-                # The handshake's verdict: answered the challenge, never finished it.
+                # The handshake's verdict: answered the challenge, never finished it. If libosdp
+                # went on to SCRYPT, the reader's cryptogram proved the key: the handshake broke
+                # on the line (a reply too late, a damaged frame), not on the key.
                 if (
                     link.last_ccrypt > link.last_rmac
+                    and link.last_scrypt < link.last_ccrypt
                     and now - link.last_ccrypt >= HANDSHAKE_FAIL_S
                     and not (link.online and link.sc_active)
                 ):
@@ -1203,11 +1264,11 @@ class OsdpBus:
                 sc = bool(sc_mask >> i & 1)
                 if (online, sc) != (link.online, link.sc_active):
                     self._set_link(link, online=online, sc_active=sc, now=now)
-                elif not (online and sc):
-                    self._report(link, now)
-                    if now >= link.next_revive:
+                else:
+                    self._report(link, now)  # news only when it changed (or has drained)
+                    if not (online and sc) and now >= link.next_revive:
                         revive.append(address)
-                        link.next_revive = now + link.retry.next()
+                        link.next_revive = now + self._revive_delay(link, now)
             for link in self._links.values():
                 if link.feedback is not None:
                     await self._push_feedback(link)
@@ -1222,6 +1283,7 @@ class OsdpBus:
         if session is None:
             return
         self._bad_frames += session.sniffer.bad_frames
+        self._unanswered += session.exchanges.unanswered
         self._rx += session.channel.rx_bytes
         self._tx += session.channel.tx_bytes
         await asyncio.to_thread(session.close)

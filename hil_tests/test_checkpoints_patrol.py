@@ -76,7 +76,19 @@ def check_patrol(bench: ReaderBench, journal: Path, results: list[dict[str, obje
     accepted = [r for r in results if r["known"]]
     refused = [r for r in results if not r["known"]]
     missing_feedback = [r for r in results if r["color"] is None]
-    assert not missing_feedback, f"{len(missing_feedback)} taps got no feedback at all"
+    if missing_feedback:
+        # Say where each one was lost: never read, read but not journaled, or journaled and
+        # its feedback lost on the way back to the reader.
+        journaled = {(e.payload["reader"], e.payload["wristband"]) for kind in
+                     ("tap", "unknown_wristband", "tap.repeat")
+                     for e in journal_events(journal, kind)}  # fmt: skip
+        where = [
+            (f"{r['reader'][0]}/{r['reader'][1]}", r["band"],  # type: ignore[index]
+             "journaled" if (f"{r['reader'][0]}/{r['reader'][1]}", r["band"]) in journaled  # type: ignore[index]
+             else "not journaled")
+            for r in missing_feedback
+        ]  # fmt: skip
+        raise AssertionError(f"{len(missing_feedback)} taps got no feedback at all: {where}")
     assert all(r["color"] == GREEN for r in accepted), "an accepted tap did not show green"
     assert all(r["color"] == AMBER for r in refused), "an unknown wristband did not show amber"
 

@@ -258,6 +258,7 @@ class CheckpointService:
                     "failures": counters.failures,
                     "bad_frames": counters.bad_frames,
                     "naks": counters.naks,
+                    "unanswered": counters.unanswered,
                     "rx_bytes": counters.rx_bytes,
                     "tx_bytes": counters.tx_bytes,
                     "last_error": counters.last_error,
