@@ -108,6 +108,8 @@ OFFLINE_DEBOUNCE_S = 3.0
 HANDSHAKE_FAIL_S = 1.0
 # Replies seen this recently make an offline reader "link_errors" rather than "no_answer".
 RECENT_REPLY_S = 15.0
+# Damaged frames are logged at most this often per bus (they are counted always).
+DAMAGE_LOG_S = 60.0
 # How often the bus reconciles reader states with libosdp's own bitmasks.
 SUPERVISE_TICK_S = 0.25
 SERIAL_WRITE_TIMEOUT_S = 0.5
@@ -214,6 +216,9 @@ class FrameSniffer:
         sniffer.bad_frames
 
     Pure: bytes in, frames out. Resynchronises on the next start-of-message after damage.
+    Hostile input (noise, truncation, absurd lengths) never raises: it is counted in
+    ``bad_frames`` (or, when it starts no frame, skipped), and the buffer never holds more than
+    one frame's worth (:data:`MAX_FRAME_LEN`) of an unfinished frame.
     """
 
     def __init__(self) -> None:
@@ -871,6 +876,8 @@ class OsdpBus:
         self._last_error = ""
         self._bad_frames = 0
         self._unanswered = 0
+        self._damage_logged_at = -1e9
+        self._damage_logged_at_count = 0
         self._naks = 0
         self._rx = 0
         self._tx = 0
@@ -1117,6 +1124,19 @@ class OsdpBus:
             link.offline_transitions += 1
         self._report(link, now)
 
+    def _report_damage(self, session: _Session, now: float) -> None:
+        """Log damaged frames (noise, or a device babbling on the bus) at most once a
+        :data:`DAMAGE_LOG_S`, with how many since the last line."""
+        bad = session.sniffer.bad_frames + session.exchanges.unanswered
+        if bad > self._damage_logged_at_count and now - self._damage_logged_at >= DAMAGE_LOG_S:
+            log.warning(
+                "bus %s: %d damaged frames and %d unanswered commands so far on this opening "
+                "(line noise, wiring, or a device sending garbage)",
+                self.name, session.sniffer.bad_frames, session.exchanges.unanswered,
+            )  # fmt: skip
+            self._damage_logged_at = now
+            self._damage_logged_at_count = bad
+
     def _revive_delay(self, link: _ReaderLink, now: float) -> float:
         """A reader that still answers with the right key (its handshake broke on timing or
         noise) is retried within a second: guards are waiting for its LED. One that is silent
@@ -1182,6 +1202,7 @@ class OsdpBus:
                 await self._sleep_backoff()
                 continue
             self._opens += 1
+            self._damage_logged_at_count = 0
             self._state = "running"
             opened = time.monotonic()
             for link in self._links.values():
@@ -1230,6 +1251,7 @@ class OsdpBus:
                 self._last_error = f"{type(exc).__name__}: {exc}"
                 return
             now = time.monotonic()
+            self._report_damage(session, now)
             for seen_at, frame in session.channel.take_frames():
                 link = self._links.get(frame.address)
                 if link is None:
