@@ -201,3 +201,36 @@ def test_pairing_an_install_mode_reader(tmp_path: Path) -> None:
             assert SCBK_DEFAULT not in sim.keys_received
         finally:
             sim.stop()
+
+
+async def test_feedback_owed_through_a_drop_out_is_shown_when_the_reader_is_back(
+    line: Rs485Bus,
+) -> None:
+    # The lost-feedback defect: a tap recorded just as its reader dropped out (libosdp refuses
+    # commands for a reader that is not online) lost its LED for good, because the retry
+    # waited for a ReaderStatus that the 3 s debounce never sends for a short drop-out.
+    sims = start_sims(line)
+    bus = make_bus(line)
+    try:
+        await bus.start()
+        ups: set[int] = set()
+        while len(ups) < 3:
+            st = await next_of(bus, ReaderStatus, lambda s: s.online, timeout=30)
+            ups.add(st.address)
+        line.stall(1.0)  # nothing passes: libosdp times the readers out
+
+        def reader_2_down() -> bool:
+            return not next(r for r in bus.counters()[1] if r.address == 2).online
+
+        async with asyncio.timeout(10):
+            while not reader_2_down():
+                await asyncio.sleep(0.02)
+        sent_at = time.monotonic()
+        assert await bus.feedback(2, Feedback.ACCEPTED), "the bus refused to owe feedback"
+        led = await asyncio.to_thread(sims[1].wait_led, GREEN, after=sent_at, timeout=10)
+        assert led is not None, "feedback owed through a drop-out was never shown"
+        assert len(sims[1].leds_since(sent_at, GREEN)) == 1
+    finally:
+        await bus.aclose()
+        for sim in sims:
+            sim.stop()
