@@ -141,6 +141,9 @@ REPLY_NAK = 0x41
 REPLY_ACK = 0x40
 COMMAND_POLL = 0x60
 COMMAND_SCRYPT = 0x77
+COMMAND_CHLNG = 0x76
+# libosdp waits 200 ms for a reply; a CCRYPT later than this came after it gave up.
+CCRYPT_PROMPT_S = 0.2
 OSDP_SOM = 0x53
 MAX_FRAME_LEN = 1440
 MAX_SNIFFED_FRAMES = 10_000
@@ -819,6 +822,8 @@ class _ReaderLink:
     last_ccrypt: float = -1e9
     last_rmac: float = -1e9
     last_scrypt: float = -1e9
+    last_chlng: float = -1e9
+    ccrypt_prompt: bool = True
     last_reply: float = -1e9
     key_mismatch: bool = False
     up_once: bool = False
@@ -1259,12 +1264,17 @@ class OsdpBus:
                 if not frame.reply:
                     if frame.code == COMMAND_SCRYPT:
                         link.last_scrypt = seen_at
+                    elif frame.code == COMMAND_CHLNG:
+                        link.last_chlng = seen_at
                     continue
                 link.last_reply = seen_at
                 if frame.code == REPLY_NAK:
                     self._naks += 1
                 if frame.code == REPLY_CCRYPT:
                     link.last_ccrypt = seen_at
+                    # Only a prompt answer was judged by libosdp: a late one (a starved reader
+                    # or host) had already been given up on, so it says nothing of the key.
+                    link.ccrypt_prompt = seen_at - link.last_chlng < CCRYPT_PROMPT_S
                 elif frame.code == REPLY_RMAC_I:
                     link.last_rmac = seen_at
                     link.key_mismatch = False
@@ -1274,6 +1284,7 @@ class OsdpBus:
                 # on the line (a reply too late, a damaged frame), not on the key.
                 if (
                     link.last_ccrypt > link.last_rmac
+                    and link.ccrypt_prompt
                     and link.last_scrypt < link.last_ccrypt
                     and now - link.last_ccrypt >= HANDSHAKE_FAIL_S
                     and not (link.online and link.sc_active)

@@ -217,7 +217,7 @@ async def test_feedback_owed_through_a_drop_out_is_shown_when_the_reader_is_back
         while len(ups) < 3:
             st = await next_of(bus, ReaderStatus, lambda s: s.online, timeout=30)
             ups.add(st.address)
-        line.stall(1.0)  # nothing passes: libosdp times the readers out
+        line.stall(2.0)  # nothing passes: libosdp times the readers out
 
         def reader_2_down() -> bool:
             return not next(r for r in bus.counters()[1] if r.address == 2).online
