@@ -43,6 +43,12 @@ class CardRead:
     ``data`` is the raw card data, ``bits`` its length in bits (raw and Wiegand formats count
     bits; ASCII counts bytes * 8) and ``card_format`` one of ``raw``, ``wiegand``, ``ascii``.
     ``mono_time`` is the host's monotonic clock when the read reached the driver.
+
+    ``time_uncertain``: the reader held this read while nobody listened (the gateway was down,
+    the bus lost, the link dropped) and delivered it right after the link came back, so
+    ``mono_time`` is its arrival, not its tap. ``out_of_contact_s`` then says how long the
+    reader had not been heard before (``None``: unknown, e.g. the gateway was not running): the
+    tap was made at most that long before it arrived.
     """
 
     bus: str
@@ -51,6 +57,8 @@ class CardRead:
     bits: int
     card_format: str
     mono_time: float
+    time_uncertain: bool = False
+    out_of_contact_s: float | None = None
 
     @property
     def wristband(self) -> str:
@@ -102,12 +110,14 @@ class ReaderCounters:
     card_reads: int
     offline_transitions: int
     refusals: int
+    held_reads: int = 0  # reads delivered after a reconnect (time uncertain)
+    feedback_lost: int = 0  # feedback the reader never took before its deadline
 
 
 @dataclass(frozen=True, slots=True)
 class BusCounters:
     """Per-bus health counters: reopen attempts, damaged frames received, NAKs from readers
-    (a reader NAKs a command that reached it damaged)."""
+    (a reader NAKs a command that reached it damaged), commands left unanswered."""
 
     bus: str
     state: str
@@ -118,6 +128,7 @@ class BusCounters:
     rx_bytes: int
     tx_bytes: int
     last_error: str
+    unanswered: int = 0  # commands no reader answered (damaged or lost on the line)
 
 
 @runtime_checkable
@@ -133,7 +144,8 @@ class CheckpointBus(Protocol):
         """Card reads and reader state changes, in arrival order, until :meth:`aclose`."""
 
     async def feedback(self, address: int, feedback: Feedback) -> bool:
-        """Show ``feedback`` on the reader; False when the reader cannot take it now."""
+        """Show ``feedback`` on the reader. The bus keeps trying for a few seconds if the
+        reader cannot take it at once; False when it cannot be delivered at all."""
 
     def counters(self) -> tuple[BusCounters, list[ReaderCounters]]:
         """A snapshot of the bus's and its readers' health counters."""

@@ -39,8 +39,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -48,6 +50,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import osdp_sys  # type: ignore[import-not-found]  # the binding's C module has no stubs
 import serial
 from osdp import (
     CardFormat,
@@ -55,7 +58,6 @@ from osdp import (
     Command,
     CommandLEDColor,
     CompletionStatus,
-    ControlPanel,
     Event,
     EventNotification,
     LibFlag,
@@ -93,6 +95,8 @@ READER_RETRY_INITIAL_S = 0.2
 READER_RETRY_MAX_S = 30.0
 READER_RETRY_FACTOR = 2.0
 READER_RETRY_JITTER = 0.2
+# ... but a reader that still answers with the right key is retried at least this often.
+READER_RETRY_ANSWERING_MAX_S = 1.0
 # A reader that has not come online this long after the bus opened is reported offline.
 # Covers 8 secure-channel handshakes at 9600 baud with margin.
 READER_ONLINE_GRACE_S = 6.0
@@ -104,6 +108,8 @@ OFFLINE_DEBOUNCE_S = 3.0
 HANDSHAKE_FAIL_S = 1.0
 # Replies seen this recently make an offline reader "link_errors" rather than "no_answer".
 RECENT_REPLY_S = 15.0
+# Damaged frames are logged at most this often per bus (they are counted always).
+DAMAGE_LOG_S = 60.0
 # How often the bus reconciles reader states with libosdp's own bitmasks.
 SUPERVISE_TICK_S = 0.25
 SERIAL_WRITE_TIMEOUT_S = 0.5
@@ -111,6 +117,18 @@ SERIAL_WRITE_TIMEOUT_S = 0.5
 PARTIAL_FRAME_MARGIN_S = 0.05
 # Pairing: retry a handshake that has not come up this long.
 PAIR_REVIVE_S = 2.0
+# Feedback a reader could not take yet (busy, dropping out, command flushed) is retried until
+# confirmed by the reader or until this long after the tap was recorded: the guard is probably
+# still standing there. Later, it would confuse the next guard.
+FEEDBACK_DEADLINE_S = 5.0
+# Feedback parts remembered while awaiting libosdp's completion (it queues 4 per reader).
+MAX_FEEDBACK_IN_FLIGHT = 16
+# libosdp's refresh cadence (the binding's own loop uses the same 20 ms).
+REFRESH_S = 0.02
+# libosdp's own log lines, routed to ours: at most this many per message shape and bus in
+# LIBOSDP_LOG_WINDOW_S; the rest are counted and the count is told with the next one shown.
+LIBOSDP_LOG_BURST = 3
+LIBOSDP_LOG_WINDOW_S = 60.0
 # Feedback shown to the guard: LED colour, LED time and beep length in 100 ms units.
 FEEDBACK_LED_TICKS = 15
 SHORT_BEEP_TICKS = 1
@@ -120,6 +138,12 @@ LONG_BEEP_TICKS = 10
 REPLY_CCRYPT = 0x76
 REPLY_RMAC_I = 0x78
 REPLY_NAK = 0x41
+REPLY_ACK = 0x40
+COMMAND_POLL = 0x60
+COMMAND_SCRYPT = 0x77
+COMMAND_CHLNG = 0x76
+# libosdp waits 200 ms for a reply; a CCRYPT later than this came after it gave up.
+CCRYPT_PROMPT_S = 0.2
 OSDP_SOM = 0x53
 MAX_FRAME_LEN = 1440
 MAX_SNIFFED_FRAMES = 10_000
@@ -135,6 +159,32 @@ _FEEDBACK_STYLE = {
     Feedback.UNKNOWN: (CommandLEDColor.Amber, LONG_BEEP_TICKS),
     Feedback.REFUSED: (CommandLEDColor.Red, LONG_BEEP_TICKS),
 }
+
+
+def _feedback_commands(feedback: Feedback) -> dict[str, dict[str, Any]]:
+    """The LED and buzzer commands that show ``feedback`` to the guard."""
+    color, beep = _FEEDBACK_STYLE[feedback]
+    led = {
+        "command": Command.LED,
+        "reader": 0,
+        "led_number": 0,
+        "control_code": 2,  # temporary state, start its timer
+        "on_color": color,
+        "off_color": CommandLEDColor.Black,
+        "on_count": FEEDBACK_LED_TICKS,
+        "off_count": 0,
+        "timer_count": FEEDBACK_LED_TICKS,
+        "temporary": True,
+    }
+    buzzer = {
+        "command": Command.Buzzer,
+        "reader": 0,
+        "control_code": 2,  # default tone
+        "on_count": beep,
+        "off_count": 1,
+        "rep_count": 1,
+    }
+    return {"led": led, "beep": buzzer}
 
 
 # ============================================================================ pure helpers
@@ -169,6 +219,9 @@ class FrameSniffer:
         sniffer.bad_frames
 
     Pure: bytes in, frames out. Resynchronises on the next start-of-message after damage.
+    Hostile input (noise, truncation, absurd lengths) never raises: it is counted in
+    ``bad_frames`` (or, when it starts no frame, skipped), and the buffer never holds more than
+    one frame's worth (:data:`MAX_FRAME_LEN`) of an unfinished frame.
     """
 
     def __init__(self) -> None:
@@ -291,6 +344,167 @@ _LOG_LEVELS = {
 }
 
 
+# ============================================================================ libosdp's log
+
+
+_SYSLOG_TO_PY = {0: logging.ERROR, 1: logging.ERROR, 2: logging.ERROR, 3: logging.WARNING,
+                 4: logging.INFO, 5: logging.DEBUG, 6: logging.DEBUG, 7: logging.DEBUG}  # fmt: skip
+_DIGITS = re.compile(r"\d+")
+# libosdp 3.2 calls back with (level, file, line, msg); later releases with (pd, level, msg,
+# file, line) and export osdp_log_cb_emit, which tells the two apart.
+_OLD_LOG_CB = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
+_NEW_LOG_CB = ctypes.CFUNCTYPE(
+    None, ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong
+)
+_LIB = ctypes.CDLL(osdp_sys.__file__)  # the binding's own copy of libosdp, already loaded
+_NEW_STYLE_LOG = hasattr(_LIB, "osdp_log_cb_emit")
+# libosdp copies its default logger into a context at setup: the callback is installed and the
+# context set up under one lock, so every bus keeps its own callback.
+_SETUP_LOCK = threading.Lock()
+_libosdp_log = logging.getLogger("drivers.osdp_bus.libosdp")
+
+
+class LibosdpLog:
+    """libosdp's own log lines, routed to our logger with levels and a rate limit.
+
+    Without this the library prints raw ``[ERROR] ... Going offline for 300 seconds`` lines on
+    stderr (about one a second per refused reader, no syslog priority, on the installer's
+    screen during pairing). libosdp's syslog levels map one step down (its ERROR is a link
+    event we report as ``reader.state`` anyway: WARNING); lines below ``level`` are dropped;
+    each message shape (digits ignored) is shown at most :data:`LIBOSDP_LOG_BURST` times per
+    :data:`LIBOSDP_LOG_WINDOW_S` per bus, and the next one shown says how many were held back.
+
+        log = LibosdpLog("north", "error"); cp = ControlPanelThread(infos, log, ...)
+    """
+
+    def __init__(self, bus: str, level: str = "error", *, clock: Callable[[], float] | None = None,
+                 logger: logging.Logger | None = None) -> None:  # fmt: skip
+        self.bus = bus
+        self.threshold = int(_LOG_LEVELS.get(level, LogLevel.Error))
+        self._clock = clock or time.monotonic
+        self._logger = logger or _libosdp_log
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[float, int, int]] = {}  # shape -> (start, shown, held)
+        self.suppressed = 0
+        self.emitted = 0
+        self._c_callback: Any = None
+
+    def install(self) -> None:
+        """Make this the callback libosdp copies into the next context set up (hold
+        :data:`_SETUP_LOCK`)."""
+        if _NEW_STYLE_LOG:
+            def new_style(_pd: int, level: int, msg: bytes | None, _file: bytes | None,
+                          _line: int) -> None:  # fmt: skip
+                self.line(level, msg)
+
+            self._c_callback = _NEW_LOG_CB(new_style)
+        else:
+            def old_style(level: int, _file: bytes | None, _line: int, msg: bytes | None) -> None:
+                self.line(level, msg)
+
+            self._c_callback = _OLD_LOG_CB(old_style)
+        _LIB.osdp_set_log_callback(self._c_callback)
+
+    def line(self, level: int, msg: bytes | str | None) -> None:
+        """One library line (libosdp's thread). Never raises into C."""
+        try:
+            if level > self.threshold or not msg:
+                return
+            text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else msg
+            text = text.strip()
+            shape = _DIGITS.sub("#", text)
+            now = self._clock()
+            with self._lock:
+                start, shown, held = self._windows.get(shape, (now, 0, 0))
+                if now - start >= LIBOSDP_LOG_WINDOW_S:
+                    start, shown = now, 0
+                if shown >= LIBOSDP_LOG_BURST:
+                    self._windows[shape] = (start, shown, held + 1)
+                    self.suppressed += 1
+                    return
+                self._windows[shape] = (start, shown + 1, 0)
+                self.emitted += 1
+            more = f" ({held} similar lines held back)" if held else ""
+            self._logger.log(_SYSLOG_TO_PY.get(level, logging.DEBUG), "libosdp bus %s: %s%s",
+                             self.bus, text, more)  # fmt: skip
+        except Exception:  # a log line must never take the protocol thread down
+            return
+
+
+class ControlPanelThread:
+    """libosdp's control panel (``osdp_sys``) with its refresh thread and its log routed to
+    :class:`LibosdpLog`.
+
+    Our own thin wrapper rather than ``osdp.ControlPanel``: that one resets libosdp's logger to
+    stderr right before setup (so no callback can be installed), and keeps a second copy of
+    every event in queues nobody reads.
+
+        cp = ControlPanelThread([PDInfo(...)], LibosdpLog("north"), on_event, on_done)
+        cp.start(); cp.status(); cp.submit_command(address, cmd); cp.teardown()
+    """
+
+    def __init__(
+        self,
+        infos: list[PDInfo],
+        log: LibosdpLog,
+        on_event: Callable[[int, dict[str, Any]], int] | None = None,
+        on_completion: Callable[[int, dict[str, Any], int], None] | None = None,
+    ) -> None:
+        self.addresses = [int(i.address) for i in infos]
+        self.log = log
+        with _SETUP_LOCK:
+            log.install()
+            self._ctx: Any = osdp_sys.ControlPanel([i.get() for i in infos])
+        if on_event is not None:
+            self._ctx.set_event_callback(on_event)
+        if on_completion is not None:
+            self._ctx.set_command_completion_callback(on_completion)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._refresh, name="osdp-cp", daemon=True)
+        self._thread.start()
+
+    def _refresh(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                self._ctx.refresh()
+            self._stop.wait(REFRESH_S)
+
+    def teardown(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+            self._thread = None
+        with self._lock:
+            self._ctx = None  # the binding tears libosdp's context down
+
+    def _index(self, address: int) -> int:
+        return self.addresses.index(address)
+
+    def status(self) -> int:
+        with self._lock:
+            return int(self._ctx.status())
+
+    def sc_status(self) -> int:
+        with self._lock:
+            return int(self._ctx.sc_status())
+
+    def submit_command(self, address: int, command: dict[str, Any]) -> bool:
+        with self._lock:
+            return bool(self._ctx.submit_command(self._index(address), command))
+
+    def disable_pd(self, address: int) -> bool:
+        with self._lock:
+            return bool(self._ctx.disable_pd(self._index(address)))
+
+    def enable_pd(self, address: int) -> bool:
+        with self._lock:
+            return bool(self._ctx.enable_pd(self._index(address)))
+
+
 def frame_time_s(n_bytes: int, baud: int) -> float:
     """Time ``n_bytes`` take on the wire at 8N1 (10 bits per character)."""
     return n_bytes * 10.0 / baud
@@ -339,12 +553,17 @@ class SerialChannel(Channel):
         sniffer: FrameSniffer,
         on_fail: Callable[[str], None],
         baud: int = 9600,
+        on_frame: Callable[[SniffedFrame], None] | None = None,
     ) -> None:
         super().__init__()
         self.port = port
         self.sniffer = sniffer
         self.on_fail = on_fail
         self.baud = baud
+        # Called on libosdp's thread, in wire order, with every well-formed frame received and
+        # every frame we sent (commands: reply=False), before libosdp acts on a received one.
+        self.on_frame = on_frame
+        self._tx_sniffer = FrameSniffer()
         self.failed: str | None = None
         self.rx_bytes = 0
         self.tx_bytes = 0
@@ -391,6 +610,9 @@ class SerialChannel(Channel):
                 if frames:
                     with self._frames_lock:
                         self.frames.extend((now, f) for f in frames)
+                    if self.on_frame is not None:
+                        for f in frames:
+                            self.on_frame(f)
         if not self._ready:
             return b""
         out = bytes(self._ready[:max_bytes])
@@ -407,8 +629,18 @@ class SerialChannel(Channel):
         except (serial.SerialException, OSError, TypeError) as exc:
             self._fail(exc)
             return -1
-        self.tx_bytes += len(buf)
-        return len(buf) if n is None else n
+        written = len(buf) if n is None else n
+        self.tx_bytes += written
+        if written > 0:
+            sent = self._tx_sniffer.feed(bytes(buf[:written]))
+            if sent:
+                now = time.monotonic()
+                with self._frames_lock:
+                    self.frames.extend((now, f) for f in sent)
+                if self.on_frame is not None:
+                    for f in sent:
+                        self.on_frame(f)
+        return written
 
     def flush(self) -> None:
         # libosdp flushes to resynchronise after an error: drop what we hold back too.
@@ -425,17 +657,97 @@ class SerialChannel(Channel):
 # ============================================================================ one open session
 
 
+class ReadDrainTracker:
+    """Tells card reads a reader held while nobody listened from reads made just now. Pure.
+
+    An OSDP reader keeps card reads it could not deliver (the daemon was down, the bus was
+    lost, the link dropped) and hands them over on the first polls after the link comes back:
+    their arrival time is not their tap time. libosdp's POLL gets the reader's oldest held
+    event, or an ACK when it holds none. So after a link comes (back) up, a reader's reads are
+    *held* until it has answered a POLL with an ACK; after that, a read is fresh. The codes
+    are in clear even under Secure Channel. Fed on libosdp's thread, in wire order::
+
+        tracker.frame(SniffedFrame(3, False, COMMAND_POLL, None)); tracker.frame(ack_from_3)
+        tracker.drained(3)  # True: reads from reader 3 are fresh now
+        tracker.out_of_contact_s(3)  # for a held read: how long the reader was not heard
+
+    A tracker lives as long as one bus session: at its start nobody knows how long the readers
+    were out of contact (the gateway or the bus was down), so that span is ``None``.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._last_command: dict[int, int] = {}
+        self._drained: set[int] = set()
+        self._last_heard: dict[int, float] = {}
+        self._silent_since: dict[int, float | None] = {}
+
+    def frame(self, frame: SniffedFrame) -> None:
+        if not frame.reply:
+            self._last_command[frame.address] = frame.code
+            return
+        if frame.code == REPLY_ACK and self._last_command.get(frame.address) == COMMAND_POLL:
+            self._drained.add(frame.address)
+            self._silent_since.pop(frame.address, None)
+        if frame.address in self._drained:
+            # Contact counts only on an established link: handshake replies after a gap do not
+            # shorten the gap.
+            self._last_heard[frame.address] = self._clock()
+
+    def link_changed(self, address: int) -> None:
+        """The link went down or (re)came up: what the reader holds comes next."""
+        if address not in self._silent_since:
+            self._silent_since[address] = self._last_heard.get(address)
+        self._drained.discard(address)
+        self._last_command.pop(address, None)
+
+    def drained(self, address: int) -> bool:
+        return address in self._drained
+
+    def out_of_contact_s(self, address: int) -> float | None:
+        """How long the reader went unheard before its link came back (None: unknown)."""
+        since = self._silent_since.get(address)
+        return None if since is None else max(0.0, self._clock() - since)
+
+
+class UnansweredCounter:
+    """Counts commands a reader never answered (the command or its reply was damaged or lost
+    on the line): a command to an address still owing a reply means libosdp gave up waiting.
+    Pure; fed on libosdp's thread, in wire order.
+
+        counter.frame(poll_to_3); counter.frame(poll_to_3); counter.unanswered  # 1
+    """
+
+    BROADCAST = 0x7F
+
+    def __init__(self) -> None:
+        self._awaiting: set[int] = set()
+        self.unanswered = 0
+
+    def frame(self, frame: SniffedFrame) -> None:
+        if frame.reply:
+            self._awaiting.discard(frame.address)
+        elif frame.address != self.BROADCAST:
+            if frame.address in self._awaiting:
+                self.unanswered += 1
+            self._awaiting.add(frame.address)
+
+
 class _Session:
-    """An open port plus a running libosdp ControlPanel (lives from open to teardown)."""
+    """An open port plus a running libosdp control panel (lives from open to teardown)."""
 
     def __init__(
         self,
         spec: BusSpec,
         on_event: Callable[[int, dict[str, Any]], int],
         on_fail: Callable[[str], None],
+        on_completion: Callable[[int, dict[str, Any], int], None] | None = None,
+        drain: ReadDrainTracker | None = None,
     ) -> None:
         self.spec = spec
         self.sniffer = FrameSniffer()
+        self.drain = drain or ReadDrainTracker()
+        self.exchanges = UnansweredCounter()
         self.port = serial.Serial(
             spec.port,
             spec.baud,
@@ -443,7 +755,9 @@ class _Session:
             write_timeout=SERIAL_WRITE_TIMEOUT_S,
             exclusive=True,
         )
-        self.channel = SerialChannel(self.port, self.sniffer, on_fail, spec.baud)
+        self.channel = SerialChannel(
+            self.port, self.sniffer, on_fail, spec.baud, on_frame=self._on_frame
+        )
         self.addresses = [r.address for r in spec.readers]
         infos = [
             PDInfo(
@@ -456,10 +770,8 @@ class _Session:
             for r in spec.readers
         ]
         try:
-            self.cp = ControlPanel(
-                infos,
-                log_level=_LOG_LEVELS.get(spec.log_level, LogLevel.Error),
-                event_handler=on_event,
+            self.cp = ControlPanelThread(
+                infos, LibosdpLog(spec.name, spec.log_level), on_event, on_completion
             )
             self.cp.start()
         except BaseException:
@@ -467,16 +779,13 @@ class _Session:
             raise
         self.closed = False
 
+    def _on_frame(self, frame: SniffedFrame) -> None:
+        self.drain.frame(frame)
+        self.exchanges.frame(frame)
+
     def masks(self) -> tuple[int, int]:
         """libosdp's online and secure-channel bitmasks (index = position in the reader list)."""
-        online: int = self.cp.status()
-        sc: int = self.cp.sc_status()
-        # libosdp keeps every event in a per-reader queue too; we take them from the callback,
-        # so empty those queues to keep memory flat.
-        for address in self.addresses:
-            while self.cp.get_event(address, timeout=-1) is not None:
-                pass
-        return online, sc
+        return self.cp.status(), self.cp.sc_status()
 
     def revive(self, address: int) -> None:
         """Make libosdp retry a parked reader now: disable, let one refresh pass, enable."""
@@ -487,7 +796,7 @@ class _Session:
     def submit(self, address: int, command: dict[str, Any]) -> bool:
         if self.closed or self.channel.failed is not None:
             return False
-        return bool(self.cp.submit_command(address, command))
+        return self.cp.submit_command(address, command)
 
     def close(self) -> None:
         if self.closed:
@@ -512,6 +821,9 @@ class _ReaderLink:
     reported: tuple[bool, bool, str] | None = None
     last_ccrypt: float = -1e9
     last_rmac: float = -1e9
+    last_scrypt: float = -1e9
+    last_chlng: float = -1e9
+    ccrypt_prompt: bool = True
     last_reply: float = -1e9
     key_mismatch: bool = False
     up_once: bool = False
@@ -523,8 +835,28 @@ class _ReaderLink:
         )
     )
     card_reads: int = 0
+    held_reads: int = 0
     offline_transitions: int = 0
     refusals: int = 0
+    feedback: _PendingFeedback | None = None
+    # Submitted feedback parts awaiting libosdp's completion, in its (FIFO) order.
+    in_flight: deque[tuple[_PendingFeedback, str]] = field(
+        default_factory=lambda: deque(maxlen=MAX_FEEDBACK_IN_FLIGHT)
+    )
+    feedback_lost: int = 0
+
+
+@dataclass(slots=True)
+class _PendingFeedback:
+    """Feedback owed to a reader until it confirms it, or until ``deadline`` (monotonic)."""
+
+    feedback: Feedback
+    deadline: float
+    parts: dict[str, str] = field(default_factory=lambda: {"led": "todo", "beep": "todo"})
+
+    @property
+    def done(self) -> bool:
+        return all(state == "done" for state in self.parts.values())
 
 
 class OsdpBus:
@@ -540,6 +872,7 @@ class OsdpBus:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._session: _Session | None = None
+        self._drain = ReadDrainTracker()
         self._failed: asyncio.Event | None = None
         self._closing = False
         self._state = "stopped"
@@ -547,6 +880,9 @@ class OsdpBus:
         self._failures = 0
         self._last_error = ""
         self._bad_frames = 0
+        self._unanswered = 0
+        self._damage_logged_at = -1e9
+        self._damage_logged_at_count = 0
         self._naks = 0
         self._rx = 0
         self._tx = 0
@@ -582,53 +918,100 @@ class OsdpBus:
             yield item
 
     async def feedback(self, address: int, feedback: Feedback) -> bool:
-        session = self._session
-        if session is None or address not in self._links:
+        """Owe ``feedback`` to the reader: it is sent now if the reader can take it, and sent
+        again (a reader that is busy or dropping out refuses or loses commands) until libosdp
+        reports it done or :data:`FEEDBACK_DEADLINE_S` has passed. A newer feedback for the
+        same reader replaces an older one not yet shown. False: no such reader, or the bus is
+        not running."""
+        link = self._links.get(address)
+        if link is None:
             return False
-        color, beep = _FEEDBACK_STYLE[feedback]
-        led = {
-            "command": Command.LED,
-            "reader": 0,
-            "led_number": 0,
-            "control_code": 2,  # temporary state, start its timer
-            "on_color": color,
-            "off_color": CommandLEDColor.Black,
-            "on_count": FEEDBACK_LED_TICKS,
-            "off_count": 0,
-            "timer_count": FEEDBACK_LED_TICKS,
-            "temporary": True,
-        }
-        buzzer = {
-            "command": Command.Buzzer,
-            "reader": 0,
-            "control_code": 2,  # default tone
-            "on_count": beep,
-            "off_count": 1,
-            "rep_count": 1,
-        }
+        link.feedback = _PendingFeedback(feedback, time.monotonic() + FEEDBACK_DEADLINE_S)
+        await self._push_feedback(link)
+        return self._session is not None
 
-        def submit() -> bool:
-            try:
-                return session.submit(address, led) and session.submit(address, buzzer)
-            except Exception as exc:  # libosdp raises on a torn-down context
-                log.warning("bus %s reader %d: feedback failed: %s", self.name, address, exc)
-                return False
+    async def _push_feedback(self, link: _ReaderLink) -> None:
+        """Submit the parts of the owed feedback that are not with libosdp yet."""
+        pending = link.feedback
+        if pending is None:
+            return
+        if time.monotonic() > pending.deadline:
+            link.feedback = None
+            if all(state in ("queued", "done") for state in pending.parts.values()):
+                return  # with libosdp, and no failure reported: it goes out
+            link.feedback_lost += 1
+            log.warning("bus %s reader %d: %s feedback not shown within %.0f s (reader busy or "
+                        "offline)", self.name, link.address, pending.feedback.value,
+                        FEEDBACK_DEADLINE_S)  # fmt: skip
+            return
+        session = self._session
+        if session is None or not (link.online and link.sc_active):
+            return  # the next supervision tick tries again
+        todo = [part for part, state in pending.parts.items() if state == "todo"]
+        if not todo:
+            return
+        commands = _feedback_commands(pending.feedback)
+        for part in todo:
+            pending.parts[part] = "submitting"
 
-        return await asyncio.to_thread(submit)
+        def submit() -> list[bool]:
+            done = []
+            for part in todo:
+                try:
+                    done.append(session.submit(link.address, commands[part]))
+                except Exception as exc:  # libosdp raises on a torn-down context
+                    log.debug("bus %s reader %d: feedback not queued: %s", self.name,
+                              link.address, exc)  # fmt: skip
+                    done.append(False)
+            return done
+
+        results = await asyncio.to_thread(submit)
+        for part, ok in zip(todo, results, strict=True):
+            if pending.parts.get(part) != "submitting":
+                continue
+            if ok:
+                pending.parts[part] = "queued"
+                link.in_flight.append((pending, part))
+            else:
+                pending.parts[part] = "todo"
+
+    def _on_completion(self, index: int, command: dict[str, Any], status: int) -> None:
+        # libosdp's thread (only when the library reports completions): hand it over.
+        self._post(self._handle_completion, index, int(command.get("command", -1)), status)
+
+    def _handle_completion(self, index: int, code: int, status: int) -> None:
+        if index < 0 or index >= len(self._index):
+            return
+        link = self._links[self._index[index]]
+        part = "led" if code == Command.LED else "beep" if code == Command.Buzzer else None
+        if part is None:
+            return
+        # Completions come in submission order; skip parts of feedback already replaced.
+        while link.in_flight:
+            pending, queued_part = link.in_flight.popleft()
+            if queued_part != part:
+                continue
+            if pending is link.feedback and pending.parts.get(part) == "queued":
+                pending.parts[part] = "done" if status == CompletionStatus.Ok else "todo"
+                if pending.done:
+                    link.feedback = None
+            break
 
     def counters(self) -> tuple[BusCounters, list[ReaderCounters]]:
         session = self._session
         bad = self._bad_frames + (session.sniffer.bad_frames if session else 0)
         rx = self._rx + (session.channel.rx_bytes if session else 0)
         tx = self._tx + (session.channel.tx_bytes if session else 0)
+        unanswered = self._unanswered + (session.exchanges.unanswered if session else 0)
         bus = BusCounters(
             self.name, self._state, self._opens, self._failures, bad, self._naks, rx, tx,
-            self._last_error,
+            self._last_error, unanswered,
         )
         readers = [
             ReaderCounters(
                 self.name, link.address, link.online, link.sc_active, link.reason,
                 link.card_reads, link.offline_transitions, link.refusals,
+                held_reads=link.held_reads, feedback_lost=link.feedback_lost,
             )
             for link in self._links.values()
         ]
@@ -657,8 +1040,21 @@ class OsdpBus:
             loop.call_soon_threadsafe(fn, *args)
 
     def _on_osdp_event(self, index: int, event: dict[str, Any]) -> int:
-        # Runs on libosdp's thread: only stamp the time and hand it over.
-        self._post(self._handle_osdp_event, index, event, time.monotonic())
+        # Runs on libosdp's thread: stamp the time, tell a held read from a fresh one (the
+        # tracker is fed on this thread, in wire order), and hand it over.
+        held = False
+        gap: float | None = None
+        if 0 <= index < len(self._index):
+            address = self._index[index]
+            kind = event.get("event")
+            if kind == Event.CardRead:
+                held = not self._drain.drained(address)
+                gap = self._drain.out_of_contact_s(address) if held else None
+            elif kind == Event.Notification and event.get("type") in (
+                EventNotification.PeripheralDeviceStatus, EventNotification.SecureChannelStatus
+            ):
+                self._drain.link_changed(address)
+        self._post(self._handle_osdp_event, index, event, time.monotonic(), held, gap)
         return 0
 
     def _on_channel_fail(self, reason: str) -> None:
@@ -671,7 +1067,14 @@ class OsdpBus:
 
     # ------------------------------------------------------------------ on the loop
 
-    def _handle_osdp_event(self, index: int, event: dict[str, Any], mono: float) -> None:
+    def _handle_osdp_event(
+        self,
+        index: int,
+        event: dict[str, Any],
+        mono: float,
+        held: bool = False,
+        gap: float | None = None,
+    ) -> None:
         if index < 0 or index >= len(self._index):
             return
         address = self._index[index]
@@ -682,7 +1085,11 @@ class OsdpBus:
             fmt = _CARD_FORMATS.get(event.get("format", -1), f"format-{event.get('format')}")
             bits = int(event.get("length", len(data) * 8)) if fmt != "ascii" else len(data) * 8
             link.card_reads += 1
-            self._queue.put_nowait(CardRead(self.name, address, data, bits, fmt, mono))
+            if held:
+                link.held_reads += 1
+            self._queue.put_nowait(
+                CardRead(self.name, address, data, bits, fmt, mono, held, gap)
+            )
         elif kind == Event.Notification:
             ntype, arg0 = event.get("type"), event.get("arg0")
             if ntype == EventNotification.PeripheralDeviceStatus:
@@ -717,10 +1124,32 @@ class OsdpBus:
             link.retry.reset()
         elif was_online:
             link.grace_until = now + OFFLINE_DEBOUNCE_S
-            link.next_revive = now + link.retry.next()
+            link.next_revive = now + self._revive_delay(link, now)
         if was_online and not online:
             link.offline_transitions += 1
         self._report(link, now)
+
+    def _report_damage(self, session: _Session, now: float) -> None:
+        """Log damaged frames (noise, or a device babbling on the bus) at most once a
+        :data:`DAMAGE_LOG_S`, with how many since the last line."""
+        bad = session.sniffer.bad_frames + session.exchanges.unanswered
+        if bad > self._damage_logged_at_count and now - self._damage_logged_at >= DAMAGE_LOG_S:
+            log.warning(
+                "bus %s: %d damaged frames and %d unanswered commands so far on this opening "
+                "(line noise, wiring, or a device sending garbage)",
+                self.name, session.sniffer.bad_frames, session.exchanges.unanswered,
+            )  # fmt: skip
+            self._damage_logged_at = now
+            self._damage_logged_at_count = bad
+
+    def _revive_delay(self, link: _ReaderLink, now: float) -> float:
+        """A reader that still answers with the right key (its handshake broke on timing or
+        noise) is retried within a second: guards are waiting for its LED. One that is silent
+        or refuses the key backs off to :data:`READER_RETRY_MAX_S`."""
+        delay = link.retry.next()
+        if not link.key_mismatch and now - link.last_reply < RECENT_REPLY_S:
+            delay = min(delay, READER_RETRY_ANSWERING_MAX_S)
+        return delay
 
     def _offline_reason(self, link: _ReaderLink, now: float) -> str:
         if link.key_mismatch:
@@ -730,8 +1159,13 @@ class OsdpBus:
         return "no_answer"
 
     def _report(self, link: _ReaderLink, now: float, *, force: bool = False) -> None:
-        """Emit a ReaderStatus when the (online, sc, reason) triple changed."""
+        """Emit a ReaderStatus when the (online, sc, reason) triple changed.
+
+        A reader is reported online only once it has handed over what it held (its first ACK
+        to a POLL): from then on a read from it is a fresh tap. Until then it is not news."""
         up = link.online and link.sc_active
+        if up and not self._drain.drained(link.address) and not force:
+            return
         if not up and not force:
             # A reader whose very first handshake failed is refused now, not after the grace;
             # one that was up and dropped out gets the debounce (noise breaks handshakes too).
@@ -760,8 +1194,10 @@ class OsdpBus:
             assert self._failed is not None
             self._failed.clear()
             try:
+                self._drain = ReadDrainTracker()
                 self._session = await asyncio.to_thread(
-                    _Session, self.spec, self._on_osdp_event, self._on_channel_fail
+                    _Session, self.spec, self._on_osdp_event, self._on_channel_fail,
+                    self._on_completion, self._drain,
                 )
             except (serial.SerialException, OSError, ValueError, RuntimeError) as exc:
                 self._failures += 1
@@ -771,6 +1207,7 @@ class OsdpBus:
                 await self._sleep_backoff()
                 continue
             self._opens += 1
+            self._damage_logged_at_count = 0
             self._state = "running"
             opened = time.monotonic()
             for link in self._links.values():
@@ -819,22 +1256,36 @@ class OsdpBus:
                 self._last_error = f"{type(exc).__name__}: {exc}"
                 return
             now = time.monotonic()
+            self._report_damage(session, now)
             for seen_at, frame in session.channel.take_frames():
                 link = self._links.get(frame.address)
-                if link is None or not frame.reply:
+                if link is None:
+                    continue
+                if not frame.reply:
+                    if frame.code == COMMAND_SCRYPT:
+                        link.last_scrypt = seen_at
+                    elif frame.code == COMMAND_CHLNG:
+                        link.last_chlng = seen_at
                     continue
                 link.last_reply = seen_at
                 if frame.code == REPLY_NAK:
                     self._naks += 1
                 if frame.code == REPLY_CCRYPT:
                     link.last_ccrypt = seen_at
+                    # Only a prompt answer was judged by libosdp: a late one (a starved reader
+                    # or host) had already been given up on, so it says nothing of the key.
+                    link.ccrypt_prompt = seen_at - link.last_chlng < CCRYPT_PROMPT_S
                 elif frame.code == REPLY_RMAC_I:
                     link.last_rmac = seen_at
                     link.key_mismatch = False
             for link in self._links.values():
-                # The handshake's verdict: answered the challenge, never finished it.
+                # The handshake's verdict: answered the challenge, never finished it. If libosdp
+                # went on to SCRYPT, the reader's cryptogram proved the key: the handshake broke
+                # on the line (a reply too late, a damaged frame), not on the key.
                 if (
                     link.last_ccrypt > link.last_rmac
+                    and link.ccrypt_prompt
+                    and link.last_scrypt < link.last_ccrypt
                     and now - link.last_ccrypt >= HANDSHAKE_FAIL_S
                     and not (link.online and link.sc_active)
                 ):
@@ -846,11 +1297,14 @@ class OsdpBus:
                 sc = bool(sc_mask >> i & 1)
                 if (online, sc) != (link.online, link.sc_active):
                     self._set_link(link, online=online, sc_active=sc, now=now)
-                elif not (online and sc):
-                    self._report(link, now)
-                    if now >= link.next_revive:
+                else:
+                    self._report(link, now)  # news only when it changed (or has drained)
+                    if not (online and sc) and now >= link.next_revive:
                         revive.append(address)
-                        link.next_revive = now + link.retry.next()
+                        link.next_revive = now + self._revive_delay(link, now)
+            for link in self._links.values():
+                if link.feedback is not None:
+                    await self._push_feedback(link)
             for address in revive:
                 try:
                     await asyncio.to_thread(session.revive, address)
@@ -862,6 +1316,7 @@ class OsdpBus:
         if session is None:
             return
         self._bad_frames += session.sniffer.bad_frames
+        self._unanswered += session.exchanges.unanswered
         self._rx += session.channel.rx_bytes
         self._tx += session.channel.tx_bytes
         await asyncio.to_thread(session.close)
@@ -888,7 +1343,7 @@ class PairResult:
     message: str
 
 
-def _wait_sc(cp: ControlPanel, address: int, deadline: float) -> bool:
+def _wait_sc(cp: ControlPanelThread, address: int, deadline: float) -> bool:
     # A failed first handshake (a stale reply from a previous session on the line) parks the
     # reader for minutes under ENFORCE_SECURE: revive it now and then, as the bus does.
     next_revive = time.monotonic() + PAIR_REVIVE_S
@@ -911,7 +1366,7 @@ def _open_cp(
     scbk: bytes,
     flags: Iterable[int],
     completions: list[tuple[int, int]] | None = None,
-) -> tuple[serial.Serial, ControlPanel]:
+) -> tuple[serial.Serial, ControlPanelThread]:
     ser = serial.Serial(port, baud, timeout=0, write_timeout=SERIAL_WRITE_TIMEOUT_S, exclusive=True)
     channel = SerialChannel(ser, FrameSniffer(), lambda _reason: None, baud)
 
@@ -919,11 +1374,14 @@ def _open_cp(
         if completions is not None:
             completions.append((int(command.get("command", -1)), status))
 
+    def completed_at(index: int, command: dict[str, Any], status: int) -> None:
+        completed(address, command, status)
+
     try:
-        cp = ControlPanel(
+        cp = ControlPanelThread(
             [PDInfo(address, channel, scbk=scbk, name=f"pair-{address}", flags=list(flags))],
-            log_level=LogLevel.Error,
-            command_completion_handler=completed,
+            LibosdpLog("pairing", "error"),
+            on_completion=completed_at,
         )
         cp.start()
     except BaseException:
@@ -932,7 +1390,7 @@ def _open_cp(
     return ser, cp
 
 
-def _close_cp(ser: serial.Serial, cp: ControlPanel) -> None:
+def _close_cp(ser: serial.Serial, cp: ControlPanelThread) -> None:
     try:
         cp.teardown()
     finally:

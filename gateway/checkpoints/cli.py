@@ -119,7 +119,8 @@ def format_readers(report: dict[str, Any], now: float) -> str:
         online = r.get("online")
         errors = sum(
             int(r.get(k, 0) or 0)
-            for k in ("offline_transitions", "refusals", "not_recorded", "feedback_failures")
+            for k in ("offline_transitions", "refusals", "not_recorded", "feedback_failures",
+                      "feedback_lost")
         )
         rows.append(
             (

@@ -12,6 +12,14 @@ durable*; when it is not, the caller shows ``Feedback.REFUSED`` instead, never g
                        card_format="raw", now=1234.5)
     d.kind, d.payload, d.feedback
 
+A read the reader **held** while nobody listened (the gateway was down, the bus lost, the link
+dropped: ``held=True``) arrives late, so its arrival is not its tap time. When the reader was
+out of contact for at most :data:`HELD_READ_TOLERANCE_S` (a drop-out: the guard is still near),
+it is a tap as usual with ``time_uncertain_s`` (how much earlier it may have been made). When
+that span is longer or unknown (the gateway itself was not running), it is journaled as
+``tap.delivered_late``: evidence that the wristband was presented at some unknown earlier time,
+never an on-time tap, never green, and it opens no dedupe window (the guard's next tap counts).
+
 Reader link states become ``reader.state`` payloads through :func:`reader_state_payload`.
 """
 
@@ -25,10 +33,14 @@ from drivers.checkpoints import Feedback
 
 TAP = "tap"
 TAP_REPEAT = "tap.repeat"
+TAP_DELIVERED_LATE = "tap.delivered_late"
 UNKNOWN_WRISTBAND = "unknown_wristband"
 READER_STATE = "reader.state"
 READER_STATUS = "reader.status"
 UNKNOWN_GUARD = "unknown"
+# A held read from a reader out of contact at most this long is still a tap (a drop-out; the
+# patrol's resolution is minutes), marked with how uncertain its time is.
+HELD_READ_TOLERANCE_S = 10.0
 # Beyond this many remembered (reader, wristband) pairs, expired ones are swept.
 _SWEEP_AT = 4096
 
@@ -49,11 +61,12 @@ class Point:
 
 @dataclass(frozen=True, slots=True)
 class TapDecision:
-    """What to journal (``kind``, ``payload``) and the feedback once it is durable."""
+    """What to journal (``kind``, ``payload``) and the feedback once it is durable
+    (``None``: show nothing, the guard who made it is gone)."""
 
     kind: str
     payload: Mapping[str, Any]
-    feedback: Feedback
+    feedback: Feedback | None
 
     @property
     def is_tap(self) -> bool:
@@ -82,8 +95,19 @@ class TapDecider:
         return cls({(p.bus, p.address): p for p in points}, dict(roster), window_s)
 
     def decide(
-        self, *, bus: str, address: int, data: bytes, bits: int, card_format: str, now: float
+        self,
+        *,
+        bus: str,
+        address: int,
+        data: bytes,
+        bits: int,
+        card_format: str,
+        now: float,
+        held: bool = False,
+        held_gap_s: float | None = None,
     ) -> TapDecision:
+        """``held``: the reader kept this read while out of contact for ``held_gap_s`` seconds
+        (``None``: unknown) and delivered it on reconnection."""
         wristband = data.hex()
         point = self.points.get((bus, address))
         guard = self.roster.get(wristband)
@@ -95,6 +119,15 @@ class TapDecider:
             "format": card_format,
             "bits": bits,
         }
+        if held and (held_gap_s is None or held_gap_s > HELD_READ_TOLERANCE_S):
+            payload["time_uncertain"] = True
+            payload["out_of_contact_s"] = None if held_gap_s is None else round(held_gap_s, 1)
+            late_kind = TAP_DELIVERED_LATE if guard is not None else UNKNOWN_WRISTBAND
+            if late_kind == UNKNOWN_WRISTBAND:
+                payload["repeat"] = 0
+            return TapDecision(late_kind, payload, None)
+        if held:
+            payload["time_uncertain_s"] = round(held_gap_s or 0.0, 1)
         key = (bus, address, wristband)
         window = self._windows.get(key)
         if window is not None and 0 <= now - window.opened_at < self.window_s:

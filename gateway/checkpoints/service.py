@@ -30,6 +30,7 @@ from gateway.checkpoints.core import (
     READER_STATE,
     READER_STATUS,
     TAP,
+    TAP_DELIVERED_LATE,
     Point,
     TapDecider,
     TapDecision,
@@ -42,9 +43,6 @@ from gateway.events import Event
 log = logging.getLogger(__name__)
 
 STATUS_PUBLISH_S = 1.0
-# Feedback a reader could not take (it dropped out right then) is shown when it is back this
-# soon: the guard is probably still standing there. Later, it would confuse the next guard.
-PENDING_FEEDBACK_S = 3.0
 # Taps being journaled at once, across all readers (they share group commits).
 MAX_TAPS_IN_FLIGHT = 256
 
@@ -67,7 +65,7 @@ class TapOutcome:
     decision: TapDecision
     event: Event | None
     durable_mono: float | None
-    feedback: Feedback
+    feedback: Feedback | None
     feedback_sent: bool
 
 
@@ -85,6 +83,7 @@ class _ReaderRow:
     last_tap_guard: str | None = None
     taps: int = 0
     repeats: int = 0
+    late: int = 0
     unknown: int = 0
     not_recorded: int = 0
     feedback_failures: int = 0
@@ -122,8 +121,6 @@ class CheckpointService:
             (p.bus, p.address): _ReaderRow(p.id, p.name, p.bus, p.address) for p in section.points
         }
         self._inflight = asyncio.Semaphore(MAX_TAPS_IN_FLIGHT)
-        self._pending: dict[tuple[str, int], tuple[Feedback, float]] = {}
-        self._bus_by_name = {b.name: b for b in self.buses}
 
     # ------------------------------------------------------------------ running
 
@@ -152,6 +149,8 @@ class CheckpointService:
                     bits=item.bits,
                     card_format=item.card_format,
                     now=item.mono_time,
+                    held=item.time_uncertain,
+                    held_gap_s=item.out_of_contact_s,
                 )
                 await self._inflight.acquire()
                 tg.create_task(self._record_tap(bus, item, decision))
@@ -170,9 +169,10 @@ class CheckpointService:
                 durable = time.monotonic()
                 feedback = decision.feedback
             except Exception as exc:
-                # Not durable: never green. The guard sees red and taps again.
+                # Not durable: never green. The guard sees red and taps again (a read held
+                # since long ago shows nothing: whoever made it is gone).
                 log.error("tap at %s not recorded: %s", reader_id(read.bus, read.address), exc)
-                feedback = Feedback.REFUSED
+                feedback = Feedback.REFUSED if decision.feedback is not None else None
                 if row is not None:
                     row.not_recorded += 1
             if row is not None and event is not None:
@@ -180,15 +180,25 @@ class CheckpointService:
                     row.taps += 1
                     row.last_tap_wall = event.wall_time
                     row.last_tap_guard = str(decision.payload.get("guard"))
-                elif decision.feedback is Feedback.UNKNOWN:
+                elif decision.kind == TAP_DELIVERED_LATE:
+                    row.late += 1
+                elif decision.feedback is Feedback.UNKNOWN or decision.feedback is None:
                     row.unknown += 1
                 else:
                     row.repeats += 1
-            sent = await bus.feedback(read.address, feedback)
-            if not sent:
-                self._pending[(read.bus, read.address)] = (feedback, time.monotonic())
-                if row is not None:
-                    row.feedback_failures += 1
+            if decision.feedback is None and event is not None:
+                log.warning(
+                    "reader %s delivered a read it held while out of contact (%s): recorded "
+                    "as %s, time uncertain, no feedback shown",
+                    reader_id(read.bus, read.address),
+                    "for an unknown time" if read.out_of_contact_s is None
+                    else f"{read.out_of_contact_s:.0f} s",
+                    decision.kind,
+                )  # fmt: skip
+            # The bus keeps trying for a few seconds if the reader cannot take it at once.
+            sent = feedback is None or await bus.feedback(read.address, feedback)
+            if not sent and row is not None:
+                row.feedback_failures += 1
             if self.observer is not None:
                 self.observer(TapOutcome(read, decision, event, durable, feedback, sent))
         finally:
@@ -207,12 +217,6 @@ class CheckpointService:
         if row is not None:
             row.online, row.sc_active, row.reason = status.online, status.sc_active, status.reason
             row.since_wall = self.clock.wall()
-        pending = self._pending.pop((status.bus, status.address), None)
-        bus = self._bus_by_name.get(status.bus)
-        if status.online and pending is not None and bus is not None:
-            feedback, at = pending
-            if time.monotonic() - at <= PENDING_FEEDBACK_S:
-                await bus.feedback(status.address, feedback)
         level = logging.INFO if status.online else logging.WARNING
         log.log(level, "reader %s %s (%s)", payload["reader"], payload["state"], status.reason)
         try:
@@ -254,6 +258,7 @@ class CheckpointService:
                     "failures": counters.failures,
                     "bad_frames": counters.bad_frames,
                     "naks": counters.naks,
+                    "unanswered": counters.unanswered,
                     "rx_bytes": counters.rx_bytes,
                     "tx_bytes": counters.tx_bytes,
                     "last_error": counters.last_error,
@@ -264,6 +269,8 @@ class CheckpointService:
                     "offline_transitions": r.offline_transitions,
                     "refusals": r.refusals,
                     "card_reads": r.card_reads,
+                    "held_reads": r.held_reads,
+                    "feedback_lost": r.feedback_lost,
                 }
         rows = []
         for key, row in sorted(self._rows.items()):
@@ -282,6 +289,7 @@ class CheckpointService:
                     "last_guard": row.last_tap_guard,
                     "taps": row.taps,
                     "repeats": row.repeats,
+                    "delivered_late": row.late,
                     "unknown": row.unknown,
                     "not_recorded": row.not_recorded,
                     "feedback_failures": row.feedback_failures,

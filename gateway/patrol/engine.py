@@ -20,6 +20,11 @@ clock-unsynchronised span from the last trusted time to the next synchronised ev
   saw the tap, for taps delivered late from a node's offline buffer; default ``wall_time``),
   ``buffered`` (bool, optional; also true when ``tapped_at`` is more than
   :data:`LATE_TAP_S` before ``wall_time``).
+  A ``tap`` may carry ``time_uncertain_s`` (the reader held it through a drop-out of at most
+  that long): credited as usual, the patrol's resolution being minutes.
+- ``tap.delivered_late`` (a read a reader held while out of contact for longer or for an unknown
+  time: docs/patrol.md, *Tap timing*) is deliberately *not* a tap here: a heartbeat only, never
+  credited, because its time is unknown.
 - ``reader.state``: payload ``reader``, ``checkpoint``, ``state`` = ``"online"`` | ``"offline"``.
 - ``daemon.started`` (payload ``last_event_wall`` optional) and ``daemon.stopped``.
 - ``patrol.*`` (our own output) and all other kinds: heartbeats only.

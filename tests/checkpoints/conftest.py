@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 # Thread names used by libosdp's Python binding and the line emulator.
-_OURS = ("cp", "pd", "Rs485Bus-bridge", "SerialLine-bridge")
+_OURS = ("cp", "osdp-cp", "pd", "Rs485Bus-bridge", "SerialLine-bridge")
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from drivers.checkpoints import CardRead, CheckpointBus, Feedback, ReaderReport, ReaderStatus
-from drivers.osdp_bus import SCBK_DEFAULT, BusSpec, OsdpBus, ReaderSpec, pair_reader
+from drivers.osdp_bus import (
+    FEEDBACK_DEADLINE_S,
+    SCBK_DEFAULT,
+    BusSpec,
+    OsdpBus,
+    ReaderSpec,
+    pair_reader,
+)
 from hil_tests.line import Rs485Bus
 from hil_tests.sims.osdp_reader import AMBER, GREEN, RED, SimReader
 
@@ -200,4 +207,52 @@ def test_pairing_an_install_mode_reader(tmp_path: Path) -> None:
             assert rotated in sim.keys_received
             assert SCBK_DEFAULT not in sim.keys_received
         finally:
+            sim.stop()
+
+
+async def test_feedback_owed_through_a_drop_out_is_shown_when_the_reader_is_back(
+    line: Rs485Bus,
+) -> None:
+    # The lost-feedback defect: a tap recorded just as its reader dropped out (libosdp refuses
+    # commands for a reader that is not online) lost its LED for good, because the retry
+    # waited for a ReaderStatus that the 3 s debounce never sends for a short drop-out.
+    sims = start_sims(line)
+    bus = make_bus(line)
+    try:
+        await bus.start()
+        ups: set[int] = set()
+        while len(ups) < 3:
+            st = await next_of(bus, ReaderStatus, lambda s: s.online, timeout=30)
+            ups.add(st.address)
+        line.stall(2.0)  # nothing passes: libosdp times the readers out
+
+        def reader_2_down() -> bool:
+            return not next(r for r in bus.counters()[1] if r.address == 2).online
+
+        async with asyncio.timeout(10):
+            while not reader_2_down():
+                await asyncio.sleep(0.02)
+        sent_at = time.monotonic()
+        assert await bus.feedback(2, Feedback.ACCEPTED), "the bus refused to owe feedback"
+        async with asyncio.timeout(30):
+            while reader_2_down():
+                await asyncio.sleep(0.02)
+        back_after = time.monotonic() - sent_at
+        led = await asyncio.to_thread(
+            sims[1].wait_led, GREEN, after=sent_at, timeout=FEEDBACK_DEADLINE_S + 2
+        )
+        if back_after < FEEDBACK_DEADLINE_S - 0.5:
+            # Back in time: the owed LED is shown, once.
+            assert led is not None, "feedback owed through a drop-out was never shown"
+            assert len(sims[1].leds_since(sent_at, GREEN)) == 1
+        else:
+            # A loaded machine kept the reader away past the deadline (it may have dropped
+            # again with the LED already queued in libosdp, which sends it when back): never
+            # shown twice, and either shown or counted as lost.
+            lost = next(r for r in bus.counters()[1] if r.address == 2).feedback_lost
+            assert len(sims[1].leds_since(sent_at, GREEN)) <= 1
+            assert (led is None) == (lost == 1), (led, lost, back_after)
+    finally:
+        await bus.aclose()
+        for sim in sims:
             sim.stop()

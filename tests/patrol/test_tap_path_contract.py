@@ -54,3 +54,17 @@ def test_unknown_wristband_and_unmapped_readers_are_not_taps() -> None:
         bus="bus9", address=1, checkpoint=None, online=False, sc_active=False, reason="x"
     )
     assert len(engine_inputs_from_event(_event(2, "reader.state", state, 2.0))) == 1
+
+
+def test_held_reads_short_drop_out_is_credited_long_or_unknown_is_not() -> None:
+    decider = TapDecider.build([Point("north-gate", "bus0", 3)], {"04a1": "g1"}, window_s=10.0)
+    blip = decider.decide(bus="bus0", address=3, data=b"\x04\xa1", bits=16, card_format="raw",
+                          now=100.0, held=True, held_gap_s=2.0)  # fmt: skip
+    _, tap = engine_inputs_from_event(_event(1, blip.kind, blip.payload, 100.0))
+    assert isinstance(tap, Tap) and tap.at == 100.0
+    for gap in (None, 600.0):
+        late = decider.decide(bus="bus0", address=3, data=b"\x04\xa1", bits=16,
+                              card_format="raw", now=200.0, held=True, held_gap_s=gap)  # fmt: skip
+        assert late.kind == "tap.delivered_late"
+        inputs = engine_inputs_from_event(_event(2, late.kind, late.payload, 200.0))
+        assert len(inputs) == 1 and not any(isinstance(i, Tap) for i in inputs)
