@@ -170,4 +170,5 @@ async def test_modem_monitor_keeps_polling_a_modem_that_answers_garbage(tmp_path
             assert all(c["device"] == "modem" for c in changes)
             assert changes[-1]["state"] in ("degraded", "down")
             assert changes[-1]["reason"]
-        assert len(modem.commands) >= 6 * 4
+        # Each poll sent at least its AT (a timed-out poll stops early); the modem heard them.
+        assert modem.commands.count("AT") >= 6
