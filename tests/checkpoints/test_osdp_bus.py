@@ -224,14 +224,17 @@ async def test_feedback_owed_through_a_drop_out_is_shown_when_the_reader_is_back
         while len(ups) < 3:
             st = await next_of(bus, ReaderStatus, lambda s: s.online, timeout=30)
             ups.add(st.address)
-        line.stall(2.0)  # nothing passes: libosdp times the readers out
 
         def reader_2_down() -> bool:
             return not next(r for r in bus.counters()[1] if r.address == 2).online
 
-        async with asyncio.timeout(10):
+        # Nothing passes until libosdp has timed reader 2 out: the stall is extended in short
+        # steps rather than fixed, because which reader libosdp is talking to when the line goes
+        # quiet (and so how long reader 2 takes to time out) depends on scheduling.
+        async with asyncio.timeout(30):
             while not reader_2_down():
-                await asyncio.sleep(0.02)
+                line.stall(0.3)
+                await asyncio.sleep(0.25)
         sent_at = time.monotonic()
         assert await bus.feedback(2, Feedback.ACCEPTED), "the bus refused to owe feedback"
         async with asyncio.timeout(30):
