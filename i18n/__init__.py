@@ -19,11 +19,13 @@ from __future__ import annotations
 
 from i18n.catalogue import Catalogues, compile_catalogues, load_translations
 from i18n.format import (
+    display_width,
     format_age,
     format_bool,
     format_datetime,
     format_duration,
     format_number,
+    format_table,
 )
 from i18n.lang import match, negotiate, normalise, to_locale
 from i18n.templates import make_environment
@@ -31,11 +33,13 @@ from i18n.templates import make_environment
 __all__ = [
     "Catalogues",
     "compile_catalogues",
+    "display_width",
     "format_age",
     "format_bool",
     "format_datetime",
     "format_duration",
     "format_number",
+    "format_table",
     "load_translations",
     "make_environment",
     "match",

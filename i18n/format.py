@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import zoneinfo
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -146,3 +147,24 @@ def format_number(value: Any, lang: str, *, digits: int = 3) -> str:
     if not _is_number(value):
         return ""
     return str(format_decimal(value, format=f"#,##0.{'#' * digits}", locale=_babel_locale(lang)))
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: CJK characters are two wide."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> str:
+    """A plain text table whose columns line up with Chinese in them (two columns a character)."""
+    widths = [display_width(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], display_width(cell))
+
+    def line(cells: Sequence[str]) -> str:
+        padded = (c + " " * (w - display_width(c)) for c, w in zip(cells, widths, strict=True))
+        return (indent + "  ".join(padded)).rstrip()
+
+    return "\n".join([line(headers), *(line(r) for r in rows)])
