@@ -286,11 +286,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- events
 
 
-def _format_event(ev: Any, as_json: bool) -> str:
+def _format_event(ev: Any, as_json: bool, tz: str = "UTC") -> str:
     if as_json:
         return json.dumps(ev.to_dict(), sort_keys=True, ensure_ascii=False)
-    ts = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ev.wall_time))
-    sync = "" if ev.clock_synced else " (clock unsynced)"
+    from gateway.i18n import fmt_time
+
+    # The compound's local time (not the machine's zone), with the date: a tail spans days.
+    ts = fmt_time(ev.wall_time, tz, seconds=True)
+    sync = " (" + _("clock not synchronised") + ")" if not ev.clock_synced else ""
     payload = json.dumps(dict(ev.payload), sort_keys=True, ensure_ascii=False)
     return f"{ev.seq:>8} {ts}{sync} {ev.cls[:4]} {ev.kind} {payload}"
 
@@ -304,7 +307,7 @@ def cmd_events_tail(args: argparse.Namespace) -> int:
     for ev in events:
         if args.kind and ev.kind != args.kind:
             continue
-        print(_format_event(ev, args.json), flush=True)
+        print(_format_event(ev, args.json, cfg.gateway.timezone), flush=True)
     if events:
         last = events[-1].seq
     if not args.follow:
@@ -316,7 +319,7 @@ def cmd_events_tail(args: argparse.Namespace) -> int:
                 last = ev.seq
                 if args.kind and ev.kind != args.kind:
                     continue
-                print(_format_event(ev, args.json), flush=True)
+                print(_format_event(ev, args.json, cfg.gateway.timezone), flush=True)
     except KeyboardInterrupt:
         return 0
 

@@ -176,3 +176,20 @@ async def test_patrol_today_in_words_and_as_json(
     for row in rows:
         assert row["round"] in out and row["window"] in out
     assert what_should_not_be_seen(out) == []
+
+
+async def test_events_tail_shows_the_compounds_local_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COMPOUND_GW_LANG")
+    monkeypatch.setenv("TZ", "America/New_York")  # the machine's zone must not matter
+    cfg = write_config(tmp_path)
+    wall = dt.datetime(2026, 12, 5, 9, 30, 15, tzinfo=zoneinfo.ZoneInfo(TZ)).timestamp()
+    clock = ManualClock(wall=wall, synced=False)
+    async with await Journal.open(tmp_path / "data" / "journal.db", gateway_id="gw-cli",
+                                  clock=clock) as journal:  # fmt: skip
+        await journal.append("tap", {"checkpoint": "north-gate", "guard": "Wang Wei"})
+    code, out = run(["events", "tail", "-c", str(cfg)], capsys)
+    assert code == 0
+    assert "2026年12月5日 09:30:15 (时钟未同步)" in out
+    assert str(int(wall)) not in out
