@@ -419,8 +419,8 @@ def _configured_language(args: argparse.Namespace) -> str | None:
         return None
     try:
         return load_config(path).gateway.language
-    except (GatewayError, OSError, ValueError):
-        return None  # the command itself reports a broken config, in the default language
+    except Exception:  # any failure: the command itself reports it, in words
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
