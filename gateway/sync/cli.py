@@ -1,6 +1,6 @@
 """``compound-gw provision``: enroll this gateway with the district centre.
 
-    compound-gw provision --centre https://centre:8443 --ca-fingerprint sha256:...   # asks for the token
+    compound-gw provision --centre https://centre:8443 --ca-fingerprint sha256:...   # asks
     compound-gw provision --centre ... --ca-fingerprint ... --token-file /root/token   # 0600 file
     printf '%s\n' "$TOKEN" | compound-gw provision --centre ... --ca-fingerprint ...  # stdin
 
@@ -20,8 +20,8 @@ import getpass
 import os
 import stat
 import sys
-from typing import TextIO
 from pathlib import Path
+from typing import TextIO
 
 from gateway.errors import GatewayError, SyncError
 from gateway.sync.config import SyncSection
