@@ -28,6 +28,7 @@ from gateway.clock import SystemClock
 from gateway.config import load_config
 from gateway.config.model import GatewayConfig
 from gateway.control import ControlClient, ControlError, socket_path
+from gateway.i18n import _, choose_language, set_language
 from gateway.setup.checks import (
     TapSession,
     check_camera,
@@ -41,10 +42,6 @@ REPORT_KIND = "commissioning.report"
 ONLINE_TIMEOUT_S = 30.0
 LINK_TIMEOUT_S = 10.0
 DAEMON_TIMEOUT_S = 30.0  # one control request (the click test has its own, longer budget)
-
-
-def _(text: str) -> str:  # replaced by gateway.i18n's once merged
-    return text
 
 
 def _version(dist: str) -> str:
@@ -105,7 +102,11 @@ async def _readers(cfg: GatewayConfig, tap_timeout_s: float, taps: bool) -> list
                 if not row["secure_channel"]:
                     row["tapped"] = False
                     continue
-                say(f"  tap a wristband on {p.id} ({p.name or p.bus + '/' + str(p.address)}) ...")
+                say(
+                    _("  tap a wristband on {checkpoint} ({name}) ...").format(
+                        checkpoint=p.id, name=p.name or f"{p.bus}/{p.address}"
+                    )
+                )
                 say(machine_line("tap-wanted", p.id))
                 deadline = time.monotonic() + tap_timeout_s
                 row["tapped"] = False
@@ -116,13 +117,21 @@ async def _readers(cfg: GatewayConfig, tap_timeout_s: float, taps: bool) -> list
                     if got == (p.bus, p.address):
                         row["tapped"] = True
                         await session.feedback(got, ok=True)
-                        say(f"  {p.id}: tap seen")
+                        say(_("  {checkpoint}: tap seen").format(checkpoint=p.id))
                         break
                     other = by_reader.get(got)
-                    say(f"  that was {other.id if other else got}, not {p.id}: tap {p.id}")
+                    say(
+                        _("  that was {other}, not {checkpoint}: tap {checkpoint}").format(
+                            other=other.id if other else f"{got[0]}/{got[1]}", checkpoint=p.id
+                        )
+                    )
                     await session.feedback(got, ok=False)
                 if not row["tapped"]:
-                    say(f"  {p.id}: no tap within {tap_timeout_s:.0f} s")
+                    say(
+                        _("  {checkpoint}: no tap within {seconds:.0f} s").format(
+                            checkpoint=p.id, seconds=tap_timeout_s
+                        )
+                    )
     return list(rows.values())
 
 
@@ -348,7 +357,7 @@ def problem_text(check: str, subject: str, detail: str) -> tuple[str, str]:
     if check == "readers":
         return (
             _("no checkpoint reader configured"),
-            _("run `compound-gw setup` (steps scan, pair and name find, pair and name them)"),
+            _("run `compound-gw setup`: its scan, pair and name steps find and name the readers"),
         )
     if check == "reader_secure":
         return (
@@ -371,17 +380,20 @@ def problem_text(check: str, subject: str, detail: str) -> tuple[str, str]:
     if check == "routes":
         return (
             _("no patrol route"),
-            _("run `compound-gw patrol routes add` or `compound-gw setup --redo routes`"),
+            _("run `compound-gw patrol routes add` or `compound-gw setup --redo route`"),
         )
     if check == "schedules":
         return (
             _("no patrol schedule"),
-            _("run `compound-gw patrol schedules add` or `compound-gw setup --redo schedules`"),
+            _("run `compound-gw patrol schedules add` or `compound-gw setup --redo schedule`"),
         )
     if check == "zone":
         return (
             _("zone {subject} failed the click test").format(subject=subject),
-            _("check the relay board's power, address and wiring: `compound-gw broadcast test`"),
+            _(
+                "check the relay board's power, address and wiring, then "
+                "`compound-gw setup --redo relays`"
+            ),
         )
     if check == "camera":
         return (
@@ -392,8 +404,8 @@ def problem_text(check: str, subject: str, detail: str) -> tuple[str, str]:
         return (
             _("the link to the centre is down"),
             _(
-                "check the network or 4G modem and the centre address; enroll with "
-                "`compound-gw provision` if not done"
+                "check the network or 4G modem and the centre address; if this gateway "
+                "is not enrolled yet: `compound-gw setup --redo enroll`"
             ),
         )
     if check == "clock":
@@ -597,9 +609,15 @@ def format_report(envelope: dict[str, Any]) -> str:
         out.append(f"  {mark(c['ok'])} {line}" + (f" ({c['detail']})" if c["detail"] else ""))
     link = b["link"]
     applicable = link["detail"] not in ("not provisioned", "sync disabled in the config")
+    link_words = {
+        "not provisioned": _("not enrolled yet"),
+        "sync disabled in the config": _("sync is off in the config"),
+    }
     out.append(
         f"  {mark(link['up'] if applicable else None)} "
-        + _("link to the centre: {detail}").format(detail=link["detail"])
+        + _("link to the centre: {detail}").format(
+            detail=link_words.get(link["detail"], link["detail"])
+        )
     )
     synced = b["clock"]["synchronised"]
     out.append(
@@ -617,7 +635,8 @@ def format_report(envelope: dict[str, Any]) -> str:
     )
     for n, f in enumerate(b["failures"], 1):
         what, fix = problem_text(f["check"], f["subject"], f["detail"])
-        detail = f" ({f['detail']})" if f["detail"] else ""
+        shown = link_words.get(f["detail"], f["detail"])
+        detail = f" ({shown})" if shown else ""
         out.append("  " + _("failure {n}: {what}{detail}").format(n=n, what=what, detail=detail))
         out.append("      " + _("fix: {fix}").format(fix=fix))
     out.append(_("RESULT: PASS") if b["passed"] else _("RESULT: FAIL"))
@@ -647,6 +666,7 @@ def run_selftest(
     its control socket (``gateway.control``); without it, selftest opens the devices itself.
     """
     cfg = load_config(config)
+    set_language(choose_language(cfg.gateway.language))
     runtime_dir = cfg.path(cfg.gateway.runtime_dir)
     pid = running_daemon_pid(runtime_dir / "status.json", time.time())
 
@@ -672,6 +692,13 @@ def run_selftest(
 
     if pid is not None:
         say(_("the daemon is running (pid {pid}): checking through it").format(pid=pid))
+    else:
+        say(
+            _(
+                "the daemon is not running: checking the devices directly "
+                "(start it afterwards: sudo systemctl start compound-gw)"
+            )
+        )
     try:
         envelope, seq = asyncio.run(through_daemon() if pid is not None else alone())
     except ControlError as exc:
@@ -690,8 +717,8 @@ def run_selftest(
         report_path.write_text(text + "\n")
     say(text if as_json else format_report(envelope))
     say(
-        _("journaled as {kind} (seq {seq}); it reaches the centre with the next upload").format(
-            kind=REPORT_KIND, seq=seq
+        _("report journaled (number {seq}); it reaches the centre with the next upload").format(
+            seq=seq
         )
     )
     return 0 if envelope["body"]["passed"] else 1

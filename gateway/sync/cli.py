@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gateway.errors import GatewayError, SyncError
+from gateway.i18n import _
 from gateway.sync.config import SyncSection
 from gateway.sync.provision import provision
 
@@ -66,15 +67,18 @@ def read_token_file(path: Path) -> str:
         st = path.stat()
         if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise SyncError(
-                f"token file {path} has mode {stat.S_IMODE(st.st_mode):04o}; "
-                f"make it 0600 (chmod 600 {path})"
+                _("token file {path} has mode {mode}; make it 0600 (chmod 600 {path})").format(
+                    path=path, mode=f"{stat.S_IMODE(st.st_mode):04o}"
+                )
             )
         with open(path, encoding="utf-8") as fh:
             text = fh.read(MAX_TOKEN_BYTES)
     except OSError as exc:
-        raise SyncError(f"cannot read token file {path}: {exc.strerror}") from exc
+        raise SyncError(
+            _("cannot read token file {path}: {error}").format(path=path, error=exc.strerror)
+        ) from exc
     except UnicodeDecodeError as exc:
-        raise SyncError(f"token file {path} is not text") from exc
+        raise SyncError(_("token file {path} is not text").format(path=path)) from exc
     return text.strip()
 
 
@@ -86,17 +90,21 @@ def read_token(args: argparse.Namespace, stdin: TextIO | None = None) -> str:
         token = read_token_file(Path(args.token_file))
     elif args.token is not None:
         print(
-            "warning: --token puts the token in `ps` and shell history; use --token-file "
-            "or type it when asked (this form will go away)",
+            _(
+                "warning: --token puts the token in `ps` and shell history; use --token-file "
+                "or type it when asked (this form will go away)"
+            ),
             file=sys.stderr,
         )
         token = args.token.strip()
     elif stdin.isatty():
-        token = getpass.getpass("enrollment token: ").strip()
+        token = getpass.getpass(_("enrollment token: ")).strip()
     else:
         token = stdin.readline(MAX_TOKEN_BYTES).strip()
     if not token:
-        raise SyncError("no enrollment token given (type it when asked, pipe it, or --token-file)")
+        raise SyncError(
+            _("no enrollment token given (type it when asked, pipe it, or --token-file)")
+        )
     return token
 
 
