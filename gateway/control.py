@@ -269,21 +269,23 @@ class ControlServer:
 
     # ------------------------------------------------------------------ what it drives
 
-    def _service(self, attr: str) -> Any:
+    def _checkpoints(self) -> Any:
+        """The checkpoint service: it publishes the reader table and holds the buses."""
         for s in self.services:
-            if hasattr(s, attr):
+            if callable(getattr(s, "snapshot", None)) and isinstance(
+                getattr(s, "buses", None), list
+            ):
                 return s
         return None
 
-    def _checkpoints(self) -> Any:
-        service = self._service("snapshot")
-        if service is None or not hasattr(service, "buses"):
-            return None
-        return service
-
     def _controller(self) -> Any:
-        service = self._service("controller")
-        return None if service is None else service.controller
+        """The broadcast controller (other services, like the command channel, may hold a
+        reference to it too: any of them leads to the same one)."""
+        for s in self.services:
+            controller = getattr(s, "controller", None)
+            if controller is not None and hasattr(controller, "layout"):
+                return controller
+        return None
 
     # ------------------------------------------------------------------ verbs
 
