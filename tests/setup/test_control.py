@@ -250,3 +250,43 @@ async def test_no_daemon_is_a_control_error(tmp_path: Path) -> None:
         async with ControlClient(tmp_path / "none.sock"):
             pass
     assert info.value.code == "unavailable"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.builds(
+            lambda verb, args: json.dumps({"verb": verb, "args": args}).encode(),
+            st.sampled_from(VERBS),
+            st.dictionaries(
+                st.sampled_from(["reader", "ok", "zones", "seconds", "envelope"]),
+                json_values,
+                max_size=3,
+            ),
+        ),
+    )
+)
+def test_the_server_answers_every_line_with_one_json_reply(line: bytes) -> None:
+    # Verbs that would act (report, reload) meet a journal and a daemon that refuse politely.
+    class NoJournal:
+        last_seq = 0
+
+        async def append(self, kind: str, payload: Any) -> Any:
+            raise ControlRequestError("bad_args", "not in this test")
+
+    server = ControlServer(
+        Path("/nonexistent/control.sock"),
+        services=[FakeCheckpoints()],
+        journal=NoJournal(),
+        clock=ManualClock(),
+        reload=_refuse_reload,
+    )
+    reply = asyncio.run(server.answer(line))
+    assert reply.endswith(b"\n") and reply.count(b"\n") == 1
+    decoded = json.loads(reply)
+    assert decoded["ok"] is True or decoded["error"]["code"] != "internal", decoded
+
+
+async def _refuse_reload() -> Any:
+    raise ControlRequestError("unsupported", "not in this test")
