@@ -152,9 +152,11 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     print(f"compound:        {args.compound}" + (f" ({args.township})" if args.township else ""))
     print(f"expires:         {_iso(now + ttl)} (one use)")
     print(f"CA fingerprint:  sha256:{fp}")
+    # No ready-made command line with the token in it: pasted into a shell it would land in
+    # `ps` and the shell history. The installer types the token when provision asks for it.
     print(
         "on the gateway:  compound-gw provision --centre https://<centre>:<port> "
-        f"--token {token} --ca-fingerprint sha256:{fp}"
+        f"--ca-fingerprint sha256:{fp}   (it asks for the token)"
     )
     return 0
 

@@ -27,6 +27,7 @@ from typing import Any
 from gateway import __version__
 from gateway.clock import Clock, SystemClock
 from gateway.config import GatewayConfig
+from gateway.control import ControlServer, socket_path
 from gateway.errors import JournalError
 from gateway.journal import Journal, read_events
 from gateway.supervisor import Service, Supervisor
@@ -285,6 +286,16 @@ async def run_daemon(
         for factory in capability_factories():
             services.extend(factory(cfg, journal, clock, board))
         services.extend(extra_services)
+        # Last, so it sees every service it may drive (gateway/control.py: selftest's verbs).
+        services.append(
+            ControlServer(
+                socket_path(runtime_dir),
+                services=list(services),
+                journal=journal,
+                clock=clock,
+                version=__version__,
+            )
+        )
         watchdog_usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
         if watchdog_usec > 0:
             services.append(SystemdWatchdog(journal, watchdog_usec))
