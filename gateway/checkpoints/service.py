@@ -125,6 +125,10 @@ class CheckpointService:
         self._pending: dict[tuple[str, int], tuple[Feedback, float]] = {}
         self._bus_by_name = {b.name: b for b in self.buses}
 
+    def set_roster(self, roster: dict[str, str]) -> None:
+        """New wristband -> guard map (daemon reload on SIGHUP); the next tap uses it."""
+        self.decider.roster = dict(roster)
+
     # ------------------------------------------------------------------ running
 
     async def run(self) -> None:

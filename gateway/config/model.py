@@ -85,8 +85,9 @@ def _with_base(cfg: GatewayConfig, base_dir: str) -> GatewayConfig:
     return GatewayConfig(**values)
 
 
-def load_config(path: str | Path) -> GatewayConfig:
-    """Read and validate a TOML config file."""
+def load_config(path: str | Path, *, patrol_data: bool = True) -> GatewayConfig:
+    """Read and validate a TOML config file, with the patrol data file beside it merged in
+    (roster, routes, schedules: :mod:`gateway.patrol.store`) unless ``patrol_data=False``."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -98,7 +99,13 @@ def load_config(path: str | Path) -> GatewayConfig:
         raise ConfigError("", f"{p} is not UTF-8 text") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"{p} is not valid TOML: {exc}") from exc
-    return parse_config(data, p.resolve().parent)
+    cfg = parse_config(data, p.resolve().parent)
+    if not patrol_data:
+        return cfg
+    from gateway.patrol.store import data_path, load_patrol_data, with_patrol_data
+
+    extra = data_path(p)
+    return with_patrol_data(cfg, load_patrol_data(extra), extra)
 
 
 def dump_config(cfg: GatewayConfig) -> str:

@@ -2,15 +2,22 @@
 
 Theory of operation
 -------------------
-The wizard is a list of named steps run in order: ``ports -> scan -> pair -> name -> relays ->
-cameras -> enroll -> write``. Each step reads what earlier steps found (from the state file,
+The wizard is a list of named steps run in order: ``ports -> scan -> pair -> name -> guards ->
+route -> schedule -> relays -> cameras -> enroll -> write``. Each step reads what earlier steps found (from the state file,
 :mod:`gateway.setup.state`) and returns a JSON result that is saved before the next step starts
 (pairing also saves after each reader). Run again after an interruption, it skips every step
 already finished and says so. The answers come from the installer at the terminal or from an
 answers file (``--answers``, :mod:`gateway.setup.answers`); in answers mode the wizard also
 prints machine-readable lines (``@@setup step-done scan``, ``@@setup tap-wanted north-gate``)
 for scripts and tests. The config is written last, through the config model's validation and
-``write_config_atomically`` (the old file is kept as ``.bak``).
+``write_config_atomically`` (the old file is kept as ``.bak``); the guards, the route and the
+schedule go to the patrol data file beside it (:mod:`gateway.patrol.store`), which
+``compound-gw guards`` and ``compound-gw patrol routes|schedules`` edit later.
+
+At the terminal (an :class:`~gateway.setup.interactive.Asker`), every answer is checked where
+it is typed and kept in the state file, so a resumed wizard does not ask it again; questions
+that need the scan (board names, channels as printed on the board) are asked after it. A tap
+step shows a countdown and can be skipped (Enter, or let the countdown run out).
 
     wizard = Wizard(answers, config_path=Path("/etc/compound-gw/gateway.toml"),
                     state=StateFile.load(state_path), out=sys.stdout)
@@ -20,7 +27,10 @@ for scripts and tests. The config is written last, through the config model's va
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime as dt
 import os
+import select
 import secrets
 import sys
 import time
@@ -32,25 +42,111 @@ from typing import Any, TextIO
 
 from gateway.config import read_secret_file, write_secret_file
 from gateway.errors import ConfigError, GatewayError
+from gateway.patrol.taps import ReaderTaps, WristbandTap
 from gateway.setup.answers import Answers
 from gateway.setup.checks import (
-    TapSession,
     check_camera,
     click_zones,
     machine_line,
     running_daemon_pid,
 )
+from gateway.setup.interactive import (
+    AnswerError,
+    Asker,
+    InputEnded,
+    parse_board_channel,
+    parse_choice,
+    parse_count,
+    parse_every_hours,
+    parse_guard_id,
+    parse_id_list,
+    parse_name,
+    parse_optional_text,
+    parse_required_text,
+    parse_time_of_day,
+    parse_times,
+    parse_zones,
+)
 from gateway.setup.progress import ProgressBar
+from gateway.setup.words import _
 from gateway.setup.scan import list_serial_ports, scan_modbus, scan_osdp
 from gateway.setup.state import StateFile
 
-STEPS = ("ports", "scan", "pair", "name", "relays", "cameras", "enroll", "write")
+STEPS = (
+    "ports",
+    "scan",
+    "pair",
+    "name",
+    "guards",
+    "route",
+    "schedule",
+    "relays",
+    "cameras",
+    "enroll",
+    "write",
+)
+# Steps whose answers ``--redo`` forgets, besides the step's own (answers keyed "<step>.*").
+REDO_ANSWERS = {"ports": ("ports",), "enroll": ("enroll",), "gateway": ("gateway",)}
+# Walking a route takes minutes per leg; an enrolment tap is quick once asked.
+ROUTE_LEG_TIMEOUT_S = 900.0
+COUNTDOWN_EVERY_S = 15.0
+# Suggested walking limits from the walk the installer did: a guard faster than half of it is
+# implausible, slower than three times it (at least 5 minutes) makes the checkpoint overdue.
+MIN_WALK_FACTOR = 0.5
+MAX_WALK_FACTOR = 3.0
+MAX_WALK_FLOOR_S = 300.0
 SCBK_LENGTH = 16
 ONLINE_TIMEOUT_S = 30.0
 
 
+# The order after setup, the same in docs/setup.md and in selftest's own words.
+def next_steps() -> str:
+    return _(
+        "setup complete. Next: 1. start the daemon (sudo systemctl start compound-gw); "
+        "2. run `sudo -u compound-gw compound-gw selftest` and tap each reader when asked."
+    )
+
+
 class StepFailed(GatewayError):
     """A step could not finish; the wizard stops and the state keeps what was done."""
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return _("{s} s").format(s=seconds)
+    return _("{m} min {s} s").format(m=seconds // 60, s=seconds % 60)
+
+
+def _enter_pressed() -> bool:
+    """At a terminal: whether a line (Enter) is waiting on stdin; it is read and dropped."""
+    try:
+        if not sys.stdin.isatty():
+            return False
+        ready, _w, _x = select.select([sys.stdin], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    if ready:
+        sys.stdin.readline()
+        return True
+    return False
+
+
+def preview_rounds(sched: Any, timezone: str, now: float) -> list[str]:
+    """Tomorrow's rounds of a schedule, as "22:00 - 00:00" lines in local time."""
+    import zoneinfo
+
+    tz = zoneinfo.ZoneInfo(timezone)
+    day = (dt.datetime.fromtimestamp(now, tz) + dt.timedelta(days=1)).date()
+    midnight = dt.datetime(day.year, day.month, day.day, tzinfo=tz)
+    window = dt.timedelta(minutes=sched.window_minutes_effective() or 60)
+    lines = []
+    for offset in sched.start_offsets_minutes():
+        start = midnight + dt.timedelta(minutes=offset)
+        end = start + window
+        mark = _(" (next day)") if start.date() != day else ""
+        lines.append(f"{start:%H:%M} - {end:%H:%M}{mark}")
+    return lines
 
 
 def reader_id(bus: str, address: int) -> str:
@@ -76,7 +172,7 @@ class Wizard:
         state: StateFile,
         out: TextIO | None = None,
         machine: bool = True,
-        ask: Callable[[str], str] | None = None,
+        asker: Asker | None = None,
         owner: tuple[int, int] | None = None,
     ) -> None:
         self.a = answers
@@ -85,7 +181,8 @@ class Wizard:
         self.state = state
         self.out = out or sys.stdout
         self.machine = machine
-        self.ask = ask
+        # Questions at the terminal; None with an answers file (nothing is asked then).
+        self.asker = asker
         # (uid, gid) of the daemon's user when run as root: it must read the keys we write.
         self.owner = owner
 
@@ -104,10 +201,14 @@ class Wizard:
         if self.machine:
             self.say(machine_line(*words))
 
-    def confirm(self, question: str) -> bool:
-        if self.ask is None:
-            return True
-        return self.ask(question + " [Y/n] ").strip().lower() in ("", "y", "yes")
+    def confirm(self, question: str, default: bool = True) -> bool:
+        if self.asker is None:
+            return default
+        return self.asker.confirm(question, default)
+
+    @property
+    def interactive(self) -> bool:
+        return self.asker is not None
 
     # ------------------------------------------------------------------ the state machine
 
@@ -130,6 +231,14 @@ class Wizard:
             self.signal("step-start", step)
             try:
                 result = getattr(self, f"step_{step}")()
+            except (InputEnded, KeyboardInterrupt):
+                self.say("")
+                self.say(
+                    _("stopped at step {step}; every answer so far is kept: run `compound-gw "
+                      "setup` again to continue").format(step=step)
+                )
+                self.signal("step-failed", step)
+                return 1
             except (StepFailed, ConfigError, GatewayError, OSError) as exc:
                 if isinstance(exc, OSError):
                     # Serial ports are opened exclusively: busy means the daemon holds them.
@@ -143,11 +252,33 @@ class Wizard:
             self.state.finish(step, result)
             self.say(f"step {step}: done")
             self.signal("step-done", step)
-        self.say(
-            "setup complete: start the daemon (systemctl start compound-gw), then run "
-            "`compound-gw selftest`"
-        )
+        for warning in self.patrol_warnings():
+            self.say(warning)
+        self.say(next_steps())
         return 0
+
+    def patrol_warnings(self) -> list[str]:
+        """Why the gateway could not do patrol work yet, in words (empty: it can)."""
+        from gateway.config.model import load_config
+
+        try:
+            cfg = load_config(self.config_path)
+        except (ConfigError, OSError):
+            return []
+        out = []
+        if not cfg.checkpoints.roster:
+            out.append(
+                _("warning: no guard is enrolled: every tap will be refused as an unknown "
+                  "wristband. Add guards with `compound-gw guards add`.")
+            )
+        if not cfg.patrol.routes:
+            out.append(_("warning: no patrol route: add one with `compound-gw patrol routes add`."))
+        if not cfg.patrol.schedules:
+            out.append(
+                _("warning: no patrol schedule: no round is planned. Add one with "
+                  "`compound-gw patrol schedules add`.")
+            )
+        return out
 
     # ------------------------------------------------------------------ steps
 
@@ -336,20 +467,58 @@ class Wizard:
         return specs
 
     def step_name(self) -> dict[str, Any]:
+        if not self.a.checkpoints and self.asker is not None:
+            readers = len(self._readers())
+            self.say(
+                _("  {n} readers were found. Name each checkpoint: you will tap its reader next.")
+                .format(n=readers)
+            )
+            ids = self.asker.value(
+                "name.checkpoints",
+                _("checkpoint ids, in the order you will tap them (comma-separated)"),
+                parse_id_list,
+            )
+            from gateway.setup.answers import CheckpointAnswer
+
+            self.a = dataclasses.replace(
+                self.a, checkpoints=tuple(CheckpointAnswer(id=i) for i in ids)
+            )
         if not self.a.checkpoints:
             raise StepFailed("no checkpoints to name: list them under [[checkpoints]]")
         return asyncio.run(self._name())
 
+    async def _open_taps(self, taps: ReaderTaps) -> None:
+        offline = await taps.wait_online(ONLINE_TIMEOUT_S)
+        if offline:
+            names = ", ".join(reader_id(*k) for k in offline)
+            raise StepFailed(f"readers not online in Secure Channel: {names}")
+        self.say(_("  every reader is online in Secure Channel"))
+        taps.drain()
+
+    async def wait_tap(self, taps: ReaderTaps, timeout: float) -> WristbandTap | None:
+        """The next tap, or None when the countdown ran out or (at a terminal) Enter was
+        pressed. At the terminal the time left is shown every COUNTDOWN_EVERY_S."""
+        deadline = time.monotonic() + timeout
+        next_note = time.monotonic() + COUNTDOWN_EVERY_S
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            tap = await taps.next_tap(min(1.0, left))
+            if tap is not None:
+                return tap
+            if self.interactive and _enter_pressed():
+                return None
+            if self.interactive and time.monotonic() >= next_note:
+                next_note += COUNTDOWN_EVERY_S
+                self.say(_("    ... {s} s left (Enter: skip)").format(s=max(0, round(left))))
+
     async def _name(self) -> dict[str, Any]:
         points: list[dict[str, Any]] = []
+        skipped: list[str] = []
         assigned: dict[tuple[str, int], str] = {}
-        async with TapSession(self._bus_specs()) as taps:
-            offline = await taps.wait_online(ONLINE_TIMEOUT_S)
-            if offline:
-                names = ", ".join(reader_id(*k) for k in offline)
-                raise StepFailed(f"readers not online in Secure Channel: {names}")
-            self.say("  every reader is online in Secure Channel")
-            taps.drain()
+        async with ReaderTaps(self._bus_specs()) as taps:
+            await self._open_taps(taps)
             for cp in self.a.checkpoints:
                 self.say(
                     f"  tap a wristband on the reader at checkpoint {cp.id!r} "
@@ -357,21 +526,28 @@ class Wizard:
                 )
                 self.signal("tap-wanted", cp.id)
                 while True:
-                    reader = await taps.next_tap(self.a.tap_timeout_s)
-                    if reader is None:
-                        raise StepFailed(
-                            f"no tap for checkpoint {cp.id!r} within {self.a.tap_timeout_s:.0f} s"
-                        )
+                    tap = await self.wait_tap(taps, self.a.tap_timeout_s)
+                    if tap is None:
+                        break
+                    reader = (tap.bus, tap.address)
                     if reader in assigned:
                         self.say(
                             f"  that was {reader_id(*reader)}, already {assigned[reader]!r}:"
                             " tap the other reader"
                         )
-                        await taps.feedback(reader, ok=False)
+                        await taps.feedback(tap, ok=False)
                         continue
                     break
+                if tap is None:
+                    if not self.interactive:
+                        raise StepFailed(
+                            f"no tap for checkpoint {cp.id!r} within {self.a.tap_timeout_s:.0f} s"
+                        )
+                    self.say(_("  checkpoint {cp!r} skipped").format(cp=cp.id))
+                    skipped.append(cp.id)
+                    continue
                 assigned[reader] = cp.id
-                await taps.feedback(reader, ok=True)
+                await taps.feedback(tap, ok=True)
                 self.say(f"  tapped: reader {reader_id(*reader)} is checkpoint {cp.id!r}")
                 self.signal("tapped", cp.id, reader_id(*reader))
                 points.append(
@@ -388,9 +564,214 @@ class Wizard:
             for b, r in self._readers()
             if (b["name"], r["address"]) not in assigned
         ]
+        if skipped:
+            self.say(
+                _("  skipped (not in the config): {ids}; name them later with "
+                  "`compound-gw setup --redo name`").format(ids=", ".join(skipped))
+            )
         if unnamed:
             self.say(f"  not named (left out of the config): {', '.join(unnamed)}")
-        return {"points": points}
+        if not points:
+            raise StepFailed(_("no reader was tapped: the gateway would have no checkpoint"))
+        return {"points": points, "skipped": skipped}
+
+    # -- guards, a route, a schedule ---------------------------------------------------------
+
+    def _checkpoint_at(self) -> dict[tuple[str, int], str]:
+        return {(p["bus"], p["address"]): p["id"] for p in self.state.result("name")["points"]}
+
+    def step_guards(self) -> dict[str, Any]:
+        if self.asker is None:
+            self.say(_("  guards: from the answers file ([[config.checkpoints.roster]])"))
+            return {"guards": []}
+        return asyncio.run(self._guards(self.asker))
+
+    async def _guards(self, asker: Asker) -> dict[str, Any]:
+        guards: list[dict[str, str]] = list(self.state.partial("guards").get("guards", []))
+        for g in guards:
+            self.say(_("  enrolled earlier: {id} {name}").format(id=g["guard"], name=g["name"]))
+        self.say(
+            _("  Enrol the guards: tap each guard's wristband on any reader, then type the "
+              "guard's number and name.")
+        )
+        async with ReaderTaps(self._bus_specs()) as taps:
+            await self._open_taps(taps)
+            while True:
+                if guards and not await asyncio.to_thread(
+                    asker.confirm, _("  enrol another guard?")
+                ):
+                    break
+                self.say(
+                    _("  tap the next guard's wristband on any reader ({s:.0f} s; Enter: "
+                      "no more guards) ...").format(s=self.a.tap_timeout_s)
+                )
+                taps.drain()
+                tap = await self.wait_tap(taps, self.a.tap_timeout_s)
+                if tap is None:
+                    break
+                known = next((g for g in guards if g["wristband"] == tap.wristband), None)
+                if known is not None:
+                    await taps.feedback(tap, ok=False)
+                    self.say(
+                        _("  this wristband is already guard {id} ({name})").format(
+                            id=known["guard"], name=known["name"]
+                        )
+                    )
+                    continue
+                await taps.feedback(tap, ok=True)
+                self.say(_("  wristband read on reader {r}").format(r=reader_id(tap.bus, tap.address)))
+                taken = {g["guard"] for g in guards}
+
+                def new_id(text: str) -> str:
+                    gid = parse_guard_id(text)
+                    if gid in taken:
+                        raise AnswerError(_("{id} is already enrolled: type another number").format(id=gid))
+                    return gid
+
+                gid = await asyncio.to_thread(
+                    asker.value, "", _("  guard number (e.g. g-017)"), new_id, remember=False
+                )
+                name = await asyncio.to_thread(
+                    asker.value, "", _("  guard name"), parse_required_text, remember=False
+                )
+                guards.append({"wristband": tap.wristband, "guard": gid, "name": name})
+                self.state.save_partial("guards", {"guards": guards})
+                self.say(_("  enrolled: {id} {name}").format(id=gid, name=name))
+        if not guards:
+            self.say(
+                _("  no guard enrolled: taps will be refused as unknown until you add guards "
+                  "with `compound-gw guards add`")
+            )
+        return {"guards": guards}
+
+    def step_route(self) -> dict[str, Any]:
+        if self.asker is None:
+            self.say(_("  route: from the answers file ([[config.patrol.routes]])"))
+            return {"route": None}
+        return asyncio.run(self._route(self.asker))
+
+    async def _route(self, asker: Asker) -> dict[str, Any]:
+        at = self._checkpoint_at()
+        if not at:
+            return {"route": None}
+        route_id = await asyncio.to_thread(
+            asker.value, "route.id", _("route id"), lambda t: parse_name(t, "main"), "main"
+        )
+        name = await asyncio.to_thread(
+            asker.value, "route.name", _("route name (shown in reports)"), parse_optional_text
+        )
+        count = await asyncio.to_thread(
+            asker.value,
+            "route.count",
+            _("how many checkpoints does a round visit"),
+            lambda t: parse_count(t, 1, len(at)),
+            str(len(at)),
+        )
+        self.say(
+            _("  Walk the route now, as a guard would, and tap a wristband on each checkpoint's "
+              "reader in order ({n} checkpoints; Enter: the route ends here).").format(n=count)
+        )
+        visited: list[tuple[str, float]] = []
+        async with ReaderTaps(self._bus_specs()) as taps:
+            await self._open_taps(taps)
+            while len(visited) < count:
+                tap = await self.wait_tap(taps, ROUTE_LEG_TIMEOUT_S)
+                if tap is None:
+                    break
+                cp = at.get((tap.bus, tap.address))
+                if cp is None or any(v == cp for v, _t in visited):
+                    await taps.feedback(tap, ok=False)
+                    why = _("not a checkpoint") if cp is None else _("already on the route")
+                    self.say(_("  {r}: {why}: tap the next checkpoint").format(
+                        r=reader_id(tap.bus, tap.address), why=why))
+                    continue
+                await taps.feedback(tap, ok=True)
+                if visited:
+                    walked = tap.mono_time - visited[-1][1]
+                    self.say(_("  {n}. {cp} (walked {t})").format(
+                        n=len(visited) + 1, cp=cp, t=_duration(walked)))
+                else:
+                    self.say(_("  1. {cp} (start)").format(cp=cp))
+                visited.append((cp, tap.mono_time))
+        if not visited:
+            self.say(_("  no route recorded: add one later with `compound-gw patrol routes add`"))
+            return {"route": None}
+        legs = []
+        for (a, ta), (b, tb) in zip(visited, visited[1:], strict=False):
+            walked = tb - ta
+            legs.append(
+                {
+                    "from_checkpoint": a,
+                    "to_checkpoint": b,
+                    "min_walk_s": float(round(walked * MIN_WALK_FACTOR)),
+                    "max_walk_s": float(max(MAX_WALK_FLOOR_S, round(walked * MAX_WALK_FACTOR))),
+                }
+            )
+        for leg in legs:
+            self.say(
+                _("    {a} -> {b}: faster than {lo} is implausible, slower than {hi} is "
+                  "overdue").format(a=leg["from_checkpoint"], b=leg["to_checkpoint"],
+                                    lo=_duration(leg["min_walk_s"]),
+                                    hi=_duration(leg["max_walk_s"]))
+            )
+        route: dict[str, Any] = {"id": route_id, "checkpoints": [v for v, _t in visited]}
+        if name:
+            route["name"] = name
+        if legs and await asyncio.to_thread(asker.confirm, _("  use these walking times?")):
+            route["legs"] = legs
+        return {"route": route}
+
+    def step_schedule(self) -> dict[str, Any]:
+        route = self.state.result("route").get("route")
+        if self.asker is None or not route:
+            if self.asker is not None:
+                self.say(_("  no route: no schedule"))
+            return {"schedule": None}
+        asker = self.asker
+        from gateway.config.schema import parse_section
+        from gateway.patrol.config import ScheduleSection
+
+        while True:
+            self.say(_("  When should rounds be walked?"))
+            self.say(_("    1. every 2 hours at night, 22:00 to 06:00"))
+            self.say(_("    2. at fixed times (e.g. 08:00, 14:00, 20:00)"))
+            self.say(_("    3. custom: every N hours between two times"))
+            choice = asker.value(
+                "schedule.pattern", _("choose 1, 2 or 3"), lambda t: parse_choice(t, 3), "1"
+            )
+            data: dict[str, Any] = {"id": f"{route['id']}-rounds", "route": route["id"]}
+            if choice == 1:
+                data.update(every_hours=2.0, start="22:00", end="06:00")
+            elif choice == 2:
+                times = asker.value(
+                    "schedule.times", _("round start times (comma-separated, 24-hour)"), parse_times
+                )
+                window = asker.value(
+                    "schedule.window",
+                    _("minutes a round may take from its start"),
+                    lambda t: parse_count(t, 16, 1440),
+                    "60",
+                )
+                data.update(times=times, window_minutes=float(window))
+            else:
+                hours = asker.value(
+                    "schedule.every", _("a round every how many hours"), parse_every_hours, "2"
+                )
+                start = asker.value("schedule.start", _("first round at"), parse_time_of_day, "22:00")
+                end = asker.value("schedule.end", _("no round after"), parse_time_of_day, "06:00")
+                data.update(every_hours=hours, start=start, end=end)
+            try:
+                sched = parse_section(ScheduleSection, data, "schedule")
+            except ConfigError as exc:
+                self.say(_("  ! that schedule does not work: {why}").format(why=exc.detail))
+                asker.forget("schedule")
+                continue
+            self.say(_("  rounds tomorrow:"))
+            for line in preview_rounds(sched, self.a.gateway.timezone, time.time()):
+                self.say(f"    {line}")
+            if asker.confirm(_("  use this schedule?")):
+                return {"schedule": data}
+            asker.forget("schedule")
 
     # -- relays ----------------------------------------------------------------------------
 
@@ -440,10 +821,50 @@ class Wizard:
             table["amplifier"] = {"board": board, "channel": int(channel or 0)}
         return table
 
+    def ask_relays(self) -> None:
+        """At the terminal: zones and the amplifier, named as the scan found the boards and
+        numbered as printed on them (CH1 first); kept in the state for resume."""
+        if self.asker is None or self.a.relays.zones:
+            return
+        from gateway.setup.answers import RelayAnswers, ZoneAnswer
+
+        boards: dict[str, int] = {}
+        names = self._board_names()
+        for b in self.state.result("scan")["buses"]:
+            for bd in b["boards"]:
+                boards[names[reader_id(b["name"], bd["address"])]] = int(bd["channels"])
+        if not boards:
+            return
+        if "relays.zones" not in self.asker.saved:
+            self.say(_("  relay boards found:"))
+            for name, channels in boards.items():
+                self.say(_("    {name}: channels CH1 to CH{n}").format(name=name, n=channels))
+        zones = self.asker.value(
+            "relays.zones",
+            _("loudspeaker zones as number=board/channel, comma-separated, e.g. {e} "
+              "(empty: none)").format(e=f"1={next(iter(boards))}/CH1"),
+            lambda t: parse_zones(t, boards),
+        )
+        amp = self.asker.value(
+            "relays.amplifier",
+            _("amplifier power relay as board/channel (empty: none)"),
+            lambda t: parse_board_channel(t, boards),
+        )
+        self.a = dataclasses.replace(
+            self.a,
+            relays=dataclasses.replace(
+                self.a.relays,
+                zones=tuple(ZoneAnswer(number=z, board=b, channel=c) for z, b, c in zones),
+                amplifier=f"{amp[0]}/{amp[1]}" if amp else "",
+            ),
+        )
+        assert isinstance(self.a.relays, RelayAnswers)
+
     def step_relays(self) -> dict[str, Any]:
         from gateway.broadcast.config import BroadcastSection
         from gateway.config.schema import parse_section
 
+        self.ask_relays()
         table = self.broadcast_table()
         if table is None or not table["zones"]:
             self.say("  no relay boards or zones: broadcast left out")
@@ -457,9 +878,9 @@ class Wizard:
             bar.update(zones.index(zone) + 1)
             self.say(f"  zone {zone} is ON now")
             self.signal("zone-on", zone)
-            if self.ask is not None:
+            if self.asker is not None:
                 heard[zone] = await asyncio.to_thread(
-                    self.confirm, f"  did zone {zone} click/sound?"
+                    self.confirm, _("  did zone {zone} click/sound?").format(zone=zone)
                 )
 
         async def run() -> list[Any]:
@@ -494,24 +915,88 @@ class Wizard:
             if value is None:
                 raise StepFailed(f"camera {cam.name}: ${cam.password_env} is not set")
             return value
-        if self.ask is not None:
-            import getpass
-
-            return getpass.getpass(f"  password for camera {cam.name} (user {cam.username}): ")
         return ""
 
-    def step_cameras(self) -> dict[str, Any]:
-        results = []
-        for cam in self.a.cameras:
-            password = self.camera_password(cam)
-            check = asyncio.run(
-                check_camera(
-                    cam.name, cam.snapshot_url, cam.rtsp_url, cam.auth, cam.username, password
+    def ask_cameras(self) -> None:
+        """At the terminal: the cameras (no password here: it is asked and checked live)."""
+        if self.asker is None or self.a.cameras:
+            return
+        from gateway.setup.answers import CameraAnswer
+        from gateway.setup.interactive import parse_auth, parse_rtsp_url, parse_snapshot_url
+
+        cams = []
+        asker = self.asker
+        for n in range(1, 65):
+            taken = {c.name for c in cams}
+
+            def cam_name(text: str) -> str:
+                if not text.strip():
+                    return ""
+                name = parse_name(text, "gate-cam")
+                if name in taken:
+                    raise AnswerError(_("{name} is already a camera").format(name=name))
+                return name
+
+            name = asker.value(
+                f"cameras.{n}.name", _("camera name (empty: no more cameras)"), cam_name
+            )
+            if not name:
+                break
+            cams.append(
+                CameraAnswer(
+                    name=name,
+                    snapshot_url=asker.value(
+                        f"cameras.{n}.snapshot_url", _("  snapshot address"), parse_snapshot_url
+                    ),
+                    rtsp_url=asker.value(
+                        f"cameras.{n}.rtsp_url", _("  RTSP address (empty: none)"), parse_rtsp_url
+                    ),
+                    auth=asker.value(f"cameras.{n}.auth", _("  login kind"), parse_auth, "digest"),
+                    username=asker.value(
+                        f"cameras.{n}.username", _("  user name"), parse_optional_text, "admin"
+                    ),
                 )
             )
-            if not check.ok:
-                raise StepFailed(f"camera {cam.name}: live snapshot failed ({check.detail})")
+        self.a = dataclasses.replace(self.a, cameras=tuple(cams))
+
+    def _check_camera(self, cam: Any, password: str) -> Any:
+        return asyncio.run(
+            check_camera(cam.name, cam.snapshot_url, cam.rtsp_url, cam.auth, cam.username, password)
+        )
+
+    def step_cameras(self) -> dict[str, Any]:
+        self.ask_cameras()
+        results = []
+        for cam in self.a.cameras:
             rel = Path("keys") / f"camera-{cam.name}.password"
+            interactive = self.asker is not None and not (cam.password_file or cam.password_env)
+            if interactive:
+                assert self.asker is not None
+                saved = self.config_dir / rel
+                password = saved.read_text().strip() if saved.exists() else ""
+                check = self._check_camera(cam, password) if password else None
+                while check is None or not check.ok:
+                    if check is not None:
+                        self.say(
+                            _("  camera {name} refused it or did not answer ({why})").format(
+                                name=cam.name, why=check.detail
+                            )
+                        )
+                        if not self.confirm(_("  type the password again?")):
+                            raise StepFailed(
+                                f"camera {cam.name}: live snapshot failed ({check.detail})"
+                            )
+                    password = self.asker.secret(
+                        _("  password for camera {name} (user {user}, not shown): ").format(
+                            name=cam.name, user=cam.username
+                        )
+                    )
+                    check = self._check_camera(cam, password)
+            else:
+                password = self.camera_password(cam)
+                check = self._check_camera(cam, password)
+                if not check.ok:
+                    raise StepFailed(f"camera {cam.name}: live snapshot failed ({check.detail})")
             write_secret_file(self.config_dir / rel, password.encode(), hex_text=False)
             self.give_to_daemon(self.config_dir / rel)
             self.say(
@@ -553,24 +1038,41 @@ class Wizard:
             token = self.a.path(e.token_file).read_text().strip()
         elif e.token_env:
             token = os.environ.get(e.token_env, "")
-        elif self.ask is not None:
-            import getpass
-
-            token = getpass.getpass("  enrollment token: ")
+        elif self.asker is not None:
+            token = ""
         else:
             token = ""
-        if not token:
+        if not token and self.asker is None:
             raise StepFailed("no enrollment token (token_file or token_env)")
-        result = asyncio.run(
-            provision(
-                e.centre_url,
-                token,
-                data_dir=self.data_dir(),
-                gateway_id=self.a.gateway.id,
-                compound=self.a.gateway.compound,
-                ca_fingerprint=e.ca_fingerprint or None,
+
+        def enroll(token: str) -> Any:
+            return asyncio.run(
+                provision(
+                    e.centre_url,
+                    token,
+                    data_dir=self.data_dir(),
+                    gateway_id=self.a.gateway.id,
+                    compound=self.a.gateway.compound,
+                    ca_fingerprint=e.ca_fingerprint or None,
+                )
             )
-        )
+
+        from gateway.errors import SyncError
+
+        while True:
+            if not token:
+                assert self.asker is not None
+                token = self.asker.secret(_("  one-time enrollment token (not shown): "))
+            try:
+                result = enroll(token)
+                break
+            except SyncError as exc:
+                if self.asker is None:
+                    raise
+                self.say(_("  enrollment failed: {why}").format(why=exc.reason))
+                if not self.confirm(_("  type the token again?")):
+                    raise StepFailed(f"enrollment failed: {exc.reason}") from exc
+                token = ""
         sync_dir = SyncPaths.from_section(SyncSection(), self.data_dir()).key.parent
         for f in [sync_dir, *sync_dir.iterdir()]:
             self.give_to_daemon(f)
@@ -592,7 +1094,45 @@ class Wizard:
 
     # -- the config ------------------------------------------------------------------------
 
+    def patrol_data(self, cfg: Any) -> tuple[Any, Path]:
+        """The patrol data file's content after this run: what is there already, with this
+        run's guards, route and schedule added (same wristband, guard or id: replaced)."""
+        from gateway.config.schema import parse_section
+        from gateway.patrol.store import PatrolData, data_path, load_patrol_data
+
+        path = data_path(self.config_path)
+        have = load_patrol_data(path)
+        guards = self.state.result("guards").get("guards", []) if self.state.done("guards") else []
+        route = self.state.result("route").get("route") if self.state.done("route") else None
+        sched = (
+            self.state.result("schedule").get("schedule") if self.state.done("schedule") else None
+        )
+        new = parse_section(
+            PatrolData,
+            {
+                "roster": guards,
+                "routes": [route] if route else [],
+                "schedules": [sched] if sched else [],
+            },
+            "",
+        )
+        bands = {g.wristband for g in new.roster}
+        ids = {g.guard for g in new.roster}
+        data = PatrolData(
+            roster=tuple(g for g in have.roster if g.wristband not in bands and g.guard not in ids)
+            + new.roster,
+            routes=tuple(r for r in have.routes if r.id not in {x.id for x in new.routes})
+            + new.routes,
+            schedules=tuple(
+                x for x in have.schedules if x.id not in {y.id for y in new.schedules}
+            )
+            + new.schedules,
+            shifts=have.shifts,
+        )
+        return data, path
+
     def build_config_data(self) -> dict[str, Any]:
+        self.ask_relays()
         g = self.a.gateway
         data: dict[str, Any] = {
             "gateway": {
@@ -656,10 +1196,14 @@ class Wizard:
     def step_write(self) -> dict[str, Any]:
         from gateway.config.model import parse_config, write_config_atomically
 
+        from gateway.patrol.store import save_patrol_data, with_patrol_data
+
         data = self.build_config_data()
         cfg = parse_config(data, self.config_dir)
         for key, reason in cfg.check():
             raise StepFailed(f"the config would be invalid: {key}: {reason}")
+        patrol, patrol_path = self.patrol_data(cfg)
+        with_patrol_data(cfg, patrol, patrol_path)  # ConfigError names the key: nothing written
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
         had_old = self.config_path.exists()
         write_config_atomically(cfg, self.config_path)
@@ -668,6 +1212,12 @@ class Wizard:
             os.chown(self.config_path, 0, self.owner[1])
             os.chmod(self.config_path, 0o640)
         tomllib.loads(self.config_path.read_text())
+        save_patrol_data(patrol_path, patrol, like=self.config_path)
+        self.say(
+            _("  wrote {path}: {g} guards, {r} routes, {s} schedules").format(
+                path=patrol_path, g=len(patrol.roster), r=len(patrol.routes), s=len(patrol.schedules)
+            )
+        )
         backup = str(self.config_path.with_name(self.config_path.name + ".bak")) if had_old else ""
         self.say(
             f"  wrote {self.config_path}" + (f" (previous kept as {backup})" if backup else "")
