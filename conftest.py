@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# Tests read the gateway's English source strings unless they ask for another language
+# (monkeypatch COMPOUND_GW_LANG); tests/i18n checks that people get zh-CN by default.
+os.environ["COMPOUND_GW_LANG"] = "en"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -85,9 +85,9 @@ def copy_source(dest: Path) -> Path:
     """The parts of this checkout a build needs (pip and setuptools write into the tree)."""
     dest.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy2(REPO / name, dest / name)
-    for pkg in ("gateway", "drivers", "wire", "centre"):
+    for pkg in ("gateway", "drivers", "wire", "centre", "i18n"):
         shutil.copytree(REPO / pkg, dest / pkg, ignore=ignore)
     return dest
 
