@@ -238,7 +238,8 @@ async def reload_patrol_data(
     except ConfigError as exc:
         log.warning("reload refused: %s", exc)
         await journal.append(
-            "config.reload_refused", {"file": str(config_path), "key": exc.key, "reason": exc.detail}
+            "config.reload_refused",
+            {"file": str(config_path), "key": exc.key, "reason": exc.detail},
         )
         return False, f"refused, the data in force is kept: {exc}"
     roster = {g.wristband: g.guard for g in cfg.checkpoints.roster}

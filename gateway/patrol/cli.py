@@ -107,8 +107,8 @@ def _data_context(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
 def _save_and_reload(args: argparse.Namespace, base: Any, data: Any, path: Any) -> int:
     """Validate against the config, write atomically, ask the daemon to reload; exit code."""
+    from gateway.i18n import _
     from gateway.patrol.store import save_patrol_data, with_patrol_data
-    from gateway.setup.words import _
 
     with_patrol_data(base, data, path)  # ConfigError names the key: nothing is written
     from pathlib import Path
@@ -128,8 +128,8 @@ def _ask_daemon_to_reload(cfg: Any) -> int:
     import os
     import signal
 
+    from gateway.i18n import _
     from gateway.patrol.taps import journal_last_seq
-    from gateway.setup.words import _
 
     pid = _daemon_pid(cfg)
     if pid is None:
@@ -156,7 +156,7 @@ def _ask_daemon_to_reload(cfg: Any) -> int:
 
 
 def cmd_guards_list(args: argparse.Namespace) -> int:
-    from gateway.setup.words import _
+    from gateway.i18n import _
 
     base, data, path = _data_context(args)
     rows = [(g.guard, g.name, g.wristband, path.name) for g in data.roster]
@@ -173,7 +173,7 @@ def cmd_guards_list(args: argparse.Namespace) -> int:
 def cmd_guards_remove(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from gateway.setup.words import _
+    from gateway.i18n import _
 
     base, data, path = _data_context(args)
     if data.guard(args.guard) is None:
@@ -232,13 +232,13 @@ def cmd_guards_add(args: argparse.Namespace) -> int:
     import dataclasses
 
     from gateway.checkpoints.config import GuardConfig
+    from gateway.i18n import _
     from gateway.setup.interactive import (
         AnswerError,
         Asker,
         parse_guard_id,
         parse_required_text,
     )
-    from gateway.setup.words import _
 
     base, data, path = _data_context(args)
     taken = {g.guard for g in data.roster} | {g.guard for g in base.checkpoints.roster}
@@ -285,7 +285,7 @@ def cmd_guards_add(args: argparse.Namespace) -> int:
 
 
 def cmd_routes_list(args: argparse.Namespace) -> int:
-    from gateway.setup.words import _
+    from gateway.i18n import _
 
     base, data, path = _data_context(args)
     rows = [(r, path.name) for r in data.routes] + [(r, "gateway.toml") for r in base.patrol.routes]
@@ -297,7 +297,7 @@ def cmd_routes_list(args: argparse.Namespace) -> int:
 
 
 def cmd_routes_show(args: argparse.Namespace) -> int:
-    from gateway.setup.words import _
+    from gateway.i18n import _
 
     base, data, _path = _data_context(args)
     route = next((r for r in (*data.routes, *base.patrol.routes) if r.id == args.id), None)
@@ -321,8 +321,8 @@ def cmd_routes_add(args: argparse.Namespace) -> int:
     import dataclasses
 
     from gateway.config.schema import parse_section
+    from gateway.i18n import _
     from gateway.patrol.config import RouteSection
-    from gateway.setup.words import _
 
     base, data, path = _data_context(args)
     raw: dict[str, Any] = {
@@ -336,7 +336,7 @@ def cmd_routes_add(args: argparse.Namespace) -> int:
     if args.max_walk is not None:
         raw["max_walk_s"] = args.max_walk
     route = parse_section(RouteSection, raw, "route")
-    routes = tuple(r for r in data.routes if r.id != route.id) + (route,)
+    routes = (*(r for r in data.routes if r.id != route.id), route)
     print(_("route {id}: {cps}").format(id=route.id, cps=" > ".join(route.checkpoints)))
     return _save_and_reload(args, base, dataclasses.replace(data, routes=routes), path)
 
@@ -344,7 +344,7 @@ def cmd_routes_add(args: argparse.Namespace) -> int:
 def cmd_routes_remove(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from gateway.setup.words import _
+    from gateway.i18n import _
 
     base, data, path = _data_context(args)
     if not any(r.id == args.id for r in data.routes):
@@ -355,14 +355,16 @@ def cmd_routes_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_schedules_list(args: argparse.Namespace) -> int:
-    from gateway.setup.words import _
+    from gateway.i18n import _
 
     base, data, path = _data_context(args)
     rows = [(s, path.name) for s in data.schedules] + [
         (s, "gateway.toml") for s in base.patrol.schedules
     ]
     if not rows:
-        print(_("no schedule: no round is planned. Add one with `compound-gw patrol schedules add`"))
+        print(
+            _("no schedule: no round is planned. Add one with `compound-gw patrol schedules add`")
+        )
     for s, where in rows:
         when = (
             ", ".join(s.times)
@@ -374,8 +376,8 @@ def cmd_schedules_list(args: argparse.Namespace) -> int:
 
 
 def cmd_schedules_show(args: argparse.Namespace) -> int:
+    from gateway.i18n import _
     from gateway.setup.wizard import preview_rounds
-    from gateway.setup.words import _
 
     base, data, _path = _data_context(args)
     sched = next((s for s in (*data.schedules, *base.patrol.schedules) if s.id == args.id), None)
@@ -393,9 +395,9 @@ def cmd_schedules_add(args: argparse.Namespace) -> int:
     import dataclasses
 
     from gateway.config.schema import parse_section
+    from gateway.i18n import _
     from gateway.patrol.config import ScheduleSection
     from gateway.setup.wizard import preview_rounds
-    from gateway.setup.words import _
 
     base, data, path = _data_context(args)
     raw: dict[str, Any] = {"id": args.id, "route": args.route}
@@ -409,7 +411,7 @@ def cmd_schedules_add(args: argparse.Namespace) -> int:
     if args.grace is not None:
         raw["grace_minutes"] = args.grace
     sched = parse_section(ScheduleSection, raw, "schedule")
-    schedules = tuple(s for s in data.schedules if s.id != sched.id) + (sched,)
+    schedules = (*(s for s in data.schedules if s.id != sched.id), sched)
     print(_("rounds tomorrow:"))
     for line in preview_rounds(sched, base.patrol.timezone, time.time()):
         print(f"  {line}")
@@ -419,7 +421,7 @@ def cmd_schedules_add(args: argparse.Namespace) -> int:
 def cmd_schedules_remove(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from gateway.setup.words import _
+    from gateway.i18n import _
 
     base, data, path = _data_context(args)
     if not any(s.id == args.id for s in data.schedules):
@@ -461,7 +463,9 @@ def add_data_cli(sub: Any, psub: Any) -> None:
     p.add_argument("id")
     p.add_argument("--checkpoints", required=True, help="checkpoint ids in walking order, a,b,c")
     p.add_argument("--name", default="", help="name shown in reports")
-    p.add_argument("--any-order", action="store_true", help="checkpoints may be walked in any order")
+    p.add_argument(
+        "--any-order", action="store_true", help="checkpoints may be walked in any order"
+    )
     p.add_argument("--min-walk", type=float, default=None, help="fastest plausible leg (s)")
     p.add_argument("--max-walk", type=float, default=None, help="slowest leg before overdue (s)")
     p.set_defaults(handler=cmd_routes_add)

@@ -51,7 +51,10 @@ class PatrolData:
         guards: dict[str, int] = {}
         for i, g in enumerate(self.roster):
             if g.wristband in bands:
-                yield f"roster[{i}].wristband", f"{g.wristband} is already roster[{bands[g.wristband]}]"
+                yield (
+                    f"roster[{i}].wristband",
+                    f"{g.wristband} is already roster[{bands[g.wristband]}]",
+                )
             bands.setdefault(g.wristband, i)
             if g.guard in guards:
                 yield f"roster[{i}].guard", f"{g.guard!r} is already roster[{guards[g.guard]}]"
@@ -110,7 +113,11 @@ def with_patrol_data(cfg: Any, data: PatrolData, path: Path | None = None) -> An
         if sched.route not in route_ids:
             raise fail(f"schedules[{i}].route", f"{sched.route!r} is not a route id")
     for key, ours, theirs in (
-        ("roster", [g.wristband for g in data.roster], {g.wristband for g in cfg.checkpoints.roster}),
+        (
+            "roster",
+            [g.wristband for g in data.roster],
+            {g.wristband for g in cfg.checkpoints.roster},
+        ),
         ("routes", [r.id for r in data.routes], {r.id for r in cfg.patrol.routes}),
         ("schedules", [s.id for s in data.schedules], {s.id for s in cfg.patrol.schedules}),
         ("shifts", [s.id for s in data.shifts], {s.id for s in cfg.patrol.shifts}),
@@ -118,9 +125,7 @@ def with_patrol_data(cfg: Any, data: PatrolData, path: Path | None = None) -> An
         for i, value in enumerate(ours):
             if value in theirs:
                 raise fail(f"{key}[{i}]", f"{value!r} is also in the gateway config")
-    checkpoints = dataclasses.replace(
-        cfg.checkpoints, roster=cfg.checkpoints.roster + data.roster
-    )
+    checkpoints = dataclasses.replace(cfg.checkpoints, roster=cfg.checkpoints.roster + data.roster)
     patrol = dataclasses.replace(
         cfg.patrol,
         routes=cfg.patrol.routes + data.routes,

@@ -99,7 +99,9 @@ class ReaderTaps:
     async def feedback(self, tap: WristbandTap, ok: bool) -> None:
         from drivers.checkpoints import Feedback
 
-        await self.buses[tap.bus].feedback(tap.address, Feedback.ACCEPTED if ok else Feedback.REFUSED)
+        await self.buses[tap.bus].feedback(
+            tap.address, Feedback.ACCEPTED if ok else Feedback.REFUSED
+        )
 
 
 def journal_last_seq(journal_path: Path) -> int:

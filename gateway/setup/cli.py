@@ -78,11 +78,11 @@ def add_cli(subparsers: Any) -> None:
 
 def cmd_setup(args: argparse.Namespace) -> int:
     from gateway.errors import ConfigError
+    from gateway.i18n import _
     from gateway.setup.answers import load_answers
     from gateway.setup.interactive import Asker, InputEnded, interactive_answers
     from gateway.setup.state import StateFile
     from gateway.setup.wizard import REDO_ANSWERS, STEPS, Wizard, default_state_path
-    from gateway.setup.words import _
 
     config = Path(args.config)
     state_path = Path(args.state) if args.state else default_state_path(config)

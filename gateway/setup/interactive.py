@@ -18,7 +18,8 @@ stops cleanly, everything answered so far kept.
 Secrets are not kept: camera passwords and the enrollment token are asked without echo in the
 step that needs them and checked live there (a refused one is asked again).
 
-Chinese input methods type full-width punctuation (，：／＝); parsers accept it.
+Chinese input methods type full-width punctuation (comma, colon, slash, equals, the
+ideographic comma and space); parsers accept it.
 """
 
 from __future__ import annotations
@@ -34,14 +35,16 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from gateway.errors import GatewayError
-from gateway.setup.words import _
+from gateway.i18n import _
 from gateway.setup.answers import Answers, parse_answers
 from gateway.setup.scan import list_serial_ports
 
 T = TypeVar("T")
 
 MAX_ANSWER_CHARS = 500
-_FULL_WIDTH = str.maketrans({"，": ",", "：": ":", "／": "/", "＝": "=", "、": ",", "　": " "})
+_FULL_WIDTH = str.maketrans(
+    {"\uff0c": ",", "\uff1a": ":", "\uff0f": "/", "\uff1d": "=", "\u3001": ",", "\u3000": " "}
+)
 
 
 class AnswerError(GatewayError):
@@ -75,7 +78,8 @@ def clean(text: str) -> str:
 
 
 def _number(text: str, lo: int, hi: int, what: str) -> int:
-    # ASCII digits only: int() takes '٣' or '３', which a person did not mean as a number here.
+    # ASCII digits only: int() also takes Arabic-Indic or full-width digits, which a person
+    # did not mean as a number here.
     if re.fullmatch(r"[0-9]{1,6}", text) is None or not lo <= int(text) <= hi:
         raise AnswerError(
             _("{what} must be a whole number from {lo} to {hi}").format(what=what, lo=lo, hi=hi)
@@ -303,14 +307,18 @@ def parse_snapshot_url(text: str) -> str:
     except ValueError:
         ok = False
     if not ok:
-        raise AnswerError(_("type the camera's snapshot address, e.g. http://10.0.0.20/snapshot.jpg"))
+        raise AnswerError(
+            _("type the camera's snapshot address, e.g. http://10.0.0.20/snapshot.jpg")
+        )
     return t
 
 
 def parse_rtsp_url(text: str) -> str:
     t = clean(text)
     if t and (not t.startswith("rtsp://") or " " in t):
-        raise AnswerError(_("an RTSP address starts with rtsp://, e.g. rtsp://10.0.0.20:554/stream1"))
+        raise AnswerError(
+            _("an RTSP address starts with rtsp://, e.g. rtsp://10.0.0.20:554/stream1")
+        )
     return t
 
 
@@ -469,7 +477,9 @@ def interactive_answers(config_path: Path, asker: Asker) -> Answers:
     print(_("Compound Gateway setup. Press Enter to accept [defaults]."))
     data: dict[str, Any] = {
         "gateway": {
-            "id": asker.value("gateway.id", _("gateway id (e.g. rose-garden-01)"), parse_gateway_id),
+            "id": asker.value(
+                "gateway.id", _("gateway id (e.g. rose-garden-01)"), parse_gateway_id
+            ),
             "compound": asker.value("gateway.compound", _("compound name"), parse_required_text),
             "township": asker.value("gateway.township", _("township"), parse_optional_text),
             "timezone": asker.value(

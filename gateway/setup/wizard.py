@@ -3,16 +3,17 @@
 Theory of operation
 -------------------
 The wizard is a list of named steps run in order: ``ports -> scan -> pair -> name -> guards ->
-route -> schedule -> relays -> cameras -> enroll -> write``. Each step reads what earlier steps found (from the state file,
-:mod:`gateway.setup.state`) and returns a JSON result that is saved before the next step starts
-(pairing also saves after each reader). Run again after an interruption, it skips every step
-already finished and says so. The answers come from the installer at the terminal or from an
-answers file (``--answers``, :mod:`gateway.setup.answers`); in answers mode the wizard also
-prints machine-readable lines (``@@setup step-done scan``, ``@@setup tap-wanted north-gate``)
-for scripts and tests. The config is written last, through the config model's validation and
-``write_config_atomically`` (the old file is kept as ``.bak``); the guards, the route and the
-schedule go to the patrol data file beside it (:mod:`gateway.patrol.store`), which
-``compound-gw guards`` and ``compound-gw patrol routes|schedules`` edit later.
+route -> schedule -> relays -> cameras -> enroll -> write``. Each step reads what earlier steps
+found (from the state file, :mod:`gateway.setup.state`) and returns a JSON result that is saved
+before the next step starts (pairing also saves after each reader). Run again after an
+interruption, it skips every step already finished and says so. The answers come from the
+installer at the terminal or from an answers file (``--answers``, :mod:`gateway.setup.answers`);
+in answers mode the wizard also prints machine-readable lines (``@@setup step-done scan``,
+``@@setup tap-wanted north-gate``) for scripts and tests. The config is written last, through
+the config model's validation and ``write_config_atomically`` (the old file is kept as
+``.bak``); the guards, the route and the schedule go to the patrol data file beside it
+(:mod:`gateway.patrol.store`), which ``compound-gw guards`` and ``compound-gw patrol
+routes|schedules`` edit later.
 
 At the terminal (an :class:`~gateway.setup.interactive.Asker`), every answer is checked where
 it is typed and kept in the state file, so a resumed wizard does not ask it again; questions
@@ -29,19 +30,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import itertools
 import os
-import select
 import secrets
+import select
 import sys
 import time
 import tomllib
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from gateway.config import read_secret_file, write_secret_file
 from gateway.errors import ConfigError, GatewayError
+from gateway.i18n import _
 from gateway.patrol.taps import ReaderTaps, WristbandTap
 from gateway.setup.answers import Answers
 from gateway.setup.checks import (
@@ -54,6 +56,7 @@ from gateway.setup.interactive import (
     AnswerError,
     Asker,
     InputEnded,
+    parse_auth,
     parse_board_channel,
     parse_choice,
     parse_count,
@@ -68,7 +71,6 @@ from gateway.setup.interactive import (
     parse_zones,
 )
 from gateway.setup.progress import ProgressBar
-from gateway.setup.words import _
 from gateway.setup.scan import list_serial_ports, scan_modbus, scan_osdp
 from gateway.setup.state import StateFile
 
@@ -218,39 +220,45 @@ class Wizard:
         pid = running_daemon_pid(status, time.time())
         if pid is not None and not all(self.state.done(s) for s in STEPS):
             self.say(
-                f"the daemon is running (pid {pid}) and holds the serial ports: stop it "
-                "first (sudo systemctl stop compound-gw)"
+                _(
+                    "the daemon is running (pid {pid}) and holds the serial ports: stop it "
+                    "first (sudo systemctl stop compound-gw)"
+                ).format(pid=pid)
             )
             return 1
         for step in STEPS:
             if self.state.done(step):
-                self.say(f"step {step}: done earlier, skipped")
+                self.say(_("step {step}: done earlier, skipped").format(step=step))
                 self.signal("step-skipped", step)
                 continue
-            self.say(f"step {step}: ...")
+            self.say(_("step {step}: ...").format(step=step))
             self.signal("step-start", step)
             try:
                 result = getattr(self, f"step_{step}")()
             except (InputEnded, KeyboardInterrupt):
                 self.say("")
                 self.say(
-                    _("stopped at step {step}; every answer so far is kept: run `compound-gw "
-                      "setup` again to continue").format(step=step)
+                    _(
+                        "stopped at step {step}; every answer so far is kept: run `compound-gw "
+                        "setup` again to continue"
+                    ).format(step=step)
                 )
                 self.signal("step-failed", step)
                 return 1
             except (StepFailed, ConfigError, GatewayError, OSError) as exc:
                 if isinstance(exc, OSError):
                     # Serial ports are opened exclusively: busy means the daemon holds them.
-                    why = f"device error: {exc} (is the daemon running? stop it first)"
+                    why = _("device error: {exc} (is the daemon running? stop it first)").format(
+                        exc=exc
+                    )
                 else:
                     why = exc.reason if isinstance(exc, StepFailed) else str(exc)
-                self.say(f"step {step}: FAILED: {why}")
+                self.say(_("step {step}: FAILED: {why}").format(step=step, why=why))
                 self.signal("step-failed", step)
-                self.say("fix the cause and run `compound-gw setup` again: it resumes here")
+                self.say(_("fix the cause and run `compound-gw setup` again: it resumes here"))
                 return 1
             self.state.finish(step, result)
-            self.say(f"step {step}: done")
+            self.say(_("step {step}: done").format(step=step))
             self.signal("step-done", step)
         for warning in self.patrol_warnings():
             self.say(warning)
@@ -268,15 +276,19 @@ class Wizard:
         out = []
         if not cfg.checkpoints.roster:
             out.append(
-                _("warning: no guard is enrolled: every tap will be refused as an unknown "
-                  "wristband. Add guards with `compound-gw guards add`.")
+                _(
+                    "warning: no guard is enrolled: every tap will be refused as an unknown "
+                    "wristband. Add guards with `compound-gw guards add`."
+                )
             )
         if not cfg.patrol.routes:
             out.append(_("warning: no patrol route: add one with `compound-gw patrol routes add`."))
         if not cfg.patrol.schedules:
             out.append(
-                _("warning: no patrol schedule: no round is planned. Add one with "
-                  "`compound-gw patrol schedules add`.")
+                _(
+                    "warning: no patrol schedule: no round is planned. Add one with "
+                    "`compound-gw patrol schedules add`."
+                )
             )
         return out
 
@@ -286,16 +298,22 @@ class Wizard:
         found = list_serial_ports()
         for info in found:
             arrow = "" if info.path == info.device else f" -> {info.device}"
-            self.say(f"  found {info.path}{arrow}")
+            self.say(_("  found {path}{arrow}").format(path=info.path, arrow=arrow))
         if not self.a.ports:
-            raise StepFailed("no ports to scan: list them under [[ports]] in the answers")
+            raise StepFailed(_("no ports to scan: list them under [[ports]] in the answers"))
         for p in self.a.ports:
             if not Path(p.path).exists():
-                raise StepFailed(f"port {p.path} ({p.name}) does not exist: check the adapter")
+                raise StepFailed(
+                    _("port {path} ({name}) does not exist: check the adapter").format(
+                        path=p.path, name=p.name
+                    )
+                )
             stable = not p.path.startswith("/dev/tty")  # by-id, /dev/compound-gw/NAME, ...
             self.say(
-                f"  using {p.path} as bus {p.name} at {p.baud} baud"
-                + ("" if stable else " (not a by-id name: it may move when re-plugged)")
+                _("  using {path} as bus {name} at {baud} baud").format(
+                    path=p.path, name=p.name, baud=p.baud
+                )
+                + ("" if stable else _(" (not a by-id name: it may move when re-plugged)"))
             )
         return {"found": [p.path for p in found], "ports": [p.name for p in self.a.ports]}
 
@@ -356,25 +374,42 @@ class Wizard:
             with ThreadPoolExecutor(max_workers=len(self.a.ports) or 1) as pool:
                 buses = list(pool.map(one, self.a.ports))
         except OSError as exc:
-            raise StepFailed(f"cannot open a port: {exc} (is the daemon running? stop it)") from exc
+            raise StepFailed(
+                _("cannot open a port: {exc} (is the daemon running? stop it)").format(exc=exc)
+            ) from exc
         for b in buses:
             for r in b["readers"]:
-                sc = "Secure Channel" if r["secure_channel"] else "NO Secure Channel"
+                sc = _("Secure Channel") if r["secure_channel"] else _("NO Secure Channel")
                 self.say(
-                    f"  {b['name']}/{r['address']}: OSDP reader vendor {r['vendor']} model "
-                    f"{r['model']} firmware {r['firmware']}, {sc}"
+                    _(
+                        "  {reader}: OSDP reader vendor {vendor} model {model} firmware "
+                        "{firmware}, {sc}"
+                    ).format(
+                        reader=f"{b['name']}/{r['address']}",
+                        vendor=r["vendor"],
+                        model=r["model"],
+                        firmware=r["firmware"],
+                        sc=sc,
+                    )
                 )
             for bd in b["boards"]:
                 self.say(
-                    f"  {b['name']}/{bd['address']}: Modbus board, profile {bd['profile']}, "
-                    f"{bd['channels']} channels"
+                    _("  {board}: Modbus board, profile {profile}, {n} channels").format(
+                        board=f"{b['name']}/{bd['address']}",
+                        profile=bd["profile"],
+                        n=bd["channels"],
+                    )
                 )
             if b["kind"] == "none":
-                self.say(f"  {b['name']}: nothing answered")
+                self.say(_("  {name}: nothing answered").format(name=b["name"]))
         for b in buses:
             for r in b["readers"]:
                 if not r["secure_channel"]:
-                    raise StepFailed(f"reader {b['name']}/{r['address']} has no Secure Channel")
+                    raise StepFailed(
+                        _("reader {name}/{address} has no Secure Channel").format(
+                            name=b["name"], address=r["address"]
+                        )
+                    )
         return {"buses": buses}
 
     # -- pairing ---------------------------------------------------------------------------
@@ -394,7 +429,7 @@ class Wizard:
         for bus, r in self._readers():
             rid = reader_id(bus["name"], r["address"])
             if rid in done:
-                self.say(f"  {rid}: paired earlier")
+                self.say(_("  {rid}: paired earlier").format(rid=rid))
                 continue
             final = self.key_file(bus["name"], r["address"])
             pending = final.with_name(final.name + ".pending")
@@ -417,12 +452,12 @@ class Wizard:
                     current = key
                     break
             if already:
-                self.say(f"  {rid}: already holds our key")
+                self.say(_("  {rid}: already holds our key").format(rid=rid))
             else:
                 new_key = secrets.token_bytes(SCBK_LENGTH)
                 write_secret_file(pending, new_key)  # on disk before the reader has it
-                how = "install key (SCBK-D)" if current is None else "its current key"
-                self.say(f"  {rid}: pairing with {how} ...")
+                how = _("install key (SCBK-D)") if current is None else _("its current key")
+                self.say(_("  {rid}: pairing with {how} ...").format(rid=rid, how=how))
                 result = pair_reader(
                     bus["path"],
                     bus["baud"],
@@ -436,7 +471,11 @@ class Wizard:
                     # failed, and the next run tries it first (never lock a reader out).
                     raise StepFailed(f"{rid}: {result.message}")
                 os.replace(pending, final)
-                self.say(f"  {rid}: paired, key in {final.relative_to(self.config_dir)} (0600)")
+                self.say(
+                    _("  {rid}: paired, key in {path} (0600)").format(
+                        rid=rid, path=final.relative_to(self.config_dir)
+                    )
+                )
             self.give_to_daemon(final)
             done[rid] = {"key_file": str(final.relative_to(self.config_dir))}
             self.state.save_partial("pair", done)
@@ -470,8 +509,9 @@ class Wizard:
         if not self.a.checkpoints and self.asker is not None:
             readers = len(self._readers())
             self.say(
-                _("  {n} readers were found. Name each checkpoint: you will tap its reader next.")
-                .format(n=readers)
+                _(
+                    "  {n} readers were found. Name each checkpoint: you will tap its reader next."
+                ).format(n=readers)
             )
             ids = self.asker.value(
                 "name.checkpoints",
@@ -484,14 +524,14 @@ class Wizard:
                 self.a, checkpoints=tuple(CheckpointAnswer(id=i) for i in ids)
             )
         if not self.a.checkpoints:
-            raise StepFailed("no checkpoints to name: list them under [[checkpoints]]")
+            raise StepFailed(_("no checkpoints to name: list them under [[checkpoints]]"))
         return asyncio.run(self._name())
 
     async def _open_taps(self, taps: ReaderTaps) -> None:
         offline = await taps.wait_online(ONLINE_TIMEOUT_S)
         if offline:
             names = ", ".join(reader_id(*k) for k in offline)
-            raise StepFailed(f"readers not online in Secure Channel: {names}")
+            raise StepFailed(_("readers not online in Secure Channel: {names}").format(names=names))
         self.say(_("  every reader is online in Secure Channel"))
         taps.drain()
 
@@ -521,8 +561,9 @@ class Wizard:
             await self._open_taps(taps)
             for cp in self.a.checkpoints:
                 self.say(
-                    f"  tap a wristband on the reader at checkpoint {cp.id!r} "
-                    f"({cp.name or cp.location or 'no description'}) ..."
+                    _("  tap a wristband on the reader at checkpoint {id!r} ({what}) ...").format(
+                        id=cp.id, what=cp.name or cp.location or _("no description")
+                    )
                 )
                 self.signal("tap-wanted", cp.id)
                 while True:
@@ -532,8 +573,9 @@ class Wizard:
                     reader = (tap.bus, tap.address)
                     if reader in assigned:
                         self.say(
-                            f"  that was {reader_id(*reader)}, already {assigned[reader]!r}:"
-                            " tap the other reader"
+                            _("  that was {reader}, already {id!r}: tap the other reader").format(
+                                reader=reader_id(*reader), id=assigned[reader]
+                            )
                         )
                         await taps.feedback(tap, ok=False)
                         continue
@@ -541,14 +583,20 @@ class Wizard:
                 if tap is None:
                     if not self.interactive:
                         raise StepFailed(
-                            f"no tap for checkpoint {cp.id!r} within {self.a.tap_timeout_s:.0f} s"
+                            _("no tap for checkpoint {id!r} within {s:.0f} s").format(
+                                id=cp.id, s=self.a.tap_timeout_s
+                            )
                         )
                     self.say(_("  checkpoint {cp!r} skipped").format(cp=cp.id))
                     skipped.append(cp.id)
                     continue
                 assigned[reader] = cp.id
                 await taps.feedback(tap, ok=True)
-                self.say(f"  tapped: reader {reader_id(*reader)} is checkpoint {cp.id!r}")
+                self.say(
+                    _("  tapped: reader {reader} is checkpoint {id!r}").format(
+                        reader=reader_id(*reader), id=cp.id
+                    )
+                )
                 self.signal("tapped", cp.id, reader_id(*reader))
                 points.append(
                     {
@@ -566,11 +614,17 @@ class Wizard:
         ]
         if skipped:
             self.say(
-                _("  skipped (not in the config): {ids}; name them later with "
-                  "`compound-gw setup --redo name`").format(ids=", ".join(skipped))
+                _(
+                    "  skipped (not in the config): {ids}; name them later with "
+                    "`compound-gw setup --redo name`"
+                ).format(ids=", ".join(skipped))
             )
         if unnamed:
-            self.say(f"  not named (left out of the config): {', '.join(unnamed)}")
+            self.say(
+                _("  not named (left out of the config): {readers}").format(
+                    readers=", ".join(unnamed)
+                )
+            )
         if not points:
             raise StepFailed(_("no reader was tapped: the gateway would have no checkpoint"))
         return {"points": points, "skipped": skipped}
@@ -591,8 +645,10 @@ class Wizard:
         for g in guards:
             self.say(_("  enrolled earlier: {id} {name}").format(id=g["guard"], name=g["name"]))
         self.say(
-            _("  Enrol the guards: tap each guard's wristband on any reader, then type the "
-              "guard's number and name.")
+            _(
+                "  Enrol the guards: tap each guard's wristband on any reader, then type the "
+                "guard's number and name."
+            )
         )
         async with ReaderTaps(self._bus_specs()) as taps:
             await self._open_taps(taps)
@@ -602,8 +658,10 @@ class Wizard:
                 ):
                     break
                 self.say(
-                    _("  tap the next guard's wristband on any reader ({s:.0f} s; Enter: "
-                      "no more guards) ...").format(s=self.a.tap_timeout_s)
+                    _(
+                        "  tap the next guard's wristband on any reader ({s:.0f} s; Enter: "
+                        "no more guards) ..."
+                    ).format(s=self.a.tap_timeout_s)
                 )
                 taps.drain()
                 tap = await self.wait_tap(taps, self.a.tap_timeout_s)
@@ -619,13 +677,18 @@ class Wizard:
                     )
                     continue
                 await taps.feedback(tap, ok=True)
-                self.say(_("  wristband read on reader {r}").format(r=reader_id(tap.bus, tap.address)))
-                taken = {g["guard"] for g in guards}
+                self.say(
+                    _("  wristband read on reader {r}").format(r=reader_id(tap.bus, tap.address))
+                )
 
-                def new_id(text: str) -> str:
+                def new_id(
+                    text: str, taken: frozenset[str] = frozenset(g["guard"] for g in guards)
+                ) -> str:
                     gid = parse_guard_id(text)
                     if gid in taken:
-                        raise AnswerError(_("{id} is already enrolled: type another number").format(id=gid))
+                        raise AnswerError(
+                            _("{id} is already enrolled: type another number").format(id=gid)
+                        )
                     return gid
 
                 gid = await asyncio.to_thread(
@@ -639,8 +702,10 @@ class Wizard:
                 self.say(_("  enrolled: {id} {name}").format(id=gid, name=name))
         if not guards:
             self.say(
-                _("  no guard enrolled: taps will be refused as unknown until you add guards "
-                  "with `compound-gw guards add`")
+                _(
+                    "  no guard enrolled: taps will be refused as unknown until you add guards "
+                    "with `compound-gw guards add`"
+                )
             )
         return {"guards": guards}
 
@@ -668,8 +733,10 @@ class Wizard:
             str(len(at)),
         )
         self.say(
-            _("  Walk the route now, as a guard would, and tap a wristband on each checkpoint's "
-              "reader in order ({n} checkpoints; Enter: the route ends here).").format(n=count)
+            _(
+                "  Walk the route now, as a guard would, and tap a wristband on each checkpoint's "
+                "reader in order ({n} checkpoints; Enter: the route ends here)."
+            ).format(n=count)
         )
         visited: list[tuple[str, float]] = []
         async with ReaderTaps(self._bus_specs()) as taps:
@@ -682,22 +749,28 @@ class Wizard:
                 if cp is None or any(v == cp for v, _t in visited):
                     await taps.feedback(tap, ok=False)
                     why = _("not a checkpoint") if cp is None else _("already on the route")
-                    self.say(_("  {r}: {why}: tap the next checkpoint").format(
-                        r=reader_id(tap.bus, tap.address), why=why))
+                    self.say(
+                        _("  {r}: {why}: tap the next checkpoint").format(
+                            r=reader_id(tap.bus, tap.address), why=why
+                        )
+                    )
                     continue
                 await taps.feedback(tap, ok=True)
                 if visited:
                     walked = tap.mono_time - visited[-1][1]
-                    self.say(_("  {n}. {cp} (walked {t})").format(
-                        n=len(visited) + 1, cp=cp, t=_duration(walked)))
+                    self.say(
+                        _("  {n}. {cp} (walked {t})").format(
+                            n=len(visited) + 1, cp=cp, t=_duration(walked)
+                        )
+                    )
                 else:
                     self.say(_("  1. {cp} (start)").format(cp=cp))
                 visited.append((cp, tap.mono_time))
         if not visited:
             self.say(_("  no route recorded: add one later with `compound-gw patrol routes add`"))
             return {"route": None}
-        legs = []
-        for (a, ta), (b, tb) in zip(visited, visited[1:], strict=False):
+        legs: list[dict[str, Any]] = []
+        for (a, ta), (b, tb) in itertools.pairwise(visited):
             walked = tb - ta
             legs.append(
                 {
@@ -709,16 +782,24 @@ class Wizard:
             )
         for leg in legs:
             self.say(
-                _("    {a} -> {b}: faster than {lo} is implausible, slower than {hi} is "
-                  "overdue").format(a=leg["from_checkpoint"], b=leg["to_checkpoint"],
-                                    lo=_duration(leg["min_walk_s"]),
-                                    hi=_duration(leg["max_walk_s"]))
+                _(
+                    "    {a} -> {b}: faster than {lo} is implausible, slower than {hi} is overdue"
+                ).format(
+                    a=leg["from_checkpoint"],
+                    b=leg["to_checkpoint"],
+                    lo=_duration(leg["min_walk_s"]),
+                    hi=_duration(leg["max_walk_s"]),
+                )
             )
         route: dict[str, Any] = {"id": route_id, "checkpoints": [v for v, _t in visited]}
         if name:
             route["name"] = name
-        if legs and await asyncio.to_thread(asker.confirm, _("  use these walking times?")):
-            route["legs"] = legs
+        if legs:
+            accepted: bool = await asyncio.to_thread(
+                asker.confirm, _("  use these walking times?"), True
+            )
+            if accepted:
+                route["legs"] = legs
         return {"route": route}
 
     def step_schedule(self) -> dict[str, Any]:
@@ -757,7 +838,9 @@ class Wizard:
                 hours = asker.value(
                     "schedule.every", _("a round every how many hours"), parse_every_hours, "2"
                 )
-                start = asker.value("schedule.start", _("first round at"), parse_time_of_day, "22:00")
+                start = asker.value(
+                    "schedule.start", _("first round at"), parse_time_of_day, "22:00"
+                )
                 end = asker.value("schedule.end", _("no round after"), parse_time_of_day, "06:00")
                 data.update(every_hours=hours, start=start, end=end)
             try:
@@ -841,8 +924,9 @@ class Wizard:
                 self.say(_("    {name}: channels CH1 to CH{n}").format(name=name, n=channels))
         zones = self.asker.value(
             "relays.zones",
-            _("loudspeaker zones as number=board/channel, comma-separated, e.g. {e} "
-              "(empty: none)").format(e=f"1={next(iter(boards))}/CH1"),
+            _(
+                "loudspeaker zones as number=board/channel, comma-separated, e.g. {e} (empty: none)"
+            ).format(e=f"1={next(iter(boards))}/CH1"),
             lambda t: parse_zones(t, boards),
         )
         amp = self.asker.value(
@@ -867,7 +951,7 @@ class Wizard:
         self.ask_relays()
         table = self.broadcast_table()
         if table is None or not table["zones"]:
-            self.say("  no relay boards or zones: broadcast left out")
+            self.say(_("  no relay boards or zones: broadcast left out"))
             return {"zones": []}
         section = parse_section(BroadcastSection, table, "broadcast")
         zones = [z.number for z in section.zones]
@@ -876,7 +960,7 @@ class Wizard:
 
         async def on_zone(zone: int) -> None:
             bar.update(zones.index(zone) + 1)
-            self.say(f"  zone {zone} is ON now")
+            self.say(_("  zone {zone} is ON now").format(zone=zone))
             self.signal("zone-on", zone)
             if self.asker is not None:
                 heard[zone] = await asyncio.to_thread(
@@ -890,8 +974,10 @@ class Wizard:
         bar.close()
         results = []
         for c in clicks:
-            verdict = "verified on and off" if c.ok else f"FAILED ({c.detail})"
-            self.say(f"  zone {c.zone}: {verdict}")
+            verdict = (
+                _("verified on and off") if c.ok else _("FAILED ({detail})").format(detail=c.detail)
+            )
+            self.say(_("  zone {zone}: {verdict}").format(zone=c.zone, verdict=verdict))
             results.append(
                 {
                     "zone": c.zone,
@@ -902,7 +988,9 @@ class Wizard:
             )
         bad = [c.zone for c in clicks if not c.ok] + [z for z, h in heard.items() if not h]
         if bad:
-            raise StepFailed(f"zones failed the click test: {sorted(set(bad))}")
+            raise StepFailed(
+                _("zones failed the click test: {zones}").format(zones=sorted(set(bad)))
+            )
         return {"zones": results}
 
     # -- cameras ---------------------------------------------------------------------------
@@ -913,7 +1001,11 @@ class Wizard:
         if cam.password_env:
             value = os.environ.get(cam.password_env)
             if value is None:
-                raise StepFailed(f"camera {cam.name}: ${cam.password_env} is not set")
+                raise StepFailed(
+                    _("camera {name}: ${password_env} is not set").format(
+                        name=cam.name, password_env=cam.password_env
+                    )
+                )
             return value
         return ""
 
@@ -922,14 +1014,17 @@ class Wizard:
         if self.asker is None or self.a.cameras:
             return
         from gateway.setup.answers import CameraAnswer
-        from gateway.setup.interactive import parse_auth, parse_rtsp_url, parse_snapshot_url
+        from gateway.setup.interactive import parse_rtsp_url, parse_snapshot_url
 
-        cams = []
+        def parse_auth_kind(text: str) -> Literal["digest", "basic", "none"]:
+            kind = parse_auth(text)
+            return "basic" if kind == "basic" else "none" if kind == "none" else "digest"
+
+        cams: list[Any] = []
         asker = self.asker
         for n in range(1, 65):
-            taken = {c.name for c in cams}
 
-            def cam_name(text: str) -> str:
+            def cam_name(text: str, taken: frozenset[str] = frozenset(c.name for c in cams)) -> str:
                 if not text.strip():
                     return ""
                 name = parse_name(text, "gate-cam")
@@ -951,7 +1046,9 @@ class Wizard:
                     rtsp_url=asker.value(
                         f"cameras.{n}.rtsp_url", _("  RTSP address (empty: none)"), parse_rtsp_url
                     ),
-                    auth=asker.value(f"cameras.{n}.auth", _("  login kind"), parse_auth, "digest"),
+                    auth=asker.value(
+                        f"cameras.{n}.auth", _("  login kind"), parse_auth_kind, "digest"
+                    ),
                     username=asker.value(
                         f"cameras.{n}.username", _("  user name"), parse_optional_text, "admin"
                     ),
@@ -984,7 +1081,9 @@ class Wizard:
                         )
                         if not self.confirm(_("  type the password again?")):
                             raise StepFailed(
-                                f"camera {cam.name}: live snapshot failed ({check.detail})"
+                                _("camera {name}: live snapshot failed ({detail})").format(
+                                    name=cam.name, detail=check.detail
+                                )
                             )
                     password = self.asker.secret(
                         _("  password for camera {name} (user {user}, not shown): ").format(
@@ -996,12 +1095,18 @@ class Wizard:
                 password = self.camera_password(cam)
                 check = self._check_camera(cam, password)
                 if not check.ok:
-                    raise StepFailed(f"camera {cam.name}: live snapshot failed ({check.detail})")
+                    raise StepFailed(
+                        _("camera {name}: live snapshot failed ({detail})").format(
+                            name=cam.name, detail=check.detail
+                        )
+                    )
             write_secret_file(self.config_dir / rel, password.encode(), hex_text=False)
             self.give_to_daemon(self.config_dir / rel)
             self.say(
-                f"  {cam.name}: live snapshot {check.snapshot_bytes} bytes in "
-                f"{check.elapsed_ms:.0f} ms" + (", RTSP answers" if check.rtsp_ok else "")
+                _("  {name}: live snapshot {n} bytes in {ms:.0f} ms").format(
+                    name=cam.name, n=check.snapshot_bytes, ms=check.elapsed_ms
+                )
+                + (_(", RTSP answers") if check.rtsp_ok else "")
             )
             results.append(
                 {
@@ -1028,11 +1133,11 @@ class Wizard:
 
         e = self.a.enroll
         if e.skip or not e.centre_url:
-            self.say("  enrollment skipped: run `compound-gw provision` later")
+            self.say(_("  enrollment skipped: run `compound-gw provision` later"))
             return {"enrolled": False}
         paths = SyncPaths.from_section(SyncSection(), self.data_dir())
         if paths.provisioned():
-            self.say("  already enrolled (sync files present)")
+            self.say(_("  already enrolled (sync files present)"))
             return {"enrolled": True, "centre_url": e.centre_url}
         if e.token_file:
             token = self.a.path(e.token_file).read_text().strip()
@@ -1043,7 +1148,7 @@ class Wizard:
         else:
             token = ""
         if not token and self.asker is None:
-            raise StepFailed("no enrollment token (token_file or token_env)")
+            raise StepFailed(_("no enrollment token (token_file or token_env)"))
 
         def enroll(token: str) -> Any:
             return asyncio.run(
@@ -1071,19 +1176,26 @@ class Wizard:
                     raise
                 self.say(_("  enrollment failed: {why}").format(why=exc.reason))
                 if not self.confirm(_("  type the token again?")):
-                    raise StepFailed(f"enrollment failed: {exc.reason}") from exc
+                    raise StepFailed(
+                        _("enrollment failed: {reason}").format(reason=exc.reason)
+                    ) from exc
                 token = ""
         sync_dir = SyncPaths.from_section(SyncSection(), self.data_dir()).key.parent
         for f in [sync_dir, *sync_dir.iterdir()]:
             self.give_to_daemon(f)
         tofu = (
-            " (CA trusted on first use: check its fingerprint!)"
+            _(" (CA trusted on first use: check its fingerprint!)")
             if result.trusted_on_first_use
             else ""
         )
         self.say(
-            f"  enrolled {result.gateway_id} for {result.compound!r} with {result.centre_url}; "
-            f"CA sha256:{result.ca_fingerprint}{tofu}"
+            _("  enrolled {id} for {compound!r} with {url}; CA sha256:{fp}").format(
+                id=result.gateway_id,
+                compound=result.compound,
+                url=result.centre_url,
+                fp=result.ca_fingerprint,
+            )
+            + tofu
         )
         return {
             "enrolled": True,
@@ -1123,9 +1235,7 @@ class Wizard:
             + new.roster,
             routes=tuple(r for r in have.routes if r.id not in {x.id for x in new.routes})
             + new.routes,
-            schedules=tuple(
-                x for x in have.schedules if x.id not in {y.id for y in new.schedules}
-            )
+            schedules=tuple(x for x in have.schedules if x.id not in {y.id for y in new.schedules})
             + new.schedules,
             shifts=have.shifts,
         )
@@ -1195,13 +1305,14 @@ class Wizard:
 
     def step_write(self) -> dict[str, Any]:
         from gateway.config.model import parse_config, write_config_atomically
-
         from gateway.patrol.store import save_patrol_data, with_patrol_data
 
         data = self.build_config_data()
         cfg = parse_config(data, self.config_dir)
         for key, reason in cfg.check():
-            raise StepFailed(f"the config would be invalid: {key}: {reason}")
+            raise StepFailed(
+                _("the config would be invalid: {key}: {reason}").format(key=key, reason=reason)
+            )
         patrol, patrol_path = self.patrol_data(cfg)
         with_patrol_data(cfg, patrol, patrol_path)  # ConfigError names the key: nothing written
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
@@ -1215,12 +1326,16 @@ class Wizard:
         save_patrol_data(patrol_path, patrol, like=self.config_path)
         self.say(
             _("  wrote {path}: {g} guards, {r} routes, {s} schedules").format(
-                path=patrol_path, g=len(patrol.roster), r=len(patrol.routes), s=len(patrol.schedules)
+                path=patrol_path,
+                g=len(patrol.roster),
+                r=len(patrol.routes),
+                s=len(patrol.schedules),
             )
         )
         backup = str(self.config_path.with_name(self.config_path.name + ".bak")) if had_old else ""
         self.say(
-            f"  wrote {self.config_path}" + (f" (previous kept as {backup})" if backup else "")
+            _("  wrote {path}").format(path=self.config_path)
+            + (_(" (previous kept as {backup})").format(backup=backup) if backup else "")
         )
         return {"config": str(self.config_path), "backup": backup}
 

@@ -49,9 +49,12 @@ PARSERS: dict[str, Callable[[str], Any]] = {
 # Text people and terminals produce: digits of other scripts, full-width forms, control
 # characters (Esc sequences, NUL, DEL), huge numbers, separators, and plain printable ASCII.
 ODD = st.sampled_from(
-    ["٣", "３", "²", "〇", "一", "Ⅻ", "\x00", "\x1b[A", "\x7f", "\u200b", "\ufeff", "\ud800",
-     "，", "：", "／", "＝", "=", "/", ",", ":", "CH", "ch", "-", " ", "\t", "\n", "9" * 40,
-     "1e309", "nan", "-1", "0", "https://", "http://[", "sha256:", "../", "Asia/Shanghai"]
+    [
+        "\u0663", "\uff13", "\u00b2", "\u3007", "\u4e00", "\u216b", "\x00", "\x1b[A",
+        "\x7f", "\u200b", "\ufeff", "\ud800", "\uff0c", "\uff1a", "\uff0f", "\uff1d",
+        "=", "/", ",", ":", "CH", "ch", "-", " ", "\t", "\n", "9" * 40, "1e309", "nan", "-1",
+        "0", "https://", "http://[", "sha256:", "../", "Asia/Shanghai",
+    ]
 )  # fmt: skip
 TEXT = st.lists(st.one_of(st.text(max_size=12), ODD), max_size=8).map("".join)
 
@@ -105,7 +108,9 @@ def test_zone_mapping_typed_as_printed_on_the_board() -> None:
         (1, "relays-1", 0),
         (2, "relays-1", 7),
     ]
-    assert ia.parse_zones("3＝amp／CH4", BOARDS) == [(3, "amp", 3)]  # a Chinese input method
+    assert ia.parse_zones("3\uff1damp\uff0fCH4", BOARDS) == [
+        (3, "amp", 3)
+    ]  # a Chinese input method
     for bad, advice in (
         ("4=relays-2/ch1", "boards: relays-1 (CH1..CH8), amp (CH1..CH4)"),
         ("4=relays-1/CH9", "board relays-1 has channels CH1 to CH8"),
@@ -121,10 +126,10 @@ def test_zone_mapping_typed_as_printed_on_the_board() -> None:
 
 
 def test_other_digits_are_not_numbers() -> None:
-    for text in ("٣", "３", "²", "99999999999999999999"):
+    for text in ("\u0663", "\uff13", "\u00b2", "99999999999999999999"):
         with pytest.raises(AnswerError):
             ia.parse_count(text, 1, 12)
-    assert ia.parse_count("３".translate({0xFF13: "3"}), 1, 12) == 3
+    assert ia.parse_count("\uff13".translate({0xFF13: "3"}), 1, 12) == 3
 
 
 def test_saved_answers_are_not_asked_again() -> None:
@@ -147,7 +152,7 @@ def test_saved_answers_are_not_asked_again() -> None:
 
 
 def test_times_and_schedules() -> None:
-    assert ia.parse_times("20:00，8：00, 1400") == ["08:00", "14:00", "20:00"]
+    assert ia.parse_times("20:00\uff0c8\uff1a00, 1400") == ["08:00", "14:00", "20:00"]
     assert ia.parse_every_hours("2") == 2.0
     with pytest.raises(AnswerError):
         ia.parse_every_hours("0.1")
