@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 import time
 import zoneinfo
 from pathlib import Path
@@ -187,16 +188,19 @@ def cmd_guards_remove(args: argparse.Namespace) -> int:
     return _save_and_reload(args, base, data, path)
 
 
-def _wristband_from_a_tap(base: Any, timeout: float) -> str | None:
+def _wristband_from_a_tap(base: Any, timeout: float, known: set[str]) -> str | None:
     """The wristband of the next tap: from the daemon's journal when it runs and holds the
-    readers (the tap is journaled as unknown_wristband), else from the readers directly."""
+    readers (it journals a tap it does not know as unknown_wristband), else from the readers
+    directly. The prompt is printed once we are listening, never before."""
     import asyncio
 
+    from gateway.i18n import _
     from gateway.patrol.taps import ReaderTaps, journal_last_seq, next_unknown_wristband
 
-    known = {g.wristband for g in base.checkpoints.roster}
     if _daemon_pid(base) is not None:
         after = journal_last_seq(base.journal_path)
+        print(_("tap the new wristband on any reader ({s:.0f} s) ...").format(s=timeout))
+        sys.stdout.flush()
         got = next_unknown_wristband(base.journal_path, after, timeout, known)
         return got[0].wristband if got is not None else None
     from drivers.osdp_bus import BusSpec, ReaderSpec
@@ -220,6 +224,12 @@ def _wristband_from_a_tap(base: Any, timeout: float) -> str | None:
     async def one() -> str | None:
         async with ReaderTaps(specs) as taps:
             await taps.wait_online(min(30.0, timeout))
+            taps.drain()
+            print(
+                _("the readers are open: tap the new wristband on any reader ({s:.0f} s) ...")
+                .format(s=timeout)
+            )  # fmt: skip
+            sys.stdout.flush()
             tap = await taps.next_tap(timeout)
             if tap is not None:
                 await taps.feedback(tap, ok=tap.wristband not in known)
@@ -259,12 +269,8 @@ def cmd_guards_add(args: argparse.Namespace) -> int:
     if not base.checkpoints.points:
         print(_("no reader is configured: run `compound-gw setup` first"))
         return 1
-    if _daemon_pid(base) is not None:
-        print(_("tap the new wristband on any reader ({s:.0f} s) ...").format(s=args.timeout))
-    else:
-        print(_("opening the readers; tap the new wristband on any reader ({s:.0f} s) ...")
-              .format(s=args.timeout))  # fmt: skip
-    band = _wristband_from_a_tap(base, args.timeout)
+    known = {g.wristband for g in (*data.roster, *base.checkpoints.roster)}
+    band = _wristband_from_a_tap(base, args.timeout, known)
     if band is None:
         print(_("no new wristband was tapped: nothing changed"))
         return 1

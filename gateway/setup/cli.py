@@ -53,6 +53,16 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--state", default="", help="state file (default: beside the config)")
     p.add_argument("--restart", action="store_true", help="forget the state and start over")
     p.add_argument(
+        "--data-dir",
+        default="/var/lib/compound-gw",
+        help="at the terminal: the gateway's data folder (journal, keys; default %(default)s)",
+    )
+    p.add_argument(
+        "--runtime-dir",
+        default="/run/compound-gw",
+        help="at the terminal: the live status folder (default %(default)s)",
+    )
+    p.add_argument(
         "--redo",
         default="",
         metavar="STEP",
@@ -102,7 +112,9 @@ def cmd_setup(args: argparse.Namespace) -> int:
     else:
         asker = Asker(state.answers(), save=state.save)
         try:
-            answers = interactive_answers(config, asker)
+            answers = interactive_answers(
+                config, asker, data_dir=args.data_dir, runtime_dir=args.runtime_dir
+            )
         except (InputEnded, KeyboardInterrupt):
             print()
             print(_("stopped; every answer so far is kept: run `compound-gw setup` again"))

@@ -472,7 +472,13 @@ class Asker:
 # ============================================================================ before the scan
 
 
-def interactive_answers(config_path: Path, asker: Asker) -> Answers:
+def interactive_answers(
+    config_path: Path,
+    asker: Asker,
+    *,
+    data_dir: str = "/var/lib/compound-gw",
+    runtime_dir: str = "/run/compound-gw",
+) -> Answers:
     """Questions that do not need the scan (who, where, which ports, centre address)."""
     print(_("Compound Gateway setup. Press Enter to accept [defaults]."))
     data: dict[str, Any] = {
@@ -485,6 +491,8 @@ def interactive_answers(config_path: Path, asker: Asker) -> Answers:
             "timezone": asker.value(
                 "gateway.timezone", _("time zone"), parse_timezone, "Asia/Shanghai"
             ),
+            "data_dir": data_dir,
+            "runtime_dir": runtime_dir,
         }
     }
     ports = list_serial_ports()

@@ -28,6 +28,7 @@ step shows a countdown and can be skipped (Enter, or let the countdown run out).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import itertools
@@ -35,8 +36,10 @@ import os
 import secrets
 import select
 import sys
+import threading
 import time
 import tomllib
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -87,6 +90,8 @@ STEPS = (
     "enroll",
     "write",
 )
+# Steps that wait for taps: the reader buses stay open across them (TapHost).
+TAP_STEPS = ("name", "guards", "route")
 # Steps whose answers ``--redo`` forgets, besides the step's own (answers keyed "<step>.*").
 REDO_ANSWERS = {"ports": ("ports",), "enroll": ("enroll",), "gateway": ("gateway",)}
 # Walking a route takes minutes per leg; an enrolment tap is quick once asked.
@@ -165,6 +170,79 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class TapHost:
+    """The reader buses, kept open from one tapping step to the next (name, guards, route).
+
+    Each new Secure Channel session costs a handshake, and a reader still answering the last
+    session's poll can knock the next one offline for minutes. The buses live on an event loop
+    in a thread of their own; the steps' code (and every question) stays on the main thread,
+    so Ctrl-C at a question stops the wizard at once.
+
+        host.open(); tap = host.next_tap(60.0); host.feedback(tap, ok=True); host.close()
+    """
+
+    def __init__(self, wizard: Wizard) -> None:
+        self.wizard = wizard
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
+        self.taps: ReaderTaps | None = None
+
+    def run(self, coro: Any) -> Any:
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+            self.thread = threading.Thread(
+                target=self.loop.run_forever, name="setup-taps", daemon=True
+            )
+            self.thread.start()
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[ReaderTaps]:
+        if self.taps is None:
+            taps = ReaderTaps(self.wizard._bus_specs())
+            await taps.__aenter__()
+            self.taps = taps
+        yield self.taps
+
+    def open(self) -> None:
+        async def go() -> None:
+            async with self.session() as taps:
+                await self.wizard._open_taps(taps)
+
+        self.run(go())
+
+    def next_tap(self, timeout: float) -> WristbandTap | None:
+        async def go() -> WristbandTap | None:
+            async with self.session() as taps:
+                # No drain: a tap made while the last line was being printed counts.
+                return await self.wizard.wait_tap(taps, timeout)
+
+        result: WristbandTap | None = self.run(go())
+        return result
+
+    def feedback(self, tap: WristbandTap, ok: bool) -> None:
+        async def go() -> None:
+            async with self.session() as taps:
+                await taps.feedback(tap, ok)
+
+        self.run(go())
+
+    def close(self) -> None:
+        if self.loop is None:
+            return
+        if self.taps is not None:
+            taps, self.taps = self.taps, None
+            with contextlib.suppress(Exception):
+                done = asyncio.run_coroutine_threadsafe(taps.__aexit__(None, None, None), self.loop)
+                done.result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        if self.thread is not None:
+            self.thread.join(10)
+        self.loop.close()
+        self.loop = None
+        self.thread = None
+
+
 class Wizard:
     def __init__(
         self,
@@ -187,6 +265,7 @@ class Wizard:
         self.asker = asker
         # (uid, gid) of the daemon's user when run as root: it must read the keys we write.
         self.owner = owner
+        self.taps = TapHost(self)
 
     # ------------------------------------------------------------------ output
 
@@ -226,7 +305,15 @@ class Wizard:
                 ).format(pid=pid)
             )
             return 1
+        try:
+            return self._run_steps()
+        finally:
+            self.taps.close()
+
+    def _run_steps(self) -> int:
         for step in STEPS:
+            if step not in TAP_STEPS:
+                self.taps.close()  # the readers are not needed any more
             if self.state.done(step):
                 self.say(_("step {step}: done earlier, skipped").format(step=step))
                 self.signal("step-skipped", step)
@@ -525,7 +612,8 @@ class Wizard:
             )
         if not self.a.checkpoints:
             raise StepFailed(_("no checkpoints to name: list them under [[checkpoints]]"))
-        return asyncio.run(self._name())
+        result: dict[str, Any] = self.taps.run(self._name())
+        return result
 
     async def _open_taps(self, taps: ReaderTaps) -> None:
         offline = await taps.wait_online(ONLINE_TIMEOUT_S)
@@ -557,7 +645,7 @@ class Wizard:
         points: list[dict[str, Any]] = []
         skipped: list[str] = []
         assigned: dict[tuple[str, int], str] = {}
-        async with ReaderTaps(self._bus_specs()) as taps:
+        async with self.taps.session() as taps:
             await self._open_taps(taps)
             for cp in self.a.checkpoints:
                 self.say(
@@ -638,9 +726,9 @@ class Wizard:
         if self.asker is None:
             self.say(_("  guards: from the answers file ([[config.checkpoints.roster]])"))
             return {"guards": []}
-        return asyncio.run(self._guards(self.asker))
+        return self._guards(self.asker)
 
-    async def _guards(self, asker: Asker) -> dict[str, Any]:
+    def _guards(self, asker: Asker) -> dict[str, Any]:
         guards: list[dict[str, str]] = list(self.state.partial("guards").get("guards", []))
         for g in guards:
             self.say(_("  enrolled earlier: {id} {name}").format(id=g["guard"], name=g["name"]))
@@ -650,56 +738,47 @@ class Wizard:
                 "guard's number and name."
             )
         )
-        async with ReaderTaps(self._bus_specs()) as taps:
-            await self._open_taps(taps)
-            while True:
-                if guards and not await asyncio.to_thread(
-                    asker.confirm, _("  enrol another guard?")
-                ):
-                    break
+        # The readers stay open from step to step (TapHost).
+        self.taps.open()
+        while True:
+            if guards and not asker.confirm(_("  enrol another guard?")):
+                break
+            self.say(
+                _(
+                    "  tap the next guard's wristband on any reader ({s:.0f} s; Enter: "
+                    "no more guards) ..."
+                ).format(s=self.a.tap_timeout_s)
+            )
+            tap = self.taps.next_tap(self.a.tap_timeout_s)
+            if tap is None:
+                break
+            known = next((g for g in guards if g["wristband"] == tap.wristband), None)
+            if known is not None:
+                self.taps.feedback(tap, ok=False)
                 self.say(
-                    _(
-                        "  tap the next guard's wristband on any reader ({s:.0f} s; Enter: "
-                        "no more guards) ..."
-                    ).format(s=self.a.tap_timeout_s)
-                )
-                taps.drain()
-                tap = await self.wait_tap(taps, self.a.tap_timeout_s)
-                if tap is None:
-                    break
-                known = next((g for g in guards if g["wristband"] == tap.wristband), None)
-                if known is not None:
-                    await taps.feedback(tap, ok=False)
-                    self.say(
-                        _("  this wristband is already guard {id} ({name})").format(
-                            id=known["guard"], name=known["name"]
-                        )
+                    _("  this wristband is already guard {id} ({name})").format(
+                        id=known["guard"], name=known["name"]
                     )
-                    continue
-                await taps.feedback(tap, ok=True)
-                self.say(
-                    _("  wristband read on reader {r}").format(r=reader_id(tap.bus, tap.address))
                 )
+                continue
+            self.taps.feedback(tap, ok=True)
+            self.say(_("  wristband read on reader {r}").format(r=reader_id(tap.bus, tap.address)))
 
-                def new_id(
-                    text: str, taken: frozenset[str] = frozenset(g["guard"] for g in guards)
-                ) -> str:
-                    gid = parse_guard_id(text)
-                    if gid in taken:
-                        raise AnswerError(
-                            _("{id} is already enrolled: type another number").format(id=gid)
-                        )
-                    return gid
+            def new_id(
+                text: str, taken: frozenset[str] = frozenset(g["guard"] for g in guards)
+            ) -> str:
+                gid = parse_guard_id(text)
+                if gid in taken:
+                    raise AnswerError(
+                        _("{id} is already enrolled: type another number").format(id=gid)
+                    )
+                return gid
 
-                gid = await asyncio.to_thread(
-                    asker.value, "", _("  guard number (e.g. g-017)"), new_id, remember=False
-                )
-                name = await asyncio.to_thread(
-                    asker.value, "", _("  guard name"), parse_required_text, remember=False
-                )
-                guards.append({"wristband": tap.wristband, "guard": gid, "name": name})
-                self.state.save_partial("guards", {"guards": guards})
-                self.say(_("  enrolled: {id} {name}").format(id=gid, name=name))
+            gid = asker.value("", _("  guard number (e.g. g-017)"), new_id, remember=False)
+            name = asker.value("", _("  guard name"), parse_required_text, remember=False)
+            guards.append({"wristband": tap.wristband, "guard": gid, "name": name})
+            self.state.save_partial("guards", {"guards": guards})
+            self.say(_("  enrolled: {id} {name}").format(id=gid, name=name))
         if not guards:
             self.say(
                 _(
@@ -713,20 +792,15 @@ class Wizard:
         if self.asker is None:
             self.say(_("  route: from the answers file ([[config.patrol.routes]])"))
             return {"route": None}
-        return asyncio.run(self._route(self.asker))
+        return self._route(self.asker)
 
-    async def _route(self, asker: Asker) -> dict[str, Any]:
+    def _route(self, asker: Asker) -> dict[str, Any]:
         at = self._checkpoint_at()
         if not at:
             return {"route": None}
-        route_id = await asyncio.to_thread(
-            asker.value, "route.id", _("route id"), lambda t: parse_name(t, "main"), "main"
-        )
-        name = await asyncio.to_thread(
-            asker.value, "route.name", _("route name (shown in reports)"), parse_optional_text
-        )
-        count = await asyncio.to_thread(
-            asker.value,
+        route_id = asker.value("route.id", _("route id"), lambda t: parse_name(t, "main"), "main")
+        name = asker.value("route.name", _("route name (shown in reports)"), parse_optional_text)
+        count = asker.value(
             "route.count",
             _("how many checkpoints does a round visit"),
             lambda t: parse_count(t, 1, len(at)),
@@ -739,33 +813,33 @@ class Wizard:
             ).format(n=count)
         )
         visited: list[tuple[str, float]] = []
-        async with ReaderTaps(self._bus_specs()) as taps:
-            await self._open_taps(taps)
-            while len(visited) < count:
-                tap = await self.wait_tap(taps, ROUTE_LEG_TIMEOUT_S)
-                if tap is None:
-                    break
-                cp = at.get((tap.bus, tap.address))
-                if cp is None or any(v == cp for v, _t in visited):
-                    await taps.feedback(tap, ok=False)
-                    why = _("not a checkpoint") if cp is None else _("already on the route")
-                    self.say(
-                        _("  {r}: {why}: tap the next checkpoint").format(
-                            r=reader_id(tap.bus, tap.address), why=why
-                        )
+        # The readers stay open from step to step (TapHost).
+        self.taps.open()
+        while len(visited) < count:
+            tap = self.taps.next_tap(ROUTE_LEG_TIMEOUT_S)
+            if tap is None:
+                break
+            cp = at.get((tap.bus, tap.address))
+            if cp is None or any(v == cp for v, _t in visited):
+                self.taps.feedback(tap, ok=False)
+                why = _("not a checkpoint") if cp is None else _("already on the route")
+                self.say(
+                    _("  {r}: {why}: tap the next checkpoint").format(
+                        r=reader_id(tap.bus, tap.address), why=why
                     )
-                    continue
-                await taps.feedback(tap, ok=True)
-                if visited:
-                    walked = tap.mono_time - visited[-1][1]
-                    self.say(
-                        _("  {n}. {cp} (walked {t})").format(
-                            n=len(visited) + 1, cp=cp, t=_duration(walked)
-                        )
+                )
+                continue
+            self.taps.feedback(tap, ok=True)
+            if visited:
+                walked = tap.mono_time - visited[-1][1]
+                self.say(
+                    _("  {n}. {cp} (walked {t})").format(
+                        n=len(visited) + 1, cp=cp, t=_duration(walked)
                     )
-                else:
-                    self.say(_("  1. {cp} (start)").format(cp=cp))
-                visited.append((cp, tap.mono_time))
+                )
+            else:
+                self.say(_("  1. {cp} (start)").format(cp=cp))
+            visited.append((cp, tap.mono_time))
         if not visited:
             self.say(_("  no route recorded: add one later with `compound-gw patrol routes add`"))
             return {"route": None}
@@ -795,9 +869,7 @@ class Wizard:
         if name:
             route["name"] = name
         if legs:
-            accepted: bool = await asyncio.to_thread(
-                asker.confirm, _("  use these walking times?"), True
-            )
+            accepted = asker.confirm(_("  use these walking times?"))
             if accepted:
                 route["legs"] = legs
         return {"route": route}
