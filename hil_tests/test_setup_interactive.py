@@ -31,7 +31,7 @@ def run_interactive(config: Path, stdin_lines: list[str], bench: ReaderBench) ->
             "data",
             "--runtime-dir",
             "run",
-        ],  # fmt: skip
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
