@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextvars
 import gettext
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -113,3 +114,121 @@ def fmt_age(seconds: Any) -> str:
 
 def fmt_bool(value: Any) -> str:
     return i18n.format_bool(value, get_language())
+
+
+# Words for the codes the gateway journals and publishes. Screens show these, never the codes:
+# a person reads "离线", not "offline", and "未完成", not "incomplete". A code missing here is
+# shown with its underscores turned into spaces (see :func:`word`), and tests/web fails the page
+# if a snake_case name reaches it.
+STATE_WORDS: Final = {
+    "ok": N_("OK"),
+    "online": N_("online"),
+    "offline": N_("offline"),
+    "up": N_("connected"),
+    "down": N_("down"),
+    "degraded": N_("degraded"),
+    "unknown": N_("unknown"),
+    "running": N_("running"),
+    "starting": N_("starting"),
+    "backoff": N_("restarting soon"),
+    "crashed": N_("crashed"),
+    "stopped": N_("stopped"),
+    "failed": N_("failed"),
+    "open": N_("open"),
+    "closed": N_("closed"),
+    "waiting": N_("waiting"),
+    "connecting": N_("connecting"),
+    "connected": N_("connected"),
+    "not provisioned": N_("not set up"),
+    "planned": N_("not started yet"),
+    "started": N_("in progress"),
+    "completed": N_("completed"),
+    "late_completed": N_("completed late"),
+    "late": N_("late"),
+    "incomplete": N_("incomplete"),
+    "missed": N_("missed"),
+    "unassessable": N_("cannot be judged"),
+    "pending": N_("pending"),
+    "idle": N_("idle"),
+    "on": N_("on"),
+    "off": N_("off"),
+}
+# The colour a state is drawn in: good, warn or bad (others: neutral).
+STATE_TONES: Final = {
+    **dict.fromkeys(("ok", "online", "up", "running", "connected", "completed", "open"), "good"),
+    **dict.fromkeys(
+        (
+            "degraded",
+            "unknown",
+            "starting",
+            "backoff",
+            "waiting",
+            "connecting",
+            "late_completed",
+            "late",
+            "unassessable",
+            "not provisioned",
+        ),
+        "warn",
+    ),
+    **dict.fromkeys(
+        ("offline", "down", "crashed", "stopped", "failed", "incomplete", "missed"), "bad"
+    ),
+}
+DEVICE_KIND_WORDS: Final = {
+    "camera": N_("camera"),
+    "modem": N_("mobile modem"),
+    "gateway": N_("gateway"),
+    "reader": N_("checkpoint reader"),
+    "relay_board": N_("relay board"),
+    "gpio": N_("sensor input"),
+    "tamper": N_("tamper switch"),
+    "power": N_("power supply"),
+}
+ALERT_KIND_WORDS: Final = {
+    "not_started": N_("Round not started"),
+    "checkpoint_overdue": N_("Checkpoint overdue"),
+    "incomplete": N_("Round incomplete"),
+    "suspicious": N_("Suspicious taps"),
+    "missed_checkpoint": N_("Checkpoint missed"),
+    "reader_offline": N_("Reader offline"),
+}
+SERVICE_WORDS: Final = {
+    "patrol": N_("patrol rounds"),
+    "checkpoints": N_("checkpoint readers"),
+    "broadcast": N_("broadcast"),
+    "health": N_("device health"),
+    "sync": N_("upload to the centre"),
+    "uploader": N_("upload to the centre"),
+    "commands": N_("centre commands"),
+    "web": N_("status page"),
+    "status-board": N_("status board"),
+    "watchdog": N_("watchdog"),
+}
+# Reasons and notes the gateway itself writes, so they can be shown translated.
+REASON_WORDS: Final = {
+    "clock not synchronised": N_("clock not synchronised"),
+    "no reply": N_("no reply"),
+    "weak signal": N_("weak signal"),
+    "reader back online": N_("reader back online"),
+    "late start": N_("late start"),
+    "resolved": N_("resolved"),
+    "connection refused": N_("connection refused"),
+    "timed out": N_("timed out"),
+    "timeout": N_("timed out"),
+    "not provisioned": N_("not set up"),
+}
+
+
+def word(code: Any, table: Mapping[str, str] = STATE_WORDS, lang: str | None = None) -> str:
+    """The words for ``code`` from ``table`` in ``lang`` (default: current); a code not in the
+    table comes back with underscores as spaces, never as an identifier."""
+    text = "" if code is None else str(code)
+    if text in table:
+        return translations(lang).gettext(table[text])
+    return text.replace("_", " ")
+
+
+def tone(state: Any) -> str:
+    """``good``, ``warn``, ``bad`` or ``""`` for a state code (the badge's colour)."""
+    return STATE_TONES.get(str(state), "")

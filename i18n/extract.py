@@ -10,6 +10,7 @@ when some domain of the language holds it, not fuzzy, with every plural form fil
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,9 @@ def update_catalogue(package: Path, domain: str, lang: str) -> list[str]:
             fuzzy=False,
         )
     others = [c for c in _catalogues(package, lang) if c.domain != domain]
+    catalog.msgid_bugs_address = ""
+    catalog.last_translator = "the Compound Gateway developers"
+    catalog.language_team = lang
     added = []
     for msgid, where in extracted(package):
         key = msgid[0] if isinstance(msgid, tuple) else msgid
@@ -121,6 +125,7 @@ def update_catalogue(package: Path, domain: str, lang: str) -> list[str]:
         catalog.add(msgid, locations=[(path, int(line))])
         added.append(key)
     if added:
+        catalog.revision_date = datetime.datetime.now(datetime.UTC)
         with po.open("wb") as f:
             write_po(f, catalog, width=100, omit_header=False, include_lineno=False)
     return added

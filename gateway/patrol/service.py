@@ -33,6 +33,7 @@ from gateway.patrol.engine import (
     RoundVerdict,
     engine_inputs_from_event,
 )
+from gateway.patrol.report import today_rows
 
 log = logging.getLogger("gateway.patrol")
 
@@ -240,11 +241,19 @@ class PatrolService:
                                           "waiting_for": "a synchronised clock"})  # fmt: skip
             return
         day = engine.day_of(engine.now + 1e-6)
+        # The same rows as `compound-gw patrol today`, so the status page shows what it shows.
+        today = today_rows(engine, day)
         states: dict[str, int] = {}
-        for rid in engine.round_ids(day):
-            state = engine.report(rid).state
-            states[state] = states.get(state, 0) + 1
-        self.board.publish("patrol", {"day": day, "rounds": states, "seq": self.seq})
+        for row in today:
+            states[row["state"]] = states.get(row["state"], 0) + 1
+        planned = {s.id: 0 for s in engine.section.schedules}
+        for row in today:
+            schedule = row["round"].partition("@")[0]  # round ids are '<schedule>@<start>'
+            planned[schedule] = planned.get(schedule, 0) + 1
+        self.board.publish(
+            "patrol",
+            {"day": day, "rounds": states, "seq": self.seq, "today": today, "schedules": planned},
+        )
 
 
 def build_services(cfg: Any, journal: Any, clock: Clock, board: Any = None) -> list[PatrolService]:
