@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.request
 import zoneinfo
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -386,6 +387,19 @@ def daemon_work(
     wait_for(credited, WAIT_S, f"the round credited with both checkpoints (day {day}): {seen}")
     rc, text = run_cli(["patrol", "today", "--config", str(config), "--day", day], lang="zh-CN")
     assert rc == 0 and "main-rounds@" in text and "g-017" in text, text
+
+    # the status page shows the round too (in Chinese), from what the patrol service publishes
+    listen = json.loads(status.read_text())["web"]["listen"]
+    page: list[str] = []
+
+    def on_the_page() -> bool:
+        url = f"http://{listen}/?lang=zh-CN"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            page[:] = [resp.read().decode("utf-8")]
+        return "g-017" in page[0] and f"{start:%H:%M}" in page[0] and "2/2" in page[0]
+
+    wait_for(on_the_page, WAIT_S, f"the round on the status page: {page[-1:]}")
+    assert "今天的巡逻" in page[0], page[0][:2000]
 
     # a second guard added while the daemon runs: wristband from the journaled unknown tap
     proc = subprocess.Popen(
