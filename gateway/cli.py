@@ -95,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             args.sim_clock,
             args.sim_rate,
         )
-    return asyncio.run(run_daemon(cfg, clock=clock))
+    return asyncio.run(run_daemon(cfg, clock=clock, config_path=Path(args.config)))
 
 
 # --------------------------------------------------------------------------- status
