@@ -20,8 +20,6 @@ Every wait is for text on the screen or an event in the journal, with a generous
 the screen in the failure message; nothing sleeps and hopes.
 """
 
-# Chinese prompts are what this test reads: full-width punctuation is meant.
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 
