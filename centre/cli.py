@@ -13,6 +13,8 @@
     compound-centre operator add alice     # prints a bearer token for the bulletin pages
     compound-centre broadcast --compound "Rose Garden" --zones 1,2 --seconds 90 --message drill
     compound-centre commands               # queued, delivered, on, done, expired, refused, failed
+    compound-centre users add alice --role officer   # console accounts (docs/console.md)
+    compound-centre audit verify           # the console's audit log: hash chain unbroken
 
 ``--data`` defaults to ``$COMPOUND_CENTRE_DATA`` or ``./centre-data``.
 """
@@ -331,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     from centre.commands.cli import add_command_commands
 
     add_command_commands(sub)
+    from centre.web.cli import add_console_commands
+
+    add_console_commands(sub)
     return parser
 
 
