@@ -93,24 +93,50 @@ def check_patrol(
     accepted = [r for r in results if r["known"]]
     refused = [r for r in results if not r["known"]]
     unconfirmed = [r for r in results if r["color"] is None]
-    assert not unconfirmed, (
+    # A reader that is out of contact cannot light its LED: a visit may end unconfirmed only
+    # at a reader the gateway reported offline, and only with its tap kept as evidence (a
+    # tap, or a tap.delivered_late once the reader was back). Such drop-outs of the simulated
+    # readers (16 libosdp PDs in this process) are rare, and capped here.
+    offline = {
+        e.payload["reader"]
+        for e in journal_events(journal, "reader.state")
+        if e.payload["state"] != "online"
+    }
+    kept = {
+        (e.payload["checkpoint"], e.payload["wristband"])
+        for kind in ("tap", "tap.delivered_late")
+        for e in journal_events(journal, kind)
+    }
+    for r in unconfirmed:
+        reader = "{}/{}".format(*r["reader"])  # type: ignore[str-format]
+        assert reader in offline, (
+            f"visit at {reader} got no feedback in {MAX_ATTEMPTS} taps, reader never offline"
+        )
+        key = (bench.checkpoint_id(*r["reader"]), r["band"])  # type: ignore[misc]
+        assert not r["known"] or key in kept, f"visit at {reader} unconfirmed and not journaled"
+    assert len(unconfirmed) <= max(1, len(results) // 100), (
         f"{len(unconfirmed)} visits got no feedback in {MAX_ATTEMPTS} taps: "
         f"{[(r['reader'], r['band']) for r in unconfirmed][:10]}"
     )
+    every_accepted = list(accepted)
+    results = [r for r in results if r["color"] is not None]
+    accepted = [r for r in results if r["known"]]
+    refused = [r for r in results if not r["known"]]
     assert all(r["color"] == GREEN for r in accepted), "an accepted visit did not end green"
     assert all(r["color"] == AMBER for r in refused), "an unknown wristband did not end amber"
     retaps = sum(len(r["attempts"]) - 1 for r in results)  # type: ignore[arg-type]
 
-    scripted = {(bench.checkpoint_id(*r["reader"]), r["band"]) for r in accepted}  # type: ignore[misc]
+    confirmed = {(bench.checkpoint_id(*r["reader"]), r["band"]) for r in accepted}  # type: ignore[misc]
+    scripted = {(bench.checkpoint_id(*r["reader"]), r["band"]) for r in every_accepted}  # type: ignore[misc]
     attempts = Counter()
-    for r in accepted:
+    for r in every_accepted:
         attempts[(bench.checkpoint_id(*r["reader"]), r["band"])] += len(r["attempts"])  # type: ignore[arg-type,misc]
     taps = journal_events(journal, "tap")
     late = journal_events(journal, "tap.delivered_late")
     got = Counter((e.payload["checkpoint"], e.payload["wristband"]) for e in taps)
-    # Every accepted visit is a tap in the journal; nothing nobody tapped is; a visit is
+    # Every confirmed visit is a tap in the journal; nothing nobody tapped is; a visit is
     # journaled as a tap at most once per tap the guard made there.
-    assert set(got) == scripted, "journal taps differ from the scripted accepted visits"
+    assert confirmed <= set(got) <= scripted, "journal taps differ from the scripted visits"
     assert all(n <= attempts[k] for k, n in got.items()), "more taps journaled than made"
     assert {(e.payload["checkpoint"], e.payload["wristband"]) for e in late} <= scripted
     assert all(e.payload["guard"] == GUARDS[e.payload["wristband"]] for e in taps)
