@@ -15,7 +15,7 @@ APT_TOOLS := chromium:chromium shellcheck:shellcheck systemd-analyze:systemd str
 LOAD_ARGS ?= --cpu 2
 PYTEST_ARGS ?=
 
-.PHONY: all bootstrap demo test test-loaded test-fast test-slow lint bench clean
+.PHONY: all bootstrap catalogues cjk-font demo test test-loaded test-fast test-slow lint bench clean
 
 all: test
 
@@ -43,12 +43,27 @@ $(STAMP_APT): Makefile | $(STAMP_PY)
 	touch $@
 
 bootstrap: $(STAMP_PY) $(STAMP_NPM) $(STAMP_APT)
+bootstrap: catalogues cjk-font
+
+# Compiled gettext catalogues (.po -> .mo); a stale .mo is recompiled in memory at run time.
+catalogues: $(STAMP_PY)
+	$(PY) -m i18n compile i18n/locale gateway/locale
+
+# A CJK font, so Chromium's screenshots of the (Chinese by default) status page show Chinese.
+cjk-font:
+	@if [ -z "$$(fc-list :lang=zh 2>/dev/null)" ]; then \
+	  echo "installing Debian package: fonts-wqy-zenhei"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    fonts-wqy-zenhei fontconfig; \
+	fi
 
 demo: $(STAMP_PY)
 	$(VENV)/bin/compound-gw demo
 
 lint: $(STAMP_PY)
-	$(VENV)/bin/ruff check gateway drivers wire centre tests hil_tests bench
+	$(VENV)/bin/ruff check gateway drivers wire centre i18n tests hil_tests bench
 	$(VENV)/bin/ruff check --config firmware_mpy/ruff.toml firmware_mpy
 	$(VENV)/bin/mypy
 

@@ -38,6 +38,10 @@ THREAD_LEAK_GRACE_S = 5.0
 # writer holds the database open.
 ALWAYS_LEAKS = ("journal-writer",)
 
+# Tests read the gateway's English source strings unless they ask for another language
+# (monkeypatch COMPOUND_GW_LANG); tests/i18n checks that people get zh-CN by default.
+os.environ["COMPOUND_GW_LANG"] = "en"
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

@@ -13,6 +13,8 @@
     compound-centre operator add alice     # prints a bearer token for the bulletin pages
     compound-centre broadcast --compound "Rose Garden" --zones 1,2 --seconds 90 --message drill
     compound-centre commands               # queued, delivered, on, done, expired, refused, failed
+    compound-centre users add alice --role officer   # console accounts (docs/console.md)
+    compound-centre audit verify           # the console's audit log: hash chain unbroken
 
 ``--data`` defaults to ``$COMPOUND_CENTRE_DATA`` or ``./centre-data``.
 """
@@ -152,9 +154,11 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     print(f"compound:        {args.compound}" + (f" ({args.township})" if args.township else ""))
     print(f"expires:         {_iso(now + ttl)} (one use)")
     print(f"CA fingerprint:  sha256:{fp}")
+    # No ready-made command line with the token in it: pasted into a shell it would land in
+    # `ps` and the shell history. The installer types the token when provision asks for it.
     print(
         "on the gateway:  compound-gw provision --centre https://<centre>:<port> "
-        f"--token {token} --ca-fingerprint sha256:{fp}"
+        f"--ca-fingerprint sha256:{fp}   (it asks for the token)"
     )
     return 0
 
@@ -329,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     from centre.commands.cli import add_command_commands
 
     add_command_commands(sub)
+    from centre.web.cli import add_console_commands
+
+    add_console_commands(sub)
     return parser
 
 

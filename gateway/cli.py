@@ -19,13 +19,22 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from gateway import __version__
 from gateway.config import GatewayConfig, check_config_file, load_config
 from gateway.errors import ConfigError, GatewayError
+from gateway.i18n import (
+    REASON_WORDS,
+    SUPPORTED,
+    _,
+    choose_language,
+    get_language,
+    set_language,
+    supported_language,
+)
 
 DEFAULT_CONFIG = "/etc/compound-gw/gateway.toml"
 
@@ -86,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             args.sim_clock,
             args.sim_rate,
         )
-    return asyncio.run(run_daemon(cfg, clock=clock))
+    return asyncio.run(run_daemon(cfg, clock=clock, config_path=Path(args.config)))
 
 
 # --------------------------------------------------------------------------- status
@@ -141,53 +150,150 @@ def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
         )
 
 
+# Exit status of `status` when the daemon is not running (as LSB init scripts and systemctl).
+EXIT_NOT_RUNNING = 3
+
+
+def render_status(status: Mapping[str, Any], tz: str, now: float) -> str:
+    """``compound-gw status`` for people: words and local times in the current language."""
+    from gateway.health.cli import format_health_table
+    from gateway.i18n import SERVICE_WORDS, fmt_age, fmt_bool, fmt_time, word
+    from i18n import format_number, format_table
+
+    def num(value: Any) -> str:
+        return format_number(value, get_language())
+
+    lines = [_("Gateway %(id)s (%(compound)s)") % {"id": status["gateway"],
+                                                  "compound": status["compound"]}]  # fmt: skip
+    d = status["daemon"]
+    if d["running"]:
+        age = d.get("status_age_s")
+        lines.append(
+            _("Daemon: running (process %(pid)s, status updated %(age)s)")
+            % {"pid": d["pid"], "age": fmt_age(age) if age is not None else _("never")}
+        )
+    else:
+        lines.append(_("Daemon: not running"))
+    j = status["journal"]
+    if "error" in j:
+        lines.append(_("Journal: cannot be read: %(error)s") % {"error": j["error"]})
+    else:
+        lines.append(
+            _(
+                "Journal: %(events)s events, newest number %(last)s, %(unsynced)s not yet "
+                "uploaded, %(size)s on disk, %(dropped)s measurements dropped to save space"
+            )
+            % {
+                "events": num(j.get("events")),
+                "last": num(j.get("last_seq")),
+                "unsynced": num(j.get("unsynced")),
+                "size": _("%(mb)s MB") % {"mb": num(round((j.get("bytes_on_disk") or 0) / 1e6, 1))},
+                "dropped": num(j.get("dropped")),
+            }
+        )
+    link = status.get("sync")
+    if isinstance(link, Mapping):
+        state = link.get("link") or link.get("state")
+        text = _("Link to the district centre: %(state)s, %(backlog)s events waiting") % {
+            "state": word(state),
+            "backlog": num(link.get("backlog")),
+        }
+        if link.get("last_success"):
+            text += _("; ") + _("last upload %(time)s") % {
+                "time": fmt_time(link["last_success"], tz, now=now)
+            }
+        if link.get("last_error") and link.get("link") != "up":
+            text += _("; ") + _("last error: %(error)s") % {"error": link["last_error"]}
+        lines.append(text)
+    patrol = status.get("patrol")
+    if isinstance(patrol, Mapping):
+        if patrol.get("waiting_for"):
+            lines.append(_("Patrol: waiting for a synchronised clock"))
+        elif isinstance(patrol.get("rounds"), Mapping):
+            counts = _(", ").join(
+                f"{word(k)} {num(v)}" for k, v in sorted(patrol["rounds"].items())
+            )
+            lines.append(_("Patrol today: %(counts)s") % {"counts": counts or _("no rounds")})
+    services = status.get("services")
+    if isinstance(services, list) and services:
+        lines.append(_("Services:"))
+        lines.append(
+            format_table(
+                [_("Service"), _("State"), _("Restarts"), _("Last error")],
+                [
+                    [
+                        word(s.get("service"), SERVICE_WORDS),
+                        word(s.get("state")),
+                        num(s.get("restarts")),
+                        str(s.get("last_error") or ""),
+                    ]
+                    for s in services
+                    if isinstance(s, Mapping)
+                ],
+            )
+        )
+    readers = status.get("readers")
+    if isinstance(readers, Mapping) and readers.get("readers"):
+        lines.append(_("Readers:"))
+        lines.append(
+            format_table(
+                [
+                    _("Checkpoint"),
+                    _("Reader"),
+                    _("State"),
+                    _("Encrypted"),
+                    _("Since"),
+                    _("Reason"),
+                ],
+                [
+                    [
+                        str(r.get("checkpoint") or ""),
+                        str(r.get("reader") or ""),
+                        word("online" if r.get("online") else "offline"),
+                        fmt_bool(r.get("sc_active")),
+                        fmt_time(r.get("since"), tz, now=now),
+                        word(r.get("reason"), REASON_WORDS) if r.get("reason") else "",
+                    ]
+                    for r in readers["readers"]
+                    if isinstance(r, Mapping)
+                ],
+            )
+        )
+    health = status.get("health")
+    if isinstance(health, list):
+        lines.append(_("Devices:"))
+        lines.append(format_health_table(health))
+    broadcast = status.get("broadcast")
+    if isinstance(broadcast, Mapping) and broadcast.get("phase"):
+        lines.append(_("Broadcast: %(phase)s") % {"phase": word(broadcast["phase"])})
+    web = status.get("web")
+    if isinstance(web, Mapping) and web.get("listen"):
+        lines.append(_("Status page: http://%(listen)s/") % {"listen": web["listen"]})
+    lines.append(_("More detail: compound-gw status --json"))
+    return "\n".join(lines)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    status = gather_status(_load(args))
+    cfg = _load(args)
+    status = gather_status(cfg)
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=True, default=str))
-        return 0
-    j = status["journal"]
-    d = status["daemon"]
-    print(f"gateway {status['gateway']} ({status['compound']})")
-    print(f"daemon: {'running, pid ' + str(d['pid']) if d['running'] else 'not running'}")
-    if "error" in j:
-        print(f"journal: {j['error']}")
     else:
-        print(
-            f"journal: {j['events']} events, last seq {j['last_seq']}, "
-            f"{j['unsynced']} unsynced, {j['bytes_on_disk']} bytes on disk, "
-            f"dropped {j['dropped']} (synced {j['dropped_synced']}, "
-            f"unsynced {j['dropped_unsynced']})"
-        )
-    from gateway.sync.uploader import describe_link, read_link_state
-
-    link = read_link_state(status)
-    if link is not None:
-        print(f"link: {describe_link(link)}")
-    services = status.get("services")
-    if services:
-        print("services:")
-        _print_table(services, ("service", "state", "restarts", "last_error"))
-    for key in sorted(status):
-        if key in {"gateway", "compound", "journal", "daemon", "services", "health_detail", "sync"}:
-            continue
-        value = status[key]
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            print(f"{key}:")
-            _print_table(value, list(value[0].keys()))
-        else:
-            print(f"{key}: {json.dumps(value, default=str)}")
-    return 0
+        print(render_status(status, cfg.gateway.timezone, time.time()))
+    return 0 if status["daemon"]["running"] else EXIT_NOT_RUNNING
 
 
 # --------------------------------------------------------------------------- events
 
 
-def _format_event(ev: Any, as_json: bool) -> str:
+def _format_event(ev: Any, as_json: bool, tz: str = "UTC") -> str:
     if as_json:
         return json.dumps(ev.to_dict(), sort_keys=True, ensure_ascii=False)
-    ts = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ev.wall_time))
-    sync = "" if ev.clock_synced else " (clock unsynced)"
+    from gateway.i18n import fmt_time
+
+    # The compound's local time (not the machine's zone), with the date: a tail spans days.
+    ts = fmt_time(ev.wall_time, tz, seconds=True)
+    sync = " (" + _("clock not synchronised") + ")" if not ev.clock_synced else ""
     payload = json.dumps(dict(ev.payload), sort_keys=True, ensure_ascii=False)
     return f"{ev.seq:>8} {ts}{sync} {ev.cls[:4]} {ev.kind} {payload}"
 
@@ -201,7 +307,7 @@ def cmd_events_tail(args: argparse.Namespace) -> int:
     for ev in events:
         if args.kind and ev.kind != args.kind:
             continue
-        print(_format_event(ev, args.json), flush=True)
+        print(_format_event(ev, args.json, cfg.gateway.timezone), flush=True)
     if events:
         last = events[-1].seq
     if not args.follow:
@@ -213,7 +319,7 @@ def cmd_events_tail(args: argparse.Namespace) -> int:
                 last = ev.seq
                 if args.kind and ev.kind != args.kind:
                     continue
-                print(_format_event(ev, args.json), flush=True)
+                print(_format_event(ev, args.json, cfg.gateway.timezone), flush=True)
     except KeyboardInterrupt:
         return 0
 
@@ -260,6 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="compound-gw", description="Compound Gateway: patrol, broadcast, health and sync."
     )
     parser.add_argument("--version", action="version", version=f"compound-gw {__version__}")
+    parser.add_argument(
+        "--lang",
+        default=None,
+        help="language of the output: zh-CN (default) or en "
+        "(default: $COMPOUND_GW_LANG, then [gateway] language)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run the daemon (systemd runs this)")
@@ -301,17 +413,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configured_language(args: argparse.Namespace) -> str | None:
+    """``[gateway] language`` of the command's config file, if it has one and it loads."""
+    path = getattr(args, "config", None)
+    if not isinstance(path, str) or not path:
+        return None
+    try:
+        return load_config(path).gateway.language
+    except Exception:  # any failure: the command itself reports it, in words
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.lang is not None and supported_language(args.lang) is None:
+        parser.error(f"--lang: {args.lang!r} is not one of {', '.join(SUPPORTED)}")
+    set_language(choose_language(configured=_configured_language(args), requested=args.lang))
     handler: Handler = args.handler
     try:
         return handler(args)
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+        print(_("config error: %(error)s") % {"error": exc}, file=sys.stderr)
         return 2
     except GatewayError as exc:
-        print(f"error: {exc.reason}", file=sys.stderr)
+        print(_("error: %(reason)s") % {"reason": exc.reason}, file=sys.stderr)
         return 1
     except BrokenPipeError:
         return 0

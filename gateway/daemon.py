@@ -5,6 +5,9 @@
 Start-up order: open the journal (recovering if corrupt), journal ``daemon.started`` (saying
 whether the previous run stopped cleanly), start the services, then tell systemd READY=1.
 SIGTERM/SIGINT: STOPPING=1, stop services, journal ``daemon.stopped``, close the journal, exit 0.
+SIGHUP: reload the patrol data (roster, routes, schedules: :func:`reload_patrol_data`) without
+a restart; ``config.reloaded`` is journaled, or ``config.reload_refused`` when the files are
+invalid (the old data stays in force).
 While running, the status board is written to ``<runtime_dir>/status.json`` (a tmpfs under
 /run in the field, so it costs the SD card nothing) for ``compound-gw status``.
 """
@@ -27,6 +30,7 @@ from typing import Any
 from gateway import __version__
 from gateway.clock import Clock, SystemClock
 from gateway.config import GatewayConfig
+from gateway.control import ControlServer, socket_path
 from gateway.errors import JournalError
 from gateway.journal import Journal, read_events
 from gateway.supervisor import Service, Supervisor
@@ -214,6 +218,53 @@ def capability_factories() -> list[ServiceFactory]:
     ]
 
 
+# --------------------------------------------------------------------------- reload
+
+
+async def reload_patrol_data(
+    config_path: Path, journal: Any, services: Iterable[Any]
+) -> tuple[bool, str]:
+    """Re-read the config and its patrol data file; hand the roster to the tap path and the
+    routes and schedules to the patrol service. Returns (applied, words for a person).
+
+    Only the patrol data is applied live: other changes in the config (buses, relays, the
+    centre) need a restart, and the event says so. An invalid file is refused as a whole and
+    the data in force stays; the refusal is journaled with the key that is wrong.
+    """
+    from gateway.config import load_config
+    from gateway.errors import ConfigError
+
+    try:
+        cfg = await asyncio.to_thread(load_config, config_path)
+    except ConfigError as exc:
+        log.warning("reload refused: %s", exc)
+        await journal.append(
+            "config.reload_refused",
+            {"file": str(config_path), "key": exc.key, "reason": exc.detail},
+        )
+        return False, f"refused, the data in force is kept: {exc}"
+    roster = {g.wristband: g.guard for g in cfg.checkpoints.roster}
+    for service in services:
+        if hasattr(service, "set_roster"):
+            service.set_roster(roster)
+        if hasattr(service, "reload") and getattr(service, "name", "") == "patrol":
+            service.reload(cfg.patrol)
+    payload = {
+        "guards": len(roster),
+        "routes": len(cfg.patrol.routes),
+        "schedules": len(cfg.patrol.schedules),
+        "applied": ["roster", "routes", "schedules", "shifts"],
+        "note": "other config changes need a restart",
+    }
+    await journal.append("config.reloaded", payload)
+    log.info("reloaded patrol data: %d guards, %d routes, %d schedules",
+             payload["guards"], payload["routes"], payload["schedules"])  # fmt: skip
+    return True, (
+        f"reloaded: {payload['guards']} guards, {payload['routes']} routes, "
+        f"{payload['schedules']} schedules"
+    )
+
+
 # --------------------------------------------------------------------------- the daemon
 
 
@@ -243,8 +294,12 @@ async def run_daemon(
     clock: Clock | None = None,
     stop: asyncio.Event | None = None,
     extra_services: Iterable[Service] = (),
+    config_path: Path | None = None,
 ) -> int:
-    """Run until SIGTERM/SIGINT (or ``stop`` is set). Returns the exit code."""
+    """Run until SIGTERM/SIGINT (or ``stop`` is set). Returns the exit code.
+
+    With ``config_path``, SIGHUP reloads the patrol data (:func:`reload_patrol_data`).
+    """
     clock = clock or SystemClock()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -285,11 +340,32 @@ async def run_daemon(
         for factory in capability_factories():
             services.extend(factory(cfg, journal, clock, board))
         services.extend(extra_services)
+        # Last, so it sees every service it may drive (gateway/control.py: selftest's verbs).
+        services.append(
+            ControlServer(
+                socket_path(runtime_dir),
+                services=list(services),
+                journal=journal,
+                clock=clock,
+                version=__version__,
+            )
+        )
         watchdog_usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
         if watchdog_usec > 0:
             services.append(SystemdWatchdog(journal, watchdog_usec))
         for service in services:
             supervisor.add(service)
+        reloads: set[asyncio.Task[tuple[bool, str]]] = set()
+
+        def on_hangup() -> None:
+            assert config_path is not None
+            task = asyncio.create_task(reload_patrol_data(config_path, journal, services))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        if config_path is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGHUP, on_hangup)
         await supervisor.start()
         sd_notify(
             f"READY=1\nSTATUS=running, journal at seq {journal.last_seq}\nMAINPID={os.getpid()}"
@@ -304,6 +380,8 @@ async def run_daemon(
         await stop.wait()
         sd_notify("STOPPING=1")
         log.info("stopping on %s", received[0] if received else "request")
+        if reloads:
+            await asyncio.wait(reloads, timeout=5.0)
     finally:
         await supervisor.stop()
         with contextlib.suppress(JournalError):
@@ -314,7 +392,7 @@ async def run_daemon(
         if board.path is not None:
             with contextlib.suppress(OSError):
                 board.path.unlink()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
     log.info("stopped cleanly; journal closed at seq %d", journal.last_seq)

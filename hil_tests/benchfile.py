@@ -245,8 +245,10 @@ class Bench:
                 known = ", ".join(sorted(names)) or "none"
                 yield key, f"no line named {name!r} (lines: {known})"
             elif self.lines[names[name]].kind not in kinds:
-                yield key, f"line {name!r} is {self.lines[names[name]].kind}, needs " + (
-                    " or ".join(kinds)
+                yield (
+                    key,
+                    f"line {name!r} is {self.lines[names[name]].kind}, needs "
+                    + (" or ".join(kinds)),
                 )
 
         seen_devices: dict[str, str] = {}
@@ -325,8 +327,8 @@ def load_bench(path: str | Path | None = None) -> Bench:
 def bench_from_config(config: Any) -> Bench:
     """The bench ``--bench`` selects (default: sim.toml), loaded once per pytest session.
 
-        @pytest.fixture(scope="session")
-        def bench(pytestconfig): return bench_from_config(pytestconfig)
+    @pytest.fixture(scope="session")
+    def bench(pytestconfig): return bench_from_config(pytestconfig)
     """
     cached = getattr(config, "_hil_bench", None)
     if cached is None:
@@ -339,9 +341,163 @@ def sim_only_skip_reason(bench: Bench) -> str | None:
     """Why a ``@pytest.mark.sim_only`` test cannot run on ``bench`` (None: it can)."""
     if bench.simulated:
         return None
-    return (
-        f"needs a simulator-only power (fault injection); bench {bench.name!r} has real parts"
-    )
+    return f"needs a simulator-only power (fault injection); bench {bench.name!r} has real parts"
+
+
+# -- preflight: every real part is there and answers -------------------------------------------
+
+PREFLIGHT_TIMEOUT_S = 3.0
+
+
+def _http_answers(url: str, expected: tuple[int, ...]) -> str | None:
+    """None when ``url`` answers with one of the ``expected`` HTTP statuses, else why not.
+    (A camera asks for its password with 401; a proxy or a web page is not a camera.)"""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # only "is it there": the tests check trust
+    try:
+        with urllib.request.urlopen(url, timeout=PREFLIGHT_TIMEOUT_S, context=context) as resp:
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (OSError, ValueError) as exc:
+        return f"{url} does not answer ({exc})"
+    if status not in expected:
+        wanted = " or ".join(map(str, expected))
+        return f"{url} answered HTTP {status}, not {wanted}: is this the device?"
+    return None
+
+
+def _secret_problem(bench: Bench, value: str) -> str | None:
+    """None when a key or password file is there, readable and 0600, else what is wrong."""
+    import stat
+
+    path = bench.path(value)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        path.read_bytes()
+    except OSError as exc:
+        return f"{path} is missing or unreadable ({exc.strerror})"
+    if mode & 0o077:
+        return f"{path} has mode {mode:04o}; it must be 0600"
+    return None
+
+
+def _modem_answers(port: str, baud: int) -> bool:
+    import serial
+
+    with serial.Serial(port, baud, timeout=PREFLIGHT_TIMEOUT_S) as ser:
+        ser.reset_input_buffer()
+        ser.write(b"AT\r")
+        return b"OK" in ser.read_until(b"OK", 64)
+
+
+def preflight(bench: Bench) -> list[str]:
+    """One line per real part that is absent or silent (empty: every real part answered).
+
+    Checked: each real line's port exists and opens; on it, each reader answers osdp_ID, each
+    relay board answers a Modbus read and the modem answers AT; each real reader's key file
+    and camera's password file is there and 0600; each real camera and the centre accept a
+    connection; a native GPIO bench has a GPIO chip. Simulated parts are not checked.
+    """
+    from gateway.setup.scan import scan_modbus, scan_osdp
+
+    missing: list[str] = []
+    open_lines: set[str] = set()
+    for line in bench.lines:
+        if line.simulated:
+            continue
+        if not Path(line.port).exists():
+            missing.append(
+                f"line {line.name!r}: port {line.port} does not exist "
+                "(adapter unplugged? `ls -l /dev/serial/by-id/` lists the ones there)"
+            )
+            continue
+        try:
+            import serial
+
+            with serial.Serial(line.port, line.baud, timeout=0.1):
+                pass
+        except (OSError, ValueError) as exc:
+            missing.append(f"line {line.name!r}: port {line.port} does not open ({exc})")
+            continue
+        open_lines.add(line.name)
+    for r in bench.readers:
+        if bench.line(r.line).simulated:
+            continue
+        if r.key_file:
+            problem = _secret_problem(bench, r.key_file)
+            if problem:
+                missing.append(f"reader {r.name!r}: key file {problem}")
+        if r.line not in open_lines:
+            missing.append(f"reader {r.name!r}: not checked, its line {r.line!r} is missing")
+    for name in sorted(open_lines):
+        line = bench.line(name)
+        try:
+            readers = bench.readers_on(name)
+            if readers:
+                found = {
+                    f.address for f in scan_osdp(line.port, line.baud, [r.address for r in readers])
+                }
+                for r in readers:
+                    if r.address not in found:
+                        missing.append(
+                            f"reader {r.name!r}: no answer at OSDP address {r.address} on "
+                            f"{name!r} (power, A/B wiring, address, baud {line.baud}?)"
+                        )
+            boards = bench.boards_on(name)
+            if boards:
+                found = {
+                    f.address
+                    for f in scan_modbus(line.port, line.baud, [b.address for b in boards])
+                }
+                for b in boards:
+                    if b.address not in found:
+                        missing.append(
+                            f"relay board {b.name!r}: no answer at Modbus address {b.address} "
+                            f"on {name!r} (power, A/B wiring, address, baud {line.baud}?)"
+                        )
+            if (
+                bench.modem is not None
+                and bench.modem.line == name
+                and not _modem_answers(line.port, line.baud)
+            ):
+                missing.append(f"modem: no OK to AT on {name!r} ({line.port})")
+        except (OSError, ValueError) as exc:
+            missing.append(f"line {name!r}: {exc}")
+    for b in bench.relay_boards:
+        if not bench.line(b.line).simulated and b.line not in open_lines:
+            missing.append(f"relay board {b.name!r}: not checked, its line {b.line!r} is missing")
+    if bench.modem is not None:
+        modem_line = bench.line(bench.modem.line)
+        if not modem_line.simulated and modem_line.name not in open_lines:
+            missing.append(f"modem: not checked, its line {modem_line.name!r} is missing")
+    for c in bench.cameras:
+        if c.simulated:
+            continue
+        if c.password_file:
+            problem = _secret_problem(bench, c.password_file)
+            if problem:
+                missing.append(f"camera {c.name!r}: password file {problem}")
+        why = _http_answers(c.snapshot_url, (200, 401))
+        if why:
+            missing.append(f"camera {c.name!r}: {why}")
+    if not bench.centre.simulated:
+        why = _http_answers(bench.centre.url.rstrip("/") + "/api/v1/ca", (200,))
+        if why:
+            missing.append(f"centre: {why}")
+    if bench.gpio.pin_factory == "native" and not any(Path("/dev").glob("gpiochip*")):
+        missing.append("gpio: pin_factory is 'native' but this machine has no /dev/gpiochip*")
+    # One line per device, its problems joined: the reader of the list counts devices.
+    by_device: dict[str, list[str]] = {}
+    for item in missing:
+        device, _, problem = item.partition(": ")
+        by_device.setdefault(device, []).append(problem)
+    return [f"MISSING {device}: {'; '.join(problems)}" for device, problems in by_device.items()]
 
 
 # -- line emulators for a simulated bench ------------------------------------------------------
@@ -424,6 +580,7 @@ __all__ = [
     "bench_from_config",
     "load_bench",
     "parse_bench",
+    "preflight",
     "sim_only_skip_reason",
     "start_sim_lines",
 ]

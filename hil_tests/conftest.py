@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from gateway.errors import ConfigError
 from hil_tests.benchfile import (
     Bench,
     SimLines,
     bench_from_config,
+    preflight,
     sim_only_skip_reason,
     start_sim_lines,
 )
@@ -78,3 +80,33 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         reason = sim_only_skip_reason(bench_from_config(item.config))
         if reason:
             pytest.skip(reason)
+
+
+# Exit status of a session stopped by the bench preflight (pytest's own "usage error" code is
+# 4; this one is distinct so a script can tell "the bench is not there" from a test failure).
+BENCH_PREFLIGHT_FAILED = 3
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """``--bench FILE``: every real port, key file and camera must be there and answer before
+    any test runs; otherwise one line per missing device and the session fails."""
+    config = session.config
+    if config.getoption("--bench") is None:
+        return
+    try:
+        bench = bench_from_config(config)
+    except ConfigError as exc:
+        missing = [f"bench file: {exc.reason}"]
+    else:
+        missing = preflight(bench)
+    if not missing:
+        return
+    name = config.getoption("--bench")
+    lines = [f"bench {name}: {len(missing)} device(s) missing or silent, no test run:", *missing]
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    for line in lines:
+        if reporter is not None:
+            reporter.write_line(line, red=True, bold=line is lines[0])
+        else:
+            print(line)
+    pytest.exit(f"bench preflight failed: {len(missing)} device(s)", BENCH_PREFLIGHT_FAILED)

@@ -157,8 +157,8 @@ def step_enroll(d: Demo) -> None:
     c.start()
     prov = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "provision", "--config", str(d.compound.config_path),
-         "--centre", c.url, "--token", info["token"],
-         "--ca-fingerprint", info["ca_fingerprint"]],
+         "--centre", c.url, "--ca-fingerprint", info["ca_fingerprint"]],
+        input=info["token"] + "\n",  # the token on stdin, never in argv (ps, shell history)
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     if prov.returncode != 0:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from hil_tests.benchfile import (
     bench_from_config,
     load_bench,
     parse_bench,
+    preflight,
     sim_only_skip_reason,
     start_sim_lines,
 )
@@ -73,9 +76,7 @@ def test_the_real_template_names_real_ports_addresses_and_urls() -> None:
     bench = load_bench(REAL)
     assert not bench.simulated
     real_lines = [line for line in bench.lines if not line.simulated]
-    assert real_lines and all(
-        line.port.startswith("/dev/serial/by-id/") for line in real_lines
-    )
+    assert real_lines and all(line.port.startswith("/dev/serial/by-id/") for line in real_lines)
     assert [(b.name, b.address, b.profile) for b in bench.relay_boards] == [
         ("amp-main", 1, "waveshare_v2")
     ]
@@ -162,9 +163,10 @@ def test_sim_lines_come_up_for_the_simulated_lines(tmp_path: Path) -> None:
         assert len(readers) == 4, "each reader has its own device port"
         assert lines.device_path("amp-main") == lines.device_path("zones-east")
         lines.emulator("readers-a").set_pacing(paced=False)
-        with serial.Serial(host, timeout=2) as gw, serial.Serial(
-            lines.device_path("block-3"), timeout=2
-        ) as pd:
+        with (
+            serial.Serial(host, timeout=2) as gw,
+            serial.Serial(lines.device_path("block-3"), timeout=2) as pd,
+        ):
             gw.write(b"\x53\x02")
             assert pd.read(2) == b"\x53\x02"
     assert not os.path.lexists(host)
@@ -184,3 +186,61 @@ def test_every_bench_key_is_documented() -> None:
         if key != "base_dir" and (not text or f"`{key}`" not in doc)
     ]
     assert not missing, f"undocumented bench keys (docs/hil-bench.md): {missing}"
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_real_template_on_a_machine_without_its_hardware_fails_with_one_line_each() -> None:
+    # Issue 15: the template copied unchanged gave 10 passes and a KeyError traceback without
+    # touching any hardware. Now the preflight stops the session before any test runs.
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "--bench", str(REAL), "-p", "no:cacheprovider", "-q"],
+        capture_output=True, text=True, timeout=240, check=False, cwd=REPO,
+    )  # fmt: skip
+    text = out.stdout + out.stderr
+    assert out.returncode == 3, text
+    missing = [line for line in text.splitlines() if line.startswith("MISSING ")]
+    devices = [line.split(": ", 1)[0].removeprefix("MISSING ") for line in missing]
+    assert devices == [
+        "line 'readers-a'",
+        "line 'relays'",
+        "line 'modem'",
+        "reader 'north-gate'",
+        "reader 'block-3'",
+        "relay board 'amp-main'",
+        "modem",
+        "camera 'gate-cam'",
+        "gpio",
+    ], text
+    assert "9 device(s) missing or silent, no test run" in text
+    assert "/dev/serial/by-id/usb-FTDI_USB-RS485_Cable_FT4XXXXA-if00-port0 does not exist" in text
+    assert "keys/north-gate.scbk is missing" in text
+    assert " passed" not in text and "Traceback" not in text and "KeyError" not in text
+
+
+def test_a_port_that_is_there_but_silent_names_each_silent_device(tmp_path: Path) -> None:
+    from hil_tests.line import Rs485Bus
+
+    key = tmp_path / "north-gate.scbk"
+    key.write_text("00" * 16 + "\n")
+    key.chmod(0o600)
+    # A real-looking bench whose "adapter" is a pty with nothing on the far side.
+    with Rs485Bus(tmp_path / "tty-rs485", 9600, devices=1, paced=False) as bus:
+        bench = parse_bench(
+            {
+                "bench": {"name": "silent"},
+                "lines": [{"name": "readers-a", "port": f"/dev/../{bus.host_path}"}],
+                "readers": [
+                    {"name": "north-gate", "line": "readers-a", "address": 1, "key_file": str(key)},
+                    {"name": "block-3", "line": "readers-a", "address": 2, "key_file": "gone"},
+                ],
+            },
+            tmp_path,
+        )
+        missing = preflight(bench)
+    by_device = {line.split(": ", 1)[0]: line for line in missing}
+    assert len(missing) == 2 and len(by_device) == 2, missing
+    north, block = by_device["MISSING reader 'north-gate'"], by_device["MISSING reader 'block-3'"]
+    assert "key file" not in north and "no answer at OSDP address 1 on 'readers-a'" in north
+    assert "gone is missing or unreadable" in block and "no answer at OSDP address 2" in block

@@ -130,8 +130,9 @@ def site(tmp_path: Path) -> Iterator[tuple[SimCompound, Centre, FaultProxy]]:
             prov = subprocess.run(
                 [sys.executable, "-m", "gateway.cli", "provision",
                  "--config", str(compound.config_path),
-                 "--centre", f"https://127.0.0.1:{proxy.port}", "--token", tok["token"],
+                 "--centre", f"https://127.0.0.1:{proxy.port}",
                  "--ca-fingerprint", tok["ca_fingerprint"]],
+                input=tok["token"] + "\n",  # stdin: a token never goes in argv
                 capture_output=True, text=True, timeout=60, check=False,
             )  # fmt: skip
             assert prov.returncode == 0, prov.stderr or prov.stdout

@@ -2,6 +2,8 @@
 
 * selftest on the simulated compound's own config with one reader never tapped and one relay
   welded: exit 1, the report names both, it is unsigned (not provisioned) and journaled;
+* selftest beside the running daemon works through its control socket (a hostile client
+  on the socket first changes nothing): taps, clicks by the daemon's own controller, PASS;
 * the camera step with a wrong password fails (the fault named, the password nowhere), and
   after the answer is fixed the wizard resumes at the cameras step and writes the config.
 """
@@ -10,16 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import stat
+import time
 from pathlib import Path
 
 from gateway.config import load_config
+from gateway.control import CONTROL_SOCKET, MAX_LINE_BYTES
 from gateway.setup.answers import parse_answers
 from gateway.setup.state import StateFile
 from gateway.setup.wizard import Wizard
 from hil_tests.benchfile import Bench
 from hil_tests.compound import SimCompound
+from hil_tests.harness import DaemonProcess
 from hil_tests.sims.camera import CameraSim
 from hil_tests.sims.osdp_reader import journal_events
 from hil_tests.test_setup_wizard import run_tool
@@ -46,8 +52,9 @@ async def test_selftest_reports_untapped_reader_and_welded_relay(
         text = "\n".join(out)
         assert rc == 1, text
         assert "RESULT: FAIL" in out
-        assert f"  failure: reader {untapped} not tapped" in out
-        assert f"  failure: zone {zone} failed the click test" in out
+        failures = [line for line in out if line.startswith("  failure ")]
+        assert any(line.endswith(f": reader {untapped} was not tapped") for line in failures)
+        assert any(line.endswith(f": zone {zone} failed the click test") for line in failures)
         assert "UNSIGNED: this gateway has no key yet" in text
         (event,) = journal_events(compound.journal_path, "commissioning.report")
         body = event.payload["body"]
@@ -137,3 +144,57 @@ async def test_camera_step_refuses_wrong_password_then_resumes(tmp_path: Path) -
             assert (config.stat().st_uid, config.stat().st_gid) == (0, owner[1])
             assert stat.S_IMODE(config.stat().st_mode) == 0o640
         assert cfg.checkpoints.points == () and not cfg.sync.enabled
+
+
+async def test_selftest_through_the_running_daemon(bench: Bench, tmp_path: Path) -> None:
+    """The daemon keeps its devices: selftest asks it (control socket) to click the zones and
+    report the readers and the clock, watches its tap events, and has it journal the report.
+    A hostile client on the socket before that changes nothing."""
+    compound = SimCompound(bench, tmp_path / "sim", sync_keys=("enabled = false",)).start()
+    now = time.time()
+    # A bench clock at real speed: the daemon's clock counts as synchronised (this machine's
+    # own clock may not be), so the report can pass.
+    daemon = DaemonProcess(
+        compound.config_path,
+        env={"GPIOZERO_PIN_FACTORY": "mock"},
+        args=("--sim-clock", f"{now}@{now}", "--sim-rate", "1"),
+    )
+    try:
+        await asyncio.to_thread(daemon.start)
+        sock = compound.folder / compound.runtime_dir / CONTROL_SOCKET
+        deadline = time.monotonic() + 30
+        while not sock.exists():  # the control service starts with the others, around READY
+            assert time.monotonic() < deadline, "no control socket 30 s after READY"
+            await asyncio.sleep(0.05)
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o660
+        reader, writer = await asyncio.open_unix_connection(str(sock))
+        writer.write(b"\x00\xff garbage\n" + b"[" * (MAX_LINE_BYTES + 10) + b"\n")
+        await writer.drain()
+        replies = [json.loads(await asyncio.wait_for(reader.readline(), 30)) for _ in range(2)]
+        writer.close()
+        await writer.wait_closed()
+        assert [r["error"]["code"] for r in replies] == ["bad_json", "too_long"]
+
+        argv = ["selftest", "--config", str(compound.config_path), "--click-seconds", "0.3"]
+        rc, out = await asyncio.to_thread(run_tool, [*argv, "--tap-timeout", "20"], compound)
+        text = "\n".join(out)
+        assert rc == 0, text
+        assert any(line.startswith("the daemon is running (pid ") for line in out), text
+        assert "RESULT: PASS" in out
+        assert daemon.proc is not None and daemon.proc.poll() is None, "the daemon died"
+        (event,) = journal_events(compound.journal_path, "commissioning.report")
+        body = event.payload["body"]
+        assert body["through_daemon"] is True and body["passed"] is True
+        assert [r["tapped"] for r in body["readers"]] == [True] * len(bench.readers)
+        assert len(body["zones"]) == len(compound.zone_channels())
+        assert all(z["on"] and z["off"] for z in body["zones"])
+        clicks = [
+            e for e in journal_events(compound.journal_path, "broadcast.requested")
+            if e.payload.get("source") == "cli" and e.payload.get("status") == "Test"
+        ]  # fmt: skip
+        assert len(clicks) == len(compound.zone_channels()), "the daemon's controller clicked"
+        log = daemon.log_path.read_text()
+        assert "control request refused" in log and "Traceback" not in log
+    finally:
+        daemon.close()
+        compound.stop()

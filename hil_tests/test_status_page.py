@@ -67,7 +67,7 @@ async def test_page_shows_the_running_daemon_and_notices_it_stop(
             async with http.get("/") as resp:
                 page = await resp.text()
             # The daemon removes its board on a clean stop: the page says it does not know.
-            assert "daemon status unknown" in page
+            assert "daemon not running" in page and "The gateway daemon is not running" in page
             async with http.get("/status.json") as resp:
                 view = await resp.json()
             assert view["journal"]["last_seq"] >= 2  # daemon.stopped is there too

@@ -30,9 +30,15 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
-async def run_chromium(url: str, profile: Path, *mode: str, timeout: float = 90.0) -> bytes:
-    """Headless Chromium once with a fresh ``profile`` dir; returns stdout. Its whole process
-    group is killed after."""
+async def run_chromium(
+    url: str,
+    profile: Path,
+    *mode: str,
+    timeout: float = 90.0,
+    size: tuple[int, int] = (WIDTH, HEIGHT),
+) -> bytes:
+    """Headless Chromium once with a fresh ``profile`` dir and a ``size`` window; returns stdout.
+    Its whole process group is killed after."""
     assert CHROMIUM is not None
     proc = await asyncio.create_subprocess_exec(
         CHROMIUM,
@@ -47,7 +53,7 @@ async def run_chromium(url: str, profile: Path, *mode: str, timeout: float = 90.
         "--disable-dev-shm-usage",
         "--hide-scrollbars",
         f"--user-data-dir={profile}",
-        f"--window-size={WIDTH},{HEIGHT}",
+        f"--window-size={size[0]},{size[1]}",
         *mode,
         url,
         stdout=asyncio.subprocess.PIPE,
@@ -65,12 +71,14 @@ async def run_chromium(url: str, profile: Path, *mode: str, timeout: float = 90.
     return out
 
 
-async def screenshot(url: str, name: str, profile: Path) -> bytes:
-    """A phone-sized screenshot of ``url`` saved as artifacts/``name``; returns the PNG."""
+async def screenshot(
+    url: str, name: str, profile: Path, size: tuple[int, int] = (WIDTH, HEIGHT)
+) -> bytes:
+    """A screenshot of ``url`` (phone-sized by default) saved as artifacts/``name``."""
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / name
     shot.unlink(missing_ok=True)
-    await run_chromium(url, profile, f"--screenshot={shot}")
+    await run_chromium(url, profile, f"--screenshot={shot}", size=size)
     return shot.read_bytes()
 
 

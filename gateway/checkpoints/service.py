@@ -122,6 +122,10 @@ class CheckpointService:
         }
         self._inflight = asyncio.Semaphore(MAX_TAPS_IN_FLIGHT)
 
+    def set_roster(self, roster: dict[str, str]) -> None:
+        """New wristband -> guard map (daemon reload on SIGHUP); the next tap uses it."""
+        self.decider.roster = dict(roster)
+
     # ------------------------------------------------------------------ running
 
     async def run(self) -> None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from gateway.config.schema import parse_section, setting, timezone_problem
 from gateway.errors import ConfigError
+from gateway.i18n import SUPPORTED, supported_language
 
 GATEWAY_ID_PATTERN = r"[a-z0-9][a-z0-9-]{1,62}"
 
@@ -35,6 +36,9 @@ class GatewaySection:
     compound: str = setting(doc="compound name as the district knows it", pattern=r".{1,120}")
     township: str = setting("", doc="township (sub-district) the compound belongs to")
     timezone: str = setting("Asia/Shanghai", doc="IANA time zone for schedules and daily verdicts")
+    language: str = setting(
+        "zh-CN", doc="language of the status page and the CLI: zh-CN (Simplified Chinese) or en"
+    )
     runtime_dir: str = setting(
         "/run/compound-gw", doc="folder for live status files (a tmpfs: no SD writes)"
     )
@@ -47,6 +51,8 @@ class GatewaySection:
         problem = timezone_problem(self.timezone)
         if problem is not None:
             yield "timezone", problem
+        if supported_language(self.language) is None:
+            yield "language", f"{self.language!r} is not one of {', '.join(SUPPORTED)}"
 
 
 @dataclass(frozen=True, slots=True)

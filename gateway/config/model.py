@@ -85,8 +85,9 @@ def _with_base(cfg: GatewayConfig, base_dir: str) -> GatewayConfig:
     return GatewayConfig(**values)
 
 
-def load_config(path: str | Path) -> GatewayConfig:
-    """Read and validate a TOML config file (ConfigError for anything wrong with it)."""
+def load_config(path: str | Path, *, patrol_data: bool = True) -> GatewayConfig:
+    """Read and validate a TOML config file, with the patrol data file beside it merged in
+    (roster, routes, schedules: :mod:`gateway.patrol.store`) unless ``patrol_data=False``."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -102,7 +103,13 @@ def load_config(path: str | Path) -> GatewayConfig:
         raise ConfigError("", f"{p} is not valid TOML: {str(exc)[:120]}") from exc
     except RecursionError:  # arrays or inline tables nested about a thousand deep
         raise ConfigError("", f"{p} is not valid TOML: nested too deeply") from None
-    return parse_config(data, p.resolve().parent)
+    cfg = parse_config(data, p.resolve().parent)
+    if not patrol_data:
+        return cfg
+    from gateway.patrol.store import data_path, load_patrol_data, with_patrol_data
+
+    extra = data_path(p)
+    return with_patrol_data(cfg, load_patrol_data(extra), extra)
 
 
 def check_secret_files(cfg: GatewayConfig) -> None:

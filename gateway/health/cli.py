@@ -4,7 +4,7 @@ The running daemon publishes the health table on its status board (``<runtime_di
 section ``health``); that is the live view. With no daemon running, the last ``health.state``
 event of each device is read back from the journal instead (``"source": "journal"``).
 
-    compound-gw health            # a table
+    compound-gw health            # a table in the configured language, durations in words
     compound-gw health --json     # {"gateway", "source", "worst", "devices": [...]}
 
 Wiring (the lead): add ``"gateway.health.cli"`` to ``CLI_EXTENSIONS``; ``add_cli`` registers
@@ -28,7 +28,6 @@ from gateway.health.model import State, severity
 JOURNAL_SCAN_EVENTS = 20_000
 # A board older than this comes from a daemon that died without cleaning up.
 BOARD_STALE_S = 60.0
-COLUMNS = ("device", "kind", "state", "for", "reason")
 
 
 def _worst(devices: Sequence[dict[str, Any]]) -> str:
@@ -98,53 +97,50 @@ def gather_health(cfg: Any) -> dict[str, Any]:
     return {"gateway": cfg.gateway.id, "source": source, "worst": _worst(rows), "devices": rows}
 
 
-def _human_duration(seconds: Any) -> str:
-    if not isinstance(seconds, int | float):
-        return ""
-    s = int(seconds)
-    if s < 120:
-        return f"{s}s"
-    if s < 7200:
-        return f"{s // 60}m"
-    if s < 172800:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"
-
-
 def format_health_table(devices: Sequence[dict[str, Any]]) -> str:
-    """Every device in one table (DEVICE KIND STATE FOR REASON), as ``status`` shows it."""
-    rows = [
-        {
-            "device": str(d.get("device", "")),
-            "kind": str(d.get("kind", "")),
-            "state": str(d.get("state", "")).upper(),
-            "for": _human_duration(d.get("for_s")),
-            "reason": str(d.get("reason", "")),
-        }
-        for d in devices
-    ]
-    if not rows:
-        return "  (no devices reported)"
-    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in COLUMNS}
-    lines = ["  " + "  ".join(c.upper().ljust(widths[c]) for c in COLUMNS).rstrip()]
-    for r in rows:
-        lines.append("  " + "  ".join(r[c].ljust(widths[c]) for c in COLUMNS).rstrip())
-    return "\n".join(lines)
+    """Every device in one table (device, type, state, for how long, reason), in the current
+    language; ``status`` shows the same table."""
+    from gateway.i18n import DEVICE_KIND_WORDS, REASON_WORDS, _, fmt_duration, word
+    from i18n import format_table
+
+    if not devices:
+        return "  " + _("(no devices reported)")
+    return format_table(
+        [_("Device"), _("Type"), _("State"), _("For"), _("Reason")],
+        [
+            [
+                str(d.get("device") or ""),
+                word(d.get("kind"), DEVICE_KIND_WORDS),
+                word(d.get("state")),
+                fmt_duration(d.get("for_s")),
+                word(d.get("reason"), REASON_WORDS) if d.get("reason") else "",
+            ]
+            for d in devices
+        ],
+    )
 
 
 def cmd_health(args: argparse.Namespace) -> int:
     from gateway.config import load_config
+    from gateway.i18n import _, word
 
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
-        print(f"config error: {exc.reason}")
+        print(_("config error: %(error)s") % {"error": exc.reason})
         return 2
     report = gather_health(cfg)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True, default=str))
         return 0
-    print(f"gateway {report['gateway']}: {report['worst'].upper()} (from the {report['source']})")
+    source = {
+        "daemon": _("live, from the running daemon"),
+        "journal": _("the daemon is not running: last states recorded in the journal"),
+    }.get(report["source"], _("nothing could be read"))
+    print(
+        _("Gateway %(id)s: %(worst)s (%(source)s)")
+        % {"id": report["gateway"], "worst": word(report["worst"]), "source": source}
+    )
     if "error" in report:
         print(f"  {report['error']}")
     print(format_health_table(report["devices"]))

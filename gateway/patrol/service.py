@@ -13,6 +13,7 @@ alerts not yet raised or resolved, verdicts and daily summaries whose content ch
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Iterable, Sequence
@@ -32,6 +33,7 @@ from gateway.patrol.engine import (
     RoundVerdict,
     engine_inputs_from_event,
 )
+from gateway.patrol.report import today_rows
 
 log = logging.getLogger("gateway.patrol")
 
@@ -161,8 +163,30 @@ class PatrolService:
         self.ledger = Ledger()
         self.seq = 0
         self.emitted = 0
+        self._reload = asyncio.Event()
+
+    def reload(self, section: PatrolSection) -> None:
+        """Judge with new routes and schedules (SIGHUP): the engine is rebuilt from the journal.
+
+        Takes effect at the next wake-up (a new event or the next tick); outputs already in the
+        journal are not emitted again (the ledger is read back from it), so a round judged
+        before the reload keeps its verdict unless the new rules change it (a new revision).
+        """
+        self.section = section
+        self._reload.set()
 
     async def run(self) -> None:
+        while True:
+            self._reload.clear()
+            if not self.section.schedules:
+                # Nothing to judge (no schedules yet): stay idle until a reload brings some.
+                self.engine = None
+                self._publish_idle()
+                await self._reload.wait()
+                continue
+            await self._run_engine()
+
+    async def _run_engine(self) -> None:
         # Each run starts from scratch: a crash leaves no half-updated state behind.
         self.engine = PatrolEngine(self.section)
         self.ledger = Ledger()
@@ -178,8 +202,15 @@ class PatrolService:
             ):
                 forgot_at = self.engine.now
                 self.engine.forget_before(forgot_at - FORGET_AFTER_S)
+            if self._reload.is_set():
+                return
             await self.journal.wait_for_new(self.seq, timeout=self.tick_s)
             pending = await self._catch_up()
+
+    def _publish_idle(self) -> None:
+        if self.board is not None:
+            self.board.publish("patrol", {"day": None, "rounds": {}, "seq": self.seq,
+                                          "waiting_for": "schedules"})  # fmt: skip
 
     async def _catch_up(self) -> list[Output]:
         """Feed every event after ``self.seq``; returns the engine's outputs."""
@@ -210,17 +241,28 @@ class PatrolService:
                                           "waiting_for": "a synchronised clock"})  # fmt: skip
             return
         day = engine.day_of(engine.now + 1e-6)
+        # The same rows as `compound-gw patrol today`, so the status page shows what it shows.
+        today = today_rows(engine, day)
         states: dict[str, int] = {}
-        for rid in engine.round_ids(day):
-            state = engine.report(rid).state
-            states[state] = states.get(state, 0) + 1
-        self.board.publish("patrol", {"day": day, "rounds": states, "seq": self.seq})
+        for row in today:
+            states[row["state"]] = states.get(row["state"], 0) + 1
+        planned = {s.id: 0 for s in engine.section.schedules}
+        for row in today:
+            schedule = row["round"].partition("@")[0]  # round ids are '<schedule>@<start>'
+            planned[schedule] = planned.get(schedule, 0) + 1
+        self.board.publish(
+            "patrol",
+            {"day": day, "rounds": states, "seq": self.seq, "today": today, "schedules": planned},
+        )
 
 
 def build_services(cfg: Any, journal: Any, clock: Clock, board: Any = None) -> list[PatrolService]:
-    """Daemon factory: one patrol service when ``cfg.patrol`` has schedules, else none."""
+    """Daemon factory: one patrol service when ``cfg`` has a patrol section, else none.
+
+    Without schedules the service idles (no journal replay) until a reload brings some.
+    """
     section = getattr(cfg, "patrol", None)
-    if not isinstance(section, PatrolSection) or not section.schedules:
+    if not isinstance(section, PatrolSection):
         return []
     return [PatrolService(section, journal, clock, board=board)]
 

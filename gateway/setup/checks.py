@@ -163,7 +163,6 @@ async def click_zones(
     journal = _CollectingJournal()
     runtime = build_runtime(section, journal, SystemClock())
     task = asyncio.create_task(runtime.service.run())
-    out: list[ZoneClick] = []
     try:
         ready = asyncio.create_task(runtime.controller.ready.wait())
         await asyncio.wait([ready, task], timeout=30, return_when=asyncio.FIRST_COMPLETED)
@@ -172,30 +171,38 @@ async def click_zones(
             if task.done():
                 task.result()  # the service's own error says most
             raise TimeoutError("relay boards not ready within 30 s")
-        for zone in zones:
-            ticket = runtime.controller.submit_start(
-                StartRequest(
-                    f"setup-click-{zone}-{int(time.time())}",
-                    (zone,),
-                    seconds,
-                    "cli",
-                    "installer click test",
-                    status="Test",
-                )
-            )
-            on = await ticket.wait("on", timeout=section.warmup_s + 30)
-            if on_zone is not None:
-                await on_zone(zone)
-            done = await ticket.wait("done", timeout=seconds + 30)
-            on_ok = on.get("verified") is True and not on.get("failed_zones")
-            off_ok = done.get("verified") is True
-            detail = (
-                "" if on_ok and off_ok else str(on.get("failed_zones") or done.get("reason", ""))
-            )
-            out.append(ZoneClick(zone, on_ok, off_ok, detail))
+        return await click_with_controller(runtime.controller, zones, seconds, on_zone)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def click_with_controller(
+    controller: Any, zones: Sequence[int], seconds: float, on_zone: Any = None
+) -> list[ZoneClick]:
+    """The click test on a ready :class:`BroadcastController`: the selftest's own (above) or
+    the running daemon's (``gateway.control``), so the port keeps its one owner."""
+    out: list[ZoneClick] = []
+    warmup = controller.layout.warmup_s
+    for zone in zones:
+        ticket = controller.submit_start(
+            StartRequest(
+                f"setup-click-{zone}-{time.time_ns()}",
+                (zone,),
+                seconds,
+                "cli",
+                "installer click test",
+                status="Test",
+            )
+        )
+        on = await ticket.wait("on", timeout=warmup + 30)
+        if on_zone is not None:
+            await on_zone(zone)
+        done = await ticket.wait("done", timeout=seconds + 30)
+        on_ok = on.get("verified") is True and not on.get("failed_zones")
+        off_ok = done.get("verified") is True
+        detail = "" if on_ok and off_ok else str(on.get("failed_zones") or done.get("reason", ""))
+        out.append(ZoneClick(zone, on_ok, off_ok, detail))
     return out
 
 

@@ -53,6 +53,23 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--state", default="", help="state file (default: beside the config)")
     p.add_argument("--restart", action="store_true", help="forget the state and start over")
     p.add_argument(
+        "--data-dir",
+        default="/var/lib/compound-gw",
+        help="at the terminal: the gateway's data folder (journal, keys; default %(default)s)",
+    )
+    p.add_argument(
+        "--runtime-dir",
+        default="/run/compound-gw",
+        help="at the terminal: the live status folder (default %(default)s)",
+    )
+    p.add_argument(
+        "--redo",
+        default="",
+        metavar="STEP",
+        help="ask a step's questions again and redo it (e.g. guards, route, schedule, relays; "
+        "'gateway' for the id and names); the config is written again",
+    )
+    p.add_argument(
         "--owner",
         default="",
         help=f"as root: user that must own the keys written (default {DAEMON_USER} if it exists)",
@@ -70,10 +87,12 @@ def add_cli(subparsers: Any) -> None:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
+    from gateway.errors import ConfigError
+    from gateway.i18n import _
     from gateway.setup.answers import load_answers
-    from gateway.setup.interactive import interactive_answers
+    from gateway.setup.interactive import Asker, InputEnded, interactive_answers
     from gateway.setup.state import StateFile
-    from gateway.setup.wizard import Wizard, default_state_path
+    from gateway.setup.wizard import REDO_ANSWERS, STEPS, Wizard, default_state_path
 
     config = Path(args.config)
     state_path = Path(args.state) if args.state else default_state_path(config)
@@ -81,13 +100,27 @@ def cmd_setup(args: argparse.Namespace) -> int:
         state_path.unlink(missing_ok=True)
     owner = key_owner(args.owner)
     state = StateFile.load(state_path)
+    if args.redo:
+        if args.redo not in (*STEPS, "gateway"):
+            raise ConfigError(
+                "--redo", f"{args.redo!r} is not a step: {', '.join((*STEPS, 'gateway'))}"
+            )
+        state.redo(args.redo, REDO_ANSWERS.get(args.redo, ()))
     if args.answers:
         answers = load_answers(args.answers)
         wizard = Wizard(answers, config_path=config, state=state, machine=True, owner=owner)
     else:
-        answers = interactive_answers(config)
+        asker = Asker(state.answers(), save=state.save)
+        try:
+            answers = interactive_answers(
+                config, asker, data_dir=args.data_dir, runtime_dir=args.runtime_dir
+            )
+        except (InputEnded, KeyboardInterrupt):
+            print()
+            print(_("stopped; every answer so far is kept: run `compound-gw setup` again"))
+            return 1
         wizard = Wizard(
-            answers, config_path=config, state=state, machine=False, ask=input, owner=owner
+            answers, config_path=config, state=state, machine=False, asker=asker, owner=owner
         )
     print(f"setup of {answers.gateway.id} ({answers.gateway.compound}); state in {state_path}")
     sys.stdout.flush()

@@ -40,6 +40,23 @@ class StateFile:
         data.setdefault("partial", {})
         return cls(path, data)
 
+    def answers(self) -> dict[str, str]:
+        """Answers typed at the terminal, by question key (never a secret): not asked again."""
+        answers: dict[str, str] = self.data.setdefault("answers", {})
+        return answers
+
+    def redo(self, step: str, also: tuple[str, ...] = ()) -> None:
+        """Forget a step's result and its answers (keys ``<step>.*`` and those in ``also``),
+        and the ``write`` step's, so the next run asks again and writes the config again."""
+        for name in (step, "write"):
+            self.data["steps"].pop(name, None)
+            self.data["partial"].pop(name, None)
+        answers = self.answers()
+        for prefix in (step, *also):
+            for key in [k for k in answers if k == prefix or k.startswith(prefix + ".")]:
+                del answers[key]
+        self.save()
+
     def done(self, step: str) -> bool:
         return step in self.data["steps"]
 

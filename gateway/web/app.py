@@ -48,6 +48,13 @@ from gateway.clock import Clock
 from gateway.config import read_secret_file
 from gateway.errors import ConfigError, GatewayError
 from gateway.events import EVIDENCE, TELEMETRY, Event
+from gateway.i18n import (
+    DEFAULT_LANGUAGE,
+    _,
+    choose_language,
+    set_language,
+    supported_language,
+)
 from gateway.journal import read_events, read_status
 from gateway.web.auth import LoginThrottle, Session, SessionStore, csrf_matches, verify_password
 from gateway.web.config import WebSection
@@ -59,6 +66,9 @@ log = logging.getLogger("gateway.web")
 SESSION_COOKIE: Final = "cgw_session"
 LOGIN_COOKIE: Final = "cgw_login"  # the login form's double-submitted CSRF token
 LOGIN_FORM_TTL_S: Final = 900
+# The page's language, once chosen with the page's own switch (?lang=en): kept for a year.
+LANG_COOKIE: Final = "cgw_lang"
+LANG_COOKIE_TTL_S: Final = 365 * 86400
 BOARD_SECTION: Final = "web"
 # The page keeps at most this many of the newest evidence events it scanned (taps, rounds...).
 KEEP_EVENTS: Final = 5000
@@ -119,6 +129,7 @@ class WebContext:
     # first failure is counted (a backoff bypass), and each scrypt check holds 16 MiB.
     check_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     password_problem: str = ""
+    language: str = DEFAULT_LANGUAGE  # [gateway] language: the page's default
 
     def __post_init__(self) -> None:
         if self.sessions is None:
@@ -210,6 +221,7 @@ async def gather_view(ctx: WebContext) -> dict[str, Any]:
         tz=ctx.tz,
         gateway_id=ctx.gateway_id,
         compound=ctx.compound,
+        clock_synced=ctx.clock.synced(),
     )
 
 
@@ -264,7 +276,7 @@ async def _form(request: web.Request) -> Mapping[str, str]:
 
 
 def _forbidden(message: str) -> web.Response:
-    return _html(render_message("Refused", message), status=403)
+    return _html(render_message(_("Refused"), message), status=403)
 
 
 # --------------------------------------------------------------------------- handlers
@@ -311,7 +323,11 @@ async def login_form(request: web.Request) -> web.Response:
 def _retry_page(wait_s: float, why: str) -> web.Response:
     seconds = max(1, math.ceil(wait_s))
     return _html(
-        render_message("Too many attempts", f"{why} Try again in {seconds} s.", back="/login"),
+        render_message(
+            _("Too many attempts"),
+            _("%(why)s Try again in %(seconds)d s.") % {"why": why, "seconds": seconds},
+            back="/login",
+        ),
         status=429,
         headers={"Retry-After": str(seconds)},
     )
@@ -321,18 +337,18 @@ async def login_submit(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     assert ctx.sessions is not None
     if not _same_origin(request):
-        return _forbidden("This form must be sent from the gateway's own page.")
+        return _forbidden(_("This form must be sent from the gateway's own page."))
     form = await _form(request)
     if not csrf_matches(request.cookies.get(LOGIN_COOKIE, ""), form.get("csrf")):
-        return _forbidden("The login form expired or did not come from this page; reload it.")
+        return _forbidden(_("The login form expired or did not come from this page; reload it."))
     line = password_line(ctx)
     if line is None:
-        return _forbidden("No password is set on this gateway: nobody can log in.")
+        return _forbidden(_("No password is set on this gateway: nobody can log in."))
     client = _client(request)
     async with ctx.check_lock:
         wait = ctx.throttle.wait_s(client, ctx.clock.monotonic())
         if wait > 0:
-            return _retry_page(wait, "Login attempts are being slowed down.")
+            return _retry_page(wait, _("Login attempts are being slowed down."))
         ok = await asyncio.to_thread(verify_password, form.get("password", ""), line)
         next_wait = ctx.throttle.record(client, ok=ok, now=ctx.clock.monotonic())
     await _journal(
@@ -343,9 +359,11 @@ async def login_submit(request: web.Request) -> web.Response:
     )
     if not ok:
         log.warning("failed login from %s (next attempt in %.0f s)", client, next_wait)
-        note = "Wrong password."
+        note = _("Wrong password.")
         if next_wait > 0:
-            note += f" The next attempt is possible in {max(1, math.ceil(next_wait))} s."
+            note += " " + _("The next attempt is possible in %(seconds)d s.") % {
+                "seconds": max(1, math.ceil(next_wait))
+            }
         resp = _html(
             render_login(password_set=True, csrf=request.cookies[LOGIN_COOKIE], message=note),
             status=403,
@@ -360,12 +378,12 @@ async def login_submit(request: web.Request) -> web.Response:
 
 def _require_session(request: web.Request, form: Mapping[str, str]) -> Session | web.Response:
     if not _same_origin(request):
-        return _forbidden("This form must be sent from the gateway's own page.")
+        return _forbidden(_("This form must be sent from the gateway's own page."))
     session = _session(request)
     if session is None:
-        return _forbidden("Log in first.")
+        return _forbidden(_("Log in first."))
     if not csrf_matches(session.csrf, form.get("csrf")):
-        return _forbidden("The form did not carry this session's token; reload the page.")
+        return _forbidden(_("The form did not carry this session's token; reload the page."))
     return session
 
 
@@ -390,18 +408,18 @@ async def acknowledge_alert(request: web.Request) -> web.Response:
         return checked
     alert = form.get("alert", "")
     if not ALERT_ID.fullmatch(alert):
-        return _html(render_message("Not found", "No such alert."), status=400)
+        return _html(render_message(_("Not found"), _("No such alert.")), status=400)
     view = await gather_view(ctx)
     known = {a["alert"]: a for a in view["alerts"]}
     if alert not in known:
-        return _html(render_message("Not found", "No such recent alert."), status=404)
+        return _html(render_message(_("Not found"), _("No such recent alert.")), status=404)
     if not known[alert]["acknowledged"]:
         appended = await _journal(
             ctx, ACK_KIND, {"alert": alert, "client": _client(request), "via": "status-page"}
         )
         if not appended:
             return _html(
-                render_message("Not saved", "The journal could not record it; try again."),
+                render_message(_("Not saved"), _("The journal could not record it; try again.")),
                 status=503,
             )
     raise web.HTTPSeeOther("/#alerts")
@@ -519,9 +537,28 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     return resp
 
 
+@web.middleware
+async def page_language(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Each request's language: ``?lang=`` (the page's switch, then kept in a cookie), else that
+    cookie, else ``$COMPOUND_GW_LANG`` (tests), else ``[gateway] language``. Held in this
+    request's context for ``_()``."""
+    asked = supported_language(request.query.get("lang", "")[:35])
+    kept = supported_language(request.cookies.get(LANG_COOKIE, "")[:35])
+    set_language(asked or kept or choose_language(configured=request.app[CTX].language))
+    resp = await handler(request)
+    if asked:
+        resp.set_cookie(
+            LANG_COOKIE, asked, max_age=LANG_COOKIE_TTL_S, path="/", httponly=True,
+            samesite="Strict",
+        )  # fmt: skip
+    return resp
+
+
 def make_app(ctx: WebContext) -> web.Application:
     """The aiohttp application for ``ctx`` (serve it with an AppRunner)."""
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[security_headers])
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES, middlewares=[security_headers, page_language]
+    )
     app[CTX] = ctx
     app[BUDGET] = WarningBudget()
     app[STYLE] = resources.files("gateway.web").joinpath("style.css").read_bytes()
@@ -606,6 +643,7 @@ def build_services(cfg: Any, journal: Any, clock: Clock, board: Any = None) -> l
         compound=cfg.gateway.compound,
         board=board,
         board_path=cfg.path(cfg.gateway.runtime_dir) / "status.json",
+        language=supported_language(cfg.gateway.language) or DEFAULT_LANGUAGE,
     )
     return [WebService(ctx)]
 

@@ -1,40 +1,74 @@
-"""HTML for the status page: small, escaped, no scripts, no external assets.
+"""HTML for the status page: Jinja2 templates (autoescaped), every word from the catalogue.
 
-    html = render_dashboard(view, login=LoginInfo(...), refresh_s=15)
+    html = render_dashboard(view, login=LoginInfo(...), refresh_s=15, lang="zh-CN")
 
-Every piece of data goes through :func:`esc`. Forms carry the session's CSRF token; there is
-no JavaScript at all (the page reloads itself with a meta refresh), so a strict
-Content-Security-Policy holds.
+The view (:mod:`gateway.web.view`) is data, the same for every language and for
+``/status.json``; :func:`dashboard_model` turns it into what a person reads: words for every
+state and field (never a code such as ``sc_active`` or ``late_completed``), local times in the
+compound's zone ("09:30", "12月5日 09:30"), yes/no, no Python reprs. The templates in
+``templates/`` only lay that out. There is no JavaScript at all (the page reloads itself with a
+meta refresh), so a strict Content-Security-Policy holds; forms carry the session's CSRF token.
 """
 
 from __future__ import annotations
 
-import html
-import json
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from gateway.web.view import is_secret_name
+import jinja2
 
-MAX_DEPTH: Final = 4
+import i18n
+from gateway.i18n import (
+    ALERT_KIND_WORDS,
+    DEVICE_KIND_WORDS,
+    LANGUAGE_NAMES,
+    N_,
+    REASON_WORDS,
+    SERVICE_WORDS,
+    SUPPORTED,
+    get_language,
+    tone,
+    translations,
+    word,
+)
+
 MAX_ROWS: Final = 200
-MAX_COLUMNS: Final = 14
 
-_GOOD = {"ok", "online", "running", "up", "green", "on_time", "complete", "completed", "done"}
-_WARN = {"degraded", "warn", "warning", "late", "backoff", "starting", "unknown", "partial"}
-_BAD = {"offline", "down", "failed", "crashed", "missed", "error", "red", "alarm", "stopped"}
-
-
-def esc(value: Any) -> str:
-    """Text for HTML (quotes escaped too, so it is safe inside attributes)."""
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def badge(state: Any) -> str:
-    word = str(state).lower()
-    cls = "good" if word in _GOOD else "bad" if word in _BAD else "warn" if word in _WARN else ""
-    return f'<span class="badge {cls}">{esc(state)}</span>'
+BROADCAST_WORDS: Final = {
+    "requested": N_("requested"),
+    "accepted": N_("accepted"),
+    "refused": N_("refused"),
+    "on": N_("relays on"),
+    "off": N_("relays off"),
+    "start": N_("started"),
+    "stop": N_("stopped"),
+    "ending": N_("ending"),
+    "failed": N_("failed"),
+    "off_failed": N_("could not switch off"),
+    "failsafe_off": N_("switched off for safety"),
+    "force_off": N_("forced off"),
+    "interrupted": N_("interrupted"),
+    "amplifier_on": N_("amplifier on"),
+    "audio_unavailable": N_("audio unavailable"),
+    "button": N_("button pressed"),
+    "command_received": N_("command received"),
+    "command_verified": N_("command verified"),
+    "command_refused": N_("command refused"),
+    "schedule_missed": N_("scheduled broadcast missed"),
+    "schedule_skipped": N_("scheduled broadcast skipped"),
+    "stop_requested": N_("stop requested"),
+    "stray_on": N_("relay on unexpectedly"),
+}
+BROADCAST_SOURCES: Final = {
+    "button": N_("button"),
+    "schedule": N_("schedule"),
+    "centre": N_("district centre"),
+    "command": N_("district centre"),
+    "cli": N_("gateway command line"),
+    "restart": N_("gateway restart"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,243 +80,358 @@ class LoginInfo:
     password_set: bool = False
 
 
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return esc(f"{value:.3f}".rstrip("0").rstrip("."))
-    return esc(value)
-
-
-def render_value(value: Any, depth: int = 0) -> str:
-    """Any JSON value as HTML: tables for lists of objects, definition lists for objects."""
-    if depth >= MAX_DEPTH:
-        return f"<code>{esc(json.dumps(value, default=str)[:300])}</code>"
-    if isinstance(value, Mapping):
-        if not value:
-            return '<span class="muted">none</span>'
-        rows = "".join(
-            f"<dt>{esc(k)}</dt><dd>{render_value(v, depth + 1)}</dd>"
-            for k, v in list(value.items())[:MAX_ROWS]
-        )
-        return f'<dl class="kv">{rows}</dl>'
-    if isinstance(value, list | tuple):
-        if not value:
-            return '<span class="muted">none</span>'
-        if all(isinstance(v, Mapping) for v in value):
-            return table(value, None, depth + 1)
-        return esc(
-            ", ".join(
-                json.dumps(v, default=str) if not isinstance(v, str) else v
-                for v in value[:MAX_ROWS]
-            )
-        )
-    return _scalar(value)
-
-
-def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    cols: list[str] = []
-    for row in rows:
-        for key in row:
-            if key not in cols:
-                cols.append(str(key))
-    return cols[:MAX_COLUMNS]
-
-
-def table(
-    rows: Sequence[Mapping[str, Any]],
-    columns: Sequence[str] | None = None,
-    depth: int = 0,
-    *,
-    state_columns: Iterable[str] = ("state", "verdict", "status"),
-) -> str:
-    """Rows as a scrollable table; state-like columns drawn as coloured badges."""
-    if not rows:
-        return '<p class="muted">none</p>'
-    cols = list(columns) if columns is not None else _columns(rows)
-    states = set(state_columns)
-    head = "".join(f"<th>{esc(c)}</th>" for c in cols)
-    body = []
-    for row in list(rows)[:MAX_ROWS]:
-        cells = []
-        for c in cols:
-            v = row.get(c, "")
-            if is_secret_name(c):
-                v = "(hidden)"
-            cell = badge(v) if c in states and v not in ("", None) else render_value(v, depth + 1)
-            cells.append(f"<td>{cell}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<div class="scroll"><table><tr>{head}</tr>{"".join(body)}</table></div>'
-
-
-def panel(title: str, body: str, *, panel_id: str, note: str = "") -> str:
-    extra = f' <span class="muted">{esc(note)}</span>' if note else ""
-    return f'<section id="{esc(panel_id)}"><h2>{esc(title)}{extra}</h2>{body}</section>'
-
-
-def page(title: str, body: str, *, refresh_s: int = 0) -> str:
-    """A whole HTML document around ``body`` (viewport set for phones, local CSS only)."""
-    refresh = f'<meta http-equiv="refresh" content="{int(refresh_s)}">' if refresh_s > 0 else ""
-    return (
-        "<!doctype html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'{refresh}<title>{esc(title)}</title><link rel="stylesheet" href="/style.css">'
-        f"</head><body>{body}</body></html>\n"
+@functools.cache
+def environment(lang: str) -> jinja2.Environment:
+    """The template environment for ``lang`` (one per language, made once)."""
+    return i18n.make_environment(
+        translations(lang),
+        loader=jinja2.PackageLoader("gateway.web", "templates"),
     )
 
 
-def _alerts_html(alerts: Sequence[Mapping[str, Any]], login: LoginInfo) -> str:
-    if not alerts:
-        return '<p class="muted">no alerts</p>'
-    items = []
-    for a in alerts:
-        done = a.get("resolved") or a.get("acknowledged")
-        status = (
-            f"resolved: {esc(a['resolved'])}"
-            if a.get("resolved")
-            else f"acknowledged {esc(a['acknowledged'])}"
-            if a.get("acknowledged")
-            else '<span class="badge bad">open</span>'
+def _lang(lang: str | None) -> str:
+    return lang or get_language()
+
+
+def _other_languages(lang: str) -> list[dict[str, str]]:
+    return [{"code": code, "name": LANGUAGE_NAMES[code]} for code in SUPPORTED if code != lang]
+
+
+def _render(template: str, lang: str, **context: Any) -> str:
+    return (
+        environment(lang)
+        .get_template(template)
+        .render(lang=lang, languages=_other_languages(lang), **context)
+    )
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class _Words:
+    """Formatting for one page: the language, the compound's zone and "now"."""
+
+    def __init__(self, lang: str, tz: str, now: float | None) -> None:
+        self.lang = lang
+        self.tz = tz
+        self.now = now
+        self.t = translations(lang)
+
+    def _(self, message: str) -> str:
+        return self.t.gettext(message)
+
+    def time(self, wall: Any) -> str:
+        return i18n.format_datetime(wall, self.tz, self.lang, now=self.now)
+
+    def age(self, wall: Any) -> str:
+        if not isinstance(wall, int | float) or isinstance(wall, bool) or self.now is None:
+            return ""
+        return i18n.format_age(self.now - wall, self.lang)
+
+    def state(self, code: Any) -> dict[str, str]:
+        return {"text": word(code, lang=self.lang), "tone": tone(code)}
+
+    def reason(self, text: Any) -> str:
+        return word(text, REASON_WORDS, self.lang) if text else ""
+
+    def number(self, value: Any) -> str:
+        return i18n.format_number(value, self.lang)
+
+
+def _problem(w: _Words, p: Mapping[str, Any]) -> dict[str, Any]:
+    what = p.get("what")
+    subject = str(p.get("subject") or "")
+    if what == "daemon":
+        title = (
+            w._("The gateway daemon is not running")
+            if p.get("state") == "stopped"
+            else w._("The gateway daemon has not reported for a while")
         )
-        action = ""
-        if login.logged_in and not done:
-            action = (
-                '<form method="post" action="/alerts/ack" class="inline">'
-                f'<input type="hidden" name="csrf" value="{esc(login.csrf)}">'
-                f'<input type="hidden" name="alert" value="{esc(a["alert"])}">'
-                '<button type="submit">Acknowledge</button></form>'
+    elif what == "clock":
+        title = w._("Clock not synchronised: times of taps and rounds cannot be trusted")
+    elif what == "reader":
+        where = f" ({p['checkpoint']})" if p.get("checkpoint") else ""
+        title = w._("Reader %(reader)s %(state)s") % {
+            "reader": subject + where,
+            "state": word(p.get("state"), lang=w.lang),
+        }
+    elif what == "device":
+        title = w._("%(kind)s %(device)s: %(state)s") % {
+            "kind": _first_upper(word(p.get("kind"), DEVICE_KIND_WORDS, w.lang)),
+            "device": subject,
+            "state": word(p.get("state"), lang=w.lang),
+        }
+    elif what == "service":
+        title = w._("Service %(service)s: %(state)s") % {
+            "service": word(subject, SERVICE_WORDS, w.lang),
+            "state": word(p.get("state"), lang=w.lang),
+        }
+    elif what == "link":
+        title = w._("No connection to the district centre")
+    else:
+        title = w._("The journal cannot be read")
+    return {
+        "title": title,
+        "reason": w.reason(p.get("reason")),
+        "since": w.time(p.get("since_wall")),
+        "tone": "bad" if p.get("state") in ("stopped", "offline", "down", "crashed") else "warn",
+    }
+
+
+def _first_upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _patrol_alert(w: _Words, a: Mapping[str, Any], login: LoginInfo) -> dict[str, Any]:
+    if a.get("resolved"):
+        status = w._("resolved: %(how)s") % {"how": w.reason(a["resolved"])}
+    elif a.get("acknowledged"):
+        status = w._("acknowledged")
+    else:
+        status = ""
+    done = bool(a.get("resolved") or a.get("acknowledged"))
+    return {
+        "id": a.get("alert", ""),
+        "title": word(a.get("alert_kind"), ALERT_KIND_WORDS, w.lang),
+        "checkpoint": a.get("checkpoint", ""),
+        "when": w.time(a.get("at_wall")),
+        # The engine writes its messages in English; other languages get the facts instead.
+        "message": a.get("message", "")
+        if w.lang == "en"
+        else (w._("round %(round)s") % {"round": a["round"]} if a.get("round") else ""),
+        "status": status,
+        "done": done,
+        "can_ack": login.logged_in and not done,
+    }
+
+
+def _rounds(w: _Words, view: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows of the rounds table and notes saying why a planned round may be missing."""
+    notes: list[str] = []
+    patrol = view.get("patrol_today")
+    rows: list[dict[str, Any]] = []
+    if patrol is not None:
+        if patrol.get("waiting_for"):
+            notes.append(
+                w._(
+                    "No rounds can be planned or judged until the clock is synchronised "
+                    "(patrol is waiting for a synchronised clock)."
+                )
             )
-        items.append(
-            f'<li class="alert{" done" if done else ""}"><b>{esc(a.get("alert_kind"))}</b> '
-            f'{esc(a.get("checkpoint"))} <span class="muted">{esc(a.get("at"))}</span><br>'
-            f"{esc(a.get('message'))}<br>{status} {action}</li>"
+        for r in patrol.get("rows", [])[:MAX_ROWS]:
+            rows.append(
+                {
+                    "window": r.get("window", ""),
+                    "route": r.get("route", ""),
+                    "state": w.state(r.get("state")),
+                    "done": r.get("done", ""),
+                    "started": r.get("started", ""),
+                    "guards": ", ".join(str(g) for g in str(r.get("guards", "")).split(",") if g),
+                    "note": _round_note(w, str(r.get("note", ""))),
+                }
+            )
+        for sched in patrol.get("idle_schedules", []):
+            notes.append(
+                w._("Schedule %(schedule)s has no round in this patrol day.") % {"schedule": sched}
+            )
+        return rows, notes
+    # Without the patrol service's table (no schedules, or a daemon that does not publish it):
+    # the verdicts journaled today.
+    for r in view.get("rounds", [])[:MAX_ROWS]:
+        note = "; ".join(x for x in (r.get("missing"), r.get("reasons")) if x)
+        rows.append(
+            {
+                "window": str(r.get("window", "")).replace(" to ", "-"),
+                "route": r.get("route", ""),
+                "state": w.state(r.get("verdict")),
+                "done": "",
+                "started": "",
+                "guards": r.get("guards", ""),
+                "note": w.reason(note) if note else "",
+            }
         )
-    return f'<ul class="alerts">{"".join(items)}</ul>'
+    if not rows and view.get("board_age_s") is not None:
+        notes.append(
+            w._(
+                "The patrol service is not running: no schedule is configured, or the daemon "
+                "has not loaded it yet."
+            )
+        )
+    return rows, notes
 
 
-def _header(view: Mapping[str, Any], login: LoginInfo) -> str:
+def _round_note(w: _Words, note: str) -> str:
+    """``patrol today``'s English note ("missing a, b") in the page's language."""
+    if note.startswith("missing "):
+        return w._("missing: %(checkpoints)s") % {"checkpoints": note.removeprefix("missing ")}
+    if note.startswith("not judged "):
+        return w._("not judged: %(checkpoints)s") % {
+            "checkpoints": note.removeprefix("not judged ")
+        }
+    return w.reason(note)
+
+
+def _link(w: _Words, link: Any) -> list[dict[str, str]]:
+    if not isinstance(link, Mapping):
+        return []
+    state = link.get("link") or link.get("state")
+    rows = [
+        (w._("Connection"), w.state(state)["text"]),
+        (w._("District centre"), str(link.get("centre") or "")),
+        (w._("Events waiting to upload"), w.number(link.get("backlog"))),
+        (w._("Last successful upload"), w.time(link.get("last_success"))),
+        (w._("Since"), w.time(link.get("since"))),
+    ]
+    if link.get("link") != "up" and link.get("last_error"):
+        rows.append((w._("Last error"), str(link["last_error"])))
+    return [{"label": k, "value": v, "tone": tone(state) if i == 0 else ""}
+            for i, (k, v) in enumerate(rows) if v]  # fmt: skip
+
+
+def _broadcast_detail(w: _Words, payload: Mapping[str, Any]) -> str:
+    parts = []
+    if payload.get("source"):
+        parts.append(
+            w._("from %(source)s") % {"source": word(payload["source"], BROADCAST_SOURCES, w.lang)}
+        )
+    zones = payload.get("zones")
+    if isinstance(zones, list) and zones:
+        parts.append(w._("zones: %(zones)s") % {"zones": ", ".join(map(str, zones))})
+    seconds = payload.get("duration_s", payload.get("seconds"))
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+        parts.append(i18n.format_duration(seconds, w.lang))
+    for key in ("reason", "cause", "error"):
+        if isinstance(payload.get(key), str) and payload[key]:
+            parts.append(w.reason(payload[key]))
+    return " · ".join(parts)
+
+
+def dashboard_model(view: Mapping[str, Any], lang: str, login: LoginInfo) -> dict[str, Any]:
+    """Everything the dashboard shows, as words in ``lang``."""
+    w = _Words(lang, str(view.get("tz") or "UTC"), view.get("now_wall"))
     age = view.get("board_age_s")
     if age is None:
-        daemon = '<span class="badge bad">daemon status unknown</span>'
+        daemon = {"text": w._("daemon not running"), "tone": "bad"}
     elif age > 60:
-        daemon = f'<span class="badge warn">status {esc(age)} s old</span>'
+        daemon = {
+            "text": w._("daemon last reported %(age)s") % {"age": i18n.format_age(age, lang)},
+            "tone": "warn",
+        }
     else:
-        daemon = '<span class="badge good">daemon running</span>'
-    if login.logged_in:
-        who = (
-            '<form method="post" action="/logout" class="inline">'
-            f'<input type="hidden" name="csrf" value="{esc(login.csrf)}">'
-            '<button type="submit">Log out</button></form>'
-        )
-    else:
-        who = '<a href="/login">Log in to make changes</a>'
-    return (
-        f"<header><h1>{esc(view.get('compound'))}</h1>"
-        f"<p>gateway <b>{esc(view.get('gateway'))}</b> · {esc(view.get('now'))} · {daemon}</p>"
-        f'<p class="login">{who}</p></header>'
-    )
-
-
-def render_dashboard(view: Mapping[str, Any], *, login: LoginInfo, refresh_s: int) -> str:
-    """The main page: alerts, rounds, taps, devices, link, broadcast, services, journal."""
-    j = view.get("journal") or {}
-    journal_body = (
-        f"<p>{esc(j['error'])}</p>"
-        if "error" in j
-        else render_value({k: j.get(k) for k in ("events", "last_seq", "unsynced", "dropped")})
-    )
+        daemon = {"text": w._("daemon running"), "tone": "good"}
+    rounds, round_notes = _rounds(w, view)
     sections = view.get("sections") or {}
-    link = sections.get("sync", sections.get("link"))
-    parts = [
-        _header(view, login),
-        panel("Alerts", _alerts_html(view.get("alerts") or [], login), panel_id="alerts"),
-        panel(
-            "Today's rounds",
-            table(
-                view.get("rounds") or [],
-                ("round", "route", "window", "verdict", "missing", "reasons"),
-            ),
-            panel_id="rounds",
-            note=str(view.get("today", "")),
-        ),
-        panel(
-            "Last taps",
-            table(view.get("taps") or [], ("at", "checkpoint", "guard", "reader")),
-            panel_id="taps",
-        ),
-        panel(
-            "Readers",
-            table(
-                view.get("readers") or [],
-                ("reader", "checkpoint", "state", "sc_active", "reason", "since"),
-            ),
-            panel_id="readers",
-        ),
-        panel(
-            "Devices",
-            table(view.get("health") or [], ("device", "kind", "state", "reason", "since")),
-            panel_id="devices",
-        ),
-        panel(
-            "Link to the district centre",
-            render_value(link) if link is not None else '<p class="muted">no link status</p>',
-            panel_id="link",
-        ),
-        panel(
-            "Broadcast",
-            table(view.get("broadcasts") or [], ("at", "kind", "detail")),
-            panel_id="broadcast",
-        ),
-        panel(
-            "Services",
-            table(view.get("services") or [], ("service", "state", "restarts", "last_error")),
-            panel_id="services",
-        ),
-        panel("Journal", journal_body, panel_id="journal"),
-    ]
-    for name, value in sections.items():
-        if name in ("sync", "link"):
-            continue
-        parts.append(
-            f'<section id="section-{esc(name)}"><details><summary><h2>{esc(name)}</h2>'
-            f"</summary>{render_value(value)}</details></section>"
-        )
-    title = f"{view.get('compound')} · gateway status"
-    return page(title, "<main>" + "".join(parts) + "</main>", refresh_s=refresh_s)
+    journal = view.get("journal") or {}
+    return {
+        "compound": view.get("compound", ""),
+        "gateway": view.get("gateway", ""),
+        "now": i18n.format_datetime(view.get("now_wall"), w.tz, lang),
+        "daemon": daemon,
+        "problems": [_problem(w, p) for p in view.get("problems", [])],
+        "alerts": [_patrol_alert(w, a, login) for a in view.get("alerts", [])],
+        "rounds": rounds,
+        "round_notes": round_notes,
+        "taps": [
+            {
+                "when": w.time(t.get("at_wall")),
+                "checkpoint": t.get("checkpoint", ""),
+                "guard": t.get("guard", ""),
+                "reader": t.get("reader", ""),
+                "unsynced": t.get("clock_synced") is False,
+            }
+            for t in view.get("taps", [])
+        ],
+        "readers": [
+            {
+                "reader": r.get("reader", ""),
+                "checkpoint": r.get("checkpoint", ""),
+                "state": w.state(r.get("state")),
+                "secure": i18n.format_bool(r.get("sc_active"), lang),
+                "reason": w.reason(r.get("reason")),
+                "since": w.time(r.get("since_wall")),
+            }
+            for r in view.get("readers", [])
+        ],
+        "devices": [
+            {
+                "device": h.get("device", ""),
+                "kind": word(h.get("kind"), DEVICE_KIND_WORDS, lang),
+                "state": w.state(h.get("state")),
+                "reason": w.reason(h.get("reason")),
+                "since": w.time(h.get("since_wall")),
+            }
+            for h in view.get("health", [])
+        ],
+        "link": _link(w, sections.get("sync", sections.get("link"))),
+        "broadcasts": [
+            {
+                "when": w.time(b.get("at_wall")),
+                "what": word(b.get("kind"), BROADCAST_WORDS, lang),
+                "detail": _broadcast_detail(w, b.get("payload") or {}),
+            }
+            for b in view.get("broadcasts", [])
+        ],
+        "services": [
+            {
+                "name": word(s.get("service"), SERVICE_WORDS, lang),
+                "state": w.state(s.get("state")),
+                "restarts": w.number(s.get("restarts")),
+                "error": str(s.get("last_error") or ""),
+            }
+            for s in view.get("services", [])
+            if isinstance(s, Mapping)
+        ],
+        "journal_error": str(journal.get("error") or ""),
+        "journal": [
+            {"label": w._("Events recorded"), "value": w.number(journal.get("events"))},
+            {"label": w._("Not yet uploaded"), "value": w.number(journal.get("unsynced"))},
+            {
+                "label": w._("Measurements dropped to save space"),
+                "value": w.number(journal.get("dropped")),
+            },
+        ],
+        "login": login,
+    }
 
 
-def render_login(*, password_set: bool, csrf: str, message: str = "", problem: str = "") -> str:
+# --------------------------------------------------------------------------- pages
+
+
+def render_dashboard(
+    view: Mapping[str, Any], *, login: LoginInfo, refresh_s: int, lang: str | None = None
+) -> str:
+    """The main page: problems and alerts, rounds, taps, readers, devices, link, broadcast."""
+    chosen = _lang(lang)
+    return _render(
+        "dashboard.html",
+        chosen,
+        page=dashboard_model(view, chosen, login),
+        refresh_s=max(0, int(refresh_s)),
+    )
+
+
+def render_login(
+    *,
+    password_set: bool,
+    csrf: str,
+    message: str = "",
+    problem: str = "",
+    lang: str | None = None,
+) -> str:
     """The login form, or why there is none (no password set, or its file is unsafe)."""
-    if problem:
-        body = (
-            '<h1>Log in</h1><p class="notice">Logging in is disabled: the password file is not '
-            "safe to use. Set the password again on the gateway with "
-            "<code>compound-gw web set-password</code>.</p>"
-        )
-    elif not password_set:
-        body = (
-            '<h1>Log in</h1><p class="notice">No password is set on this gateway, so nobody '
-            "can log in and the page is read-only. An installer sets one on the gateway with "
-            "<code>compound-gw web set-password</code>.</p>"
-        )
-    else:
-        note = f'<p class="notice">{esc(message)}</p>' if message else ""
-        body = (
-            f"<h1>Log in</h1>{note}"
-            '<form method="post" action="/login">'
-            f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
-            '<label>Password <input type="password" name="password" autocomplete="current-password"'
-            " required></label>"
-            '<button type="submit">Log in</button></form>'
-        )
-    return page("Log in", f'<main class="narrow">{body}<p><a href="/">Back</a></p></main>')
+    return _render(
+        "login.html",
+        _lang(lang),
+        password_set=password_set,
+        csrf=csrf,
+        message=message,
+        problem=problem,
+        refresh_s=0,
+    )
 
 
-def render_message(title: str, message: str, *, back: str = "/") -> str:
-    """A small page for refusals and errors."""
-    return page(
-        title,
-        f'<main class="narrow"><h1>{esc(title)}</h1><p>{esc(message)}</p>'
-        f'<p><a href="{esc(back)}">Back</a></p></main>',
+def render_message(title: str, message: str, *, back: str = "/", lang: str | None = None) -> str:
+    """A small page for refusals and errors (``title`` and ``message`` already translated)."""
+    return _render(
+        "message.html", _lang(lang), title=title, message=message, back=back, refresh_s=0
     )

@@ -36,6 +36,8 @@ BROADCASTS_SHOWN: Final = 10
 ACK_KIND: Final = "web.alert_ack"
 # Board sections shown in their own panels rather than generically.
 SPECIFIC_SECTIONS: Final = frozenset({"daemon", "services"})
+# The daemon rewrites its board every few seconds; older than this, it may have stopped.
+STALE_BOARD_S: Final = 60.0
 
 
 def is_secret_name(name: str) -> bool:
@@ -82,6 +84,7 @@ def _taps(events: Sequence[Event], tz: str, today: str) -> list[dict[str, Any]]:
         {
             "seq": e.seq,
             "at": local_time(e.wall_time, tz, today),
+            "at_wall": e.wall_time,
             "checkpoint": _str(e.payload, "checkpoint"),
             "guard": _str(e.payload, "guard"),
             "reader": _str(e.payload, "reader"),
@@ -139,7 +142,9 @@ def _alerts(events: Sequence[Event], tz: str, today: str) -> list[dict[str, Any]
             "alert": alert_id,
             "seq": e.seq,
             "at": local_time(e.wall_time, tz, today),
+            "at_wall": e.wall_time,
             "alert_kind": _str(e.payload, "alert_kind"),
+            "round": _str(e.payload, "round"),
             "checkpoint": _str(e.payload, "checkpoint"),
             "message": _str(e.payload, "message"),
             "resolved": resolved.get(alert_id, ""),
@@ -162,6 +167,7 @@ def _latest_by(
         e = latest[name]
         row = redact(dict(e.payload))
         row["since"] = local_time(e.wall_time, tz, today)
+        row["since_wall"] = e.wall_time
         rows.append(row)
     return rows
 
@@ -172,7 +178,9 @@ def _broadcasts(events: Sequence[Event], tz: str, today: str) -> list[dict[str, 
         {
             "seq": e.seq,
             "at": local_time(e.wall_time, tz, today),
+            "at_wall": e.wall_time,
             "kind": e.kind.removeprefix("broadcast."),
+            "payload": redact(dict(e.payload)),
             "detail": ", ".join(
                 f"{k}={v}"
                 for k, v in sorted(redact(dict(e.payload)).items())
@@ -181,6 +189,99 @@ def _broadcasts(events: Sequence[Event], tz: str, today: str) -> list[dict[str, 
         }
         for e in reversed(chosen)
     ]
+
+
+def _patrol_today(board: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The patrol service's own rows for the patrol day (those ``patrol today`` prints)."""
+    patrol = board.get("patrol")
+    if not isinstance(patrol, Mapping):
+        return None
+    rows = patrol.get("today")
+    schedules = patrol.get("schedules")
+    return {
+        "day": patrol.get("day"),
+        "rows": redact(rows) if isinstance(rows, list) else [],
+        "waiting_for": str(patrol.get("waiting_for") or ""),
+        "idle_schedules": sorted(str(k) for k, v in schedules.items() if v == 0)
+        if isinstance(schedules, Mapping)
+        else [],
+    }
+
+
+def _problems(
+    view: Mapping[str, Any], clock_synced: bool | None, now: float
+) -> list[dict[str, Any]]:
+    """Device and health problems as alerts: what someone should go and look at now."""
+    out: list[dict[str, Any]] = []
+    if view["board_age_s"] is None:
+        out.append({"what": "daemon", "subject": "", "state": "stopped", "reason": ""})
+    elif view["board_age_s"] > STALE_BOARD_S:
+        out.append(
+            {
+                "what": "daemon",
+                "subject": "",
+                "state": "unknown",
+                "reason": "",
+                "since_wall": now - view["board_age_s"],
+            }
+        )
+    if clock_synced is False:
+        out.append({"what": "clock", "subject": "", "state": "unknown", "reason": ""})
+    for r in view["readers"]:
+        if r.get("state") not in ("online", "", None):
+            out.append(
+                {
+                    "what": "reader",
+                    "subject": r.get("reader", ""),
+                    "checkpoint": r.get("checkpoint", ""),
+                    "state": r.get("state"),
+                    "reason": r.get("reason", ""),
+                    "since_wall": r.get("since_wall"),
+                }
+            )
+    for h in view["health"]:
+        if h.get("state") in ("down", "degraded"):
+            out.append(
+                {
+                    "what": "device",
+                    "subject": h.get("device", ""),
+                    "kind": h.get("kind", ""),
+                    "state": h.get("state"),
+                    "reason": h.get("reason", ""),
+                    "since_wall": h.get("since_wall"),
+                }
+            )
+    for svc in view["services"]:
+        if isinstance(svc, Mapping) and svc.get("state") in ("crashed", "backoff", "failed"):
+            out.append(
+                {
+                    "what": "service",
+                    "subject": svc.get("service", ""),
+                    "state": svc.get("state"),
+                    "reason": svc.get("last_error", ""),
+                }
+            )
+    link = view["sections"].get("sync")
+    if isinstance(link, Mapping) and link.get("link") == "down":
+        out.append(
+            {
+                "what": "link",
+                "subject": link.get("centre", ""),
+                "state": "down",
+                "reason": link.get("last_error", ""),
+                "since_wall": link.get("since"),
+            }
+        )
+    if "error" in view["journal"]:
+        out.append(
+            {
+                "what": "journal",
+                "subject": "",
+                "state": "failed",
+                "reason": view["journal"]["error"],
+            }
+        )
+    return out
 
 
 def build_view(
@@ -192,23 +293,33 @@ def build_view(
     tz: str,
     gateway_id: str,
     compound: str,
+    clock_synced: bool | None = None,
 ) -> dict[str, Any]:
-    """The page's data: specific panels from events, plus every board section, all redacted."""
+    """The page's data: specific panels from events, plus every board section, all redacted.
+
+    ``problems`` lists device and health trouble (daemon stopped, clock not synchronised,
+    readers offline, devices down, services crashing, link down); ``patrol_today`` the patrol
+    service's rows for the patrol day, when the daemon publishes them.
+    """
     evs = sorted(events, key=lambda e: e.seq)
     today = local_day(now, tz)
     daemon = board.get("daemon") if isinstance(board.get("daemon"), Mapping) else {}
     updated = daemon.get("updated") if isinstance(daemon, Mapping) else None
     services = board.get("services")
-    return {
+    view: dict[str, Any] = {
         "gateway": gateway_id,
         "compound": compound,
+        "tz": tz,
         "now": local_time(now, tz),
+        "now_wall": now,
         "today": today,
+        "clock_synced": clock_synced,
         "board_age_s": round(now - updated, 1) if isinstance(updated, int | float) else None,
         "journal": redact(dict(journal_status)),
         "services": redact(services) if isinstance(services, list) else [],
         "taps": _taps(evs, tz, today),
         "rounds": _rounds(evs, today, tz),
+        "patrol_today": _patrol_today(board),
         "alerts": _alerts(evs, tz, today),
         "readers": _latest_by(evs, "reader.state", "reader", tz, today),
         "health": _latest_by(evs, "health.state", "device", tz, today),
@@ -219,3 +330,5 @@ def build_view(
             if str(k) not in SPECIFIC_SECTIONS
         },
     }
+    view["problems"] = _problems(view, clock_synced, now)
+    return view

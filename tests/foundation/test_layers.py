@@ -11,11 +11,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # package -> top-level packages of ours it must never import
 FORBIDDEN = {
-    "wire": {"gateway", "drivers", "centre", "hil_tests", "tests"},
-    "drivers": {"gateway", "centre", "hil_tests", "tests"},
+    "wire": {"gateway", "drivers", "centre", "hil_tests", "tests", "i18n"},
+    "i18n": {"gateway", "drivers", "wire", "centre", "hil_tests", "tests"},
+    "drivers": {"gateway", "centre", "hil_tests", "tests", "i18n"},
     "centre": {"gateway", "drivers", "hil_tests", "tests"},
     "gateway": {"centre", "hil_tests", "tests"},
-    "firmware_mpy": {"gateway", "drivers", "wire", "centre", "hil_tests", "tests"},
+    "firmware_mpy": {"gateway", "drivers", "wire", "centre", "hil_tests", "tests", "i18n"},
 }
 
 

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gateway.clock import ManualClock
 from gateway.health.cli import add_cli, format_health_table, gather_health
 from gateway.health.hub import HealthHub
@@ -111,8 +113,8 @@ async def test_health_command_from_journal_then_from_live_board(tmp_path: Path, 
     args = _args(cfg_path)
     assert args.handler(args) == 0
     out = capsys.readouterr().out
-    assert "gateway gw-cli: DOWN (from the daemon)" in out
-    assert "gate    camera  DOWN   66m  unreachable: Connection refused" in out
+    assert "Gateway gw-cli: down (live, from the running daemon)" in out
+    assert "gate    camera  down   1 hour 6 minutes  unreachable: Connection refused" in out
 
 
 def test_table_shape() -> None:
@@ -121,10 +123,33 @@ def test_table_shape() -> None:
         {"device": "reader-12", "kind": "reader", "state": "unknown", "reason": "", "for_s": None},
     ])  # fmt: skip
     lines = table.splitlines()
-    assert lines[0].split() == ["DEVICE", "KIND", "STATE", "FOR", "REASON"]
-    assert lines[1].split() == ["gate", "camera", "OK", "5s", "fine"]
-    assert lines[2].split() == ["reader-12", "reader", "UNKNOWN"]
+    assert lines[0].split() == ["Device", "Type", "State", "For", "Reason"]
+    assert lines[1].split() == ["gate", "camera", "OK", "5", "seconds", "fine"]
+    assert lines[2].split() == ["reader-12", "checkpoint", "reader", "unknown"]
     assert format_health_table([]) == "  (no devices reported)"
+
+
+def test_table_in_chinese_lines_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextvars
+
+    from gateway.i18n import set_language
+    from i18n import display_width
+
+    def table() -> str:
+        set_language("zh-CN")
+        return format_health_table([
+            {"device": "gate", "kind": "camera", "state": "down", "reason": "no reply",
+             "for_s": 4000},
+            {"device": "modem-1", "kind": "modem", "state": "degraded", "reason": "weak signal",
+             "for_s": 90},
+        ])  # fmt: skip
+
+    lines = contextvars.Context().run(table).splitlines()
+    assert lines[0].split() == ["设备", "类型", "状态", "持续", "原因"]
+    assert lines[1].split() == ["gate", "摄像头", "故障", "1小时6分钟", "无应答"]
+    # The reason column starts at the same terminal column on every row (CJK is two wide).
+    starts = {display_width(line[: line.rindex(line.split()[-1])]) for line in lines}
+    assert len(starts) == 1, lines
 
 
 async def test_daemon_factory_builds_from_a_gateway_config(tmp_path: Path) -> None:

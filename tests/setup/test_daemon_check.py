@@ -1,4 +1,5 @@
-"""Setup and selftest refuse to run beside a live daemon, judged from its status board."""
+"""A live daemon, judged from its status board: setup refuses to run beside it, selftest
+goes through its control socket."""
 
 from __future__ import annotations
 

@@ -266,3 +266,78 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await journal.close()
+
+
+async def rich_board(site: Site) -> None:
+    """Everything a running daemon publishes and journals, in its real shapes (lists, booleans,
+    Unix times, snake_case keys), for tests that the page turns it all into words."""
+    now = site.clock.wall()
+    await site.journal.append(
+        "broadcast.on",
+        {"request_id": "b-1", "relays": ["relays-1:0"], "verified": True, "at": now},
+    )
+    await site.journal.append(
+        "health.state",
+        {"device": "cam-yard", "kind": "camera", "state": "down", "reason": "no reply"},
+    )
+    site.board.publish(
+        "patrol",
+        {
+            "day": "2026-12-05",
+            "rounds": {"completed": 1, "planned": 1},
+            "seq": 20,
+            "today": [
+                {
+                    "round": "night@2026-12-05T08:00",
+                    "route": "outer",
+                    "window": "08:00-09:00",
+                    "state": "completed",
+                    "done": "3/3",
+                    "started": "08:02",
+                    "guards": "Wang Wei",
+                    "note": "",
+                },
+                {
+                    "round": "night@2026-12-05T22:00",
+                    "route": "outer",
+                    "window": "22:00-23:00",
+                    "state": "planned",
+                    "done": "0/3",
+                    "started": "",
+                    "guards": "",
+                    "note": "missing north-gate",
+                },
+            ],
+            "schedules": {"night": 2, "weekend-only": 0},
+        },
+    )
+    site.board.publish(
+        "sync",
+        {
+            "centre": "https://centre.district:8443",
+            "link": "down",
+            "since": now - 300,
+            "last_success": now - 600,
+            "last_error": "connection refused",
+            "failures": 4,
+            "synced_floor": 12,
+            "backlog": 9,
+            "centre_watermark": 12,
+            "centre_gaps": 0,
+            "retry_in_s": 30.0,
+            "batch_limit": 500,
+            "batches_sent": 3,
+        },
+    )
+    site.board.publish(
+        "broadcast",
+        {"phase": "idle", "boards": {"relays-1": "ok"}, "relays_on": ["relays-1:0"]},
+    )
+    site.board.publish("commands", {"link": "backoff", "last_error": "", "connects": 2})
+    site.board.publish(
+        "health",
+        [{"device": "cam-yard", "kind": "camera", "state": "down", "reason": "no reply",
+          "for_s": 120.0, "seen_s_ago": 130.0}],
+    )  # fmt: skip
+    site.board.publish("health_detail", {"cam-yard": {"http_status": None, "last_ok": now}})
+    site.board.publish("web", {"listen": "0.0.0.0:8080", "login": "enabled"})

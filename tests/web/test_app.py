@@ -68,13 +68,13 @@ async def test_read_only_page_shows_the_compound(site: Site) -> None:
     assert headers["Cache-Control"] == "no-store"
     assert "<script" not in page.lower()
     for expected in ("Lotus Garden", "gw-test", "north-gate", "Wang Wei", "Li Na", "bike-shed",
-                     "missed_checkpoint", "reader back online", "weak signal", "r-0800",
+                     "Checkpoint missed", "reader back online", "weak signal", "r-0800",
                      "centre.district:8443", "DeviceError: bus0 gone", "requested"):  # fmt: skip
         assert expected in page, expected
     assert "r-yesterday" not in page, "only today's rounds"
     # The newest revision of a round wins: r-0800 is ok now, no longer late.
     rounds = page.split('id="rounds"')[1].split("</section>")[0]
-    assert "ok" in rounds and "late start" not in rounds
+    assert "OK" in rounds and "late start" not in rounds
     assert "Acknowledge" not in page, "no change without login"
     assert "Log in to make changes" in page
 

@@ -20,7 +20,7 @@ from gateway.web.auth import (
     hash_password,
     verify_password,
 )
-from gateway.web.render import LoginInfo, render_dashboard, render_value
+from gateway.web.render import LoginInfo, render_dashboard, render_message
 from gateway.web.view import REDACTED, build_view, is_secret_name, redact
 
 TZ = "Asia/Shanghai"
@@ -202,8 +202,29 @@ def test_view_picks_today_newest_revisions_and_hides_wristbands() -> None:
     assert "04AABB" not in page and ">p<" not in page
 
 
-def test_rendering_escapes_everything() -> None:
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_rendering_escapes_everything(lang: str) -> None:
     evil = '<script>alert(1)</script>"onmouseover='
-    html = render_value({"name": evil, "rows": [{"state": evil}]})
-    assert "<script>" not in html and "&lt;script&gt;" in html
-    assert '"onmouseover' not in html
+    t = noon()
+    events = [
+        ev(1, "tap", {"checkpoint": evil, "guard": evil, "reader": evil}, t),
+        ev(
+            2,
+            "reader.state",
+            {"reader": evil, "checkpoint": evil, "state": evil, "reason": evil},
+            t,
+        ),
+        ev(3, "patrol.alert", {"alert": evil, "alert_kind": evil, "message": evil}, t),
+        ev(4, "health.state", {"device": evil, "kind": evil, "state": "down", "reason": evil}, t),
+    ]
+    view = build_view(
+        events, {"sync": {"link": "down", "centre": evil, "last_error": evil}}, {"events": 4},
+        now=t + 100, tz=TZ, gateway_id=evil, compound=evil,
+    )  # fmt: skip
+    pages = [
+        render_dashboard(view, login=LoginInfo(logged_in=True, csrf=evil), refresh_s=0, lang=lang),
+        render_message(evil, evil, back=evil, lang=lang),
+    ]
+    for html in pages:
+        assert "<script>" not in html and "&lt;script&gt;" in html
+        assert '"onmouseover' not in html

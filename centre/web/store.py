@@ -1,0 +1,273 @@
+"""Where the console keeps accounts, sessions and the audit log: a Protocol and its SQLite backend.
+
+:class:`ConsoleStore` is what :class:`centre.web.console.Console` needs; a PostgreSQL
+backend can implement it later. :class:`SqliteConsoleStore` follows
+:class:`centre.sqlite_worker.SqliteWorker`: one connection on one thread, a 0600 file, WAL,
+``synchronous=FULL``. Sessions are stored by the sha256 of their id, so a copy of the file
+does not let anyone in. The audit table has no update or delete path here, and triggers
+refuse UPDATE and DELETE from anyone else.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Protocol
+
+from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
+from centre.web.audit import GENESIS, AuditEntry, AuditRecord, seal
+from centre.web.errors import ConsoleError
+from centre.web.permissions import Role, User
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS console_users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    township TEXT,
+    compound TEXT,
+    password_hash TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS console_sessions (
+    id_hash TEXT PRIMARY KEY,
+    user TEXT NOT NULL REFERENCES console_users(name),
+    created REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    client TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS console_sessions_user ON console_sessions(user);
+CREATE TABLE IF NOT EXISTS console_audit (
+    seq INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    user TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    client TEXT NOT NULL,
+    prev TEXT NOT NULL,
+    digest TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS console_audit_no_update BEFORE UPDATE ON console_audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS console_audit_no_delete BEFORE DELETE ON console_audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A stored account: the :class:`User` plus its password hash."""
+
+    user: User
+    password_hash: str
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id_hash: str
+    user: str
+    created: float
+    last_seen: float
+    client: str
+
+
+class ConsoleStore(Protocol):
+    async def add_user(self, account: Account) -> None:
+        """Store a new account; ConsoleError ``user_exists`` if the name is taken."""
+
+    async def get_user(self, name: str) -> Account | None: ...
+
+    async def list_users(self) -> list[Account]: ...
+
+    async def set_password(self, name: str, password_hash: str) -> bool: ...
+
+    async def set_disabled(self, name: str, disabled: bool) -> bool: ...
+
+    async def put_session(self, session: SessionRecord) -> None: ...
+
+    async def get_session(self, id_hash: str) -> SessionRecord | None: ...
+
+    async def touch_session(self, id_hash: str, now: float) -> None: ...
+
+    async def drop_session(self, id_hash: str) -> None: ...
+
+    async def drop_user_sessions(self, name: str) -> int: ...
+
+    async def append_audit(self, entry: AuditEntry) -> AuditRecord:
+        """Append ``entry`` as the next link of the chain, atomically."""
+
+    async def audit_records(self) -> list[AuditRecord]:
+        """Every record, in ``seq`` order."""
+
+
+def _account(row: sqlite3.Row) -> Account:
+    user = User(
+        name=row["name"],
+        role=Role(row["role"]),
+        township=row["township"],
+        compound=row["compound"],
+        disabled=bool(row["disabled"]),
+    )
+    return Account(user, row["password_hash"], row["created"])
+
+
+class SqliteConsoleStore(SqliteWorker):
+    THREAD_NAME_PREFIX = "centre-console"
+    CLOSED_MESSAGE = "console store is closed"
+
+    def _connect(self) -> sqlite3.Connection:
+        db = connect_durable(self._path)
+        db.row_factory = sqlite3.Row
+        db.executescript(_SCHEMA)
+        return db
+
+    async def add_user(self, account: Account) -> None:
+        u = account.user
+
+        def run() -> None:
+            try:
+                self.db.execute(
+                    "INSERT INTO console_users"
+                    " (name, role, township, compound, password_hash, disabled, created)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        u.name,
+                        u.role.value,
+                        u.township,
+                        u.compound,
+                        account.password_hash,
+                        int(u.disabled),
+                        account.created,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise ConsoleError(
+                    "user_exists", f"there is already an account {u.name!r}"
+                ) from None
+
+        await self._run(run)
+
+    async def get_user(self, name: str) -> Account | None:
+        def run() -> Account | None:
+            row = self.db.execute("SELECT * FROM console_users WHERE name = ?", (name,)).fetchone()
+            return None if row is None else _account(row)
+
+        return await self._run(run)
+
+    async def list_users(self) -> list[Account]:
+        def run() -> list[Account]:
+            rows = self.db.execute("SELECT * FROM console_users ORDER BY name").fetchall()
+            return [_account(r) for r in rows]
+
+        return await self._run(run)
+
+    async def set_password(self, name: str, password_hash: str) -> bool:
+        def run() -> bool:
+            cur = self.db.execute(
+                "UPDATE console_users SET password_hash = ? WHERE name = ?", (password_hash, name)
+            )
+            return cur.rowcount == 1
+
+        return await self._run(run)
+
+    async def set_disabled(self, name: str, disabled: bool) -> bool:
+        def run() -> bool:
+            cur = self.db.execute(
+                "UPDATE console_users SET disabled = ? WHERE name = ?", (int(disabled), name)
+            )
+            return cur.rowcount == 1
+
+        return await self._run(run)
+
+    async def put_session(self, session: SessionRecord) -> None:
+        s = session
+        await self._run(
+            lambda: self.db.execute(
+                "INSERT INTO console_sessions (id_hash, user, created, last_seen, client)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (s.id_hash, s.user, s.created, s.last_seen, s.client),
+            )
+        )
+
+    async def get_session(self, id_hash: str) -> SessionRecord | None:
+        def run() -> SessionRecord | None:
+            row = self.db.execute(
+                "SELECT * FROM console_sessions WHERE id_hash = ?", (id_hash,)
+            ).fetchone()
+            if row is None:
+                return None
+            return SessionRecord(
+                row["id_hash"], row["user"], row["created"], row["last_seen"], row["client"]
+            )
+
+        return await self._run(run)
+
+    async def touch_session(self, id_hash: str, now: float) -> None:
+        await self._run(
+            lambda: self.db.execute(
+                "UPDATE console_sessions SET last_seen = ? WHERE id_hash = ?", (now, id_hash)
+            )
+        )
+
+    async def drop_session(self, id_hash: str) -> None:
+        await self._run(
+            lambda: self.db.execute("DELETE FROM console_sessions WHERE id_hash = ?", (id_hash,))
+        )
+
+    async def drop_user_sessions(self, name: str) -> int:
+        def run() -> int:
+            return self.db.execute("DELETE FROM console_sessions WHERE user = ?", (name,)).rowcount
+
+        return await self._run(run)
+
+    async def append_audit(self, entry: AuditEntry) -> AuditRecord:
+        def run() -> AuditRecord:
+            # BEGIN IMMEDIATE takes the write lock before reading the head, so the CLI and a
+            # running server appending at once still make one chain.
+            with atomic(self.db):
+                row = self.db.execute(
+                    "SELECT seq, digest FROM console_audit ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                seq, prev = (1, GENESIS) if row is None else (row["seq"] + 1, row["digest"])
+                rec = seal(seq, entry, prev)
+                self.db.execute(
+                    "INSERT INTO console_audit"
+                    " (seq, at, user, action, target, outcome, client, prev, digest)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        rec.seq,
+                        rec.at,
+                        rec.user,
+                        rec.action,
+                        rec.target,
+                        rec.outcome,
+                        rec.client,
+                        rec.prev,
+                        rec.digest,
+                    ),
+                )
+            return rec
+
+        return await self._run(run)
+
+    async def audit_records(self) -> list[AuditRecord]:
+        def run() -> list[AuditRecord]:
+            rows = self.db.execute("SELECT * FROM console_audit ORDER BY seq").fetchall()
+            return [
+                AuditRecord(
+                    r["seq"],
+                    r["at"],
+                    r["user"],
+                    r["action"],
+                    r["target"],
+                    r["outcome"],
+                    r["client"],
+                    r["prev"],
+                    r["digest"],
+                )
+                for r in rows
+            ]
+
+        return await self._run(run)
