@@ -27,7 +27,10 @@ def test_demo_json_reports_no_loss_and_no_duplicates() -> None:
     assert report["centre_audit_ok"] is True
     assert report["synced"] > 0
     cp = report["checkpoints"]
+    # Every checkpoint ends green for the guard; one who saw no light may tap again, and the
+    # first tap is then kept (delivered late), never lost (report["lost"] above).
     assert cp["green_for_guard"] == cp["readers"]
+    assert 0 <= cp["retaps"] <= 2 * cp["readers"]
     assert cp["unknown_refused"] is True
     assert cp["green_but_missing"] == 0
     assert report["broadcast"]["on_verified"] and report["broadcast"]["off_verified"]
