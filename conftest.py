@@ -6,6 +6,9 @@ A hang must never cost CI its whole time budget with nothing to show for it. Thr
   the captured output and the stack of every thread, then ends the run with exit status 1. The
   thread method works wherever the main thread is stuck (a C call, a lock, a thread join), and
   the timer thread's name, shown in the dump, names the test;
+- each async test: cancelled (with where it was awaiting) shortly before that limit, so a test
+  stuck on an ``await`` fails alone and the run goes on; a teardown guard then stands in for
+  pytest-timeout, whose timer a failure stops;
 - the whole run: a watchdog thread ends a run that outlives ``COMPOUND_TEST_SESSION_LIMIT_S``
   (default 75 min, under CI's 90; off with --slow unless set) the same way;
 - after the run: if the interpreter does not exit within ``EXIT_GRACE_S`` once pytest is done
@@ -18,8 +21,11 @@ or is a journal writer) fails the test, naming the thread.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import faulthandler
+import functools
+import inspect
 import os
 import sys
 import threading
@@ -34,6 +40,8 @@ DEFAULT_SESSION_LIMIT_S = 75 * 60.0
 EXIT_GRACE_ENV = "COMPOUND_TEST_EXIT_GRACE_S"
 EXIT_GRACE_S = 60.0
 THREAD_LEAK_GRACE_S = 5.0
+ASYNC_MARGIN_S = 45.0  # an async test is cancelled this long before pytest-timeout's limit
+TEARDOWN_GRACE_MIN_S = 10.0  # at least this long for a cancelled test's report and teardown
 # Threads no test may leave running: non-daemon ones block the interpreter's exit; a journal
 # writer holds the database open.
 ALWAYS_LEAKS = ("journal-writer",)
@@ -68,6 +76,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        bound_async_test(item)
     if config.getoption("--slow"):
         return
     skip = pytest.mark.skip(reason="slow: run with --slow (make test-slow)")
@@ -77,6 +87,100 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # --------------------------------------------------------------------------- hang guards
+
+
+def timeout_of(item: pytest.Item) -> float:
+    """The test's pytest-timeout limit: its ``timeout`` mark, else the ini setting (0: none)."""
+    mark = item.get_closest_marker("timeout")
+    if mark is not None and mark.args:
+        return float(mark.args[0])
+    raw = item.config.getini("timeout")
+    try:
+        return float(raw or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def awaiting_chain(coro: Any) -> str:
+    """Where a suspended coroutine waits: each frame down its ``cr_await`` chain.
+
+    (``Task.print_stack`` shows only the outermost coroutine's frame.)
+    """
+    lines: list[str] = []
+    while coro is not None and len(lines) < 50:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            code = frame.f_code
+            lines.append(f'  File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}')
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return "\n".join(lines) or "  (no coroutine frames)"
+
+
+def bound_async_test(item: pytest.Item) -> None:
+    """An async test stuck awaiting fails alone, before pytest-timeout would end the run.
+
+    Most hangs in this suite are an ``await`` that never completes while the event loop sits
+    idle in ``select``. Cancelling the test's task shortly before the hard limit turns that into
+    one failed test that says where it was waiting; the rest of the run goes on. A test failure
+    stops pytest-timeout's timer, so from the cancellation on a teardown guard takes its place:
+    if the test and its teardown are not over by the hard limit, every thread's stack is dumped
+    and the run ends, as pytest-timeout would have done.
+    """
+    func = getattr(item, "obj", None)
+    limit = timeout_of(item)
+    if limit <= 0 or not inspect.iscoroutinefunction(func):
+        return
+    bound = max(limit * 0.8, limit - ASYNC_MARGIN_S)
+    nodeid = item.nodeid
+
+    @functools.wraps(func)
+    async def bounded(*args: Any, **kwargs: Any) -> Any:
+        task = asyncio.current_task()
+        assert task is not None
+        where: list[str] = []
+
+        def expire() -> None:
+            where.append(awaiting_chain(task.get_coro()))
+            guard = threading.Timer(
+                max(limit - bound, TEARDOWN_GRACE_MIN_S),
+                dump_and_exit,
+                (item.config, f"Timeout: {nodeid} ran longer than {limit:g} s (its teardown "
+                 "did not end after the test was cancelled)"),
+            )  # fmt: skip
+            guard.name = f"teardown guard {nodeid}"
+            guard.daemon = True
+            item.stash[TEARDOWN_GUARD] = guard
+            guard.start()
+            task.cancel()
+
+        handle = asyncio.get_running_loop().call_later(bound, expire)
+        try:
+            return await func(*args, **kwargs)
+        except asyncio.CancelledError:
+            if not where:
+                raise
+            task.uncancel()
+            raise AssertionError(
+                f"{nodeid} was still awaiting after {bound:g} s and was cancelled so the run "
+                f"goes on; it was waiting here:\n{where[0]}"
+            ) from None
+        finally:
+            handle.cancel()
+
+    item.obj = bounded  # type: ignore[attr-defined]
+
+
+TEARDOWN_GUARD = pytest.StashKey[threading.Timer]()
+
+
+@pytest.hookimpl(wrapper=True, specname="pytest_runtest_protocol")
+def end_teardown_guard(item: pytest.Item) -> Iterator[None]:
+    try:
+        return (yield)
+    finally:
+        guard = item.stash.get(TEARDOWN_GUARD, None)
+        if guard is not None:
+            guard.cancel()
 
 
 def session_limit_s(config: pytest.Config) -> float:

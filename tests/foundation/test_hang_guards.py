@@ -66,6 +66,7 @@ def test_a_hanging_test_fails_the_run_with_every_threads_stack(tmp_path: Path) -
     assert rc == 1, out
     assert "Timeout" in out, out
     assert "Timeout: test_inner.py::test_waits_on_an_executor_thread ran longer than 2 s" in out
+    assert "wait_for_nothing_forever" in out.split("ran longer than 2 s", 1)[1], "stacks follow"
     assert "wait_for_nothing_forever" in out, "and shows the thread it waits for"
     assert "passed" not in out
 
@@ -143,3 +144,28 @@ def test_a_run_longer_than_its_limit_is_ended_naming_the_test(tmp_path: Path) ->
     assert "the test run exceeded 3 s" in out, out
     assert "test running: test_inner.py::test_takes_its_time" in out, out
     assert "test_takes_its_time" in out.split("the test run exceeded", 1)[1], "its stack"
+
+
+def test_an_async_test_stuck_awaiting_fails_alone_and_the_run_goes_on(tmp_path: Path) -> None:
+    """The CI incident: a test awaiting forever with the loop idle ended the whole run."""
+    rc, out = run_inner(
+        tmp_path,
+        """
+        import asyncio
+
+        async def test_awaits_forever():
+            await asyncio.Event().wait()
+
+        async def test_after_it():
+            await asyncio.sleep(0)
+            assert True is not False
+        """,
+        "-o",
+        "timeout=5",
+    )
+    assert rc == 1, out
+    assert "test_awaits_forever was still awaiting after 4 s" in out, out
+    assert "in test_awaits_forever" in out, "and says where it was waiting"
+    assert 'test_inner.py", line 5, in test_awaits_forever' in out, out
+    assert "1 failed, 1 passed" in out, out
+    assert "ran longer than 5 s" not in out, "the run was not ended"
