@@ -24,6 +24,17 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from centre.antifraud import (
+    Alert,
+    BuddyRules,
+    BuddyTap,
+    ImpossibleTravel,
+    detect_buddy_taps,
+    detect_impossible_travel,
+    tap_records_from_events,
+    walking_times_from_routes,
+)
+
 TZ = ZoneInfo("Asia/Shanghai")
 GATEWAY = "gw-sim"
 INJECTED = "sim_injected"  # payload key naming the fraud case an injected tap belongs to
@@ -283,6 +294,50 @@ def inject_buddies(events: list[dict[str, Any]], rng: random.Random, n: int) -> 
     return cases
 
 
+# --------------------------------------------------------------------------- judging
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """What the detectors said about a journal, sorted into false alarms and caught cases."""
+
+    travel: tuple[ImpossibleTravel, ...]
+    buddies: tuple[BuddyTap, ...]
+    false_alarms: tuple[Alert, ...]  # alerts without one injected tap
+    caught: frozenset[str]  # fraud cases with at least one alert holding their taps
+
+
+def judge(
+    events: list[dict[str, Any]],
+    allowed_pairs: frozenset[frozenset[str]] = ALLOWED_PAIRS,
+    gateway: str = GATEWAY,
+) -> Judgement:
+    """Run both detectors over the journal as the centre would, with the site's table."""
+    taps = tap_records_from_events(gateway, events)
+    walks = walking_times_from_routes(ROUTES, positions=POSITIONS)
+    travel = detect_impossible_travel(taps, walks)
+    buddies = detect_buddy_taps(taps, BuddyRules(allowed_guard_pairs=allowed_pairs))
+    case_of = {
+        ev["seq"]: ev["payload"][INJECTED]
+        for ev in events
+        if ev["kind"] == "tap" and INJECTED in ev["payload"]
+    }
+    false_alarms: list[Alert] = []
+    caught: set[str] = set()
+    for alert in (*travel, *buddies):
+        held = (
+            (alert.first, alert.second)
+            if isinstance(alert, ImpossibleTravel)
+            else tuple(t for c in alert.co_taps for t in (c.a, c.b))
+        )
+        cases = {case_of[t.seq] for t in held if t.seq in case_of}
+        if cases:
+            caught |= cases
+        else:
+            false_alarms.append(alert)
+    return Judgement(tuple(travel), tuple(buddies), tuple(false_alarms), frozenset(caught))
+
+
 __all__ = [
     "ALLOWED_PAIRS",
     "GATEWAY",
@@ -290,6 +345,7 @@ __all__ = [
     "POSITIONS",
     "ROUTES",
     "WRISTBANDS",
+    "Judgement",
     "Visit",
     "distance",
     "honest_month",
@@ -297,4 +353,5 @@ __all__ = [
     "inject_buddies",
     "inject_clones",
     "journal",
+    "judge",
 ]
