@@ -11,12 +11,14 @@ centre after late uploads or a restart never changes what was already said.
 Theory of operation
 -------------------
 **Impossible travel.** One wristband's taps at one gateway, in time order. For each tap and the
-band's previous tap at a *different* checkpoint, the walking-time table gives the fastest
-anyone could get from one to the other. If the time between the two taps, plus the tolerance
-and both taps' own time uncertainty, is still shorter, the band was in two places at once: a
-cloned band, or a band passed over a fence to a colleague. Pairs the table does not bound are
-not judged. Taps journaled with an unsynchronised clock are not judged (their time is not
-evidence).
+band's previous tap, the walking-time table gives the fastest anyone could get from one
+checkpoint to the other. If the time between the two taps, plus the tolerance and both taps'
+own time uncertainty, is still shorter, the band was in two places at once: a cloned band, or a
+band passed over a fence to a colleague. The same holds for a *chain* of taps: the band had to
+pass every checkpoint in between, so the sum of the legs' bounds is a lower bound too, and a
+clone whose every hop just fits inside the tolerance is still caught once the hops add up.
+Pairs the table does not bound count as 0 s. Taps journaled with an unsynchronised clock are not
+judged (their time is not evidence).
 
 **Buddy tap.** One guard carrying a colleague's band taps both, seconds apart, at every
 checkpoint. A *co-tap* is two different bands at the same checkpoint within ``window_s``. Two
@@ -92,7 +94,8 @@ class ImpossibleTravel:
     first: TapRecord
     second: TapRecord
     elapsed_s: float
-    min_walk_s: float
+    min_walk_s: float  # the sum of the leg bounds when the band went ``via`` other checkpoints
+    via: tuple[TapRecord, ...] = ()  # taps between, when no single jump was impossible
 
     kind = "impossible_travel"
 
@@ -112,7 +115,8 @@ class ImpossibleTravel:
             "to_checkpoint": self.second.checkpoint,
             "elapsed_s": round(self.elapsed_s, 1),
             "min_walk_s": round(self.min_walk_s, 1),
-            "taps": [self.first.as_dict(), self.second.as_dict()],
+            "via_checkpoints": [t.checkpoint for t in self.via],
+            "taps": [t.as_dict() for t in (self.first, *self.via, self.second)],
         }
 
 
@@ -207,19 +211,49 @@ def detect_impossible_travel(
     alerts: list[ImpossibleTravel] = []
     for (gateway, _), band_taps in by_band.items():
         table = walks if isinstance(walks, WalkingTimes) else walks.get(gateway)
-        if table is None:
-            continue
-        prev: TapRecord | None = None
-        for t in band_taps:
-            if prev is not None and prev.checkpoint != t.checkpoint:
-                need = table.minimum(prev.checkpoint, t.checkpoint)
-                elapsed = t.at - prev.at
-                slack = rules.tolerance_s + prev.time_uncertain_s + t.time_uncertain_s
-                if need is not None and elapsed + slack < need:
-                    alerts.append(ImpossibleTravel(prev, t, elapsed, need))
-            prev = t
+        if table is not None:
+            alerts.extend(_band_travel(band_taps, table, rules.tolerance_s))
     alerts.sort(key=lambda a: (a.second.sort_key(), a.first.sort_key()))
     return alerts
+
+
+def _band_travel(
+    taps: list[TapRecord], table: WalkingTimes, tolerance_s: float
+) -> list[ImpossibleTravel]:
+    """One band's taps in time order: each jump, then each chain, nobody could have walked.
+
+    With ``S_k`` the sum of the leg bounds from the first tap to tap ``k`` (0 for a pair the
+    table does not bound), taps ``i < j`` are impossible when ``S_j - S_i`` exceeds
+    ``t_j - t_i`` plus the slack. The band had to pass every checkpoint between, so the sum is a
+    lower bound as good as each leg's; it catches a clone whose every hop just fits inside the
+    tolerance. Keeping the smallest ``S_i - t_i + u_i`` so far makes this one pass. After an
+    alert the chain starts again at its second tap, so one jump is reported once.
+    """
+    out: list[ImpossibleTravel] = []
+    if not taps:
+        return out
+    legs = 0.0  # S_k
+    start = 0  # index of the smallest S_i - t_i + u_i since the last alert
+    start_key = -taps[0].at + taps[0].time_uncertain_s
+    sums = [0.0]
+    for k in range(1, len(taps)):
+        prev, t = taps[k - 1], taps[k]
+        need = table.minimum(prev.checkpoint, t.checkpoint)
+        legs += need or 0.0
+        sums.append(legs)
+        slack = tolerance_s + prev.time_uncertain_s + t.time_uncertain_s
+        key = legs - t.at + t.time_uncertain_s
+        if need and t.at - prev.at + slack < need:
+            out.append(ImpossibleTravel(prev, t, t.at - prev.at, need))
+            start, start_key = k, key
+        elif legs - t.at - t.time_uncertain_s - start_key > tolerance_s:
+            first = taps[start]
+            via = tuple(taps[start + 1 : k])
+            out.append(ImpossibleTravel(first, t, t.at - first.at, legs - sums[start], via))
+            start, start_key = k, key
+        elif key < start_key:
+            start, start_key = k, key
+    return out
 
 
 def co_taps(taps: Iterable[TapRecord], window_s: float) -> list[CoTap]:

@@ -67,6 +67,18 @@ def test_a_clone_interleaved_with_the_real_band_fires_on_every_jump() -> None:
     assert [(a.first.seq, a.second.seq) for a in alerts] == [(1, 2), (2, 3), (3, 4), (4, 5)]
 
 
+def test_a_chain_of_hops_each_just_inside_the_tolerance_fires_once_they_add_up() -> None:
+    # Each 100 m hop in 35 s passes (40 s leg, 10 s tolerance), and two (80 s in 70 s) do;
+    # three need 120 s, not 105 s.
+    taps = [tap(1, "a", 0), tap(2, "b", 35), tap(3, "c", 70), tap(4, "d", 105)]
+    [alert] = detect_impossible_travel(taps, WALKS, TravelRules(tolerance_s=10))
+    assert (alert.first.seq, alert.second.seq, [t.seq for t in alert.via]) == (1, 4, [2, 3])
+    assert (alert.elapsed_s, alert.min_walk_s) == (105, 120)
+    assert alert.as_dict()["via_checkpoints"] == ["b", "c"]
+    assert [t["seq"] for t in alert.as_dict()["taps"]] == [1, 2, 3, 4]
+    assert detect_impossible_travel(taps[:3], WALKS, TravelRules(tolerance_s=10)) == []
+
+
 def test_an_honest_walk_does_not_fire() -> None:
     taps = [tap(1, "a", 0), tap(2, "b", 75), tap(3, "c", 150), tap(4, "d", 230), tap(5, "a", 500)]
     assert detect_impossible_travel(taps, WALKS) == []
