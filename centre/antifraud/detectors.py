@@ -326,6 +326,8 @@ def tap_records_from_events(gateway: str, events: Iterable[Mapping[str, Any]]) -
     records: list[TapRecord] = []
     snapshots: dict[int, list[str]] = defaultdict(list)
     for ev in events:
+        if not isinstance(ev, Mapping):
+            continue
         kind = ev.get("kind")
         payload = ev.get("payload")
         if not isinstance(payload, Mapping):
@@ -337,21 +339,15 @@ def tap_records_from_events(gateway: str, events: Iterable[Mapping[str, Any]]) -
             continue
         if kind != "tap":
             continue
-        seq, wall = ev.get("seq"), ev.get("wall_time")
+        seq, wall = ev.get("seq"), _finite(ev.get("wall_time"))
         cp, band = payload.get("checkpoint"), payload.get("wristband")
-        if not (_is_int(seq) and _is_number(wall) and math.isfinite(wall)):
+        if not _is_int(seq) or wall is None:
             continue
         if not (isinstance(cp, str) and cp and isinstance(band, str) and band):
             continue
-        tapped = payload.get("tapped_at")
-        at = float(tapped) if _is_number(tapped) and math.isfinite(tapped) else float(wall)
-        at = min(at, float(wall))
-        uncertain = payload.get("time_uncertain_s")
-        uncertainty = (
-            float(uncertain)
-            if _is_number(uncertain) and math.isfinite(uncertain) and uncertain > 0
-            else 0.0
-        )
+        tapped = _finite(payload.get("tapped_at"))
+        at = min(tapped if tapped is not None else wall, wall)
+        uncertainty = max(0.0, _finite(payload.get("time_uncertain_s")) or 0.0)
         if payload.get("buffered") is True or wall - at > LATE_TAP_S:
             uncertainty += BUFFERED_UNCERTAINTY_S
         guard = payload.get("guard")
@@ -387,8 +383,15 @@ def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: object) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _finite(value: object) -> float | None:
+    """A JSON number as a finite float, else None (NaN, infinities, 10**400, text, ...)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 __all__ = [

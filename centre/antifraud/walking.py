@@ -99,8 +99,8 @@ def walking_times_from_routes(
         or not isinstance(top_speed_m_s, int | float)
         or not 0.1 <= top_speed_m_s <= 20.0
     ):
-        raise WalkingTableError("top_speed_m_s", f"{top_speed_m_s!r} is outside 0.1..20 m/s")
-    if isinstance(routes, Mapping | str | bytes):
+        raise WalkingTableError("top_speed_m_s", f"{_short(top_speed_m_s)} is outside 0.1..20 m/s")
+    if isinstance(routes, Mapping | str | bytes) or not isinstance(routes, Iterable):
         raise WalkingTableError("routes", "must be a list of routes")
     out: list[RouteWalks] = []
     for i, route in enumerate(routes):
@@ -133,17 +133,23 @@ def walking_times_from_routes(
                 # Two legs naming one pair: the more lenient bound (an alert must be certain).
                 legs[(a, b)] = legs[(b, a)] = min(seconds, legs.get((a, b), math.inf))
         out.append(RouteWalks(frozenset(cps), default, legs))
-    return WalkingTimes(tuple(out), _positions(positions or {}), float(top_speed_m_s))
+    table = _positions(positions if positions is not None else {})
+    return WalkingTimes(tuple(out), table, float(top_speed_m_s))
 
 
 def _seconds(value: Any, key: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise WalkingTableError(key, f"{value!r} is not a number of seconds")
-    if not (math.isfinite(value) and 0.0 <= value <= 86400.0):
-        raise WalkingTableError(key, f"{value!r} is outside 0..86400")
+        raise WalkingTableError(key, f"{_short(value)} is not a number of seconds")
+    if not 0.0 <= value <= 86400.0:  # also refuses NaN; compares 10**400 without overflow
+        raise WalkingTableError(key, f"{_short(value)} is outside 0..86400")
     return float(value)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _positions(raw: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
@@ -157,11 +163,11 @@ def _positions(raw: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
         if (
             not isinstance(xy, list | tuple)
             or len(xy) != 2
+            # A chained comparison refuses NaN and infinities and never overflows.
             or not all(
-                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                isinstance(v, int | float) and not isinstance(v, bool) and -1e6 <= v <= 1e6
                 for v in xy
             )
-            or not all(abs(v) <= 1e6 for v in xy)
         ):
             raise WalkingTableError(key, "must be [x, y] in metres (finite, within 1000 km)")
         out[str(cp)] = (float(xy[0]), float(xy[1]))
