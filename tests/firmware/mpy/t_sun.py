@@ -5,10 +5,13 @@
 from binascii import hexlify
 from binascii import unhexlify as h
 
+import machine
+import pn532
 import sun
 import sun_vectors
 
 import mpytest
+from fake_pn532 import FakePN532
 
 V = sun_vectors.VECTORS
 ENCRYPTED = [v for v in V["sun"] if "enc_picc_data" in v]
@@ -123,6 +126,33 @@ def test_read_a_band_over_apdus_and_verify_its_sun_url():
     assert mac_input.decode() == v["mac_input_ascii"]
     meta, fk = h(v["sdm_meta_read_key"]), h(v["sdm_file_read_key"])
     assert sun.verify(meta, fk, picc, mac, mac_input) == (h(v["uid"]), v["read_ctr"])
+
+
+def test_read_through_the_pn532_driver_and_a_simulated_chip():
+    """The node's own PN532 driver carries the APDUs (InDataExchange) to an ISO-DEP band."""
+    be = machine.BytesBackend()
+    chip = FakePN532(be)
+    nfc = pn532.PN532(machine.UART(1, 115200, backend=be))
+    v = ENCRYPTED[0]
+    url = "https://p.example/t?picc_data=%s&cmac=%s" % (up(v["enc_picc_data"]), up(v["sdmmac"]))
+    band = FakeNtag424(uri_record(url))
+    chip.uid, chip.sel_res, chip.apdu = h(v["uid"]), 0x20, band.exchange
+    assert nfc.poll(0) is None
+    target = nfc.poll(5)
+    assert target is not None and target.iso_dep()
+    clock = iter(range(10**6)).__next__
+    got = sun.ndef_uri(sun.read_ndef(lambda apdu: nfc.data_exchange(target.tg, apdu, clock)))
+    assert got == url
+    assert band.apdus[0] == sun.select_app_apdu()
+    picc, mac, mac_input = sun.sun_params(got)
+    meta, fk = h(v["sdm_meta_read_key"]), h(v["sdm_file_read_key"])
+    assert sun.verify(meta, fk, picc, mac, mac_input) == (h(v["uid"]), v["read_ctr"])
+    chip.apdu = None  # the band left the field: the driver says so, nothing is read
+    try:
+        sun.read_ndef(lambda apdu: nfc.data_exchange(target.tg, apdu, clock))
+        raise AssertionError("read a band that is gone")
+    except OSError:
+        pass
 
 
 def test_patrol_url_without_file_data_macs_nothing():
