@@ -13,8 +13,10 @@ after their own at each checkpoint) are injected, and the cases caught are count
 Also run over the patrol engine's own month (``bench/patrol_bench.py``'s journal: 5 routes of
 10 checkpoints, hourly rounds), with its routes' ``min_walk_s`` as the only table.
 
-Figures beside them: the closest any honest walk came to its bound (seconds of margin), what
-the pair rule hides (the night shift's joint rounds), and how long the detectors took.
+Figures beside them: the closest any honest walk came to its bound (seconds of margin), how
+many alerts stricter settings would raise on the same honest month (so the zero is not from
+data too easy to judge), what the pair rule hides (the night shift's joint rounds), and how
+long reading the events and running the detectors took.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.patrol_bench import build as patrol_bench_month  # noqa: E402
 from centre.antifraud import (  # noqa: E402
+    BuddyRules,
     TapRecord,
     TravelRules,
     WalkingTimes,
@@ -42,6 +45,7 @@ from centre.antifraud import (  # noqa: E402
 )
 from gateway.config.schema import dump_section  # noqa: E402
 from tests.antifraud.simulate import (  # noqa: E402
+    ALLOWED_PAIRS,
     GATEWAY,
     POSITIONS,
     ROUTES,
@@ -81,6 +85,19 @@ def run_compound(seed: int, days: int, fraud: int) -> dict[str, Any]:
     honest = judge(events)
     elapsed = time.perf_counter() - t
     joint = judge(events, allowed_pairs=frozenset())
+    # How near the honest month is to the thresholds: slower assumed top speeds, and buddy
+    # alerts at a single co-tapped checkpoint (guards meeting at the gate or the hub).
+    slow = {
+        speed: len(
+            detect_impossible_travel(
+                taps, walking_times_from_routes(ROUTES, positions=POSITIONS, top_speed_m_s=speed)
+            )
+        )
+        for speed in (1.2, 1.0)
+    }
+    meetings = len(
+        detect_buddy_taps(taps, BuddyRules(min_checkpoints=1, allowed_guard_pairs=ALLOWED_PAIRS))
+    )
     rng = random.Random(seed)
     clones = inject_clones(events, rng, fraud)
     buddies = inject_buddies(events, rng, fraud)
@@ -90,6 +107,8 @@ def run_compound(seed: int, days: int, fraud: int) -> dict[str, Any]:
         "false_alarms": len(honest.false_alarms),
         "margin": closest_margin(taps, walks, TravelRules()),
         "joint_rounds": len(joint.buddies),
+        "slow": slow,
+        "meetings": meetings,
         "clones": (len(with_fraud.caught & set(clones)), len(clones)),
         "buddies": (len(with_fraud.caught & set(buddies)), len(buddies)),
         "fraud_false_alarms": len(with_fraud.false_alarms),
@@ -130,6 +149,11 @@ def main() -> None:
             f"false alarms {r['false_alarms']}; nearest honest walk to firing had "
             f"{r['margin']:.1f} s to spare; joint rounds the pair rule allows {r['joint_rounds']}; "
             f"detectors {r['seconds'] * 1000:.0f} ms"
+        )
+        print(
+            f"  near the thresholds: a top speed of 1.2 m/s would give {r['slow'][1.2]} "
+            f"alerts, 1.0 m/s {r['slow'][1.0]}; buddy alerts from one co-tapped checkpoint "
+            f"would give {r['meetings']}"
         )
         print(
             f"  injected: cloned bands caught {r['clones'][0]}/{r['clones'][1]}, carried bands "
