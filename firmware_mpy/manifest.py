@@ -20,6 +20,7 @@ module("provision.py")
 module("reports.py")
 module("rs485.py")
 module("settings.py")
+module("sun.py")
 module("startup.py")
 module("tapstore.py")
 # boot.py and main.py stay as files on the node's file system so they can be edited.

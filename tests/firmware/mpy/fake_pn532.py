@@ -13,6 +13,7 @@ class FakePN532:
         self.buf = bytearray()
         self.commands = []
         self.split = 0  # >0: deliver responses in chunks of this size
+        self.apdu = None  # ISO-DEP card: apdu bytes -> reply bytes (InDataExchange)
 
     def _respond(self, cmd, data):
         frame = bytearray()
@@ -43,6 +44,11 @@ class FakePN532:
             self._respond(cmd, b"\x32\x01\x06\x07")
         elif cmd in (0x14, 0x32):
             self._respond(cmd, b"")
+        elif cmd == 0x40:
+            if self.apdu is None or self.uid is None:
+                self._respond(cmd, b"\x01")  # status: time-out, no card answered
+            else:
+                self._respond(cmd, b"\x00" + bytes(self.apdu(body[3:])))
         elif cmd == 0x4A:
             if self.uid is None:
                 self._respond(cmd, b"\x00")
