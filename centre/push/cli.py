@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -40,6 +41,7 @@ from centre.store import SqliteRepository
 from i18n import match
 
 CONFIG_FILE = "push.toml"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def _root(args: argparse.Namespace) -> Path:
@@ -85,9 +87,16 @@ def cmd_push_daily(args: argparse.Namespace) -> int:
                     await outbox.retry_failed(day, robot.group)
             async with aiohttp.ClientSession() as session:
                 sender = RobotSender(outbox, session)
+                # A stop (systemd's SIGTERM, Ctrl-C) lets the POST under way finish and be
+                # recorded, so the next run neither skips nor repeats a part.
+                loop = asyncio.get_running_loop()
+                for sig in STOP_SIGNALS:
+                    loop.add_signal_handler(sig, sender.request_stop)
                 try:
                     return await deliver_all(sender, robots, day)
                 finally:
+                    for sig in STOP_SIGNALS:
+                        loop.remove_signal_handler(sig)
                     await sender.close()
 
     reports = asyncio.run(run())

@@ -101,9 +101,13 @@ class RobotSender:
         # several days to one robot cannot all see the same free slot.
         self._robot_locks: dict[str, asyncio.Lock] = {}
 
+    def request_stop(self) -> None:
+        """Ask every delivery to stop at its next wait (safe from a signal handler)."""
+        self._stopping.set()
+
     async def close(self) -> None:
         """Stop every delivery at its next wait (a POST under way is finished and recorded)."""
-        self._stopping.set()
+        self.request_stop()
         await self._idle.wait()
 
     async def deliver(self, robot: Robot, day: str) -> DeliveryReport:

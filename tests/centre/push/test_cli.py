@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +19,8 @@ from centre.cli import main
 from tests.bulletins.test_cli import seed
 from tests.centre.push.conftest import KEY
 from tests.centre.push.mock_robot import MockRobot
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class ThreadedRobot:
@@ -26,15 +32,25 @@ class ThreadedRobot:
         self.thread.start()
         self.robot: MockRobot = self._call(self._start())
 
-    def _call(self, coro):  # type: ignore[no-untyped-def]
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+    def _call(self, coro, timeout: float = 30):  # type: ignore[no-untyped-def]
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=timeout)
 
     async def _start(self) -> MockRobot:
-        import time
-
         robot = MockRobot(keys={KEY}, clock=time.time)
         await robot.start()
         return robot
+
+    def wait_held(self, timeout: float) -> None:
+        async def held() -> None:
+            await asyncio.wait_for(self.robot.held.wait(), timeout)
+
+        try:
+            self._call(held(), timeout + 5)
+        except TimeoutError:
+            raise AssertionError(f"no request reached the robot in {timeout} s") from None
+
+    def release(self) -> None:
+        self.loop.call_soon_threadsafe(self.robot.release.set)
 
     def close(self) -> None:
         self._call(self.robot.close())
@@ -111,3 +127,38 @@ def test_push_daily_refuses_a_bad_config_clearly(
     (tmp_path / "push.toml").write_text('[[robot]]\ngroup = "x"\nwebhook_file = "missing.url"\n')
     assert main(["--data", str(tmp_path), "push", "daily", "--date", "2026-11-02"]) == 2
     assert "cannot read the webhook file" in capsys.readouterr().err
+
+
+def test_sigterm_mid_post_lets_the_post_finish_and_be_recorded(
+    tmp_path: Path, threaded_robot: ThreadedRobot, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(tmp_path)
+    mock = threaded_robot.robot
+    mock.hold_at = 1  # the robot takes the message and holds its reply
+    configure(tmp_path, {"district leaders": mock.url(KEY)})
+    argv = ["--data", str(tmp_path), "push", "daily", "--date", "2026-11-02"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "centre.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        threaded_robot.wait_held(timeout=60)
+        proc.send_signal(signal.SIGTERM)  # systemd stops the centre mid-POST
+        time.sleep(0.5)
+        threaded_robot.release()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert "district leaders: stopped, 1 part(s) sent now" in out, err
+    assert proc.returncode == 1
+
+    assert main(argv) == 0  # the next run has nothing left: the part was recorded as sent
+    assert "district leaders: done, 0 part(s) sent now" in capsys.readouterr().out
+    assert main(["--data", str(tmp_path), "push", "status"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["2026-11-02 district leaders part 1/1: sent"]
+    assert len(mock.accepted) == 1
