@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import time
@@ -39,6 +40,8 @@ from centre.push.sender import DONE, RobotSender
 from centre.push.service import deliver_all, enqueue_daily
 from centre.store import SqliteRepository
 from i18n import match
+
+log = logging.getLogger("centre.push")
 
 CONFIG_FILE = "push.toml"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -90,8 +93,13 @@ def cmd_push_daily(args: argparse.Namespace) -> int:
                 # A stop (systemd's SIGTERM, Ctrl-C) lets the POST under way finish and be
                 # recorded, so the next run neither skips nor repeats a part.
                 loop = asyncio.get_running_loop()
+
+                def stop() -> None:
+                    log.warning("stop requested: finishing the message under way, then stopping")
+                    sender.request_stop()
+
                 for sig in STOP_SIGNALS:
-                    loop.add_signal_handler(sig, sender.request_stop)
+                    loop.add_signal_handler(sig, stop)
                 try:
                     return await deliver_all(sender, robots, day)
                 finally:

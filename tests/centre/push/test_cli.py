@@ -137,23 +137,30 @@ def test_sigterm_mid_post_lets_the_post_finish_and_be_recorded(
     mock.hold_at = 1  # the robot takes the message and holds its reply
     configure(tmp_path, {"district leaders": mock.url(KEY)})
     argv = ["--data", str(tmp_path), "push", "daily", "--date", "2026-11-02"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "centre.cli", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as err_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "centre.cli", *argv],
+            stdout=subprocess.PIPE,
+            stderr=err_file,
+            text=True,
+            cwd=ROOT,
+        )
     try:
         threaded_robot.wait_held(timeout=60)
         proc.send_signal(signal.SIGTERM)  # systemd stops the centre mid-POST
-        time.sleep(0.5)
+        deadline = time.monotonic() + 60
+        while "stop requested" not in errors.read_text():
+            assert time.monotonic() < deadline, f"SIGTERM not handled: {errors.read_text()}"
+            time.sleep(0.05)
         threaded_robot.release()
-        out, err = proc.communicate(timeout=60)
+        out, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+    err = errors.read_text()
+    assert KEY not in out + err
     assert "district leaders: stopped, 1 part(s) sent now" in out, err
     assert proc.returncode == 1
 
