@@ -85,7 +85,11 @@ def _row_line(row: DailyRow, t: gettext.NullTranslations) -> str:
     word = t.gettext(STATUS_WORDS.get(row.status, N_("no data")))
     colour = STATUS_COLOURS.get(row.status)
     status = f'<font color="{colour}">{word}</font>' if colour else word
-    return f"- {_where(row.compound, row.township, t)}: {counts} · {status}"
+    return "- " + _said(_where(row.compound, row.township, t), f"{counts} · {status}", t)
+
+
+def _said(who: str, what: str, t: gettext.NullTranslations) -> str:
+    return t.gettext("%(who)s: %(what)s") % {"who": who, "what": what}
 
 
 def _where(compound: str, township: str, t: gettext.NullTranslations, bold: bool = False) -> str:
@@ -140,7 +144,7 @@ def daily_markdown(
         what = t.ngettext("%(n)d missed round", "%(n)d missed rounds", len(missed)) % {
             "n": len(missed)
         }
-        line = f"- {_where(compound, township, t, bold=True)}: {what}"
+        line = "- " + _said(_where(compound, township, t, bold=True), what, t)
         link = md_link(link_for(compound, b.day)) if link_for else None
         if link:
             line += f" [{t.gettext('write the explanation')}]({link})"
@@ -151,7 +155,7 @@ def daily_markdown(
         lines.append("### " + t.gettext("Explained"))
         for m in explained:
             latest = m.explanations[-1]
-            lines.append(f"- **{md_text(m.compound)}**: {md_text(m.round_id)}")
+            lines.append("- " + _said(f"**{md_text(m.compound)}**", md_text(m.round_id), t))
             lines.append(f"> {md_text(latest.text, MAX_EXPLANATION)}")
     lines.append("")
     lines.append("### " + t.gettext("Compounds"))
