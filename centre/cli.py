@@ -15,6 +15,7 @@
     compound-centre commands               # queued, delivered, on, done, expired, refused, failed
     compound-centre users add alice --role officer   # console accounts (docs/console.md)
     compound-centre audit verify           # the console's audit log: hash chain unbroken
+    compound-centre push daily --date 2026-11-28   # the bulletin to the WeChat Work groups
 
 ``--data`` defaults to ``$COMPOUND_CENTRE_DATA`` or ``./centre-data``.
 """
@@ -336,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     from centre.web.cli import add_console_commands
 
     add_console_commands(sub)
+    from centre.push.cli import add_push_commands
+
+    add_push_commands(sub)
     return parser
 
 
