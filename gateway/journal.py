@@ -446,10 +446,12 @@ class Journal:
                     return None
 
     def _write_until_closed(self) -> None:
-        pending: _Append | _Control | None = None
+        # An operation taken off the queue while grouping appends, next in line. A list, not an
+        # optional: close()'s marker is None itself and must not be mistaken for "nothing held"
+        # (it was, and close() then waited forever).
+        held: list[_Append | _Control | None] = []
         while True:
-            op = pending if pending is not None else self._next_op()
-            pending = None
+            op = held.pop() if held else self._next_op()
             if op is None:
                 self._finish_sync()
                 return
@@ -463,7 +465,7 @@ class Journal:
                 except queue.Empty:
                     break
                 if not isinstance(nxt, _Append):
-                    pending = nxt
+                    held.append(nxt)
                     break
                 group.append(nxt)
             self._commit_group(group)

@@ -370,3 +370,22 @@ def test_writer_closes_the_journal_when_its_loop_ends_without_close(tmp_path: Pa
         "closed properly: the WAL was checkpointed"
     )
     assert [e.kind for e in read_events(path)] == ["tap"]
+
+
+async def test_close_right_after_a_burst_of_appends_finishes_them_and_returns(
+    tmp_path: Path,
+) -> None:
+    """The writer groups queued appends with ``get_nowait``; close()'s marker queued right behind
+    them used to be taken into a group and then forgotten, so the writer waited for work forever
+    and close() never returned (seen as hangs at the end of a health test and a supervisor test).
+    """
+    for attempt in range(5):
+        journal = await Journal.open(
+            tmp_path / f"j{attempt}.db", gateway_id="gw-test", clock=ManualClock(), max_group=8
+        )
+        appends = [asyncio.ensure_future(journal.append("x", {"i": i})) for i in range(300)]
+        await asyncio.sleep(0)  # every append is queued, and close() queues its marker behind
+        await asyncio.wait_for(journal.close(), 30)
+        events = await asyncio.wait_for(asyncio.gather(*appends), 30)
+        assert [e.seq for e in events] == list(range(1, 301))
+        assert len(read_events(tmp_path / f"j{attempt}.db")) == 300
