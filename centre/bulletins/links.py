@@ -25,12 +25,14 @@ every link handed out so far (a new key is made at the next start).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import secrets
 import stat
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,15 +135,19 @@ class ExplanationLinks:
     def load_or_create(cls, data_dir: Path, *, ttl_s: float = DEFAULT_TTL_S) -> ExplanationLinks:
         """The key in ``data_dir/explanation-link.key``, made (0600, exclusively) if missing."""
         path = data_dir / KEY_FILE
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return cls(_read_key(path), ttl_s)
-        try:
-            os.write(fd, secrets.token_bytes(KEY_BYTES))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if not path.exists():
+            # Written whole under a temporary name, then linked into place: two processes
+            # starting at once agree on one key, and nobody ever reads a half-written one.
+            fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=f".{KEY_FILE}.")
+            try:
+                os.fchmod(fd, 0o600)
+                os.write(fd, secrets.token_bytes(KEY_BYTES))
+                os.fsync(fd)
+                os.close(fd)
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, path)
+            finally:
+                os.unlink(tmp)
         return cls(_read_key(path), ttl_s)
 
     def sign(self, compound: str, day: str, expires: int) -> str:

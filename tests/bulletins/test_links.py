@@ -277,3 +277,12 @@ def test_every_word_of_the_pages_is_translated_to_zh_cn() -> None:
 
     package = Path(__file__).resolve().parents[2] / "centre" / "bulletins"
     assert missing_translations(package, "zh_CN") == []
+
+
+def test_processes_starting_at_once_agree_on_one_key(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _: ExplanationLinks.load_or_create(tmp_path).key, range(16)))
+    assert len(set(keys)) == 1 and len(keys[0]) == KEY_BYTES
+    assert [p.name for p in tmp_path.iterdir()] == [KEY_FILE]  # no temporary file left
