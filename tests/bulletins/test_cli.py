@@ -141,7 +141,7 @@ def test_every_command_is_documented() -> None:
             commands += [f"compound-centre {name} {n}" for n in nested[0].choices]
         else:
             commands.append(f"compound-centre {name}")
-    assert len(commands) == 6
+    assert len(commands) == 7
     for command in commands:
         assert command in doc, command
 
@@ -156,3 +156,29 @@ def test_monthly_pdf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert printed[-2:] == ["monthly-2026-11.pdf", "monthly-2026-11-page1.png"]
     assert (out / "monthly-2026-11.pdf").read_bytes().startswith(b"%PDF-")
     assert (out / "monthly-2026-11-page1.png").read_bytes().startswith(b"\x89PNG")
+
+
+@needs_chromium
+def test_security_bulletin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    seed(tmp_path)
+    out = tmp_path / "out"
+    argv = ("bulletin", "security", "--month", "2026-11", "--out", str(out))
+    assert run(tmp_path, *argv) == 0
+    html = (out / "security-2026-11.html").read_text()
+    assert "本月案件数据尚未导入" in html  # no case file yet: nobody is zero-incident
+    cases = tmp_path / "cases.csv"
+    cases.write_text("compound,date,category,count\nRose Garden,2026-11-03,burglary,1\n")
+    assert run(tmp_path, "cases", "import", "--month", "2026-11", str(cases)) == 0
+    capsys.readouterr()
+    assert run(tmp_path, *argv, "--pdf") == 0
+    printed = [Path(p).name for p in capsys.readouterr().out.split()]
+    assert printed == [
+        "security-2026-11.html",
+        "security-2026-11.pdf",
+        "security-2026-11-page1.png",
+    ]
+    html = (out / "security-2026-11.html").read_text()
+    assert "本月案件数据尚未导入" not in html and "2026-11 治安月通报" in html
+    lotus = html[html.index('<tr data-compound="Lotus Court">') :].split("</tr>")[0]
+    rose = html[html.index('<tr data-compound="Rose Garden">') :].split("</tr>")[0]
+    assert "零发案小区" in lotus and "零发案小区" not in rose
