@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Final
 
@@ -38,6 +37,7 @@ from centre.bulletins.assessment import (
     ScoringRules,
     TownshipAssessment,
     assess,
+    one_decimal,
     townships,
 )
 from centre.bulletins.cases import (
@@ -186,12 +186,10 @@ def security_bulletin(
 # --------------------------------------------------------------------------- page
 
 
-def percent(x: Fraction | Decimal | None, unknown: str) -> str:
-    """``Fraction(19, 20)`` -> ``95.0%``; None -> the word for unknown."""
-    if x is None:
-        return unknown
-    value = Fraction(x) * 100 if isinstance(x, Fraction) else Fraction(x)
-    return f"{Decimal(value.numerator) / Decimal(value.denominator):.1f}%"
+def percent(x: Fraction | None, unknown: str) -> str:
+    """A share 0..1 as a percentage, rounded half up: ``Fraction(19, 20)`` -> ``95.0%``;
+    None -> the word for unknown."""
+    return unknown if x is None else f"{one_decimal(x * 100)}%"
 
 
 def change_text(ch: Change, unknown: str) -> str:
