@@ -286,3 +286,27 @@ def test_processes_starting_at_once_agree_on_one_key(tmp_path: Path) -> None:
         keys = list(pool.map(lambda _: ExplanationLinks.load_or_create(tmp_path).key, range(16)))
     assert len(set(keys)) == 1 and len(keys[0]) == KEY_BYTES
     assert [p.name for p in tmp_path.iterdir()] == [KEY_FILE]  # no temporary file left
+
+
+async def test_the_running_centre_makes_its_key_0600_and_serves_the_page(tmp_path: Path) -> None:
+    import ssl
+    import time
+
+    from centre.pki import CentrePaths, init_centre
+    from centre.server import running_centre
+
+    paths = CentrePaths(tmp_path / "centre")
+    init_centre(paths, hostnames=["localhost"], ips=["127.0.0.1"], now=time.time(), name="T")
+    assert not (paths.root / KEY_FILE).exists()
+    async with running_centre(paths) as running:
+        key = paths.root / KEY_FILE
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        links = ExplanationLinks.load_or_create(paths.root)
+        ctx = ssl.create_default_context(cafile=str(paths.ca_cert))
+        async with aiohttp.ClientSession() as s:
+            link = links.url(running.url, "Rose Garden", DAY, now=time.time())
+            async with s.get(link, ssl=ctx) as r:
+                # No gateway enrolled: nothing to explain, said as a page in Chinese.
+                assert r.status == 409 and "无需说明" in await r.text()
+            async with s.get(with_query(link, compound="Lotus Court"), ssl=ctx) as r:
+                assert r.status == 403 and "链接无效" in await r.text()
