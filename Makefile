@@ -8,9 +8,11 @@ STAMP_PY  := $(VENV)/.stamp-install
 STAMP_NPM := node_modules/.stamp-install
 STAMP_APT := $(VENV)/.stamp-apt
 # Debian tools the tests drive: headless Chromium (page screenshots), shellcheck (install
-# script), systemd-analyze (unit verification), stress-ng (the load beside `make test-loaded`).
+# script), systemd-analyze (unit verification), stress-ng (the load beside `make test-loaded`),
+# pdftoppm (the monthly bulletin PDF's first page as a PNG).
 # Installed only when missing.
-APT_TOOLS := chromium:chromium shellcheck:shellcheck systemd-analyze:systemd stress-ng:stress-ng
+APT_TOOLS := chromium:chromium shellcheck:shellcheck systemd-analyze:systemd stress-ng:stress-ng \
+  pdftoppm:poppler-utils
 # `make test-loaded`: the CPU load that runs beside the tests (CI machines are never idle).
 LOAD_ARGS ?= --cpu 2
 PYTEST_ARGS ?=

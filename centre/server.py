@@ -22,6 +22,7 @@ from centre.app import (
 from centre.bulletins.auth import OPERATORS_FILE, OperatorTokens
 from centre.bulletins.explanations import FILENAME as EXPLANATIONS_FILE
 from centre.bulletins.explanations import SqliteExplanationStore
+from centre.bulletins.links import ExplanationLinks
 from centre.bulletins.web import BulletinHandlers
 from centre.commands.channel import CommandChannel
 from centre.commands.store import SqliteCommandStore
@@ -67,6 +68,7 @@ async def running_centre(
             store,
             OperatorTokens.load(paths.root / OPERATORS_FILE),
             tz=os.environ.get("COMPOUND_CENTRE_TZ", "Asia/Shanghai"),
+            links=ExplanationLinks.load_or_create(paths.root),
         )
         app.add_routes(bulletins.routes())
         commands = CommandChannel(service, command_store)

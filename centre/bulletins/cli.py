@@ -1,7 +1,11 @@
 """The bulletin commands of ``compound-centre`` (registered by centre/cli.py)::
 
     compound-centre bulletin daily --date 2026-11-02 [--out DIR]
-    compound-centre bulletin monthly --month 2026-10 [--out DIR]
+    compound-centre bulletin monthly --month 2026-10 [--out DIR] [--pdf]
+    compound-centre bulletin security --month 2026-11 [--out DIR] [--pdf] [--lang en]
+    compound-centre cases import --month 2026-11 cases.csv [--by duty-1]
+    compound-centre explain-link --compound "Rose Garden" --date 2026-11-02 \\
+        --base-url https://centre.example
     compound-centre explain --compound "Rose Garden" --round night@2026-11-03T04:00 \\
         --text "guard ill, no relief" [--given-by "chief Wang"] [--by duty-1]
     compound-centre operator add duty-1        # prints the operator's token once
@@ -22,14 +26,20 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from centre.bulletins import render
 from centre.bulletins.auth import OPERATORS_FILE, add_operator
+from centre.bulletins.case_store import SqliteCaseStore
 from centre.bulletins.explanations import FILENAME, SqliteExplanationStore
-from centre.bulletins.model import DEFAULT_TZ, parse_month
+from centre.bulletins.links import ExplanationLinks
+from centre.bulletins.model import DEFAULT_TZ, parse_day, parse_month
+from centre.bulletins.pdf import first_page_png, html_to_pdf
+from centre.bulletins.security import security_bulletin, security_html
 from centre.bulletins.source import (
     build_daily,
     build_monthly,
     record_explanation,
     write_daily_files,
+    write_files,
     write_monthly_files,
 )
 from centre.bulletins.web import last_month, yesterday
@@ -87,7 +97,13 @@ def cmd_bulletin_monthly(args: argparse.Namespace) -> int:
 
     async def run(repo: SqliteRepository, store: SqliteExplanationStore) -> list[Path]:
         bulletin = await build_monthly(repo, store, month, now=now, tz=tz)
-        return await asyncio.to_thread(write_monthly_files, bulletin, Path(args.out))
+        out = Path(args.out)
+        files = await asyncio.to_thread(write_monthly_files, bulletin, out)
+        if args.pdf:
+            pdf = await html_to_pdf(render.monthly_html(bulletin), out / f"monthly-{month}.pdf")
+            png = await first_page_png(pdf, out / f"monthly-{month}-page1.png")
+            files += [pdf, png]
+        return files
 
     for path in asyncio.run(_with_stores(root, run)):
         print(path)
@@ -116,6 +132,91 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _earlier_months(month: str) -> tuple[str, str]:
+    year, mon = parse_month(month)
+    before = f"{year - 1:04d}-12" if mon == 1 else f"{year:04d}-{mon - 1:02d}"
+    return before, f"{year - 1:04d}-{mon:02d}"
+
+
+def cmd_bulletin_security(args: argparse.Namespace) -> int:
+    root, tz, now = _root(args), _tz(args.tz), time.time()
+    month = args.month or last_month(now, tz)
+    try:
+        before, last_year = _earlier_months(month)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+    async def run(repo: SqliteRepository, store: SqliteExplanationStore) -> list[Path]:
+        monthly = await build_monthly(repo, store, month, now=now, tz=tz)
+        async with await SqliteCaseStore.open(root / FILENAME) as cases:
+
+            async def rows(m: str) -> list[Any] | None:
+                return await cases.rows(m) if await cases.imported(m) else None
+
+            current, previous, year_ago = (
+                await rows(month),
+                await rows(before),
+                await rows(last_year),
+            )
+        # No survey store yet: satisfaction is unknown and left out of every score (named).
+        sb = security_bulletin(
+            monthly,
+            cases=current or [],
+            cases_imported=current is not None,
+            survey={},
+            last_month_cases=previous,
+            last_year_cases=year_ago,
+        )
+        out = Path(args.out)
+        html = security_html(sb, lang=args.lang)
+        files = await asyncio.to_thread(write_files, out, {f"security-{month}.html": html})
+        if args.pdf:
+            pdf = await html_to_pdf(html, out / f"security-{month}.pdf")
+            files += [pdf, await first_page_png(pdf, out / f"security-{month}-page1.png")]
+        return files
+
+    for path in asyncio.run(_with_stores(root, run)):
+        print(path)
+    return 0
+
+
+def cmd_cases_import(args: argparse.Namespace) -> int:
+    root = _root(args)
+    by = args.by or f"cli:{getpass.getuser()}"
+    raw = Path(args.file).read_bytes()
+
+    async def run(repo: SqliteRepository, store: SqliteExplanationStore) -> Any:
+        compounds = {r.compound for r in await repo.gateways()}
+        async with await SqliteCaseStore.open(root / FILENAME) as cases:
+            return await cases.import_csv(
+                raw, month=args.month, compounds=compounds, imported_by=by, now=time.time()
+            )
+
+    imp = asyncio.run(_with_stores(root, run))
+    replaced = (
+        f"; replaces version {imp.replaced_version} ({imp.replaced_total} cases,"
+        f" {imp.replaced_preventable} preventable)"
+        if imp.replaced_version
+        else ""
+    )
+    print(
+        f"cases of {imp.month} imported as version {imp.version}: {imp.rows} rows,"
+        f" {imp.total} cases, {imp.preventable} preventable{replaced}"
+    )
+    return 0
+
+
+def cmd_explain_link(args: argparse.Namespace) -> int:
+    root = _root(args)
+    try:
+        day = parse_day(args.date)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    links = ExplanationLinks.load_or_create(root)
+    print(links.url(args.base_url, args.compound, day, now=time.time()))
+    return 0
+
+
 def cmd_operator_add(args: argparse.Namespace) -> int:
     root = _root(args)
     try:
@@ -128,10 +229,11 @@ def cmd_operator_add(args: argparse.Namespace) -> int:
 
 
 def add_bulletin_commands(sub: Any) -> None:
-    """Register ``bulletin daily|monthly``, ``explain`` and ``operator add`` on ``sub``."""
+    """Register ``bulletin daily|monthly``, ``cases import``, ``explain``, ``explain-link`` and
+    ``operator add`` on ``sub``."""
     tz_default = os.environ.get("COMPOUND_CENTRE_TZ", DEFAULT_TZ)
 
-    p = sub.add_parser("bulletin", help="write the daily or monthly bulletin (HTML and CSV)")
+    p = sub.add_parser("bulletin", help="write the daily, monthly or security bulletin")
     bsub = p.add_subparsers(dest="bulletin_command", required=True)
     d = bsub.add_parser("daily", help="the daily patrol bulletin of one patrol day")
     d.add_argument("--date", help="patrol day YYYY-MM-DD (default: yesterday)")
@@ -142,7 +244,34 @@ def add_bulletin_commands(sub: Any) -> None:
     m.add_argument("--month", help="YYYY-MM (default: last month)")
     m.add_argument("--out", default=".", help="directory for the files (default: .)")
     m.add_argument("--tz", default=tz_default, help=f"time zone (default: {tz_default})")
+    m.add_argument(
+        "--pdf", action="store_true", help="also a print-ready PDF and its first page as PNG"
+    )
     m.set_defaults(func=cmd_bulletin_monthly)
+
+    y = bsub.add_parser("security", help="the monthly security bulletin: cases, score, rank")
+    y.add_argument("--month", help="YYYY-MM (default: last month)")
+    y.add_argument("--out", default=".", help="directory for the files (default: .)")
+    y.add_argument("--tz", default=tz_default, help=f"time zone (default: {tz_default})")
+    y.add_argument("--lang", default="zh-CN", choices=("zh-CN", "en"), help="default: zh-CN")
+    y.add_argument(
+        "--pdf", action="store_true", help="also a print-ready PDF and its first page as PNG"
+    )
+    y.set_defaults(func=cmd_bulletin_security)
+
+    p = sub.add_parser("cases", help="the month's reported cases per compound")
+    csub = p.add_subparsers(dest="cases_command", required=True)
+    c = csub.add_parser("import", help="import a month's case CSV (replaces the month's figures)")
+    c.add_argument("--month", required=True, help="YYYY-MM")
+    c.add_argument("file", help="CSV: compound,date,category,count (or 小区,日期,类别,数量)")
+    c.add_argument("--by", help="operator importing it (default: cli:<login name>)")
+    c.set_defaults(func=cmd_cases_import)
+
+    p = sub.add_parser("explain-link", help="print a compound's explanation link for a day")
+    p.add_argument("--compound", required=True)
+    p.add_argument("--date", required=True, help="patrol day YYYY-MM-DD")
+    p.add_argument("--base-url", required=True, help="the centre's address as phones reach it")
+    p.set_defaults(func=cmd_explain_link)
 
     p = sub.add_parser("explain", help="record why a missed round was missed")
     p.add_argument("--compound", required=True)

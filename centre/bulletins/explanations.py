@@ -9,17 +9,23 @@ centre's data directory (``bulletins.db``), every call on one worker thread::
                         given_by="chief Wang", recorded_by="duty-officer", now=time.time())
     await store.all(compound="Rose Garden")
     await store.close()
+
+A compound's manager may explain through a signed link instead (:mod:`centre.bulletins.links`):
+:meth:`SqliteExplanationStore.add_via_link` records the day's explanations and the link's use in
+one transaction, so a link works once per compound and day.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import unicodedata
+from collections.abc import Sequence
 from typing import Final, Protocol
 
+from centre.bulletins.links import LINK_RECORDER, LinkUsed
 from centre.bulletins.model import Explanation
 from centre.errors import BadRequest
-from centre.sqlite_worker import SqliteWorker, connect_durable
+from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
 
 MAX_TEXT: Final = 2000
 MAX_NAME: Final = 200
@@ -35,7 +41,14 @@ CREATE TABLE IF NOT EXISTS explanations (
     recorded_by TEXT NOT NULL,
     recorded_at REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS explanations_round ON explanations (compound, round_id)
+CREATE INDEX IF NOT EXISTS explanations_round ON explanations (compound, round_id);
+-- One row per compound and day whose explanation link was used: a link works once.
+CREATE TABLE IF NOT EXISTS explanation_links_used (
+    compound    TEXT NOT NULL,
+    day         TEXT NOT NULL,
+    used_at     REAL NOT NULL,
+    PRIMARY KEY (compound, day)
+)
 """
 
 
@@ -54,6 +67,19 @@ class ExplanationStore(Protocol):
     ) -> Explanation: ...
 
     async def all(self, compound: str | None = None) -> list[Explanation]: ...
+
+    async def add_via_link(
+        self,
+        compound: str,
+        day: str,
+        round_ids: Sequence[str],
+        text: str,
+        *,
+        given_by: str,
+        now: float,
+    ) -> list[Explanation]: ...
+
+    async def link_used_at(self, compound: str, day: str) -> float | None: ...
 
     async def close(self) -> None: ...
 
@@ -124,6 +150,63 @@ class SqliteExplanationStore(SqliteWorker):
                 args = (compound,)
             rows = self.db.execute(sql + " ORDER BY recorded_at, id", args).fetchall()
             return [Explanation(*r) for r in rows]
+
+        return await self._run(op)
+
+    async def add_via_link(
+        self,
+        compound: str,
+        day: str,
+        round_ids: Sequence[str],
+        text: str,
+        *,
+        given_by: str,
+        now: float,
+    ) -> list[Explanation]:
+        """One explanation for each of ``round_ids`` (the compound's missed rounds of ``day``)
+        and the link's use, in one transaction; :class:`LinkUsed` if the link of this compound
+        and day was used before (then nothing is written)."""
+        text = clean_text(text, "text", MAX_TEXT, required=True)
+        given_by = clean_text(given_by, "given_by", MAX_NAME, required=False)
+        if not round_ids:
+            raise BadRequest("no round to explain")
+
+        def op() -> list[Explanation]:
+            out = []
+            with atomic(self.db):
+                try:
+                    self.db.execute(
+                        "INSERT INTO explanation_links_used (compound, day, used_at)"
+                        " VALUES (?, ?, ?)",
+                        (compound, day, now),
+                    )
+                except sqlite3.IntegrityError:
+                    raise LinkUsed(f"the link of {compound!r} for {day} was used") from None
+                for round_id in round_ids:
+                    cur = self.db.execute(
+                        "INSERT INTO explanations (compound, round_id, text, given_by,"
+                        " recorded_by, recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (compound, round_id, text, given_by, LINK_RECORDER, now),
+                    )
+                    assert cur.lastrowid is not None
+                    out.append(
+                        Explanation(
+                            cur.lastrowid, compound, round_id, text, given_by, LINK_RECORDER, now
+                        )
+                    )
+            return out
+
+        return await self._run(op)
+
+    async def link_used_at(self, compound: str, day: str) -> float | None:
+        """When the link of ``compound`` and ``day`` was used, or None."""
+
+        def op() -> float | None:
+            row = self.db.execute(
+                "SELECT used_at FROM explanation_links_used WHERE compound = ? AND day = ?",
+                (compound, day),
+            ).fetchone()
+            return None if row is None else float(row[0])
 
         return await self._run(op)
 

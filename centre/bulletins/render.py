@@ -83,6 +83,7 @@ table.stack td::before{content:attr(data-label);color:var(--muted);text-align:le
 table.stack td:first-child{font-weight:600;font-size:1rem;text-align:left}
 table.stack td:first-child::before{content:none}
 }
+@page{size:A4;margin:12mm}
 @media print{body{padding:0;font-size:10pt}.scroll{overflow:visible}th{position:static}
 h2{break-after:avoid}.missed,tr{break-inside:avoid}a{color:inherit;text-decoration:none}}
 """

@@ -281,7 +281,7 @@ def _write(path: Path, data: bytes) -> None:
         raise
 
 
-def _write_files(out_dir: Path, texts: dict[str, str]) -> list[Path]:
+def write_files(out_dir: Path, texts: dict[str, str]) -> list[Path]:
     """Each text as UTF-8 in ``out_dir`` (made if missing), atomically; the paths, in order."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [out_dir / name for name in texts]
@@ -293,7 +293,7 @@ def _write_files(out_dir: Path, texts: dict[str, str]) -> list[Path]:
 def write_daily_files(bulletin: DailyBulletin, out_dir: Path) -> list[Path]:
     """``daily-D.html``, ``daily-D.csv`` (compounds) and ``daily-D-missed.csv``."""
     stem = f"daily-{bulletin.day}"
-    return _write_files(
+    return write_files(
         out_dir,
         {
             f"{stem}.html": render.daily_html(bulletin),
@@ -306,7 +306,7 @@ def write_daily_files(bulletin: DailyBulletin, out_dir: Path) -> list[Path]:
 def write_monthly_files(bulletin: MonthlyBulletin, out_dir: Path) -> list[Path]:
     """``monthly-M.html``, ``monthly-M.csv`` (compounds), ``-devices.csv``, ``-faults.csv``."""
     stem = f"monthly-{bulletin.month}"
-    return _write_files(
+    return write_files(
         out_dir,
         {
             f"{stem}.html": render.monthly_html(bulletin),
@@ -327,5 +327,6 @@ __all__ = [
     "record_explanation",
     "round_day",
     "write_daily_files",
+    "write_files",
     "write_monthly_files",
 ]

@@ -10,6 +10,9 @@ Routes (operators only, see :mod:`centre.bulletins.auth`):
 - ``GET  /bulletins/monthly?month=M[&format=csv[&table=devices|faults]]``  default: last month
 - ``POST /bulletins/explanations``         JSON {compound, round, text, given_by?}; bearer only
 - ``GET/POST /bulletins/login``, ``POST /bulletins/logout``   session cookie for phone browsers
+- ``GET/POST /bulletins/explain?compound=&day=&expires=&sig=``  no account: the signed link is
+  the permission (see :mod:`centre.bulletins.links`, :mod:`centre.bulletins.explain_web`);
+  served when the handlers are given ``links``
 
 The page builders :func:`daily_response` and :func:`monthly_response` take the repository and
 parameters and return a ``web.Response``; they do no authentication (the class does).
@@ -28,7 +31,9 @@ from aiohttp import web
 
 from centre.bulletins import render
 from centre.bulletins.auth import SESSION_TTL_S, OperatorTokens
+from centre.bulletins.explain_web import ExplanationPages
 from centre.bulletins.explanations import MAX_NAME, MAX_TEXT, ExplanationStore, clean_text
+from centre.bulletins.links import ExplanationLinks
 from centre.bulletins.model import DEFAULT_TZ, local_text, parse_day, parse_month
 from centre.bulletins.source import EventSource, build_daily, build_monthly, record_explanation
 from centre.errors import BadRequest, CentreError, json_object
@@ -174,6 +179,7 @@ class BulletinHandlers:
         tz: str = DEFAULT_TZ,
         wall: Callable[[], float] = time.time,
         secure_cookie: bool = True,
+        links: ExplanationLinks | None = None,
     ) -> None:
         ZoneInfo(tz)  # an unknown zone fails here, at start-up
         self.repo = repo
@@ -182,9 +188,12 @@ class BulletinHandlers:
         self.tz = tz
         self.wall = wall
         self.secure_cookie = secure_cookie
+        self.pages = (
+            None if links is None else ExplanationPages(repo, store, links, tz=tz, wall=wall)
+        )
 
     def routes(self) -> list[web.RouteDef]:
-        return [
+        return (self.pages.routes() if self.pages else []) + [
             web.get(PREFIX, self.index),
             web.get(f"{PREFIX}/daily", self.daily),
             web.get(f"{PREFIX}/monthly", self.monthly),

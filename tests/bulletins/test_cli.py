@@ -8,15 +8,19 @@ import csv
 import io
 import stat
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
 from centre.bulletins.auth import OPERATORS_FILE, OperatorTokens
+from centre.bulletins.cases import CaseImportError
 from centre.bulletins.cli import add_bulletin_commands
+from centre.bulletins.links import ExplanationLinks
 from centre.errors import CentreError
 from tests.bulletins.helpers import NOV_2, registry, upload
 from tests.bulletins.test_daily import lotus_events, rose_events
 from tests.bulletins.test_store import strip
+from tests.chromium import needs_chromium
 
 
 def run(data: Path, *argv: str) -> int:
@@ -82,6 +86,32 @@ def test_monthly_and_operator(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert OperatorTokens.load(path).operator_for(token) == "duty-1"
 
 
+def test_cases_import_and_explain_link(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    seed(tmp_path)
+    good = tmp_path / "cases.csv"
+    good.write_text(
+        "小区,日期,类别,数量\nRose Garden,2026-11-03,入室盗窃,1\nLotus Court,2026-11-04,other,2\n"
+    )
+    assert run(tmp_path, "cases", "import", "--month", "2026-11", str(good), "--by", "duty-1") == 0
+    assert "version 1: 2 rows, 3 cases, 1 preventable" in capsys.readouterr().out
+    broken = tmp_path / "broken.csv"
+    broken.write_text(
+        "compound,date,category,count\n"
+        "Rose Garden,2026-11-03,burglary,1\nNowhere,2026-11-04,other,2\n"
+    )
+    with pytest.raises(CaseImportError, match="row 3, column 'compound'"):
+        run(tmp_path, "cases", "import", "--month", "2026-11", str(broken))
+    assert run(tmp_path, "cases", "import", "--month", "2026-11", str(good)) == 0
+    assert "version 2" in capsys.readouterr().out  # the broken file made no version
+
+    assert run(tmp_path, "explain-link", "--compound", "Rose Garden", "--date", "2026-11-02",
+               "--base-url", "https://centre.example/") == 0  # fmt: skip
+    url = urlsplit(capsys.readouterr().out.strip())
+    assert (url.scheme, url.netloc, url.path) == ("https", "centre.example", "/bulletins/explain")
+    claim = ExplanationLinks.load_or_create(tmp_path).verify(dict(parse_qsl(url.query)), now=0)
+    assert (claim.compound, claim.day) == ("Rose Garden", "2026-11-02")
+
+
 def test_refusals(tmp_path: Path) -> None:
     with pytest.raises(CentreError, match="no centre database"):
         run(tmp_path, "bulletin", "daily", "--date", "2026-11-02")
@@ -93,6 +123,7 @@ def test_refusals(tmp_path: Path) -> None:
         ("explain", "--compound", "Rose Garden", "--round", "night@2026-11-03T02:00",
          "--text", "not missed"),
         ("operator", "add", "bad name with spaces"),
+        ("explain-link", "--compound", "x", "--date", "2026-11-31", "--base-url", "https://c"),
     ):  # fmt: skip
         with pytest.raises(CentreError):
             run(tmp_path, *argv)
@@ -110,6 +141,44 @@ def test_every_command_is_documented() -> None:
             commands += [f"compound-centre {name} {n}" for n in nested[0].choices]
         else:
             commands.append(f"compound-centre {name}")
-    assert len(commands) == 4
+    assert len(commands) == 7
     for command in commands:
         assert command in doc, command
+
+
+@needs_chromium
+def test_monthly_pdf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    seed(tmp_path)
+    out = tmp_path / "out"
+    argv = ("bulletin", "monthly", "--month", "2026-11", "--out", str(out), "--pdf")
+    assert run(tmp_path, *argv) == 0
+    printed = [Path(p).name for p in capsys.readouterr().out.split()]
+    assert printed[-2:] == ["monthly-2026-11.pdf", "monthly-2026-11-page1.png"]
+    assert (out / "monthly-2026-11.pdf").read_bytes().startswith(b"%PDF-")
+    assert (out / "monthly-2026-11-page1.png").read_bytes().startswith(b"\x89PNG")
+
+
+@needs_chromium
+def test_security_bulletin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    seed(tmp_path)
+    out = tmp_path / "out"
+    argv = ("bulletin", "security", "--month", "2026-11", "--out", str(out))
+    assert run(tmp_path, *argv) == 0
+    html = (out / "security-2026-11.html").read_text()
+    assert "本月案件数据尚未导入" in html  # no case file yet: nobody is zero-incident
+    cases = tmp_path / "cases.csv"
+    cases.write_text("compound,date,category,count\nRose Garden,2026-11-03,burglary,1\n")
+    assert run(tmp_path, "cases", "import", "--month", "2026-11", str(cases)) == 0
+    capsys.readouterr()
+    assert run(tmp_path, *argv, "--pdf") == 0
+    printed = [Path(p).name for p in capsys.readouterr().out.split()]
+    assert printed == [
+        "security-2026-11.html",
+        "security-2026-11.pdf",
+        "security-2026-11-page1.png",
+    ]
+    html = (out / "security-2026-11.html").read_text()
+    assert "本月案件数据尚未导入" not in html and "2026-11 治安月通报" in html
+    lotus = html[html.index('<tr data-compound="Lotus Court">') :].split("</tr>")[0]
+    rose = html[html.index('<tr data-compound="Rose Garden">') :].split("</tr>")[0]
+    assert "零发案小区" in lotus and "零发案小区" not in rose

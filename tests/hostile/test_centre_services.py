@@ -625,14 +625,18 @@ MALFORMED: list[tuple[str, bytes, list[bytes], bytes]] = [
 
 
 def html_sign_in(method: str, path: str, status: int, headers: dict[str, str]) -> bool:
-    """The one documented non-JSON refusal: a browser reading bulletins unsigned, or posting a
+    """The documented non-JSON refusals: a browser reading bulletins unsigned, or posting a
     wrong token to the sign-in form, gets the sign-in page (401, HTML), so an operator on a
-    phone can sign in."""
+    phone can sign in; a compound manager's explanation link that cannot be used gets a page
+    saying why (4xx, HTML, docs/bulletins.md)."""
+    html = headers.get("content-type", "").startswith("text/html")
+    if path == "/bulletins/explain":
+        return html and 400 <= status < 500
     return (
         (method == "GET" or path == "/bulletins/login")
         and path.startswith("/bulletins")
         and status == 401
-        and headers.get("content-type", "").startswith("text/html")
+        and html
     )
 
 
