@@ -48,14 +48,16 @@ from centre.pki import CentrePaths
 from centre.store import SqliteRepository
 
 
-def _root(args: argparse.Namespace) -> Path:
+def data_root(args: argparse.Namespace) -> Path:
+    """The centre's data folder from ``--data``, refused unless it holds a centre database."""
     root = Path(args.data).resolve()
     if not CentrePaths(root).database.exists():
         raise CentreError(f"{root} has no centre database (run `compound-centre init`)")
     return root
 
 
-def _tz(name: str) -> str:
+def time_zone(name: str) -> str:
+    """``name`` if it is an IANA time zone, else BadRequest."""
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -72,7 +74,7 @@ async def _with_stores(root: Path, fn: Any) -> Any:
 
 
 def cmd_bulletin_daily(args: argparse.Namespace) -> int:
-    root, tz, now = _root(args), _tz(args.tz), time.time()
+    root, tz, now = data_root(args), time_zone(args.tz), time.time()
     day = args.date or yesterday(now, tz)
 
     async def run(repo: SqliteRepository, store: SqliteExplanationStore) -> list[Path]:
@@ -88,7 +90,7 @@ def cmd_bulletin_daily(args: argparse.Namespace) -> int:
 
 
 def cmd_bulletin_monthly(args: argparse.Namespace) -> int:
-    root, tz, now = _root(args), _tz(args.tz), time.time()
+    root, tz, now = data_root(args), time_zone(args.tz), time.time()
     month = args.month or last_month(now, tz)
     try:
         parse_month(month)
@@ -111,7 +113,7 @@ def cmd_bulletin_monthly(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    root, tz = _root(args), _tz(args.tz)
+    root, tz = data_root(args), time_zone(args.tz)
     by = args.by or f"cli:{getpass.getuser()}"
 
     async def run(repo: SqliteRepository, store: SqliteExplanationStore) -> Any:
@@ -139,7 +141,7 @@ def _earlier_months(month: str) -> tuple[str, str]:
 
 
 def cmd_bulletin_security(args: argparse.Namespace) -> int:
-    root, tz, now = _root(args), _tz(args.tz), time.time()
+    root, tz, now = data_root(args), time_zone(args.tz), time.time()
     month = args.month or last_month(now, tz)
     try:
         before, last_year = _earlier_months(month)
@@ -181,7 +183,7 @@ def cmd_bulletin_security(args: argparse.Namespace) -> int:
 
 
 def cmd_cases_import(args: argparse.Namespace) -> int:
-    root = _root(args)
+    root = data_root(args)
     by = args.by or f"cli:{getpass.getuser()}"
     raw = Path(args.file).read_bytes()
 
@@ -207,7 +209,7 @@ def cmd_cases_import(args: argparse.Namespace) -> int:
 
 
 def cmd_explain_link(args: argparse.Namespace) -> int:
-    root = _root(args)
+    root = data_root(args)
     try:
         day = parse_day(args.date)
     except ValueError as exc:
@@ -218,7 +220,7 @@ def cmd_explain_link(args: argparse.Namespace) -> int:
 
 
 def cmd_operator_add(args: argparse.Namespace) -> int:
-    root = _root(args)
+    root = data_root(args)
     try:
         token = add_operator(root / OPERATORS_FILE, args.name)
     except ValueError as exc:

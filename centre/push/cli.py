@@ -22,16 +22,16 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
 
+from centre.bulletins.cli import data_root, time_zone
 from centre.bulletins.explanations import FILENAME as EXPLANATIONS_FILE
 from centre.bulletins.explanations import SqliteExplanationStore
 from centre.bulletins.model import DEFAULT_TZ
 from centre.bulletins.source import build_daily
 from centre.bulletins.web import yesterday
-from centre.errors import BadRequest, CentreError
+from centre.errors import BadRequest
 from centre.pki import CentrePaths
 from centre.push.daily import DEFAULT_LANGUAGE, SUPPORTED
 from centre.push.outbox import FILENAME, PushOutbox
@@ -47,21 +47,6 @@ CONFIG_FILE = "push.toml"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def _root(args: argparse.Namespace) -> Path:
-    root = Path(args.data).resolve()
-    if not CentrePaths(root).database.exists():
-        raise CentreError(f"{root} has no centre database (run `compound-centre init`)")
-    return root
-
-
-def _tz(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise BadRequest(f"{name!r} is not an IANA time zone") from None
-    return name
-
-
 def _lang(tag: str) -> str:
     found = match(tag, SUPPORTED)
     if found is None:
@@ -70,7 +55,7 @@ def _lang(tag: str) -> str:
 
 
 def cmd_push_daily(args: argparse.Namespace) -> int:
-    root, tz, lang, now = _root(args), _tz(args.tz), _lang(args.lang), time.time()
+    root, tz, lang, now = data_root(args), time_zone(args.tz), _lang(args.lang), time.time()
     day = args.date or yesterday(now, tz)
     robots = load_robots(Path(args.config) if args.config else root / CONFIG_FILE)
 
@@ -115,7 +100,7 @@ def cmd_push_daily(args: argparse.Namespace) -> int:
 
 
 def cmd_push_status(args: argparse.Namespace) -> int:
-    root = _root(args)
+    root = data_root(args)
 
     async def run() -> list[Any]:
         async with await PushOutbox.open(root / FILENAME) as outbox:
