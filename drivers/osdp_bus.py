@@ -846,6 +846,25 @@ class _ReaderLink:
     feedback_lost: int = 0
 
 
+def handshake_refused(link: _ReaderLink, now: float) -> bool:
+    """The handshake's verdict on the key: True when the reader answered the challenge
+    promptly and libosdp never went on to SCRYPT (its cryptogram did not match our key).
+
+    If libosdp went on to SCRYPT, the reader's cryptogram proved the key: the handshake broke
+    on the line (a reply too late, a damaged frame), not on the key. A late answer says
+    nothing either: libosdp had already given up on it. And a reader that has already
+    completed a handshake with this key on this opening of the bus holds the key: a later
+    broken handshake is the line (noise, a starved host), never "key refused"."""
+    return (
+        not link.up_once
+        and link.last_ccrypt > link.last_rmac
+        and link.ccrypt_prompt
+        and link.last_scrypt < link.last_ccrypt
+        and now - link.last_ccrypt >= HANDSHAKE_FAIL_S
+        and not (link.online and link.sc_active)
+    )
+
+
 @dataclass(slots=True)
 class _PendingFeedback:
     """Feedback owed to a reader until it confirms it, or until ``deadline`` (monotonic)."""
@@ -1028,6 +1047,11 @@ class OsdpBus:
                 await task
         await self._close_session()
         self._state = "closed"
+        # Nobody polls them any more: a closed bus has no reader online (status pages and
+        # health read the counters after a stop too).
+        for link in self._links.values():
+            link.online = False
+            link.sc_active = False
         self._queue.put_nowait(None)
 
     # ------------------------------------------------------------------ thread -> loop
@@ -1279,16 +1303,7 @@ class OsdpBus:
                     link.last_rmac = seen_at
                     link.key_mismatch = False
             for link in self._links.values():
-                # The handshake's verdict: answered the challenge, never finished it. If libosdp
-                # went on to SCRYPT, the reader's cryptogram proved the key: the handshake broke
-                # on the line (a reply too late, a damaged frame), not on the key.
-                if (
-                    link.last_ccrypt > link.last_rmac
-                    and link.ccrypt_prompt
-                    and link.last_scrypt < link.last_ccrypt
-                    and now - link.last_ccrypt >= HANDSHAKE_FAIL_S
-                    and not (link.online and link.sc_active)
-                ):
+                if handshake_refused(link, now):
                     link.key_mismatch = True
             revive: list[int] = []
             for i, address in enumerate(self._index):

@@ -25,6 +25,8 @@ import weakref
 from pathlib import Path
 from typing import IO
 
+from hil_tests.orphans import die_with_parent
+
 # Bounds, not speeds: a daemon starting or stopping on a busy 2-core machine can take seconds.
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
@@ -106,6 +108,7 @@ class DaemonProcess:
             stdin=subprocess.DEVNULL,
             env=env,
             close_fds=True,
+            preexec_fn=die_with_parent(),  # noqa: PLW1509 - prctl only, no Python state
         )
         self.starts += 1
         if not self.wait_for_notification("READY=1", timeout):

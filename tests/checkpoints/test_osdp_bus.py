@@ -76,7 +76,7 @@ async def test_secure_taps_and_feedback_colours(line: Rs485Bus) -> None:
                            (Feedback.REFUSED, RED)):  # fmt: skip
             sent_at = time.monotonic()
             assert await bus.feedback(2, fb)
-            led = await asyncio.to_thread(sims[1].wait_led, colour, after=sent_at, timeout=5)
+            led = await asyncio.to_thread(sims[1].wait_led, colour, after=sent_at, timeout=20)
             assert led is not None and led.temporary
         for _ in range(100):
             if len(sims[1].beeps) >= 3:
@@ -97,6 +97,7 @@ async def test_secure_taps_and_feedback_colours(line: Rs485Bus) -> None:
         for s in sims:
             s.stop()
     assert bus.state == "closed"
+    assert not any(r.online or r.sc_active for r in bus.counters()[1])  # nobody polls them
     assert await bus.feedback(2, Feedback.ACCEPTED) is False
 
 
