@@ -502,7 +502,10 @@ class FaultProxy:
             await conn.run()
         except asyncio.CancelledError:
             conn.reset()
-            raise
+            if not self._stopped:
+                raise
+            # Cancelled by stop(): end quietly. (Python 3.11's streams callback calls
+            # task.exception() on a cancelled handler and logs a spurious traceback.)
         finally:
             self._conns.discard(conn)
             self._handlers.discard(task)

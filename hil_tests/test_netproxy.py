@@ -157,13 +157,16 @@ async def test_bandwidth_limit_paces_a_transfer(proxy: FaultProxy, target: Targe
     start = time.monotonic()
     writer.write(os.urandom(50_000))
     await writer.drain()
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + 30.0
     while len(target.received) < 50_000 and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     elapsed = time.monotonic() - start
     await _close(writer)
     assert len(target.received) == 50_000
-    assert 0.4 <= elapsed <= 0.8, f"50 kB at 100 kB/s took {elapsed:.2f} s"
+    # Throttled means never faster than the limit; a loaded machine may only be slower.
+    # The achieved rate is a figure: bench/netproxy_throttle.py.
+    assert elapsed >= 0.4, f"50 kB at 100 kB/s took {elapsed:.2f} s: the limit is not applied"
+    assert elapsed <= 10.0, f"50 kB at 100 kB/s took {elapsed:.2f} s: the proxy stalls"
 
 
 # -- blackhole -------------------------------------------------------------------------------
