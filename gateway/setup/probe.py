@@ -109,6 +109,13 @@ class PdIdentity:
     firmware: str
 
 
+def osdp_reply_sources(buf: bytes) -> set[int]:
+    """Addresses of every well-formed clear-text reply in ``buf``, whoever was asked: a reader
+    answering later than the scan's window is heard while the next address is being asked."""
+    return {a for a in range(0x7F) if bytes([OSDP_SOM, a | 0x80]) in buf
+            and parse_osdp_reply(buf, a) is not None}  # fmt: skip
+
+
 def parse_pdid(data: bytes) -> PdIdentity | None:
     if len(data) < 12:
         return None

@@ -132,7 +132,13 @@ def _open(port: str, baud: int) -> serial.Serial:
 
 
 def _osdp_ask(
-    ser: serial.Serial, address: int, seq: int, code: int, baud: int, window: float
+    ser: serial.Serial,
+    address: int,
+    seq: int,
+    code: int,
+    baud: int,
+    window: float,
+    late: set[int] | None = None,
 ) -> probe.OsdpReply | None:
     frame = probe.osdp_command(address, seq, code)
     found: list[probe.OsdpReply] = []
@@ -145,8 +151,20 @@ def _osdp_ask(
 
     buf = _exchange(ser, frame, 64, window, baud, done)
     if buf:
+        if late is not None and not found:
+            late.update(probe.osdp_reply_sources(buf) - {address})
         time.sleep(OSDP_SETTLE_S)
     return found[0] if found else None
+
+
+def _osdp_listen(ser: serial.Serial, window: float) -> set[int]:
+    """Who answers late after the last question: addresses of replies heard within ``window``."""
+    deadline = time.monotonic() + window
+    buf = b""
+    while time.monotonic() < deadline:
+        buf += ser.read(512)
+        time.sleep(POLL_S)
+    return probe.osdp_reply_sources(buf)
 
 
 def scan_osdp(
@@ -159,37 +177,48 @@ def scan_osdp(
 ) -> list[FoundReader]:
     """Every OSDP reader answering osdp_ID on ``port``: identity (PDID) and Secure Channel
     capability (PDCAP). A reader answers in clear text whatever its key: no key is needed."""
-    found: list[FoundReader] = []
+    found: dict[int, FoundReader] = {}
+    asked = list(addresses)
+    late: set[int] = set()
     with _open(port, baud) as ser:
-        for i, address in enumerate(addresses):
-            reply = _osdp_ask(ser, address, 0, probe.OSDP_ID, baud, window_s)
-            if reply is None:
-                # A reader busy with a previous session may miss one frame: ask once more only
-                # when something was heard (garbage), never for silence (that is the common case).
-                pass
-            elif reply.code == probe.OSDP_PDID:
-                ident = probe.parse_pdid(reply.data)
-                caps_reply = _osdp_ask(ser, address, 1, probe.OSDP_CAP, baud, CONFIRM_WINDOW_S)
-                caps = (
-                    probe.parse_pdcap(caps_reply.data)
-                    if caps_reply is not None and caps_reply.code == probe.OSDP_PDCAP
-                    else {}
-                )
-                if ident is not None:
-                    found.append(
-                        FoundReader(
-                            address,
-                            ident.vendor,
-                            ident.model,
-                            ident.version,
-                            ident.serial,
-                            ident.firmware,
-                            probe.secure_channel_capable(caps),
-                        )
-                    )
+        for i, address in enumerate(asked):
+            reader = _identify(ser, address, baud, window_s, late)
+            if reader is not None:
+                found[address] = reader
             if progress is not None:
                 progress(i + 1)
-    return found
+        # A reader slower than the window (the spec allows up to 200 ms; a busy one, or a
+        # host starved of CPU) was heard answering while the next address was asked: ask it
+        # again, patiently. Silence is never re-asked (that is the common case).
+        if asked:
+            late |= _osdp_listen(ser, CONFIRM_WINDOW_S)
+        for address in sorted(late & set(asked) - set(found)):
+            reader = _identify(ser, address, baud, CONFIRM_WINDOW_S, None)
+            if reader is not None:
+                found[address] = reader
+    return [found[a] for a in sorted(found)]
+
+
+def _identify(
+    ser: serial.Serial, address: int, baud: int, window_s: float, late: set[int] | None
+) -> FoundReader | None:
+    """osdp_ID then osdp_CAP to ``address``: the reader there, or None."""
+    reply = _osdp_ask(ser, address, 0, probe.OSDP_ID, baud, window_s, late)
+    if reply is None or reply.code != probe.OSDP_PDID:
+        return None
+    ident = probe.parse_pdid(reply.data)
+    caps_reply = _osdp_ask(ser, address, 1, probe.OSDP_CAP, baud, CONFIRM_WINDOW_S, late)
+    caps = (
+        probe.parse_pdcap(caps_reply.data)
+        if caps_reply is not None and caps_reply.code == probe.OSDP_PDCAP
+        else {}
+    )
+    if ident is None:
+        return None
+    return FoundReader(
+        address, ident.vendor, ident.model, ident.version, ident.serial, ident.firmware,
+        probe.secure_channel_capable(caps),
+    )  # fmt: skip
 
 
 # ============================================================================ Modbus
