@@ -142,6 +142,7 @@ REPLY_ACK = 0x40
 COMMAND_POLL = 0x60
 COMMAND_SCRYPT = 0x77
 COMMAND_CHLNG = 0x76
+COMMAND_KEYSET = 0x75
 # libosdp waits 200 ms for a reply; a CCRYPT later than this came after it gave up.
 CCRYPT_PROMPT_S = 0.2
 OSDP_SOM = 0x53
@@ -1358,13 +1359,17 @@ class PairResult:
     message: str
 
 
-def _wait_sc(cp: ControlPanelThread, address: int, deadline: float) -> bool:
+def _wait_sc(
+    cp: ControlPanelThread, address: int, deadline: float, give_up: threading.Event | None = None
+) -> bool:
     # A failed first handshake (a stale reply from a previous session on the line) parks the
     # reader for minutes under ENFORCE_SECURE: revive it now and then, as the bus does.
     next_revive = time.monotonic() + PAIR_REVIVE_S
     while time.monotonic() < deadline:
         if cp.sc_status() & 1:
             return True
+        if give_up is not None and give_up.is_set():
+            return False
         if time.monotonic() >= next_revive:
             cp.disable_pd(address)
             time.sleep(0.05)
@@ -1381,9 +1386,10 @@ def _open_cp(
     scbk: bytes,
     flags: Iterable[int],
     completions: list[tuple[int, int]] | None = None,
+    on_frame: Callable[[SniffedFrame], None] | None = None,
 ) -> tuple[serial.Serial, ControlPanelThread]:
     ser = serial.Serial(port, baud, timeout=0, write_timeout=SERIAL_WRITE_TIMEOUT_S, exclusive=True)
-    channel = SerialChannel(ser, FrameSniffer(), lambda _reason: None, baud)
+    channel = SerialChannel(ser, FrameSniffer(), lambda _reason: None, baud, on_frame)
 
     def completed(_address: int, command: dict[str, Any], status: int) -> None:
         if completions is not None:
@@ -1442,15 +1448,40 @@ def pair_reader(
         return PairResult(False, "the new key must be 16 bytes")
     deadline = time.monotonic() + timeout
     if current_scbk is None:
-        ser, cp = _open_cp(port, baud, address, new_scbk, [LibFlag.InstallMode])
+        # libosdp sends the KEYSET itself once SCBK-D is up and reports no completion for it:
+        # watch the line for the KEYSET and the reader's answer instead of guessing a delay (a
+        # busy host can take seconds to send it; closing first leaves the reader on SCBK-D).
+        keyset_acked, keyset_refused = threading.Event(), threading.Event()
+        keyset_sent = [False]
+
+        def watch(frame: SniffedFrame) -> None:
+            if frame.address != address:
+                return
+            if not frame.reply:
+                keyset_sent[0] = frame.code == COMMAND_KEYSET  # the reply answers the last one
+            elif keyset_sent[0] and frame.code == REPLY_ACK:
+                keyset_acked.set()
+            elif keyset_sent[0] and frame.code == REPLY_NAK:
+                keyset_refused.set()
+
+        ser, cp = _open_cp(port, baud, address, new_scbk, [LibFlag.InstallMode], on_frame=watch)
         try:
-            if not _wait_sc(cp, address, deadline):
+            if not _wait_sc(cp, address, deadline, keyset_refused):
+                if keyset_refused.is_set():
+                    return PairResult(
+                        False,
+                        f"reader {address} refused the new key (KEYSET): its key may be locked "
+                        "by its maker's tool; reset it to install mode",
+                    )
                 return PairResult(
                     False,
                     f"reader {address} did not accept the install key (SCBK-D): put it in "
                     "install mode, check the address and wiring, or pass its current key",
                 )
-            time.sleep(0.5)  # let the KEYSET libosdp queued after SCBK-D go out
+            if not keyset_acked.wait(max(0.5, deadline - time.monotonic())):
+                return PairResult(
+                    False, f"reader {address}: the new key (KEYSET) was not acknowledged"
+                )
         finally:
             _close_cp(ser, cp)
     else:
@@ -1472,6 +1503,6 @@ def pair_reader(
                 return PairResult(False, f"reader {address} refused the KEYSET")
         finally:
             _close_cp(ser, cp)
-    if verify_reader_key(port, baud, address, new_scbk, max(2.0, deadline - time.monotonic())):
+    if verify_reader_key(port, baud, address, new_scbk, max(5.0, deadline - time.monotonic())):
         return PairResult(True, f"reader {address} paired: secure channel up with its new key")
     return PairResult(False, f"reader {address}: KEYSET sent but the new key does not work")

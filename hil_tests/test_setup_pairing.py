@@ -22,6 +22,7 @@ from gateway.config.model import load_config
 from gateway.setup.answers import parse_answers
 from gateway.setup.state import StateFile
 from gateway.setup.wizard import Wizard
+from hil_tests.line import SerialLine
 from hil_tests.sims.osdp_reader import RED, ReaderBench, SimReader
 
 BAND = "04b2c3d4e5f607"
@@ -54,7 +55,7 @@ async def test_install_mode_pending_key_and_wrong_tap(tmp_path: Path) -> None:
         # A wizard killed after a/2 took its key, before the key file was renamed.
         key = secrets.token_bytes(16)
         write_secret_file(keys / "a-2.scbk.pending", key)
-        result = await asyncio.to_thread(pair_reader, port, 9600, 2, key, timeout=15)
+        result = await asyncio.to_thread(pair_reader, port, 9600, 2, key, timeout=45)
         assert result.ok, result.message
         assert len(two.keys_received) == 1
 
@@ -100,3 +101,17 @@ async def test_install_mode_pending_key_and_wrong_tap(tmp_path: Path) -> None:
         }
         a1 = read_secret_file(keys / "a-1.scbk", "k", length=16)
         assert await asyncio.to_thread(verify_reader_key, port, 9600, 1, a1, 10.0)
+
+
+def test_a_reader_that_refuses_the_new_key_is_reported_as_such(tmp_path: Path) -> None:
+    """The pairing watches the reader's answer to KEYSET (no guessed delay) and says the
+    reader refused the new key, rather than blaming the install key or the wiring."""
+    with SerialLine(host_link=tmp_path / "tty", baud=9600) as line:
+        sim = SimReader(line.device_path, 3, None, refuse_keyset=True).start()
+        try:
+            result = pair_reader(line.host_path, 9600, 3, secrets.token_bytes(16), timeout=20)
+        finally:
+            sim.stop()
+    assert not result.ok
+    assert "refused the new key" in result.message, result.message
+    assert sim.keys_received == []

@@ -85,6 +85,7 @@ class SimReader:
         *,
         baud: int = 9600,
         install_mode: bool = False,
+        refuse_keyset: bool = False,
         log_level: int = LogLevel.Critical,
     ) -> None:
         self.port_path = port_path
@@ -92,6 +93,7 @@ class SimReader:
         self.scbk = scbk
         self.baud = baud
         self.install_mode = install_mode or scbk is None
+        self.refuse_keyset = refuse_keyset  # a reader that NAKs osdp_KEYSET (a locked key)
         self.log_level = log_level
         self.leds: list[LedCommand] = []
         self.beeps: list[BeepCommand] = []
@@ -167,6 +169,9 @@ class SimReader:
                     )
                 )
             elif kind == Command.Keyset:
+                if self.refuse_keyset:
+                    self._changed.notify_all()
+                    return -1, None  # libosdp answers NAK
                 data = cmd.get("data")
                 if isinstance(data, bytes):
                     self.keys_received.append(data)

@@ -164,7 +164,10 @@ async def test_a_closed_bus_can_be_started_again(line: Rs485Bus) -> None:
     try:
         for _run in range(2):
             await bus.start()
-            ups = {(await next_of(bus, ReaderStatus, lambda s: s.online)).address for _ in "123"}
+            ups = {
+                (await next_of(bus, ReaderStatus, lambda s: s.online, timeout=45)).address
+                for _ in "123"
+            }
             assert ups == {1, 2, 3}
             sims[0].tap("ab")
             assert (await next_of(bus, CardRead)).wristband == "ab"
