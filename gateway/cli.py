@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__
+from gateway.cliparser import Parser
 from gateway.config import GatewayConfig, check_config_file, load_config
 from gateway.errors import ConfigError, GatewayError
 from gateway.i18n import (
@@ -57,7 +58,7 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
         "--config",
         "-c",
         default=os.environ.get("COMPOUND_GW_CONFIG", DEFAULT_CONFIG),
-        help="gateway config file (default: $COMPOUND_GW_CONFIG or %(default)s)",
+        help=_("gateway config file (default: $COMPOUND_GW_CONFIG or %(default)s)"),
     )
 
 
@@ -362,50 +363,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="compound-gw", description="Compound Gateway: patrol, broadcast, health and sync."
+    parser = Parser(
+        prog="compound-gw", description=_("Compound Gateway: patrol, broadcast, health and sync.")
     )
-    parser.add_argument("--version", action="version", version=f"compound-gw {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"compound-gw {__version__}",
+        help=_("show the version and exit"),
+    )  # fmt: skip
     parser.add_argument(
         "--lang",
         default=None,
-        help="language of the output: zh-CN (default) or en "
-        "(default: $COMPOUND_GW_LANG, then [gateway] language)",
+        help=_("language of the output: zh-CN (default) or en "
+        "(default: $COMPOUND_GW_LANG, then [gateway] language)"),
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar=_("COMMAND"))
 
-    p = sub.add_parser("run", help="run the daemon (systemd runs this)")
+    p = sub.add_parser("run", help=_("run the daemon (systemd runs this)"))
     _config_arg(p)
     # HIL benches only: play simulated time (a night of patrols in a minute).
     p.add_argument("--sim-clock", default="", help=argparse.SUPPRESS)
     p.add_argument("--sim-rate", type=float, default=1.0, help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_run)
 
-    p = sub.add_parser("status", help="journal, services and devices at a glance")
+    p = sub.add_parser("status", help=_("journal, services and devices at a glance"))
     _config_arg(p)
-    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.add_argument("--json", action="store_true", help=_("one JSON object"))
     p.set_defaults(handler=cmd_status)
 
-    events = sub.add_parser("events", help="read the journal")
-    esub = events.add_subparsers(dest="events_command", required=True, metavar="SUBCOMMAND")
-    p = esub.add_parser("tail", help="the newest events")
+    events = sub.add_parser("events", help=_("read the journal"))
+    esub = events.add_subparsers(dest="events_command", required=True, metavar=_("SUBCOMMAND"))
+    p = esub.add_parser("tail", help=_("the newest events"))
     _config_arg(p)
-    p.add_argument("-n", type=int, default=20, help="how many (default %(default)s)")
-    p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--kind", help="only events of this kind")
+    p.add_argument("-n", type=int, default=20, help=_("how many (default %(default)s)"))
+    p.add_argument("--follow", "-f", action="store_true", help=_("keep printing new events"))
+    p.add_argument("--json", action="store_true", help=_("one JSON object per line"))
+    p.add_argument("--kind", help=_("only events of this kind"))
     p.add_argument("--interval", type=float, default=0.5, help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_events_tail)
 
-    config = sub.add_parser("config", help="configuration tools")
-    csub = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
-    p = csub.add_parser("check", help="validate a config file (errors name the key)")
+    config = sub.add_parser("config", help=_("configuration tools"))
+    csub = config.add_subparsers(dest="config_command", required=True, metavar=_("SUBCOMMAND"))
+    p = csub.add_parser("check", help=_("validate a config file (errors name the key)"))
     p.add_argument("path")
     p.set_defaults(handler=cmd_config_check)
 
-    p = sub.add_parser("demo", help="run the daemon on a simulated compound and summarise")
-    p.add_argument("--json", action="store_true", help="print one JSON object of counts")
-    p.add_argument("--keep", action="store_true", help="keep the temporary compound folder")
+    p = sub.add_parser("demo", help=_("run the daemon on a simulated compound and summarise"))
+    p.add_argument("--json", action="store_true", help=_("print one JSON object of counts"))
+    p.add_argument("--keep", action="store_true", help=_("keep the temporary compound folder"))
     p.set_defaults(handler=cmd_demo)
 
     for module_name in CLI_EXTENSIONS:
@@ -424,7 +428,19 @@ def _configured_language(args: argparse.Namespace) -> str | None:
         return None
 
 
+def _requested_language(argv: Sequence[str] | None) -> str | None:
+    """``--lang`` from the command line, read before the parser exists (its help is in it)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--lang", default=None)
+    known, _rest = pre.parse_known_args(argv)
+    lang: str | None = known.lang
+    return lang
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # Help and argparse's errors are worded while the parser is built and used: choose the
+    # language from --lang and the environment first (the config's comes after parsing).
+    set_language(choose_language(requested=_requested_language(argv)))
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.lang is not None and supported_language(args.lang) is None:

@@ -22,6 +22,7 @@ from gateway.broadcast.service import build_runtime
 from gateway.clock import SystemClock
 from gateway.errors import ConfigError
 from gateway.events import EVIDENCE, Event
+from gateway.i18n import _
 
 
 class PrintingJournal:
@@ -56,13 +57,13 @@ class PrintingJournal:
 
 def add_cli(subparsers: Any) -> None:
     """Register ``broadcast test`` on the compound-gw parser."""
-    p = subparsers.add_parser("broadcast", help="public-safety broadcast tools")
-    bsub = p.add_subparsers(dest="broadcast_command", required=True, metavar="SUBCOMMAND")
-    t = bsub.add_parser("test", help="click the relays of some zones and report")
-    t.add_argument("--config", "-c", default=None, help="gateway config file")
-    t.add_argument("--zones", required=True, help="comma-separated zone numbers, e.g. 1,2")
-    t.add_argument("--seconds", type=float, default=5.0, help="how long the zones stay on")
-    t.add_argument("--json", action="store_true", help="one JSON event per line")
+    p = subparsers.add_parser("broadcast", help=_("public-safety broadcast tools"))
+    bsub = p.add_subparsers(dest="broadcast_command", required=True, metavar=_("SUBCOMMAND"))
+    t = bsub.add_parser("test", help=_("click the relays of some zones and report"))
+    t.add_argument("--config", "-c", default=None, help=_("gateway config file"))
+    t.add_argument("--zones", required=True, help=_("comma-separated zone numbers, e.g. 1,2"))
+    t.add_argument("--seconds", type=float, default=5.0, help=_("how long the zones stay on"))
+    t.add_argument("--json", action="store_true", help=_("one JSON event per line"))
     t.set_defaults(handler=cmd_broadcast_test)
 
 

@@ -35,6 +35,7 @@ from gateway.checkpoints.config import (
 )
 from gateway.config import read_secret_file, write_secret_file
 from gateway.errors import ConfigError
+from gateway.i18n import _
 
 DEFAULT_CONFIG = "/etc/compound-gw/gateway.toml"
 # A status board older than this is from a daemon that is no longer running.
@@ -45,12 +46,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config", "-c",
         default=os.environ.get("COMPOUND_GW_CONFIG", DEFAULT_CONFIG),
-        help="gateway config file (default: $COMPOUND_GW_CONFIG or %(default)s)",
+        help=_("gateway config file (default: $COMPOUND_GW_CONFIG or %(default)s)"),
     )  # fmt: skip
     p.add_argument(
         "--checkpoints-file",
         default="",
-        help="TOML file with the [checkpoints] table (when the gateway config has none)",
+        help=_("TOML file with the [checkpoints] table (when the gateway config has none)"),
     )
 
 
@@ -212,22 +213,24 @@ def cmd_reader_pair(args: argparse.Namespace) -> int:
 
 def add_cli(subparsers: Any) -> None:
     """Register ``readers`` and ``reader pair`` on the ``compound-gw`` parser."""
-    p = subparsers.add_parser("readers", help="checkpoint readers: online, secure channel, taps")
+    p = subparsers.add_parser("readers", help=_("checkpoint readers: online, secure channel, taps"))
     _common(p)
-    p.add_argument("--status", default="", help="status JSON to read (default: the daemon's)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--status", default="", help=_("status JSON to read (default: the daemon's)"))
+    p.add_argument("--json", action="store_true", help=_("machine-readable output"))
     p.set_defaults(handler=cmd_readers)
 
-    reader = subparsers.add_parser("reader", help="checkpoint reader maintenance")
+    reader = subparsers.add_parser("reader", help=_("checkpoint reader maintenance"))
     sub = reader.add_subparsers(dest="reader_command", required=True)
-    pair = sub.add_parser("pair", help="give a reader its own secure-channel key (osdp_KEYSET)")
+    pair = sub.add_parser("pair", help=_("give a reader its own secure-channel key (osdp_KEYSET)"))
     _common(pair)
-    pair.add_argument("--bus", required=True, help="bus name from [checkpoints]")
-    pair.add_argument("--address", required=True, type=int, help="the reader's OSDP address")
+    pair.add_argument("--bus", required=True, help=_("bus name from [checkpoints]"))
+    pair.add_argument("--address", required=True, type=int, help=_("the reader's OSDP address"))
     pair.add_argument(
         "--install-mode",
         action="store_true",
-        help="the reader is in install mode: use SCBK-D even if a key file exists",
+        help=_("the reader is in install mode: use SCBK-D even if a key file exists"),
     )
-    pair.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the reader")
+    pair.add_argument(
+        "--timeout", type=float, default=15.0, help=_("seconds to wait for the reader")
+    )
     pair.set_defaults(handler=cmd_reader_pair)

@@ -24,6 +24,7 @@ from typing import Any
 from gateway.errors import ConfigError, GatewayError
 from gateway.health.hub import BOARD_SECTION, DETAIL_SECTION
 from gateway.health.model import State, severity
+from gateway.i18n import _
 
 JOURNAL_SCAN_EVENTS = 20_000
 # A board older than this comes from a daemon that died without cleaning up.
@@ -149,11 +150,13 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 def add_cli(subparsers: Any) -> None:
     """Register ``health`` on the ``compound-gw`` parser."""
-    p = subparsers.add_parser("health", help="every device's health (cameras, modem, readers...)")
+    p = subparsers.add_parser(
+        "health", help=_("every device's health (cameras, modem, readers...)")
+    )
     p.add_argument(
         "--config", "-c",
         default=os.environ.get("COMPOUND_GW_CONFIG", "/etc/compound-gw/gateway.toml"),
-        help="gateway config file (default: $COMPOUND_GW_CONFIG or %(default)s)",
+        help=_("gateway config file (default: $COMPOUND_GW_CONFIG or %(default)s)"),
     )  # fmt: skip
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--json", action="store_true", help=_("machine-readable output"))
     p.set_defaults(handler=cmd_health)

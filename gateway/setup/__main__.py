@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from gateway.cliparser import Parser
 from gateway.setup.cli import add_cli
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="compound-gw")
+    parser = Parser(prog="compound-gw")
     add_cli(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     from gateway.errors import ConfigError, GatewayError

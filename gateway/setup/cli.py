@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.i18n import _
+
 DEFAULT_CONFIG = "/etc/compound-gw/gateway.toml"
 DAEMON_USER = "compound-gw"
 
@@ -41,48 +43,51 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
         "--config",
         "-c",
         default=os.environ.get("COMPOUND_GW_CONFIG", DEFAULT_CONFIG),
-        help="gateway config file (default: $COMPOUND_GW_CONFIG or %(default)s)",
+        help=_("gateway config file (default: $COMPOUND_GW_CONFIG or %(default)s)"),
     )
 
 
 def add_cli(subparsers: Any) -> None:
     """Register ``setup`` and ``selftest`` on the ``compound-gw`` parser."""
-    p = subparsers.add_parser("setup", help="guided, resumable installation wizard")
+    p = subparsers.add_parser("setup", help=_("guided, resumable installation wizard"))
     _config_arg(p)
-    p.add_argument("--answers", default="", help="answers file (TOML): run without questions")
-    p.add_argument("--state", default="", help="state file (default: beside the config)")
-    p.add_argument("--restart", action="store_true", help="forget the state and start over")
+    p.add_argument("--answers", default="", help=_("answers file (TOML): run without questions"))
+    p.add_argument("--state", default="", help=_("state file (default: beside the config)"))
+    p.add_argument("--restart", action="store_true", help=_("forget the state and start over"))
     p.add_argument(
         "--data-dir",
         default="/var/lib/compound-gw",
-        help="at the terminal: the gateway's data folder (journal, keys; default %(default)s)",
+        help=_("at the terminal: the gateway's data folder (journal, keys; default %(default)s)"),
     )
     p.add_argument(
         "--runtime-dir",
         default="/run/compound-gw",
-        help="at the terminal: the live status folder (default %(default)s)",
+        help=_("at the terminal: the live status folder (default %(default)s)"),
     )
     p.add_argument(
         "--redo",
         default="",
         metavar="STEP",
-        help="ask a step's questions again and redo it (e.g. guards, route, schedule, relays; "
-        "'gateway' for the id and names); the config is written again",
+        help=_("ask a step's questions again and redo it (e.g. guards, route, schedule, relays; "
+        "'gateway' for the id and names); the config is written again"),
     )
     p.add_argument(
         "--owner",
         default="",
-        help=f"as root: user that must own the keys written (default {DAEMON_USER} if it exists)",
+        help=_("as root: user that must own the keys written (default %(user)s if it exists)")
+        % {"user": DAEMON_USER},
     )
     p.set_defaults(handler=cmd_setup)
 
-    s = subparsers.add_parser("selftest", help="check everything again; signed report")
+    s = subparsers.add_parser("selftest", help=_("check everything again; signed report"))
     _config_arg(s)
-    s.add_argument("--tap-timeout", type=float, default=120.0, help="seconds to wait per tap")
-    s.add_argument("--no-taps", action="store_true", help="skip the tap-each-reader check")
-    s.add_argument("--click-seconds", type=float, default=1.0, help="each zone stays on this long")
-    s.add_argument("--report", default="", help="also write the signed report (JSON) here")
-    s.add_argument("--json", action="store_true", help="print the signed report as JSON")
+    s.add_argument("--tap-timeout", type=float, default=120.0, help=_("seconds to wait per tap"))
+    s.add_argument("--no-taps", action="store_true", help=_("skip the tap-each-reader check"))
+    s.add_argument(
+        "--click-seconds", type=float, default=1.0, help=_("each zone stays on this long")
+    )
+    s.add_argument("--report", default="", help=_("also write the signed report (JSON) here"))
+    s.add_argument("--json", action="store_true", help=_("print the signed report as JSON"))
     s.set_defaults(handler=cmd_selftest)
 
 

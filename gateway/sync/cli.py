@@ -33,27 +33,27 @@ DEFAULT_CONFIG = "/etc/compound-gw/gateway.toml"
 
 def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
-        "provision", help="enroll with the district centre (key made here, CA pinned)"
+        "provision", help=_("enroll with the district centre (key made here, CA pinned)")
     )
     p.add_argument(
         "--config",
         "-c",
         default=os.environ.get("COMPOUND_GW_CONFIG", DEFAULT_CONFIG),
-        help="gateway config file (gateway id, compound, data_dir)",
+        help=_("gateway config file (gateway id, compound, data_dir)"),
     )
-    p.add_argument("--centre", required=True, help="centre URL, https://host:port")
+    p.add_argument("--centre", required=True, help=_("centre URL, https://host:port"))
     p.add_argument(
         "--token-file",
         default="",
-        help="file (mode 0600) holding the one-time token from `compound-centre token create`; "
-        "without it the token is asked (no echo) or read from stdin",
+        help=_("file (mode 0600) holding the one-time token from `compound-centre token create`; "
+        "without it the token is asked (no echo) or read from stdin"),
     )
     # Deprecated: a token in argv lands in `ps` and shell history. Hidden, warned about.
     p.add_argument("--token", default=None, help=argparse.SUPPRESS)
     p.add_argument(
         "--ca-fingerprint",
-        help="SHA-256 of the centre's CA certificate, as the centre operator gave it "
-        "(strongly recommended; without it the CA is trusted on first use)",
+        help=_("SHA-256 of the centre's CA certificate, as the centre operator gave it "
+        "(strongly recommended; without it the CA is trusted on first use)"),
     )
     p.set_defaults(handler=cmd_provision)  # gateway.cli.main calls args.handler(args)
 

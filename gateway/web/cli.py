@@ -23,6 +23,7 @@ from typing import Any
 
 from gateway.config import load_config, write_secret_file
 from gateway.errors import ConfigError
+from gateway.i18n import _
 from gateway.web.app import default_password_path
 from gateway.web.auth import check_new_password, hash_password
 
@@ -87,24 +88,26 @@ def cmd_clear_password(args: argparse.Namespace) -> int:
 
 def add_cli(subparsers: Any) -> None:
     """Register ``web set-password`` and ``web clear-password`` on the main parser."""
-    web = subparsers.add_parser("web", help="the local status page")
-    sub = web.add_subparsers(dest="web_command", required=True, metavar="SUBCOMMAND")
+    web = subparsers.add_parser("web", help=_("the local status page"))
+    sub = web.add_subparsers(dest="web_command", required=True, metavar=_("SUBCOMMAND"))
     for name, handler, text in (
-        ("set-password", cmd_set_password, "set the login password (asks twice)"),
-        ("clear-password", cmd_clear_password, "remove the password: nobody can log in"),
+        ("set-password", cmd_set_password, _("set the login password (asks twice)")),
+        ("clear-password", cmd_clear_password, _("remove the password: nobody can log in")),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument(
             "--config",
             "-c",
             default=os.environ.get("COMPOUND_GW_CONFIG", DEFAULT_CONFIG),
-            help="gateway config file (default: $COMPOUND_GW_CONFIG or %(default)s)",
+            help=_("gateway config file (default: $COMPOUND_GW_CONFIG or %(default)s)"),
         )
         if name == "set-password":
             p.add_argument(
-                "--password-stdin", action="store_true", help="read the password from stdin"
+                "--password-stdin", action="store_true", help=_("read the password from stdin")
             )
             p.add_argument(
-                "--owner", help=f"user to own the file when run as root (default {DAEMON_USER})"
+                "--owner",
+                help=_("user to own the file when run as root (default %(user)s)")
+                % {"user": DAEMON_USER},
             )
         p.set_defaults(handler=handler)
