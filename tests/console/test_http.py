@@ -316,7 +316,7 @@ class ThreadCentre:
 
         host, port = self.district.running.host, self.district.running.port
         head = [method.encode() + b" " + target + b" HTTP/1.1", f"Host: {host}".encode()]
-        head += headers + [f"Content-Length: {len(body)}".encode(), b"Connection: close"]
+        head += [*headers, f"Content-Length: {len(body)}".encode(), b"Connection: close"]
         raw = b"\r\n".join(head) + b"\r\n\r\n" + body
         with (
             socket.create_connection((host, port), 30) as s,
