@@ -297,9 +297,17 @@ class ConsolePages:
         return _fields(raw)
 
     def _refusal(self, request: web.Request, exc: ConsoleError) -> str:
-        log.warning("console %s refused: %s (%s)", request.path, exc.code, exc.reason)
+        """The refusal in the reader's words, logged once. A client that did not ask for HTML
+        (a script, not a browser's form) gets the centre's JSON error instead, 4xx as well:
+        the error boundary answers and logs it."""
         message = REFUSALS.get(exc.code, N_("This request cannot be accepted."))
-        return translations(self._lang(request)).gettext(message)
+        text = translations(self._lang(request)).gettext(message)
+        if "text/html" not in request.headers.get("Accept", ""):
+            refused = ConsoleError(exc.code, exc.reason, message=text)
+            refused.status = exc.status if 400 <= exc.status < 500 else 400
+            raise refused
+        log.warning("console %s refused: %s (%s)", request.path, exc.code, exc.reason)
+        return text
 
     async def _data(self, user: User, *, compound: str | None = None) -> board.ConsoleData:
         acks = await self.console.store.acks()

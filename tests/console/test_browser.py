@@ -215,6 +215,7 @@ async def test_officer_runs_the_district_and_a_viewer_cannot_broadcast(tmp_path:
                         "clip": "fire-drill",
                         "status": "Exercise",
                     },
+                    headers={"Accept": "text/html"},  # as the browser's own form post
                     max_redirects=0,
                 )
                 assert reply.status == 403

@@ -41,6 +41,7 @@ class Browser:
             district.url,
             connector=aiohttp.TCPConnector(ssl=_ssl(district)),
             cookie_jar=aiohttp.CookieJar(unsafe=True),
+            headers={"Accept": "text/html,application/xhtml+xml"},  # what a browser sends
         )
 
     async def close(self) -> None:
@@ -160,6 +161,15 @@ async def test_each_action_leaves_exactly_one_audit_record(district: District) -
         assert status == 409 and "已被他人确认" in page
         rec = await one_record(district, n, t0)
         assert rec.outcome == "refused:already_acknowledged"
+        # a script (no text/html in Accept) gets the centre's JSON error for the same refusal
+        async with b.session.post(
+            "/console/alerts/ack",
+            data={"csrf": csrf, "alert_id": "round:gw-rose-01:r-1", "comment": "x"},
+            headers={"Accept": "application/json"},
+        ) as r:
+            assert r.status == 409 and r.content_type == "application/json"
+            assert (await r.json())["error"] == "already_acknowledged"
+        n = len(await audit(district))
         # a POST without the session's CSRF token changes nothing and is refused
         n = len(await audit(district))
         status, _, _ = await b.post(
