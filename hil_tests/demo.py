@@ -521,7 +521,9 @@ def main(json_output: bool = False, keep: bool = False) -> int:
         url, user, password = d.console
         out = sys.stderr if json_output else sys.stdout  # --json: stdout stays one object
         ca = CentrePaths(d.centre.folder).ca_cert
-        print(f"Centre console: {url}  (its CA certificate: {ca})", file=out)
+        print(
+            f"Centre console: {url}" + (f"  (its CA certificate: {ca})" if keep else ""), file=out
+        )
         print(f"  officer login: {user}  password: {password}  (generated for this run)", file=out)
         if keep:
             print("  the demo centre stays up; press Ctrl-C to stop it", file=out, flush=True)

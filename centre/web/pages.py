@@ -46,7 +46,7 @@ from centre.web import board
 from centre.web.console import Console
 from centre.web.errors import ConsoleError
 from centre.web.live import Live
-from centre.web.permissions import Action, Target, User, can, in_scope
+from centre.web.permissions import ROLE_ACTIONS, Action, Role, Target, User, can, in_scope
 from centre.web.store import AckRecord
 from wire.commands import ANNOUNCEMENT_RE, STATUSES, BroadcastStart
 
@@ -147,6 +147,12 @@ def _zones(text: str) -> tuple[int, ...]:
     if any(not 1 <= z <= 999 for z in zones) or len(set(zones)) != len(zones):
         raise FormError("bad_zones", "zones must be distinct numbers 1..999")
     return zones
+
+
+def _may(user: User, action: Action) -> bool:
+    """Whether ``user`` may do ``action`` somewhere in their area (a page-level check; each
+    target is checked again with :func:`can` before anything is done to it)."""
+    return not user.disabled and action in ROLE_ACTIONS[user.role]
 
 
 class ConsolePages:
@@ -252,7 +258,7 @@ class ConsolePages:
             other_language_url=f"{request.path}?{urlencode(query)}",
             user=user,
             csrf=self.console_csrf(sid) if sid else "",
-            can_broadcast=user is not None and can(user, Action.SEND_BROADCAST),
+            can_broadcast=user is not None and _may(user, Action.SEND_BROADCAST),
             now=now,
             tz=self.tz,
             when=lambda t: i18n.format_datetime(t, self.tz, lang, now=now, seconds=True),
@@ -412,8 +418,24 @@ class ConsolePages:
             "alerts_open": sum(a.open for a in data.alerts),
         }
 
+    def _need(self, user: User, action: Action) -> None:
+        if not _may(user, action):
+            raise ConsoleError("forbidden", f"a {user.role.value} may not {action.value}")
+
+    async def _forbidden_page(self, request: web.Request, user: User, sid: str) -> web.Response:
+        if user.role is Role.COMPOUND_MANAGER and user.township and user.compound:
+            query = urlencode({"township": user.township, "name": user.compound})
+            raise web.HTTPSeeOther(f"{ROOT}/compound?{query}")
+        exc = ConsoleError("forbidden", f"a {user.role.value} may not open {request.path}")
+        return self._render(
+            request, "error.html", status=403, user=user, sid=sid,
+            message=self._refusal(request, exc),
+        )  # fmt: skip
+
     async def board_page(self, request: web.Request) -> web.Response:
         user, sid = await self._page_user(request)
+        if not _may(user, Action.VIEW_BOARD):
+            return await self._forbidden_page(request, user, sid)
         data = await self._data(user)
         return self._render(
             request, "board.html", user=user, sid=sid, page="board",
@@ -422,6 +444,7 @@ class ConsolePages:
 
     async def board_part(self, request: web.Request) -> web.Response:
         user, sid = await self._session(request)
+        self._need(user, Action.VIEW_BOARD)
         data = await self._data(user)
         return self._render(
             request, "board_part.html", user=user, sid=sid, **self._board_context(request, data)
@@ -474,19 +497,22 @@ class ConsolePages:
         self, request: web.Request, *, error: str = "", status: int = 200
     ) -> web.Response:
         user, sid = await self._page_user(request)
+        if not _may(user, Action.VIEW_BOARD):
+            return await self._forbidden_page(request, user, sid)
         data = await self._data(user)
         return self._render(
             request, "alerts.html", status=status, user=user, sid=sid, page="alerts",
             alerts=data.alerts, error=error, part_url=f"{ROOT}/alerts/part",
-            may_ack=can(user, Action.ACKNOWLEDGE_ALERT), max_comment=MAX_COMMENT,
+            may_ack=_may(user, Action.ACKNOWLEDGE_ALERT), max_comment=MAX_COMMENT,
         )  # fmt: skip
 
     async def alerts_part(self, request: web.Request) -> web.Response:
         user, sid = await self._session(request)
+        self._need(user, Action.VIEW_BOARD)
         data = await self._data(user)
         return self._render(
             request, "alerts_part.html", user=user, sid=sid, alerts=data.alerts,
-            may_ack=can(user, Action.ACKNOWLEDGE_ALERT), max_comment=MAX_COMMENT,
+            may_ack=_may(user, Action.ACKNOWLEDGE_ALERT), max_comment=MAX_COMMENT,
         )  # fmt: skip
 
     async def acknowledge(self, request: web.Request) -> web.Response:
@@ -534,7 +560,7 @@ class ConsolePages:
             "statuses": STATUSES,
             "clips": KNOWN_CLIPS,
             "max_seconds": int(MAX_BROADCAST_S),
-            "may_actual": can(user, Action.SEND_ACTUAL_BROADCAST),
+            "may_actual": _may(user, Action.SEND_ACTUAL_BROADCAST),
             "part_url": f"{ROOT}/broadcast/part",
         }
 
@@ -542,6 +568,8 @@ class ConsolePages:
         self, request: web.Request, *, error: str = "", status: int = 200
     ) -> web.Response:
         user, sid = await self._page_user(request)
+        if not _may(user, Action.SEND_BROADCAST):
+            return await self._forbidden_page(request, user, sid)
         context = await self._broadcast_context(user)
         return self._render(
             request, "broadcast.html", status=status, user=user, sid=sid, page="broadcast",
@@ -550,6 +578,7 @@ class ConsolePages:
 
     async def broadcast_part(self, request: web.Request) -> web.Response:
         user, sid = await self._session(request)
+        self._need(user, Action.SEND_BROADCAST)
         context = await self._broadcast_context(user)
         return self._render(request, "broadcast_part.html", user=user, sid=sid, **context)
 
@@ -561,7 +590,7 @@ class ConsolePages:
             fields = await self._form(request)
             self.console.check_csrf(sid, _one(fields, "csrf", 80))
             # Refused first on role alone: a clerk or viewer learns nothing about the form.
-            if not can(user, Action.SEND_BROADCAST):
+            if not _may(user, Action.SEND_BROADCAST):
                 raise ConsoleError("forbidden", f"a {user.role.value} may not order broadcasts")
             scope = _one(fields, "scope", 20) or "compounds"
             gateways = [g for g in await self.repo.gateways() if g.revoked_at is None]
@@ -603,7 +632,7 @@ class ConsolePages:
             if status not in STATUSES:
                 raise FormError("bad_status", "unknown status")
             if status == "Actual":
-                if not can(user, Action.SEND_ACTUAL_BROADCAST):
+                if not _may(user, Action.SEND_ACTUAL_BROADCAST):
                     raise ConsoleError("forbidden", "this role may not order Actual broadcasts")
                 if _one(fields, "confirm_actual", 10) != "yes":
                     raise FormError("confirm_actual", "Actual not confirmed")
@@ -626,9 +655,12 @@ class ConsolePages:
                 await self.console.record(
                     user.name, "broadcast", target, f"refused:{exc.code}", client
                 )
-            return await self.broadcast_page(
-                request, error=self._refusal(request, exc), status=exc.status
-            )
+            message = self._refusal(request, exc)
+            if not _may(user, Action.SEND_BROADCAST):
+                return self._render(
+                    request, "error.html", status=exc.status, user=user, sid=sid, message=message
+                )
+            return await self.broadcast_page(request, error=message, status=exc.status)
         self.channel.wake()
         self.live.bump()
         ids_text = ",".join(r.command_id for r in records)

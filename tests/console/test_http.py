@@ -410,3 +410,35 @@ def test_malformed_requests_to_console_endpoints_never_get_a_500(
         body = b"csrf=" + thread_centre.csrf.encode() + b"&" + body
     status = thread_centre.request(method, target, headers, body)
     assert status < 500, (method, target, body[:80])
+
+
+async def test_each_role_sees_only_its_own_area(district: District) -> None:
+    viewer = await district.user("li.na", Role.TOWNSHIP_VIEWER, township="South")
+    manager = await district.user(
+        "zhou.min", Role.COMPOUND_MANAGER, township="North", compound="Rose Garden"
+    )
+    b = Browser(district)
+    try:
+        assert await b.login("li.na", viewer) == 303
+        status, page = await b.get("/console/board")
+        assert status == 200 and "Rose Garden" not in page  # another township's compound
+        status, _ = await b.get("/console/compound?township=North&name=Rose+Garden")
+        assert status == 403
+        status, page = await b.get("/console/broadcast")
+        assert status == 403 and "无权" in page
+        async with b.session.get("/console/broadcast/part") as r:
+            assert r.status == 403 and r.content_type == "application/json"
+    finally:
+        await b.close()
+    b = Browser(district)
+    try:
+        assert await b.login("zhou.min", manager) == 303
+        async with b.session.get("/console/board", allow_redirects=False) as r:
+            assert r.status == 303
+            assert r.headers["Location"] == "/console/compound?township=North&name=Rose+Garden"
+        status, page = await b.get("/console/compound?township=North&name=Rose+Garden")
+        assert status == 200 and "Rose Garden" in page
+        status, _ = await b.get("/console/alerts")
+        assert status == 303
+    finally:
+        await b.close()
