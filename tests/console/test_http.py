@@ -263,6 +263,12 @@ async def test_pages_carry_a_strict_csp_and_sessions_expire(district: District) 
             page = await r.text()
         assert "<script>" not in page and "style=" not in page  # nothing inline to allow
         assert "https://" not in page and "http://" not in page  # no CDN
+        assert "登录" in page and "Sign in" not in page  # Chinese by default
+        status, english = await b.get("/console/login?lang=en")
+        assert status == 200 and "Sign in" in english and "登录" not in english
+        status, kept = await b.get("/console/login")  # the choice is kept in a cookie
+        assert "Sign in" in kept
+        await b.get("/console/login?lang=zh-CN")
         assert await b.login("zhang.wei", "not-the-password") == 401
         assert await b.login("zhang.wei", officer) == 303
         async with b.session.get("/console/board/part") as r:
