@@ -22,6 +22,7 @@ _STATUS = {
     "no_such_user": 404,
     "no_such_compound": 404,
     "no_such_alert": 404,
+    "no_such_command": 404,
     "already_acknowledged": 409,
 }
 

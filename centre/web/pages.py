@@ -48,7 +48,7 @@ from centre.web.errors import ConsoleError
 from centre.web.live import Live
 from centre.web.permissions import ROLE_ACTIONS, Action, Role, Target, User, can, in_scope
 from centre.web.store import AckRecord
-from wire.commands import ANNOUNCEMENT_RE, STATUSES, BroadcastStart
+from wire.commands import ANNOUNCEMENT_RE, STATUSES, BroadcastStart, BroadcastStop
 
 ROOT: Final = "/console"
 SUPPORTED: Final = ("zh-CN", "en")
@@ -102,6 +102,7 @@ REFUSALS: Final = {
     "no_such_alert": N_("This alert no longer exists."),
     "already_acknowledged": N_("Someone has already acknowledged this alert."),
     "command_key": N_("The centre cannot sign commands (no command key)."),
+    "no_such_command": N_("This broadcast is not running any more."),
 }
 
 
@@ -198,6 +199,7 @@ class ConsolePages:
             web.get(f"{ROOT}/broadcast", self.broadcast_page),
             web.get(f"{ROOT}/broadcast/part", self.broadcast_part),
             web.post(f"{ROOT}/broadcast", self.broadcast),
+            web.post(f"{ROOT}/broadcast/stop", self.stop_broadcast),
             web.get(f"{ROOT}/events", self.events),
             web.static(f"{ROOT}/static", STATIC, append_version=False),
         ]
@@ -562,6 +564,7 @@ class ConsolePages:
             "max_seconds": int(MAX_BROADCAST_S),
             "may_actual": _may(user, Action.SEND_ACTUAL_BROADCAST),
             "part_url": f"{ROOT}/broadcast/part",
+            "start_action": BroadcastStart.name,
         }
 
     async def broadcast_page(
@@ -668,6 +671,60 @@ class ConsolePages:
             user.name, "broadcast", target, f"ok:{status}:{ids_text}"[:200], client
         )
         log.info("console broadcast by %s to %s: %s", user.name, target, ids_text)
+        raise web.HTTPSeeOther(f"{ROOT}/broadcast")
+
+    async def stop_broadcast(self, request: web.Request) -> web.Response:
+        """Stop a running broadcast: a signed ``broadcast.stop`` for the same gateway."""
+        user, sid = await self._page_user(request)
+        client = _client(request)
+        target = "command:?"
+        try:
+            fields = await self._form(request)
+            self.console.check_csrf(sid, _one(fields, "csrf", 80))
+            if not _may(user, Action.SEND_BROADCAST):
+                raise ConsoleError("forbidden", f"a {user.role.value} may not stop broadcasts")
+            command_id = _one(fields, "command_id", 100)
+            target = f"command:{command_id}"
+            data = await self._data(user)
+            found = [
+                p
+                for p in data.progress
+                if p.command_id == command_id and p.action == BroadcastStart.name and not p.final
+            ]
+            if not found:
+                raise FormError("no_such_command", "no running broadcast with this id")
+            running = found[0]
+            if not can(user, Action.SEND_BROADCAST, Target(running.township, running.compound)):
+                raise ConsoleError("forbidden", "outside this account's area")
+            try:
+                key = load_command_key(self.paths)
+            except CentreError:
+                raise FormError("command_key", "no command key") from None
+            (record,) = await issue(
+                self.commands,
+                [running.gateway_id],
+                key,
+                BroadcastStop(),
+                ttl_s=min(BROADCAST_TTL_S, MAX_TTL_S),
+                now=self.wall(),
+                issued_by=f"console:{user.name}",
+            )
+        except ConsoleError as exc:
+            if exc.code != "csrf_mismatch":
+                await self.console.record(
+                    user.name, "broadcast.stop", target, f"refused:{exc.code}", client
+                )
+            message = self._refusal(request, exc)
+            if not _may(user, Action.SEND_BROADCAST):
+                return self._render(
+                    request, "error.html", status=exc.status, user=user, sid=sid, message=message
+                )
+            return await self.broadcast_page(request, error=message, status=exc.status)
+        self.channel.wake()
+        self.live.bump()
+        await self.console.record(
+            user.name, "broadcast.stop", target, f"ok:{record.command_id}", client
+        )
         raise web.HTTPSeeOther(f"{ROOT}/broadcast")
 
     # -- live updates --------------------------------------------------------------------------

@@ -448,3 +448,59 @@ async def test_each_role_sees_only_its_own_area(district: District) -> None:
         assert status == 303
     finally:
         await b.close()
+
+
+async def test_a_running_broadcast_can_be_stopped(district: District) -> None:
+    officer = await district.user("zhang.wei", Role.OFFICER)
+    store = district.running.commands.store
+    board = district.gateways["gw-rose-01"].board
+    b = Browser(district)
+    try:
+        await b.login("zhang.wei", officer)
+        csrf = await b.csrf()
+        status, _, _ = await b.post(
+            "/console/broadcast",
+            {
+                "csrf": csrf,
+                "scope": "all",
+                "zones": "1",
+                "seconds": "300",
+                "clip": "fire-drill",
+                "status": "Exercise",
+            },
+        )
+        assert status == 303
+        (start,) = await store.commands()
+
+        async def status_of(command_id: str) -> str:
+            return next(c.status for c in await store.commands() if c.command_id == command_id)
+
+        async def relays_on() -> bool:
+            return await status_of(start.command_id) == "on" and any(board.coils)
+
+        await wait_until(relays_on, "the broadcast's relays on")
+        _, page = await b.get("/console/broadcast/part")
+        assert 'action="/console/broadcast/stop"' in page
+        n, t0 = len(await audit(district)), time.time()
+        status, where, _ = await b.post(
+            "/console/broadcast/stop", {"csrf": csrf, "command_id": start.command_id}
+        )
+        assert (status, where) == (303, "/console/broadcast")
+        rec = await one_record(district, n, t0)
+        assert (rec.user, rec.action, rec.target) == (
+            "zhang.wei",
+            "broadcast.stop",
+            f"command:{start.command_id}",
+        )
+
+        async def stopped() -> bool:
+            return await status_of(start.command_id) == "done" and not any(board.coils)
+
+        await wait_until(stopped, "the broadcast stopped and its relays off")
+        # stopping what is no longer running is refused, and says so
+        status, _, page = await b.post(
+            "/console/broadcast/stop", {"csrf": csrf, "command_id": start.command_id}
+        )
+        assert status == 404 and "已不在进行中" in page
+    finally:
+        await b.close()
