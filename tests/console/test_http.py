@@ -504,3 +504,32 @@ async def test_a_running_broadcast_can_be_stopped(district: District) -> None:
         assert status == 404 and "已不在进行中" in page
     finally:
         await b.close()
+
+
+async def test_board_filters_by_township_and_state(district: District) -> None:
+    officer = await district.user("zhang.wei", Role.OFFICER)
+    b = Browser(district)
+    try:
+        async with b.session.get("/console/events") as r:
+            assert r.status == 401  # the event stream needs a session too
+        await b.login("zhang.wei", officer)
+        status, page = await b.get("/console/board")
+        assert status == 200 and 'data-compound="Rose Garden"' in page
+        shown = {
+            query: 'data-compound="Rose Garden"' in (await b.get(f"/console/board/part?{query}"))[1]
+            for query in ("township=North", "township=South", "state=ok", "state=down")
+        }
+        assert shown == {
+            "township=North": True,
+            "township=South": False,
+            "state=ok": True,  # link up (its command channel is open), nothing open
+            "state=down": False,
+        }
+        async with b.session.get("/console/events") as r:
+            assert r.status == 200 and r.content_type == "text/event-stream"
+            first = await asyncio.wait_for(r.content.readuntil(b"\n\n"), 30)
+            assert first.startswith(b"retry:")
+            data = await asyncio.wait_for(r.content.readuntil(b"\n\n"), 30)
+            assert data.startswith(b"data: ")
+    finally:
+        await b.close()
