@@ -67,6 +67,7 @@ async def seed_devices(district: District) -> None:
             "patrol.round",
             {**missed_round("r-0800"), "verdict": "completed", "checkpoints": {"gate": 1}},
         )
+        await gw.journal.append("tap", {"checkpoint": "gate", "card": "04a1b2c3d4"})
 
 
 async def login(page: Any, url: str, name: str, password: str) -> None:
@@ -147,6 +148,9 @@ async def test_officer_runs_the_district_and_a_viewer_cannot_broadcast(tmp_path:
                 # -- the compound page
                 await page.click('.tile[data-compound="Rose Garden"] h2 a')
                 await page.wait_for_selector("text=设备", timeout=MS)
+                await page.wait_for_selector("text=最近刷卡", timeout=MS)
+                taps = await page.inner_text("section.card:has(h2:text('最近刷卡'))")
+                assert "gate" in taps and "04a1b2c3d4" not in taps
                 await shoot(page, "compound")
 
                 # -- Exercise broadcast to Rose Garden only, watched until finished
