@@ -61,7 +61,7 @@ EVENTS = [
     ),
     event(
         "gw-a", 9, "patrol.daily_summary", {"day": TODAY, "routes": [{"planned": 4}]}
-    ),  # fmt: skip
+    ),
     event("gw-b", 1, "tamper.open", {"input": "tamper"}, at=NOW - 600),
     event("gw-b", 2, "power.mains_lost", {}, at=NOW - 500),
     event("gw-b", 3, "patrol.round", {"round": "n1", "day": TODAY, "verdict": "missed"}),
