@@ -553,18 +553,35 @@ class ConsolePages:
 
     # -- broadcasts ----------------------------------------------------------------------------
 
-    async def _broadcast_context(self, user: User) -> dict[str, Any]:
+    async def _broadcast_context(self, user: User, request: web.Request) -> dict[str, Any]:
         data = await self._data(user)
+        # History filters: compound (township/compound), status, and running or ended.
+        where = request.query.get("where", "")
+        status = request.query.get("status", "")
+        phase = request.query.get("phase", "")
+        progress = [
+            p
+            for p in data.progress
+            if (not where or f"{p.township}/{p.compound}" == where)
+            and (not status or p.status == status)
+            and (not phase or (phase == "ended") == p.final)
+        ]
+        query = urlencode(
+            {k: v for k, v in (("where", where), ("status", status), ("phase", phase)) if v}
+        )
         return {
             "rows": data.compounds,
             "townships": data.townships,
-            "progress": data.progress[:100],
+            "progress": progress[:100],
             "statuses": STATUSES,
             "clips": KNOWN_CLIPS,
             "max_seconds": int(MAX_BROADCAST_S),
             "may_actual": _may(user, Action.SEND_ACTUAL_BROADCAST),
-            "part_url": f"{ROOT}/broadcast/part",
+            "part_url": f"{ROOT}/broadcast/part" + (f"?{query}" if query else ""),
             "start_action": BroadcastStart.name,
+            "filter_where": where,
+            "filter_status": status,
+            "filter_phase": phase,
         }
 
     async def broadcast_page(
@@ -573,7 +590,7 @@ class ConsolePages:
         user, sid = await self._page_user(request)
         if not _may(user, Action.SEND_BROADCAST):
             return await self._forbidden_page(request, user, sid)
-        context = await self._broadcast_context(user)
+        context = await self._broadcast_context(user, request)
         return self._render(
             request, "broadcast.html", status=status, user=user, sid=sid, page="broadcast",
             error=error, **context,
@@ -582,7 +599,7 @@ class ConsolePages:
     async def broadcast_part(self, request: web.Request) -> web.Response:
         user, sid = await self._session(request)
         self._need(user, Action.SEND_BROADCAST)
-        context = await self._broadcast_context(user)
+        context = await self._broadcast_context(user, request)
         return self._render(request, "broadcast_part.html", user=user, sid=sid, **context)
 
     async def broadcast(self, request: web.Request) -> web.Response:

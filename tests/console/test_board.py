@@ -59,9 +59,7 @@ EVENTS = [
         {"round": "r2", "day": TODAY, "verdict": "late_completed", "revision": 1},
         at=NOW - 30,
     ),
-    event(
-        "gw-a", 9, "patrol.daily_summary", {"day": TODAY, "routes": [{"planned": 4}]}
-    ),
+    event("gw-a", 9, "patrol.daily_summary", {"day": TODAY, "routes": [{"planned": 4}]}),
     event("gw-b", 1, "tamper.open", {"input": "tamper"}, at=NOW - 600),
     event("gw-b", 2, "power.mains_lost", {}, at=NOW - 500),
     event("gw-b", 3, "patrol.round", {"round": "n1", "day": TODAY, "verdict": "missed"}),

@@ -481,6 +481,16 @@ async def test_a_running_broadcast_can_be_stopped(district: District) -> None:
         await wait_until(relays_on, "the broadcast's relays on")
         _, page = await b.get("/console/broadcast/part")
         assert 'action="/console/broadcast/stop"' in page
+        # the history filters
+        for query, shown in (
+            ("phase=running", True),
+            ("phase=ended", False),
+            ("status=Exercise&where=North/Rose+Garden", True),
+            ("status=Actual", False),
+            ("where=South/Lotus+Court", False),
+        ):
+            _, page = await b.get(f"/console/broadcast/part?{query}")
+            assert (start.command_id in page) is shown, query
         n, t0 = len(await audit(district)), time.time()
         status, where, _ = await b.post(
             "/console/broadcast/stop", {"csrf": csrf, "command_id": start.command_id}
