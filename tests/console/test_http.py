@@ -368,6 +368,7 @@ PATHS = [
     "/console/alerts/ack",
     "/console/broadcast",
     "/console/broadcast/part",
+    "/console/broadcast/stop",
     "/console/static/console.css",
 ]
 FIELDS = ["csrf", "login_token", "name", "password", "scope", "compound", "township", "zones",
