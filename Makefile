@@ -49,7 +49,7 @@ bootstrap: catalogues cjk-font
 
 # Compiled gettext catalogues (.po -> .mo); a stale .mo is recompiled in memory at run time.
 catalogues: $(STAMP_PY)
-	$(PY) -m i18n compile i18n/locale gateway/locale centre/push/locale centre/bulletins/locale
+	$(PY) -m i18n compile i18n/locale gateway/locale centre/push/locale centre/bulletins/locale centre/web/locale
 
 # A CJK font, so Chromium's screenshots of the (Chinese by default) status page show Chinese.
 cjk-font:

@@ -99,6 +99,8 @@ class CentreService:
         self.retry_after_s = retry_after_s
         self._ingesting = 0
         self._busy_gateways: set[str] = set()
+        # Called with the gateway id after each stored batch (the console's live board).
+        self.ingest_listeners: list[Callable[[str], None]] = []
 
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[error_boundary()], client_max_size=MAX_INGEST_BODY)
@@ -225,6 +227,9 @@ class CentreService:
         finally:
             self._ingesting -= 1
             self._busy_gateways.discard(gw)
+        if result.stored:
+            for listener in self.ingest_listeners:
+                listener(gw)
         log.debug(
             "ingest %s %s: +%d dup %d wm %d",
             gw,

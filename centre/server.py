@@ -29,6 +29,10 @@ from centre.commands.store import SqliteCommandStore
 from centre.faults import server_logger
 from centre.pki import CentrePaths
 from centre.store import SqliteRepository
+from centre.web.cli import CONSOLE_DB
+from centre.web.console import Console
+from centre.web.pages import ConsolePages
+from centre.web.store import SqliteConsoleStore
 
 
 @dataclass(slots=True)
@@ -39,6 +43,7 @@ class RunningCentre:
     host: str
     port: int
     app: web.Application | None = None  # every route it serves (tests walk them)
+    console: ConsolePages | None = None  # the operators' web console under /console
 
     @property
     def url(self) -> str:
@@ -58,6 +63,7 @@ async def running_centre(
     repo = await SqliteRepository.open(paths.database)
     store = await SqliteExplanationStore.open(paths.root / EXPLANATIONS_FILE)
     command_store = await SqliteCommandStore.open(paths.database)
+    console_store = await SqliteConsoleStore.open(paths.root / CONSOLE_DB)
     try:
         service = CentreService(
             repo, paths, max_concurrent_ingest=max_concurrent_ingest, retry_after_s=retry_after_s
@@ -73,16 +79,22 @@ async def running_centre(
         app.add_routes(bulletins.routes())
         commands = CommandChannel(service, command_store)
         commands.install(app)
+        tz = os.environ.get("COMPOUND_CENTRE_TZ", "Asia/Shanghai")
+        console = ConsolePages(
+            Console(console_store), service, command_store, commands, paths, tz=tz
+        )
+        console.install(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, logger=server_logger())
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port, ssl_context=server_ssl_context(paths))
             await site.start()
             bound = runner.addresses[0][1]
-            yield RunningCentre(service, repo, commands, host, int(bound), app)
+            yield RunningCentre(service, repo, commands, host, int(bound), app, console)
         finally:
             await runner.cleanup()
     finally:
+        await console_store.close()
         await command_store.close()
         await store.close()
         await repo.close()

@@ -2,6 +2,7 @@
 
     compound-gw demo            # human summary
     compound-gw demo --json     # one JSON object of counts
+    compound-gw demo --keep     # then keep the demo centre (and its console) up until Ctrl-C
 
 The compound is ``hil_tests/benches/sim.toml``: two OSDP reader buses (Secure Channel), a relay
 bus with two boards, two cameras, a modem, all simulated and paced at their real baud rates.
@@ -16,6 +17,7 @@ import contextlib
 import datetime as dt
 import itertools
 import json
+import secrets
 import shutil
 import socket
 import sqlite3
@@ -32,6 +34,7 @@ from typing import Any
 
 from osdp import CommandLEDColor
 
+from centre.pki import CentrePaths
 from gateway.journal import check_integrity, read_events
 from hil_tests.benchfile import load_bench
 from hil_tests.compound import ROSTER, SimCompound
@@ -88,6 +91,24 @@ class Centre:
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 
+    def add_officer(self, name: str = "demo-officer") -> str:
+        """A console officer account with a freshly generated password (returned)."""
+        password = secrets.token_urlsafe(12)
+        out = subprocess.run(
+            [sys.executable, "-m", "centre.cli", "--data", str(self.folder),
+             "users", "add", name, "--role", "officer"],
+            input=password + "\n", capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        if out.returncode != 0:
+            raise AssertionError(f"users add failed: {out.stderr.strip()[-300:]}")
+        return password
+
+    def wait_until_interrupted(self) -> None:
+        """Serve until Ctrl-C (or until the centre stops by itself)."""
+        with contextlib.suppress(KeyboardInterrupt):
+            while self.proc is not None and self.proc.poll() is None:
+                time.sleep(0.5)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -116,6 +137,7 @@ class Demo:
     report: dict[str, Any] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     green_taps: list[tuple[str, str, float]] = field(default_factory=list)  # (reader, band, t)
+    console: tuple[str, str, str] | tuple[()] = ()  # (address, login, password) when made
 
     def say(self, line: str) -> None:
         self.lines.append(line)
@@ -420,6 +442,13 @@ def step_stop_and_verify(d: Demo) -> None:
     )
 
 
+def step_console_login(d: Demo) -> None:
+    """An officer account on the demo centre, for its web console."""
+    password = d.centre.add_officer()
+    d.console = (f"{d.centre.url}/console", "demo-officer", password)
+    d.report["console"] = {"url": f"{d.centre.url}/console", "user": "demo-officer"}
+
+
 STEPS: list[Step] = [
     step_enroll,
     step_start,
@@ -431,10 +460,11 @@ STEPS: list[Step] = [
     step_sync,
     step_remote_broadcast,
     step_stop_and_verify,
+    step_console_login,
 ]
 
 
-def run(folder: Path) -> Demo:
+def run(folder: Path, keep: bool = False) -> Demo:
     # This machine's clock may not be NTP-synchronised; the demo's schedule runs anyway.
     compound = SimCompound(
         load_bench(),
@@ -456,7 +486,8 @@ def run(folder: Path) -> Demo:
             step(d)
     finally:
         compound.stop()
-        centre.stop()
+        if not keep or not d.console:
+            centre.stop()
     return d
 
 
@@ -464,7 +495,7 @@ def main(json_output: bool = False, keep: bool = False) -> int:
     folder = Path(tempfile.mkdtemp(prefix="compound-demo-"))
     t0 = time.monotonic()
     try:
-        d = run(folder)
+        d = run(folder, keep)
     except Exception as exc:
         print(f"demo failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         log = folder / "daemon.log"
@@ -486,6 +517,22 @@ def main(json_output: bool = False, keep: bool = False) -> int:
             print(f"  - {line}")
         print(f"  {'OK' if ok else 'PROBLEM'}: {json.dumps(d.report, sort_keys=True)}")
         print(f"  (compound folder: {folder if keep else 'removed'})")
+    if d.console:
+        url, user, password = d.console
+        out = sys.stderr if json_output else sys.stdout  # --json: stdout stays one object
+        ca = CentrePaths(d.centre.folder).ca_cert
+        print(
+            f"Centre console: {url}" + (f"  (its CA certificate: {ca})" if keep else ""), file=out
+        )
+        print(f"  officer login: {user}  password: {password}  (generated for this run)", file=out)
+        if keep:
+            print("  the demo centre stays up; press Ctrl-C to stop it", file=out, flush=True)
+            d.centre.wait_until_interrupted()
+            d.centre.stop()
+        else:
+            print(
+                "  (the demo centre has stopped; `compound-gw demo --keep` keeps it up)", file=out
+            )
     if not keep:
         shutil.rmtree(folder, ignore_errors=True)
     return 0 if ok else 1

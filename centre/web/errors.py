@@ -20,6 +20,10 @@ _STATUS = {
     "forbidden": 403,
     "user_exists": 409,
     "no_such_user": 404,
+    "no_such_compound": 404,
+    "no_such_alert": 404,
+    "no_such_command": 404,
+    "already_acknowledged": 409,
 }
 
 

@@ -52,6 +52,12 @@ CREATE TRIGGER IF NOT EXISTS console_audit_no_update BEFORE UPDATE ON console_au
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS console_audit_no_delete BEFORE DELETE ON console_audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TABLE IF NOT EXISTS console_acks (
+    alert_id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    at REAL NOT NULL,
+    comment TEXT NOT NULL
+);
 """
 
 
@@ -62,6 +68,16 @@ class Account:
     user: User
     password_hash: str
     created: float
+
+
+@dataclass(frozen=True, slots=True)
+class AckRecord:
+    """Who acknowledged an alert, when, and what they wrote."""
+
+    alert_id: str
+    user: str
+    at: float
+    comment: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +116,11 @@ class ConsoleStore(Protocol):
 
     async def audit_records(self) -> list[AuditRecord]:
         """Every record, in ``seq`` order."""
+
+    async def acknowledge(self, ack: AckRecord) -> bool:
+        """Store ``ack``; False if the alert was already acknowledged (the first one stands)."""
+
+    async def acks(self) -> dict[str, AckRecord]: ...
 
 
 def _account(row: sqlite3.Row) -> Account:
@@ -269,5 +290,26 @@ class SqliteConsoleStore(SqliteWorker):
                 )
                 for r in rows
             ]
+
+        return await self._run(run)
+
+    async def acknowledge(self, ack: AckRecord) -> bool:
+        def run() -> bool:
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO console_acks (alert_id, user, at, comment)"
+                " VALUES (?, ?, ?, ?)",
+                (ack.alert_id, ack.user, ack.at, ack.comment),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(run)
+
+    async def acks(self) -> dict[str, AckRecord]:
+        def run() -> dict[str, AckRecord]:
+            rows = self.db.execute("SELECT * FROM console_acks").fetchall()
+            return {
+                r["alert_id"]: AckRecord(r["alert_id"], r["user"], r["at"], r["comment"])
+                for r in rows
+            }
 
         return await self._run(run)

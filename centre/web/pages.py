@@ -1,0 +1,783 @@
+"""The console's pages under ``/console``: sign-in, live board, compound, alerts, broadcasts.
+
+    pages = ConsolePages(console, service, commands_store, channel, paths, tz="Asia/Shanghai")
+    pages.install(app)      # routes, static files, the live poller, shutdown of event streams
+
+Every page is a Jinja2 template (autoescaped) in ``templates/``, its words in
+``locale/<ll_CC>/LC_MESSAGES/console.po``; Simplified Chinese by default, ``?lang=en`` (kept in
+a cookie) or the browser's ``Accept-Language`` for English. Times are shown in the district's
+time zone. Pages carry a strict Content-Security-Policy: scripts and styles only from
+``/console/static`` (served by the centre, no CDN), no inline script.
+
+A page asked for without a session redirects to the sign-in page; the live parts
+(``.../part``) and the event stream answer 401 JSON. Every POST needs the session's CSRF token
+(the sign-in form a cookie-bound one), and every refusal is a 4xx page or JSON with a warning
+line, never a 500. Permissions are checked here, on the server, for each request: a broadcast
+from someone whose role may not send one is refused 403 and audited, whatever the page showed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import gettext
+import hmac
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable, Hashable
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import parse_qs, urlencode
+
+import jinja2
+from aiohttp import web
+
+import i18n
+from centre.app import CentreService
+from centre.commands.channel import CommandChannel
+from centre.commands.issue import MAX_TTL_S, issue, load_command_key
+from centre.commands.store import CommandRepository
+from centre.errors import CentreError
+from centre.pki import CentrePaths
+from centre.web import board
+from centre.web.console import Console
+from centre.web.errors import ConsoleError
+from centre.web.live import Live
+from centre.web.permissions import ROLE_ACTIONS, Action, Role, Target, User, can, in_scope
+from centre.web.store import AckRecord
+from wire.commands import ANNOUNCEMENT_RE, STATUSES, BroadcastStart, BroadcastStop
+
+ROOT: Final = "/console"
+SUPPORTED: Final = ("zh-CN", "en")
+DEFAULT_LANGUAGE: Final = "zh-CN"
+LANGUAGE_NAMES: Final = {"zh-CN": "中文", "en": "English"}
+CATALOGUES: Final = i18n.Catalogues(Path(__file__).parent / "locale", SUPPORTED)
+STATIC: Final = Path(__file__).parent / "static"
+SESSION_COOKIE: Final = "console_session"
+LOGIN_COOKIE: Final = "console_login"
+LANG_COOKIE: Final = "console_lang"
+MAX_FORM_BODY: Final = 16 * 1024
+MAX_COMMENT: Final = 500
+MAX_BROADCAST_S: Final = 600.0
+"""The longest broadcast the console lets anyone order (gateways also enforce their own cap)."""
+BROADCAST_TTL_S: Final = 120.0
+KNOWN_CLIPS: Final = ("fire-drill", "evacuate", "test-tone", "all-clear")
+SSE_KEEPALIVE_S: Final = 15.0
+SESSION_RECHECK_S: Final = 60.0
+HEADERS: Final = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+log = logging.getLogger("centre.web.pages")
+
+
+def N_(message: str) -> str:
+    return message
+
+
+# Why a form was refused, as the person reads it (translated when shown).
+REFUSALS: Final = {
+    "bad_credentials": N_("Wrong login name or password."),
+    "locked_out": N_("Too many wrong passwords. Wait a few minutes and try again."),
+    "csrf_mismatch": N_("This form is out of date. Reload the page and try again."),
+    "forbidden": N_("Your role does not allow this."),
+    "bad_form": N_("The form could not be read. Please try again."),
+    "no_targets": N_("Choose at least one compound with an enrolled gateway."),
+    "bad_zones": N_("Give zone numbers such as 1 or 1,2."),
+    "bad_seconds": N_("The duration must be a number of seconds within the cap."),
+    "bad_clip": N_("The clip name may use letters, digits, dot, dash and underscore only."),
+    "bad_status": N_("Choose Exercise, Test or Actual."),
+    "confirm_actual": N_("An Actual broadcast must be confirmed: tick the confirmation box."),
+    "no_comment": N_("Write a comment with the acknowledgement."),
+    "no_such_alert": N_("This alert no longer exists."),
+    "already_acknowledged": N_("Someone has already acknowledged this alert."),
+    "command_key": N_("The centre cannot sign commands (no command key)."),
+    "no_such_command": N_("This broadcast is not running any more."),
+}
+
+
+@functools.cache
+def environment(lang: str) -> jinja2.Environment:
+    return i18n.make_environment(
+        CATALOGUES.translations(lang),
+        loader=jinja2.PackageLoader("centre.web", "templates"),
+    )
+
+
+def translations(lang: str) -> gettext.NullTranslations:
+    return CATALOGUES.translations(lang)
+
+
+class FormError(ConsoleError):
+    """A console form that cannot be accepted; ``code`` is a key of :data:`REFUSALS`."""
+
+
+def _client(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+def _fields(raw: bytes) -> dict[str, list[str]]:
+    try:
+        return parse_qs(raw.decode("ascii"), max_num_fields=300, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise FormError("bad_form", "not an urlencoded UTF-8 form") from None
+
+
+def _one(fields: dict[str, list[str]], name: str, limit: int = 200) -> str:
+    values = fields.get(name) or [""]
+    if len(values) != 1 or len(values[0]) > limit:
+        raise FormError("bad_form", f"field {name!r} is malformed")
+    return values[0]
+
+
+def _zones(text: str) -> tuple[int, ...]:
+    parts = [p.strip() for p in text.replace("，", ",").split(",") if p.strip()]
+    if not parts or len(parts) > 32 or not all(p.isascii() and p.isdigit() for p in parts):
+        raise FormError("bad_zones", "zones must be numbers separated by commas")
+    zones = tuple(int(p) for p in parts)
+    if any(not 1 <= z <= 999 for z in zones) or len(set(zones)) != len(zones):
+        raise FormError("bad_zones", "zones must be distinct numbers 1..999")
+    return zones
+
+
+def _may(user: User, action: Action) -> bool:
+    """Whether ``user`` may do ``action`` somewhere in their area (a page-level check; each
+    target is checked again with :func:`can` before anything is done to it)."""
+    return not user.disabled and action in ROLE_ACTIONS[user.role]
+
+
+class ConsolePages:
+    def __init__(
+        self,
+        console: Console,
+        service: CentreService,
+        commands: CommandRepository,
+        channel: CommandChannel,
+        paths: CentrePaths,
+        *,
+        tz: str = "Asia/Shanghai",
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.console = console
+        self.service = service
+        self.repo = service.repo
+        self.commands = commands
+        self.channel = channel
+        self.paths = paths
+        self.tz = tz
+        self.wall = wall
+        self.live = Live()
+        self._watcher: asyncio.Task[None] | None = None
+        service.ingest_listeners.append(lambda gateway_id: self.live.bump())
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [
+            web.get(ROOT, self.home),
+            web.get(f"{ROOT}/", self.home),
+            web.get(f"{ROOT}/login", self.login_page),
+            web.post(f"{ROOT}/login", self.login),
+            web.post(f"{ROOT}/logout", self.logout),
+            web.get(f"{ROOT}/board", self.board_page),
+            web.get(f"{ROOT}/board/part", self.board_part),
+            web.get(f"{ROOT}/compound", self.compound_page),
+            web.get(f"{ROOT}/compound/part", self.compound_part),
+            web.get(f"{ROOT}/alerts", self.alerts_page),
+            web.get(f"{ROOT}/alerts/part", self.alerts_part),
+            web.post(f"{ROOT}/alerts/ack", self.acknowledge),
+            web.get(f"{ROOT}/broadcast", self.broadcast_page),
+            web.get(f"{ROOT}/broadcast/part", self.broadcast_part),
+            web.post(f"{ROOT}/broadcast", self.broadcast),
+            web.post(f"{ROOT}/broadcast/stop", self.stop_broadcast),
+            web.get(f"{ROOT}/events", self.events),
+            web.static(f"{ROOT}/static", STATIC, append_version=False),
+        ]
+
+    def install(self, app: web.Application) -> None:
+        app.add_routes(self.routes())
+        app.on_startup.append(self._start)
+        app.on_shutdown.append(self._stop)
+
+    async def _start(self, app: web.Application) -> None:
+        self._watcher = asyncio.create_task(self.live.watch(self._fingerprint), name="console")
+
+    async def _stop(self, app: web.Application) -> None:
+        self.live.close()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+
+    async def _fingerprint(self) -> Hashable:
+        recent = await self.commands.commands(limit=50)
+        now = self.wall()
+        return (
+            tuple((c.command_id, c.shown_status(now), c.received_at) for c in recent),
+            frozenset(self.channel.connections),
+        )
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _lang(self, request: web.Request) -> str:
+        asked = i18n.match(request.query.get("lang", ""), SUPPORTED)
+        kept = i18n.match(request.cookies.get(LANG_COOKIE, ""), SUPPORTED)
+        return (
+            asked
+            or kept
+            or i18n.negotiate(request.headers.get("Accept-Language"), SUPPORTED, DEFAULT_LANGUAGE)
+        )
+
+    def _render(
+        self,
+        request: web.Request,
+        template: str,
+        *,
+        status: int = 200,
+        user: User | None = None,
+        sid: str = "",
+        **context: Any,
+    ) -> web.Response:
+        lang = self._lang(request)
+        other = next(code for code in SUPPORTED if code != lang)
+        query = {k: v for k, v in request.query.items() if k != "lang"} | {"lang": other}
+        now = self.wall()
+        context.setdefault("page", "")
+        env = environment(lang)
+        body = env.get_template(template).render(
+            lang=lang,
+            other_language_name=LANGUAGE_NAMES[other],
+            other_language_url=f"{request.path}?{urlencode(query)}",
+            user=user,
+            csrf=self.console_csrf(sid) if sid else "",
+            can_broadcast=user is not None and _may(user, Action.SEND_BROADCAST),
+            now=now,
+            tz=self.tz,
+            when=lambda t: i18n.format_datetime(t, self.tz, lang, now=now, seconds=True),
+            ago=lambda t: "" if t is None else i18n.format_age(now - t, lang),
+            **context,
+        )
+        resp = web.Response(
+            text=body, status=status, content_type="text/html", charset="utf-8", headers=HEADERS
+        )
+        if request.query.get("lang") and i18n.match(request.query["lang"], SUPPORTED):
+            resp.set_cookie(
+                LANG_COOKIE, lang, path=ROOT, secure=True, httponly=True, samesite="Strict"
+            )
+        return resp
+
+    def console_csrf(self, sid: str) -> str:
+        from centre.web.console import csrf_token
+
+        return csrf_token(sid)
+
+    async def _session(self, request: web.Request) -> tuple[User, str]:
+        sid = request.cookies.get(SESSION_COOKIE, "")
+        user = await self.console.session(sid, client=_client(request))
+        return user, sid
+
+    async def _page_user(self, request: web.Request) -> tuple[User, str]:
+        """The signed-in user, or a redirect to the sign-in page."""
+        try:
+            return await self._session(request)
+        except ConsoleError as exc:
+            target = f"{ROOT}/login"
+            if exc.code == "session_expired":
+                target += "?expired=1"
+            raise web.HTTPSeeOther(target) from None
+
+    async def _form(self, request: web.Request) -> dict[str, list[str]]:
+        if request.content_length is not None and request.content_length > MAX_FORM_BODY:
+            raise FormError("bad_form", "form too large")
+        raw = await request.content.read(MAX_FORM_BODY + 1)
+        if len(raw) > MAX_FORM_BODY:
+            raise FormError("bad_form", "form too large")
+        return _fields(raw)
+
+    def _refusal(self, request: web.Request, exc: ConsoleError) -> str:
+        """The refusal in the reader's words, logged once. A client that did not ask for HTML
+        (a script, not a browser's form) gets the centre's JSON error instead, 4xx as well:
+        the error boundary answers and logs it."""
+        message = REFUSALS.get(exc.code, N_("This request cannot be accepted."))
+        text = translations(self._lang(request)).gettext(message)
+        if "text/html" not in request.headers.get("Accept", ""):
+            refused = ConsoleError(exc.code, exc.reason, message=text)
+            refused.status = exc.status if 400 <= exc.status < 500 else 400
+            raise refused
+        log.warning("console %s refused: %s (%s)", request.path, exc.code, exc.reason)
+        return text
+
+    async def _data(self, user: User, *, compound: str | None = None) -> board.ConsoleData:
+        acks = await self.console.store.acks()
+        data = await board.gather(
+            self.repo,
+            self.commands,
+            acks,
+            now=self.wall(),
+            tz=self.tz,
+            connected=self.channel.connections,
+            compound=compound,
+        )
+        # A township viewer or compound manager sees only their own area.
+        data.compounds = [
+            r for r in data.compounds if in_scope(user, Target(r.township, r.compound))
+        ]
+        data.alerts = [a for a in data.alerts if in_scope(user, Target(a.township, a.compound))]
+        data.progress = [p for p in data.progress if in_scope(user, Target(p.township, p.compound))]
+        data.townships = [t for t in data.townships if in_scope(user, Target(t, None))] or [
+            r.township for r in data.compounds[:1]
+        ]
+        return data
+
+    # -- sign-in -----------------------------------------------------------------------------
+
+    async def home(self, request: web.Request) -> web.Response:
+        raise web.HTTPSeeOther(f"{ROOT}/board")
+
+    async def login_page(
+        self, request: web.Request, *, error: str = "", status: int = 200
+    ) -> web.Response:
+        token = secrets.token_urlsafe(32)
+        resp = self._render(
+            request,
+            "login.html",
+            status=status,
+            login_token=token,
+            error=error,
+            expired=request.query.get("expired") == "1",
+        )
+        resp.set_cookie(
+            LOGIN_COOKIE, token, path=f"{ROOT}/login", secure=True, httponly=True, samesite="Strict"
+        )
+        return resp
+
+    async def login(self, request: web.Request) -> web.Response:
+        try:
+            fields = await self._form(request)
+            cookie = request.cookies.get(LOGIN_COOKIE, "")
+            sent = _one(fields, "login_token", 64)
+            if not (_TOKEN_RE.fullmatch(cookie) and hmac.compare_digest(cookie, sent)):
+                raise ConsoleError("csrf_mismatch", "sign-in form token does not match")
+            login = await self.console.login(
+                _one(fields, "name", 64), _one(fields, "password", 1024), client=_client(request)
+            )
+        except ConsoleError as exc:
+            status = exc.status if 400 <= exc.status < 500 else 400
+            return await self.login_page(request, error=self._refusal(request, exc), status=status)
+        resp = web.HTTPSeeOther(f"{ROOT}/board")
+        resp.set_cookie(
+            SESSION_COOKIE,
+            login.session_id,
+            path=ROOT,
+            secure=True,
+            httponly=True,
+            samesite="Strict",
+        )
+        resp.del_cookie(LOGIN_COOKIE, path=f"{ROOT}/login")
+        raise resp
+
+    async def logout(self, request: web.Request) -> web.Response:
+        user, sid = await self._page_user(request)
+        try:
+            self.console.check_csrf(sid, _one(await self._form(request), "csrf", 80))
+        except ConsoleError as exc:
+            return self._render(
+                request, "error.html", status=exc.status, user=user, sid=sid,
+                message=self._refusal(request, exc),
+            )  # fmt: skip
+        await self.console.logout(sid, client=_client(request))
+        resp = web.HTTPSeeOther(f"{ROOT}/login")
+        resp.del_cookie(SESSION_COOKIE, path=ROOT)
+        raise resp
+
+    # -- board ---------------------------------------------------------------------------------
+
+    def _board_context(self, request: web.Request, data: board.ConsoleData) -> dict[str, Any]:
+        township = request.query.get("township", "")
+        state = request.query.get("state", "")
+        rows = [
+            r
+            for r in data.compounds
+            if (not township or r.township == township) and (not state or r.state == state)
+        ]
+        query = urlencode({k: v for k, v in (("township", township), ("state", state)) if v})
+        return {
+            "rows": rows,
+            "townships": data.townships,
+            "township": township,
+            "state": state,
+            "part_url": f"{ROOT}/board/part" + (f"?{query}" if query else ""),
+            "alerts_open": sum(a.open for a in data.alerts),
+        }
+
+    def _need(self, user: User, action: Action) -> None:
+        if not _may(user, action):
+            raise ConsoleError("forbidden", f"a {user.role.value} may not {action.value}")
+
+    async def _forbidden_page(self, request: web.Request, user: User, sid: str) -> web.Response:
+        if user.role is Role.COMPOUND_MANAGER and user.township and user.compound:
+            query = urlencode({"township": user.township, "name": user.compound})
+            raise web.HTTPSeeOther(f"{ROOT}/compound?{query}")
+        exc = ConsoleError("forbidden", f"a {user.role.value} may not open {request.path}")
+        return self._render(
+            request, "error.html", status=403, user=user, sid=sid,
+            message=self._refusal(request, exc),
+        )  # fmt: skip
+
+    async def board_page(self, request: web.Request) -> web.Response:
+        user, sid = await self._page_user(request)
+        if not _may(user, Action.VIEW_BOARD):
+            return await self._forbidden_page(request, user, sid)
+        data = await self._data(user)
+        return self._render(
+            request, "board.html", user=user, sid=sid, page="board",
+            **self._board_context(request, data),
+        )  # fmt: skip
+
+    async def board_part(self, request: web.Request) -> web.Response:
+        user, sid = await self._session(request)
+        self._need(user, Action.VIEW_BOARD)
+        data = await self._data(user)
+        return self._render(
+            request, "board_part.html", user=user, sid=sid, **self._board_context(request, data)
+        )
+
+    # -- compound ------------------------------------------------------------------------------
+
+    async def _compound_context(self, request: web.Request, user: User) -> dict[str, Any]:
+        township = request.query.get("township", "")
+        name = request.query.get("name", "")
+        if not can(user, Action.VIEW_COMPOUND, Target(township, name)):
+            raise ConsoleError("forbidden", "outside this account's area")
+        data = await self._data(user, compound=name)
+        rows = [r for r in data.compounds if r.township == township and r.compound == name]
+        if not rows:
+            raise ConsoleError("no_such_compound", "no such compound")
+        row = rows[0]
+        taps = await board.recent_taps(self.repo, name, now=self.wall())
+        gateways = set(row.gateways)
+        taps = [t for t in taps if t.get("gateway_id") in gateways]
+        query = urlencode({"township": township, "name": name})
+        return {
+            "row": row,
+            "taps": taps,
+            "alerts": [a for a in data.alerts if a.compound == name and a.township == township],
+            "progress": [p for p in data.progress if p.gateway_id in gateways][:20],
+            "part_url": f"{ROOT}/compound/part?{query}",
+        }
+
+    async def compound_page(self, request: web.Request) -> web.Response:
+        user, sid = await self._page_user(request)
+        try:
+            context = await self._compound_context(request, user)
+        except ConsoleError as exc:
+            status = 404 if exc.code == "no_such_compound" else exc.status
+            return self._render(
+                request, "error.html", status=status, user=user, sid=sid,
+                message=self._refusal(request, exc),
+            )  # fmt: skip
+        return self._render(request, "compound.html", user=user, sid=sid, page="board", **context)
+
+    async def compound_part(self, request: web.Request) -> web.Response:
+        user, sid = await self._session(request)
+        context = await self._compound_context(request, user)
+        return self._render(request, "compound_part.html", user=user, sid=sid, **context)
+
+    # -- alerts --------------------------------------------------------------------------------
+
+    async def alerts_page(
+        self, request: web.Request, *, error: str = "", status: int = 200
+    ) -> web.Response:
+        user, sid = await self._page_user(request)
+        if not _may(user, Action.VIEW_BOARD):
+            return await self._forbidden_page(request, user, sid)
+        data = await self._data(user)
+        return self._render(
+            request, "alerts.html", status=status, user=user, sid=sid, page="alerts",
+            alerts=data.alerts, error=error, part_url=f"{ROOT}/alerts/part",
+            may_ack=_may(user, Action.ACKNOWLEDGE_ALERT), max_comment=MAX_COMMENT,
+        )  # fmt: skip
+
+    async def alerts_part(self, request: web.Request) -> web.Response:
+        user, sid = await self._session(request)
+        self._need(user, Action.VIEW_BOARD)
+        data = await self._data(user)
+        return self._render(
+            request, "alerts_part.html", user=user, sid=sid, alerts=data.alerts,
+            may_ack=_may(user, Action.ACKNOWLEDGE_ALERT), max_comment=MAX_COMMENT,
+        )  # fmt: skip
+
+    async def acknowledge(self, request: web.Request) -> web.Response:
+        user, sid = await self._page_user(request)
+        client = _client(request)
+        target = "alert:?"
+        try:
+            fields = await self._form(request)
+            self.console.check_csrf(sid, _one(fields, "csrf", 80))
+            alert_id = _one(fields, "alert_id", 200)
+            target = f"alert:{alert_id}"
+            comment = _one(fields, "comment", 4 * MAX_COMMENT).strip()
+            data = await self._data(user)
+            found = [a for a in data.alerts if a.alert_id == alert_id]
+            if not found:
+                raise FormError("no_such_alert", "no such alert in this account's area")
+            alert = found[0]
+            if not can(user, Action.ACKNOWLEDGE_ALERT, Target(alert.township, alert.compound)):
+                raise ConsoleError("forbidden", "this role may not acknowledge alerts")
+            if not comment or len(comment) > MAX_COMMENT:
+                raise FormError("no_comment", "a comment of 1..500 characters is required")
+            stored = await self.console.store.acknowledge(
+                AckRecord(alert_id, user.name, self.wall(), comment)
+            )
+            if not stored:
+                raise FormError("already_acknowledged", "acknowledged already")
+        except ConsoleError as exc:
+            if exc.code != "csrf_mismatch":
+                await self.console.record(user.name, "alert.ack", target, f"refused:{exc.code}",
+                                          client)  # fmt: skip
+            status = 409 if exc.code == "already_acknowledged" else exc.status
+            return await self.alerts_page(request, error=self._refusal(request, exc), status=status)
+        await self.console.record(user.name, "alert.ack", target, "ok", client)
+        self.live.bump()
+        raise web.HTTPSeeOther(f"{ROOT}/alerts")
+
+    # -- broadcasts ----------------------------------------------------------------------------
+
+    async def _broadcast_context(self, user: User, request: web.Request) -> dict[str, Any]:
+        data = await self._data(user)
+        # History filters: compound (township/compound), status, and running or ended.
+        where = request.query.get("where", "")
+        status = request.query.get("status", "")
+        phase = request.query.get("phase", "")
+        progress = [
+            p
+            for p in data.progress
+            if (not where or f"{p.township}/{p.compound}" == where)
+            and (not status or p.status == status)
+            and (not phase or (phase == "ended") == p.final)
+        ]
+        query = urlencode(
+            {k: v for k, v in (("where", where), ("status", status), ("phase", phase)) if v}
+        )
+        return {
+            "rows": data.compounds,
+            "townships": data.townships,
+            "progress": progress[:100],
+            "statuses": STATUSES,
+            "clips": KNOWN_CLIPS,
+            "max_seconds": int(MAX_BROADCAST_S),
+            "may_actual": _may(user, Action.SEND_ACTUAL_BROADCAST),
+            "part_url": f"{ROOT}/broadcast/part" + (f"?{query}" if query else ""),
+            "start_action": BroadcastStart.name,
+            "filter_where": where,
+            "filter_status": status,
+            "filter_phase": phase,
+        }
+
+    async def broadcast_page(
+        self, request: web.Request, *, error: str = "", status: int = 200
+    ) -> web.Response:
+        user, sid = await self._page_user(request)
+        if not _may(user, Action.SEND_BROADCAST):
+            return await self._forbidden_page(request, user, sid)
+        context = await self._broadcast_context(user, request)
+        return self._render(
+            request, "broadcast.html", status=status, user=user, sid=sid, page="broadcast",
+            error=error, **context,
+        )  # fmt: skip
+
+    async def broadcast_part(self, request: web.Request) -> web.Response:
+        user, sid = await self._session(request)
+        self._need(user, Action.SEND_BROADCAST)
+        context = await self._broadcast_context(user, request)
+        return self._render(request, "broadcast_part.html", user=user, sid=sid, **context)
+
+    async def broadcast(self, request: web.Request) -> web.Response:
+        user, sid = await self._page_user(request)
+        client = _client(request)
+        target = "compounds:?"
+        try:
+            fields = await self._form(request)
+            self.console.check_csrf(sid, _one(fields, "csrf", 80))
+            # Refused first on role alone: a clerk or viewer learns nothing about the form.
+            if not _may(user, Action.SEND_BROADCAST):
+                raise ConsoleError("forbidden", f"a {user.role.value} may not order broadcasts")
+            scope = _one(fields, "scope", 20) or "compounds"
+            gateways = [g for g in await self.repo.gateways() if g.revoked_at is None]
+            if scope == "all":
+                chosen = {(g.township, g.compound) for g in gateways}
+                target = "all"
+            elif scope == "township":
+                township = _one(fields, "township", 200)
+                chosen = {(g.township, g.compound) for g in gateways if g.township == township}
+                target = f"township:{township}"
+            elif scope == "compounds":
+                keys = set(fields.get("compound") or [])
+                if len(keys) > 500 or any(len(k) > 400 for k in keys):
+                    raise FormError("bad_form", "too many compounds")
+                chosen = {
+                    (g.township, g.compound)
+                    for g in gateways
+                    if f"{g.township}/{g.compound}" in keys
+                }
+                target = "compounds:" + ",".join(sorted(f"{t}/{c}" for t, c in chosen))
+            else:
+                raise FormError("bad_form", "unknown scope")
+            if not chosen:
+                raise FormError("no_targets", "no compound with an enrolled gateway chosen")
+            for township, compound in chosen:
+                if not can(user, Action.SEND_BROADCAST, Target(township, compound)):
+                    raise ConsoleError("forbidden", f"outside this account's area: {compound}")
+            zones = _zones(_one(fields, "zones", 200))
+            try:
+                seconds = float(_one(fields, "seconds", 20))
+            except ValueError:
+                raise FormError("bad_seconds", "duration is not a number") from None
+            if not 1 <= seconds <= MAX_BROADCAST_S:
+                raise FormError("bad_seconds", f"duration must be 1..{MAX_BROADCAST_S:g} s")
+            clip = _one(fields, "clip", 100)
+            if not ANNOUNCEMENT_RE.fullmatch(clip):
+                raise FormError("bad_clip", "clip id has other characters")
+            status = _one(fields, "status", 20)
+            if status not in STATUSES:
+                raise FormError("bad_status", "unknown status")
+            if status == "Actual":
+                if not _may(user, Action.SEND_ACTUAL_BROADCAST):
+                    raise ConsoleError("forbidden", "this role may not order Actual broadcasts")
+                if _one(fields, "confirm_actual", 10) != "yes":
+                    raise FormError("confirm_actual", "Actual not confirmed")
+            try:
+                key = load_command_key(self.paths)
+            except CentreError:
+                raise FormError("command_key", "no command key") from None
+            ids = [g.gateway_id for g in gateways if (g.township, g.compound) in chosen]
+            records = await issue(
+                self.commands,
+                ids,
+                key,
+                BroadcastStart(zones, seconds, clip, status),
+                ttl_s=min(BROADCAST_TTL_S, MAX_TTL_S),
+                now=self.wall(),
+                issued_by=f"console:{user.name}",
+            )
+        except ConsoleError as exc:
+            if exc.code != "csrf_mismatch":
+                await self.console.record(
+                    user.name, "broadcast", target, f"refused:{exc.code}", client
+                )
+            message = self._refusal(request, exc)
+            if not _may(user, Action.SEND_BROADCAST):
+                return self._render(
+                    request, "error.html", status=exc.status, user=user, sid=sid, message=message
+                )
+            return await self.broadcast_page(request, error=message, status=exc.status)
+        self.channel.wake()
+        self.live.bump()
+        ids_text = ",".join(r.command_id for r in records)
+        await self.console.record(
+            user.name, "broadcast", target, f"ok:{status}:{ids_text}"[:200], client
+        )
+        log.info("console broadcast by %s to %s: %s", user.name, target, ids_text)
+        raise web.HTTPSeeOther(f"{ROOT}/broadcast")
+
+    async def stop_broadcast(self, request: web.Request) -> web.Response:
+        """Stop a running broadcast: a signed ``broadcast.stop`` for the same gateway."""
+        user, sid = await self._page_user(request)
+        client = _client(request)
+        target = "command:?"
+        try:
+            fields = await self._form(request)
+            self.console.check_csrf(sid, _one(fields, "csrf", 80))
+            if not _may(user, Action.SEND_BROADCAST):
+                raise ConsoleError("forbidden", f"a {user.role.value} may not stop broadcasts")
+            command_id = _one(fields, "command_id", 100)
+            target = f"command:{command_id}"
+            data = await self._data(user)
+            found = [
+                p
+                for p in data.progress
+                if p.command_id == command_id and p.action == BroadcastStart.name and not p.final
+            ]
+            if not found:
+                raise FormError("no_such_command", "no running broadcast with this id")
+            running = found[0]
+            if not can(user, Action.SEND_BROADCAST, Target(running.township, running.compound)):
+                raise ConsoleError("forbidden", "outside this account's area")
+            try:
+                key = load_command_key(self.paths)
+            except CentreError:
+                raise FormError("command_key", "no command key") from None
+            (record,) = await issue(
+                self.commands,
+                [running.gateway_id],
+                key,
+                BroadcastStop(),
+                ttl_s=min(BROADCAST_TTL_S, MAX_TTL_S),
+                now=self.wall(),
+                issued_by=f"console:{user.name}",
+            )
+        except ConsoleError as exc:
+            if exc.code != "csrf_mismatch":
+                await self.console.record(
+                    user.name, "broadcast.stop", target, f"refused:{exc.code}", client
+                )
+            message = self._refusal(request, exc)
+            if not _may(user, Action.SEND_BROADCAST):
+                return self._render(
+                    request, "error.html", status=exc.status, user=user, sid=sid, message=message
+                )
+            return await self.broadcast_page(request, error=message, status=exc.status)
+        self.channel.wake()
+        self.live.bump()
+        await self.console.record(
+            user.name, "broadcast.stop", target, f"ok:{record.command_id}", client
+        )
+        raise web.HTTPSeeOther(f"{ROOT}/broadcast")
+
+    # -- live updates --------------------------------------------------------------------------
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: one ``data: <version>`` line whenever the console's data moved."""
+        await self._session(request)
+        sid = request.cookies.get(SESSION_COOKIE, "")
+        resp = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-store",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await resp.prepare(request)
+        version = -1
+        checked = time.monotonic()
+        try:
+            await resp.write(b"retry: 2000\n\n")
+            while not self.live.closing:
+                now_version = await self.live.changed(after=version, timeout=SSE_KEEPALIVE_S)
+                if self.live.closing:
+                    break
+                if time.monotonic() - checked > SESSION_RECHECK_S:
+                    checked = time.monotonic()
+                    try:
+                        await self.console.session(sid, client=_client(request))
+                    except ConsoleError:
+                        await resp.write(b"event: signed-out\ndata: 0\n\n")
+                        break
+                if now_version != version:
+                    version = now_version
+                    await resp.write(f"data: {version}\n\n".encode("ascii"))
+                else:
+                    await resp.write(b": still here\n\n")
+        except ConnectionError:
+            pass
+        return resp

@@ -1,0 +1,196 @@
+"""A district for the console's acceptance tests: a real centre and enrolled simulated gateways.
+
+Each gateway is the real gateway code on one event loop (the pieces of tests/commands/rig.py,
+for any gateway id): its journal, the uploader (journal → centre over mTLS), the command
+channel (centre → gateway WebSocket), the verifier and the broadcast controller driving a
+simulated Modbus relay board on a virtual serial line::
+
+    async with running_district(tmp_path, [("gw-rose-01", "North", "Rose Garden"), ...]) as d:
+        d.url                                  # https://127.0.0.1:PORT (the centre)
+        await d.gateways["gw-rose-01"].journal.append("patrol.round", {...})
+        password = await d.user("alice", Role.OFFICER)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import secrets
+import shutil
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from centre.pki import CentrePaths, init_centre
+from centre.server import RunningCentre, running_centre
+from centre.tokens import hash_token, new_token
+from centre.web.permissions import Role
+from gateway.broadcast.config import BroadcastSection
+from gateway.broadcast.service import build_runtime
+from gateway.clock import SystemClock
+from gateway.commands.channel import CommandChannel
+from gateway.commands.config import CommandsSection
+from gateway.commands.service import PendingVerifier, limits_for
+from gateway.config.schema import parse_section
+from gateway.journal import Journal
+from gateway.sync.config import SyncSection
+from gateway.sync.provision import provision
+from gateway.sync.uploader import Uploader
+from hil_tests.sims.relay_board import RelayBoardSim, SimBoard
+from tests.broadcast.benchkit import board_config, section_data, serial_line
+
+WAIT_S = 30.0  # every wait on a loaded machine: generous, and ended by a condition
+FAST_COMMANDS = CommandsSection(backoff_initial_s=0.05, backoff_max_s=0.5, heartbeat_s=5.0)
+FAST_SYNC = SyncSection(
+    batch_max_events=200,
+    first_delay_max_s=0.0,
+    backoff_initial_s=0.05,
+    backoff_max_s=0.5,
+    idle_poll_s=0.2,
+    request_timeout_s=10.0,
+)
+
+
+@dataclass
+class SimGateway:
+    gateway_id: str
+    township: str
+    compound: str
+    journal: Journal
+    board: SimBoard
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def check(self) -> None:
+        """Raise what a background task died of (a wait then fails with the real reason)."""
+        for t in self.tasks:
+            if t.done() and not t.cancelled():
+                t.result()
+
+
+@dataclass
+class District:
+    paths: CentrePaths
+    running: RunningCentre
+    fingerprint: str
+    gateways: dict[str, SimGateway] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.running.url
+
+    async def user(
+        self, name: str, role: Role, *, township: str | None = None, compound: str | None = None
+    ) -> str:
+        """A console account with a fresh random password (returned)."""
+        password = secrets.token_urlsafe(12)
+        assert self.running.console is not None
+        await self.running.console.console.add_user(
+            "cli:test", name, password, role, township=township, compound=compound
+        )
+        return password
+
+
+async def wait_until(predicate, what: str, timeout: float = WAIT_S, check=None) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if check is not None:
+            check()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def _gateway(
+    district: District, root: Path, gateway_id: str, township: str, compound: str
+) -> AsyncIterator[SimGateway]:
+    token = new_token()
+    now = time.time()
+    await district.running.repo.create_token(hash_token(token), compound, township, now, now + 900)
+    gw_dir = root / gateway_id
+    await provision(
+        district.url,
+        token,
+        data_dir=gw_dir,
+        gateway_id=gateway_id,
+        compound=compound,
+        ca_fingerprint=district.fingerprint,
+    )
+    clock = SystemClock()
+    board = SimBoard(1, "coils")
+    with serial_line(9600) as line:
+        async with RelayBoardSim(line.device_path, [board], baudrate=9600):
+            data = section_data(
+                line.host_path,
+                [board_config("coils", 1, "main")],
+                {1: ("main", 1), 2: ("main", 2)},
+                max_duration_s=600,
+            )
+            bsection = parse_section(BroadcastSection, data, "broadcast")
+            journal = await Journal.open(gw_dir / "journal.db", gateway_id=gateway_id, clock=clock)
+            runtime = build_runtime(bsection, journal, clock)
+            channel = CommandChannel(
+                journal,
+                clock,
+                SyncSection(),
+                FAST_COMMANDS,
+                data_dir=gw_dir,
+                trigger=runtime.remote(PendingVerifier()),
+            )
+            channel.configure_verifier(
+                gateway_id=gateway_id,
+                state_path=gw_dir / FAST_COMMANDS.state_file,
+                limits=limits_for(FAST_COMMANDS, bsection),
+            )
+            uploader = Uploader(
+                journal, clock, FAST_SYNC, data_dir=gw_dir, rng=random.Random(gateway_id)
+            )
+            gw = SimGateway(gateway_id, township, compound, journal, board)
+            gw.tasks = [
+                asyncio.create_task(runtime.service.run()),
+                asyncio.create_task(channel.run()),
+                asyncio.create_task(uploader.run()),
+            ]
+            try:
+                await asyncio.wait_for(runtime.controller.ready.wait(), WAIT_S)
+                yield gw
+            finally:
+                for t in gw.tasks:
+                    t.cancel()
+                await asyncio.gather(*gw.tasks, return_exceptions=True)
+                await journal.close()
+
+
+_TEMPLATE: dict[str, tuple[CentrePaths, str]] = {}
+
+
+def _centre_template(cache: Path) -> tuple[CentrePaths, str]:
+    """One CA per test session (key generation is the slow part); each test copies it."""
+    if "t" not in _TEMPLATE:
+        paths = CentrePaths(cache / "centre-template")
+        fp = init_centre(
+            paths, hostnames=["localhost"], ips=["127.0.0.1"], now=time.time(), name="Test"
+        )
+        _TEMPLATE["t"] = (paths, fp)
+    return _TEMPLATE["t"]
+
+
+@contextlib.asynccontextmanager
+async def running_district(
+    tmp_path: Path, gateways: Sequence[tuple[str, str, str]], *, cache: Path | None = None
+) -> AsyncIterator[District]:
+    """A centre on loopback TLS and ``gateways`` (id, township, compound), all running."""
+    template, fp = _centre_template(cache or tmp_path)
+    root = tmp_path / "centre"
+    shutil.copytree(template.root, root)
+    paths = CentrePaths(root)
+    async with running_centre(paths, host="127.0.0.1", port=0) as running:
+        district = District(paths, running, fp)
+        async with contextlib.AsyncExitStack() as stack:
+            for gateway_id, township, compound in gateways:
+                district.gateways[gateway_id] = await stack.enter_async_context(
+                    _gateway(district, tmp_path / "gateways", gateway_id, township, compound)
+                )
+            yield district

@@ -1,0 +1,546 @@
+"""The console over HTTP against a real centre: the audit record of each action, CSRF, sessions,
+security headers, and hostile requests (a hypothesis walker) that never get a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import ssl
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from centre.web.audit import AuditRecord, verify
+from centre.web.permissions import Role
+from tests.console.district import District, running_district, wait_until
+
+ROSE = ("gw-rose-01", "North", "Rose Garden")
+pytestmark = pytest.mark.timeout(600)
+
+
+def _ssl(district: District) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(district.paths.ca_cert))
+
+
+class Browser:
+    """A cookie-keeping HTTP client, like a browser without JavaScript."""
+
+    def __init__(self, district: District) -> None:
+        self.district = district
+        self.session = aiohttp.ClientSession(
+            district.url,
+            connector=aiohttp.TCPConnector(ssl=_ssl(district)),
+            cookie_jar=aiohttp.CookieJar(unsafe=True),
+            headers={"Accept": "text/html,application/xhtml+xml"},  # what a browser sends
+        )
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def get(self, path: str) -> tuple[int, str]:
+        async with self.session.get(path, allow_redirects=False) as r:
+            return r.status, await r.text()
+
+    async def post(self, path: str, form: dict[str, Any]) -> tuple[int, str, str]:
+        async with self.session.post(path, data=form, allow_redirects=False) as r:
+            return r.status, r.headers.get("Location", ""), await r.text()
+
+    async def login(self, name: str, password: str) -> int:
+        _, page = await self.get("/console/login")
+        token = re.search(r'name="login_token" value="([^"]+)"', page)
+        assert token is not None
+        status, _, _ = await self.post(
+            "/console/login",
+            {"login_token": token.group(1), "name": name, "password": password},
+        )
+        return status
+
+    async def csrf(self) -> str:
+        status, page = await self.get("/console/board")
+        assert status == 200
+        found = re.search(r'name="csrf" value="([0-9a-f]{64})"', page)
+        assert found is not None
+        return found.group(1)
+
+
+@pytest.fixture
+async def district(tmp_path: Path) -> AsyncIterator[District]:
+    async with running_district(tmp_path, [ROSE]) as d:
+        yield d
+
+
+async def audit(district: District) -> list[AuditRecord]:
+    assert district.running.console is not None
+    return await district.running.console.console.store.audit_records()
+
+
+async def one_record(district: District, before: int, t0: float) -> AuditRecord:
+    records = await audit(district)
+    new = records[before:]
+    assert len(new) == 1, [(r.user, r.action, r.target, r.outcome) for r in new]
+    assert t0 <= new[0].at <= time.time()
+    return new[0]
+
+
+def missed(round_id: str) -> dict[str, Any]:
+    day = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    return {"round": round_id, "day": day, "verdict": "missed", "checkpoints": {"gate": 0}}
+
+
+async def test_each_action_leaves_exactly_one_audit_record(district: District) -> None:
+    officer = await district.user("zhang.wei", Role.OFFICER)
+    viewer = await district.user("li.na", Role.TOWNSHIP_VIEWER, township="North")
+    clerk = await district.user("wang.fang", Role.CLERK)
+    await district.gateways["gw-rose-01"].journal.append("patrol.round", missed("r-1"))
+
+    async def alert_stored() -> bool:
+        return bool(await district.running.repo.events(kind="patrol.round"))
+
+    await wait_until(alert_stored, "the missed round at the centre")
+    b = Browser(district)
+    try:
+        # login
+        n, t0 = len(await audit(district)), time.time()
+        assert await b.login("zhang.wei", officer) == 303
+        rec = await one_record(district, n, t0)
+        assert (rec.user, rec.action, rec.target, rec.outcome) == (
+            "zhang.wei",
+            "login",
+            "user:zhang.wei",
+            "ok",
+        )
+        # broadcast
+        csrf = await b.csrf()
+        n, t0 = len(await audit(district)), time.time()
+        status, where, _ = await b.post(
+            "/console/broadcast",
+            {
+                "csrf": csrf,
+                "scope": "township",
+                "township": "North",
+                "zones": "1,2",
+                "seconds": "3",
+                "clip": "fire-drill",
+                "status": "Test",
+            },
+        )
+        assert (status, where) == (303, "/console/broadcast")
+        rec = await one_record(district, n, t0)
+        assert (rec.user, rec.action, rec.target) == ("zhang.wei", "broadcast", "township:North")
+        assert rec.outcome.startswith("ok:Test:cmd-")
+        # acknowledgement
+        n, t0 = len(await audit(district)), time.time()
+        status, where, _ = await b.post(
+            "/console/alerts/ack",
+            {"csrf": csrf, "alert_id": "round:gw-rose-01:r-1", "comment": "补巡已安排"},
+        )
+        assert (status, where) == (303, "/console/alerts")
+        rec = await one_record(district, n, t0)
+        assert (rec.user, rec.action, rec.target, rec.outcome) == (
+            "zhang.wei",
+            "alert.ack",
+            "alert:round:gw-rose-01:r-1",
+            "ok",
+        )
+        # a second acknowledgement of the same alert is refused (the first one stands)
+        n, t0 = len(await audit(district)), time.time()
+        status, _, page = await b.post(
+            "/console/alerts/ack",
+            {"csrf": csrf, "alert_id": "round:gw-rose-01:r-1", "comment": "again"},
+        )
+        assert status == 409 and "已被他人确认" in page
+        rec = await one_record(district, n, t0)
+        assert rec.outcome == "refused:already_acknowledged"
+        # a script (no text/html in Accept) gets the centre's JSON error for the same refusal
+        async with b.session.post(
+            "/console/alerts/ack",
+            data={"csrf": csrf, "alert_id": "round:gw-rose-01:r-1", "comment": "x"},
+            headers={"Accept": "application/json"},
+        ) as r:
+            assert r.status == 409 and r.content_type == "application/json"
+            assert (await r.json())["error"] == "already_acknowledged"
+        n = len(await audit(district))
+        # a POST without the session's CSRF token changes nothing and is refused
+        n = len(await audit(district))
+        status, _, _ = await b.post(
+            "/console/broadcast", {"csrf": "0" * 64, "scope": "all", "zones": "1"}
+        )
+        assert status == 403
+        assert len(await audit(district)) == n
+        # logout
+        n, t0 = len(await audit(district)), time.time()
+        status, where, _ = await b.post("/console/logout", {"csrf": csrf})
+        assert (status, where) == (303, "/console/login")
+        rec = await one_record(district, n, t0)
+        assert (rec.user, rec.action, rec.target) == ("zhang.wei", "logout", "user:zhang.wei")
+        assert (await b.get("/console/board"))[0] == 303  # signed out for real
+    finally:
+        await b.close()
+
+    for name, password in (("li.na", viewer), ("wang.fang", clerk)):
+        b = Browser(district)
+        try:
+            assert await b.login(name, password) == 303
+            csrf = await b.csrf()
+            queued = len(await district.running.commands.store.commands(limit=1000))
+            n, t0 = len(await audit(district)), time.time()
+            status, _, _ = await b.post(
+                "/console/broadcast",
+                {
+                    "csrf": csrf,
+                    "scope": "all",
+                    "zones": "1",
+                    "seconds": "3",
+                    "clip": "x",
+                    "status": "Exercise",
+                },
+            )
+            assert status == 403
+            rec = await one_record(district, n, t0)
+            assert (rec.user, rec.action, rec.target, rec.outcome) == (
+                name,
+                "broadcast",
+                "compounds:?",
+                "refused:forbidden",
+            )
+            assert len(await district.running.commands.store.commands(limit=1000)) == queued
+        finally:
+            await b.close()
+    report = verify(await audit(district))
+    assert report.problems == () and report.records == len(await audit(district))
+
+
+async def test_actual_needs_confirmation_and_is_marked(district: District) -> None:
+    officer = await district.user("zhang.wei", Role.OFFICER)
+    b = Browser(district)
+    try:
+        await b.login("zhang.wei", officer)
+        csrf = await b.csrf()
+        form = {
+            "csrf": csrf,
+            "scope": "compounds",
+            "compound": "North/Rose Garden",
+            "zones": "1",
+            "seconds": "2",
+            "clip": "evacuate",
+            "status": "Actual",
+        }
+        status, _, page = await b.post("/console/broadcast", form)
+        assert status == 400 and "确认" in page
+        assert await district.running.commands.store.commands() == []
+        for bad in ({"seconds": "601"}, {"seconds": "nan"}, {"zones": "0"}, {"clip": "<b>"}):
+            status, _, _ = await b.post(
+                "/console/broadcast", form | {"confirm_actual": "yes"} | bad
+            )
+            assert status == 400, bad
+        assert await district.running.commands.store.commands() == []
+        status, _, _ = await b.post("/console/broadcast", form | {"confirm_actual": "yes"})
+        assert status == 303
+        _, page = await b.get("/console/broadcast/part")
+        assert 'class="actual stage-' in page and "实战" in page
+    finally:
+        await b.close()
+
+
+async def test_pages_carry_a_strict_csp_and_sessions_expire(district: District) -> None:
+    officer = await district.user("zhang.wei", Role.OFFICER)
+    b = Browser(district)
+    try:
+        async with b.session.get("/console/login") as r:
+            csp = r.headers["Content-Security-Policy"]
+            assert "default-src 'none'" in csp and "script-src 'self'" in csp
+            assert "unsafe-inline" not in csp
+            page = await r.text()
+        assert "<script>" not in page and "style=" not in page  # nothing inline to allow
+        assert "https://" not in page and "http://" not in page  # no CDN
+        assert "登录" in page and "Sign in" not in page  # Chinese by default
+        status, english = await b.get("/console/login?lang=en")
+        assert status == 200 and "Sign in" in english and "登录" not in english
+        status, kept = await b.get("/console/login")  # the choice is kept in a cookie
+        assert "Sign in" in kept
+        await b.get("/console/login?lang=zh-CN")
+        assert await b.login("zhang.wei", "not-the-password") == 401
+        assert await b.login("zhang.wei", officer) == 303
+        async with b.session.get("/console/board/part") as r:
+            assert r.status == 200
+        assert district.running.console is not None
+        console = district.running.console.console
+        console.idle = 0.0  # the operator walked away (a setting, not a patch)
+        await asyncio.sleep(0.05)
+        async with b.session.get("/console/board", allow_redirects=False) as r:
+            assert (r.status, r.headers["Location"]) == (303, "/console/login?expired=1")
+        async with b.session.get("/console/board/part") as r:
+            assert r.status == 401
+    finally:
+        await b.close()
+
+
+# -- hostile requests: never a 500 -----------------------------------------------------------
+
+
+class ThreadCentre:
+    """The district on its own loop in a thread, so hypothesis can drive it synchronously."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.ready = threading.Event()
+        self.stop: asyncio.Event | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.district: District | None = None
+        self.cookie = ""
+        self.csrf = ""
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.stop = asyncio.Event()
+        async with running_district(self.tmp_path, [ROSE]) as d:
+            self.district = d
+            password = await d.user("zhang.wei", Role.OFFICER)
+            b = Browser(d)
+            await b.login("zhang.wei", password)
+            self.csrf = await b.csrf()
+            self.cookie = next(c.value for c in b.session.cookie_jar if c.key == "console_session")
+            await b.close()
+            self.ready.set()
+            await self.stop.wait()
+
+    def __enter__(self) -> ThreadCentre:
+        self.thread.start()
+        assert self.ready.wait(120), "the centre did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.loop is not None and self.stop is not None
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(60)
+
+    def request(self, method: str, target: bytes, headers: list[bytes], body: bytes) -> int:
+        assert self.district is not None
+        ctx = _ssl(self.district)
+        import socket
+
+        host, port = self.district.running.host, self.district.running.port
+        head = [method.encode() + b" " + target + b" HTTP/1.1", f"Host: {host}".encode()]
+        head += [*headers, f"Content-Length: {len(body)}".encode(), b"Connection: close"]
+        raw = b"\r\n".join(head) + b"\r\n\r\n" + body
+        with (
+            socket.create_connection((host, port), 30) as s,
+            ctx.wrap_socket(s, server_hostname=host) as tls,
+        ):
+            tls.sendall(raw)
+            reply = b""
+            while b"\r\n" not in reply:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+        status_line = reply.split(b"\r\n", 1)[0]
+        return int(status_line.split(b" ")[1])
+
+
+@pytest.fixture(scope="module")
+def thread_centre(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadCentre]:
+    with ThreadCentre(tmp_path_factory.mktemp("console-hostile")) as c:
+        yield c
+
+
+PATHS = [
+    "/console",
+    "/console/login",
+    "/console/logout",
+    "/console/board",
+    "/console/board/part",
+    "/console/compound",
+    "/console/compound/part",
+    "/console/alerts",
+    "/console/alerts/part",
+    "/console/alerts/ack",
+    "/console/broadcast",
+    "/console/broadcast/part",
+    "/console/broadcast/stop",
+    "/console/static/console.css",
+]
+FIELDS = ["csrf", "login_token", "name", "password", "scope", "compound", "township", "zones",
+          "seconds", "clip", "status", "confirm_actual", "alert_id", "comment"]  # fmt: skip
+text = st.text(max_size=40)
+form_body = st.one_of(
+    st.binary(max_size=300),
+    st.lists(st.tuples(st.sampled_from(FIELDS), text), max_size=8).map(
+        lambda pairs: "&".join(f"{k}={v}" for k, v in pairs).encode("utf-8", "surrogatepass")
+    ),
+)
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE"]),
+    path=st.sampled_from(PATHS),
+    query=st.binary(max_size=60),
+    body=form_body,
+    signed_in=st.booleans(),
+    good_csrf=st.booleans(),
+    junk_cookie=st.binary(max_size=60),
+)
+def test_malformed_requests_to_console_endpoints_never_get_a_500(
+    thread_centre: ThreadCentre,
+    method: str,
+    path: str,
+    query: bytes,
+    body: bytes,
+    signed_in: bool,
+    good_csrf: bool,
+    junk_cookie: bytes,
+) -> None:
+    safe_query = bytes(b if 0x21 <= b < 0x7F and b not in b"# " else 0x5F for b in query)
+    target = path.encode() + (b"?" + safe_query if safe_query else b"")
+    cookie = thread_centre.cookie.encode() if signed_in else junk_cookie.replace(b"\r", b"")
+    headers = [
+        b"Cookie: console_session=" + cookie.replace(b"\n", b""),
+        b"Content-Type: application/x-www-form-urlencoded",
+    ]
+    if good_csrf and method == "POST":
+        body = b"csrf=" + thread_centre.csrf.encode() + b"&" + body
+    status = thread_centre.request(method, target, headers, body)
+    assert status < 500, (method, target, body[:80])
+
+
+async def test_each_role_sees_only_its_own_area(district: District) -> None:
+    viewer = await district.user("li.na", Role.TOWNSHIP_VIEWER, township="South")
+    manager = await district.user(
+        "zhou.min", Role.COMPOUND_MANAGER, township="North", compound="Rose Garden"
+    )
+    b = Browser(district)
+    try:
+        assert await b.login("li.na", viewer) == 303
+        status, page = await b.get("/console/board")
+        assert status == 200 and "Rose Garden" not in page  # another township's compound
+        status, _ = await b.get("/console/compound?township=North&name=Rose+Garden")
+        assert status == 403
+        status, page = await b.get("/console/broadcast")
+        assert status == 403 and "无权" in page
+        async with b.session.get("/console/broadcast/part") as r:
+            assert r.status == 403 and r.content_type == "application/json"
+    finally:
+        await b.close()
+    b = Browser(district)
+    try:
+        assert await b.login("zhou.min", manager) == 303
+        async with b.session.get("/console/board", allow_redirects=False) as r:
+            assert r.status == 303
+            assert r.headers["Location"] == "/console/compound?township=North&name=Rose+Garden"
+        status, page = await b.get("/console/compound?township=North&name=Rose+Garden")
+        assert status == 200 and "Rose Garden" in page
+        status, _ = await b.get("/console/alerts")
+        assert status == 303
+    finally:
+        await b.close()
+
+
+async def test_a_running_broadcast_can_be_stopped(district: District) -> None:
+    officer = await district.user("zhang.wei", Role.OFFICER)
+    store = district.running.commands.store
+    board = district.gateways["gw-rose-01"].board
+    b = Browser(district)
+    try:
+        await b.login("zhang.wei", officer)
+        csrf = await b.csrf()
+        status, _, _ = await b.post(
+            "/console/broadcast",
+            {
+                "csrf": csrf,
+                "scope": "all",
+                "zones": "1",
+                "seconds": "300",
+                "clip": "fire-drill",
+                "status": "Exercise",
+            },
+        )
+        assert status == 303
+        (start,) = await store.commands()
+
+        async def status_of(command_id: str) -> str:
+            return next(c.status for c in await store.commands() if c.command_id == command_id)
+
+        async def relays_on() -> bool:
+            return await status_of(start.command_id) == "on" and any(board.coils)
+
+        await wait_until(relays_on, "the broadcast's relays on")
+        _, page = await b.get("/console/broadcast/part")
+        assert 'action="/console/broadcast/stop"' in page
+        # the history filters
+        for query, shown in (
+            ("phase=running", True),
+            ("phase=ended", False),
+            ("status=Exercise&where=North/Rose+Garden", True),
+            ("status=Actual", False),
+            ("where=South/Lotus+Court", False),
+        ):
+            _, page = await b.get(f"/console/broadcast/part?{query}")
+            assert (start.command_id in page) is shown, query
+        n, t0 = len(await audit(district)), time.time()
+        status, where, _ = await b.post(
+            "/console/broadcast/stop", {"csrf": csrf, "command_id": start.command_id}
+        )
+        assert (status, where) == (303, "/console/broadcast")
+        rec = await one_record(district, n, t0)
+        assert (rec.user, rec.action, rec.target) == (
+            "zhang.wei",
+            "broadcast.stop",
+            f"command:{start.command_id}",
+        )
+
+        async def stopped() -> bool:
+            return await status_of(start.command_id) == "done" and not any(board.coils)
+
+        await wait_until(stopped, "the broadcast stopped and its relays off")
+        # stopping what is no longer running is refused, and says so
+        status, _, page = await b.post(
+            "/console/broadcast/stop", {"csrf": csrf, "command_id": start.command_id}
+        )
+        assert status == 404 and "已不在进行中" in page
+    finally:
+        await b.close()
+
+
+async def test_board_filters_by_township_and_state(district: District) -> None:
+    officer = await district.user("zhang.wei", Role.OFFICER)
+    b = Browser(district)
+    try:
+        async with b.session.get("/console/events") as r:
+            assert r.status == 401  # the event stream needs a session too
+        await b.login("zhang.wei", officer)
+        status, page = await b.get("/console/board")
+        assert status == 200 and 'data-compound="Rose Garden"' in page
+        shown = {
+            query: 'data-compound="Rose Garden"' in (await b.get(f"/console/board/part?{query}"))[1]
+            for query in ("township=North", "township=South", "state=ok", "state=down")
+        }
+        assert shown == {
+            "township=North": True,
+            "township=South": False,
+            "state=ok": True,  # link up (its command channel is open), nothing open
+            "state=down": False,
+        }
+        async with b.session.get("/console/events") as r:
+            assert r.status == 200 and r.content_type == "text/event-stream"
+            first = await asyncio.wait_for(r.content.readuntil(b"\n\n"), 30)
+            assert first.startswith(b"retry:")
+            data = await asyncio.wait_for(r.content.readuntil(b"\n\n"), 30)
+            assert data.startswith(b"data: ")
+    finally:
+        await b.close()
