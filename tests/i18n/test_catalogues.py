@@ -12,7 +12,9 @@ from i18n.extract import missing_translations, update_catalogue
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("package", ["gateway", "i18n", "centre/push", "centre/bulletins"])
+@pytest.mark.parametrize(
+    "package", ["gateway", "i18n", "centre/push", "centre/bulletins", "centre/announce"]
+)
 def test_every_marked_string_is_translated_to_zh_cn(package: str) -> None:
     missing = missing_translations(ROOT / package, "zh_CN")
     assert not missing, (
