@@ -132,6 +132,17 @@ class AudioSection:
     clips: tuple[ClipSection, ...] = setting((), doc="announcement id -> file")
     default_file: str = setting("", doc="clip for broadcasts without a known announcement")
     repeat: bool = setting(True, doc="replay the clip until the broadcast ends")
+    capture_command: tuple[str, ...] = setting(
+        (),
+        doc="proof of sound: command writing raw s16le mono 16 kHz PCM of the audio input to "
+        "stdout (empty: no input wired, the step is 'not checked')",
+    )
+    capture_s: float = setting(3.0, doc="seconds of audio judged at the start of a broadcast")
+    capture_delay_s: float = setting(0.5, doc="wait this long after the zones verify on")
+    threshold_dbfs: float = setting(-45.0, doc="RMS at or above this is 'sound confirmed'")
+    cache_dir: str = setting(
+        "announcements", doc="centre announcements fetched by hash (relative: to the data folder)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
