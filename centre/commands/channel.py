@@ -9,8 +9,8 @@ certificates get the same 401/403 JSON before any upgrade). Then:
   ``{"type": "ack", "command_id": "cmd-…",
   "stage": "received"|"on"|"sound"|"done"|"failed"|"refused", "reason": "…", "code": "…",
   "digest": "<sha256 hex of the envelope>"}`` — ``code`` is the gateway's refusal code (for
-  ``sound``: confirmed, no_sound or not_checked); ``digest`` lets the centre match an envelope the gateway could not
-  even read an id from (a damaged one). A frame that is not such an ack (:func:`read_ack`
+  ``sound``: confirmed, no_sound or not_checked); ``digest`` lets the centre match an
+  envelope the gateway could not even read an id from (a damaged one). A frame that is not such an ack (:func:`read_ack`
   raises :class:`AckError`) is logged once, rate-limited, and ignored; a binary or unreadable
   frame closes the channel (1003) with one warning line.
 
