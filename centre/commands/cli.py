@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from centre.announce.library import AnnouncementError, AnnouncementLibrary
 from centre.commands.issue import issue, load_command_key, parse_zones, targets
 from centre.commands.store import CommandRecord, SqliteCommandStore
 from centre.errors import CentreError
@@ -88,7 +89,17 @@ def cmd_broadcast(args: argparse.Namespace) -> int:
         raise CentreError("--seconds must be positive")
     if not ANNOUNCEMENT_RE.fullmatch(args.message):
         raise CentreError(f"--message must match {ANNOUNCEMENT_RE.pattern}")
-    action = BroadcastStart(parse_zones(args.zones), float(args.seconds), args.message, args.status)
+    # A message in the centre's announcement library goes out with its sha256: the gateway
+    # plays exactly those bytes (fetching them if need be) or refuses (docs/announcements.md).
+    sha = ""
+    try:
+        sha = AnnouncementLibrary(_paths(args).root).get(args.message).sha256
+    except AnnouncementError as exc:
+        if exc.code != "not_found":
+            raise CentreError(f"announcement {args.message}: {exc.reason}") from exc
+    action = BroadcastStart(
+        parse_zones(args.zones), float(args.seconds), args.message, args.status, sha
+    )
     return _queue(args, action)
 
 
