@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from centre.announce.library import AnnouncementLibrary
 from centre.bulletins.auth import OPERATORS_FILE, add_operator
 from gateway.sync.config import SyncPaths, SyncSection
 from gateway.sync.tls import client_ssl_context, pinned_ca_context
@@ -98,3 +99,30 @@ async def test_operator_uploads_speaks_lists_previews_and_gateway_fetches(
     assert status == 404
     status, _, _ = await call(centre, "GET", f"{API}/by-hash/XYZ", gw)
     assert status == 400
+
+
+async def test_the_gateway_fetcher_resumes_against_the_real_centre(
+    centre: Centre, tmp_path: Path
+) -> None:
+    from gateway.broadcast.library import UNKNOWN, AnnouncementUnavailable, CentreFetcher
+
+    lib = AnnouncementLibrary(centre.paths.root)
+    ann = lib.add_upload(tone(tmp_path / "t.wav", 2.0, amplitude=0.3), title="t")
+    whole = lib.playable(ann.id).read_bytes()
+    await enroll(centre, tmp_path / "gw")
+    p = SyncPaths.from_section(SyncSection(), tmp_path / "gw")
+    fetcher = CentreFetcher(centre.url, client_ssl_context(p.ca, p.cert, p.key))
+    part = tmp_path / "x.part"
+    part.write_bytes(whole[:5000])  # an earlier attempt stopped here
+    await fetcher.fetch(ann.sha256, part, 5000)
+    assert part.read_bytes() == whole
+    fresh = tmp_path / "y.part"
+    await fetcher.fetch(ann.sha256, fresh, 0)
+    assert fresh.read_bytes() == whole
+    with pytest.raises(AnnouncementUnavailable) as exc:
+        await fetcher.fetch("0" * 64, tmp_path / "z.part", 0)
+    assert exc.value.code == UNKNOWN
+    with pytest.raises(AnnouncementUnavailable):  # without its certificate: refused
+        await CentreFetcher(centre.url, pinned_ca_context(centre.paths.ca_cert.read_text())).fetch(
+            ann.sha256, tmp_path / "w.part", 0
+        )
