@@ -182,6 +182,8 @@ def test_an_uploaded_announcement_is_fetched_verified_played_and_a_tampered_one_
         lambda: [a for a in centre_acks(centre, compound.gateway_id) if a[1] == "sound"],
     )
     assert stages[0][0] == cid and stages[0][2].startswith("confirmed")
+    shown = json.loads(centre.cli("commands", "--json").stdout)
+    assert [c["sound"] for c in shown if c["command_id"] == cid] == ["confirmed"]
 
     # 2. the cached copy tampered on the gateway: detected, fetched again, the right bytes play
     cache.write_bytes(cache.read_bytes()[:-4] + b"\x01\x02\x03\x04")
