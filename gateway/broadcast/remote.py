@@ -245,6 +245,7 @@ class RemoteTrigger:
         )
         try:
             cmd = await self.verifier.verify(envelope)
+            await self.prepare(cmd)  # a centre announcement: at hand and verified, or refused
         except CommandRefused as exc:
             await self.controller.record(
                 "broadcast.command_refused",

@@ -101,3 +101,25 @@ async def test_a_command_without_a_hash_needs_no_preparation(tmp_path: Path) -> 
     await trig.prepare(command(sha=""))
     assert ctl.records == []
     assert hashlib.sha256(GOOD).hexdigest() == SHA
+
+
+async def test_the_local_verifier_path_prepares_too(tmp_path: Path) -> None:
+    """A command through RemoteTrigger.handle_envelope (the in-memory stand-in verifier) is
+    refused the same way when its announcement cannot be had: never the local clip instead."""
+    from gateway.broadcast.remote import LocalTestSigner
+    from gateway.clock import ManualClock
+
+    ctl, trig, player, marker = rig(tmp_path, FakeCentre({}))
+    signer = LocalTestSigner.generate("gw-01")
+    trig.verifier = signer.verifier(ManualClock(wall=1_790_000_000.0))
+    env = signer.envelope(
+        "broadcast.start",
+        {"zones": [1], "duration_s": 30, "announcement": "fire", "status": "Actual",
+         "announcement_sha256": SHA},
+        now=1_790_000_000.0,
+    )  # fmt: skip
+    assert await trig.handle_envelope(env) is None
+    assert ctl.starts == []
+    kinds = [k for k, _ in ctl.records]
+    assert kinds[-2:] == ["broadcast.announcement_refused", "broadcast.command_refused"]
+    assert player is not None and not marker.exists()
