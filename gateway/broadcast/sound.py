@@ -9,8 +9,9 @@ is journaled as ``broadcast.sound`` and resolves the ticket's ``sound`` stage:
 - ``confirmed``: the level check heard sound;
 - ``no_sound``: silence or a disconnected input; also journaled as the alert
   ``broadcast.no_sound`` (relays closed but nothing came out);
-- ``not_checked``: no capture command configured, or the capture itself failed (the reason is
-  given). Never a ``confirmed`` without having heard it.
+- ``not_checked``: no capture command configured (then nothing is journaled: the ack alone
+  says it), or the capture itself failed (journaled, with the reason). Never a ``confirmed``
+  without having heard it.
 
 Typical command: ``["arecord", "-q", "-D", "hw:1", "-f", "S16_LE", "-c", "1", "-r", "16000",
 "-t", "raw"]`` (the prover stops it once it has enough)::
@@ -79,8 +80,11 @@ class SoundProver:
             log.exception("broadcast: sound check failed")
             detail |= {"result": NOT_CHECKED, "reason": f"{type(exc).__name__}: {exc}"[:200]}
         finally:
+            # Journaled where an input is configured; without one every broadcast would carry
+            # the same "not checked" line (the ack still says so).
             with contextlib.suppress(Exception):
-                await self.record("broadcast.sound", detail)
+                if self.configured:
+                    await self.record("broadcast.sound", detail)
                 if detail.get("result") == NO_SOUND:
                     await self.record("broadcast.no_sound", detail)
             if ticket is not None:
