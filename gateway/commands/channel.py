@@ -74,7 +74,7 @@ STATUS_SECTION: Final = "commands"
 # command instead of the socket closing (1009) and the centre sending it again on every
 # reconnect. The centre never sends a frame above it (centre.commands.channel.MAX_SEND_BYTES).
 MAX_FRAME_BYTES: Final = 16 * MAX_COMMAND_BYTES
-SOUND_WAIT_S: Final = 60.0  # capture_delay_s + capture_s + the capture's own timeout, with room
+SOUND_WAIT_S: Final = 90.0  # above capture_delay_s (<= 30) + capture_s (<= 30) + 10 s grace
 
 Publish = Callable[[str, Any], None]
 
