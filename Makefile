@@ -12,7 +12,7 @@ STAMP_APT := $(VENV)/.stamp-apt
 # pdftoppm (the monthly bulletin PDF's first page as a PNG).
 # Installed only when missing.
 APT_TOOLS := chromium:chromium shellcheck:shellcheck systemd-analyze:systemd stress-ng:stress-ng \
-  pdftoppm:poppler-utils
+  pdftoppm:poppler-utils ffmpeg:ffmpeg ffprobe:ffmpeg espeak-ng:espeak-ng arecord:alsa-utils
 # `make test-loaded`: the CPU load that runs beside the tests (CI machines are never idle).
 LOAD_ARGS ?= --cpu 2
 PYTEST_ARGS ?=
@@ -49,7 +49,8 @@ bootstrap: catalogues cjk-font
 
 # Compiled gettext catalogues (.po -> .mo); a stale .mo is recompiled in memory at run time.
 catalogues: $(STAMP_PY)
-	$(PY) -m i18n compile i18n/locale gateway/locale centre/push/locale centre/bulletins/locale centre/web/locale
+	$(PY) -m i18n compile i18n/locale gateway/locale centre/push/locale centre/bulletins/locale \
+	  centre/web/locale centre/announce/locale
 
 # A CJK font, so Chromium's screenshots of the (Chinese by default) status page show Chinese.
 cjk-font:

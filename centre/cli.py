@@ -16,6 +16,7 @@
     compound-centre users add alice --role officer   # console accounts (docs/console.md)
     compound-centre audit verify           # the console's audit log: hash chain unbroken
     compound-centre push daily --date 2026-11-28   # the bulletin to the WeChat Work groups
+    compound-centre announce say "请勿向陌生人转账。" --title 转账提醒   # docs/announcements.md
 
 ``--data`` defaults to ``$COMPOUND_CENTRE_DATA`` or ``./centre-data``.
 """
@@ -340,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     from centre.push.cli import add_push_commands
 
     add_push_commands(sub)
+    from centre.announce.cli import add_announce_commands
+
+    add_announce_commands(sub)
     return parser
 
 

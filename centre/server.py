@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from centre.announce.library import AnnouncementLibrary
+from centre.announce.web import AnnouncementHandlers
 from centre.app import (
     DEFAULT_MAX_CONCURRENT_INGEST,
     DEFAULT_RETRY_AFTER_S,
@@ -77,6 +79,13 @@ async def running_centre(
             links=ExplanationLinks.load_or_create(paths.root),
         )
         app.add_routes(bulletins.routes())
+        app.add_routes(
+            AnnouncementHandlers(
+                AnnouncementLibrary(paths.root),
+                service,
+                OperatorTokens.load(paths.root / OPERATORS_FILE),
+            ).routes()
+        )
         commands = CommandChannel(service, command_store)
         commands.install(app)
         tz = os.environ.get("COMPOUND_CENTRE_TZ", "Asia/Shanghai")

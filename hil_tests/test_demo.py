@@ -37,3 +37,5 @@ def test_demo_json_reports_no_loss_and_no_duplicates() -> None:
     assert report["health"]["camera_down_detected"] is True
     assert report["remote_command"]["status"] == "done"
     assert report["remote_command"]["accepted_events"] == 1
+    assert report["announcement"]["played_sha256_ok"] is True
+    assert report["announcement"]["sound"] == "not_checked"  # never "confirmed" unheard

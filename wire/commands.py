@@ -50,6 +50,9 @@ DEFAULT_TTL_S: Final = 120.0
 MAX_COMMAND_BYTES: Final = 16 * 1024
 COMMAND_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,80}")
 ANNOUNCEMENT_RE: Final = re.compile(r"[A-Za-z0-9_.-]{0,80}")
+SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
+START_KEYS: Final = frozenset({"zones", "seconds", "announcement", "status"})
+START_OPTIONAL: Final = frozenset({"announcement_sha256"})  # absent in older commands
 STATUSES: Final = ("Actual", "Exercise", "Test")  # CAP-style message status
 BODY_KEYS: Final = frozenset(
     {"v", "command_id", "gateway", "seq", "issued_at", "expires_at", "key_id", "action", "args"}
@@ -94,16 +97,22 @@ class BroadcastStart:
     seconds: float
     announcement: str = ""
     status: str = "Actual"
+    # A centre library announcement: the gateway plays exactly the bytes with this hash
+    # (fetching them first if it lacks them) or refuses. Empty: a locally configured clip.
+    announcement_sha256: str = ""
 
     name = "broadcast.start"
 
     def to_args(self) -> dict[str, Any]:
-        return {
+        args: dict[str, Any] = {
             "zones": list(self.zones),
             "seconds": self.seconds,
             "announcement": self.announcement,
             "status": self.status,
         }
+        if self.announcement_sha256:  # optional: a command without it is byte-for-byte as before
+            args["announcement_sha256"] = self.announcement_sha256
+        return args
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +140,8 @@ def _exact(args: Any, keys: frozenset[str], where: str) -> Mapping[str, Any]:
 
 
 def _parse_start(args: Any) -> BroadcastStart:
-    a = _exact(args, frozenset({"zones", "seconds", "announcement", "status"}), "args")
+    keys = START_KEYS | (START_OPTIONAL & set(args)) if isinstance(args, Mapping) else START_KEYS
+    a = _exact(args, keys, "args")
     zones = a["zones"]
     if not isinstance(zones, list) or not 1 <= len(zones) <= 64:
         raise EnvelopeError("args.zones must be a list of 1..64 zone numbers", field="args.zones")
@@ -150,8 +160,16 @@ def _parse_start(args: Any) -> BroadcastStart:
         )
     if a["status"] not in STATUSES:
         raise EnvelopeError(f"args.status must be one of {STATUSES}", field="args.status")
+    sha = a.get("announcement_sha256", "")
+    if "announcement_sha256" in a and (
+        not isinstance(sha, str) or not SHA256_RE.fullmatch(sha) or not ann
+    ):
+        raise EnvelopeError(
+            "args.announcement_sha256 must be 64 lowercase hex digits, with an announcement",
+            field="args.announcement_sha256",
+        )
     return BroadcastStart(
-        tuple(zones), finite_float(seconds, "args.seconds"), ann, str(a["status"])
+        tuple(zones), finite_float(seconds, "args.seconds"), ann, str(a["status"]), sha
     )
 
 

@@ -6,12 +6,13 @@ certificates get the same 401/403 JSON before any upgrade). Then:
 * centre → gateway: one **binary** frame per command, exactly the signed canonical envelope
   bytes stored at issue time (the centre never re-encodes what it signed);
 * gateway → centre: **text** frames, strict JSON acks
-  ``{"type": "ack", "command_id": "cmd-…", "stage": "received"|"on"|"done"|"failed"|"refused",
-  "reason": "…", "code": "…", "digest": "<sha256 hex of the envelope>"}`` — ``code`` is the
-  gateway's refusal code; ``digest`` lets the centre match an envelope the gateway could not
-  even read an id from (a damaged one). A frame that is not such an ack (:func:`read_ack`
-  raises :class:`AckError`) is logged once, rate-limited, and ignored; a binary or unreadable
-  frame closes the channel (1003) with one warning line.
+  ``{"type": "ack", "command_id": "cmd-…",
+  "stage": "received"|"on"|"sound"|"done"|"failed"|"refused", "reason": "…", "code": "…",
+  "digest": "<sha256 hex of the envelope>"}`` — ``code`` is the gateway's refusal code (for
+  ``sound``: confirmed, no_sound or not_checked); ``digest`` lets the centre match an
+  envelope the gateway could not even read an id from (a damaged one). A frame that is not
+  such an ack (:func:`read_ack` raises :class:`AckError`) is logged once, rate-limited, and
+  ignored; a binary or unreadable frame closes the channel (1003) with one warning line.
 
 Commands are polled from the queue every :data:`POLL_S` (the CLI queues them from another
 process); those whose ``expires_at`` passed are marked ``expired`` and never sent. A newer

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from centre.announce.library import AnnouncementError, AnnouncementLibrary
 from centre.commands.issue import issue, load_command_key, parse_zones, targets
 from centre.commands.store import CommandRecord, SqliteCommandStore
 from centre.errors import CentreError
@@ -88,7 +89,17 @@ def cmd_broadcast(args: argparse.Namespace) -> int:
         raise CentreError("--seconds must be positive")
     if not ANNOUNCEMENT_RE.fullmatch(args.message):
         raise CentreError(f"--message must match {ANNOUNCEMENT_RE.pattern}")
-    action = BroadcastStart(parse_zones(args.zones), float(args.seconds), args.message, args.status)
+    # A message in the centre's announcement library goes out with its sha256: the gateway
+    # plays exactly those bytes (fetching them if need be) or refuses (docs/announcements.md).
+    sha = ""
+    try:
+        sha = AnnouncementLibrary(_paths(args).root).get(args.message).sha256
+    except AnnouncementError as exc:
+        if exc.code != "not_found":
+            raise CentreError(f"announcement {args.message}: {exc.reason}") from exc
+    action = BroadcastStart(
+        parse_zones(args.zones), float(args.seconds), args.message, args.status, sha
+    )
     return _queue(args, action)
 
 
@@ -118,12 +129,19 @@ def _row(r: CommandRecord, now: float) -> dict[str, Any]:
 def cmd_commands(args: argparse.Namespace) -> int:
     paths = _paths(args)
 
-    async def fetch() -> list[CommandRecord]:
+    async def fetch() -> tuple[list[CommandRecord], dict[str, str]]:
         async with await SqliteCommandStore.open(paths.database) as store:
-            return await store.commands(gateway_id=args.gateway, limit=args.limit)
+            recs = await store.commands(gateway_id=args.gateway, limit=args.limit)
+            sound: dict[str, str] = {}  # the fourth step: proof of sound, from the acks
+            for gw in sorted({r.gateway_id for r in recs}):
+                for cid, stage, reason in await store.acks(gw):
+                    if stage == "sound":
+                        sound[cid] = reason.partition(":")[0]
+            return recs, sound
 
     now = time.time()
-    rows = [_row(r, now) for r in asyncio.run(fetch())]
+    recs, sound = asyncio.run(fetch())
+    rows = [_row(r, now) | {"sound": sound.get(r.command_id, "")} for r in recs]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -131,6 +149,7 @@ def cmd_commands(args: argparse.Namespace) -> int:
     for r in rows:
         what = f"{r['action']} {r['summary']}".strip()
         why = f" — {r['reason']}" if r["reason"] else ""
+        why += f" [sound: {r['sound']}]" if r["sound"] else ""
         print(
             f"{r['command_id']:<22} {r['gateway_id'][:18]:<18} {r['seq']:>5} "
             f"{_iso(r['issued_at']):<21} {r['status']:<9} {what}{why}"

@@ -40,7 +40,8 @@ REFUSED: Final = "refused"
 EXPIRED: Final = "expired"
 FINAL: Final = frozenset({DONE, FAILED, REFUSED, EXPIRED})
 RANK: Final = {QUEUED: 0, DELIVERED: 1, ON: 2, DONE: 3, FAILED: 3, REFUSED: 3, EXPIRED: 3}
-ACK_STAGES: Final = frozenset({"received", ON, DONE, FAILED, REFUSED})
+SOUND: Final = "sound"  # proof of sound (confirmed / no_sound / not_checked): logged, no status
+ACK_STAGES: Final = frozenset({"received", ON, DONE, FAILED, REFUSED, SOUND})
 _WAITING: Final = "(status = 'queued' OR (status = 'delivered' AND received_at IS NULL))"
 
 _SCHEMA: Final = """
@@ -292,6 +293,8 @@ class SqliteCommandStore(SqliteWorker):
                     "WHEN 'queued' THEN 'delivered' ELSE status END WHERE command_id = ?",
                     (now, now, command_id_),
                 )
+            elif stage == SOUND:
+                pass  # the fourth step is in command_acks; the status is the relays'
             elif (rec.status not in FINAL and RANK[stage] > RANK[rec.status]) or (
                 # sent, then marked expired for want of a "received": the gateway's word that
                 # it did act wins (its acks were what got lost)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.broadcast.config import AudioSection
+from gateway.broadcast.library import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,14 @@ class AudioPlayer:
         self.base_dir = base_dir
         self._task: asyncio.Task[None] | None = None
         self.clips = {c.announcement: c.file for c in section.clips}
+        self._prepared: dict[str, tuple[Path, str]] = {}  # request id -> (file, sha256)
+
+    def prepare(self, request_id: str, path: Path, sha256: str) -> None:
+        """A centre announcement (hash-verified) to play for this request, instead of any
+        locally configured clip."""
+        if len(self._prepared) > 100:  # requests that never came on
+            self._prepared.clear()
+        self._prepared[request_id] = (path, sha256)
 
     def clip_for(self, announcement: str) -> Path | None:
         name = self.clips.get(announcement) or self.section.default_file
@@ -41,9 +50,27 @@ class AudioPlayer:
 
     async def start(self, announcement: str, request_id: str) -> None:
         await self.stop()
+        prepared = self._prepared.pop(request_id, None)
         if not self.section.enabled:
             return
-        clip = self.clip_for(announcement)
+        clip: Path | None
+        if prepared is not None:
+            clip, sha = prepared
+            got = await asyncio.to_thread(sha256_of, clip) if clip.exists() else "missing"
+            if got != sha:  # changed since it was fetched: never play the wrong thing
+                await self.record(
+                    "broadcast.announcement_tampered",
+                    {
+                        "request_id": request_id,
+                        "sha256": sha,
+                        "got": got,
+                        "where": "player",
+                        "reason": "the file changed after it was verified; not played",
+                    },
+                )
+                return
+        else:
+            clip = self.clip_for(announcement)
         if clip is None:
             return
         self._task = asyncio.create_task(self._play(clip, request_id), name="broadcast-audio")

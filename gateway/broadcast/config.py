@@ -132,6 +132,23 @@ class AudioSection:
     clips: tuple[ClipSection, ...] = setting((), doc="announcement id -> file")
     default_file: str = setting("", doc="clip for broadcasts without a known announcement")
     repeat: bool = setting(True, doc="replay the clip until the broadcast ends")
+    capture_command: tuple[str, ...] = setting(
+        (),
+        doc="proof of sound: command writing raw s16le mono 16 kHz PCM of the audio input to "
+        "stdout (empty: no input wired, the step is 'not checked')",
+    )
+    capture_s: float = setting(
+        3.0, doc="seconds of audio judged at the start of a broadcast", min=0.2, max=30.0
+    )
+    capture_delay_s: float = setting(
+        0.5, doc="wait this long after the zones verify on", min=0.0, max=30.0
+    )
+    threshold_dbfs: float = setting(
+        -45.0, doc="RMS at or above this is 'sound confirmed'", min=-100.0, max=0.0
+    )
+    cache_dir: str = setting(
+        "announcements", doc="centre announcements fetched by hash (relative: to the data folder)"
+    )
 
 
 @dataclass(frozen=True, slots=True)

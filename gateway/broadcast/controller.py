@@ -168,6 +168,10 @@ class BroadcastController:
         self._inbox.put_nowait(_Start(req))
         return ticket
 
+    def ticket(self, request_id: str) -> Ticket | None:
+        """The ticket of a request still under way (listeners add stages such as "sound")."""
+        return self._tickets.get(request_id)
+
     def submit_stop(self, source: str, reason: str = "") -> None:
         """Queue a stop (always ends in a verified off of every broadcast relay)."""
         self._inbox.put_nowait(_Stop(source, reason))

@@ -22,7 +22,9 @@ from typing import Any, Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 import wire
+from gateway.broadcast.audio import AudioPlayer
 from gateway.broadcast.controller import BroadcastController, Ticket
+from gateway.broadcast.library import AnnouncementCache, AnnouncementUnavailable
 from gateway.broadcast.plan import StartRequest
 from gateway.clock import Clock
 from gateway.errors import CommandRefused
@@ -50,6 +52,7 @@ class VerifiedCommand:
     duration_s: float = 0.0
     announcement: str = ""
     status: str = "Actual"
+    announcement_sha256: str = ""  # a centre announcement: play exactly these bytes
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -96,6 +99,7 @@ def command_from_body(body: Mapping[str, Any], key_id: str, envelope: bytes) -> 
             duration_s=float(args.get("duration_s", 0.0)),
             announcement=str(args.get("announcement", "")),
             status=status,
+            announcement_sha256=str(args.get("announcement_sha256", "")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CommandRefused("command body is malformed", detail=str(exc)) from exc
@@ -195,9 +199,44 @@ class LocalTestSigner:
 class RemoteTrigger:
     """Feeds verified remote commands to the controller; records receipt and refusals."""
 
-    def __init__(self, controller: BroadcastController, verifier: CommandVerifier) -> None:
+    def __init__(
+        self,
+        controller: BroadcastController,
+        verifier: CommandVerifier,
+        *,
+        cache: AnnouncementCache | None = None,
+        audio: AudioPlayer | None = None,
+    ) -> None:
         self.controller = controller
         self.verifier = verifier
+        self.cache = cache
+        self.audio = audio
+
+    async def prepare(self, cmd: VerifiedCommand) -> None:
+        """Before a start naming a centre announcement runs: have its exact bytes (fetched
+        and hash-verified) and a player for them, or raise CommandRefused(code=...) with why.
+        Raises nothing else."""
+        if cmd.action != "broadcast.start" or not cmd.announcement_sha256:
+            return
+        detail = {"announcement": cmd.announcement, "sha256": cmd.announcement_sha256}
+        try:
+            if self.audio is None or self.cache is None:
+                raise AnnouncementUnavailable(
+                    "no audio player on this gateway ([broadcast.audio] enabled = false)"
+                )
+            path = await self.cache.ensure(cmd.announcement, cmd.announcement_sha256)
+        except AnnouncementUnavailable as exc:
+            await self.controller.record(
+                "broadcast.announcement_refused",
+                {"command_id": cmd.command_id, **detail, "code": exc.code, "reason": exc.reason},
+            )
+            raise CommandRefused(exc.reason, code=exc.code) from exc
+        except Exception as exc:  # a fault of ours must still be a refusal, never a crash
+            raise CommandRefused(
+                f"announcement could not be prepared: {type(exc).__name__}",
+                code="announcement_unavailable",
+            ) from exc
+        self.audio.prepare(f"cmd:{cmd.command_id}", path, cmd.announcement_sha256)
 
     async def handle_envelope(self, envelope: bytes) -> Ticket | None:
         """Verify and run one envelope; None when refused (the refusal is journaled)."""
@@ -206,6 +245,7 @@ class RemoteTrigger:
         )
         try:
             cmd = await self.verifier.verify(envelope)
+            await self.prepare(cmd)  # a centre announcement: at hand and verified, or refused
         except CommandRefused as exc:
             await self.controller.record(
                 "broadcast.command_refused",

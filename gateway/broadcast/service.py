@@ -23,9 +23,11 @@ from gateway.broadcast.audio import AudioPlayer
 from gateway.broadcast.button import ButtonTrigger
 from gateway.broadcast.config import BoardSection, BroadcastSection
 from gateway.broadcast.controller import BroadcastController, EventJournal
+from gateway.broadcast.library import AnnouncementCache
 from gateway.broadcast.plan import Notify, StartRequest
 from gateway.broadcast.remote import CommandVerifier, RemoteTrigger
 from gateway.broadcast.schedule import ScheduleTrigger
+from gateway.broadcast.sound import SoundProver
 from gateway.clock import Clock
 
 PORT_OPEN_WAIT_S = 3.0
@@ -143,9 +145,11 @@ class BroadcastRuntime:
     service: BroadcastService
     services: list[Any] = field(default_factory=list)
     audio: AudioPlayer | None = None
+    prover: SoundProver | None = None
+    cache: AnnouncementCache | None = None
 
     def remote(self, verifier: CommandVerifier) -> RemoteTrigger:
-        return RemoteTrigger(self.controller, verifier)
+        return RemoteTrigger(self.controller, verifier, cache=self.cache, audio=self.audio)
 
 
 def build_runtime(
@@ -166,16 +170,22 @@ def build_runtime(
     controller: BroadcastController
 
     async def on_notify(note: Notify, req: StartRequest | None) -> None:
-        if audio is None:
-            return
         if note.stage == "on" and req is not None:
-            await audio.start(req.announcement, req.request_id)
-        elif note.stage in ("done", "failed"):
+            if note.detail.get("verified") is True:  # the fourth step: did sound come out?
+                prover.start(req.request_id, controller.ticket(req.request_id))
+            if audio is not None:
+                await audio.start(req.announcement, req.request_id)
+        elif note.stage in ("done", "failed") and audio is not None:
             await audio.stop()
 
     controller = BroadcastController(section.layout(), banks, journal, clock, on_notify=on_notify)
+    prover = SoundProver(section.audio, controller.record)
     if section.audio.enabled:
         audio = AudioPlayer(section.audio, controller.record, base_dir)
+    cache_dir = Path(section.audio.cache_dir)
+    cache = AnnouncementCache(
+        cache_dir if cache_dir.is_absolute() else base_dir / cache_dir, record=controller.record
+    )
     service = BroadcastService(
         ports or [], controller, poll_interval_s=section.poll_interval_s, status=status
     )
@@ -201,7 +211,7 @@ def build_runtime(
                 pin_factory=pin_factory,
             )
         )
-    return BroadcastRuntime(controller, service, services, audio)
+    return BroadcastRuntime(controller, service, services, audio, prover, cache)
 
 
 def runtime_from_config(

@@ -48,6 +48,7 @@ from typing import Any, Final
 import aiohttp
 
 from gateway.broadcast.controller import Ticket
+from gateway.broadcast.library import CentreFetcher
 from gateway.broadcast.remote import RemoteTrigger, VerifiedCommand, digest
 from gateway.clock import Clock
 from gateway.commands.config import CommandsSection
@@ -73,6 +74,7 @@ STATUS_SECTION: Final = "commands"
 # command instead of the socket closing (1009) and the centre sending it again on every
 # reconnect. The centre never sends a frame above it (centre.commands.channel.MAX_SEND_BYTES).
 MAX_FRAME_BYTES: Final = 16 * MAX_COMMAND_BYTES
+SOUND_WAIT_S: Final = 90.0  # above capture_delay_s (<= 30) + capture_s (<= 30) + 10 s grace
 
 Publish = Callable[[str, Any], None]
 
@@ -161,6 +163,8 @@ class CommandChannel:
         ctx = await asyncio.to_thread(
             client_ssl_context, self.paths.ca, self.paths.cert, self.paths.key
         )
+        if self.trigger.cache is not None and self.trigger.cache.fetcher is None:
+            self.trigger.cache.fetcher = CentreFetcher(base, ctx)
         connector = aiohttp.TCPConnector(ssl=ctx, limit=1)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.section.connect_timeout_s)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -246,6 +250,7 @@ class CommandChannel:
         await self._ack(claimed_id, "received", digest=dig)
         try:
             cmd = await self._verify(envelope)
+            await self.trigger.prepare(cmd)  # a centre announcement: fetched and verified first
         except CommandRefused as exc:
             self.counters["refused"] += 1
             code = str(exc.fields.get("code", "refused"))
@@ -299,6 +304,10 @@ class CommandChannel:
                 "command.on", {"command_id": cid, "zones": on.get("zones", []), "verified": True}
             )
             await self._ack(cid, "on")
+            # the fourth step: proof of sound (confirmed, no_sound, or not_checked)
+            sound = asyncio.create_task(self._sound(cid, ticket), name=f"sound-{cid}")
+            self._followers.add(sound)
+            sound.add_done_callback(self._followers.discard)
             end = await ticket.wait("done")
         else:
             end = on
@@ -315,6 +324,17 @@ class CommandChannel:
                 {"command_id": cid, "outcome": "done", "cause": str(end.get("cause", ""))},
             )
             await self._ack(cid, "done", str(end.get("cause", "")))
+
+    async def _sound(self, cid: str, ticket: Ticket) -> None:
+        try:
+            sound = await ticket.wait("sound", SOUND_WAIT_S)
+        except TimeoutError:
+            sound = {"result": "not_checked", "reason": "no sound check reported"}
+        result = str(sound.get("result", "not_checked"))
+        why = str(sound.get("reason", "")) or (
+            f"rms {sound['rms_dbfs']} dBFS" if "rms_dbfs" in sound else ""
+        )
+        await self._ack(cid, "sound", why, result)
 
     # -- plumbing -----------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ def verified(cmd: Command, envelope: bytes) -> VerifiedCommand:
         duration_s=start.seconds if start else 0.0,
         announcement=start.announcement if start else "",
         status=start.status if start else "Actual",
+        announcement_sha256=start.announcement_sha256 if start else "",
     )
 
 

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
-    "package", ["gateway", "i18n", "centre/push", "centre/bulletins", "centre/web"]
+    "package",
+    ["gateway", "i18n", "centre/push", "centre/bulletins", "centre/web", "centre/announce"],
 )
 def test_every_marked_string_is_translated_to_zh_cn(package: str) -> None:
     missing = missing_translations(ROOT / package, "zh_CN")

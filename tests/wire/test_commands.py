@@ -258,3 +258,43 @@ def test_any_single_byte_change_is_refused(pos, value):
         return
     raw[pos] = value
     assert isinstance(check(bytes(raw)), Refused)
+
+
+# -- issue 23: an optional announcement_sha256 (older commands unchanged) -----------------------
+
+
+def test_announcement_sha256_is_optional_and_round_trips():
+    sha = hashlib.sha256(b"clip").hexdigest()
+    plain = start()
+    assert "announcement_sha256" not in plain.to_dict()["args"]  # old bodies byte-identical
+    cmd = build_command(
+        command_id="cmd-7", gateway=GW, seq=7, issued_at=NOW, public_key=PUB,
+        action=BroadcastStart((1,), 30, "fraud-49", "Actual", sha),
+    )  # fmt: skip
+    verdict = check(seal_command(cmd, CMD_KEY))
+    assert isinstance(verdict, Accepted)
+    assert verdict.command.action == BroadcastStart((1,), 30.0, "fraud-49", "Actual", sha)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "A" * 64, "0" * 63, 5, None, ["0" * 64]],
+    ids=["empty", "upper", "short", "int", "null", "list"],
+)
+def test_a_malformed_announcement_sha256_is_bad_args(bad):
+    body = start().to_dict()
+    body["args"]["announcement_sha256"] = bad
+    raw = seal_command_body(body)
+    assert refused_code(raw) == "bad_args"
+
+
+def test_announcement_sha256_without_an_announcement_is_bad_args():
+    body = start().to_dict()
+    body["args"] |= {"announcement": "", "announcement_sha256": "0" * 64}
+    assert refused_code(seal_command_body(body)) == "bad_args"
+
+
+def seal_command_body(body: dict[str, Any]) -> bytes:
+    from wire.signing import seal
+
+    return seal(COMMAND_TYPE, body, CMD_KEY)

@@ -1,0 +1,1 @@
+"""The announcement library: what the loudspeakers say (docs/announcements.md)."""

@@ -1,0 +1,240 @@
+"""The centre's announcement library on disk: originals kept, one playable form each.
+
+Layout under ``<centre data>/announcements/<id>/``::
+
+    meta.json      {"id", "title", "language", "sha256", "bytes", "duration_s", "source",
+                    "original", "created_at"}
+    original.mp3   the upload as received (or text.txt for text-to-speech)
+    play.wav       16 kHz mono 16-bit WAV, loudness normalised; sha256 is over these bytes
+
+Every file is written to a temporary name, fsynced and renamed, the folder last, so a crash
+leaves either the whole announcement or none of it. An announcement never changes: a new week's
+message is a new announcement (a new id and hash), so a gateway's cached copy is never stale::
+
+    lib = AnnouncementLibrary(Path("centre-data"))
+    ann = lib.add_upload(Path("fraud.mp3"), title="防诈骗提示", language="zh-CN")
+    ann = lib.add_text("请勿向陌生人转账。", title="转账提醒")
+    lib.playable_by_hash(ann.sha256)      # Path of play.wav, or None
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from centre.announce.media import MAX_UPLOAD_BYTES, MediaError, check_playable, normalise, speak
+
+ID_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,80}")  # the command's announcement field
+SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
+LANGUAGES: Final = ("zh-CN", "en")
+UPLOAD_SUFFIXES: Final = frozenset({".wav", ".mp3", ".m4a"})
+MAX_TITLE: Final = 120
+FOLDER: Final = "announcements"
+
+
+class AnnouncementError(Exception):
+    """A library request that cannot be met (bad id, title, language, unknown, duplicate)."""
+
+    def __init__(self, reason: str, code: str = "bad_request") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    id: str
+    title: str
+    language: str
+    sha256: str
+    bytes: int
+    duration_s: float
+    source: str  # "upload" or "text"
+    original: str  # file name of the original inside the announcement's folder
+    created_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Announcement:
+        try:
+            return cls(
+                str(d["id"]),
+                str(d["title"]),
+                str(d["language"]),
+                str(d["sha256"]),
+                int(d["bytes"]),
+                float(d["duration_s"]),
+                str(d["source"]),
+                str(d["original"]),
+                float(d["created_at"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AnnouncementError("damaged announcement record", "damaged") from exc
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def check_fields(ann_id: str | None, title: str, language: str) -> None:
+    if ann_id is not None and not ID_RE.fullmatch(ann_id):
+        raise AnnouncementError(f"the id must match {ID_RE.pattern}", "bad_id")
+    if not title.strip() or len(title) > MAX_TITLE:
+        raise AnnouncementError(f"the title must have 1..{MAX_TITLE} characters", "bad_title")
+    if language not in LANGUAGES:
+        raise AnnouncementError(
+            f"the language must be one of {', '.join(LANGUAGES)}", "bad_language"
+        )
+
+
+class AnnouncementLibrary:
+    def __init__(self, centre_root: Path) -> None:
+        self.root = Path(centre_root) / FOLDER
+
+    # -- adding ---------------------------------------------------------------------------
+
+    def add_upload(
+        self, upload: Path, *, title: str, language: str = "zh-CN", ann_id: str | None = None
+    ) -> Announcement:
+        """Convert and store an upload (WAV, MP3, M4A). MediaError / AnnouncementError."""
+        check_fields(ann_id, title, language)
+        suffix = upload.suffix.lower()
+        if suffix not in UPLOAD_SUFFIXES:
+            raise MediaError("only WAV, MP3 or M4A files are accepted")
+        if upload.stat().st_size > MAX_UPLOAD_BYTES:
+            raise MediaError(f"the file is above {MAX_UPLOAD_BYTES} bytes")
+        wav = normalise(upload)
+        return self._store(
+            wav, upload.read_bytes(), f"original{suffix}", title, language, ann_id, "upload"
+        )
+
+    def add_bytes(
+        self,
+        data: bytes,
+        suffix: str,
+        *,
+        title: str,
+        language: str = "zh-CN",
+        ann_id: str | None = None,
+    ) -> Announcement:
+        """The same as :meth:`add_upload` for bytes received over HTTP."""
+        check_fields(ann_id, title, language)
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise MediaError(f"the file is above {MAX_UPLOAD_BYTES} bytes")
+        suffix = suffix.lower()
+        if suffix not in UPLOAD_SUFFIXES:
+            raise MediaError("only WAV, MP3 or M4A files are accepted")
+        with tempfile.TemporaryDirectory(prefix="announce-up-") as tmp:
+            p = Path(tmp) / f"upload{suffix}"
+            p.write_bytes(data)
+            return self.add_upload(p, title=title, language=language, ann_id=ann_id)
+
+    def add_text(
+        self, text: str, *, title: str, language: str = "zh-CN", ann_id: str | None = None
+    ) -> Announcement:
+        """Text-to-speech (offline, espeak-ng Mandarin), normalised like an upload."""
+        check_fields(ann_id, title, language)
+        if language != "zh-CN":
+            raise AnnouncementError("text-to-speech speaks Mandarin (zh-CN) only", "bad_language")
+        wav = speak(text)
+        return self._store(
+            wav, " ".join(text.split()).encode(), "text.txt", title, language, ann_id, "text"
+        )
+
+    def _store(
+        self,
+        wav: bytes,
+        original: bytes,
+        original_name: str,
+        title: str,
+        language: str,
+        ann_id: str | None,
+        source: str,
+    ) -> Announcement:
+        sha = hashlib.sha256(wav).hexdigest()
+        ann_id = ann_id or f"ann-{sha[:12]}"
+        final = self.root / ann_id
+        if final.exists():
+            raise AnnouncementError(f"announcement {ann_id} already exists", "exists")
+        ann = Announcement(
+            ann_id,
+            title.strip(),
+            language,
+            sha,
+            len(wav),
+            round(check_playable(wav), 3),
+            source,
+            original_name,
+            round(time.time(), 3),
+        )
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{ann_id}.", dir=self.root))
+        try:
+            _fsync_write(tmp / original_name, original)
+            _fsync_write(tmp / "play.wav", wav)
+            _fsync_write(tmp / "meta.json", json.dumps(ann.to_dict(), ensure_ascii=False).encode())
+            os.rename(tmp, final)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return ann
+
+    # -- reading --------------------------------------------------------------------------
+
+    def list(self) -> list[Announcement]:
+        out = []
+        if self.root.is_dir():
+            for meta in sorted(self.root.glob("*/meta.json")):
+                if meta.parent.name.startswith("."):
+                    continue
+                try:
+                    out.append(Announcement.from_dict(json.loads(meta.read_text("utf-8"))))
+                except (OSError, ValueError, AnnouncementError):
+                    continue
+        return sorted(out, key=lambda a: (a.created_at, a.id))
+
+    def get(self, ann_id: str) -> Announcement:
+        if not ID_RE.fullmatch(ann_id):
+            raise AnnouncementError(f"the id must match {ID_RE.pattern}", "bad_id")
+        try:
+            meta = json.loads((self.root / ann_id / "meta.json").read_text("utf-8"))
+        except FileNotFoundError as exc:
+            raise AnnouncementError(f"no announcement {ann_id}", "not_found") from exc
+        except (OSError, ValueError) as exc:
+            raise AnnouncementError(f"announcement {ann_id} is damaged", "damaged") from exc
+        return Announcement.from_dict(meta)
+
+    def playable(self, ann_id: str) -> Path:
+        return self.root / self.get(ann_id).id / "play.wav"
+
+    def playable_by_hash(self, sha256: str) -> Path | None:
+        """play.wav whose bytes have this sha256 (checked on every call), or None."""
+        if not SHA256_RE.fullmatch(sha256):
+            return None
+        for ann in self.list():
+            if ann.sha256 == sha256:
+                path = self.root / ann.id / "play.wav"
+                try:
+                    if hashlib.sha256(path.read_bytes()).hexdigest() == sha256:
+                        return path
+                except OSError:
+                    return None
+        return None
