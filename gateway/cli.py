@@ -409,7 +409,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help=_("run the daemon on a simulated compound and summarise"))
     p.add_argument("--json", action="store_true", help=_("print one JSON object of counts"))
-    p.add_argument("--keep", action="store_true", help=_("keep the temporary compound folder"))
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help=_("keep the temporary compound folder and the demo centre up until Ctrl-C"),
+    )
     p.set_defaults(handler=cmd_demo)
 
     for module_name in CLI_EXTENSIONS:
