@@ -47,9 +47,9 @@ from centre.bulletins.cases import (
     CaseRow,
     figures_by_compound,
 )
-from centre.bulletins.explain_web import N_, environment, translations
 from centre.bulletins.model import MonthlyBulletin, MonthlyCompound, local_text
 from centre.bulletins.survey import SurveyRate
+from centre.bulletins.words import N_, environment, translations
 
 # Words for the reasons a designation was (not) given, translated when shown.
 RULE_NAMES: Final = {

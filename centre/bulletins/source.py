@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from centre.bulletins import render
+from centre.bulletins.charts import History
 from centre.bulletins.explanations import ExplanationStore
 from centre.bulletins.model import (
     DEFAULT_TZ,
@@ -217,6 +218,41 @@ async def build_monthly(
     return await asyncio.to_thread(compute)
 
 
+HISTORY_DAYS: Final = 30
+
+
+async def patrol_history(
+    repo: EventSource, days: Sequence[str], *, now: float, tz: str = DEFAULT_TZ
+) -> History:
+    """The units and latest verdicts of ``days`` (consecutive, oldest first), for the charts.
+
+    One fetch of ``patrol.round`` events from the day before the first day to the end of the
+    last day's revision window (or a day after ``now``), as :func:`build_daily` reads one day.
+    """
+    first, _ = day_bounds(days[0], tz)
+    _, last_end = day_bounds(days[-1], tz)
+    rounds = await fetch_events(
+        repo,
+        "patrol.round",
+        since=first - DAY_S,
+        until=min(last_end + REVISION_WINDOW_S, now + DAY_S),
+    )
+    units = units_from_registry(await repo.gateways())
+    wanted = set(days)
+
+    def compute() -> History:
+        verdicts = [v for v in latest_verdicts(rounds).values() if v.day in wanted]
+        return History(units=units, verdicts=verdicts, days=tuple(days))
+
+    return await asyncio.to_thread(compute)
+
+
+def days_ending(day: str, n: int = HISTORY_DAYS) -> list[str]:
+    """The ``n`` days ending with ``day``, oldest first."""
+    last = date.fromisoformat(parse_day(day))
+    return [(last - timedelta(days=n - 1 - i)).isoformat() for i in range(n)]
+
+
 def round_day(round_id: str) -> date:
     """The calendar date in a round id (``<schedule>@YYYY-MM-DDTHH:MM``); :class:`BadRequest`
     (only) for anything else."""
@@ -323,7 +359,9 @@ __all__ = [
     "RoundNotFound",
     "build_daily",
     "build_monthly",
+    "days_ending",
     "fetch_events",
+    "patrol_history",
     "record_explanation",
     "round_day",
     "write_daily_files",
