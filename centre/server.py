@@ -23,6 +23,8 @@ from centre.bulletins.auth import OPERATORS_FILE, OperatorTokens
 from centre.bulletins.explanations import FILENAME as EXPLANATIONS_FILE
 from centre.bulletins.explanations import SqliteExplanationStore
 from centre.bulletins.links import ExplanationLinks
+from centre.bulletins.survey_store import FILENAME as SURVEY_FILE
+from centre.bulletins.survey_store import SqliteSurveyStore
 from centre.bulletins.web import BulletinHandlers
 from centre.commands.channel import CommandChannel
 from centre.commands.store import SqliteCommandStore
@@ -58,6 +60,7 @@ async def running_centre(
     repo = await SqliteRepository.open(paths.database)
     store = await SqliteExplanationStore.open(paths.root / EXPLANATIONS_FILE)
     command_store = await SqliteCommandStore.open(paths.database)
+    survey = await SqliteSurveyStore.open(paths.root / SURVEY_FILE)
     try:
         service = CentreService(
             repo, paths, max_concurrent_ingest=max_concurrent_ingest, retry_after_s=retry_after_s
@@ -69,6 +72,7 @@ async def running_centre(
             OperatorTokens.load(paths.root / OPERATORS_FILE),
             tz=os.environ.get("COMPOUND_CENTRE_TZ", "Asia/Shanghai"),
             links=ExplanationLinks.load_or_create(paths.root),
+            survey=survey,
         )
         app.add_routes(bulletins.routes())
         commands = CommandChannel(service, command_store)
@@ -83,6 +87,7 @@ async def running_centre(
         finally:
             await runner.cleanup()
     finally:
+        await survey.close()
         await command_store.close()
         await store.close()
         await repo.close()

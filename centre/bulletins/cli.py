@@ -42,6 +42,7 @@ from centre.bulletins.source import (
     write_files,
     write_monthly_files,
 )
+from centre.bulletins.survey_store import SqliteSurveyStore
 from centre.bulletins.web import last_month, yesterday
 from centre.errors import BadRequest, CentreError
 from centre.pki import CentrePaths
@@ -160,12 +161,14 @@ def cmd_bulletin_security(args: argparse.Namespace) -> int:
                 await rows(before),
                 await rows(last_year),
             )
-        # No survey store yet: satisfaction is unknown and left out of every score (named).
+        # Satisfaction from the month's survey calls; none made: unknown, left out (named).
+        async with await SqliteSurveyStore.open(root / FILENAME) as survey_store:
+            rates = await survey_store.rates(month)
         sb = security_bulletin(
             monthly,
             cases=current or [],
             cases_imported=current is not None,
-            survey={},
+            survey=rates,
             last_month_cases=previous,
             last_year_cases=year_ago,
         )

@@ -407,7 +407,14 @@ def monthly_html(
 
 
 def index_html(
-    *, lang: str, who: str, day: str, month: str, base: str = PREFIX, tz: str = "Asia/Shanghai"
+    *,
+    lang: str,
+    who: str,
+    day: str,
+    month: str,
+    base: str = PREFIX,
+    tz: str = "Asia/Shanghai",
+    survey_month: str | None = None,
 ) -> str:
     w = Words(lang, tz)
     other = next(code for code in SUPPORTED if code != lang)
@@ -424,6 +431,10 @@ def index_html(
             daily_csv_url=f"{base}/daily?" + urlencode({"date": day, "format": "csv"}),
             monthly_csv_url=f"{base}/monthly?" + urlencode({"month": month, "format": "csv"}),
             logout_url=f"{base}/logout",
+            survey_url=None
+            if survey_month is None
+            else _url(base, "survey", lang, month=survey_month),
+            survey_month=survey_month,
             other_language=other,
             other_language_name=LANGUAGE_NAMES[other],
             other_language_url=f"{base}?" + urlencode({"lang": other}),
@@ -456,7 +467,6 @@ def login_html(*, lang: str, message: str = "", base: str = PREFIX) -> str:
             other_language_url=f"{base}/login?" + urlencode({"lang": other}),
         )
     )
-
 
 
 __all__ = [

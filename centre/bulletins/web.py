@@ -17,6 +17,9 @@ may link to them.
 - ``GET/POST /bulletins/explain?compound=&day=&expires=&sig=``  no account: the signed link is
   the permission (see :mod:`centre.bulletins.links`, :mod:`centre.bulletins.explain_web`);
   served when the handlers are given ``links``
+- ``GET /bulletins/survey?month=M``, ``POST /bulletins/survey/{draw,reveal,outcome,residents}``
+  the resident phone survey (see :mod:`centre.bulletins.survey_web`); served when the handlers
+  are given ``survey``
 
 The page builders :func:`daily_response` and :func:`monthly_response` take the repository and
 parameters and return a ``web.Response``; they do no authentication (the class does).
@@ -47,6 +50,8 @@ from centre.bulletins.source import (
     patrol_history,
     record_explanation,
 )
+from centre.bulletins.survey_store import SqliteSurveyStore
+from centre.bulletins.survey_web import SurveyPages
 from centre.bulletins.words import DEFAULT_LANGUAGE, language
 from centre.errors import BadRequest, CentreError, json_object
 from centre.faults import error_boundary
@@ -190,6 +195,7 @@ class BulletinHandlers:
         wall: Callable[[], float] = time.time,
         secure_cookie: bool = True,
         links: ExplanationLinks | None = None,
+        survey: SqliteSurveyStore | None = None,
     ) -> None:
         ZoneInfo(tz)  # an unknown zone fails here, at start-up
         self.repo = repo
@@ -201,9 +207,31 @@ class BulletinHandlers:
         self.pages = (
             None if links is None else ExplanationPages(repo, store, links, tz=tz, wall=wall)
         )
+        self.survey = (
+            None
+            if survey is None
+            else SurveyPages(
+                survey,
+                repo,
+                reader=self._reader,
+                bearer=self._bearer,
+                csrf_key=tokens.session_key,
+                cookie=COOKIE,
+                unauthorised=self._unauthorised,
+                tz=tz,
+                wall=wall,
+            )
+        )
 
     def routes(self) -> list[web.RouteDef]:
-        return (self.pages.routes() if self.pages else []) + [
+        return (
+            (self.pages.routes() if self.pages else [])
+            + (self.survey.routes() if self.survey else [])
+            + self._own_routes()
+        )
+
+    def _own_routes(self) -> list[web.RouteDef]:
+        return [
             web.get(PREFIX, self.index),
             web.get(f"{PREFIX}/daily", self.daily),
             web.get(f"{PREFIX}/monthly", self.monthly),
@@ -247,7 +275,16 @@ class BulletinHandlers:
             return self._unauthorised(request)
         now = self.wall()
         day, month = yesterday(now, self.tz), last_month(now, self.tz)
-        body = pages.index_html(lang=_lang(request), who=who, day=day, month=month, tz=self.tz)
+        body = pages.index_html(
+            lang=_lang(request),
+            who=who,
+            day=day,
+            month=month,
+            tz=self.tz,
+            survey_month=datetime.fromtimestamp(now, ZoneInfo(self.tz)).strftime("%Y-%m")
+            if self.survey
+            else None,
+        )
         return _respond(body, render.CONTENT_TYPE_HTML)
 
     async def daily(self, request: web.Request) -> web.Response:
