@@ -32,11 +32,13 @@ from centre.bulletins.case_store import SqliteCaseStore
 from centre.bulletins.explanations import FILENAME, SqliteExplanationStore
 from centre.bulletins.links import ExplanationLinks
 from centre.bulletins.model import DEFAULT_TZ, parse_day, parse_month
+from centre.bulletins.pages import month_days
 from centre.bulletins.pdf import first_page_png, html_to_pdf
 from centre.bulletins.security import security_bulletin, security_html
 from centre.bulletins.source import (
     build_daily,
     build_monthly,
+    patrol_history,
     record_explanation,
     write_daily_files,
     write_files,
@@ -173,7 +175,8 @@ def cmd_bulletin_security(args: argparse.Namespace) -> int:
             last_year_cases=year_ago,
         )
         out = Path(args.out)
-        html = security_html(sb, lang=args.lang)
+        history = await patrol_history(repo, month_days(monthly), now=now, tz=tz)
+        html = security_html(sb, lang=args.lang, monthly=monthly, history=history)
         files = await asyncio.to_thread(write_files, out, {f"security-{month}.html": html})
         if args.pdf:
             pdf = await html_to_pdf(html, out / f"security-{month}.pdf")

@@ -147,7 +147,7 @@ def _common(
 # --------------------------------------------------------------------------- charts
 
 
-def _compliance_view(w: Words, history: History | None) -> dict[str, Any] | None:
+def compliance_view(w: Words, history: History | None) -> dict[str, Any] | None:
     if history is None or not history.days:
         return None
     series = charts.compliance_series(history.units, history.verdicts, history.days)
@@ -174,7 +174,7 @@ def _compliance_view(w: Words, history: History | None) -> dict[str, Any] | None
     }
 
 
-def _heatmap_view(w: Words, history: History | None) -> dict[str, Any] | None:
+def heatmap_view(w: Words, history: History | None) -> dict[str, Any] | None:
     if history is None or not history.days:
         return None
     counts = charts.missed_by_hour(history.units, history.verdicts, history.days, w.tz)
@@ -187,7 +187,7 @@ def _heatmap_view(w: Words, history: History | None) -> dict[str, Any] | None:
     }
 
 
-def _uptime_view(w: Words, b: MonthlyBulletin) -> dict[str, Any]:
+def uptime_view(w: Words, b: MonthlyBulletin) -> dict[str, Any]:
     chart = charts.uptime_chart(b)
     return {
         "chart": chart,
@@ -278,8 +278,8 @@ def daily_html(
             csv_url=f"{base}/daily?" + urlencode({"date": b.day, "format": "csv"}),
             missed_csv_url=f"{base}/daily?"
             + urlencode({"date": b.day, "format": "csv", "table": "missed"}),
-            compliance=_compliance_view(w, history),
-            heat=_heatmap_view(w, history),
+            compliance=compliance_view(w, history),
+            heat=heatmap_view(w, history),
         )
     )
 
@@ -396,9 +396,9 @@ def monthly_html(
             daily_url=_url(base, "daily", lang, date=days[-1]),
             last_day=days[-1],
             csv_url=f"{base}/monthly?" + urlencode({"month": b.month, "format": "csv"}),
-            compliance=_compliance_view(w, history),
-            heat=_heatmap_view(w, history),
-            uptime=_uptime_view(w, b),
+            compliance=compliance_view(w, history),
+            heat=heatmap_view(w, history),
+            uptime=uptime_view(w, b),
         )
     )
 
@@ -472,9 +472,13 @@ def login_html(*, lang: str, message: str = "", base: str = PREFIX) -> str:
 __all__ = [
     "PREFIX",
     "History",
+    "Words",
+    "compliance_view",
     "daily_html",
+    "heatmap_view",
     "index_html",
     "login_html",
     "month_days",
     "monthly_html",
+    "uptime_view",
 ]

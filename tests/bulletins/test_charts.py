@@ -24,6 +24,7 @@ from centre.bulletins.model import (
     latest_verdicts,
     month_bounds,
 )
+from centre.bulletins.security import security_bulletin, security_html
 from tests.bulletins.helpers import NOV_2, at_gateway, event, verdict
 
 PO = Path(pages.__file__).parent / "locale" / "zh_CN" / "LC_MESSAGES" / "bulletins.po"
@@ -211,3 +212,19 @@ def test_the_chinese_pages_hold_no_untranslated_string_and_the_check_can_fail() 
     # The English page is full of them: the check finds what it is meant to find.
     found = _untranslated(daily_page("en"))
     assert "By compound" in found and any(t.startswith("Daily patrol bulletin") for t in found)
+
+
+def test_the_security_bulletin_carries_the_charts() -> None:
+    monthly = _month(HALF, DARK)
+    sb = security_bulletin(monthly, cases=[], cases_imported=False, survey={})
+    plain = security_html(sb)
+    assert "<svg" not in plain  # without the month's data: no chart
+    days = ("2026-10-30", "2026-10-31")
+    page = security_html(sb, monthly=monthly, history=History(UNITS, [], days))
+    svg = parse(page)
+    parts = [a["data-part"] for t, a in svg.elements if t == "rect" and "seg" in a.get("class", "")]
+    assert parts == ["working", "down", "unknown", "unknown"]
+    assert len(svg.rects("bar")) == 2 * len(days)  # North and South, no verdict: all unknown
+    assert {b["class"] for b in svg.rects("bar")} == {"bar unknown"}
+    assert len(svg.rects("cell")) == 2 * 24
+    assert _untranslated(page) == []

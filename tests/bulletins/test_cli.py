@@ -182,3 +182,7 @@ def test_security_bulletin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     lotus = html[html.index('<tr data-compound="Lotus Court">') :].split("</tr>")[0]
     rose = html[html.index('<tr data-compound="Rose Garden">') :].split("</tr>")[0]
     assert "零发案小区" in lotus and "零发案小区" not in rose
+    # The charts are in the page (and so in its PDF): uptime, compliance by day, heatmap.
+    for chart in ("uptime-chart", "compliance-chart", "missed-heatmap"):
+        assert f'id="{chart}"' in html, chart
+    assert "docs/" not in html
