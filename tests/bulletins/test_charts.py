@@ -21,11 +21,12 @@ from centre.bulletins.model import (
     PatrolTally,
     Unit,
     daily_bulletin,
+    latest_summaries,
     latest_verdicts,
     month_bounds,
 )
 from centre.bulletins.security import security_bulletin, security_html
-from tests.bulletins.helpers import NOV_2, at_gateway, event, verdict
+from tests.bulletins.helpers import NOV_2, at_gateway, event, summary, verdict
 
 PO = Path(pages.__file__).parent / "locale" / "zh_CN" / "LC_MESSAGES" / "bulletins.po"
 UNITS = [
@@ -188,6 +189,14 @@ def test_a_day_without_data_never_says_everyone_patrolled() -> None:
     assert 'id="no-data"' in zh and "当天没有巡逻数据" in zh
     assert 'id="no-missed"' not in zh
     assert "No patrol data for this day" in en and "patrolled:" not in en.lower()
+    # Rounds planned (a daily summary) but none judged yet: still no claim, and it says why.
+    sums = latest_summaries(
+        [at_gateway(event(1, "patrol.daily_summary", summary("2026-11-02", [3]), NOV_2),
+                    "gw-rose", "Rose Garden", "North")]
+    )  # fmt: skip
+    b = daily_bulletin("2026-11-02", UNITS, {}, sums, [], now=NOV_2 + 86400)
+    zh = pages.daily_html(b)
+    assert "当天尚无已判定的巡逻（计划 3 次" in zh and 'id="no-missed"' not in zh
 
 
 def _untranslated(page: str) -> list[str]:

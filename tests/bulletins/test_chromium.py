@@ -8,6 +8,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from centre.bulletins.survey_store import SqliteSurveyStore
+from centre.bulletins.survey_web import SurveyPages
 from centre.bulletins.web import daily_response, monthly_response
 from tests.bulletins.conftest import HOSTILE_COMPOUND, Seeded, serve
 from tests.bulletins.helpers import NOV_2
@@ -100,3 +102,34 @@ async def test_monthly_bulletin_in_chromium(seeded: Seeded, tmp_path: Path) -> N
     assert 'id="uptime-chart"' in dom and 'id="compliance-chart"' in dom
     assert 'href="/bulletins/daily?date=2026-10-31&amp;lang=zh-CN"' in dom
     assert "<script" not in dom
+
+
+async def test_survey_call_sheet_in_chromium(seeded: Seeded, tmp_path: Path) -> None:
+    async with await SqliteSurveyStore.open(tmp_path / "survey.db") as survey:
+        lines = ["compound,phone"] + [f"Rose Garden,1380013{i:04d}" for i in range(4)]
+        await survey.import_residents(
+            "\n".join(lines).encode(), compounds={"Rose Garden"}, imported_by="d", now=NOW
+        )
+        await survey.draw("2026-11", drawn_by="clerk-1", now=NOW)
+        first = (await survey.sheet("2026-11"))[0]
+        await survey.record(
+            "2026-11", first.resident_id, "satisfied", "很好", by="clerk-1", now=NOW
+        )
+        sheet = SurveyPages(
+            survey, seeded.repo, reader=lambda r: "clerk-1", bearer=lambda r: None,
+            csrf_key=b"k" * 32, cookie="c", unauthorised=lambda r: web.Response(status=401),
+            wall=lambda: NOW,
+        )  # fmt: skip
+        app = web.Application()
+        app.add_routes(sheet.routes())
+        async with serve(app) as url:
+            # Chromium asks for English (Accept-Language); the clerk's link names the language.
+            page = f"{url}/bulletins/survey?month=2026-11&lang=zh-CN"
+            data = await screenshot(
+                page, "bulletin-survey-phone.png", tmp_path / "s", SIZES["phone"]
+            )
+            dom = (await run_chromium(page, tmp_path / "d", "--dump-dom")).decode()
+    width, height, distinct = png_facts(data)
+    assert (width, height) == SIZES["phone"] and distinct > 64
+    assert "居民电话回访 2026-11" in dom and "已接通，满意" in dom and "很好" in dom
+    assert dom.count("138****") == 4 and "13800130000" not in dom
