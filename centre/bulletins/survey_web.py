@@ -115,7 +115,8 @@ class SurveyPages:
 
     def csrf_token(self, request: web.Request) -> str:
         value = request.cookies.get(self.cookie, "")
-        return hmac.new(self.csrf_key, b"csrf:" + value.encode(), hashlib.sha256).hexdigest()
+        raw = value.encode("utf-8", "surrogatepass")  # a hostile cookie may hold anything
+        return hmac.new(self.csrf_key, b"csrf:" + raw, hashlib.sha256).hexdigest()
 
     def _this_month(self) -> str:
         return datetime.fromtimestamp(self.wall(), ZoneInfo(self.tz)).strftime("%Y-%m")
@@ -188,8 +189,8 @@ class SurveyPages:
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def run(request: web.Request) -> web.Response:
             who = self.reader(request)
-            if who is None:
-                return self.unauthorised(request)
+            if who is None:  # a page GET gets the sign-in page; a form post a JSON 401
+                raise BearerRequired("sign in first: an operator token or session is required")
             raw = await request.content.read(MAX_FORM + 1)
             if len(raw) > MAX_FORM:
                 raise BadRequest("the form is too large")
