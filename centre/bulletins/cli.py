@@ -38,6 +38,7 @@ from centre.bulletins.security import security_bulletin, security_html
 from centre.bulletins.source import (
     build_daily,
     build_monthly,
+    days_ending,
     patrol_history,
     record_explanation,
     write_daily_files,
@@ -85,7 +86,8 @@ def cmd_bulletin_daily(args: argparse.Namespace) -> int:
             bulletin = await build_daily(repo, store, day, now=now, tz=tz)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-        return await asyncio.to_thread(write_daily_files, bulletin, Path(args.out))
+        history = await patrol_history(repo, days_ending(bulletin.day), now=now, tz=tz)
+        return await asyncio.to_thread(write_daily_files, bulletin, Path(args.out), history)
 
     for path in asyncio.run(_with_stores(root, run)):
         print(path)
@@ -103,9 +105,11 @@ def cmd_bulletin_monthly(args: argparse.Namespace) -> int:
     async def run(repo: SqliteRepository, store: SqliteExplanationStore) -> list[Path]:
         bulletin = await build_monthly(repo, store, month, now=now, tz=tz)
         out = Path(args.out)
-        files = await asyncio.to_thread(write_monthly_files, bulletin, out)
+        history = await patrol_history(repo, month_days(bulletin), now=now, tz=tz)
+        files = await asyncio.to_thread(write_monthly_files, bulletin, out, history)
         if args.pdf:
-            pdf = await html_to_pdf(render.monthly_html(bulletin), out / f"monthly-{month}.pdf")
+            html = render.monthly_html(bulletin, history=history)
+            pdf = await html_to_pdf(html, out / f"monthly-{month}.pdf")
             png = await first_page_png(pdf, out / f"monthly-{month}-page1.png")
             files += [pdf, png]
         return files

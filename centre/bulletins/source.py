@@ -326,26 +326,32 @@ def write_files(out_dir: Path, texts: dict[str, str]) -> list[Path]:
     return files
 
 
-def write_daily_files(bulletin: DailyBulletin, out_dir: Path) -> list[Path]:
-    """``daily-D.html``, ``daily-D.csv`` (compounds) and ``daily-D-missed.csv``."""
+def write_daily_files(
+    bulletin: DailyBulletin, out_dir: Path, history: History | None = None
+) -> list[Path]:
+    """``daily-D.html`` (with charts when ``history`` is given), ``daily-D.csv`` (compounds)
+    and ``daily-D-missed.csv``."""
     stem = f"daily-{bulletin.day}"
     return write_files(
         out_dir,
         {
-            f"{stem}.html": render.daily_html(bulletin),
+            f"{stem}.html": render.daily_html(bulletin, history=history),
             f"{stem}.csv": render.daily_csv(bulletin),
             f"{stem}-missed.csv": render.missed_csv(bulletin),
         },
     )
 
 
-def write_monthly_files(bulletin: MonthlyBulletin, out_dir: Path) -> list[Path]:
-    """``monthly-M.html``, ``monthly-M.csv`` (compounds), ``-devices.csv``, ``-faults.csv``."""
+def write_monthly_files(
+    bulletin: MonthlyBulletin, out_dir: Path, history: History | None = None
+) -> list[Path]:
+    """``monthly-M.html`` (with the patrol charts when ``history`` is given), ``monthly-M.csv``
+    (compounds), ``-devices.csv``, ``-faults.csv``."""
     stem = f"monthly-{bulletin.month}"
     return write_files(
         out_dir,
         {
-            f"{stem}.html": render.monthly_html(bulletin),
+            f"{stem}.html": render.monthly_html(bulletin, history=history),
             f"{stem}.csv": render.monthly_csv(bulletin),
             f"{stem}-devices.csv": render.devices_csv(bulletin),
             f"{stem}-faults.csv": render.faults_csv(bulletin),
