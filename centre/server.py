@@ -25,6 +25,8 @@ from centre.bulletins.auth import OPERATORS_FILE, OperatorTokens
 from centre.bulletins.explanations import FILENAME as EXPLANATIONS_FILE
 from centre.bulletins.explanations import SqliteExplanationStore
 from centre.bulletins.links import ExplanationLinks
+from centre.bulletins.survey_store import FILENAME as SURVEY_FILE
+from centre.bulletins.survey_store import SqliteSurveyStore
 from centre.bulletins.web import BulletinHandlers
 from centre.commands.channel import CommandChannel
 from centre.commands.store import SqliteCommandStore
@@ -66,6 +68,7 @@ async def running_centre(
     store = await SqliteExplanationStore.open(paths.root / EXPLANATIONS_FILE)
     command_store = await SqliteCommandStore.open(paths.database)
     console_store = await SqliteConsoleStore.open(paths.root / CONSOLE_DB)
+    survey = await SqliteSurveyStore.open(paths.root / SURVEY_FILE)
     try:
         service = CentreService(
             repo, paths, max_concurrent_ingest=max_concurrent_ingest, retry_after_s=retry_after_s
@@ -77,6 +80,7 @@ async def running_centre(
             OperatorTokens.load(paths.root / OPERATORS_FILE),
             tz=os.environ.get("COMPOUND_CENTRE_TZ", "Asia/Shanghai"),
             links=ExplanationLinks.load_or_create(paths.root),
+            survey=survey,
         )
         app.add_routes(bulletins.routes())
         app.add_routes(
@@ -103,6 +107,7 @@ async def running_centre(
         finally:
             await runner.cleanup()
     finally:
+        await survey.close()
         await console_store.close()
         await command_store.close()
         await store.close()

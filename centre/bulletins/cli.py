@@ -32,16 +32,20 @@ from centre.bulletins.case_store import SqliteCaseStore
 from centre.bulletins.explanations import FILENAME, SqliteExplanationStore
 from centre.bulletins.links import ExplanationLinks
 from centre.bulletins.model import DEFAULT_TZ, parse_day, parse_month
+from centre.bulletins.pages import month_days
 from centre.bulletins.pdf import first_page_png, html_to_pdf
 from centre.bulletins.security import security_bulletin, security_html
 from centre.bulletins.source import (
     build_daily,
     build_monthly,
+    days_ending,
+    patrol_history,
     record_explanation,
     write_daily_files,
     write_files,
     write_monthly_files,
 )
+from centre.bulletins.survey_store import SqliteSurveyStore
 from centre.bulletins.web import last_month, yesterday
 from centre.errors import BadRequest, CentreError
 from centre.pki import CentrePaths
@@ -82,7 +86,8 @@ def cmd_bulletin_daily(args: argparse.Namespace) -> int:
             bulletin = await build_daily(repo, store, day, now=now, tz=tz)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-        return await asyncio.to_thread(write_daily_files, bulletin, Path(args.out))
+        history = await patrol_history(repo, days_ending(bulletin.day), now=now, tz=tz)
+        return await asyncio.to_thread(write_daily_files, bulletin, Path(args.out), history)
 
     for path in asyncio.run(_with_stores(root, run)):
         print(path)
@@ -100,9 +105,11 @@ def cmd_bulletin_monthly(args: argparse.Namespace) -> int:
     async def run(repo: SqliteRepository, store: SqliteExplanationStore) -> list[Path]:
         bulletin = await build_monthly(repo, store, month, now=now, tz=tz)
         out = Path(args.out)
-        files = await asyncio.to_thread(write_monthly_files, bulletin, out)
+        history = await patrol_history(repo, month_days(bulletin), now=now, tz=tz)
+        files = await asyncio.to_thread(write_monthly_files, bulletin, out, history)
         if args.pdf:
-            pdf = await html_to_pdf(render.monthly_html(bulletin), out / f"monthly-{month}.pdf")
+            html = render.monthly_html(bulletin, history=history)
+            pdf = await html_to_pdf(html, out / f"monthly-{month}.pdf")
             png = await first_page_png(pdf, out / f"monthly-{month}-page1.png")
             files += [pdf, png]
         return files
@@ -160,17 +167,20 @@ def cmd_bulletin_security(args: argparse.Namespace) -> int:
                 await rows(before),
                 await rows(last_year),
             )
-        # No survey store yet: satisfaction is unknown and left out of every score (named).
+        # Satisfaction from the month's survey calls; none made: unknown, left out (named).
+        async with await SqliteSurveyStore.open(root / FILENAME) as survey_store:
+            rates = await survey_store.rates(month)
         sb = security_bulletin(
             monthly,
             cases=current or [],
             cases_imported=current is not None,
-            survey={},
+            survey=rates,
             last_month_cases=previous,
             last_year_cases=year_ago,
         )
         out = Path(args.out)
-        html = security_html(sb, lang=args.lang)
+        history = await patrol_history(repo, month_days(monthly), now=now, tz=tz)
+        html = security_html(sb, lang=args.lang, monthly=monthly, history=history)
         files = await asyncio.to_thread(write_files, out, {f"security-{month}.html": html})
         if args.pdf:
             pdf = await html_to_pdf(html, out / f"security-{month}.pdf")

@@ -16,22 +16,17 @@ browser's ``Accept-Language`` chooses English.
 
 from __future__ import annotations
 
-import functools
-import gettext
 import logging
 import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs, urlencode
 from zoneinfo import ZoneInfo
 
-import jinja2
 from aiohttp import web
 
-import i18n
 from centre.bulletins.explanations import MAX_NAME, MAX_TEXT, ExplanationStore
 from centre.bulletins.links import (
     PATH,
@@ -43,12 +38,16 @@ from centre.bulletins.links import (
 )
 from centre.bulletins.model import DEFAULT_TZ, MissedRound, local_text
 from centre.bulletins.source import EventSource, build_daily
+from centre.bulletins.words import (
+    LANGUAGE_NAMES,
+    N_,
+    SUPPORTED,
+    environment,
+    language,
+    translations,
+)
 from centre.errors import CentreError
 
-SUPPORTED: Final = ("zh-CN", "en")
-DEFAULT_LANGUAGE: Final = "zh-CN"
-LANGUAGE_NAMES: Final = {"zh-CN": "中文", "en": "English"}
-CATALOGUES: Final = i18n.Catalogues(Path(__file__).parent / "locale", SUPPORTED)
 MAX_FORM_BODY: Final = 32 * 1024  # 2000 characters of Chinese, urlencoded, with room
 HEADERS: Final = {
     "Content-Security-Policy": (
@@ -61,10 +60,6 @@ HEADERS: Final = {
     "Cache-Control": "no-store",
 }
 log = logging.getLogger("centre.bulletins.explain")
-
-
-def N_(message: str) -> str:
-    return message
 
 
 # Heading and sentence per refusal code (translated when shown).
@@ -94,18 +89,6 @@ REFUSALS: Final = {
         N_("The form sent was too large. Please shorten the explanation."),
     ),
 }
-
-
-@functools.cache
-def environment(lang: str) -> jinja2.Environment:
-    return i18n.make_environment(
-        CATALOGUES.translations(lang),
-        loader=jinja2.PackageLoader("centre.bulletins", "templates"),
-    )
-
-
-def translations(lang: str) -> gettext.NullTranslations:
-    return CATALOGUES.translations(lang)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,10 +146,7 @@ class ExplanationPages:
     # -- helpers -------------------------------------------------------------------------
 
     def _lang(self, request: web.Request) -> str:
-        asked = i18n.match(request.query.get("lang", ""), SUPPORTED)
-        return asked or i18n.negotiate(
-            request.headers.get("Accept-Language"), SUPPORTED, DEFAULT_LANGUAGE
-        )
+        return language(request.query, request.headers.get("Accept-Language"))
 
     def _page(
         self, request: web.Request, lang: str, template: str, status: int, **context: Any

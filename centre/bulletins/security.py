@@ -47,9 +47,11 @@ from centre.bulletins.cases import (
     CaseRow,
     figures_by_compound,
 )
-from centre.bulletins.explain_web import N_, environment, translations
+from centre.bulletins.charts import History
 from centre.bulletins.model import MonthlyBulletin, MonthlyCompound, local_text
+from centre.bulletins.pages import Words, compliance_view, heatmap_view, uptime_view
 from centre.bulletins.survey import SurveyRate
+from centre.bulletins.words import N_, environment, translations
 
 # Words for the reasons a designation was (not) given, translated when shown.
 RULE_NAMES: Final = {
@@ -198,9 +200,17 @@ def change_text(ch: Change, unknown: str) -> str:
     return f"{ch.delta:+d}" if ch.delta else "0"
 
 
-def security_html(b: SecurityBulletin, *, lang: str = "zh-CN") -> str:
-    """The bulletin as one self-contained page (print-ready: A4 landscape)."""
+def security_html(
+    b: SecurityBulletin,
+    *,
+    lang: str = "zh-CN",
+    monthly: MonthlyBulletin | None = None,
+    history: History | None = None,
+) -> str:
+    """The bulletin as one self-contained page (print-ready: A4 landscape); with ``monthly``
+    it carries the device uptime chart, with ``history`` the patrol charts (inline SVG)."""
     t = translations(lang)
+    w = Words(lang, b.timezone)
     unknown = t.gettext(N_("unknown"))
     zh = lang.lower().startswith("zh")
     categories = [(c.id, c.label_zh if zh else c.label_en) for c in b.categories]
@@ -253,6 +263,9 @@ def security_html(b: SecurityBulletin, *, lang: str = "zh-CN") -> str:
             townships=b.townships,
             compounds=compounds,
             weights=b.rules.weights,
+            uptime=None if monthly is None else uptime_view(w, monthly),
+            compliance=compliance_view(w, history),
+            heat=heatmap_view(w, history),
         )
     )
 

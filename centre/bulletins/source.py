@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from centre.bulletins import render
+from centre.bulletins.charts import History
 from centre.bulletins.explanations import ExplanationStore
 from centre.bulletins.model import (
     DEFAULT_TZ,
@@ -217,6 +218,41 @@ async def build_monthly(
     return await asyncio.to_thread(compute)
 
 
+HISTORY_DAYS: Final = 30
+
+
+async def patrol_history(
+    repo: EventSource, days: Sequence[str], *, now: float, tz: str = DEFAULT_TZ
+) -> History:
+    """The units and latest verdicts of ``days`` (consecutive, oldest first), for the charts.
+
+    One fetch of ``patrol.round`` events from the day before the first day to the end of the
+    last day's revision window (or a day after ``now``), as :func:`build_daily` reads one day.
+    """
+    first, _ = day_bounds(days[0], tz)
+    _, last_end = day_bounds(days[-1], tz)
+    rounds = await fetch_events(
+        repo,
+        "patrol.round",
+        since=first - DAY_S,
+        until=min(last_end + REVISION_WINDOW_S, now + DAY_S),
+    )
+    units = units_from_registry(await repo.gateways())
+    wanted = set(days)
+
+    def compute() -> History:
+        verdicts = [v for v in latest_verdicts(rounds).values() if v.day in wanted]
+        return History(units=units, verdicts=verdicts, days=tuple(days))
+
+    return await asyncio.to_thread(compute)
+
+
+def days_ending(day: str, n: int = HISTORY_DAYS) -> list[str]:
+    """The ``n`` days ending with ``day``, oldest first."""
+    last = date.fromisoformat(parse_day(day))
+    return [(last - timedelta(days=n - 1 - i)).isoformat() for i in range(n)]
+
+
 def round_day(round_id: str) -> date:
     """The calendar date in a round id (``<schedule>@YYYY-MM-DDTHH:MM``); :class:`BadRequest`
     (only) for anything else."""
@@ -290,26 +326,32 @@ def write_files(out_dir: Path, texts: dict[str, str]) -> list[Path]:
     return files
 
 
-def write_daily_files(bulletin: DailyBulletin, out_dir: Path) -> list[Path]:
-    """``daily-D.html``, ``daily-D.csv`` (compounds) and ``daily-D-missed.csv``."""
+def write_daily_files(
+    bulletin: DailyBulletin, out_dir: Path, history: History | None = None
+) -> list[Path]:
+    """``daily-D.html`` (with charts when ``history`` is given), ``daily-D.csv`` (compounds)
+    and ``daily-D-missed.csv``."""
     stem = f"daily-{bulletin.day}"
     return write_files(
         out_dir,
         {
-            f"{stem}.html": render.daily_html(bulletin),
+            f"{stem}.html": render.daily_html(bulletin, history=history),
             f"{stem}.csv": render.daily_csv(bulletin),
             f"{stem}-missed.csv": render.missed_csv(bulletin),
         },
     )
 
 
-def write_monthly_files(bulletin: MonthlyBulletin, out_dir: Path) -> list[Path]:
-    """``monthly-M.html``, ``monthly-M.csv`` (compounds), ``-devices.csv``, ``-faults.csv``."""
+def write_monthly_files(
+    bulletin: MonthlyBulletin, out_dir: Path, history: History | None = None
+) -> list[Path]:
+    """``monthly-M.html`` (with the patrol charts when ``history`` is given), ``monthly-M.csv``
+    (compounds), ``-devices.csv``, ``-faults.csv``."""
     stem = f"monthly-{bulletin.month}"
     return write_files(
         out_dir,
         {
-            f"{stem}.html": render.monthly_html(bulletin),
+            f"{stem}.html": render.monthly_html(bulletin, history=history),
             f"{stem}.csv": render.monthly_csv(bulletin),
             f"{stem}-devices.csv": render.devices_csv(bulletin),
             f"{stem}-faults.csv": render.faults_csv(bulletin),
@@ -323,7 +365,9 @@ __all__ = [
     "RoundNotFound",
     "build_daily",
     "build_monthly",
+    "days_ending",
     "fetch_events",
+    "patrol_history",
     "record_explanation",
     "round_day",
     "write_daily_files",

@@ -8,11 +8,18 @@ Routes (operators only, see :mod:`centre.bulletins.auth`):
 - ``GET  /bulletins``                      index with links
 - ``GET  /bulletins/daily?date=D[&format=csv[&table=missed]]``   default: yesterday
 - ``GET  /bulletins/monthly?month=M[&format=csv[&table=devices|faults]]``  default: last month
+
+Every page takes ``lang=zh-CN|en`` (else the browser's ``Accept-Language``, else Chinese); pages
+come from :mod:`centre.bulletins.pages` (Jinja2 templates). These routes are stable: the console
+may link to them.
 - ``POST /bulletins/explanations``         JSON {compound, round, text, given_by?}; bearer only
 - ``GET/POST /bulletins/login``, ``POST /bulletins/logout``   session cookie for phone browsers
 - ``GET/POST /bulletins/explain?compound=&day=&expires=&sig=``  no account: the signed link is
   the permission (see :mod:`centre.bulletins.links`, :mod:`centre.bulletins.explain_web`);
   served when the handlers are given ``links``
+- ``GET /bulletins/survey?month=M``, ``POST /bulletins/survey/{draw,reveal,outcome,residents}``
+  the resident phone survey (see :mod:`centre.bulletins.survey_web`); served when the handlers
+  are given ``survey``
 
 The page builders :func:`daily_response` and :func:`monthly_response` take the repository and
 parameters and return a ``web.Response``; they do no authentication (the class does).
@@ -29,13 +36,23 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from centre.bulletins import render
+from centre.bulletins import pages, render
 from centre.bulletins.auth import SESSION_TTL_S, OperatorTokens
 from centre.bulletins.explain_web import ExplanationPages
 from centre.bulletins.explanations import MAX_NAME, MAX_TEXT, ExplanationStore, clean_text
 from centre.bulletins.links import ExplanationLinks
 from centre.bulletins.model import DEFAULT_TZ, local_text, parse_day, parse_month
-from centre.bulletins.source import EventSource, build_daily, build_monthly, record_explanation
+from centre.bulletins.source import (
+    EventSource,
+    build_daily,
+    build_monthly,
+    days_ending,
+    patrol_history,
+    record_explanation,
+)
+from centre.bulletins.survey_store import SqliteSurveyStore
+from centre.bulletins.survey_web import SurveyPages
+from centre.bulletins.words import DEFAULT_LANGUAGE, language
 from centre.errors import BadRequest, CentreError, json_object
 from centre.faults import error_boundary
 from wire import encode
@@ -88,8 +105,10 @@ async def daily_response(
     table: str = "compounds",
     now: float,
     tz: str = DEFAULT_TZ,
+    lang: str = DEFAULT_LANGUAGE,
 ) -> web.Response:
-    """The daily bulletin as a page or a CSV download (no authentication here)."""
+    """The daily bulletin as a page or a CSV download (no authentication here); the page
+    carries the charts of the 30 days ending with ``day``."""
     try:
         day = parse_day(day)
     except ValueError as exc:
@@ -99,7 +118,9 @@ async def daily_response(
         raise BadRequest(f"table must be one of {', '.join(DAILY_TABLES)}")
     bulletin = await build_daily(repo, store, day, now=now, tz=tz)
     if fmt == "html":
-        return _respond(render.daily_html(bulletin), render.CONTENT_TYPE_HTML)
+        history = await patrol_history(repo, days_ending(day), now=now, tz=tz)
+        page = pages.daily_html(bulletin, lang=lang, history=history)
+        return _respond(page, render.CONTENT_TYPE_HTML)
     text = render.daily_csv(bulletin) if table == "compounds" else render.missed_csv(bulletin)
     name = f"daily-{day}" + ("" if table == "compounds" else f"-{table}")
     return _respond(
@@ -118,8 +139,10 @@ async def monthly_response(
     table: str = "compounds",
     now: float,
     tz: str = DEFAULT_TZ,
+    lang: str = DEFAULT_LANGUAGE,
 ) -> web.Response:
-    """The monthly bulletin as a page or a CSV download (no authentication here)."""
+    """The monthly bulletin as a page or a CSV download (no authentication here); the page
+    carries the charts of the month's days."""
     try:
         parse_month(month)
     except ValueError as exc:
@@ -129,7 +152,9 @@ async def monthly_response(
         raise BadRequest(f"table must be one of {', '.join(MONTHLY_TABLES)}")
     bulletin = await build_monthly(repo, store, month, now=now, tz=tz)
     if fmt == "html":
-        return _respond(render.monthly_html(bulletin), render.CONTENT_TYPE_HTML)
+        history = await patrol_history(repo, pages.month_days(bulletin), now=now, tz=tz)
+        page = pages.monthly_html(bulletin, lang=lang, history=history)
+        return _respond(page, render.CONTENT_TYPE_HTML)
     text = {
         "compounds": render.monthly_csv,
         "devices": render.devices_csv,
@@ -143,6 +168,10 @@ async def monthly_response(
     )
 
 
+def _lang(request: web.Request) -> str:
+    return language(request.query, request.headers.get("Accept-Language"))
+
+
 def yesterday(now: float, tz: str = DEFAULT_TZ) -> str:
     return (datetime.fromtimestamp(now, ZoneInfo(tz)).date() - timedelta(days=1)).isoformat()
 
@@ -151,20 +180,6 @@ def last_month(now: float, tz: str = DEFAULT_TZ) -> str:
     first = datetime.fromtimestamp(now, ZoneInfo(tz)).date().replace(day=1)
     prev: date = first - timedelta(days=1)
     return f"{prev.year:04d}-{prev.month:02d}"
-
-
-_LOGIN_PAGE: Final = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Bulletins: sign in</title>
-<style>body{font:16px system-ui,sans-serif;margin:0;padding:16px;max-width:28em}
-input,button{font:inherit;width:100%;padding:10px;margin:6px 0;box-sizing:border-box}
-.bad{color:#b3261e}</style></head>
-<body><h1>District bulletins</h1>MESSAGE
-<form method="post" action="/bulletins/login"><label for="token">Operator token</label>
-<input id="token" name="token" type="password" autocomplete="off" required>
-<button type="submit">Sign in</button></form></body></html>
-"""
 
 
 class BulletinHandlers:
@@ -180,6 +195,7 @@ class BulletinHandlers:
         wall: Callable[[], float] = time.time,
         secure_cookie: bool = True,
         links: ExplanationLinks | None = None,
+        survey: SqliteSurveyStore | None = None,
     ) -> None:
         ZoneInfo(tz)  # an unknown zone fails here, at start-up
         self.repo = repo
@@ -191,9 +207,31 @@ class BulletinHandlers:
         self.pages = (
             None if links is None else ExplanationPages(repo, store, links, tz=tz, wall=wall)
         )
+        self.survey = (
+            None
+            if survey is None
+            else SurveyPages(
+                survey,
+                repo,
+                reader=self._reader,
+                bearer=self._bearer,
+                csrf_key=tokens.session_key,
+                cookie=COOKIE,
+                unauthorised=self._unauthorised,
+                tz=tz,
+                wall=wall,
+            )
+        )
 
     def routes(self) -> list[web.RouteDef]:
-        return (self.pages.routes() if self.pages else []) + [
+        return (
+            (self.pages.routes() if self.pages else [])
+            + (self.survey.routes() if self.survey else [])
+            + self._own_routes()
+        )
+
+    def _own_routes(self) -> list[web.RouteDef]:
+        return [
             web.get(PREFIX, self.index),
             web.get(f"{PREFIX}/daily", self.daily),
             web.get(f"{PREFIX}/monthly", self.monthly),
@@ -224,7 +262,7 @@ class BulletinHandlers:
     def _unauthorised(self, request: web.Request) -> web.Response:
         if request.query.get("format", "html").lower() == "csv":
             raise OperatorRequired("an operator token is required (Authorization: Bearer ...)")
-        page = _LOGIN_PAGE.replace("MESSAGE", "<p>Please sign in to read the bulletins.</p>")
+        page = pages.login_html(lang=_lang(request), message="sign_in")
         return _respond(
             page, render.CONTENT_TYPE_HTML, status=401, extra={"WWW-Authenticate": "Bearer"}
         )
@@ -237,17 +275,15 @@ class BulletinHandlers:
             return self._unauthorised(request)
         now = self.wall()
         day, month = yesterday(now, self.tz), last_month(now, self.tz)
-        body = (
-            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            "<title>District bulletins</title></head><body>"
-            f"<h1>District bulletins</h1><p>Signed in as {render.e(who)}.</p><ul>"
-            f'<li><a href="{PREFIX}/daily?date={day}">Daily patrol bulletin {day}</a> '
-            f'(<a href="{PREFIX}/daily?date={day}&amp;format=csv">CSV</a>)</li>'
-            f'<li><a href="{PREFIX}/monthly?month={month}">Monthly bulletin {month}</a> '
-            f'(<a href="{PREFIX}/monthly?month={month}&amp;format=csv">CSV</a>)</li></ul>'
-            f'<form method="post" action="{PREFIX}/logout"><button>Sign out</button></form>'
-            "</body></html>"
+        body = pages.index_html(
+            lang=_lang(request),
+            who=who,
+            day=day,
+            month=month,
+            tz=self.tz,
+            survey_month=datetime.fromtimestamp(now, ZoneInfo(self.tz)).strftime("%Y-%m")
+            if self.survey
+            else None,
         )
         return _respond(body, render.CONTENT_TYPE_HTML)
 
@@ -264,6 +300,7 @@ class BulletinHandlers:
             table=q.get("table", "compounds"),
             now=now,
             tz=self.tz,
+            lang=_lang(request),
         )
 
     async def monthly(self, request: web.Request) -> web.Response:
@@ -279,6 +316,7 @@ class BulletinHandlers:
             table=q.get("table", "compounds"),
             now=now,
             tz=self.tz,
+            lang=_lang(request),
         )
 
     async def add_explanation(self, request: web.Request) -> web.Response:
@@ -319,7 +357,7 @@ class BulletinHandlers:
     # -- sessions ------------------------------------------------------------------------
 
     async def login_form(self, request: web.Request) -> web.Response:
-        page = _LOGIN_PAGE.replace("MESSAGE", "")
+        page = pages.login_html(lang=_lang(request))
         return _respond(page, render.CONTENT_TYPE_HTML)
 
     async def login(self, request: web.Request) -> web.Response:
@@ -335,7 +373,7 @@ class BulletinHandlers:
         self.tokens.refresh()
         name = self.tokens.operator_for(token)
         if name is None:
-            page = _LOGIN_PAGE.replace("MESSAGE", '<p class="bad">That token is not valid.</p>')
+            page = pages.login_html(lang=_lang(request), message="bad_token")
             return _respond(page, render.CONTENT_TYPE_HTML, status=401)
         resp = web.HTTPSeeOther(PREFIX)
         resp.set_cookie(

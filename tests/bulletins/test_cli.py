@@ -61,6 +61,14 @@ def test_daily_files_explain_then_again(tmp_path: Path, capsys: pytest.CaptureFi
         ("Lotus Court", "3", "0", "verdicts awaited"),
         ("Rose Garden", "4", "1", "must explain"),
     ]
+    page = (out / "daily-2026-11-02.html").read_text()
+    assert "巡逻日通报 2026-11-02" in page and 'id="compliance-chart"' in page
+    # North that day: Rose Garden walked 2 of its 4 judged rounds in full (completed, late;
+    # not the incomplete or the missed one), Lotus Court 1 of 1: 3 / 5 = 60 % of 80 px.
+    assert (
+        'data-day="2026-11-02" data-value="60.0%" x="324.0" y="38.0" width="8" height="48.0"'
+        in page
+    )
     assert run(tmp_path, "explain", "--compound", "Rose Garden", "--round",
                "night@2026-11-03T04:00", "--text", "guard ill", "--given-by", "chief Wang",
                "--by", "duty-1") == 0  # fmt: skip
@@ -77,7 +85,10 @@ def test_daily_files_explain_then_again(tmp_path: Path, capsys: pytest.CaptureFi
 def test_monthly_and_operator(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     seed(tmp_path)
     assert run(tmp_path, "bulletin", "monthly", "--month", "2026-11", "--out", str(tmp_path)) == 0
-    assert (tmp_path / "monthly-2026-11.html").exists()
+    page = (tmp_path / "monthly-2026-11.html").read_text()
+    assert (
+        "月通报 2026-11" in page and 'id="uptime-chart"' in page and 'id="missed-heatmap"' in page
+    )
     assert run(tmp_path, "operator", "add", "duty-1") == 0
     token = capsys.readouterr().out.strip().splitlines()[-1]
     path = tmp_path / OPERATORS_FILE
@@ -182,3 +193,7 @@ def test_security_bulletin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     lotus = html[html.index('<tr data-compound="Lotus Court">') :].split("</tr>")[0]
     rose = html[html.index('<tr data-compound="Rose Garden">') :].split("</tr>")[0]
     assert "零发案小区" in lotus and "零发案小区" not in rose
+    # The charts are in the page (and so in its PDF): uptime, compliance by day, heatmap.
+    for chart in ("uptime-chart", "compliance-chart", "missed-heatmap"):
+        assert f'id="{chart}"' in html, chart
+    assert "docs/" not in html

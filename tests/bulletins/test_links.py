@@ -193,7 +193,7 @@ async def test_the_link_works_once_and_the_text_reaches_the_next_bulletin_escape
     assert "Rose Garden" not in after.must_explain
     page = render.daily_html(after)
     assert "&lt;img src=x onerror=alert(1)&gt; 保安生病 &amp; &#x27;" not in page  # sanity
-    assert "&lt;img src=x onerror=alert(1)&gt; 保安生病 &amp; &quot;无人替班&quot;" in page
+    assert "&lt;img src=x onerror=alert(1)&gt; 保安生病 &amp; &#34;无人替班&#34;" in page
     assert "<img" not in page
 
 

@@ -90,7 +90,7 @@ async def test_monthly_bulletin_pdf_with_chinese_and_its_first_page_png(
         "竹林小区",
         "城关镇",
         "南山镇",
-        "Monthly bulletin 2026-10",
+        "月通报 2026-10",
     ):
         assert words in text, (words, text[:500])
     fonts = poppler("pdffonts", str(pdf))

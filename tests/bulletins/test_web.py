@@ -112,8 +112,14 @@ async def test_bad_parameters(centre: Centre) -> None:
 async def test_monthly_defaults_to_last_month(centre: Centre) -> None:
     status, _, body = await get(f"{centre.url}/bulletins/monthly", headers=centre.bearer())
     assert status == 200
-    assert "Monthly bulletin 2026-10" in body  # now is in November
-    assert "connection refused" in body  # the camera's open fault
+    assert "月通报 2026-10" in body  # now is in November; Chinese by default
+    assert "connection refused" in body  # the camera's open fault (the gateway's own words)
+    status, _, body = await get(f"{centre.url}/bulletins/monthly?lang=en", headers=centre.bearer())
+    assert status == 200 and "Monthly bulletin 2026-10" in body and "月通报" not in body
+    status, _, body = await get(
+        f"{centre.url}/bulletins/monthly", headers=centre.bearer() | {"Accept-Language": "en"}
+    )
+    assert status == 200 and "Monthly bulletin 2026-10" in body
     for table, first in (("devices", "month"), ("faults", "month"), ("compounds", "month")):
         status, _, text = await get(
             f"{centre.url}/bulletins/monthly?month=2026-10&format=csv&table={table}",
@@ -147,7 +153,7 @@ async def test_session_cookie_for_phone_browsers(centre: Centre) -> None:
             value = r.cookies[COOKIE].value
     cookie = {"Cookie": f"{COOKIE}={value}"}
     status, _, body = await get(f"{centre.url}/bulletins", headers=cookie)
-    assert status == 200 and "Signed in as duty-1" in body
+    assert status == 200 and "当前登录：duty-1" in body
     status, _, _ = await get(f"{centre.url}/bulletins/daily?date=2026-11-02", headers=cookie)
     assert status == 200
     tampered = value.replace(value[3], "A" if value[3] != "A" else "B", 1)
@@ -217,7 +223,7 @@ async def test_record_an_explanation_then_read_it(centre: Centre) -> None:
         f"{centre.url}/bulletins/daily?date=2026-11-02", headers=centre.bearer()
     )
     assert "Guard g2 ill &lt;b&gt;at&lt;/b&gt; 03:30 &amp; no relief" in page
-    assert "duty-1 (given by chief Wang)" in page
+    assert "duty-1 (由 chief Wang 提供)" in page
     status, _, text_csv = await get(
         f"{centre.url}/bulletins/daily?date=2026-11-02&format=csv", headers=centre.bearer()
     )
