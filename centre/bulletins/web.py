@@ -59,6 +59,9 @@ from wire import encode
 
 PREFIX: Final = "/bulletins"
 COOKIE: Final = "cb_session"
+# Set by the console (centre/web/pages.py) on a request whose console session may read the
+# district's bulletins: the console's named accounts open these pages without a token.
+CONSOLE_READER: Final = web.RequestKey("bulletins.console_reader", str)
 MAX_EXPLANATION_BODY: Final = 16 * 1024
 MAX_LOGIN_BODY: Final = 4 * 1024
 SECURITY_HEADERS: Final = {
@@ -252,7 +255,10 @@ class BulletinHandlers:
         return self.tokens.operator_for(token.strip())
 
     def _reader(self, request: web.Request) -> str | None:
-        """The operator behind a read: bearer header or session cookie."""
+        """The operator behind a read: bearer header, session cookie, or the console's account."""
+        console = request.get(CONSOLE_READER)
+        if console:
+            return console
         name = self._bearer(request)
         if name is None and COOKIE in request.cookies:
             self.tokens.refresh()

@@ -37,6 +37,8 @@ from aiohttp import web
 
 import i18n
 from centre.app import CentreService
+from centre.bulletins.web import CONSOLE_READER
+from centre.bulletins.web import PREFIX as BULLETINS
 from centre.commands.channel import CommandChannel
 from centre.commands.issue import MAX_TTL_S, issue, load_command_key
 from centre.commands.store import CommandRepository
@@ -57,6 +59,10 @@ LANGUAGE_NAMES: Final = {"zh-CN": "中文", "en": "English"}
 CATALOGUES: Final = i18n.Catalogues(Path(__file__).parent / "locale", SUPPORTED)
 STATIC: Final = Path(__file__).parent / "static"
 SESSION_COOKIE: Final = "console_session"
+# The session also opens the bulletin pages (/bulletins, see :meth:`ConsolePages._bulletin_reader`),
+# so the cookie goes to the whole site; it stays HttpOnly, Secure and SameSite=Strict, and the
+# gateways' API ignores it (mutual TLS only).
+SESSION_PATH: Final = "/"
 LOGIN_COOKIE: Final = "console_login"
 LANG_COOKIE: Final = "console_lang"
 MAX_FORM_BODY: Final = 16 * 1024
@@ -206,6 +212,7 @@ class ConsolePages:
 
     def install(self, app: web.Application) -> None:
         app.add_routes(self.routes())
+        app.middlewares.append(self._bulletin_reader)
         app.on_startup.append(self._start)
         app.on_shutdown.append(self._stop)
 
@@ -261,6 +268,7 @@ class ConsolePages:
             user=user,
             csrf=self.console_csrf(sid) if sid else "",
             can_broadcast=user is not None and _may(user, Action.SEND_BROADCAST),
+            can_read_bulletins=user is not None and can(user, Action.EXPORT_BULLETIN),
             now=now,
             tz=self.tz,
             when=lambda t: i18n.format_datetime(t, self.tz, lang, now=now, seconds=True),
@@ -275,6 +283,29 @@ class ConsolePages:
                 LANG_COOKIE, lang, path=ROOT, secure=True, httponly=True, samesite="Strict"
             )
         return resp
+
+    @web.middleware
+    async def _bulletin_reader(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Console accounts open the bulletin pages: a signed-in user who may read the whole
+        district's bulletins (officer, clerk) is named to them in ``request[CONSOLE_READER]``.
+        A CSV download is an export and is audited. Others still see the bulletins' sign-in."""
+        path = request.path
+        if (path == BULLETINS or path.startswith(BULLETINS + "/")) and request.cookies.get(
+            SESSION_COOKIE
+        ):
+            try:
+                user, _sid = await self._session(request)
+            except ConsoleError:
+                user = None
+            if user is not None and can(user, Action.EXPORT_BULLETIN):  # the whole district
+                request[CONSOLE_READER] = user.name
+                if request.method == "GET" and request.query.get("format", "").lower() == "csv":
+                    day = request.query.get("date") or request.query.get("month") or "latest"
+                    await self.console.record(
+                        user.name, "bulletin.export", f"bulletin:{path}:{day[:20]}", "ok",
+                        _client(request),
+                    )  # fmt: skip
+        return await handler(request)
 
     def console_csrf(self, sid: str) -> str:
         from centre.web.console import csrf_token
@@ -378,7 +409,7 @@ class ConsolePages:
         resp.set_cookie(
             SESSION_COOKIE,
             login.session_id,
-            path=ROOT,
+            path=SESSION_PATH,
             secure=True,
             httponly=True,
             samesite="Strict",
@@ -397,7 +428,7 @@ class ConsolePages:
             )  # fmt: skip
         await self.console.logout(sid, client=_client(request))
         resp = web.HTTPSeeOther(f"{ROOT}/login")
-        resp.del_cookie(SESSION_COOKIE, path=ROOT)
+        resp.del_cookie(SESSION_COOKIE, path=SESSION_PATH)
         raise resp
 
     # -- board ---------------------------------------------------------------------------------

@@ -544,3 +544,38 @@ async def test_board_filters_by_township_and_state(district: District) -> None:
             assert data.startswith(b"data: ")
     finally:
         await b.close()
+
+
+async def test_console_accounts_open_the_bulletins_and_exports_are_audited(
+    district: District,
+) -> None:
+    clerk = await district.user("wang.fang", Role.CLERK)
+    viewer = await district.user("li.na", Role.TOWNSHIP_VIEWER, township="South")
+    b = Browser(district)
+    try:
+        status, _ = await b.get("/bulletins/daily")
+        assert status == 401  # no console session: the bulletins' own sign-in
+        assert await b.login("wang.fang", clerk) == 303
+        status, board_page = await b.get("/console/board")
+        assert status == 200 and 'href="/bulletins/daily' in board_page
+        status, page = await b.get("/bulletins/daily")
+        assert status == 200 and "巡" in page
+        before, t0 = len(await audit(district)), time.time()
+        async with b.session.get("/bulletins/daily?format=csv", allow_redirects=False) as r:
+            assert r.status == 200 and r.content_type == "text/csv"
+        record = await one_record(district, before, t0)
+        assert (record.user, record.action) == ("wang.fang", "bulletin.export")
+        assert record.outcome == "ok"
+        assert record.target.startswith("bulletin:/bulletins/daily")
+    finally:
+        await b.close()
+    b = Browser(district)
+    try:
+        # A township viewer's area is one township: the district's bulletin is not theirs.
+        assert await b.login("li.na", viewer) == 303
+        status, board_page = await b.get("/console/board")
+        assert status == 200 and "/bulletins/daily" not in board_page
+        status, _ = await b.get("/bulletins/daily")
+        assert status == 401
+    finally:
+        await b.close()
