@@ -49,7 +49,7 @@ from centre.web.console import Console
 from centre.web.errors import ConsoleError
 from centre.web.live import Live
 from centre.web.permissions import ROLE_ACTIONS, Action, Role, Target, User, can, in_scope
-from centre.web.store import AckRecord
+from centre.web.store import AckRecord, Assignment
 from wire.commands import ANNOUNCEMENT_RE, STATUSES, BroadcastStart, BroadcastStop
 
 ROOT: Final = "/console"
@@ -107,6 +107,7 @@ REFUSALS: Final = {
     "no_comment": N_("Write a comment with the acknowledgement."),
     "no_such_alert": N_("This alert no longer exists."),
     "already_acknowledged": N_("Someone has already acknowledged this alert."),
+    "bad_township": N_("Choose one of the district's townships."),
     "command_key": N_("The centre cannot sign commands (no command key)."),
     "no_such_command": N_("This broadcast is not running any more."),
 }
@@ -202,6 +203,7 @@ class ConsolePages:
             web.get(f"{ROOT}/alerts", self.alerts_page),
             web.get(f"{ROOT}/alerts/part", self.alerts_part),
             web.post(f"{ROOT}/alerts/ack", self.acknowledge),
+            web.post(f"{ROOT}/alerts/assign", self.assign),
             web.get(f"{ROOT}/broadcast", self.broadcast_page),
             web.get(f"{ROOT}/broadcast/part", self.broadcast_part),
             web.post(f"{ROOT}/broadcast", self.broadcast),
@@ -536,7 +538,7 @@ class ConsolePages:
         return self._render(
             request, "alerts.html", status=status, user=user, sid=sid, page="alerts",
             alerts=data.alerts, error=error, part_url=f"{ROOT}/alerts/part",
-            may_ack=_may(user, Action.ACKNOWLEDGE_ALERT), max_comment=MAX_COMMENT,
+            **await self._alert_context(user, data),
         )  # fmt: skip
 
     async def alerts_part(self, request: web.Request) -> web.Response:
@@ -545,8 +547,48 @@ class ConsolePages:
         data = await self._data(user)
         return self._render(
             request, "alerts_part.html", user=user, sid=sid, alerts=data.alerts,
-            may_ack=_may(user, Action.ACKNOWLEDGE_ALERT), max_comment=MAX_COMMENT,
+            **await self._alert_context(user, data),
         )  # fmt: skip
+
+    async def _alert_context(self, user: User, data: board.ConsoleData) -> dict[str, Any]:
+        may_ack = _may(user, Action.ACKNOWLEDGE_ALERT)
+        return {
+            "may_ack": may_ack,
+            "max_comment": MAX_COMMENT,
+            # Handing an alert to a township is a district role's call (officer, clerk).
+            "may_assign": may_ack and in_scope(user, Target()),
+            "townships": data.townships,
+            "assignments": await self.console.store.assignments(),
+        }
+
+    async def assign(self, request: web.Request) -> web.Response:
+        """Hand an alert to a township's people (officer, clerk); audited, the latest stands."""
+        user, sid = await self._page_user(request)
+        client = _client(request)
+        target = "alert:?"
+        try:
+            fields = await self._form(request)
+            self.console.check_csrf(sid, _one(fields, "csrf", 80))
+            alert_id = _one(fields, "alert_id", 200)
+            target = f"alert:{alert_id}"
+            township = _one(fields, "township", 100).strip()
+            if not (_may(user, Action.ACKNOWLEDGE_ALERT) and in_scope(user, Target())):
+                raise ConsoleError("forbidden", "this role may not assign alerts")
+            data = await self._data(user)
+            if not any(a.alert_id == alert_id for a in data.alerts):
+                raise FormError("no_such_alert", "no such alert in this account's area")
+            if township not in data.townships:
+                raise FormError("bad_township", "not one of the district's townships")
+            await self.console.store.assign(Assignment(alert_id, township, user.name, self.wall()))
+        except ConsoleError as exc:
+            if exc.code != "csrf_mismatch":
+                await self.console.record(user.name, "alert.assign", target, f"refused:{exc.code}",
+                                          client)  # fmt: skip
+            return await self.alerts_page(request, error=self._refusal(request, exc),
+                                          status=exc.status)  # fmt: skip
+        await self.console.record(user.name, "alert.assign", f"{target}>{township}", "ok", client)
+        self.live.bump()
+        raise web.HTTPSeeOther(f"{ROOT}/alerts")
 
     async def acknowledge(self, request: web.Request) -> web.Response:
         user, sid = await self._page_user(request)

@@ -58,6 +58,14 @@ CREATE TABLE IF NOT EXISTS console_acks (
     at REAL NOT NULL,
     comment TEXT NOT NULL
 );
+-- Alerts handed to a township's people: every assignment is kept, the latest one stands.
+CREATE TABLE IF NOT EXISTS console_assignments (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id TEXT NOT NULL,
+    township TEXT NOT NULL,
+    user TEXT NOT NULL,
+    at REAL NOT NULL
+);
 """
 
 
@@ -68,6 +76,16 @@ class Account:
     user: User
     password_hash: str
     created: float
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """An alert handed to a township: by whom and when (the latest one stands)."""
+
+    alert_id: str
+    township: str
+    user: str
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +139,12 @@ class ConsoleStore(Protocol):
         """Store ``ack``; False if the alert was already acknowledged (the first one stands)."""
 
     async def acks(self) -> dict[str, AckRecord]: ...
+
+    async def assign(self, assignment: Assignment) -> None:
+        """Keep ``assignment``; it replaces an earlier one for the same alert on screen."""
+
+    async def assignments(self) -> dict[str, Assignment]:
+        """The latest assignment of each alert."""
 
 
 def _account(row: sqlite3.Row) -> Account:
@@ -301,6 +325,26 @@ class SqliteConsoleStore(SqliteWorker):
                 (ack.alert_id, ack.user, ack.at, ack.comment),
             )
             return cur.rowcount == 1
+
+        return await self._run(run)
+
+    async def assign(self, assignment: Assignment) -> None:
+        def run() -> None:
+            self.db.execute(
+                "INSERT INTO console_assignments (alert_id, township, user, at)"
+                " VALUES (?, ?, ?, ?)",
+                (assignment.alert_id, assignment.township, assignment.user, assignment.at),
+            )
+
+        await self._run(run)
+
+    async def assignments(self) -> dict[str, Assignment]:
+        def run() -> dict[str, Assignment]:
+            rows = self.db.execute("SELECT * FROM console_assignments ORDER BY seq").fetchall()
+            return {
+                r["alert_id"]: Assignment(r["alert_id"], r["township"], r["user"], r["at"])
+                for r in rows  # later rows overwrite earlier ones: the latest stands
+            }
 
         return await self._run(run)
 

@@ -366,6 +366,7 @@ PATHS = [
     "/console/alerts",
     "/console/alerts/part",
     "/console/alerts/ack",
+    "/console/alerts/assign",
     "/console/broadcast",
     "/console/broadcast/part",
     "/console/broadcast/stop",
@@ -577,5 +578,59 @@ async def test_console_accounts_open_the_bulletins_and_exports_are_audited(
         assert status == 200 and "/bulletins/daily" not in board_page
         status, _ = await b.get("/bulletins/daily")
         assert status == 401
+    finally:
+        await b.close()
+
+
+async def test_an_alert_is_assigned_to_a_township_audited_and_shown(district: District) -> None:
+    clerk = await district.user("wang.fang", Role.CLERK)
+    viewer = await district.user("li.na", Role.TOWNSHIP_VIEWER, township="North")
+    await district.gateways["gw-rose-01"].journal.append("patrol.round", missed("r-9"))
+
+    async def alert_stored() -> bool:
+        return bool(await district.running.repo.events(kind="patrol.round"))
+
+    await wait_until(alert_stored, "the missed round at the centre")
+    alert = "round:gw-rose-01:r-9"
+    b = Browser(district)
+    try:
+        assert await b.login("wang.fang", clerk) == 303
+        csrf = await b.csrf()
+        status, page = await b.get("/console/alerts")
+        assert status == 200 and 'action="/console/alerts/assign"' in page
+        n, t0 = len(await audit(district)), time.time()
+        status, where, _ = await b.post(
+            "/console/alerts/assign", {"csrf": csrf, "alert_id": alert, "township": "North"}
+        )
+        assert (status, where) == (303, "/console/alerts")
+        rec = await one_record(district, n, t0)
+        assert (rec.user, rec.action, rec.target, rec.outcome) == (
+            "wang.fang", "alert.assign", f"alert:{alert}>North", "ok",
+        )  # fmt: skip
+        status, page = await b.get("/console/alerts")
+        assert "已指派给 North" in page and "wang.fang" in page
+        # a township that is not the district's is refused, and recorded as refused
+        n, t0 = len(await audit(district)), time.time()
+        status, _, page = await b.post(
+            "/console/alerts/assign", {"csrf": csrf, "alert_id": alert, "township": "Atlantis"}
+        )
+        assert status == 400
+        assert (await one_record(district, n, t0)).outcome == "refused:bad_township"
+    finally:
+        await b.close()
+    b = Browser(district)
+    try:
+        # the township viewer sees who handed it to them, and may not assign (server-side)
+        assert await b.login("li.na", viewer) == 303
+        status, page = await b.get("/console/alerts")
+        assert status == 200 and "已指派给 North" in page
+        assert 'action="/console/alerts/assign"' not in page
+        csrf = await b.csrf()
+        n, t0 = len(await audit(district)), time.time()
+        status, _, _ = await b.post(
+            "/console/alerts/assign", {"csrf": csrf, "alert_id": alert, "township": "North"}
+        )
+        assert status == 403
+        assert (await one_record(district, n, t0)).outcome == "refused:forbidden"
     finally:
         await b.close()
