@@ -36,12 +36,13 @@ import jinja2
 from aiohttp import web
 
 import i18n
+from centre.announce.library import AnnouncementError, AnnouncementLibrary
 from centre.app import CentreService
 from centre.bulletins.web import CONSOLE_READER
 from centre.bulletins.web import PREFIX as BULLETINS
 from centre.commands.channel import CommandChannel
 from centre.commands.issue import MAX_TTL_S, issue, load_command_key
-from centre.commands.store import CommandRepository
+from centre.commands.store import SOUND, CommandRepository
 from centre.errors import CentreError
 from centre.pki import CentrePaths
 from centre.web import board
@@ -76,7 +77,8 @@ SESSION_RECHECK_S: Final = 60.0
 HEADERS: Final = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        "connect-src 'self'; media-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -108,6 +110,7 @@ REFUSALS: Final = {
     "no_such_alert": N_("This alert no longer exists."),
     "already_acknowledged": N_("Someone has already acknowledged this alert."),
     "bad_township": N_("Choose one of the district's townships."),
+    "no_such_announcement": N_("This announcement is not in the library."),
     "command_key": N_("The centre cannot sign commands (no command key)."),
     "no_such_command": N_("This broadcast is not running any more."),
 }
@@ -181,6 +184,7 @@ class ConsolePages:
         self.commands = commands
         self.channel = channel
         self.paths = paths
+        self.library = AnnouncementLibrary(paths.root)
         self.tz = tz
         self.wall = wall
         self.live = Live()
@@ -208,6 +212,8 @@ class ConsolePages:
             web.get(f"{ROOT}/broadcast/part", self.broadcast_part),
             web.post(f"{ROOT}/broadcast", self.broadcast),
             web.post(f"{ROOT}/broadcast/stop", self.stop_broadcast),
+            web.get(f"{ROOT}/announcements", self.announcements_page),
+            web.get(f"{ROOT}/announcements/audio", self.announcement_audio),
             web.get(f"{ROOT}/events", self.events),
             web.static(f"{ROOT}/static", STATIC, append_version=False),
         ]
@@ -626,7 +632,61 @@ class ConsolePages:
 
     # -- broadcasts ----------------------------------------------------------------------------
 
+    async def _announcements(self) -> list[Any]:
+        """The centre's announcement library (file reads, off the event loop)."""
+        try:
+            return await asyncio.to_thread(self.library.list)
+        except (AnnouncementError, OSError) as exc:
+            log.warning("console: the announcement library cannot be read: %s", exc)
+            return []
+
+    async def _announcement_hash(self, clip: str) -> str:
+        """A library announcement goes out with its sha256 (the gateway plays exactly those
+        bytes, fetching them first, or refuses); any other name is a clip configured locally."""
+        try:
+            return (await asyncio.to_thread(self.library.get, clip)).sha256
+        except AnnouncementError as exc:
+            if exc.code in ("not_found", "bad_id"):
+                return ""
+            raise FormError("bad_clip", f"announcement {clip}: {exc.reason}") from exc
+
+    async def _sound(self, progress: list[board.Progress]) -> dict[str, str]:
+        """The fourth step of each broadcast shown: proof of sound from the gateway's acks
+        (confirmed / no_sound / not_checked; absent until the gateway says)."""
+        found: dict[str, str] = {}
+        wanted = {p.command_id for p in progress}
+        for gateway_id in sorted({p.gateway_id for p in progress}):
+            for command_id, stage, reason in await self.commands.acks(gateway_id):
+                if stage == SOUND and command_id in wanted:
+                    found[command_id] = reason.partition(":")[0]
+        return found
+
+    async def announcements_page(self, request: web.Request) -> web.Response:
+        """The library with a player for each announcement (officer, clerk)."""
+        user, sid = await self._page_user(request)
+        if not can(user, Action.EXPORT_BULLETIN):  # a district role: officer or clerk
+            return await self._forbidden_page(request, user, sid)
+        return self._render(
+            request, "announcements.html", user=user, sid=sid, page="announcements",
+            announcements=await self._announcements(),
+        )  # fmt: skip
+
+    async def announcement_audio(self, request: web.Request) -> web.StreamResponse:
+        """The playable (normalised) audio of one announcement, for the page's player."""
+        user, _sid = await self._session(request)
+        if not can(user, Action.EXPORT_BULLETIN):
+            raise ConsoleError("forbidden", "this role may not hear the library")
+        ann_id = request.query.get("id", "")
+        if not ANNOUNCEMENT_RE.fullmatch(ann_id):
+            raise FormError("bad_clip", "not an announcement id")
+        try:
+            path = await asyncio.to_thread(self.library.playable, ann_id)
+        except AnnouncementError as exc:
+            raise FormError("no_such_announcement", exc.reason) from exc
+        return web.FileResponse(path, headers={**HEADERS, "Content-Type": "audio/wav"})
+
     async def _broadcast_context(self, user: User, request: web.Request) -> dict[str, Any]:
+        library = await self._announcements()
         data = await self._data(user)
         # History filters: compound (township/compound), status, and running or ended.
         where = request.query.get("where", "")
@@ -647,7 +707,8 @@ class ConsolePages:
             "townships": data.townships,
             "progress": progress[:100],
             "statuses": STATUSES,
-            "clips": KNOWN_CLIPS,
+            "clips": list(KNOWN_CLIPS) + [a.id for a in library if a.id not in KNOWN_CLIPS],
+            "sound": await self._sound(progress[:100]),
             "max_seconds": int(MAX_BROADCAST_S),
             "may_actual": _may(user, Action.SEND_ACTUAL_BROADCAST),
             "part_url": f"{ROOT}/broadcast/part" + (f"?{query}" if query else ""),
@@ -738,7 +799,7 @@ class ConsolePages:
                 self.commands,
                 ids,
                 key,
-                BroadcastStart(zones, seconds, clip, status),
+                BroadcastStart(zones, seconds, clip, status, await self._announcement_hash(clip)),
                 ttl_s=min(BROADCAST_TTL_S, MAX_TTL_S),
                 now=self.wall(),
                 issued_by=f"console:{user.name}",

@@ -367,6 +367,8 @@ PATHS = [
     "/console/alerts/part",
     "/console/alerts/ack",
     "/console/alerts/assign",
+    "/console/announcements",
+    "/console/announcements/audio",
     "/console/broadcast",
     "/console/broadcast/part",
     "/console/broadcast/stop",
@@ -632,5 +634,83 @@ async def test_an_alert_is_assigned_to_a_township_audited_and_shown(district: Di
         )
         assert status == 403
         assert (await one_record(district, n, t0)).outcome == "refused:forbidden"
+    finally:
+        await b.close()
+
+
+def _tone_wav(seconds: float = 1.0, rate: int = 16000) -> bytes:
+    import io
+    import math
+    import struct
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(
+            struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
+            for i in range(int(seconds * rate))
+        ))  # fmt: skip
+    return buf.getvalue()
+
+
+async def test_the_library_plays_in_the_console_and_broadcasts_carry_its_hash_and_sound(
+    district: District,
+) -> None:
+    import hashlib
+
+    from centre.announce.library import AnnouncementLibrary
+    from centre.commands.store import FINAL
+
+    library = AnnouncementLibrary(district.paths.root)
+    ann = await asyncio.to_thread(
+        library.add_bytes, _tone_wav(), ".wav", title="防诈骗提醒", ann_id="fraud-warning"
+    )
+    officer = await district.user("zhang.wei", Role.OFFICER)
+    viewer = await district.user("li.na", Role.TOWNSHIP_VIEWER, township="North")
+    store = district.running.commands.store
+    b = Browser(district)
+    try:
+        assert await b.login("zhang.wei", officer) == 303
+        status, page = await b.get("/console/announcements")
+        assert status == 200 and "防诈骗提醒" in page
+        assert 'src="/console/announcements/audio?id=fraud-warning"' in page
+        async with b.session.get("/console/announcements/audio?id=fraud-warning") as r:
+            assert r.status == 200 and r.content_type == "audio/wav"
+            assert hashlib.sha256(await r.read()).hexdigest() == ann.sha256
+        async with b.session.get("/console/announcements/audio?id=nothing-here") as r:
+            assert r.status == 400
+        # a broadcast naming a library announcement carries its hash to the gateway
+        csrf = await b.csrf()
+        status, _, _ = await b.post(
+            "/console/broadcast",
+            {"csrf": csrf, "scope": "all", "zones": "1", "seconds": "3",
+             "clip": "fraud-warning", "status": "Exercise"},
+        )  # fmt: skip
+        assert status == 303
+        (cmd,) = await store.commands()
+        assert ann.sha256.encode() in cmd.envelope
+
+        async def final() -> bool:
+            rec = next(c for c in await store.commands() if c.command_id == cmd.command_id)
+            return rec.status in FINAL
+
+        await wait_until(final, "the broadcast ended at the gateway")
+        # the fourth step: what the gateway heard (here recorded as its ack would be)
+        await store.record_ack(cmd.gateway_id, cmd.command_id, "sound", "no_sound:silence",
+                               now=time.time())  # fmt: skip
+        _, part = await b.get("/console/broadcast/part")
+        assert 'data-sound="no_sound"' in part and "没有声音" in part
+    finally:
+        await b.close()
+    b = Browser(district)
+    try:
+        assert await b.login("li.na", viewer) == 303
+        status, _ = await b.get("/console/announcements")
+        assert status == 403
+        async with b.session.get("/console/announcements/audio?id=fraud-warning") as r:
+            assert r.status == 403
     finally:
         await b.close()
