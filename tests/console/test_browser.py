@@ -10,6 +10,7 @@ zh-CN at 390x844 and 1280x800 under artifacts/console-*.png.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from centre.announce.library import AnnouncementLibrary
 from centre.web.permissions import Role
 from tests.chromium import ARTIFACTS, CHROMIUM, png_facts
 from tests.console.district import WAIT_S, District, running_district
@@ -77,6 +79,24 @@ async def login(page: Any, url: str, name: str, password: str) -> None:
     await page.fill('input[name="password"]', password)
     await page.click('button[type="submit"]')
     await page.wait_for_url("**/console/board", timeout=MS)
+
+
+def _tone_wav(seconds: float = 1.0, rate: int = 16000) -> bytes:
+    import io
+    import math
+    import struct
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(
+            struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
+            for i in range(int(seconds * rate))
+        ))  # fmt: skip
+    return buf.getvalue()
 
 
 async def shoot(page: Any, name: str) -> None:
@@ -187,12 +207,27 @@ async def test_officer_runs_the_district_and_a_viewer_cannot_broadcast(tmp_path:
 
                 # -- acknowledge it with a comment
                 await page.fill(f'{new_alert} input[name="comment"]', "已电话联系保安，补巡")
-                await page.click(f'{new_alert} button[type="submit"]')
+                await page.click(f'{new_alert} form.ack button[type="submit"]')
                 await page.wait_for_selector(f"{new_alert} .acked", timeout=MS)
                 assert "zhang.wei" in await page.inner_text(f"{new_alert} .acked")
                 await shoot(page, "alerts")
 
+                # -- the announcement library, with a player per announcement
+                await asyncio.to_thread(
+                    AnnouncementLibrary(district.paths.root).add_bytes,
+                    _tone_wav(), ".wav", title="防诈骗提醒", ann_id="fraud-warning",
+                )  # fmt: skip
+                await page.goto(f"{district.url}/console/announcements")
+                await page.wait_for_selector('li[data-announcement="fraud-warning"] audio')
+                assert "防诈骗提醒" in await page.inner_text("main")
+                await shoot(page, "announcements")
+                await page.goto(f"{district.url}/bulletins/daily?lang=zh-CN")
+                await page.wait_for_selector("main, body")
+                assert "通报" in await page.inner_text("body")
+                await shoot(page, "bulletins")
+
                 # -- sign out
+                await page.goto(f"{district.url}/console/board")
                 await page.click("header button.link")
                 await page.wait_for_url("**/console/login", timeout=MS)
                 await context.close()
