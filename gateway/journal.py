@@ -38,7 +38,8 @@ journal whose event loop ended without ``close()`` is closed by its writer withi
 Evidence events are hash-chained (:mod:`wire.chain`): the writer gives each evidence row the
 seq and hash of the previous evidence row (``prev_seq``, ``prev_hash``) and its own ``hash``
 over its canonical body, in the same transaction as the row (no extra write, no extra fsync).
-The chain head lives in memory and is read back from the newest chained row on open. After
+The chain head lives in memory and is read back from the newest chained row on open (or from
+the meta table, where retention pruning keeps it when it prunes the head's row). After
 opening, the journal audits its own chain once (one read pass, no writes unless something is
 wrong): rows whose hash no longer matches their body, links that do not match, or two rows
 naming the same predecessor are reported in a ``journal.chain_audit`` evidence event, which
@@ -468,6 +469,11 @@ class Journal:
         ).fetchone()
         if head is not None:
             st.chain_seq, st.chain_hash = int(head[0]), str(head[1])
+        kept = conn.execute("SELECT value FROM meta WHERE key='chain_head'").fetchone()
+        with contextlib.suppress(ValueError):
+            kept_seq, kept_hash = str(kept[0]).split(" ") if kept else ("0", GENESIS)
+            if int(kept_seq) > st.chain_seq and len(kept_hash) == len(GENESIS):
+                st.chain_seq, st.chain_hash = int(kept_seq), kept_hash
         self._conn = conn
         self._reader = _connect(self.path)
 
@@ -910,6 +916,13 @@ class Journal:
                 "DELETE FROM events WHERE synced=1 AND wall < ? "
                 "AND seq < (SELECT max(seq) FROM events)",
                 (cutoff,),
+            )
+            # The chain head may be among the pruned rows: keep it, so the next open continues
+            # the chain instead of starting a new segment.
+            conn.execute(
+                "INSERT INTO meta VALUES ('chain_head', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (f"{st.chain_seq} {st.chain_hash}",),
             )
             conn.execute("COMMIT")
             st.telemetry_bytes -= int(tele)

@@ -124,9 +124,11 @@ async def test_edits_deletion_and_rollback_are_flagged_with_gateway_and_seq(
     await journal.close()
     alerts = await repo.alerts(gateway_id=GW)
     marks = flagged(alerts)
-    assert (JOURNAL_EDITED, GW, synced_tap) in marks  # the gateway's own audit reported it
-    assert (JOURNAL_EDITED, GW, edited_unsynced) in marks  # the centre found it on arrival
-    assert (JOURNAL_DELETED, GW, deleted) in marks  # named by its successor, declared skipped
+    assert marks == {
+        (JOURNAL_EDITED, GW, synced_tap),  # the gateway's own audit reported it
+        (JOURNAL_EDITED, GW, edited_unsynced),  # the centre found it on arrival
+        (JOURNAL_DELETED, GW, deleted),  # named by its successor, declared skipped
+    }
     # The edited event is kept at the centre as sent (evidence is never dropped), flagged.
     held = await repo.events(gateway_id=GW, kind="tap", limit=1000)
     assert edited_unsynced in {e["seq"] for e in held}
