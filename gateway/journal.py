@@ -57,6 +57,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -76,7 +77,8 @@ from gateway.clock import Clock, SystemClock
 from gateway.errors import JournalClosedError, JournalError, JournalFullError
 from gateway.events import EVENT_CLASSES, EVIDENCE, TELEMETRY, Event
 from wire.canonical import encode as canonical_encode
-from wire.chain import BROKEN_LINK, EDITED, FORK, GENESIS, ChainError, event_hash, verify_chain
+from wire.chain import BROKEN_LINK, EDITED, FORK, GENESIS, ChainError, verify_chain
+from wire.chain import DOMAIN as CHAIN_DOMAIN
 from wire.errors import EncodingError
 
 log = logging.getLogger("gateway.journal")
@@ -220,21 +222,40 @@ def _chained(
     if cls != EVIDENCE:
         return (*row, None, None, None), head
     prev_seq, prev_hash = head
-    digest = event_hash(
-        {
-            "seq": seq,
-            "kind": kind,
-            "cls": cls,
-            "payload": json.loads(payload_json),
-            "wall_time": wall,
-            "mono_time": mono,
-            "boot_id": boot_id,
-            "clock_synced": bool(clock_synced),
-            "prev_seq": prev_seq,
-            "prev_hash": prev_hash,
-        }
+    digest = chain_digest(
+        seq, kind, cls, payload_json, wall, mono, boot_id, bool(clock_synced), prev_seq, prev_hash
     )
     return (*row, prev_seq, prev_hash, digest), (seq, digest)
+
+
+def chain_digest(
+    seq: int,
+    kind: str,
+    cls: str,
+    payload_json: str,
+    wall: float,
+    mono: float,
+    boot_id: str,
+    clock_synced: bool,
+    prev_seq: int,
+    prev_hash: str,
+) -> str:
+    """:func:`wire.chain.event_hash` of the event these columns make, without parsing the
+    payload again: ``payload_json`` is canonical already (:func:`encode_payload`), and the rest
+    is written in the canonical form (keys sorted, floats as ``repr`` of the float SQLite will
+    give back - an integer clock reading is stored as REAL). Equal to ``event_hash`` of the
+    event read back (tests/antifraud/test_journal_chain.py holds it to that)."""
+
+    def text(v: str) -> str:
+        return json.dumps(v, ensure_ascii=False)
+
+    body = (
+        f'{{"boot_id":{text(boot_id)},"clock_synced":{"true" if clock_synced else "false"},'
+        f'"cls":{text(cls)},"kind":{text(kind)},"mono_time":{float(mono)!r},'
+        f'"payload":{payload_json},"prev_hash":{text(prev_hash)},"prev_seq":{int(prev_seq)},'
+        f'"seq":{int(seq)},"wall_time":{float(wall)!r}}}'
+    )
+    return hashlib.sha256(CHAIN_DOMAIN + body.encode("utf-8")).hexdigest()
 
 
 _SELECT = (
