@@ -10,6 +10,9 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from centre.cli import main
 from centre.store import (
     JOURNAL_DELETED,
     JOURNAL_EDITED,
@@ -74,6 +77,7 @@ def flagged(alerts: list[AlertRecord]) -> set[tuple[str, str, int | None]]:
 async def test_edits_deletion_and_rollback_are_flagged_with_gateway_and_seq(
     centre: Centre,  # noqa: F811 - the fixture imported above
     tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     data = tmp_path / "gw"
     await enroll(centre, data)
@@ -155,3 +159,18 @@ async def test_edits_deletion_and_rollback_are_flagged_with_gateway_and_seq(
     # The centre's copy of that seq is untouched.
     still = [e for e in await repo.events(gateway_id=GW, limit=1000) if e["seq"] == reused.seq]
     assert still[0]["payload"]["checkpoint"] != "after-restore"
+
+    # 5. `compound-centre verify --chain` walks the stored chain again and lists the alerts.
+    capsys.readouterr()
+    args = ["--data", str(centre.paths.root), "verify", "--chain", "--gateway", GW]
+    assert await asyncio.to_thread(main, args) == 1
+    out = capsys.readouterr().out
+    assert f"{GW}: PROBLEM" in out
+    assert f"chain {GW} edited: seq {edited_unsynced}" in out
+    assert f"chain {GW} deleted: seq {deleted}" in out
+    for kind, seq in (
+        (JOURNAL_EDITED, synced_tap),
+        (JOURNAL_DELETED, deleted),
+        (JOURNAL_REWRITTEN, reused.seq),
+    ):
+        assert f"alert {GW} seq {seq}: {kind}" in out
