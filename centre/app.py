@@ -251,6 +251,8 @@ class CentreService:
             await self.antifraud.after_ingest(gw, batch.events, now=self.wall())
         except (CentreError, sqlite3.Error) as exc:
             log.warning("anti-fraud check after %s %s failed: %s", gw, batch.batch_id, exc)
+        except Exception:  # a detector bug must not turn a stored batch into a 500
+            log.exception("anti-fraud check after %s %s failed", gw, batch.batch_id)
 
     def _come_back(self, status: int, reason: str, seconds: int) -> web.Response:
         code = "too_many_requests" if status == 429 else "unavailable"

@@ -14,7 +14,16 @@ import pytest
 from centre.antifraud import BuddyRules, walking_times_from_routes
 from centre.antifraud.monitor import AntifraudMonitor
 from centre.store import SqliteRepository, TokenGrant
+from gateway.clock import ManualClock
+from gateway.journal import Journal
 from tests.antifraud import simulate
+from tests.antifraud.test_journal_tamper import sync_until
+from tests.sync.conftest import (  # noqa: F401 - centre, centre_dir: the real-centre fixtures
+    Centre,
+    centre,
+    centre_dir,
+    enroll,
+)
 from wire import Batch
 
 GW = simulate.GATEWAY
@@ -82,3 +91,31 @@ async def test_a_week_of_honest_patrols_raises_nothing(repo: SqliteRepository) -
     events = simulate.honest_month(seed=11, days=7)
     assert await ingest_all(repo, events) == 0
     assert await repo.alerts(gateway_id=GW) == []
+
+
+async def test_the_centre_runs_the_detectors_on_ingest(
+    centre: Centre,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
+    """Through the real service: two bands carried together past three checkpoints."""
+    data = tmp_path / "gw"
+    await enroll(centre, data)
+    clock = ManualClock()
+    journal = await Journal.open(data / "journal.db", gateway_id="gw-rose-01", clock=clock)
+    for cp in ("gate", "hub", "yard"):
+        clock.advance(300)
+        await journal.append("tap", {"checkpoint": cp, "wristband": "band-1", "guard": "g1"})
+        clock.advance(2)
+        await journal.append("tap", {"checkpoint": cp, "wristband": "band-2", "guard": "g2"})
+    repo = centre.running.repo
+
+    async def alerted() -> bool:
+        return any(a.kind == "buddy_tap" for a in await repo.alerts(gateway_id="gw-rose-01"))
+
+    try:
+        await sync_until(journal, data, alerted)
+    finally:
+        await journal.close()
+    [alert] = await repo.alerts(gateway_id="gw-rose-01")
+    assert alert.compound == "Rose Garden"
+    assert sorted(alert.details["wristbands"]) == ["band-1", "band-2"]
