@@ -840,7 +840,12 @@ def _chain_int(value: Any) -> int | None:
 def _reported_findings(gw: str, ev: Mapping[str, Any], at: float) -> list[NewAlert]:
     """Alerts from the gateway's own chain audit (``journal.chain_audit``), shape-checked: a
     malformed report is itself kept as one alert at the report's seq, never dropped."""
-    kinds = {"edited": JOURNAL_EDITED, "broken_link": JOURNAL_BROKEN_LINK, "fork": JOURNAL_FORK}
+    kinds = {
+        "edited": JOURNAL_EDITED,
+        "unreadable": JOURNAL_EDITED,  # chain columns edited into nonsense
+        "broken_link": JOURNAL_BROKEN_LINK,
+        "fork": JOURNAL_FORK,
+    }
     payload = ev.get("payload")
     findings = payload.get("findings") if isinstance(payload, Mapping) else None
     out: list[NewAlert] = []

@@ -40,9 +40,10 @@ seq and hash of the previous evidence row (``prev_seq``, ``prev_hash``) and its 
 over its canonical body, in the same transaction as the row (no extra write, no extra fsync).
 The chain head lives in memory and is read back from the newest chained row on open (or from
 the meta table, where retention pruning keeps it when it prunes the head's row). After
-opening, the journal audits its own chain once (one read pass, no writes unless something is
-wrong): rows whose hash no longer matches their body, links that do not match, or two rows
-naming the same predecessor are reported in a ``journal.chain_audit`` evidence event, which
+opening, the journal audits its own chain once, in the background (one read pass on its own
+connection, no writes unless something is wrong; ``await journal.audited()`` waits for it):
+rows whose hash no longer matches their body, links that do not match, or two rows naming the
+same predecessor are reported in a ``journal.chain_audit`` evidence event, which
 the centre turns into alerts. The centre verifies the chain independently as batches arrive
 (docs/antifraud.md). Telemetry is not chained: it is droppable by design.
 
@@ -77,7 +78,7 @@ from gateway.clock import Clock, SystemClock
 from gateway.errors import JournalClosedError, JournalError, JournalFullError
 from gateway.events import EVENT_CLASSES, EVIDENCE, TELEMETRY, Event
 from wire.canonical import encode as canonical_encode
-from wire.chain import BROKEN_LINK, EDITED, FORK, GENESIS, ChainError, verify_chain
+from wire.chain import BROKEN_LINK, EDITED, FORK, GENESIS, ChainError, check_links, verify_chain
 from wire.chain import DOMAIN as CHAIN_DOMAIN
 from wire.errors import EncodingError
 
@@ -361,6 +362,7 @@ class Journal:
         self._closed = asyncio.Event()
         self._new_event = asyncio.Event()
         self._sync_mode = ""
+        self._audit_task: asyncio.Task[list[dict[str, Any]]] | None = None
 
     # ----------------------------------------------------------------- opening
 
@@ -407,33 +409,61 @@ class Journal:
                     "resumed_after_seq": info.salvaged_last_seq,
                 },
             )
-        findings = await asyncio.to_thread(journal._audit_sync)
-        if findings:
-            log.error("journal chain audit: %d finding(s), first %s", len(findings), findings[0])
-            await journal.append(
-                AUDIT_KIND,
-                {"findings": findings[:AUDIT_MAX_LISTED], "total": len(findings)},
-            )
+        # In the background: start-up does not wait for a walk over a large journal.
+        journal._audit_task = asyncio.create_task(journal._audit(), name="journal-audit")
         return journal
 
+    async def audited(self) -> list[dict[str, Any]]:
+        """Wait for the open-time chain audit; its findings (also journaled, if any)."""
+        task = self._audit_task
+        return [] if task is None else await asyncio.shield(task)
+
+    async def _audit(self) -> list[dict[str, Any]]:
+        try:
+            findings = await asyncio.to_thread(self._audit_sync)
+        except sqlite3.Error as exc:
+            log.error("journal chain audit could not read %s: %s", self.path, exc)
+            return []
+        if findings and not self._closing:
+            log.error("journal chain audit: %d finding(s), first %s", len(findings), findings[0])
+            with contextlib.suppress(JournalClosedError):
+                await self.append(
+                    AUDIT_KIND,
+                    {"findings": findings[:AUDIT_MAX_LISTED], "total": len(findings)},
+                )
+        return findings
+
     def _audit_sync(self) -> list[dict[str, Any]]:
-        """Walk the chained rows once; what says history was edited (see the module doc)."""
+        """Walk the chained rows once on a connection of its own; what says history was
+        edited (see the module doc). Stops early when the journal is closing."""
+        odd: list[dict[str, Any]] = []
+        conn = _connect(self.path, read_only=True)
 
         def chained() -> Iterable[dict[str, Any]]:
-            # The reader is not shared yet (open() has not returned), so streaming is safe.
-            assert self._reader is not None
-            rows = self._reader.execute(f"{_SELECT} WHERE hash IS NOT NULL ORDER BY seq")
-            for row in rows:
+            rows = conn.execute(f"{_SELECT} WHERE hash IS NOT NULL ORDER BY seq")
+            for n, row in enumerate(rows):
+                if n % 1000 == 0 and self._closing:
+                    return
                 try:
-                    yield _row_to_event(row).to_dict()
-                except ValueError:  # a payload edited into non-JSON: a finding of its own
-                    yield {"seq": row[0], "prev_seq": 0, "prev_hash": GENESIS, "hash": "x"}
+                    ev = _row_to_event(row).to_dict()
+                except ValueError:  # a payload edited into non-JSON: keep it as text
+                    ev = _row_to_event((*row[:3], "{}", *row[4:])).to_dict()
+                    ev["payload"] = row[3]
+                try:
+                    check_links(ev)
+                except ChainError:  # chain columns edited into nonsense
+                    odd.append({"kind": "unreadable", "seq": int(row[0])})
+                    continue
+                yield ev
 
         try:
             found = verify_chain(chained())
-        except ChainError as exc:  # a chain column edited into nonsense
-            return [{"kind": "unreadable", "seq": int(exc.fields.get("seq", 0) or 0)}]
-        return [
+        except ChainError as exc:  # pragma: no cover - rows come ascending, links pre-checked
+            found = []
+            odd.append({"kind": "unreadable", "seq": 0, "reason": exc.reason})
+        finally:
+            conn.close()
+        return odd + [
             {"kind": f.kind, "seq": f.seq, **f.detail}
             for f in found
             if f.kind in (EDITED, BROKEN_LINK, FORK)
@@ -998,6 +1028,10 @@ class Journal:
             await self._closed.wait()
             return
         self._closing = True
+        if self._audit_task is not None and not self._audit_task.done():
+            # It stops at its next thousand rows; its append (if any) would be refused now.
+            self._audit_task.cancel()
+            await asyncio.gather(self._audit_task, return_exceptions=True)
         self._queue.put(None)
         writer, done = self._writer, self._writer_done
         if writer is not None and done is not None:

@@ -54,6 +54,7 @@ async def test_the_chain_continues_across_reopen_and_pruning_of_its_head(tmp_pat
     await j.close()
     j = await open_journal(path)
     try:
+        assert await j.audited() == []
         nxt = await j.append("tap", {"checkpoint": "hub"})
         kinds = [e.kind for e in await j.read_after(0)]
     finally:
@@ -79,6 +80,7 @@ async def test_the_open_audit_reports_edits_with_their_seq(tmp_path: Path) -> No
     conn.close()
     j = await open_journal(path)
     try:
+        await j.audited()
         audit = [e for e in await j.read_after(0) if e.kind == AUDIT_KIND]
     finally:
         await j.close()
@@ -143,3 +145,24 @@ async def test_an_integer_clock_reading_still_verifies(tmp_path: Path) -> None:
         await j.close()
     assert isinstance(ev.wall_time, float)
     verify_event(ev.to_dict())
+
+
+async def test_rows_edited_into_nonsense_are_findings_too(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    j = await open_journal(path)
+    taps = [await j.append("tap", {"checkpoint": f"cp-{i}"}) for i in range(4)]
+    await j.close()
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE events SET payload = 'not json' WHERE seq = ?", (taps[1].seq,))
+        conn.execute("UPDATE events SET prev_hash = 'zz' WHERE seq = ?", (taps[2].seq,))
+    conn.close()
+    j = await open_journal(path)
+    try:
+        findings = await j.audited()
+    finally:
+        await j.close()
+    assert [(f["kind"], f["seq"]) for f in findings] == [
+        ("unreadable", taps[2].seq),
+        ("edited", taps[1].seq),
+    ]

@@ -122,6 +122,7 @@ async def test_edits_deletion_and_rollback_are_flagged_with_gateway_and_seq(
     conn.close()
 
     journal = await Journal.open(db, gateway_id=GW, clock=clock)
+    await journal.audited()
     audit = [e for e in await journal.read_after(0, limit=10_000) if e.kind == AUDIT_KIND]
     assert [f["seq"] for f in audit[0].payload["findings"]] == [synced_tap, edited_unsynced]
     await sync_until(journal, data, caught_up)
