@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import ssl
 import time
 from collections.abc import Callable
@@ -24,7 +25,8 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from centre.errors import BadRequest, Forbidden, NotAuthenticated, json_object
+from centre.antifraud.monitor import AntifraudMonitor
+from centre.errors import BadRequest, CentreError, Forbidden, NotAuthenticated, json_object
 from centre.faults import error_boundary
 from centre.pki import (
     CentrePaths,
@@ -86,8 +88,12 @@ class CentreService:
         wall: Callable[[], float] = time.time,
         max_concurrent_ingest: int = DEFAULT_MAX_CONCURRENT_INGEST,
         retry_after_s: int = DEFAULT_RETRY_AFTER_S,
+        antifraud: AntifraudMonitor | None = None,
     ) -> None:
         self.repo = repo
+        # Impossible travel needs a walking table per gateway (docs/antifraud.md); without
+        # one, buddy-tapping is still judged on every batch that brings taps.
+        self.antifraud = antifraud or AntifraudMonitor(repo)
         self.paths = paths
         self.wall = wall
         self.ca_key, self.ca_cert = load_ca(paths)
@@ -224,6 +230,8 @@ class CentreService:
             result = await self.repo.ingest(
                 batch, envelope=raw, signature=sig, key_id=kid, now=self.wall()
             )
+            if result.stored:
+                await self._judge_taps(gw, batch)
         finally:
             self._ingesting -= 1
             self._busy_gateways.discard(gw)
@@ -239,6 +247,17 @@ class CentreService:
             result.watermark,
         )
         return json_response(_ack(gw, batch.batch_id, result))
+
+    async def _judge_taps(self, gw: str, batch: Batch) -> None:
+        """Anti-fraud detectors over the new taps. The batch is stored already, so a failure
+        here must not cost the ack: it is logged, and the next batch with taps judges the same
+        window again (alerts are keyed, so nothing is recorded twice)."""
+        try:
+            await self.antifraud.after_ingest(gw, batch.events, now=self.wall())
+        except (CentreError, sqlite3.Error) as exc:
+            log.warning("anti-fraud check after %s %s failed: %s", gw, batch.batch_id, exc)
+        except Exception:  # a detector bug must not turn a stored batch into a 500
+            log.exception("anti-fraud check after %s %s failed", gw, batch.batch_id)
 
     def _come_back(self, status: int, reason: str, seconds: int) -> web.Response:
         code = "too_many_requests" if status == 429 else "unavailable"

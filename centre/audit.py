@@ -1,16 +1,23 @@
 """Audit what the centre holds for a gateway: every event exactly once, in sequence, and
 covered by a stored batch whose gateway signature still verifies.
 
-    report = await audit_gateway(repo, "gw-01")
+    report = await audit_gateway(repo, "gw-01", chain=True)
     assert report.ok, report.problems
+
+With ``chain``, the stored events' hash chain (wire/chain.py) is walked again from what the
+centre holds - independent of the checks made at ingest, so an edit of the centre's own
+database shows too - and every finding names the gateway's seq (``compound-centre verify
+--chain``). A chain that starts again above seq 1 (a recovered journal) is listed, not a problem.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from centre.store import SqliteRepository
 from wire import BATCH_TYPE, Batch, WireError, encode, load_public_key_pem, split_envelope, verify
+from wire.chain import SEGMENT_START, ChainError, verify_chain
 
 
 @dataclass(slots=True)
@@ -23,6 +30,7 @@ class AuditReport:
     skipped: int = 0
     missing: list[int] = field(default_factory=list)
     unsigned: list[int] = field(default_factory=list)
+    chain: list[str] = field(default_factory=list)  # one line per finding: kind and seq
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -30,8 +38,11 @@ class AuditReport:
         return not self.problems
 
 
-async def audit_gateway(repo: SqliteRepository, gateway_id: str) -> AuditReport:
-    """Check seqs 1..highest are all held and each event matches a verified batch."""
+async def audit_gateway(
+    repo: SqliteRepository, gateway_id: str, *, chain: bool = False
+) -> AuditReport:
+    """Check seqs 1..highest are all held and each event matches a verified batch (and, with
+    ``chain``, that the stored hash chain is unbroken)."""
     report = AuditReport(gateway_id)
     record = await repo.gateway(gateway_id)
     if record is None:
@@ -73,4 +84,34 @@ async def audit_gateway(repo: SqliteRepository, gateway_id: str) -> AuditReport:
             f"{len(report.unsigned)}+ events not matched by a verified batch, first"
             f" {report.unsigned[:5]}"
         )
+    if chain:
+        _audit_chain(report, bodies, skipped)
     return report
+
+
+def _audit_chain(
+    report: AuditReport, bodies: dict[int, str], skipped: list[tuple[int, int]]
+) -> None:
+    chained = []
+    for seq in sorted(bodies):
+        ev = json.loads(bodies[seq])
+        if isinstance(ev, dict) and "hash" in ev:
+            chained.append(ev)
+    try:
+        findings = verify_chain(chained)
+    except ChainError as exc:
+        report.problems.append(f"stored chain is unreadable: {exc.reason}")
+        return
+    for ev in chained:
+        prev = ev["prev_seq"]
+        if prev and prev not in bodies and any(lo <= prev <= hi for lo, hi in skipped):
+            report.chain.append(f"deleted: seq {prev} (named by seq {ev['seq']})")
+    for f in findings:
+        report.chain.append(f"{f.kind}: seq {f.seq}")
+    serious = [f for f in findings if f.kind != SEGMENT_START]
+    deleted = [c for c in report.chain if c.startswith("deleted")]
+    if serious or deleted:
+        report.problems.append(
+            f"journal history changed at {len(serious) + len(deleted)} place(s), first "
+            f"{(deleted + [f'{f.kind}: seq {f.seq}' for f in serious])[0]}"
+        )

@@ -7,6 +7,7 @@
     compound-centre revoke gw-rose-01 --reason "box stolen"
     compound-centre events --compound "Rose Garden" --kind tap --since 2026-11-28
     compound-centre verify            # audit: sequence-complete, signatures valid
+    compound-centre verify --chain    # ... and the journals' hash chains: where history changed
     compound-centre bulletin daily --date 2026-11-28 [--out DIR]
     compound-centre bulletin monthly --month 2026-11 [--out DIR]
     compound-centre explain --compound "Rose Garden" --round night@2026-11-28T22:00 --text "..."
@@ -261,7 +262,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         async with await SqliteRepository.open(paths.database) as repo:
             ids = [args.gateway] if args.gateway else [g.gateway_id for g in await repo.gateways()]
             for gid in ids:
-                r = await audit_gateway(repo, gid)
+                r = await audit_gateway(repo, gid, chain=args.chain)
                 status = "ok" if r.ok else "PROBLEM"
                 print(
                     f"{gid}: {status}: {r.events} events, highest {r.highest}, "
@@ -269,6 +270,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 )
                 for p in r.problems:
                     print(f"  - {p}")
+                if args.chain:
+                    for line in r.chain:
+                        print(f"  chain {gid} {line}")
+                    for a in await repo.alerts(gateway_id=gid, kind_prefix="journal."):
+                        detail = json.dumps(a.details, ensure_ascii=False, sort_keys=True)
+                        print(f"  alert {gid} seq {a.seq}: {a.kind} {detail[:200]}")
                 bad += not r.ok
         return 1 if bad else 0
 
@@ -328,6 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="audit stored events: complete, once, signatures valid")
     p.add_argument("--gateway")
+    p.add_argument(
+        "--chain",
+        action="store_true",
+        help="also walk the journal hash chains and list where history was edited or deleted",
+    )
     p.set_defaults(func=cmd_verify)
     from centre.bulletins.cli import add_bulletin_commands
 

@@ -13,19 +13,24 @@ implement the same protocol::
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import sqlite3
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from centre.errors import Conflict, EnrollmentRefused
 from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
 from wire import Batch, encode
+from wire.chain import ChainError, verify_event
 from wire.envelopes import MAX_GAPS_LISTED
 
-SCHEMA_VERSION: Final = 1
+log = logging.getLogger("centre.store")
+
+SCHEMA_VERSION: Final = 2
 _MIGRATIONS: Final = (
     # 1: the first schema
     """
@@ -90,7 +95,35 @@ _MIGRATIONS: Final = (
     );
     CREATE INDEX skipped_hi ON skipped (gateway_id, seq_hi);
     """,
+    # 2: the journal hash chain (wire/chain.py) and the alert store (docs/antifraud.md)
+    """
+    ALTER TABLE events ADD COLUMN prev_seq INTEGER;
+    ALTER TABLE events ADD COLUMN chain_hash TEXT;
+    CREATE INDEX events_prev ON events (gateway_id, prev_seq) WHERE prev_seq IS NOT NULL;
+    CREATE TABLE alerts (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        alert_key  TEXT NOT NULL UNIQUE,
+        kind       TEXT NOT NULL,
+        gateway_id TEXT NOT NULL,
+        compound   TEXT NOT NULL,
+        seq        INTEGER,
+        at         REAL NOT NULL,
+        raised_at  REAL NOT NULL,
+        details    TEXT NOT NULL
+    );
+    CREATE INDEX alerts_raised ON alerts (raised_at);
+    CREATE INDEX alerts_gateway ON alerts (gateway_id, seq);
+    """,
 )
+
+# Alert kinds the journal chain raises (docs/antifraud.md, "Journal tamper evidence").
+JOURNAL_EDITED: Final = "journal.edited"
+JOURNAL_BROKEN_LINK: Final = "journal.broken_link"
+JOURNAL_DELETED: Final = "journal.deleted"
+JOURNAL_FORK: Final = "journal.fork"
+JOURNAL_REWRITTEN: Final = "journal.rewritten"
+JOURNAL_SEGMENT_START: Final = "journal.segment_start"
+GATEWAY_AUDIT_KIND: Final = "journal.chain_audit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +164,33 @@ class IngestResult:
     highest: int
     gaps: tuple[tuple[int, int], ...]
     gaps_truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """One durable alert: what (``kind``), where (gateway, compound, seq), when, and why."""
+
+    id: int
+    alert_key: str
+    kind: str
+    gateway_id: str
+    compound: str
+    seq: int | None
+    at: float
+    raised_at: float
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    """An alert to record; ``key`` makes recording it twice a no-op."""
+
+    key: str
+    kind: str
+    gateway_id: str
+    seq: int | None
+    at: float
+    details: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +244,15 @@ class Repository(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     async def stored_batches(self, gateway_id: str) -> list[StoredBatch]: ...
+    async def add_alerts(self, alerts: list[NewAlert], now: float) -> int: ...
+    async def alerts(
+        self,
+        *,
+        gateway_id: str | None = None,
+        kind_prefix: str | None = None,
+        since: float | None = None,
+        limit: int = 1000,
+    ) -> list[AlertRecord]: ...
     async def event_seqs(self, gateway_id: str) -> list[int]: ...
     async def close(self) -> None: ...
 
@@ -336,75 +405,278 @@ class SqliteRepository(SqliteWorker):
             db = self.db
             gw = batch.gateway_id
             bodies = [encode(e).decode("utf-8") for e in batch.events]
-            with atomic(db):
-                existing = dict(
-                    db.execute(
-                        "SELECT seq, body FROM events WHERE gateway_id = ? AND seq BETWEEN ? AND ?",
-                        (gw, batch.first_seq, batch.last_seq),
-                    ).fetchall()
-                )
-                new_rows = []
-                duplicates = 0
-                for ev, body in zip(batch.events, bodies, strict=True):
-                    seq = ev["seq"]
-                    held = existing.get(seq)
-                    if held is None:
-                        new_rows.append(
-                            (
-                                gw,
-                                seq,
-                                ev["kind"],
-                                ev["cls"],
-                                float(ev["wall_time"]),
-                                body,
-                                batch.batch_id,
-                                now,
+            try:
+                with atomic(db):
+                    return self._ingest_in_tx(batch, bodies, envelope, signature, key_id, now)
+            except Conflict as exc:
+                # Never overwrite evidence, never drop it either: the refused version is kept
+                # in the alert, durably, before the 409 goes out.
+                seq = int(exc.fields["seq"])
+                sent = bodies[batch.seqs().index(seq)]
+                with atomic(db):
+                    self._insert_alerts(
+                        [
+                            NewAlert(
+                                key=f"{JOURNAL_REWRITTEN}/{gw}/{seq}/{_digest(sent)}",
+                                kind=JOURNAL_REWRITTEN,
+                                gateway_id=gw,
+                                seq=seq,
+                                at=now,
+                                details={
+                                    "held_sha256": exc.fields.get("held_sha256", ""),
+                                    "sent": json.loads(sent),
+                                    "batch_id": batch.batch_id,
+                                },
                             )
-                        )
-                    elif held == body:
-                        duplicates += 1
-                    else:
-                        # Same (gateway, seq), other content: the journal was reset or someone
-                        # is lying. Never overwrite evidence; refuse the whole batch.
-                        raise Conflict(
-                            f"seq {seq} is already stored with different content", seq=seq
-                        )
-                db.executemany(
-                    "INSERT INTO events (gateway_id, seq, kind, cls, wall_time, body, batch_id,"
-                    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    new_rows,
-                )
-                db.execute(
-                    "INSERT OR IGNORE INTO batches (gateway_id, batch_id, received_at, first_seq,"
-                    " last_seq, count, new_count, key_id, signature, envelope_gz)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        ],
+                        now,
+                    )
+                raise
+
+        return await self._run(op)
+
+    def _ingest_in_tx(
+        self,
+        batch: Batch,
+        bodies: list[str],
+        envelope: bytes,
+        signature: bytes,
+        key_id: str,
+        now: float,
+    ) -> IngestResult:
+        db = self.db
+        gw = batch.gateway_id
+        existing = dict(
+            db.execute(
+                "SELECT seq, body FROM events WHERE gateway_id = ? AND seq BETWEEN ? AND ?",
+                (gw, batch.first_seq, batch.last_seq),
+            ).fetchall()
+        )
+        new_rows = []
+        fresh: list[Any] = []
+        duplicates = 0
+        for ev, body in zip(batch.events, bodies, strict=True):
+            seq = ev["seq"]
+            held = existing.get(seq)
+            if held is None:
+                new_rows.append(
                     (
                         gw,
+                        seq,
+                        ev["kind"],
+                        ev["cls"],
+                        float(ev["wall_time"]),
+                        body,
                         batch.batch_id,
                         now,
-                        batch.first_seq,
-                        batch.last_seq,
-                        len(batch.events),
-                        len(new_rows),
-                        key_id,
-                        signature,
-                        zlib.compress(envelope, 6),
-                    ),
+                        _chain_int(ev.get("prev_seq")),
+                        ev.get("hash"),
+                    )
                 )
-                db.executemany(
-                    "INSERT OR IGNORE INTO skipped (gateway_id, seq_lo, seq_hi, batch_id)"
-                    " VALUES (?, ?, ?, ?)",
-                    [(gw, lo, hi, batch.batch_id) for lo, hi in batch.skipped],
+                fresh.append(ev)
+            elif held == body:
+                duplicates += 1
+            else:
+                # Same (gateway, seq), other content: the journal was reset or someone
+                # is lying. Never overwrite evidence; refuse the whole batch.
+                raise Conflict(
+                    f"seq {seq} is already stored with different content",
+                    seq=seq,
+                    held_sha256=_digest(held),
                 )
-                state = self._advance(gw, len(new_rows), batch.head_seq, now)
-            return IngestResult(
-                stored=len(new_rows),
-                duplicates=duplicates,
-                watermark=state.watermark,
-                highest=state.highest,
-                gaps=state.gaps,
-                gaps_truncated=state.gaps_truncated,
+        db.executemany(
+            "INSERT INTO events (gateway_id, seq, kind, cls, wall_time, body, batch_id,"
+            " received_at, prev_seq, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            new_rows,
+        )
+        db.execute(
+            "INSERT OR IGNORE INTO batches (gateway_id, batch_id, received_at, first_seq,"
+            " last_seq, count, new_count, key_id, signature, envelope_gz)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                gw,
+                batch.batch_id,
+                now,
+                batch.first_seq,
+                batch.last_seq,
+                len(batch.events),
+                len(new_rows),
+                key_id,
+                signature,
+                zlib.compress(envelope, 6),
+            ),
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO skipped (gateway_id, seq_lo, seq_hi, batch_id)"
+            " VALUES (?, ?, ?, ?)",
+            [(gw, lo, hi, batch.batch_id) for lo, hi in batch.skipped],
+        )
+        self._insert_alerts(self._chain_findings(gw, fresh, batch.skipped, now), now)
+        state = self._advance(gw, len(new_rows), batch.head_seq, now)
+        return IngestResult(
+            stored=len(new_rows),
+            duplicates=duplicates,
+            watermark=state.watermark,
+            highest=state.highest,
+            gaps=state.gaps,
+            gaps_truncated=state.gaps_truncated,
+        )
+
+    def _chain_findings(
+        self,
+        gw: str,
+        fresh: list[Any],
+        skipped: tuple[tuple[int, int], ...],
+        now: float,
+    ) -> list[NewAlert]:
+        """What the hash chain says about the events just stored (docs/antifraud.md).
+
+        Runs inside the ingest transaction, after the new rows are in, so links between
+        events of one batch and links to events held from earlier batches are judged alike.
+        Cost: a few primary-key or index lookups per new evidence event.
+        """
+        db = self.db
+        out: list[NewAlert] = []
+
+        def flag(kind: str, seq: int, at: float, **details: Any) -> None:
+            out.append(NewAlert(f"{kind}/{gw}/{seq}", kind, gw, seq, at, details))
+
+        def held(seq: int) -> sqlite3.Row | None:
+            row: sqlite3.Row | None = db.execute(
+                "SELECT seq, chain_hash, body FROM events WHERE gateway_id = ? AND seq = ?",
+                (gw, seq),
+            ).fetchone()
+            return row
+
+        def declared_gone(seq: int) -> bool:
+            if any(lo <= seq <= hi for lo, hi in skipped):
+                return True
+            return (
+                db.execute(
+                    "SELECT 1 FROM skipped WHERE gateway_id = ? AND seq_lo <= ? AND seq_hi >= ?",
+                    (gw, seq, seq),
+                ).fetchone()
+                is not None
             )
+
+        for ev in fresh:
+            seq, at = int(ev["seq"]), float(ev["wall_time"])
+            if ev.get("kind") == GATEWAY_AUDIT_KIND:
+                out.extend(_reported_findings(gw, ev, at))
+            if "hash" not in ev:
+                continue
+            try:
+                verify_event(ev)
+            except ChainError as exc:
+                flag(JOURNAL_EDITED, seq, at, reason=exc.reason, found_by="centre")
+            prev_seq, prev_hash = int(ev["prev_seq"]), str(ev["prev_hash"])
+            if prev_seq == 0:
+                if seq > 1:
+                    flag(JOURNAL_SEGMENT_START, seq, at)
+            else:
+                prev = held(prev_seq)
+                if prev is not None and prev["chain_hash"] != prev_hash:
+                    flag(JOURNAL_BROKEN_LINK, seq, at, prev_seq=prev_seq)
+                elif prev is None and declared_gone(prev_seq):
+                    flag(JOURNAL_DELETED, prev_seq, at, named_by=seq)
+                for (other,) in db.execute(
+                    "SELECT seq FROM events WHERE gateway_id = ? AND prev_seq = ? AND seq != ?",
+                    (gw, prev_seq, seq),
+                ).fetchall():
+                    flag(JOURNAL_FORK, seq, at, prev_seq=prev_seq, other_seq=int(other))
+            for nxt in db.execute(
+                "SELECT seq, body FROM events WHERE gateway_id = ? AND prev_seq = ? AND seq > ?",
+                (gw, seq, seq),
+            ).fetchall():
+                if json.loads(nxt["body"]).get("prev_hash") != ev["hash"]:
+                    flag(JOURNAL_BROKEN_LINK, int(nxt["seq"]), at, prev_seq=seq)
+        for lo, hi in skipped:
+            for named_by, prev_seq, wall in db.execute(
+                "SELECT seq, prev_seq, wall_time FROM events WHERE gateway_id = ?"
+                " AND prev_seq BETWEEN ? AND ?",
+                (gw, lo, hi),
+            ).fetchall():
+                if held(int(prev_seq)) is None:
+                    flag(JOURNAL_DELETED, int(prev_seq), float(wall), named_by=int(named_by))
+        return out
+
+    def _insert_alerts(self, alerts: list[NewAlert], now: float) -> int:
+        """INSERT OR IGNORE by key (inside the caller's transaction); returns how many new."""
+        if not alerts:
+            return 0
+        db = self.db
+        added = 0
+        for a in alerts:
+            row = db.execute(
+                "SELECT compound FROM gateways WHERE gateway_id = ?", (a.gateway_id,)
+            ).fetchone()
+            cur = db.execute(
+                "INSERT OR IGNORE INTO alerts (alert_key, kind, gateway_id, compound, seq, at,"
+                " raised_at, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    a.key,
+                    a.kind,
+                    a.gateway_id,
+                    row[0] if row else "",
+                    a.seq,
+                    a.at,
+                    now,
+                    encode(a.details).decode("utf-8"),
+                ),
+            )
+            if cur.rowcount:
+                added += 1
+                log.warning(
+                    "alert %s: gateway %s seq %s %s", a.kind, a.gateway_id, a.seq, a.details
+                )
+        return added
+
+    async def add_alerts(self, alerts: list[NewAlert], now: float) -> int:
+        def op() -> int:
+            with atomic(self.db):
+                return self._insert_alerts(alerts, now)
+
+        return await self._run(op)
+
+    async def alerts(
+        self,
+        *,
+        gateway_id: str | None = None,
+        kind_prefix: str | None = None,
+        since: float | None = None,
+        limit: int = 1000,
+    ) -> list[AlertRecord]:
+        clauses: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        if gateway_id is not None:
+            clauses.append("gateway_id = ?")
+            params.append(gateway_id)
+        if kind_prefix is not None:
+            clauses.append("substr(kind, 1, ?) = ?")
+            params.extend([len(kind_prefix), kind_prefix])
+        if since is not None:
+            clauses.append("raised_at >= ?")
+            params.append(since)
+
+        def op() -> list[AlertRecord]:
+            rows = self.db.execute(
+                f"SELECT * FROM alerts WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+            return [
+                AlertRecord(
+                    id=r["id"],
+                    alert_key=r["alert_key"],
+                    kind=r["kind"],
+                    gateway_id=r["gateway_id"],
+                    compound=r["compound"],
+                    seq=r["seq"],
+                    at=r["at"],
+                    raised_at=r["raised_at"],
+                    details=json.loads(r["details"]),
+                )
+                for r in rows
+            ]
 
         return await self._run(op)
 
@@ -555,6 +827,56 @@ class SqliteRepository(SqliteWorker):
 
 
 _GAP_SCAN: Final = 1000
+
+
+def _digest(body: str) -> str:
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def _chain_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _reported_findings(gw: str, ev: Mapping[str, Any], at: float) -> list[NewAlert]:
+    """Alerts from the gateway's own chain audit (``journal.chain_audit``), shape-checked: a
+    malformed report is itself kept as one alert at the report's seq, never dropped."""
+    kinds = {
+        "edited": JOURNAL_EDITED,
+        "unreadable": JOURNAL_EDITED,  # chain columns edited into nonsense
+        "broken_link": JOURNAL_BROKEN_LINK,
+        "fork": JOURNAL_FORK,
+    }
+    payload = ev.get("payload")
+    findings = payload.get("findings") if isinstance(payload, Mapping) else None
+    out: list[NewAlert] = []
+    if isinstance(findings, list):
+        for f in findings:
+            kind = kinds.get(str(f.get("kind"))) if isinstance(f, Mapping) else None
+            seq = f.get("seq") if isinstance(f, Mapping) else None
+            if kind is None or not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+                continue
+            out.append(
+                NewAlert(
+                    f"{kind}/{gw}/{seq}",
+                    kind,
+                    gw,
+                    seq,
+                    at,
+                    {"found_by": "gateway", "report_seq": int(ev["seq"])},
+                )
+            )
+    if not out:
+        out.append(
+            NewAlert(
+                f"journal.audit_report/{gw}/{ev['seq']}",
+                "journal.audit_report",
+                gw,
+                int(ev["seq"]),
+                at,
+                {"found_by": "gateway", "payload": payload if isinstance(payload, dict) else {}},
+            )
+        )
+    return out
 
 
 def _subtract(lo: int, hi: int, ranges: list[Any]) -> list[tuple[int, int]]:

@@ -231,11 +231,17 @@ def _info(resp: AtResponse, prefix: str) -> str:
     raise AtReplyError(f"{resp.command}: no {prefix} line", lines=list(resp.lines))
 
 
+MAX_INT_DIGITS = 9  # every AT field we read is small; a longer run of digits is line noise
+
+
 def _ints(text: str, what: str) -> list[int]:
+    parts = [p.strip() for p in text.split(",")]
+    if any(len(p.lstrip("+-")) > MAX_INT_DIGITS for p in parts):
+        raise AtReplyError(f"{what}: integer too long", raw=text[:80])
     try:
-        return [int(p.strip()) for p in text.split(",")]
+        return [int(p) for p in parts]
     except ValueError as exc:
-        raise AtReplyError(f"{what}: not integers", raw=text) from exc
+        raise AtReplyError(f"{what}: not integers", raw=text[:80]) from exc
 
 
 def parse_csq(resp: AtResponse) -> Signal:

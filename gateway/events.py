@@ -27,10 +27,15 @@ class Event:
     mono_time: float
     boot_id: str
     clock_synced: bool
+    # The hash chain (wire/chain.py): set on evidence events, None on telemetry and on rows
+    # journaled before the chain existed.
+    prev_seq: int | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape (same field names), as the uploader and ``events tail`` use it."""
-        return {
+        out: dict[str, Any] = {
             "seq": self.seq,
             "kind": self.kind,
             "cls": self.cls,
@@ -40,3 +45,6 @@ class Event:
             "boot_id": self.boot_id,
             "clock_synced": self.clock_synced,
         }
+        if self.hash is not None:
+            out.update(prev_seq=self.prev_seq, prev_hash=self.prev_hash, hash=self.hash)
+        return out

@@ -35,6 +35,18 @@ act), never by blocking an executor thread on ``join()``. The writer is a daemon
 journal whose event loop ended without ``close()`` is closed by its writer within
 ``LOOP_CHECK_S``: a crashed caller leaves no thread and no open file behind.
 
+Evidence events are hash-chained (:mod:`wire.chain`): the writer gives each evidence row the
+seq and hash of the previous evidence row (``prev_seq``, ``prev_hash``) and its own ``hash``
+over its canonical body, in the same transaction as the row (no extra write, no extra fsync).
+The chain head lives in memory and is read back from the newest chained row on open (or from
+the meta table, where retention pruning keeps it when it prunes the head's row). After
+opening, the journal audits its own chain once, in the background (one read pass on its own
+connection, no writes unless something is wrong; ``await journal.audited()`` waits for it):
+rows whose hash no longer matches their body, links that do not match, or two rows naming the
+same predecessor are reported in a ``journal.chain_audit`` evidence event, which
+the centre turns into alerts. The centre verifies the chain independently as batches arrive
+(docs/antifraud.md). Telemetry is not chained: it is droppable by design.
+
 On open, ``PRAGMA quick_check`` runs; a file that fails it (or is not a database at all) is
 moved aside (never deleted) and a fresh journal starts with a ``journal.recovered`` event that
 says where the old file went. The sequence resumes after the highest sequence that could still
@@ -46,6 +58,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -64,6 +77,10 @@ from sqlite_utils.migrations import Migrations
 from gateway.clock import Clock, SystemClock
 from gateway.errors import JournalClosedError, JournalError, JournalFullError
 from gateway.events import EVENT_CLASSES, EVIDENCE, TELEMETRY, Event
+from wire.canonical import encode as canonical_encode
+from wire.chain import BROKEN_LINK, EDITED, FORK, GENESIS, ChainError, check_links, verify_chain
+from wire.chain import DOMAIN as CHAIN_DOMAIN
+from wire.errors import EncodingError
 
 log = logging.getLogger("gateway.journal")
 
@@ -101,6 +118,14 @@ def m001_events(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX events_telemetry ON events(seq) WHERE cls = 'telemetry'")
     db.execute("CREATE INDEX events_kind ON events(kind, seq)")
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+@migrations()
+def m002_chain(db: sqlite_utils.Database) -> None:
+    # The hash chain over evidence (wire/chain.py); NULL on telemetry and on older rows.
+    db.execute("ALTER TABLE events ADD COLUMN prev_seq INTEGER")
+    db.execute("ALTER TABLE events ADD COLUMN prev_hash TEXT")
+    db.execute("ALTER TABLE events ADD COLUMN hash TEXT")
 
 
 @dataclass(slots=True)
@@ -149,6 +174,8 @@ class _State:
     full_errors: int = 0
     pending_drops: _DropTally = field(default_factory=_DropTally)
     last_drop_report: float = -1e18
+    chain_seq: int = 0  # the newest chained (evidence) row, 0 before the first
+    chain_hash: str = GENESIS
 
 
 def _is_disk_full(exc: BaseException) -> bool:
@@ -163,15 +190,16 @@ def encode_payload(payload: Mapping[str, Any]) -> str:
     if not isinstance(payload, Mapping):
         raise JournalError("payload must be a JSON object", got=type(payload).__name__)
     try:
-        return json.dumps(
-            payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False
-        )
-    except (TypeError, ValueError) as exc:
-        raise JournalError(f"payload is not JSON-serialisable: {exc}") from exc
+        # The canonical encoding (wire/canonical.py) is what the chain hashes and the centre
+        # re-encodes: a payload it cannot hold is refused here, at the caller, not in the writer.
+        return canonical_encode(dict(payload)).decode("utf-8")
+    except EncodingError as exc:
+        raise JournalError(f"payload is not JSON-serialisable: {exc.reason}") from exc
 
 
 def _row_to_event(row: Sequence[Any]) -> Event:
     seq, kind, cls, payload, wall, mono, boot_id, clock_synced = row[:8]
+    prev_seq, prev_hash, digest = row[8:11] if len(row) >= 11 else (None, None, None)
     return Event(
         seq=seq,
         kind=kind,
@@ -181,14 +209,66 @@ def _row_to_event(row: Sequence[Any]) -> Event:
         mono_time=mono,
         boot_id=boot_id,
         clock_synced=bool(clock_synced),
+        prev_seq=prev_seq,
+        prev_hash=prev_hash,
+        hash=digest,
     )
 
 
-_SELECT = "SELECT seq, kind, cls, payload, wall, mono, boot_id, clock_synced FROM events"
-_INSERT = (
-    "INSERT INTO events (seq, kind, cls, payload, wall, mono, boot_id, clock_synced) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+def _chained(
+    row: tuple[Any, ...], head: tuple[int, str]
+) -> tuple[tuple[Any, ...], tuple[int, str]]:
+    """An 8-column row with its chain columns; the new head if it is evidence."""
+    seq, kind, cls, payload_json, wall, mono, boot_id, clock_synced = row
+    if cls != EVIDENCE:
+        return (*row, None, None, None), head
+    prev_seq, prev_hash = head
+    digest = chain_digest(
+        seq, kind, cls, payload_json, wall, mono, boot_id, bool(clock_synced), prev_seq, prev_hash
+    )
+    return (*row, prev_seq, prev_hash, digest), (seq, digest)
+
+
+def chain_digest(
+    seq: int,
+    kind: str,
+    cls: str,
+    payload_json: str,
+    wall: float,
+    mono: float,
+    boot_id: str,
+    clock_synced: bool,
+    prev_seq: int,
+    prev_hash: str,
+) -> str:
+    """:func:`wire.chain.event_hash` of the event these columns make, without parsing the
+    payload again: ``payload_json`` is canonical already (:func:`encode_payload`), and the rest
+    is written in the canonical form (keys sorted, floats as ``repr`` of the float SQLite will
+    give back - an integer clock reading is stored as REAL). Equal to ``event_hash`` of the
+    event read back (tests/antifraud/test_journal_chain.py holds it to that)."""
+
+    def text(v: str) -> str:
+        return json.dumps(v, ensure_ascii=False)
+
+    body = (
+        f'{{"boot_id":{text(boot_id)},"clock_synced":{"true" if clock_synced else "false"},'
+        f'"cls":{text(cls)},"kind":{text(kind)},"mono_time":{float(mono)!r},'
+        f'"payload":{payload_json},"prev_hash":{text(prev_hash)},"prev_seq":{int(prev_seq)},'
+        f'"seq":{int(seq)},"wall_time":{float(wall)!r}}}'
+    )
+    return hashlib.sha256(CHAIN_DOMAIN + body.encode("utf-8")).hexdigest()
+
+
+_SELECT = (
+    "SELECT seq, kind, cls, payload, wall, mono, boot_id, clock_synced, prev_seq, prev_hash, hash"
+    " FROM events"
 )
+_INSERT = (
+    "INSERT INTO events (seq, kind, cls, payload, wall, mono, boot_id, clock_synced, "
+    "prev_seq, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+AUDIT_KIND: Final = "journal.chain_audit"
+AUDIT_MAX_LISTED: Final = 200
 
 
 def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
@@ -282,6 +362,7 @@ class Journal:
         self._closed = asyncio.Event()
         self._new_event = asyncio.Event()
         self._sync_mode = ""
+        self._audit_task: asyncio.Task[list[dict[str, Any]]] | None = None
 
     # ----------------------------------------------------------------- opening
 
@@ -328,7 +409,65 @@ class Journal:
                     "resumed_after_seq": info.salvaged_last_seq,
                 },
             )
+        # In the background: start-up does not wait for a walk over a large journal.
+        journal._audit_task = asyncio.create_task(journal._audit(), name="journal-audit")
         return journal
+
+    async def audited(self) -> list[dict[str, Any]]:
+        """Wait for the open-time chain audit; its findings (also journaled, if any)."""
+        task = self._audit_task
+        return [] if task is None else await asyncio.shield(task)
+
+    async def _audit(self) -> list[dict[str, Any]]:
+        try:
+            findings = await asyncio.to_thread(self._audit_sync)
+        except sqlite3.Error as exc:
+            log.error("journal chain audit could not read %s: %s", self.path, exc)
+            return []
+        if findings and not self._closing:
+            log.error("journal chain audit: %d finding(s), first %s", len(findings), findings[0])
+            with contextlib.suppress(JournalClosedError):
+                await self.append(
+                    AUDIT_KIND,
+                    {"findings": findings[:AUDIT_MAX_LISTED], "total": len(findings)},
+                )
+        return findings
+
+    def _audit_sync(self) -> list[dict[str, Any]]:
+        """Walk the chained rows once on a connection of its own; what says history was
+        edited (see the module doc). Stops early when the journal is closing."""
+        odd: list[dict[str, Any]] = []
+        conn = _connect(self.path, read_only=True)
+
+        def chained() -> Iterable[dict[str, Any]]:
+            rows = conn.execute(f"{_SELECT} WHERE hash IS NOT NULL ORDER BY seq")
+            for n, row in enumerate(rows):
+                if n % 1000 == 0 and self._closing:
+                    return
+                try:
+                    ev = _row_to_event(row).to_dict()
+                except ValueError:  # a payload edited into non-JSON: keep it as text
+                    ev = _row_to_event((*row[:3], "{}", *row[4:])).to_dict()
+                    ev["payload"] = row[3]
+                try:
+                    check_links(ev)
+                except ChainError:  # chain columns edited into nonsense
+                    odd.append({"kind": "unreadable", "seq": int(row[0])})
+                    continue
+                yield ev
+
+        try:
+            found = verify_chain(chained())
+        except ChainError as exc:  # pragma: no cover - rows come ascending, links pre-checked
+            found = []
+            odd.append({"kind": "unreadable", "seq": 0, "reason": exc.reason})
+        finally:
+            conn.close()
+        return odd + [
+            {"kind": f.kind, "seq": f.seq, **f.detail}
+            for f in found
+            if f.kind in (EDITED, BROKEN_LINK, FORK)
+        ]
 
     def _open_sync(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -376,6 +515,16 @@ class Journal:
         for key in ("dropped_synced", "dropped_unsynced"):
             r = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
             setattr(st, key, int(r[0]) if r else 0)
+        head = conn.execute(
+            "SELECT seq, hash FROM events WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        if head is not None:
+            st.chain_seq, st.chain_hash = int(head[0]), str(head[1])
+        kept = conn.execute("SELECT value FROM meta WHERE key='chain_head'").fetchone()
+        with contextlib.suppress(ValueError):
+            kept_seq, kept_hash = str(kept[0]).split(" ") if kept else ("0", GENESIS)
+            if int(kept_seq) > st.chain_seq and len(kept_hash) == len(GENESIS):
+                st.chain_seq, st.chain_hash = int(kept_seq), kept_hash
         self._conn = conn
         self._reader = _connect(self.path)
 
@@ -506,11 +655,12 @@ class Journal:
         st = self._state
         evidence = any(op.cls == EVIDENCE for op in group)
         seq = st.last_seq
+        head = (st.chain_seq, st.chain_hash)
         rows = []
         added_tele = 0
         for op in group:
             seq += 1
-            rows.append(
+            row, head = _chained(
                 (
                     seq,
                     op.kind,
@@ -520,8 +670,10 @@ class Journal:
                     op.mono,
                     op.boot_id,
                     int(op.clock_synced),
-                )
+                ),
+                head,
             )
+            rows.append(row)
             if op.cls == TELEMETRY:
                 added_tele += len(op.payload_json)
         tele_bytes = st.telemetry_bytes + added_tele
@@ -546,12 +698,14 @@ class Journal:
             time.monotonic() - st.last_drop_report >= DROP_REPORT_INTERVAL_S or self._closing
         ):
             seq += 1
-            conn.execute(_INSERT, self._drop_report_row(seq, unreported, new_drops))
+            report, head = _chained(self._drop_report_row(seq, unreported, new_drops), head)
+            conn.execute(_INSERT, report)
             report_due = True
         conn.execute("COMMIT")
         # Only now, with the commit done, does the in-memory state move.
         st.commits += 1
         st.last_seq = seq
+        st.chain_seq, st.chain_hash = head
         st.telemetry_bytes = tele_bytes
         st.dropped_synced += new_drops.synced
         st.dropped_unsynced += new_drops.unsynced
@@ -814,6 +968,13 @@ class Journal:
                 "AND seq < (SELECT max(seq) FROM events)",
                 (cutoff,),
             )
+            # The chain head may be among the pruned rows: keep it, so the next open continues
+            # the chain instead of starting a new segment.
+            conn.execute(
+                "INSERT INTO meta VALUES ('chain_head', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (f"{st.chain_seq} {st.chain_hash}",),
+            )
             conn.execute("COMMIT")
             st.telemetry_bytes -= int(tele)
             return cur.rowcount
@@ -867,6 +1028,10 @@ class Journal:
             await self._closed.wait()
             return
         self._closing = True
+        if self._audit_task is not None and not self._audit_task.done():
+            # It stops at its next thousand rows; its append (if any) would be refused now.
+            self._audit_task.cancel()
+            await asyncio.gather(self._audit_task, return_exceptions=True)
         self._queue.put(None)
         writer, done = self._writer, self._writer_done
         if writer is not None and done is not None:
@@ -930,15 +1095,20 @@ def read_events(
     if not p.exists():
         raise JournalError(f"no journal at {p}", path=str(p))
     conn = _connect(p, read_only=True)
+    select = _SELECT
+    with contextlib.suppress(sqlite3.Error):
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
+        if "hash" not in columns:  # a journal the daemon has not opened since the chain came
+            select = _SELECT.replace(", prev_seq, prev_hash, hash", "")
     try:
         if last is not None:
             rows = conn.execute(
-                f"SELECT * FROM ({_SELECT} WHERE seq > ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+                f"SELECT * FROM ({select} WHERE seq > ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
                 (after_seq, last),
             ).fetchall()
         else:
             rows = conn.execute(
-                f"{_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+                f"{select} WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
             ).fetchall()
         return [_row_to_event(r) for r in rows]
     finally:

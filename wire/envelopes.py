@@ -16,6 +16,11 @@ in a journal recovery, or rows the centre already acknowledged); the centre coun
 accounted for, so its watermark can pass them. The ack's ``watermark`` is the highest seq up to
 which the centre holds *every* event of this gateway; ``gaps`` lists missing ranges between the
 watermark and ``highest`` (the highest seq held), so out-of-order evidence can be confirmed too.
+
+Evidence events may carry the hash-chain fields ``prev_seq``, ``prev_hash`` and ``hash``
+(:mod:`wire.chain`); they are optional, so batches of gateways that predate the chain stay
+valid at version 1. A centre that predates them refuses them as unknown fields: upgrade the
+centre before its gateways.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from wire.chain import ChainError, check_links
 from wire.errors import EnvelopeError
 
 WIRE_VERSION: Final = 1
@@ -35,6 +41,7 @@ COMMAND_TYPE: Final = "command"  # issue 9: same canonical encoding and signing 
 EVENT_FIELDS: Final = frozenset(
     {"seq", "kind", "cls", "payload", "wall_time", "mono_time", "boot_id", "clock_synced"}
 )
+EVENT_CHAIN_FIELDS: Final = frozenset({"prev_seq", "prev_hash", "hash"})  # wire/chain.py
 EVENT_CLASSES: Final = ("evidence", "telemetry")
 MAX_BATCH_EVENTS: Final = 10_000
 MAX_GAPS_LISTED: Final = 100
@@ -111,9 +118,17 @@ def _str(value: Any, where: str, pattern: re.Pattern[str] | None = None, max_len
 
 
 def check_event(ev: Any, where: str = "event") -> dict[str, Any]:
-    """Validate one event dict (the Event field names, exactly); return it unchanged.
-    Raises :class:`EnvelopeError` and nothing else."""
-    _exact_keys(ev, EVENT_FIELDS, where)
+    """Validate one event dict (the Event field names, exactly, plus all three chain fields
+    of an evidence event or none of them); return it unchanged. Raises :class:`EnvelopeError`
+    and nothing else. The chain fields' shape is checked here; whether the hash matches the
+    body is the centre's judgement (:mod:`wire.chain`), never a reason to refuse the batch."""
+    _exact_keys(ev, EVENT_FIELDS, where, optional=EVENT_CHAIN_FIELDS)
+    present = EVENT_CHAIN_FIELDS & set(ev)
+    if present and present != EVENT_CHAIN_FIELDS:
+        raise EnvelopeError(
+            f"{where} carries some chain fields but not all of {sorted(EVENT_CHAIN_FIELDS)}",
+            field=where,
+        )
     _int(ev["seq"], f"{where}.seq", lo=1)
     _str(ev["kind"], f"{where}.kind", KIND_RE)
     if ev["cls"] not in EVENT_CLASSES:
@@ -127,6 +142,11 @@ def check_event(ev: Any, where: str = "event") -> dict[str, Any]:
         raise EnvelopeError(
             f"{where}.clock_synced must be true or false", field=f"{where}.clock_synced"
         )
+    if present:
+        try:
+            check_links(ev)
+        except ChainError as exc:
+            raise EnvelopeError(f"{where}: {exc.reason}", field=where) from None
     return dict(ev)
 
 
