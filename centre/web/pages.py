@@ -45,6 +45,8 @@ from centre.commands.issue import MAX_TTL_S, issue, load_command_key
 from centre.commands.store import SOUND, CommandRepository
 from centre.errors import CentreError
 from centre.pki import CentrePaths
+from centre.push.outbox import FILENAME as PUSH_FILE
+from centre.push.outbox import PushOutbox
 from centre.web import board
 from centre.web.console import Console
 from centre.web.errors import ConsoleError
@@ -71,6 +73,7 @@ MAX_COMMENT: Final = 500
 MAX_BROADCAST_S: Final = 600.0
 """The longest broadcast the console lets anyone order (gateways also enforce their own cap)."""
 BROADCAST_TTL_S: Final = 120.0
+PUSH_SHOWN: Final = 300  # parts on the push page (about two months of one group's bulletins)
 KNOWN_CLIPS: Final = ("fire-drill", "evacuate", "test-tone", "all-clear")
 SSE_KEEPALIVE_S: Final = 15.0
 SESSION_RECHECK_S: Final = 60.0
@@ -213,6 +216,7 @@ class ConsolePages:
             web.post(f"{ROOT}/broadcast", self.broadcast),
             web.post(f"{ROOT}/broadcast/stop", self.stop_broadcast),
             web.get(f"{ROOT}/announcements", self.announcements_page),
+            web.get(f"{ROOT}/push", self.push_page),
             web.get(f"{ROOT}/announcements/audio", self.announcement_audio),
             web.get(f"{ROOT}/events", self.events),
             web.static(f"{ROOT}/static", STATIC, append_version=False),
@@ -660,6 +664,22 @@ class ConsolePages:
                 if stage == SOUND and command_id in wanted:
                     found[command_id] = reason.partition(":")[0]
         return found
+
+    async def push_page(self, request: web.Request) -> web.Response:
+        """What the daily bulletin pushes to the WeChat Work groups did: each part sent, failed
+        (and why) or still owed, newest day first (officer, clerk)."""
+        user, sid = await self._page_user(request)
+        if not can(user, Action.EXPORT_BULLETIN):  # a district role: officer or clerk
+            return await self._forbidden_page(request, user, sid)
+        path = self.paths.root / PUSH_FILE
+        parts = []
+        if path.exists():  # `compound-centre push daily` makes it; never create it here
+            async with await PushOutbox.open(path) as outbox:
+                parts = await outbox.parts()
+        parts.sort(key=lambda p: (p.day, p.group, p.part), reverse=True)
+        return self._render(
+            request, "push.html", user=user, sid=sid, page="push", parts=parts[:PUSH_SHOWN],
+        )  # fmt: skip
 
     async def announcements_page(self, request: web.Request) -> web.Response:
         """The library with a player for each announcement (officer, clerk)."""

@@ -369,6 +369,7 @@ PATHS = [
     "/console/alerts/assign",
     "/console/announcements",
     "/console/announcements/audio",
+    "/console/push",
     "/console/broadcast",
     "/console/broadcast/part",
     "/console/broadcast/stop",
@@ -712,5 +713,42 @@ async def test_the_library_plays_in_the_console_and_broadcasts_carry_its_hash_an
         assert status == 403
         async with b.session.get("/console/announcements/audio?id=fraud-warning") as r:
             assert r.status == 403
+    finally:
+        await b.close()
+
+
+async def test_the_push_page_shows_each_part_sent_or_failed_and_why(district: District) -> None:
+    from centre.push.outbox import ERRCODE, FILENAME, OK, PushOutbox
+
+    clerk = await district.user("wang.fang", Role.CLERK)
+    viewer = await district.user("li.na", Role.TOWNSHIP_VIEWER, township="North")
+    b = Browser(district)
+    try:
+        assert await b.login("wang.fang", clerk) == 303
+        status, page = await b.get("/console/push")
+        assert status == 200 and "尚未推送" in page  # nothing pushed yet, and no file made
+        assert not (district.paths.root / FILENAME).exists()
+        now = time.time()
+        async with await PushOutbox.open(district.paths.root / FILENAME) as outbox:
+            assert await outbox.enqueue("2026-12-05", "district", ["一", "二"], now=now)
+            one = await outbox.begin_attempt("2026-12-05", "district", 1, now=now)
+            await outbox.finish_attempt(one, outcome=OK, errcode=None, detail="", give_up=False,
+                                        now=now)  # fmt: skip
+            two = await outbox.begin_attempt("2026-12-05", "district", 2, now=now)
+            await outbox.finish_attempt(two, outcome=ERRCODE, errcode=93000,
+                                        detail="invalid webhook url", give_up=True,
+                                        now=now)  # fmt: skip
+        status, page = await b.get("/console/push")
+        assert status == 200
+        assert 'data-part="1" data-state="sent"' in page and "已发送" in page
+        assert 'data-part="2" data-state="failed"' in page and "93000" in page
+        assert "invalid webhook url" in page
+    finally:
+        await b.close()
+    b = Browser(district)
+    try:
+        assert await b.login("li.na", viewer) == 303
+        status, _ = await b.get("/console/push")
+        assert status == 403
     finally:
         await b.close()
