@@ -56,8 +56,8 @@ STEPS = (
 BEFORE_SWITCH = {"downloading", "downloaded", "unpacking", "unpacked"}
 MARKER_DIR = ".update"
 
-# A test (hil_tests/test_update_kill.py) sets this to make the installer pause after persisting
-# each step, so it can SIGKILL it there. It is read from the environment, never set in the field.
+# A test (hil_tests/test_update_kill.py) names a step here to make the installer print each step
+# and pause after persisting the named one, so it can SIGKILL it there. Never set in the field.
 STEP_PAUSE_ENV = "COMPOUND_GW_UPDATE_STEP_PAUSE"
 
 Record = Callable[[str, dict[str, Any]], None]
@@ -153,10 +153,11 @@ class Installer:
     def _step(self, state: dict[str, Any], step: str) -> None:
         state["step"] = step
         self._save(state)
-        pause = os.environ.get(STEP_PAUSE_ENV)
-        if pause:
+        pause_at = os.environ.get(STEP_PAUSE_ENV)
+        if pause_at:
             print(f"STEP {step}", flush=True)
-            time.sleep(float(pause))
+            if pause_at == step:
+                time.sleep(60)
 
     # ------------------------------------------------------------------ slots
 
@@ -278,6 +279,7 @@ class Installer:
 
     def install(self, bundle: Path) -> Outcome:
         """Verify, stage, unpack, switch, start and confirm, or roll back. See the module doc."""
+        self.root.mkdir(parents=True, exist_ok=True)
         self.recover()
         meta = self.verify(bundle)
         state = self.load_state()

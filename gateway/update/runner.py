@@ -8,7 +8,8 @@ A version passes its first start when, within ``ready_timeout_s``:
 3. its self-check command (``<slot>/bin/compound-gw update selfcheck`` by default) exits 0.
 
 :class:`SpawnRunner` starts the slot's launcher itself, in its own session, and keeps its pid in
-a file so a later run of the updater (after a power cut) can stop it. It is what the tests and a
+a file so a later run of the updater (after a power cut) can stop it; its output goes to
+``run.log`` beside the pid file. It is what the tests and a
 bench use. On a gateway under systemd, a runner that asks systemd instead (systemd owns the notify
 socket and reports ``active`` only after READY) is not built yet (docs/updates.md).
 """
@@ -141,14 +142,19 @@ class SpawnRunner:
 
     def _start(self, slot: Path, sock: socket.socket, notify: str) -> StartResult:
         env = {**os.environ, **self.env, "NOTIFY_SOCKET": notify}
+        # The gateway outlives the updater: it must not hold the updater's output open.
+        log_path = self.pid_file.with_name(self.pid_file.stem + ".log")
         try:
-            proc = subprocess.Popen(
-                [str(slot / self.command[0]), *self.command[1:]],
-                cwd=slot,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            with open(log_path, "ab") as log_file:
+                proc = subprocess.Popen(
+                    [str(slot / self.command[0]), *self.command[1:]],
+                    cwd=slot,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=log_file,
+                    start_new_session=True,
+                )
         except OSError as exc:
             return StartResult(False, "start_failed", exc.strerror or str(exc))
         tmp = self.pid_file.with_name(self.pid_file.name + ".tmp")
