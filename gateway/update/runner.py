@@ -59,11 +59,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _run_check(slot: Path, check: Sequence[str], timeout: float) -> tuple[bool, str]:
+def _run_check(
+    slot: Path, check: Sequence[str], timeout: float, env: dict[str, str]
+) -> tuple[bool, str]:
     try:
         proc = subprocess.run(
             [str(slot / check[0]), *check[1:]],
             cwd=slot,
+            env=env,
             capture_output=True,
             timeout=max(timeout, 0.1),
             check=False,
@@ -179,7 +182,9 @@ class SpawnRunner:
                 return StartResult(False, "exited", f"exit {proc.returncode} after READY")
             time.sleep(0.05)
         if self.check:
-            ok, detail = _run_check(slot, self.check, deadline - time.monotonic())
+            ok, detail = _run_check(
+                slot, self.check, deadline - time.monotonic(), {**os.environ, **self.env}
+            )
             if not ok:
                 return StartResult(False, "selfcheck_failed", detail)
         if proc.poll() is not None:
