@@ -11,7 +11,7 @@ Gateway (as root; the public key is pinned in --trusted-key at provisioning)::
 
     compound-gw update verify BUNDLE        # checks only; a refusal is journaled
     compound-gw update install BUNDLE       # verify, stage, unpack, switch, start, confirm
-    compound-gw update recover              # finish an interrupted install (before start)
+    compound-gw update recover [--start]    # finish an interrupted install (before start)
     compound-gw update status [--json]
     compound-gw update selfcheck            # run by the updater after READY (exit 0 = healthy)
 
@@ -56,6 +56,11 @@ START_WORDS = {
     "exited": N_("it stopped during start"),
     "selfcheck_failed": N_("its self-check failed"),
     "start_failed": N_("it could not be started"),
+}
+
+STATE_ERROR_WORDS = {
+    "busy": N_("another update command is running; try again when it has finished"),
+    "broken": N_("the update folder is damaged and needs a technician"),
 }
 
 RESULT_WORDS = {
@@ -122,24 +127,44 @@ def add_cli(subparsers: Any) -> None:
     s.set_defaults(handler=cmd_sign)
 
     for name, handler, helptext in (
-        ("verify", cmd_verify, "check a bundle without installing it"),
-        ("install", cmd_install, "install a bundle into the other slot and switch to it"),
+        ("verify", _guarded(cmd_verify), "check a bundle without installing it"),
+        ("install", _guarded(cmd_install), "install a bundle into the other slot and switch to it"),
     ):
         q = sub.add_parser(name, help=helptext)
         q.add_argument("bundle", type=Path)
         _gateway_args(q)
         q.set_defaults(handler=handler)
     for name, handler, helptext in (
-        ("recover", cmd_recover, "finish an interrupted install"),
-        ("status", cmd_status, "installed version, slots and the last result"),
+        ("recover", _guarded(cmd_recover), "finish an interrupted install"),
+        ("status", _guarded(cmd_status), "installed version, slots and the last result"),
     ):
         q = sub.add_parser(name, help=helptext)
         _gateway_args(q)
         q.set_defaults(handler=handler)
+        if name == "recover":
+            q.add_argument("--start", action="store_true", help="start the version left in place")
 
     c = sub.add_parser("selfcheck", help="exit 0 when the running daemon is healthy")
     _config_arg(c)
     c.set_defaults(handler=cmd_selfcheck)
+
+
+def _guarded(handler: Any) -> Any:
+    """Run a gateway command; a busy or damaged update root is told in words (exit 1)."""
+
+    def run(args: argparse.Namespace) -> int:
+        from gateway.update.install import UpdateStateError
+
+        try:
+            return int(handler(args))
+        except UpdateStateError as exc:
+            if getattr(args, "json", False):
+                print(json.dumps({"result": "error", **exc.as_dict()}))
+            else:
+                print(_(STATE_ERROR_WORDS[exc.code]), file=sys.stderr)
+            return 1
+
+    return run
 
 
 # --------------------------------------------------------------------------- release engineer
@@ -294,7 +319,7 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-    done = _installer(args).recover()
+    done = _installer(args).recover(start=args.start)
     if args.json:
         print(json.dumps({"recovered": done}))
     elif done is None:

@@ -23,18 +23,21 @@ the new version passed its first start.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gateway.errors import GatewayError
 from gateway.update import bundle as b
 from gateway.update.bundle import Metadata, UpdateRefused
 from gateway.update.runner import Runner
@@ -63,8 +66,15 @@ STEP_PAUSE_ENV = "COMPOUND_GW_UPDATE_STEP_PAUSE"
 Record = Callable[[str, dict[str, Any]], None]
 
 
-class UpdateStateError(Exception):
-    """The update root is unusable (no complete slot, unreadable state). Needs a person."""
+class UpdateStateError(GatewayError):
+    """The update root is unusable (no complete slot, unreadable state) or busy.
+
+    ``code``: ``busy`` (another update command holds the lock) or ``broken`` (needs a person).
+    """
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason, code=code)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -138,13 +148,13 @@ class Installer:
         except UpdateRefused as exc:
             if exc.code == "missing_file" and not self.state_path.exists():
                 return _empty_state()
-            raise UpdateStateError(f"{self.state_path}: {exc.reason}") from None
+            raise UpdateStateError("broken", f"{self.state_path}: {exc.reason}") from None
         try:
             state = json.loads(data)
         except ValueError:
-            raise UpdateStateError(f"{self.state_path} is not JSON") from None
+            raise UpdateStateError("broken", f"{self.state_path} is not JSON") from None
         if not isinstance(state, dict) or state.get("step") not in STEPS:
-            raise UpdateStateError(f"{self.state_path} has no valid step")
+            raise UpdateStateError("broken", f"{self.state_path} has no valid step")
         return {**_empty_state(), **state}
 
     def _save(self, state: dict[str, Any]) -> None:
@@ -201,8 +211,30 @@ class Installer:
 
     # ------------------------------------------------------------------ recovery
 
-    def recover(self) -> str | None:
-        """Finish an interrupted install so ``current`` is a complete slot; say what was done."""
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One update command at a time on this root (refused, not queued)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / "update.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UpdateStateError("busy", "another update command is running") from None
+            yield
+        finally:
+            os.close(fd)
+
+    def recover(self, *, start: bool = False) -> str | None:
+        """Finish an interrupted install so ``current`` is a complete slot; say what was done.
+
+        ``start``: start the version left in place when an update was undone after the switch
+        (off when systemd starts the gateway next, as in ``ExecStartPre``).
+        """
+        with self.lock():
+            return self._recover(start)
+
+    def _recover(self, start: bool) -> str | None:
         state = self.load_state()
         step = state["step"]
         for leftover in self.root.glob(".current.tmp-*"):
@@ -222,9 +254,10 @@ class Installer:
         else:
             self.runner.stop()
             if self.slot_metadata(previous) is None:
-                raise UpdateStateError(f"previous slot {previous} is not complete")
+                raise UpdateStateError("broken", f"previous slot {previous} is not complete")
             self._switch(previous)
-            self.runner.start(self.root / previous)
+            if start:
+                self.runner.start(self.root / previous)
             done = "switched_back"
         shutil.rmtree(self.staging, ignore_errors=True)
         state.update(
@@ -279,8 +312,11 @@ class Installer:
 
     def install(self, bundle: Path) -> Outcome:
         """Verify, stage, unpack, switch, start and confirm, or roll back. See the module doc."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.recover()
+        with self.lock():
+            return self._install(bundle)
+
+    def _install(self, bundle: Path) -> Outcome:
+        self._recover(start=True)
         meta = self.verify(bundle)
         state = self.load_state()
         previous = self.current_slot()

@@ -199,3 +199,26 @@ def test_outbox_skips_garbage_lines(tmp_path: Path) -> None:
     taken = box.take()
     assert taken is not None
     assert [k for k, _ in Outbox.parse(taken)] == ["update.refused", "update.installed"]
+
+
+def test_one_update_command_at_a_time(gw: Gateway) -> None:
+    from gateway.update.install import UpdateStateError
+
+    bundle = gw.bundle(1)
+    with gw.installer.lock():
+        with pytest.raises(UpdateStateError) as info:
+            gw.installer.install(bundle)
+        assert info.value.code == "busy"
+        with pytest.raises(UpdateStateError):
+            gw.installer.recover()
+    assert gw.installer.install(bundle).result == "installed"
+
+
+def test_damaged_state_file_is_a_state_error_not_a_crash(gw: Gateway) -> None:
+    from gateway.update.install import UpdateStateError
+
+    gw.installer.install(gw.bundle(1))
+    gw.installer.state_path.write_bytes(b"\x00garbage")
+    with pytest.raises(UpdateStateError) as info:
+        gw.installer.status()
+    assert info.value.code == "broken"
