@@ -155,7 +155,21 @@ class Installer:
             raise UpdateStateError("broken", f"{self.state_path} is not JSON") from None
         if not isinstance(state, dict) or state.get("step") not in STEPS:
             raise UpdateStateError("broken", f"{self.state_path} has no valid step")
-        return {**_empty_state(), **state}
+        state = {**_empty_state(), **state}
+        target = state["target"]
+        ok = (
+            type(state["installed_release"]) is int
+            and isinstance(state["installed_version"], str)
+            and isinstance(state["failed_releases"], list)
+            and all(type(r) is int for r in state["failed_releases"])
+            and state["previous_slot"] in (None, *SLOTS)
+            and (target is None or (isinstance(target, dict) and target.get("slot") in SLOTS))
+            and (state["step"] == "idle" or target is not None)
+            and (state["last_result"] is None or isinstance(state["last_result"], dict))
+        )
+        if not ok:
+            raise UpdateStateError("broken", f"{self.state_path} has a value of the wrong type")
+        return state
 
     def _save(self, state: dict[str, Any]) -> None:
         _write_json_atomic(self.state_path, state)
