@@ -99,6 +99,12 @@ def _gateway_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--ready-timeout", type=float, default=120.0, help="seconds to reach READY")
     p.add_argument("--settle", type=float, default=5.0, help="seconds alive after READY")
+    p.add_argument(
+        "--systemd-unit",
+        default="",
+        help="start and stop the gateway through this systemd unit (Type=notify) instead of "
+        "starting current/bin/compound-gw run directly",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -241,7 +247,7 @@ def _installer(args: argparse.Namespace) -> Any:
     from gateway.update.bundle import load_public_key
     from gateway.update.install import Installer
     from gateway.update.outbox import OUTBOX_NAME, Outbox
-    from gateway.update.runner import SpawnRunner
+    from gateway.update.runner import SpawnRunner, SystemdRunner
 
     cfg = load_config(args.config)
     try:
@@ -250,12 +256,16 @@ def _installer(args: argparse.Namespace) -> Any:
         raise ConfigError("--trusted-key", f"{args.trusted_key}: {exc}") from exc
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
-    runner = SpawnRunner(
-        root / "run.pid",
-        ready_timeout_s=args.ready_timeout,
-        settle_s=args.settle,
-        env={"COMPOUND_GW_CONFIG": str(Path(args.config).resolve())},
-    )
+    env = {"COMPOUND_GW_CONFIG": str(Path(args.config).resolve())}
+    runner: Any
+    if args.systemd_unit:
+        runner = SystemdRunner(
+            args.systemd_unit, ready_timeout_s=args.ready_timeout, settle_s=args.settle, env=env
+        )
+    else:
+        runner = SpawnRunner(
+            root / "run.pid", ready_timeout_s=args.ready_timeout, settle_s=args.settle, env=env
+        )
     outbox = Outbox(cfg.data_dir / OUTBOX_NAME)
     return Installer(
         root, public_key=public_key, hardware=_hardware(args), runner=runner, record=outbox.record

@@ -10,8 +10,8 @@ A version passes its first start when, within ``ready_timeout_s``:
 :class:`SpawnRunner` starts the slot's launcher itself, in its own session, and keeps its pid in
 a file so a later run of the updater (after a power cut) can stop it; its output goes to
 ``run.log`` beside the pid file. It is what the tests and a
-bench use. On a gateway under systemd, a runner that asks systemd instead (systemd owns the notify
-socket and reports ``active`` only after READY) is not built yet (docs/updates.md).
+bench use. On a gateway under systemd, :class:`SystemdRunner` asks systemd instead (systemd owns
+the notify socket; ``systemctl start`` of a ``Type=notify`` unit returns after READY).
 """
 
 from __future__ import annotations
@@ -189,4 +189,83 @@ class SpawnRunner:
                 return StartResult(False, "selfcheck_failed", detail)
         if proc.poll() is not None:
             return StartResult(False, "exited", f"exit {proc.returncode} after self-check")
+        return StartResult(True, "")
+
+
+class SystemdRunner:
+    """Start the gateway through systemd (``Type=notify``): systemd owns the notify socket.
+
+    ``systemctl start`` returns once the unit sent READY=1 (or failed, or hit its own
+    TimeoutStartSec); after that the unit must stay ``active`` for ``settle_s`` (with
+    ``Restart=`` a crash shows as ``activating``/``failed``) and the self-check must pass, all
+    within ``ready_timeout_s``. The unit is expected to start
+    ``<root>/current/bin/compound-gw run``, so it starts the slot ``current`` names.
+    """
+
+    def __init__(
+        self,
+        unit: str = "compound-gw.service",
+        *,
+        systemctl: str = "systemctl",
+        ready_timeout_s: float = 120.0,
+        settle_s: float = 3.0,
+        check: Sequence[str] | None = DEFAULT_CHECK,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.unit = unit
+        self.systemctl = systemctl
+        self.ready_timeout_s = ready_timeout_s
+        self.settle_s = settle_s
+        self.check = tuple(check) if check else None
+        self.env = env or {}
+
+    def _ctl(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.systemctl, *args],
+            capture_output=True,
+            text=True,
+            timeout=max(timeout, 0.1),
+            check=False,
+        )
+
+    def is_active(self) -> bool:
+        try:
+            return self._ctl("is-active", self.unit, timeout=30).stdout.strip() == "active"
+        except subprocess.TimeoutExpired:
+            return False
+
+    def stop(self) -> None:
+        try:
+            self._ctl("stop", self.unit, timeout=120)
+        except subprocess.TimeoutExpired:
+            raise OSError("systemctl stop timed out") from None
+
+    def start(self, slot: Path) -> StartResult:
+        deadline = time.monotonic() + self.ready_timeout_s
+        try:
+            proc = self._ctl("start", self.unit, timeout=self.ready_timeout_s)
+        except subprocess.TimeoutExpired:
+            return StartResult(False, "no_ready", f"no READY=1 within {self.ready_timeout_s:g} s")
+        except OSError as exc:
+            return StartResult(False, "start_failed", exc.strerror or str(exc))
+        if proc.returncode != 0:
+            try:
+                result = self._ctl("show", "-p", "Result", "--value", self.unit).stdout.strip()
+            except subprocess.TimeoutExpired:
+                result = ""
+            reason = "no_ready" if result == "timeout" else "exited"
+            return StartResult(False, reason, (proc.stderr or result).strip()[-300:])
+        settle_until = min(time.monotonic() + self.settle_s, deadline)
+        while True:
+            if not self.is_active():
+                return StartResult(False, "exited", "the unit left the active state after READY")
+            if time.monotonic() >= settle_until:
+                break
+            time.sleep(0.2)
+        if self.check:
+            ok, detail = _run_check(
+                slot, self.check, deadline - time.monotonic(), {**os.environ, **self.env}
+            )
+            if not ok:
+                return StartResult(False, "selfcheck_failed", detail)
         return StartResult(True, "")
