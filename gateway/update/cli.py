@@ -76,7 +76,7 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
         "--config",
         "-c",
         default=os.environ.get("COMPOUND_GW_CONFIG", DEFAULT_CONFIG),
-        help="gateway config file (its data_dir holds the update events for the journal)",
+        help=_("gateway config file (its data_dir holds the update events for the journal)"),
     )
 
 
@@ -85,72 +85,81 @@ def _gateway_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--root",
         default=os.environ.get("COMPOUND_GW_UPDATE_ROOT", DEFAULT_ROOT),
-        help="update root with slots a/, b/ and the current link (default %(default)s)",
+        help=_("update root with slots a/, b/ and the current link (default %(default)s)"),
     )
     p.add_argument(
         "--trusted-key",
         default=DEFAULT_TRUSTED_KEY,
-        help="pinned update public key, 64 hex digits (default %(default)s)",
+        help=_("pinned update public key, 64 hex digits (default %(default)s)"),
     )
     p.add_argument(
         "--hardware",
         default="",
-        help=f"this gateway's hardware name (default: the first line of {DEFAULT_HARDWARE_FILE})",
+        help=_("this gateway's hardware name (default: the first line of %(file)s)")
+        % {"file": DEFAULT_HARDWARE_FILE},
     )
-    p.add_argument("--ready-timeout", type=float, default=120.0, help="seconds to reach READY")
-    p.add_argument("--settle", type=float, default=5.0, help="seconds alive after READY")
+    p.add_argument("--ready-timeout", type=float, default=120.0, help=_("seconds to reach READY"))
+    p.add_argument("--settle", type=float, default=5.0, help=_("seconds alive after READY"))
     p.add_argument(
         "--systemd-unit",
         default="",
-        help="start and stop the gateway through this systemd unit (Type=notify) instead of "
-        "starting current/bin/compound-gw run directly",
+        help=_(
+            "start and stop the gateway through this systemd unit (Type=notify) instead of "
+            "starting current/bin/compound-gw run directly"
+        ),
     )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--json", action="store_true", help=_("machine-readable output"))
 
 
 def add_cli(subparsers: Any) -> None:
     """Register ``update`` on the ``compound-gw`` parser."""
-    p = subparsers.add_parser("update", help="signed updates with automatic rollback")
+    p = subparsers.add_parser("update", help=_("signed updates with automatic rollback"))
     sub = p.add_subparsers(dest="update_command", required=True)
 
-    k = sub.add_parser("keygen", help="make an update signing key (release engineer)")
-    k.add_argument("--key", required=True, help="private key file to create (0600)")
+    k = sub.add_parser("keygen", help=_("make an update signing key (release engineer)"))
+    k.add_argument("--key", required=True, help=_("private key file to create (0600)"))
     k.set_defaults(handler=cmd_keygen)
 
-    m = sub.add_parser("make-bundle", help="build and sign a bundle from a folder")
+    m = sub.add_parser("make-bundle", help=_("build and sign a bundle from a folder"))
     m.add_argument("src", type=Path)
     m.add_argument("out", type=Path)
-    m.add_argument("--key", required=True, help="private update key file (0600)")
+    m.add_argument("--key", required=True, help=_("private update key file (0600)"))
     m.add_argument("--version", required=True)
-    m.add_argument("--release", type=int, required=True, help="increasing release number")
+    m.add_argument("--release", type=int, required=True, help=_("increasing release number"))
     m.add_argument("--hardware", action="append", required=True)
     m.add_argument("--expires-days", type=float, default=30.0)
     m.set_defaults(handler=cmd_make_bundle)
 
-    s = sub.add_parser("sign", help="(re)sign a bundle's metadata")
+    s = sub.add_parser("sign", help=_("(re)sign a bundle's metadata"))
     s.add_argument("bundle", type=Path)
     s.add_argument("--key", required=True)
     s.set_defaults(handler=cmd_sign)
 
     for name, handler, helptext in (
-        ("verify", _guarded(cmd_verify), "check a bundle without installing it"),
-        ("install", _guarded(cmd_install), "install a bundle into the other slot and switch to it"),
+        ("verify", _guarded(cmd_verify), N_("check a bundle without installing it")),
+        (
+            "install",
+            _guarded(cmd_install),
+            N_("install a bundle into the other slot and switch to it"),
+        ),
     ):
-        q = sub.add_parser(name, help=helptext)
+        q = sub.add_parser(name, help=_(helptext))
         q.add_argument("bundle", type=Path)
         _gateway_args(q)
         q.set_defaults(handler=handler)
     for name, handler, helptext in (
-        ("recover", _guarded(cmd_recover), "finish an interrupted install"),
-        ("status", _guarded(cmd_status), "installed version, slots and the last result"),
+        ("recover", _guarded(cmd_recover), N_("finish an interrupted install")),
+        ("status", _guarded(cmd_status), N_("installed version, slots and the last result")),
     ):
-        q = sub.add_parser(name, help=helptext)
+        q = sub.add_parser(name, help=_(helptext))
         _gateway_args(q)
         q.set_defaults(handler=handler)
         if name == "recover":
-            q.add_argument("--start", action="store_true", help="start the version left in place")
+            q.add_argument(
+                "--start", action="store_true", help=_("start the version left in place")
+            )
 
-    c = sub.add_parser("selfcheck", help="exit 0 when the running daemon is healthy")
+    c = sub.add_parser("selfcheck", help=_("exit 0 when the running daemon is healthy"))
     _config_arg(c)
     c.set_defaults(handler=cmd_selfcheck)
 
