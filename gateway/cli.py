@@ -48,6 +48,7 @@ CLI_EXTENSIONS: tuple[str, ...] = (
     "gateway.web.cli",
     "gateway.sync.cli",
     "gateway.setup.cli",
+    "gateway.update.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -206,6 +206,7 @@ def capability_factories() -> list[ServiceFactory]:
     from gateway.health.services import daemon_factory as health_services
     from gateway.patrol.service import build_services as patrol_services
     from gateway.sync.service import build_services as sync_services
+    from gateway.update.outbox import build_services as update_services
     from gateway.web import build_services as web_services
 
     return [
@@ -215,6 +216,7 @@ def capability_factories() -> list[ServiceFactory]:
         patrol_services,
         sync_services,
         web_services,
+        update_services,
     ]
 
 

@@ -204,6 +204,7 @@ SERVICE_WORDS: Final = {
     "web": N_("status page"),
     "status-board": N_("status board"),
     "watchdog": N_("watchdog"),
+    "update-events": N_("software updates"),
 }
 # Reasons and notes the gateway itself writes, so they can be shown translated.
 REASON_WORDS: Final = {
