@@ -185,3 +185,14 @@ def test_sun_without_a_site_key_and_malformed_are_refused() -> None:
     assert BandVerifier(None).check(SimBand(MASTER, UID).read()).refusal == SUN_NOT_CONFIGURED
     bad = BandVerifier(MASTER).check(b"picc_data=12&cmac=" + b"00" * 8)
     assert bad.refusal == MALFORMED and bad.detail["sun_error"]["field"] == "picc_data"
+
+
+def test_every_refusal_reason_is_documented() -> None:
+    from gateway.credentials import bands
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "credentials.md").read_text("utf-8")
+    reasons = [v for k, v in vars(bands).items() if k.isupper() and isinstance(v, str)
+               and k != "META_KEY_LABEL"]  # fmt: skip
+    assert len(reasons) == 6
+    assert [r for r in reasons if f"reason: {r}" not in doc] == []
+    assert "compound/sdm-meta-read-key/v1" in doc
