@@ -155,8 +155,9 @@ class CheckpointService:
                 return seen
             for e in batch:
                 p = e.payload
-                if p.get("verified") is True and isinstance(p.get("counter"), int):
-                    self.decider.bands.learn(str(p.get("wristband")), p["counter"])
+                if p.get("verified") is True and self.decider.bands.learn(
+                    str(p.get("wristband", "")), p.get("counter")
+                ):
                     seen += 1
             after = batch[-1].seq
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from gateway.credentials.payload import parse_reader_payload
 from gateway.credentials.sun import (
+    READ_CTR_MAX,
     SunError,
     SunRead,
     aes_cmac,
@@ -85,11 +86,17 @@ class BandVerifier:
         if self.master_key is not None:
             self._meta_key = meta_read_key(self.master_key)
 
-    def learn(self, uid_hex: str, counter: int) -> None:
-        """A verified counter seen before (journal history): keep the highest."""
+    def learn(self, uid_hex: str, counter: object) -> bool:
+        """A verified counter seen before (journal history): keep the highest. A value that
+        cannot be a band's counter is ignored (False), never trusted or raised on."""
+        if isinstance(counter, bool) or not isinstance(counter, int):
+            return False
+        if not 0 <= counter <= READ_CTR_MAX or not uid_hex:
+            return False
         last = self.counters.get(uid_hex)
         if last is None or counter > last:
             self.counters[uid_hex] = counter
+        return True
 
     def check(self, data: bytes) -> BandCheck:
         try:

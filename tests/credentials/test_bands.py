@@ -156,6 +156,9 @@ def test_a_learned_counter_makes_older_messages_replays() -> None:
     bands = BandVerifier(MASTER)
     bands.learn(UID.hex(), 7)
     bands.learn(UID.hex(), 3)  # history out of order: the highest counts
+    for junk in (True, -1, 1 << 24, "9", None):
+        assert bands.learn(UID.hex(), junk) is False
+    assert bands.learn("", 9) is False
     assert bands.check(old).refusal == REPLAY
     band.skip(6)
     assert bands.check(band.read()).counter == 8
