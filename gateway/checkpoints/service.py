@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 STATUS_PUBLISH_S = 1.0
 # Events whose verified ``counter`` rebuilds the per-band counter state at start.
 COUNTER_KINDS = (TAP, TAP_REPEAT, TAP_DELIVERED_LATE, UNKNOWN_WRISTBAND, "tap.unmapped")
+# The whole counter table, journaled at start and then daily, so that it outlives the
+# journal's retention (synced events older than ``retention_days`` are pruned).
+BANDS_COUNTERS = "bands.counters"
+COUNTERS_CHECKPOINT_S = 24 * 3600.0
 _HISTORY_BATCH = 1000
 # Taps being journaled at once, across all readers (they share group commits).
 MAX_TAPS_IN_FLIGHT = 256
@@ -150,11 +154,18 @@ class CheckpointService:
             return 0
         seen, after = 0, 0
         while True:
-            batch = await read_after(after, limit=_HISTORY_BATCH, kinds=COUNTER_KINDS)
+            batch = await read_after(
+                after, limit=_HISTORY_BATCH, kinds=(*COUNTER_KINDS, BANDS_COUNTERS)
+            )
             if not batch:
                 return seen
             for e in batch:
                 p = e.payload
+                if e.kind == BANDS_COUNTERS:
+                    table = p.get("bands") if isinstance(p, dict) else None
+                    if isinstance(table, dict):
+                        seen += sum(self.decider.bands.learn(str(u), c) for u, c in table.items())
+                    continue
                 if p.get("verified") is True and self.decider.bands.learn(
                     str(p.get("wristband", "")), p.get("counter")
                 ):
@@ -173,6 +184,7 @@ class CheckpointService:
                     await bus.start()
                     tg.create_task(self._consume(bus, tg), name=f"checkpoints-{bus.name}")
                 tg.create_task(self._publish_status(), name="checkpoints-status")
+                tg.create_task(self._checkpoint_counters_daily(), name="checkpoints-bands")
         finally:
             for bus in self.buses:
                 with contextlib.suppress(Exception):
@@ -245,6 +257,24 @@ class CheckpointService:
                 self.observer(TapOutcome(read, decision, event, durable, feedback, sent))
         finally:
             self._inflight.release()
+
+    async def checkpoint_counters(self) -> bool:
+        """Journal the band counter table (``bands.counters``) if there is one; one event,
+        no extra write per tap. False when there is nothing to keep or the append failed."""
+        table = dict(sorted(self.decider.bands.counters.items()))
+        if not table:
+            return False
+        try:
+            await self.journal.append(BANDS_COUNTERS, {"bands": table})
+        except Exception as exc:
+            log.error("band counters not recorded: %s", exc)
+            return False
+        return True
+
+    async def _checkpoint_counters_daily(self) -> None:
+        while True:
+            await self.checkpoint_counters()
+            await asyncio.sleep(COUNTERS_CHECKPOINT_S)
 
     async def _record_state(self, status: ReaderStatus) -> None:
         row = self._rows.get((status.bus, status.address))

@@ -92,3 +92,31 @@ def test_band_key_file_must_be_private_and_16_bytes(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_band_master_key(section, tmp_path)
     assert err.value.key == "checkpoints.band_key_file"
+
+
+async def test_counter_table_is_journaled_and_outlives_pruned_taps(tmp_path: Path) -> None:
+    from gateway.checkpoints.service import BANDS_COUNTERS, CheckpointService
+    from gateway.clock import SystemClock
+    from gateway.journal import Journal
+
+    section = parse({"band_key_file": "k", "points": []})
+    band = SimBand(MASTER, UID)
+    journal = await Journal.open(tmp_path / "j.db", gateway_id="gw-test")
+    try:
+        first = CheckpointService(section, journal, SystemClock(), buses=[],
+                                  band_master_key=MASTER)  # fmt: skip
+        assert await first.checkpoint_counters() is False  # nothing to keep yet
+        old = band.read()
+        band.skip(4)
+        assert first.decider.bands.check(band.read()).counter == 6
+        assert await first.checkpoint_counters() is True
+        # Only the table is in the journal (the taps themselves were pruned long since).
+        kinds = [e.kind for e in await journal.read_after(0)]
+        assert kinds == [BANDS_COUNTERS]
+        second = CheckpointService(section, journal, SystemClock(), buses=[],
+                                   band_master_key=MASTER)  # fmt: skip
+        assert await second.load_counters() == 1
+        assert second.decider.bands.counters == {UID.hex(): 6}
+        assert second.decider.bands.check(old).refusal == "replay"
+    finally:
+        await journal.close()
