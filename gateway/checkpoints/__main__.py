@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.checkpoints.config import load_section_file
+from gateway.checkpoints.config import load_band_master_key, load_section_file
 from gateway.checkpoints.service import CheckpointService, make_buses
 from gateway.clock import SystemClock
 from gateway.errors import ConfigError
@@ -45,11 +45,13 @@ class FileBoard:
 
 async def run(args: argparse.Namespace) -> int:
     section, base_dir = load_section_file(args.config)
+    band_key = load_band_master_key(section, base_dir)
     journal = await Journal.open(args.journal, gateway_id=args.gateway_id, clock=SystemClock())
     board = FileBoard(Path(args.status) if args.status else None)
     service = CheckpointService(
-        section, journal, SystemClock(), board, buses=make_buses(section, base_dir)
-    )
+        section, journal, SystemClock(), board, buses=make_buses(section, base_dir),
+        band_master_key=band_key,
+    )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

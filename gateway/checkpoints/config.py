@@ -20,6 +20,10 @@
     wristband = "04a1b2c3d4e5f6"
     guard = "g-017"
 
+    # NTAG 424 DNA bands (docs/credentials.md), both optional:
+    band_key_file = "keys/bands.key"   # site master key, 16 bytes hex, mode 0600
+    require_verified_bands = false     # true: UID-only reads are refused
+
 Parse with ``parse_section(CheckpointsSection, data["checkpoints"], "checkpoints")``; errors
 name the key (``checkpoints.points[3].address: 300 is outside 0..126``).
 """
@@ -38,6 +42,7 @@ NAME_PATTERN = r"[a-z0-9][a-z0-9._-]{0,62}"
 WRISTBAND_PATTERN = r"[0-9a-f]{2,128}"
 BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400)
 SCBK_LENGTH = 16
+BAND_KEY_LENGTH = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +93,20 @@ class CheckpointsSection:
         "(repeats are journaled as tap.repeat)",
     )
 
+    band_key_file: str = setting(
+        "",
+        doc="site master key of NTAG 424 DNA bands (16 bytes hex, mode 0600; relative: to the "
+        "config file); '' means SUN messages cannot be verified and are refused",
+    )
+    require_verified_bands: bool = setting(
+        False,
+        doc="refuse UID-only reads (cloneable bands): only verified NTAG 424 DNA bands count; "
+        "needs band_key_file",
+    )
+
     def check(self) -> Iterable[tuple[str, str]]:
+        if self.require_verified_bands and not self.band_key_file:
+            yield "require_verified_bands", "needs band_key_file (the site's band master key)"
         names: set[str] = set()
         for i, bus in enumerate(self.buses):
             if bus.name in names:
@@ -135,6 +153,16 @@ def load_reader_key(section: CheckpointsSection, point: PointConfig, base_dir: P
     return read_secret_file(
         key_path(point, base_dir), key_config_key(section, point), length=SCBK_LENGTH
     )
+
+
+def load_band_master_key(section: CheckpointsSection, base_dir: Path) -> bytes | None:
+    """The bands' site master key from its 0600 file (None: not configured); ConfigError
+    names ``checkpoints.band_key_file``."""
+    if not section.band_key_file:
+        return None
+    raw = Path(section.band_key_file)
+    path = raw if raw.is_absolute() else base_dir / raw
+    return read_secret_file(path, "checkpoints.band_key_file", length=BAND_KEY_LENGTH)
 
 
 def load_section_file(path: str | Path) -> tuple[CheckpointsSection, Path]:

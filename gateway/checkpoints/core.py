@@ -20,6 +20,14 @@ that span is longer or unknown (the gateway itself was not running), it is journ
 ``tap.delivered_late``: evidence that the wristband was presented at some unknown earlier time,
 never an on-time tap, never green, and it opens no dedupe window (the guard's next tap counts).
 
+Every read is also checked as a band credential (:class:`~gateway.credentials.bands.BandVerifier`,
+docs/credentials.md): a SUN message from an NTAG 424 DNA band is verified (MAC under the band's
+diversified key, counter rising strictly) and its tap carries ``verified: true``, the
+``counter`` and ``counter_gap`` (reads made outside the system since the last one seen); a
+UID-only read is ``verified: false``. A replayed, forged, malformed or (at a site that
+requires verified bands) UID-only read is a ``tap.refused`` event with its ``reason``, red
+at the reader: evidence kept, never a tap.
+
 Reader link states become ``reader.state`` payloads through :func:`reader_state_payload`.
 """
 
@@ -30,10 +38,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drivers.checkpoints import Feedback
+from gateway.credentials.bands import BandVerifier
 
 TAP = "tap"
 TAP_REPEAT = "tap.repeat"
 TAP_DELIVERED_LATE = "tap.delivered_late"
+TAP_REFUSED = "tap.refused"
 UNKNOWN_WRISTBAND = "unknown_wristband"
 READER_STATE = "reader.state"
 READER_STATUS = "reader.status"
@@ -43,6 +53,8 @@ UNKNOWN_GUARD = "unknown"
 HELD_READ_TOLERANCE_S = 10.0
 # Beyond this many remembered (reader, wristband) pairs, expired ones are swept.
 _SWEEP_AT = 4096
+# Card data kept as evidence in a refusal, at most (a SUN URL is ~100 bytes).
+_MAX_EVIDENCE = 1024
 
 
 def reader_id(bus: str, address: int) -> str:
@@ -86,13 +98,23 @@ class TapDecider:
     points: Mapping[tuple[str, int], Point]
     roster: Mapping[str, str]
     window_s: float = 10.0
+    bands: BandVerifier = field(default_factory=lambda: BandVerifier(None))
     _windows: dict[tuple[str, int, str], _Window] = field(default_factory=dict)
 
     @classmethod
     def build(
-        cls, points: Iterable[Point], roster: Mapping[str, str], window_s: float = 10.0
+        cls,
+        points: Iterable[Point],
+        roster: Mapping[str, str],
+        window_s: float = 10.0,
+        bands: BandVerifier | None = None,
     ) -> TapDecider:
-        return cls({(p.bus, p.address): p for p in points}, dict(roster), window_s)
+        return cls(
+            {(p.bus, p.address): p for p in points},
+            dict(roster),
+            window_s,
+            bands if bands is not None else BandVerifier(None),
+        )
 
     def decide(
         self,
@@ -108,7 +130,8 @@ class TapDecider:
     ) -> TapDecision:
         """``held``: the reader kept this read while out of contact for ``held_gap_s`` seconds
         (``None``: unknown) and delivered it on reconnection."""
-        wristband = data.hex()
+        band = self.bands.check(data)
+        wristband = (band.uid or "") if band.sun else data.hex()
         point = self.points.get((bus, address))
         guard = self.roster.get(wristband)
         payload: dict[str, Any] = {
@@ -118,7 +141,23 @@ class TapDecider:
             "guard": guard if guard is not None else UNKNOWN_GUARD,
             "format": card_format,
             "bits": bits,
+            "verified": band.verified,
         }
+        if band.counter is not None:
+            payload["counter"] = band.counter
+        if band.verified:
+            payload["counter_gap"] = band.gap
+        if band.refusal is not None:
+            # Refused: evidence, never a tap, never deduplicated away; red for whoever is there.
+            payload["reason"] = band.refusal
+            payload.update(band.detail)
+            if band.sun:
+                payload["card_data"] = data[:_MAX_EVIDENCE].hex()
+            if held:
+                payload["time_uncertain"] = True
+                payload["out_of_contact_s"] = None if held_gap_s is None else round(held_gap_s, 1)
+            late = held and (held_gap_s is None or held_gap_s > HELD_READ_TOLERANCE_S)
+            return TapDecision(TAP_REFUSED, payload, None if late else Feedback.REFUSED)
         if held and (held_gap_s is None or held_gap_s > HELD_READ_TOLERANCE_S):
             payload["time_uncertain"] = True
             payload["out_of_contact_s"] = None if held_gap_s is None else round(held_gap_s, 1)

@@ -25,12 +25,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from drivers.checkpoints import CardRead, CheckpointBus, Feedback, ReaderReport, ReaderStatus
-from gateway.checkpoints.config import CheckpointsSection, load_reader_key
+from gateway.checkpoints.config import (
+    CheckpointsSection,
+    load_band_master_key,
+    load_reader_key,
+)
 from gateway.checkpoints.core import (
     READER_STATE,
     READER_STATUS,
     TAP,
     TAP_DELIVERED_LATE,
+    TAP_REFUSED,
+    TAP_REPEAT,
+    UNKNOWN_WRISTBAND,
     Point,
     TapDecider,
     TapDecision,
@@ -38,11 +45,19 @@ from gateway.checkpoints.core import (
     reader_state_payload,
 )
 from gateway.clock import Clock
+from gateway.credentials.bands import BandVerifier
 from gateway.events import Event
 
 log = logging.getLogger(__name__)
 
 STATUS_PUBLISH_S = 1.0
+# Events whose verified ``counter`` rebuilds the per-band counter state at start.
+COUNTER_KINDS = (TAP, TAP_REPEAT, TAP_DELIVERED_LATE, UNKNOWN_WRISTBAND, "tap.unmapped")
+# The whole counter table, journaled at start and then daily, so that it outlives the
+# journal's retention (synced events older than ``retention_days`` are pruned).
+BANDS_COUNTERS = "bands.counters"
+COUNTERS_CHECKPOINT_S = 24 * 3600.0
+_HISTORY_BATCH = 1000
 # Taps being journaled at once, across all readers (they share group commits).
 MAX_TAPS_IN_FLIGHT = 256
 
@@ -85,6 +100,7 @@ class _ReaderRow:
     repeats: int = 0
     late: int = 0
     unknown: int = 0
+    refused: int = 0
     not_recorded: int = 0
     feedback_failures: int = 0
     tamper: bool | None = None
@@ -105,6 +121,7 @@ class CheckpointService:
         *,
         buses: Sequence[CheckpointBus],
         observer: Callable[[TapOutcome], None] | None = None,
+        band_master_key: bytes | None = None,
     ) -> None:
         self.section = section
         self.journal = journal
@@ -116,6 +133,7 @@ class CheckpointService:
             (Point(p.id, p.bus, p.address) for p in section.points),
             {g.wristband: g.guard for g in section.roster},
             section.dedupe_window_s,
+            BandVerifier(band_master_key, section.require_verified_bands),
         )
         self._rows = {
             (p.bus, p.address): _ReaderRow(p.id, p.name, p.bus, p.address) for p in section.points
@@ -128,7 +146,36 @@ class CheckpointService:
 
     # ------------------------------------------------------------------ running
 
+    async def load_counters(self) -> int:
+        """Rebuild each band's last verified counter from the journal's history (when the
+        journal can be read back); returns how many events carried one."""
+        read_after = getattr(self.journal, "read_after", None)
+        if read_after is None:
+            return 0
+        seen, after = 0, 0
+        while True:
+            batch = await read_after(
+                after, limit=_HISTORY_BATCH, kinds=(*COUNTER_KINDS, BANDS_COUNTERS)
+            )
+            if not batch:
+                return seen
+            for e in batch:
+                p = e.payload
+                if e.kind == BANDS_COUNTERS:
+                    table = p.get("bands") if isinstance(p, dict) else None
+                    if isinstance(table, dict):
+                        seen += sum(self.decider.bands.learn(str(u), c) for u, c in table.items())
+                    continue
+                if p.get("verified") is True and self.decider.bands.learn(
+                    str(p.get("wristband", "")), p.get("counter")
+                ):
+                    seen += 1
+            after = batch[-1].seq
+
     async def run(self) -> None:
+        n = await self.load_counters()
+        if n:
+            log.info("band counters rebuilt from %d verified reads in the journal", n)
         for row in self._rows.values():
             row.since_wall = self.clock.wall()
         try:
@@ -137,6 +184,7 @@ class CheckpointService:
                     await bus.start()
                     tg.create_task(self._consume(bus, tg), name=f"checkpoints-{bus.name}")
                 tg.create_task(self._publish_status(), name="checkpoints-status")
+                tg.create_task(self._checkpoint_counters_daily(), name="checkpoints-bands")
         finally:
             for bus in self.buses:
                 with contextlib.suppress(Exception):
@@ -186,6 +234,8 @@ class CheckpointService:
                     row.last_tap_guard = str(decision.payload.get("guard"))
                 elif decision.kind == TAP_DELIVERED_LATE:
                     row.late += 1
+                elif decision.kind == TAP_REFUSED:
+                    row.refused += 1
                 elif decision.feedback is Feedback.UNKNOWN or decision.feedback is None:
                     row.unknown += 1
                 else:
@@ -207,6 +257,24 @@ class CheckpointService:
                 self.observer(TapOutcome(read, decision, event, durable, feedback, sent))
         finally:
             self._inflight.release()
+
+    async def checkpoint_counters(self) -> bool:
+        """Journal the band counter table (``bands.counters``) if there is one; one event,
+        no extra write per tap. False when there is nothing to keep or the append failed."""
+        table = dict(sorted(self.decider.bands.counters.items()))
+        if not table:
+            return False
+        try:
+            await self.journal.append(BANDS_COUNTERS, {"bands": table})
+        except Exception as exc:
+            log.error("band counters not recorded: %s", exc)
+            return False
+        return True
+
+    async def _checkpoint_counters_daily(self) -> None:
+        while True:
+            await self.checkpoint_counters()
+            await asyncio.sleep(COUNTERS_CHECKPOINT_S)
 
     async def _record_state(self, status: ReaderStatus) -> None:
         row = self._rows.get((status.bus, status.address))
@@ -295,6 +363,7 @@ class CheckpointService:
                     "repeats": row.repeats,
                     "delivered_late": row.late,
                     "unknown": row.unknown,
+                    "refused": row.refused,
                     "not_recorded": row.not_recorded,
                     "feedback_failures": row.feedback_failures,
                     "tamper": row.tamper,
@@ -346,7 +415,12 @@ def build_services(
     """The daemon's services for ``[checkpoints]`` (none when no bus is configured)."""
     if not section.buses:
         return []
-    return [CheckpointService(section, journal, clock, board, buses=make_buses(section, base_dir))]
+    return [
+        CheckpointService(
+            section, journal, clock, board, buses=make_buses(section, base_dir),
+            band_master_key=load_band_master_key(section, base_dir),
+        )
+    ]  # fmt: skip
 
 
 def daemon_factory(cfg: Any, journal: Any, clock: Clock, board: Board) -> list[CheckpointService]:

@@ -155,7 +155,7 @@ async def _zones(
     ], boards
 
 
-TAP_KINDS = ("tap", "tap.repeat", "unknown_wristband", "tap.unmapped")
+TAP_KINDS = ("tap", "tap.repeat", "unknown_wristband", "tap.unmapped", "tap.refused")
 TAP_POLL_S = 0.2
 
 

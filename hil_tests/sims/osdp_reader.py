@@ -198,8 +198,13 @@ class SimReader:
 
     def tap(self, wristband_hex: str, *, card_format: str = "raw") -> float:
         """Present a wristband; returns the monotonic time the reader saw it."""
+        return self.tap_data(bytes.fromhex(wristband_hex), card_format=card_format)
+
+    def tap_data(self, data: bytes, *, card_format: str = "raw") -> float:
+        """Present a card whose read gives ``data`` (e.g. a band's SUN message,
+        :class:`hil_tests.sims.ntag424.SimBand`); returns when the reader saw it."""
         assert self._pd is not None, "start() the reader first"
-        data = bytes.fromhex(wristband_hex)
+        wristband_hex = data.hex()
         event: dict[str, object] = {
             "event": Event.CardRead,
             "reader_no": 0,
@@ -289,6 +294,8 @@ class ReaderBench:
         install_mode: tuple[tuple[str, int], ...] = (),
         dedupe_window_s: float = 10.0,
         seed: int = 1,
+        band_key: bytes | None = None,
+        require_verified_bands: bool = False,
     ) -> None:
         self.root = Path(root)
         self.layout = dict(buses)
@@ -299,6 +306,8 @@ class ReaderBench:
         self.install_mode = set(install_mode)
         self.dedupe_window_s = dedupe_window_s
         self.seed = seed
+        self.band_key = band_key  # the site's NTAG 424 master key (keys/bands.key)
+        self.require_verified_bands = require_verified_bands
         self.lines: dict[str, Rs485Bus] = {}
         self.readers: dict[tuple[str, int], SimReader] = {}
         self.keys: dict[tuple[str, int], bytes] = {}
@@ -333,7 +342,13 @@ class ReaderBench:
                     path, address, sim_key, baud=self.baud
                 ).start()
                 points.append((bus, address))
-        lines = ["[checkpoints]", f"dedupe_window_s = {self.dedupe_window_s}", ""]
+        lines = ["[checkpoints]", f"dedupe_window_s = {self.dedupe_window_s}"]
+        if self.band_key is not None:
+            write_secret_file(self.root / "keys" / "bands.key", self.band_key)
+            lines.append('band_key_file = "keys/bands.key"')
+        if self.require_verified_bands:
+            lines.append("require_verified_bands = true")
+        lines.append("")
         for bus in self.layout:
             port = self.lines[bus].host_path
             lines += ["[[checkpoints.buses]]", f'name = "{bus}"', f'port = "{port}"',

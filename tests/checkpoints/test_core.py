@@ -41,6 +41,7 @@ def test_first_read_is_a_tap_with_the_guard_and_green() -> None:
         "guard": "g-017",
         "format": "raw",
         "bits": 56,
+        "verified": False,
     }
 
 

@@ -83,7 +83,7 @@ async def test_tap_path(tmp_path: Path) -> None:
         assert len(unknown) == 1
         assert unknown[0].payload == {
             "checkpoint": "cp-a-2", "reader": "a/2", "wristband": "0badc0de",
-            "guard": "unknown", "format": "raw", "bits": 32, "repeat": 0,
+            "guard": "unknown", "format": "raw", "bits": 32, "repeat": 0, "verified": False,
         }  # fmt: skip
         online_states = [e.payload for e in events if e.kind == "reader.state"]
         assert {p["reader"] for p in online_states if p["state"] == "online"} == {"a/1", "a/2"}
