@@ -78,7 +78,7 @@ def test_simulated_night_daily_summary_matches_exactly(tmp_path: Path) -> None:
             for cp in cps:
                 sim = compound.reader(cp)
                 t = sim.tap(BAND)
-                led = sim.wait_led(CommandLEDColor.Green, after=t, timeout=5)
+                led = sim.wait_led(CommandLEDColor.Green, after=t, timeout=20)
                 assert led is not None, f"no green at {cp}"
 
         gw = compound.daemon()
