@@ -44,6 +44,7 @@ from osdp import (
 
 from drivers.osdp_bus import FrameSniffer, SerialChannel
 from hil_tests.line import Rs485Bus
+from hil_tests.orphans import die_with_parent
 
 GREEN = CommandLEDColor.Green
 RED = CommandLEDColor.Red
@@ -407,6 +408,7 @@ class ServiceProcess:
                  "--journal", str(self.journal), "--status", str(self.status),
                  "--log-level", "warning"],
                 stdout=log, stderr=log, cwd=str(Path(__file__).resolve().parents[2]),
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - prctl only
             )  # fmt: skip
         finally:
             log.close()
