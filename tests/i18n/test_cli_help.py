@@ -10,11 +10,20 @@ from collections.abc import Iterator
 
 import pytest
 
+from gateway import i18n as gateway_i18n
 from gateway.cli import build_parser
 from gateway.cliparser import translate_error
 from gateway.i18n import set_language
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.fixture(autouse=True)
+def _language_restored() -> Iterator[None]:
+    """These tests switch the language of this thread's context: later tests read English."""
+    token = gateway_i18n._language.set(None)
+    yield
+    gateway_i18n._language.reset(token)
 
 
 def _helps(parser: argparse.ArgumentParser, path: str = "compound-gw") -> Iterator[tuple[str, str]]:
