@@ -194,3 +194,22 @@ async def running_district(
                     _gateway(district, tmp_path / "gateways", gateway_id, township, compound)
                 )
             yield district
+
+
+def tone_wav(seconds: float = 1.0, rate: int = 16000) -> bytes:
+    """A 440 Hz tone as 16-bit mono WAV: an announcement to upload in tests."""
+    import io
+    import math
+    import struct
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(
+            struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
+            for i in range(int(seconds * rate))
+        ))  # fmt: skip
+    return buf.getvalue()

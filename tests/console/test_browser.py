@@ -22,7 +22,7 @@ import pytest
 from centre.announce.library import AnnouncementLibrary
 from centre.web.permissions import Role
 from tests.chromium import ARTIFACTS, CHROMIUM, png_facts
-from tests.console.district import WAIT_S, District, running_district
+from tests.console.district import WAIT_S, District, running_district, tone_wav
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
@@ -79,24 +79,6 @@ async def login(page: Any, url: str, name: str, password: str) -> None:
     await page.fill('input[name="password"]', password)
     await page.click('button[type="submit"]')
     await page.wait_for_url("**/console/board", timeout=MS)
-
-
-def _tone_wav(seconds: float = 1.0, rate: int = 16000) -> bytes:
-    import io
-    import math
-    import struct
-    import wave
-
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"".join(
-            struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
-            for i in range(int(seconds * rate))
-        ))  # fmt: skip
-    return buf.getvalue()
 
 
 async def shoot(page: Any, name: str) -> None:
@@ -215,7 +197,7 @@ async def test_officer_runs_the_district_and_a_viewer_cannot_broadcast(tmp_path:
                 # -- the announcement library, with a player per announcement
                 await asyncio.to_thread(
                     AnnouncementLibrary(district.paths.root).add_bytes,
-                    _tone_wav(), ".wav", title="防诈骗提醒", ann_id="fraud-warning",
+                    tone_wav(), ".wav", title="防诈骗提醒", ann_id="fraud-warning",
                 )  # fmt: skip
                 await page.goto(f"{district.url}/console/announcements")
                 await page.wait_for_selector('li[data-announcement="fraud-warning"] audio')

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from centre.web.audit import AuditRecord, verify
 from centre.web.permissions import Role
-from tests.console.district import District, running_district, wait_until
+from tests.console.district import District, running_district, tone_wav, wait_until
 
 ROSE = ("gw-rose-01", "North", "Rose Garden")
 pytestmark = pytest.mark.timeout(600)
@@ -639,24 +639,6 @@ async def test_an_alert_is_assigned_to_a_township_audited_and_shown(district: Di
         await b.close()
 
 
-def _tone_wav(seconds: float = 1.0, rate: int = 16000) -> bytes:
-    import io
-    import math
-    import struct
-    import wave
-
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"".join(
-            struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
-            for i in range(int(seconds * rate))
-        ))  # fmt: skip
-    return buf.getvalue()
-
-
 async def test_the_library_plays_in_the_console_and_broadcasts_carry_its_hash_and_sound(
     district: District,
 ) -> None:
@@ -667,7 +649,7 @@ async def test_the_library_plays_in_the_console_and_broadcasts_carry_its_hash_an
 
     library = AnnouncementLibrary(district.paths.root)
     ann = await asyncio.to_thread(
-        library.add_bytes, _tone_wav(), ".wav", title="防诈骗提醒", ann_id="fraud-warning"
+        library.add_bytes, tone_wav(), ".wav", title="防诈骗提醒", ann_id="fraud-warning"
     )
     officer = await district.user("zhang.wei", Role.OFFICER)
     viewer = await district.user("li.na", Role.TOWNSHIP_VIEWER, township="North")
