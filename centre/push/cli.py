@@ -3,11 +3,15 @@
     compound-centre push daily [--date 2026-11-02] [--config push.toml] [--lang zh-CN]
     compound-centre push daily --date 2026-11-02 --retry-failed   # after fixing the cause
     compound-centre push status [--date 2026-11-02] [--json]
+    compound-centre push alerts [--config push.toml] [--once]      # the alert scan loop
 
 ``push daily`` renders the day's bulletin, owes it to every robot in the config once (parts are
 stored before anything is sent) and delivers what is still unsent; running it again, or after
 a restart, sends only the parts not yet delivered. The config defaults to ``push.toml`` in the
 centre's data directory (docs/push.md). Exit status 1 when a group's push failed for good.
+
+``push alerts`` runs the alert scan (centre/push/scan.py) of the config's ``[alerts]`` table
+until SIGTERM; ``--once`` scans once and delivers what is owed, then exits.
 """
 
 from __future__ import annotations
@@ -33,9 +37,11 @@ from centre.bulletins.source import build_daily
 from centre.bulletins.web import yesterday
 from centre.errors import BadRequest
 from centre.pki import CentrePaths
+from centre.push.alerts import load_alert_config
 from centre.push.daily import DEFAULT_LANGUAGE, SUPPORTED
 from centre.push.outbox import FILENAME, PushOutbox
-from centre.push.robot import load_robots
+from centre.push.robot import PushConfigError, load_robots
+from centre.push.scan import AlertScanner, CentreAlertSource
 from centre.push.sender import DONE, RobotSender
 from centre.push.service import deliver_all, enqueue_daily
 from centre.store import SqliteRepository
@@ -121,6 +127,41 @@ def cmd_push_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push_alerts(args: argparse.Namespace) -> int:
+    root, tz, lang = data_root(args), time_zone(args.tz), _lang(args.lang)
+    config_path = Path(args.config) if args.config else root / CONFIG_FILE
+    robots = load_robots(config_path)
+    config = load_alert_config(config_path, robots)
+    if config is None:
+        raise PushConfigError(f"{config_path}: no alert kind is routed to a group ([alerts])")
+
+    async def run() -> int:
+        async with (
+            await CentreAlertSource.open(CentrePaths(root).database) as source,
+            await PushOutbox.open(root / FILENAME) as outbox,
+            aiohttp.ClientSession() as session,
+        ):
+            sender = RobotSender(outbox, session)
+            scanner = AlertScanner(source, outbox, sender, robots, config, tz=tz, lang=lang)
+            if args.once:
+                added = await scanner.scan_once()
+                done = [await scanner.deliver_owed(g) for g in config.all_groups]
+                await sender.close()
+                print(f"{added} alert message(s) newly owed, {sum(done)} delivered now")
+                return 0
+            loop = asyncio.get_running_loop()
+            for sig in STOP_SIGNALS:
+                loop.add_signal_handler(sig, scanner.request_stop)
+            try:
+                await scanner.run()
+            finally:
+                for sig in STOP_SIGNALS:
+                    loop.remove_signal_handler(sig)
+            return 0
+
+    return asyncio.run(run())
+
+
 def add_push_commands(sub: Any) -> None:
     """Register ``push daily`` and ``push status`` on the centre's subparsers."""
     tz_default = os.environ.get("COMPOUND_CENTRE_TZ", DEFAULT_TZ)
@@ -139,6 +180,12 @@ def add_push_commands(sub: Any) -> None:
     s.add_argument("--date", help="only this patrol day")
     s.add_argument("--json", action="store_true", help="JSON lines")
     s.set_defaults(func=cmd_push_status)
+    a = psub.add_parser("alerts", help="push the configured alerts to the groups as they happen")
+    a.add_argument("--config", help=f"robots and alerts config (default: DATA/{CONFIG_FILE})")
+    a.add_argument("--lang", default=DEFAULT_LANGUAGE, help="zh-CN (default) or en")
+    a.add_argument("--tz", default=tz_default, help=f"time zone (default: {tz_default})")
+    a.add_argument("--once", action="store_true", help="scan once, deliver what is owed, exit")
+    a.set_defaults(func=cmd_push_alerts)
 
 
 __all__ = ["add_push_commands"]

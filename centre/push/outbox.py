@@ -25,6 +25,7 @@ The attempts also pace the robot across restarts: their start times are what
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -72,7 +73,25 @@ CREATE TABLE IF NOT EXISTS push_attempts (
     detail      TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS push_attempts_grp ON push_attempts (grp, started_at);
+CREATE TABLE IF NOT EXISTS push_cursors (
+    source   TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS push_outages (
+    gateway_id   TEXT NOT NULL,
+    since        REAL NOT NULL,
+    opened_at    REAL NOT NULL,
+    recovered_at REAL,
+    PRIMARY KEY (gateway_id, since)
+);
 """
+# Added with the alerts (centre/push/alerts.py): what a message is, and whom it is about. A
+# ``daily`` message's key (``day``) is its patrol day; an alert's is the alert's own key.
+_COLUMNS_ADDED: Final = (
+    ("kind", "TEXT NOT NULL DEFAULT 'daily'"),
+    ("subject", "TEXT NOT NULL DEFAULT ''"),
+)
+DAILY: Final = "daily"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +110,29 @@ class Part:
     in_doubt: bool
     enqueued_at: float
     sent_at: float | None
+    kind: str = DAILY  # daily, or an alert kind (centre/push/alerts.py)
+    subject: str = ""  # an alert's compound(s), for the console
+
+
+@dataclass(frozen=True, slots=True)
+class Owed:
+    """One alert message owed to one group, as the scan stores it (see :meth:`commit_scan`)."""
+
+    key: str
+    group: str
+    kind: str
+    subject: str
+    parts: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """A gateway silent since ``since`` (its last contact), recorded once when first seen."""
+
+    gateway_id: str
+    since: float
+    opened_at: float
+    recovered_at: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +152,7 @@ class Attempt:
 
 _PART_COLUMNS: Final = (
     "day, grp, part, parts, content, state, attempts, errcode, detail, in_doubt, enqueued_at,"
-    " sent_at"
+    " sent_at, kind, subject"
 )
 
 
@@ -129,6 +171,10 @@ class PushOutbox(SqliteWorker):
     def _connect(self) -> sqlite3.Connection:
         db = connect_durable(self._path)
         db.executescript(_SCHEMA)
+        have = {row[1] for row in db.execute("PRAGMA table_info(push_parts)")}
+        for name, decl in _COLUMNS_ADDED:
+            if name not in have:
+                db.execute(f"ALTER TABLE push_parts ADD COLUMN {name} {decl}")
         # An attempt left unfinished was cut short by a stop or a crash: whether the robot got
         # it is unknown, so the part is offered again and flagged.
         with atomic(db):
@@ -292,14 +338,108 @@ class PushOutbox(SqliteWorker):
 
         return await self._run(op)
 
+    # -- alerts (centre/push/alerts.py) ----------------------------------------------------
+
+    async def cursors(self) -> dict[str, int]:
+        """How far each alert source was scanned (empty before the first scan)."""
+
+        def op() -> dict[str, int]:
+            rows = self.db.execute("SELECT source, position FROM push_cursors").fetchall()
+            return {str(r[0]): int(r[1]) for r in rows}
+
+        return await self._run(op)
+
+    async def open_outages(self) -> dict[str, Outage]:
+        """The outages recorded and not yet over, by gateway."""
+
+        def op() -> dict[str, Outage]:
+            rows = self.db.execute(
+                "SELECT gateway_id, since, opened_at, recovered_at FROM push_outages"
+                " WHERE recovered_at IS NULL ORDER BY since"
+            ).fetchall()
+            return {str(r[0]): Outage(*r) for r in rows}
+
+        return await self._run(op)
+
+    async def commit_scan(
+        self,
+        owed: list[Owed],
+        cursors: dict[str, int],
+        *,
+        opened: Sequence[tuple[str, float]] = (),
+        recovered: Sequence[tuple[str, float, float]] = (),
+        now: float,
+    ) -> int:
+        """Store what one scan found in one transaction: the messages owed (a key and group
+        stored before is left as it was), the sources' new positions, the outages opened
+        (gateway, since) and ended (gateway, since, at). A crash before the commit leaves the
+        scan undone (the next one finds the same alerts); after it, nothing is found twice.
+        Returns how many messages were newly owed."""
+
+        def op() -> int:
+            added = 0
+            with atomic(self.db):
+                for o in owed:
+                    if not o.parts:
+                        raise ValueError("nothing to enqueue")
+                    row = self.db.execute(
+                        "SELECT 1 FROM push_parts WHERE day = ? AND grp = ? LIMIT 1",
+                        (o.key, o.group),
+                    ).fetchone()
+                    if row is not None:
+                        continue
+                    self.db.executemany(
+                        "INSERT INTO push_parts (day, grp, part, parts, content, enqueued_at,"
+                        " kind, subject) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            (o.key, o.group, i, len(o.parts), c, now, o.kind, o.subject)
+                            for i, c in enumerate(o.parts, start=1)
+                        ],
+                    )
+                    added += 1
+                self.db.executemany(
+                    "INSERT INTO push_cursors (source, position) VALUES (?, ?)"
+                    " ON CONFLICT (source) DO UPDATE SET position = excluded.position",
+                    sorted(cursors.items()),
+                )
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO push_outages (gateway_id, since, opened_at)"
+                    " VALUES (?, ?, ?)",
+                    [(gw, since, now) for gw, since in opened],
+                )
+                self.db.executemany(
+                    "UPDATE push_outages SET recovered_at = ? WHERE gateway_id = ? AND since = ?",
+                    [(at, gw, since) for gw, since, at in recovered],
+                )
+            return added
+
+        return await self._run(op)
+
+    async def owed_alerts(self, group: str) -> list[str]:
+        """Keys of the alert messages to ``group`` with a part still waiting (not failed for
+        good), oldest first: what a (restarted) scan loop must still deliver."""
+
+        def op() -> list[str]:
+            rows = self.db.execute(
+                "SELECT day, MIN(rowid) AS first FROM push_parts WHERE grp = ? AND kind != ?"
+                " AND state != ? GROUP BY day HAVING SUM(state = ?) = 0 ORDER BY first",
+                (group, DAILY, SENT, FAILED),
+            ).fetchall()
+            return [str(r[0]) for r in rows]
+
+        return await self._run(op)
+
 
 __all__ = [
+    "DAILY",
     "FAILED",
     "FILENAME",
     "PENDING",
     "SENDING",
     "SENT",
     "Attempt",
+    "Outage",
+    "Owed",
     "Part",
     "PushOutbox",
 ]

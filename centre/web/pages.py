@@ -666,8 +666,8 @@ class ConsolePages:
         return found
 
     async def push_page(self, request: web.Request) -> web.Response:
-        """What the daily bulletin pushes to the WeChat Work groups did: each part sent, failed
-        (and why) or still owed, newest day first (officer, clerk)."""
+        """What the pushes to the WeChat Work groups did (daily bulletins and alerts): each part
+        sent, failed (and why) or still owed, newest first (officer, clerk)."""
         user, sid = await self._page_user(request)
         if not can(user, Action.EXPORT_BULLETIN):  # a district role: officer or clerk
             return await self._forbidden_page(request, user, sid)
@@ -676,7 +676,8 @@ class ConsolePages:
         if path.exists():  # `compound-centre push daily` makes it; never create it here
             async with await PushOutbox.open(path) as outbox:
                 parts = await outbox.parts()
-        parts.sort(key=lambda p: (p.day, p.group, p.part), reverse=True)
+        # Newest first: a day's bulletin and the alerts in the order they were owed.
+        parts.sort(key=lambda p: (p.enqueued_at, p.day, p.group, p.part), reverse=True)
         return self._render(
             request, "push.html", user=user, sid=sid, page="push", parts=parts[:PUSH_SHOWN],
         )  # fmt: skip

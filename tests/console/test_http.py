@@ -700,7 +700,7 @@ async def test_the_library_plays_in_the_console_and_broadcasts_carry_its_hash_an
 
 
 async def test_the_push_page_shows_each_part_sent_or_failed_and_why(district: District) -> None:
-    from centre.push.outbox import ERRCODE, FILENAME, OK, PushOutbox
+    from centre.push.outbox import ERRCODE, FILENAME, OK, Owed, PushOutbox
 
     clerk = await district.user("wang.fang", Role.CLERK)
     viewer = await district.user("li.na", Role.TOWNSHIP_VIEWER, township="North")
@@ -720,9 +720,14 @@ async def test_the_push_page_shows_each_part_sent_or_failed_and_why(district: Di
             await outbox.finish_attempt(two, outcome=ERRCODE, errcode=93000,
                                         detail="invalid webhook url", give_up=True,
                                         now=now)  # fmt: skip
+            owed = Owed("alert:tamper:a1", "district", "tamper", "玫瑰园小区", ["告警"])
+            assert await outbox.commit_scan([owed], {}, now=now + 1) == 1
         status, page = await b.get("/console/push")
         assert status == 200
         assert 'data-part="1" data-state="sent"' in page and "已发送" in page
+        assert "巡逻日报" in page and "防篡改告警" in page and "玫瑰园小区" in page
+        assert "alert:tamper" not in page.replace('data-day="alert:tamper:a1"', "")
+        assert page.index('data-kind="tamper"') < page.index('data-kind="daily"')  # newest first
         assert 'data-part="2" data-state="failed"' in page and "93000" in page
         assert "invalid webhook url" in page
     finally:
