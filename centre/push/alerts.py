@@ -135,7 +135,9 @@ def console_link(console_url: str | None, alert: Alert) -> str | None:
         return md_link(base + "/broadcast")
     if len(alert.places) == 1 and alert.places[0].compound:
         p = alert.places[0]
-        return md_link(base + "/compound?" + urlencode({"township": p.township, "name": p.compound}))
+        return md_link(
+            base + "/compound?" + urlencode({"township": p.township, "name": p.compound})
+        )
     return md_link(base + "/board")
 
 
@@ -253,8 +255,9 @@ def parse_alert_config(data: object, groups: Sequence[str], where: str = "alerts
             or any(not ch.isprintable() or ch.isspace() for ch in console_url)
         ):
             raise PushConfigError(f"{where}.console_url: an http(s) address is required")
-    scan_s = _number(data.get("scan_seconds", DEFAULT_SCAN_S), f"{where}.scan_seconds",
-                     MIN_SCAN_S, MAX_SCAN_S)  # fmt: skip
+    scan_s = _number(
+        data.get("scan_seconds", DEFAULT_SCAN_S), f"{where}.scan_seconds", MIN_SCAN_S, MAX_SCAN_S
+    )
     known = set(groups)
     routes: dict[str, tuple[str, ...]] = {}
     down_hours, recovery = DEFAULT_DOWN_HOURS, True
@@ -282,8 +285,9 @@ def parse_alert_config(data: object, groups: Sequence[str], where: str = "alerts
             chosen.append(name.strip())
         routes[kind] = tuple(chosen)
         if kind == GATEWAY_DOWN:
-            down_hours = _number(table.get("hours", DEFAULT_DOWN_HOURS), f"{here}.hours",
-                                 1 / 60, MAX_DOWN_HOURS)  # fmt: skip
+            down_hours = _number(
+                table.get("hours", DEFAULT_DOWN_HOURS), f"{here}.hours", 1 / 60, MAX_DOWN_HOURS
+            )
             rec = table.get("recovery", True)
             if not isinstance(rec, bool):
                 raise PushConfigError(f"{here}.recovery: true or false")

@@ -108,8 +108,9 @@ class CentreAlertSource(SqliteWorker):
 
     def _connect(self) -> sqlite3.Connection:
         uri = f"file:{quote(str(Path(self._path).resolve()))}?mode=ro"
-        db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
-                             timeout=10)  # fmt: skip
+        db = sqlite3.connect(
+            uri, uri=True, isolation_level=None, check_same_thread=False, timeout=10
+        )
         db.execute("PRAGMA query_only = ON")
         return db
 
@@ -130,8 +131,10 @@ class CentreAlertSource(SqliteWorker):
                 "SELECT gateway_id, township, compound, COALESCE(last_seen, enrolled_at),"
                 " revoked_at IS NOT NULL, watermark FROM gateways ORDER BY gateway_id"
             ).fetchall()
-            found.gateways = [GatewayState(str(r[0]), str(r[1]), str(r[2]), float(r[3]),
-                                           bool(r[4])) for r in gateways]  # fmt: skip
+            found.gateways = [
+                GatewayState(str(r[0]), str(r[1]), str(r[2]), float(r[3]), bool(r[4]))
+                for r in gateways
+            ]
             places = {g.gateway_id: Place(g.township, g.compound) for g in found.gateways}
             baseline = BASELINE not in cursors
             if baseline:
@@ -220,8 +223,9 @@ class CentreAlertSource(SqliteWorker):
         found.cursors[source] = int(rows[-1][0]) if len(rows) >= limit else watermark
         for seq, wall in rows:
             found.alerts.append(
-                Alert(f"alert:{TAMPER}:{gw}:{seq}", TAMPER, (places[gw],), float(wall),
-                      "tamper.open")  # fmt: skip
+                Alert(
+                    f"alert:{TAMPER}:{gw}:{seq}", TAMPER, (places[gw],), float(wall), "tamper.open"
+                )
             )
 
 
@@ -304,8 +308,7 @@ class AlertScanner:
             groups = [g for g in self.config.groups(alert.kind) if g in self.robots]
             if not groups:
                 continue  # a kind not routed: recorded as scanned, never pushed
-            text = alert_markdown(alert, self.lang, tz=self.tz,
-                                  console_url=self.config.console_url)  # fmt: skip
+            text = alert_markdown(alert, self.lang, tz=self.tz, console_url=self.config.console_url)
             parts = split_markdown(text)
             owed += [Owed(alert.key, g, alert.kind, alert.subject, parts) for g in groups]
         added = await self.outbox.commit_scan(
@@ -342,8 +345,9 @@ class AlertScanner:
 
     async def run(self) -> None:
         """Scan every ``scan_s`` seconds and deliver what is owed, until :meth:`request_stop`."""
-        tasks = [asyncio.create_task(self._deliveries(g), name=f"push-alerts-{g}")
-                 for g in self.robots]  # fmt: skip
+        tasks = [
+            asyncio.create_task(self._deliveries(g), name=f"push-alerts-{g}") for g in self.robots
+        ]
         try:
             for event in self._wake.values():
                 event.set()  # what a previous run left owed

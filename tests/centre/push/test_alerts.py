@@ -108,8 +108,9 @@ def scanner_for(
     config: AlertConfig,
     clock: VirtualClock,
 ) -> AlertScanner:
-    return AlertScanner(source, outbox, sender, [robot], config, tz=TZ, clock=clock,
-                        sleep=clock.sleep)  # fmt: skip
+    return AlertScanner(
+        source, outbox, sender, [robot], config, tz=TZ, clock=clock, sleep=clock.sleep
+    )
 
 
 def local(at: float) -> str:
@@ -139,8 +140,13 @@ async def test_each_kind_arrives_once_with_its_text_naming_the_compound(
     await centre.add_alerts(
         [NewAlert("journal.edited/gw-pine/7", "journal.edited", "gw-pine", 7, t + 5, {})], t + 6
     )
-    await upload(centre, "gw-rose", [event(2, "tamper.open", {"input": "cabinet"}, t + 9)],
-                 now=t + 10, batch="b2")  # fmt: skip
+    await upload(
+        centre,
+        "gw-rose",
+        [event(2, "tamper.open", {"input": "cabinet"}, t + 9)],
+        now=t + 10,
+        batch="b2",
+    )
     clock.now = t + 60
     assert await scanner.scan_once() == 3
     assert await scanner.scan_once() == 0  # found once, however often it looks
@@ -207,8 +213,9 @@ async def test_a_gateway_down_is_pushed_after_n_hours_once_per_outage_and_its_re
     scanner = scanner_for(source, outbox, make_sender(outbox), robot, config, clock)
 
     async def heard(gw: str, seq: int, at: float) -> None:
-        await upload(centre, gw, [event(seq, "health.state", {"state": "up"}, at)], now=at,
-                     batch=f"b{seq}")  # fmt: skip
+        await upload(
+            centre, gw, [event(seq, "health.state", {"state": "up"}, at)], now=at, batch=f"b{seq}"
+        )
 
     async def scan_at(at: float) -> list[str]:
         clock.now = at
@@ -254,8 +261,10 @@ async def test_a_restart_in_the_middle_neither_repeats_nor_skips_an_alert(
     sender = make_sender(outbox)
     scanner = scanner_for(source, outbox, sender, robot, config, clock)
     await scanner.scan_once()
-    new = [NewAlert(f"journal.deleted/gw-lily/{i}", "journal.deleted", "gw-lily", i,
-                    START + i, {}) for i in range(1, 5)]  # fmt: skip
+    new = [
+        NewAlert(f"journal.deleted/gw-lily/{i}", "journal.deleted", "gw-lily", i, START + i, {})
+        for i in range(1, 5)
+    ]
     await centre.add_alerts(new, START + 10)
     assert await scanner.scan_once() == 4
 
@@ -329,9 +338,7 @@ async def test_the_scan_loop_delivers_until_stopped(
     scanner = scanner_for(source, outbox, make_sender(outbox), robot, routes(TAMPER), clock)
     await scanner.scan_once()
     loop = asyncio.create_task(scanner.run())
-    await centre.add_alerts(
-        [NewAlert("fork/1", "journal.fork", "gw-rose", 1, START, {})], START
-    )
+    await centre.add_alerts([NewAlert("fork/1", "journal.fork", "gw-rose", 1, START, {})], START)
     await mock_robot.wait_requests(1)
     scanner.request_stop()
     await asyncio.wait_for(loop, 30)
@@ -373,7 +380,10 @@ def test_a_config_routes_kinds_to_named_groups(tmp_path: Path) -> None:
         ({"gateway_down": {"groups": ["police"], "hours": math.nan}}, "alerts.gateway_down.hours"),
         ({"gateway_down": {"groups": ["police"], "hours": True}}, "alerts.gateway_down.hours"),
         ({"gateway_down": {"groups": ["police"], "hours": 1e9}}, "alerts.gateway_down.hours"),
-        ({"gateway_down": {"groups": ["police"], "recovery": "yes"}}, "alerts.gateway_down.recovery"),
+        (
+            {"gateway_down": {"groups": ["police"], "recovery": "yes"}},
+            "alerts.gateway_down.recovery",
+        ),
         ({"tamper": {"groups": ["police"], "hours": 2}}, "alerts.tamper.hours"),
         ({"console_url": "javascript:alert(1)"}, "alerts.console_url"),
         ({"console_url": "https://x.example/a b"}, "alerts.console_url"),
@@ -394,13 +404,26 @@ toml_values = st.recursive(
     | st.integers()
     | st.floats()
     | st.text(max_size=20)
-    | st.sampled_from(GROUPS + ["https://centre.example.org", "groups", "hours"]),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(["groups", "hours", "recovery", "console_url", "scan_seconds",
-                         ACTUAL_BROADCAST, TAMPER, GATEWAY_DOWN, "x"]),  # fmt: skip
-        inner,
-        max_size=5,
+    | st.sampled_from([*GROUPS, "https://centre.example.org", "groups", "hours"]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "groups",
+                    "hours",
+                    "recovery",
+                    "console_url",
+                    "scan_seconds",
+                    ACTUAL_BROADCAST,
+                    TAMPER,
+                    GATEWAY_DOWN,
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=5,
+        )
     ),
     max_leaves=12,
 )
