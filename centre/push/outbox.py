@@ -14,6 +14,12 @@ no store can close is a crash between the robot's reply and this file's commit (
 such a part is found ``sending`` at the next open, is offered again and is flagged ``in_doubt``
 so the console can say it may have reached the group twice.
 
+Alerts (:mod:`centre.push.scan`) are messages too, keyed by the alert instead of a day
+(``alert:tamper:a42``) and marked with their ``kind`` and ``subject`` (the compounds); the scan
+stores them with its cursors (``push_cursors``) and the outages it opened or closed
+(``push_outages``) in one transaction (:meth:`PushOutbox.commit_scan`), so what a scan found is
+owed exactly once. Older files get the two columns at open (``daily`` for what they hold).
+
 The attempts also pace the robot across restarts: their start times are what
 :class:`~centre.push.plan.Pacer` counts (a failed attempt is still a message to the robot).
 

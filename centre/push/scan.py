@@ -268,7 +268,8 @@ class AlertScanner:
         """Find what is new since the last scan and owe it to its groups; returns how many
         messages were newly owed."""
         now = self.clock()
-        found = await self.source.read(await self.outbox.cursors())
+        before = await self.outbox.cursors()
+        found = await self.source.read(before)
         alerts = list(found.alerts)
         opened: list[tuple[str, float]] = []
         recovered: list[tuple[str, float, float]] = []
@@ -311,8 +312,11 @@ class AlertScanner:
             text = alert_markdown(alert, self.lang, tz=self.tz, console_url=self.config.console_url)
             parts = split_markdown(text)
             owed += [Owed(alert.key, g, alert.kind, alert.subject, parts) for g in groups]
+        moved = {k: v for k, v in found.cursors.items() if before.get(k) != v}
+        if not (owed or moved or opened or recovered):
+            return 0  # a quiet scan writes nothing
         added = await self.outbox.commit_scan(
-            owed, found.cursors, opened=opened, recovered=recovered, now=now
+            owed, moved, opened=opened, recovered=recovered, now=now
         )
         if added:
             log.info("alerts: %d message(s) owed to the groups", added)

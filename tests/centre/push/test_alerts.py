@@ -22,7 +22,10 @@ from centre.push.alerts import (
     ACTUAL_BROADCAST,
     GATEWAY_DOWN,
     TAMPER,
+    Alert,
     AlertConfig,
+    Place,
+    alert_markdown,
     load_alert_config,
     parse_alert_config,
 )
@@ -440,3 +443,47 @@ def test_any_config_loads_or_raises_only_push_config_error(value: object) -> Non
     for kind in (ACTUAL_BROADCAST, TAMPER, GATEWAY_DOWN):
         assert set(config.groups(kind)) <= set(GROUPS)
     assert math.isfinite(config.down_hours) and config.down_hours > 0
+
+
+# -- the text and the outbox file ------------------------------------------------------------
+
+
+def test_names_are_inert_and_english_is_available() -> None:
+    hostile = Place("<b>北</b>", "[点我](http://evil.example) **x**")
+    alert = Alert("alert:tamper:a1", TAMPER, (hostile,), START, "buddy_tap")
+    text = alert_markdown(alert, tz=TZ, console_url=CONSOLE)
+    assert "](http://evil" not in text and "<b>" not in text and "［点我］" in text
+    link = re.search(r"\[在控制台查看\]\((\S+)\)$", text)
+    assert link and link.group(1).startswith(f"{CONSOLE}/console/compound?township=%3Cb%3E")
+    english = alert_markdown(alert, "en", tz=TZ)
+    assert "Tamper alert" in english and "suspected proxy tap" in english
+    assert "console" not in english  # no console_url: no link
+    many = Alert(
+        "alert:actual_broadcast:c1",
+        ACTUAL_BROADCAST,
+        tuple(Place("东湖街道", f"小区{i:02d}") for i in range(25)),
+        START,
+    )
+    text = alert_markdown(many, tz=TZ)
+    assert "已对 25 个小区下达实战广播" in text and "另有 5 个小区" in text
+    assert "小区19" in text and "小区20" not in text and "下达人" not in text
+
+
+async def test_an_outbox_from_before_the_alerts_is_upgraded_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "push.db")
+    db.executescript(
+        "CREATE TABLE push_parts (day TEXT NOT NULL, grp TEXT NOT NULL, part INTEGER NOT NULL,"
+        " parts INTEGER NOT NULL, content TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',"
+        " attempts INTEGER NOT NULL DEFAULT 0, errcode INTEGER, detail TEXT NOT NULL DEFAULT '',"
+        " in_doubt INTEGER NOT NULL DEFAULT 0, enqueued_at REAL NOT NULL, sent_at REAL,"
+        " PRIMARY KEY (day, grp, part));"
+        "INSERT INTO push_parts (day, grp, part, parts, content, enqueued_at)"
+        " VALUES ('2025-12-04', 'g', 1, 1, 'x', 1.0);"
+    )
+    db.close()
+    async with await PushOutbox.open(tmp_path / "push.db") as outbox:
+        (part,) = await outbox.parts()
+        assert (part.day, part.kind, part.subject) == ("2025-12-04", DAILY, "")
+        assert await outbox.owed_alerts("g") == []  # a bulletin is not an alert

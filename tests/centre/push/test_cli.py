@@ -169,3 +169,38 @@ def test_sigterm_mid_post_lets_the_post_finish_and_be_recorded(
     assert main(["--data", str(tmp_path), "push", "status"]) == 0
     assert capsys.readouterr().out.splitlines() == ["2026-11-02 district leaders part 1/1: sent"]
     assert len(mock.accepted) == 1
+
+
+def test_push_alerts_once_pushes_what_is_new_and_refuses_a_config_without_alerts(
+    tmp_path: Path, threaded_robot: ThreadedRobot, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from centre.store import NewAlert, SqliteRepository
+
+    seed(tmp_path)
+    mock = threaded_robot.robot
+    configure(tmp_path, {"district leaders": mock.url(KEY)})
+    argv = ["--data", str(tmp_path), "push", "alerts", "--once"]
+    assert main(argv) == 2  # no [alerts] table: nothing would ever be pushed
+    assert "no alert kind is routed" in capsys.readouterr().err
+
+    with (tmp_path / "push.toml").open("a") as f:
+        f.write('\n[alerts.tamper]\ngroups = ["district leaders"]\n')
+    assert main(argv) == 0  # the first scan places the cursors: history is not pushed
+    assert "0 alert message(s) newly owed" in capsys.readouterr().out
+
+    async def alert() -> None:
+        async with await SqliteRepository.open(tmp_path / "centre.db") as repo:
+            new = NewAlert("journal.edited/gw-rose/3", "journal.edited", "gw-rose", 3, 1.8e9, {})
+            assert await repo.add_alerts([new], time.time()) == 1
+
+    asyncio.run(alert())
+    assert main(argv) == 0
+    assert "1 alert message(s) newly owed, 1 delivered now" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "0 alert message(s) newly owed, 0 delivered now" in capsys.readouterr().out
+    assert len(mock.accepted) == 1
+    text = mock.accepted[0].content
+    assert "防篡改告警" in text and "**Rose Garden**（North）" in text and "日志记录被改动" in text
+
+    assert main(["--data", str(tmp_path), "push", "status"]) == 0
+    assert "sent" in capsys.readouterr().out
