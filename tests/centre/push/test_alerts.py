@@ -452,7 +452,7 @@ def test_names_are_inert_and_english_is_available() -> None:
     hostile = Place("<b>北</b>", "[点我](http://evil.example) **x**")
     alert = Alert("alert:tamper:a1", TAMPER, (hostile,), START, "buddy_tap")
     text = alert_markdown(alert, tz=TZ, console_url=CONSOLE)
-    assert "](http://evil" not in text and "<b>" not in text and "［点我］" in text
+    assert "](http://evil" not in text and "<b>" not in text and "\uff3b点我\uff3d" in text
     link = re.search(r"\[在控制台查看\]\((\S+)\)$", text)
     assert link and link.group(1).startswith(f"{CONSOLE}/console/compound?township=%3Cb%3E")
     english = alert_markdown(alert, "en", tz=TZ)
