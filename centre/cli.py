@@ -17,6 +17,7 @@
     compound-centre users add alice --role officer   # console accounts (docs/console.md)
     compound-centre audit verify           # the console's audit log: hash chain unbroken
     compound-centre push daily --date 2026-11-28   # the bulletin to the WeChat Work groups
+    compound-centre push alerts            # chosen alerts to the groups as they happen (push.toml)
     compound-centre announce say "请勿向陌生人转账。" --title 转账提醒   # docs/announcements.md
 
 ``--data`` defaults to ``$COMPOUND_CENTRE_DATA`` or ``./centre-data``.
