@@ -65,6 +65,7 @@ from centre.push.outbox import Owed, PushOutbox
 from centre.push.plan import split_markdown
 from centre.push.robot import Robot
 from centre.push.sender import STOPPED, RobotSender
+from centre.errors import CentreError
 from centre.sqlite_worker import SqliteWorker
 
 log = logging.getLogger("centre.push")
@@ -107,6 +108,8 @@ class CentreAlertSource(SqliteWorker):
     CLOSED_MESSAGE = "alert source is closed"
 
     def _connect(self) -> sqlite3.Connection:
+        if not Path(self._path).is_file():
+            raise CentreError(f"{self._path}: no centre database here (is --data right?)")
         uri = f"file:{quote(str(Path(self._path).resolve()))}?mode=ro"
         db = sqlite3.connect(
             uri, uri=True, isolation_level=None, check_same_thread=False, timeout=10

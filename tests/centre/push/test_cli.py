@@ -204,3 +204,13 @@ def test_push_alerts_once_pushes_what_is_new_and_refuses_a_config_without_alerts
 
     assert main(["--data", str(tmp_path), "push", "status"]) == 0
     assert "sent" in capsys.readouterr().out
+
+
+def test_push_alerts_without_a_centre_database_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure(tmp_path, {"district leaders": f"https://qyapi.example/send?key={KEY}"})
+    with (tmp_path / "push.toml").open("a") as f:
+        f.write('\n[alerts.tamper]\ngroups = ["district leaders"]\n')
+    assert main(["--data", str(tmp_path), "push", "alerts", "--once"]) == 2
+    assert "has no centre database" in capsys.readouterr().err
