@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import quote
 
+from centre.errors import CentreError
 from centre.push.alerts import (
     ACTUAL_BROADCAST,
     GATEWAY_DOWN,
@@ -65,7 +66,6 @@ from centre.push.outbox import Owed, PushOutbox
 from centre.push.plan import split_markdown
 from centre.push.robot import Robot
 from centre.push.sender import STOPPED, RobotSender
-from centre.errors import CentreError
 from centre.sqlite_worker import SqliteWorker
 
 log = logging.getLogger("centre.push")
