@@ -266,7 +266,9 @@ class AnnouncementLibrary:
         try:
             meta = json.loads((self.drafts / draft_id / "meta.json").read_text("utf-8"))
         except (OSError, ValueError) as exc:
-            raise AnnouncementError("no such draft (saved, discarded or expired)", "no_draft") from exc
+            raise AnnouncementError(
+                "no such draft (saved, discarded or expired)", "no_draft"
+            ) from exc
         draft = Draft.from_dict(meta)
         if draft.owner != owner:
             raise AnnouncementError("no such draft (saved, discarded or expired)", "no_draft")
@@ -285,7 +287,9 @@ class AnnouncementLibrary:
         try:
             wav = (folder / "play.wav").read_bytes()
         except OSError as exc:
-            raise AnnouncementError("no such draft (saved, discarded or expired)", "no_draft") from exc
+            raise AnnouncementError(
+                "no such draft (saved, discarded or expired)", "no_draft"
+            ) from exc
         ann = self._store(
             wav, draft.text.encode(), "text.txt", draft.title, draft.language, ann_id, "text"
         )

@@ -1,4 +1,5 @@
-"""The console's pages under ``/console``: sign-in, live board, compound, alerts, broadcasts.
+"""The console's pages under ``/console``: sign-in, live board, compound, alerts, broadcasts,
+the announcement library (upload, typed text previewed before it is saved) and pushes.
 
     pages = ConsolePages(console, service, commands_store, channel, paths, tz="Asia/Shanghai")
     pages.install(app)      # routes, static files, the live poller, shutdown of event streams
@@ -137,9 +138,7 @@ REFUSALS: Final = {
     ),
     "bad_title": N_("Give a title of 1 to 120 characters."),
     "bad_language": N_("Choose Chinese or English (text-to-speech speaks Chinese only)."),
-    "bad_id": N_(
-        "The name may use letters, digits, dot, dash and underscore only (at most 80)."
-    ),
+    "bad_id": N_("The name may use letters, digits, dot, dash and underscore only (at most 80)."),
     "announcement_exists": N_("An announcement with this name exists already. Choose another."),
     "bad_text": N_("Type the text to speak: 1 to 1000 characters."),
     "speech_failed": N_("The text could not be turned into speech. Please try again."),
@@ -764,8 +763,8 @@ class ConsolePages:
         added_id = request.query.get("added", "")
         if added_id and ANNOUNCEMENT_RE.fullmatch(added_id):
             with contextlib.suppress(AnnouncementError, OSError):
+                added_level = await asyncio.to_thread(self._level_of, added_id)
                 added = await asyncio.to_thread(self.library.get, added_id)
-                added_level = await asyncio.to_thread(self._level_of, added.id)
         return self._render(
             request, "announcements.html", status=status, user=user, sid=sid,
             page="announcements", announcements=await self._announcements(), error=error,
@@ -984,9 +983,7 @@ class ConsolePages:
             return await self._library_refused(
                 request, user, sid, "announcement.discard", target, exc
             )
-        await self.console.record(
-            user.name, "announcement.discard", target, "ok", _client(request)
-        )
+        await self.console.record(user.name, "announcement.discard", target, "ok", _client(request))
         raise web.HTTPSeeOther(f"{ROOT}/announcements")
 
     async def _broadcast_context(self, user: User, request: web.Request) -> dict[str, Any]:

@@ -38,7 +38,9 @@ def wav(samples: list[int], rate: int = 16_000) -> bytes:
 
 def sine(amplitude: float, seconds: float = 0.5, dc: int = 0) -> list[int]:
     n = int(16_000 * seconds)
-    return [dc + int(amplitude * 32767 * math.sin(2 * math.pi * 440 * i / 16_000)) for i in range(n)]
+    return [
+        dc + int(amplitude * 32767 * math.sin(2 * math.pi * 440 * i / 16_000)) for i in range(n)
+    ]
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,10 @@ async def test_an_officer_uploads_a_recording_and_bad_files_are_refused_in_words
         status, page = await b.get(where)
         assert status == 200 and 'data-added="tone-1"' in page
         assert "已保存" in page and "音量正常" in page
+        status, page = await b.get(where + "&lang=en")  # English on request
+        assert status == 200 and "Saved to the library" in page and "Volume normal" in page
+        assert "Upload a recording" in page and "Typed text, read by the computer" in page
+        await b.get("/console/announcements?lang=zh-CN")  # back to Chinese (kept in a cookie)
         assert 'src="/console/announcements/audio?id=tone-1"' in page
         ((action, target, outcome),) = await new_records(district, n)
         assert (action, target) == ("announcement.upload", "announcement:tone-1")
@@ -209,15 +213,16 @@ async def test_typed_text_is_heard_first_then_saved_or_discarded(district: Distr
         # preview: rendered, playable in the page, level in words, not in the library
         draft, page = await _preview(b, csrf, "转账提醒")
         assert f'data-draft="{draft}"' in page and "尚未保存" in page
-        assert f'<audio controls preload="auto" src="/console/announcements/preview/audio?draft={draft}"' in page
+        audio = f"/console/announcements/preview/audio?draft={draft}"
+        assert f'<audio controls preload="auto" src="{audio}"' in page
         assert 'data-level="sound"' in page and "音量正常" in page
-        async with b.session.get(f"/console/announcements/preview/audio?draft={draft}") as r:
+        async with b.session.get(audio) as r:
             assert r.status == 200 and r.content_type == "audio/wav"
             heard = await r.read()
         assert 3 * 32000 < len(heard) < 15 * 32000  # 3..15 s of 16 kHz 16-bit mono
         assert listed(district) == []
         # another officer neither hears nor saves someone else's draft
-        async with b2.session.get(f"/console/announcements/preview/audio?draft={draft}") as r:
+        async with b2.session.get(audio) as r:
             assert r.status == 404
         csrf2 = await page_csrf(b2)
         status, _, page = await b2.post(
@@ -235,7 +240,7 @@ async def test_typed_text_is_heard_first_then_saved_or_discarded(district: Distr
         assert (ann.title, ann.source) == ("转账提醒", "text")
         _, page = await b.get(where)
         assert 'data-added="fraud-tts"' in page and 'data-announcement="fraud-tts"' in page
-        async with b.session.get(f"/console/announcements/preview/audio?draft={draft}") as r:
+        async with b.session.get(audio) as r:
             assert r.status == 404  # the draft is gone with the save
         status, _, page = await b.post(
             "/console/announcements/save", {"csrf": csrf, "draft": draft, "id": "again"}

@@ -445,6 +445,7 @@ multipart_part = st.tuples(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+@pytest.mark.filterwarnings("ignore::aiohttp.multipart.BadContentDispositionHeader")
 @given(
     parts=st.lists(multipart_part, max_size=10),
     boundary=st.sampled_from([b"XyZ", b"", b"a" * 80, b"\xff\xfe"]),

@@ -33,7 +33,8 @@ TARGETS = {
 ALLOWED_ACTIONS = {
     Role.OFFICER: {
         "view_board", "view_compound", "view_image", "acknowledge_alert", "write_explanation",
-        "export_bulletin", "send_broadcast", "send_actual_broadcast", "manage_users", "manage_announcements",
+        "export_bulletin", "send_broadcast", "send_actual_broadcast", "manage_users",
+        "manage_announcements",
     },
     Role.CLERK: {
         "view_board", "view_compound", "view_image", "acknowledge_alert", "write_explanation",
