@@ -15,6 +15,16 @@ message is a new announcement (a new id and hash), so a gateway's cached copy is
     ann = lib.add_upload(Path("fraud.mp3"), title="防诈骗提示", language="zh-CN")
     ann = lib.add_text("请勿向陌生人转账。", title="转账提醒")
     lib.playable_by_hash(ann.sha256)      # Path of play.wav, or None
+
+Typed text can be heard before it is published: :meth:`AnnouncementLibrary.preview_text`
+renders it into a **draft** under ``announcements/.drafts/<draft id>/`` (never listed, never
+served to gateways), owned by the person who typed it; :meth:`~AnnouncementLibrary.publish_draft`
+stores it as an announcement and drops the draft, :meth:`~AnnouncementLibrary.discard_draft`
+drops it. Drafts older than :data:`DRAFT_TTL_S` are swept at the next preview::
+
+    draft = lib.preview_text("请勿向陌生人转账。", title="转账提醒", owner="zhang.wei")
+    lib.draft_audio(draft.id, owner="zhang.wei")     # Path of the draft's play.wav
+    ann = lib.publish_draft(draft.id, owner="zhang.wei")
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import time
@@ -30,6 +41,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from centre.announce.level import Level, LevelError, judge
 from centre.announce.media import MAX_UPLOAD_BYTES, MediaError, check_playable, normalise, speak
 
 ID_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,80}")  # the command's announcement field
@@ -38,6 +50,9 @@ LANGUAGES: Final = ("zh-CN", "en")
 UPLOAD_SUFFIXES: Final = frozenset({".wav", ".mp3", ".m4a"})
 MAX_TITLE: Final = 120
 FOLDER: Final = "announcements"
+DRAFTS: Final = ".drafts"
+DRAFT_RE: Final = re.compile(r"[0-9a-f]{32}")
+DRAFT_TTL_S: Final = 3600.0
 
 
 class AnnouncementError(Exception):
@@ -80,6 +95,49 @@ class Announcement:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise AnnouncementError("damaged announcement record", "damaged") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """Rendered text-to-speech not yet in the library: heard first, then saved or dropped."""
+
+    id: str
+    owner: str
+    title: str
+    language: str
+    text: str
+    duration_s: float
+    verdict: str  # centre.announce.level: sound / quiet / silent
+    rms_dbfs: float
+    created_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Draft:
+        try:
+            return cls(
+                str(d["id"]),
+                str(d["owner"]),
+                str(d["title"]),
+                str(d["language"]),
+                str(d["text"]),
+                float(d["duration_s"]),
+                str(d["verdict"]),
+                float(d["rms_dbfs"]),
+                float(d["created_at"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AnnouncementError("damaged draft record", "damaged") from exc
+
+
+def level_of(wav: bytes) -> Level:
+    """The level check of a playable WAV; a WAV it cannot judge counts as silent."""
+    try:
+        return judge(wav)
+    except LevelError:
+        return Level("silent", -120.0, -120.0)
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
@@ -153,6 +211,109 @@ class AnnouncementLibrary:
         return self._store(
             wav, " ".join(text.split()).encode(), "text.txt", title, language, ann_id, "text"
         )
+
+    # -- drafts: text-to-speech heard before it is published -------------------------------
+
+    @property
+    def drafts(self) -> Path:
+        return self.root / DRAFTS
+
+    def preview_text(
+        self,
+        text: str,
+        *,
+        title: str,
+        owner: str,
+        language: str = "zh-CN",
+        now: float | None = None,
+    ) -> Draft:
+        """Render ``text`` into a draft owned by ``owner`` (MediaError / AnnouncementError)."""
+        check_fields(None, title, language)
+        if language != "zh-CN":
+            raise AnnouncementError("text-to-speech speaks Mandarin (zh-CN) only", "bad_language")
+        now = time.time() if now is None else now
+        self.sweep_drafts(now)
+        wav = speak(text)
+        level = level_of(wav)
+        draft = Draft(
+            secrets.token_hex(16),
+            owner,
+            title.strip(),
+            language,
+            " ".join(text.split()),
+            round(check_playable(wav), 3),
+            level.verdict,
+            level.rms_dbfs,
+            round(now, 3),
+        )
+        self.drafts.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".new.", dir=self.drafts))
+        try:
+            _fsync_write(tmp / "play.wav", wav)
+            _fsync_write(
+                tmp / "meta.json", json.dumps(draft.to_dict(), ensure_ascii=False).encode()
+            )
+            os.rename(tmp, self.drafts / draft.id)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return draft
+
+    def draft(self, draft_id: str, *, owner: str) -> Draft:
+        """The draft ``draft_id`` of ``owner``; someone else's draft is not found."""
+        if not DRAFT_RE.fullmatch(draft_id):
+            raise AnnouncementError("not a draft id", "no_draft")
+        try:
+            meta = json.loads((self.drafts / draft_id / "meta.json").read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise AnnouncementError(
+                "no such draft (saved, discarded or expired)", "no_draft"
+            ) from exc
+        draft = Draft.from_dict(meta)
+        if draft.owner != owner:
+            raise AnnouncementError("no such draft (saved, discarded or expired)", "no_draft")
+        return draft
+
+    def draft_audio(self, draft_id: str, *, owner: str) -> Path:
+        return self.drafts / self.draft(draft_id, owner=owner).id / "play.wav"
+
+    def publish_draft(
+        self, draft_id: str, *, owner: str, ann_id: str | None = None
+    ) -> Announcement:
+        """Store the draft as an announcement (the same bytes that were heard) and drop it."""
+        draft = self.draft(draft_id, owner=owner)
+        check_fields(ann_id, draft.title, draft.language)
+        folder = self.drafts / draft.id
+        try:
+            wav = (folder / "play.wav").read_bytes()
+        except OSError as exc:
+            raise AnnouncementError(
+                "no such draft (saved, discarded or expired)", "no_draft"
+            ) from exc
+        ann = self._store(
+            wav, draft.text.encode(), "text.txt", draft.title, draft.language, ann_id, "text"
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+        return ann
+
+    def discard_draft(self, draft_id: str, *, owner: str) -> Draft:
+        draft = self.draft(draft_id, owner=owner)
+        shutil.rmtree(self.drafts / draft.id, ignore_errors=True)
+        return draft
+
+    def sweep_drafts(self, now: float) -> int:
+        """Drop drafts (and half-written ones) older than :data:`DRAFT_TTL_S`; how many."""
+        dropped = 0
+        if not self.drafts.is_dir():
+            return 0
+        for folder in self.drafts.iterdir():
+            try:
+                if now - folder.stat().st_mtime > DRAFT_TTL_S:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    dropped += 1
+            except OSError:
+                continue
+        return dropped
 
     def _store(
         self,

@@ -24,6 +24,11 @@ _STATUS = {
     "no_such_alert": 404,
     "no_such_command": 404,
     "already_acknowledged": 409,
+    "too_large": 413,
+    "bad_media": 422,
+    "speech_failed": 422,
+    "announcement_exists": 409,
+    "no_draft": 404,
 }
 
 

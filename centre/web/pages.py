@@ -1,4 +1,5 @@
-"""The console's pages under ``/console``: sign-in, live board, compound, alerts, broadcasts.
+"""The console's pages under ``/console``: sign-in, live board, compound, alerts, broadcasts,
+the announcement library (upload, typed text previewed before it is saved) and pushes.
 
     pages = ConsolePages(console, service, commands_store, channel, paths, tz="Asia/Shanghai")
     pages.install(app)      # routes, static files, the live poller, shutdown of event streams
@@ -33,10 +34,19 @@ from typing import Any, Final
 from urllib.parse import parse_qs, urlencode
 
 import jinja2
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 import i18n
-from centre.announce.library import AnnouncementError, AnnouncementLibrary
+from centre.announce.library import (
+    DRAFT_RE,
+    LANGUAGES,
+    MAX_TITLE,
+    UPLOAD_SUFFIXES,
+    AnnouncementError,
+    AnnouncementLibrary,
+    level_of,
+)
+from centre.announce.media import MAX_TEXT_CHARS, MAX_UPLOAD_BYTES, MediaError
 from centre.app import CentreService
 from centre.bulletins.web import CONSOLE_READER
 from centre.bulletins.web import PREFIX as BULLETINS
@@ -70,6 +80,9 @@ LOGIN_COOKIE: Final = "console_login"
 LANG_COOKIE: Final = "console_lang"
 MAX_FORM_BODY: Final = 16 * 1024
 MAX_COMMENT: Final = 500
+MAX_UPLOAD_PARTS: Final = 8
+MAX_FIELD_BYTES: Final = 4096
+UPLOAD_FIELDS: Final = frozenset({"csrf", "title", "language", "id"})
 MAX_BROADCAST_S: Final = 600.0
 """The longest broadcast the console lets anyone order (gateways also enforce their own cap)."""
 BROADCAST_TTL_S: Final = 120.0
@@ -116,6 +129,29 @@ REFUSALS: Final = {
     "no_such_announcement": N_("This announcement is not in the library."),
     "command_key": N_("The centre cannot sign commands (no command key)."),
     "no_such_command": N_("This broadcast is not running any more."),
+    "too_large": N_("The file is too large: recordings of at most 20 MB are accepted."),
+    "no_file": N_("Choose a recording to upload."),
+    "bad_format": N_("Only WAV, MP3 or M4A recordings can be uploaded."),
+    "bad_media": N_(
+        "This file cannot be used: it is damaged, or not WAV, MP3 or M4A audio between "
+        "0.1 seconds and 10 minutes long."
+    ),
+    "bad_title": N_("Give a title of 1 to 120 characters."),
+    "bad_language": N_("Choose Chinese or English (text-to-speech speaks Chinese only)."),
+    "bad_id": N_("The name may use letters, digits, dot, dash and underscore only (at most 80)."),
+    "announcement_exists": N_("An announcement with this name exists already. Choose another."),
+    "bad_text": N_("Type the text to speak: 1 to 1000 characters."),
+    "speech_failed": N_("The text could not be turned into speech. Please try again."),
+    "no_draft": N_("This preview is gone (saved, discarded or expired). Make it again."),
+}
+# The library's refusal codes as the console's (AnnouncementError.code -> REFUSALS key).
+_LIBRARY_CODES: Final = {
+    "bad_id": "bad_id",
+    "bad_title": "bad_title",
+    "bad_language": "bad_language",
+    "exists": "announcement_exists",
+    "no_draft": "no_draft",
+    "not_found": "no_such_announcement",
 }
 
 
@@ -153,6 +189,23 @@ def _one(fields: dict[str, list[str]], name: str, limit: int = 200) -> str:
     return values[0]
 
 
+def _library_error(exc: AnnouncementError | MediaError, media_code: str) -> FormError:
+    """The console's refusal for the library's: a MediaError is ``media_code``."""
+    if isinstance(exc, MediaError):
+        return FormError(media_code, exc.reason)
+    return FormError(_LIBRARY_CODES.get(exc.code, "bad_form"), exc.reason)
+
+
+async def _read_part(part: BodyPartReader, limit: int, code: str) -> bytes:
+    """A multipart part's bytes, refused with ``code`` once past ``limit``."""
+    data = bytearray()
+    while chunk := await part.read_chunk():
+        data += chunk
+        if len(data) > limit:
+            raise FormError(code, f"form part above {limit} bytes")
+    return bytes(data)
+
+
 def _zones(text: str) -> tuple[int, ...]:
     parts = [p.strip() for p in text.replace("，", ",").split(",") if p.strip()]
     if not parts or len(parts) > 32 or not all(p.isascii() and p.isdigit() for p in parts):
@@ -188,6 +241,7 @@ class ConsolePages:
         self.channel = channel
         self.paths = paths
         self.library = AnnouncementLibrary(paths.root)
+        self._convert = asyncio.Semaphore(1)  # one ffmpeg / espeak-ng at a time
         self.tz = tz
         self.wall = wall
         self.live = Live()
@@ -218,6 +272,11 @@ class ConsolePages:
             web.get(f"{ROOT}/announcements", self.announcements_page),
             web.get(f"{ROOT}/push", self.push_page),
             web.get(f"{ROOT}/announcements/audio", self.announcement_audio),
+            web.post(f"{ROOT}/announcements/upload", self.upload_announcement),
+            web.post(f"{ROOT}/announcements/preview", self.preview_announcement),
+            web.get(f"{ROOT}/announcements/preview/audio", self.draft_audio),
+            web.post(f"{ROOT}/announcements/save", self.save_draft),
+            web.post(f"{ROOT}/announcements/discard", self.discard_draft),
             web.get(f"{ROOT}/events", self.events),
             web.static(f"{ROOT}/static", STATIC, append_version=False),
         ]
@@ -682,15 +741,42 @@ class ConsolePages:
             request, "push.html", user=user, sid=sid, page="push", parts=parts[:PUSH_SHOWN],
         )  # fmt: skip
 
-    async def announcements_page(self, request: web.Request) -> web.Response:
-        """The library with a player for each announcement (officer, clerk)."""
+    async def announcements_page(
+        self,
+        request: web.Request,
+        *,
+        error: str = "",
+        status: int = 200,
+        form: dict[str, str] | None = None,
+        draft_id: str = "",
+    ) -> web.Response:
+        """The library with a player for each announcement (officer, clerk); for those who may
+        manage it (officers) an upload form and typed text with a preview before saving."""
         user, sid = await self._page_user(request)
         if not can(user, Action.EXPORT_BULLETIN):  # a district role: officer or clerk
             return await self._forbidden_page(request, user, sid)
+        may_manage = _may(user, Action.MANAGE_ANNOUNCEMENTS)
+        draft = added = added_level = None
+        draft_id = draft_id or request.query.get("draft", "")
+        if may_manage and DRAFT_RE.fullmatch(draft_id):
+            with contextlib.suppress(AnnouncementError):
+                draft = await asyncio.to_thread(self.library.draft, draft_id, owner=user.name)
+        added_id = request.query.get("added", "")
+        if added_id and ANNOUNCEMENT_RE.fullmatch(added_id):
+            with contextlib.suppress(AnnouncementError, OSError):
+                added_level = await asyncio.to_thread(self._level_of, added_id)
+                added = await asyncio.to_thread(self.library.get, added_id)
         return self._render(
-            request, "announcements.html", user=user, sid=sid, page="announcements",
-            announcements=await self._announcements(),
+            request, "announcements.html", status=status, user=user, sid=sid,
+            page="announcements", announcements=await self._announcements(), error=error,
+            may_manage=may_manage, draft=draft, added=added, added_level=added_level,
+            form=form or {}, languages=LANGUAGES, max_title=MAX_TITLE, max_text=MAX_TEXT_CHARS,
+            max_upload_mb=MAX_UPLOAD_BYTES // (1024 * 1024),
         )  # fmt: skip
+
+    def _level_of(self, ann_id: str) -> str:
+        """The level check's verdict of a stored announcement (file read: off the loop)."""
+        return level_of(self.library.playable(ann_id).read_bytes()).verdict
 
     async def announcement_audio(self, request: web.Request) -> web.StreamResponse:
         """The playable (normalised) audio of one announcement, for the page's player."""
@@ -705,6 +791,201 @@ class ConsolePages:
         except AnnouncementError as exc:
             raise FormError("no_such_announcement", exc.reason) from exc
         return web.FileResponse(path, headers={**HEADERS, "Content-Type": "audio/wav"})
+
+    async def draft_audio(self, request: web.Request) -> web.StreamResponse:
+        """A text-to-speech preview's audio, for its owner only (not yet in the library)."""
+        user, _sid = await self._session(request)
+        self._need(user, Action.MANAGE_ANNOUNCEMENTS)
+        try:
+            path = await asyncio.to_thread(
+                self.library.draft_audio, request.query.get("draft", ""), owner=user.name
+            )
+        except AnnouncementError as exc:
+            raise FormError("no_draft", exc.reason) from exc
+        return web.FileResponse(path, headers={**HEADERS, "Content-Type": "audio/wav"})
+
+    async def _library_refused(
+        self,
+        request: web.Request,
+        user: User,
+        sid: str,
+        action: str,
+        target: str,
+        exc: ConsoleError,
+        form: dict[str, str] | None = None,
+        *,
+        draft_id: str = "",
+    ) -> web.Response:
+        """One refused library form: audited (a stale form is not: no session proved it),
+        then the page again with the reason, or the error page for a role that may not."""
+        if exc.code != "csrf_mismatch":
+            await self.console.record(
+                user.name, action, target, f"refused:{exc.code}", _client(request)
+            )
+        message = self._refusal(request, exc)
+        if not _may(user, Action.MANAGE_ANNOUNCEMENTS):
+            return self._render(
+                request, "error.html", status=exc.status, user=user, sid=sid, message=message
+            )
+        return await self.announcements_page(
+            request, error=message, status=exc.status, form=form, draft_id=draft_id
+        )
+
+    async def _upload_form(self, request: web.Request) -> tuple[dict[str, str], str, bytes]:
+        """The upload's multipart form: its text fields, the file's name and its bytes (at
+        most ``MAX_UPLOAD_BYTES``; nothing is stored while reading)."""
+        limit = MAX_UPLOAD_BYTES + MAX_FORM_BODY
+        if request.content_length is not None and request.content_length > limit:
+            raise FormError("too_large", "upload above the limit")
+        if request.content_type != "multipart/form-data":
+            raise FormError("bad_form", "not a multipart form")
+        fields: dict[str, str] = {}
+        filename, data = "", b""
+        seen_file = False
+        try:
+            reader = await request.multipart()
+            for _ in range(MAX_UPLOAD_PARTS + 1):
+                part = await reader.next()
+                if part is None:
+                    break
+                if not isinstance(part, BodyPartReader):
+                    raise FormError("bad_form", "nested multipart")
+                name = part.name or ""
+                if name == "file" and not seen_file:
+                    seen_file = True
+                    filename = (part.filename or "")[:200]
+                    data = await _read_part(part, MAX_UPLOAD_BYTES, "too_large")
+                elif name in UPLOAD_FIELDS and name not in fields:
+                    raw = await _read_part(part, MAX_FIELD_BYTES, "bad_form")
+                    fields[name] = raw.decode("utf-8")
+                else:
+                    raise FormError("bad_form", f"unexpected field {name[:40]!r}")
+            else:
+                raise FormError("bad_form", "too many parts")
+        except (ValueError, AssertionError, RuntimeError, TypeError, LookupError) as exc:
+            raise FormError("bad_form", f"multipart form unreadable: {exc}") from None
+        return fields, filename, data
+
+    async def upload_announcement(self, request: web.Request) -> web.Response:
+        """An officer's recording (WAV, MP3, M4A) into the library: converted, normalised,
+        audited. Bad files are refused in words (422), never a 500."""
+        user, sid = await self._page_user(request)
+        target = "announcement:?"
+        form: dict[str, str] = {}
+        try:
+            fields, filename, data = await self._upload_form(request)
+            self.console.check_csrf(sid, fields.get("csrf", ""))
+            self._need(user, Action.MANAGE_ANNOUNCEMENTS)
+            form = {k: fields.get(k, "") for k in ("title", "language", "id")}
+            ann_id = form["id"].strip() or None
+            target = f"announcement:{ann_id or 'new'}"
+            suffix = Path(filename).suffix.lower()
+            if not data:
+                raise FormError("no_file", "no file chosen")
+            if suffix not in UPLOAD_SUFFIXES:
+                raise FormError("bad_format", f"suffix {suffix[:10]!r}")
+            async with self._convert:
+                try:
+                    ann = await asyncio.to_thread(
+                        self.library.add_bytes, data, suffix, title=form["title"],
+                        language=form["language"] or "zh-CN", ann_id=ann_id,
+                    )  # fmt: skip
+                except (AnnouncementError, MediaError) as exc:
+                    raise _library_error(exc, "bad_media") from None
+            verdict = await asyncio.to_thread(self._level_of, ann.id)
+        except ConsoleError as exc:
+            return await self._library_refused(
+                request, user, sid, "announcement.upload", target, exc, form
+            )
+        await self.console.record(
+            user.name, "announcement.upload", f"announcement:{ann.id}",
+            f"ok:sha256={ann.sha256[:16]}:level={verdict}", _client(request),
+        )  # fmt: skip
+        log.info("console upload by %s: announcement %s", user.name, ann.id)
+        raise web.HTTPSeeOther(f"{ROOT}/announcements?{urlencode({'added': ann.id})}")
+
+    async def preview_announcement(self, request: web.Request) -> web.Response:
+        """Typed text rendered to a draft (not in the library): heard, then saved or dropped."""
+        user, sid = await self._page_user(request)
+        form: dict[str, str] = {}
+        target = "draft:?"
+        try:
+            fields = await self._form(request)
+            self.console.check_csrf(sid, _one(fields, "csrf", 80))
+            self._need(user, Action.MANAGE_ANNOUNCEMENTS)
+            form = {
+                "tts_title": _one(fields, "title", 4 * MAX_TITLE),
+                "text": _one(fields, "text", 4 * MAX_TEXT_CHARS),
+            }
+            text = form["text"]
+            if not text.strip() or len(" ".join(text.split())) > MAX_TEXT_CHARS:
+                raise FormError("bad_text", "text empty or too long")
+            async with self._convert:
+                try:
+                    draft = await asyncio.to_thread(
+                        self.library.preview_text, text, title=form["tts_title"],
+                        owner=user.name, now=self.wall(),
+                    )  # fmt: skip
+                except (AnnouncementError, MediaError) as exc:
+                    raise _library_error(exc, "speech_failed") from None
+        except ConsoleError as exc:
+            return await self._library_refused(
+                request, user, sid, "announcement.preview", target, exc, form
+            )
+        await self.console.record(
+            user.name, "announcement.preview", f"draft:{draft.id}",
+            f"ok:level={draft.verdict}", _client(request),
+        )  # fmt: skip
+        raise web.HTTPSeeOther(f"{ROOT}/announcements?{urlencode({'draft': draft.id})}")
+
+    async def save_draft(self, request: web.Request) -> web.Response:
+        """Publish a preview: exactly the audio that was heard becomes an announcement."""
+        user, sid = await self._page_user(request)
+        target = "draft:?"
+        try:
+            fields = await self._form(request)
+            self.console.check_csrf(sid, _one(fields, "csrf", 80))
+            self._need(user, Action.MANAGE_ANNOUNCEMENTS)
+            draft_id = _one(fields, "draft", 80)
+            target = f"draft:{draft_id}"
+            ann_id = _one(fields, "id", 200).strip() or None
+            try:
+                ann = await asyncio.to_thread(
+                    self.library.publish_draft, draft_id, owner=user.name, ann_id=ann_id
+                )
+            except AnnouncementError as exc:
+                raise _library_error(exc, "bad_form") from None
+        except ConsoleError as exc:
+            return await self._library_refused(
+                request, user, sid, "announcement.save", target, exc,
+                draft_id=target.removeprefix("draft:"),
+            )  # fmt: skip
+        await self.console.record(
+            user.name, "announcement.save", f"{target}>announcement:{ann.id}",
+            f"ok:sha256={ann.sha256[:16]}", _client(request),
+        )  # fmt: skip
+        raise web.HTTPSeeOther(f"{ROOT}/announcements?{urlencode({'added': ann.id})}")
+
+    async def discard_draft(self, request: web.Request) -> web.Response:
+        """Drop a preview; nothing reaches the library."""
+        user, sid = await self._page_user(request)
+        target = "draft:?"
+        try:
+            fields = await self._form(request)
+            self.console.check_csrf(sid, _one(fields, "csrf", 80))
+            self._need(user, Action.MANAGE_ANNOUNCEMENTS)
+            draft_id = _one(fields, "draft", 80)
+            target = f"draft:{draft_id}"
+            try:
+                await asyncio.to_thread(self.library.discard_draft, draft_id, owner=user.name)
+            except AnnouncementError as exc:
+                raise _library_error(exc, "bad_form") from None
+        except ConsoleError as exc:
+            return await self._library_refused(
+                request, user, sid, "announcement.discard", target, exc
+            )
+        await self.console.record(user.name, "announcement.discard", target, "ok", _client(request))
+        raise web.HTTPSeeOther(f"{ROOT}/announcements")
 
     async def _broadcast_context(self, user: User, request: web.Request) -> dict[str, Any]:
         library = await self._announcements()

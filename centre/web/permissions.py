@@ -32,6 +32,9 @@ class Action(StrEnum):
     SEND_BROADCAST = "send_broadcast"
     SEND_ACTUAL_BROADCAST = "send_actual_broadcast"
     MANAGE_USERS = "manage_users"
+    # Add recordings and typed text to the announcement library (what the loudspeakers say):
+    # an officer's call, like the broadcasts that play them.
+    MANAGE_ANNOUNCEMENTS = "manage_announcements"
 
 
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {

@@ -4,7 +4,8 @@ two enrolled simulated gateways.
 An officer signs in, sees both compounds live, sends an Exercise broadcast to one and watches it
 reach "finished" on the page; a missed round journaled by a simulated gateway appears in the
 alerts inbox without a reload; the officer acknowledges it. A township viewer cannot send a
-broadcast: the server refuses the POST itself (403, audited). Every page is photographed in
+broadcast: the server refuses the POST itself (403, audited). Typed text is previewed in the
+announcement library (audio element and level words) and discarded. Every page is photographed in
 zh-CN at 390x844 and 1280x800 under artifacts/console-*.png.
 """
 
@@ -203,6 +204,21 @@ async def test_officer_runs_the_district_and_a_viewer_cannot_broadcast(tmp_path:
                 await page.wait_for_selector('li[data-announcement="fraud-warning"] audio')
                 assert "防诈骗提醒" in await page.inner_text("main")
                 await shoot(page, "announcements")
+
+                # -- typed text: a preview heard in the page with its level, then discarded
+                await page.fill('form.tts-form input[name="title"]', "转账提醒")
+                await page.fill('form.tts-form textarea[name="text"]', "请勿向陌生人转账。")
+                await page.click("form.tts-form button[type=submit]")
+                await page.wait_for_selector("section.draft audio", timeout=MS)
+                assert "音量正常" in await page.inner_text("section.draft .level")
+                await page.wait_for_function(
+                    "() => document.querySelector('section.draft audio').duration > 0.5",
+                    timeout=MS,
+                )  # the browser loaded and decoded the preview's audio
+                await shoot(page, "announcement-preview")
+                await page.click("form.discard button[type=submit]")
+                await page.wait_for_url("**/console/announcements", timeout=MS)
+                assert await page.query_selector("section.draft") is None
                 await page.goto(f"{district.url}/bulletins/daily?lang=zh-CN")
                 await page.wait_for_selector("main, body")
                 assert "通报" in await page.inner_text("body")

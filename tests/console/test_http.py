@@ -369,6 +369,11 @@ PATHS = [
     "/console/alerts/assign",
     "/console/announcements",
     "/console/announcements/audio",
+    "/console/announcements/upload",
+    "/console/announcements/preview",
+    "/console/announcements/preview/audio",
+    "/console/announcements/save",
+    "/console/announcements/discard",
     "/console/push",
     "/console/broadcast",
     "/console/broadcast/part",
@@ -376,7 +381,8 @@ PATHS = [
     "/console/static/console.css",
 ]
 FIELDS = ["csrf", "login_token", "name", "password", "scope", "compound", "township", "zones",
-          "seconds", "clip", "status", "confirm_actual", "alert_id", "comment"]  # fmt: skip
+          "seconds", "clip", "status", "confirm_actual", "alert_id", "comment", "title", "text",
+          "draft", "id", "language"]  # fmt: skip
 text = st.text(max_size=40)
 form_body = st.one_of(
     st.binary(max_size=300),
@@ -421,6 +427,56 @@ def test_malformed_requests_to_console_endpoints_never_get_a_500(
         body = b"csrf=" + thread_centre.csrf.encode() + b"&" + body
     status = thread_centre.request(method, target, headers, body)
     assert status < 500, (method, target, body[:80])
+
+
+part_name = st.sampled_from(["csrf", "title", "language", "id", "file", "other", ""])
+multipart_part = st.tuples(
+    part_name,
+    st.one_of(st.none(), st.sampled_from(["a.wav", "b.mp3", "c.m4a", "d.txt", "", "../e.wav"])),
+    st.one_of(
+        st.binary(max_size=200),
+        st.sampled_from([b"RIFF\x24\x00\x00\x00WAVEfmt ", b"ID3\x03", b"\x00\x00\x00\x18ftypM4A "]),
+    ),
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@pytest.mark.filterwarnings("ignore::aiohttp.multipart.BadContentDispositionHeader")
+@given(
+    parts=st.lists(multipart_part, max_size=10),
+    boundary=st.sampled_from([b"XyZ", b"", b"a" * 80, b"\xff\xfe"]),
+    truncate=st.integers(min_value=0, max_value=40),
+    good_csrf=st.booleans(),
+)
+def test_hostile_uploads_to_the_console_never_get_a_500(
+    thread_centre: ThreadCentre,
+    parts: list[tuple[str, str | None, bytes]],
+    boundary: bytes,
+    truncate: int,
+    good_csrf: bool,
+) -> None:
+    if good_csrf:
+        parts = [("csrf", None, thread_centre.csrf.encode()), *parts]
+    body = b""
+    for name, filename, data in parts:
+        disposition = b'form-data; name="' + name.encode() + b'"'
+        if filename is not None:
+            disposition += b'; filename="' + filename.encode() + b'"'
+        body += b"--" + boundary + b"\r\nContent-Disposition: " + disposition + b"\r\n\r\n"
+        body += data + b"\r\n"
+    body += b"--" + boundary + b"--\r\n"
+    body = body[: len(body) - truncate]
+    headers = [
+        b"Cookie: console_session=" + thread_centre.cookie.encode(),
+        b"Content-Type: multipart/form-data; boundary=" + boundary,
+        b"Accept: text/html",
+    ]
+    status = thread_centre.request("POST", b"/console/announcements/upload", headers, body)
+    assert status < 500, body[:200]
 
 
 async def test_each_role_sees_only_its_own_area(district: District) -> None:
