@@ -274,10 +274,13 @@ class SilentTest:
         )
         try:
             detail = await self._listen(ticket, base)
-        except BaseException:
-            # Cancelled or a fault of ours: the zone goes off now (only if still ours).
-            self.controller.submit_stop(SOURCE, "silent test aborted", request_id=rid)
+        except asyncio.CancelledError:
+            # The zone goes off now (only if the test's request still plays).
+            self.controller.submit_stop(SOURCE, "silent test cancelled", request_id=rid)
             raise
+        except Exception as exc:  # a fault of ours: recorded, and the zone still goes off
+            log.exception("broadcast: silent test of zone %s failed", zone)
+            detail = {**base, "result": NOT_CHECKED, "reason": f"{type(exc).__name__}: {exc}"[:200]}
         if detail["result"] == SKIPPED:
             return detail
         detail["relays_off"] = await self._switch_off(ticket, rid)
@@ -302,20 +305,19 @@ class SilentTest:
         listen_s = s.lead_s + s.tone_s + 0.5
         want = int(listen_s * RATE) * 2
         tone = await asyncio.to_thread(self.tone_file)
-        capture = asyncio.create_task(
-            capture_pcm(self.audio.capture_command, want, listen_s + 10.0), name="silent-capture"
-        )
+        listening = asyncio.create_task(self._capture_around(tone, want, listen_s))
+        ended = asyncio.ensure_future(ticket.wait("done"))
         try:
-            await asyncio.sleep(s.lead_s)
-            player_error = await self._play(tone)
-            pcm = await capture
+            await asyncio.wait({listening, ended}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if not capture.done():
-                capture.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await capture
-        if ticket.outcome("done") is not None:  # a broadcast replaced the test meanwhile
+            for task in (listening, ended):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(listening, ended, return_exceptions=True)
+        if ended.done() and not ended.cancelled() or ticket.outcome("done") is not None:
+            # A broadcast replaced the test (or it ended some other way) while it listened.
             return {**base, "result": SKIPPED, "reason": "a broadcast started"}
+        pcm, player_error = listening.result()
         detail: dict[str, Any] = {
             **base,
             "tone_hz": s.tone_hz,
@@ -334,6 +336,23 @@ class SilentTest:
         except LevelError as exc:
             return {**detail, "result": NOT_CHECKED, "reason": str(exc)}
         return {**detail, **level.describe(), "result": result}
+
+    async def _capture_around(
+        self, tone: Path, want: int, listen_s: float
+    ) -> tuple[bytes | str, str]:
+        """The capture from ``lead_s`` before the tone to after it, and the player's error."""
+        capture = asyncio.create_task(
+            capture_pcm(self.audio.capture_command, want, listen_s + 10.0), name="silent-capture"
+        )
+        try:
+            await asyncio.sleep(self.section.lead_s)
+            player_error = await self._play(tone)
+            return await capture, player_error
+        finally:
+            if not capture.done():
+                capture.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await capture
 
     async def _play(self, tone: Path) -> str:
         """Play the tone once with the audio section's player; why it failed, or ""."""
