@@ -53,6 +53,7 @@ from gateway.config.schema import setting, timezone_problem
 
 NAME = r"[a-z0-9][a-z0-9_-]{0,39}"
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
+AUDIO_ON = "set [broadcast.audio] enabled = true"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -122,10 +123,8 @@ class ScheduleEntry:
                 yield f"days[{i}]", f"{day!r} is not one of {', '.join(DAYS)}"
         if self.announcement_sha256:
             if not SHA256_RE.fullmatch(self.announcement_sha256):
-                yield "announcement_sha256", (
-                    "must be the announcement's sha256, 64 lowercase hex digits "
-                    "(`compound-centre announce list` shows it)"
-                )
+                why = "must be the announcement's sha256, 64 lowercase hex digits"
+                yield "announcement_sha256", f"{why} (`compound-centre announce list` shows it)"
             if not self.announcement:
                 yield "announcement", "a centre announcement (announcement_sha256) needs its id"
 
@@ -287,10 +286,8 @@ class BroadcastSection:
             if entry.seconds > self.max_duration_s:
                 yield f"schedule[{i}].seconds", "is above max_duration_s"
             if entry.announcement_sha256 and not self.audio.enabled:
-                yield f"schedule[{i}].announcement_sha256", (
-                    "a centre announcement is played by the gateway: set "
-                    "[broadcast.audio] enabled = true"
-                )
+                why = "a centre announcement is played by the gateway"
+                yield f"schedule[{i}].announcement_sha256", f"{why}: {AUDIO_ON}"
         yield from self._check_silent_test(numbers)
         for zi, z in enumerate(self.button.zones):
             if z not in numbers:
@@ -308,15 +305,11 @@ class BroadcastSection:
             if z not in numbers:
                 yield f"silent_test.zones[{zi}]", f"no zone {z}"
         if not self.audio.enabled:
-            yield "silent_test.enabled", (
-                "the silent test plays its tone through the gateway: set "
-                "[broadcast.audio] enabled = true"
-            )
+            why = "the silent test plays its tone through the gateway"
+            yield "silent_test.enabled", f"{why}: {AUDIO_ON}"
         if not self.audio.capture_command:
-            yield "silent_test.enabled", (
-                "the silent test listens on the audio input: set "
-                "[broadcast.audio] capture_command"
-            )
+            why = "the silent test listens on the audio input"
+            yield "silent_test.enabled", f"{why}: set [broadcast.audio] capture_command"
         if test.seconds(self.warmup_s) > self.max_duration_s:
             yield "silent_test.tone_s", "the test would hold a zone on longer than max_duration_s"
 

@@ -13,8 +13,8 @@ Rules, all here so they are tested in one place:
 
 * Requests are validated first: known zones, 0 < duration <= ``max_duration_s``.
 * **A new start while one is active** replaces it when its source ranks at least as high
-  (remote > button = cli > schedule > test): zones not in the new set go off, new ones go on, the end
-  is re-timed from now. A lower-ranked start is refused (``busy``) and recorded.
+  (remote > button = cli > schedule > test): zones not in the new set go off, new ones go on,
+  the end is re-timed from now. A lower-ranked start is refused (``busy``) and recorded.
 * **Stop** from any source always ends in a verified off of every broadcast relay, even when
   nothing is playing (a stray relay is then caught too). A stop during the warm-up cancels the
   broadcast before any zone switches on.

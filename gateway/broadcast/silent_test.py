@@ -119,8 +119,9 @@ class TestController(Protocol):
 
     def submit_start(self, req: StartRequest) -> Any: ...
 
-    def submit_stop(self, source: str, reason: str = "", *, request_id: str | None = None) -> None:
-        ...
+    def submit_stop(
+        self, source: str, reason: str = "", *, request_id: str | None = None
+    ) -> None: ...
 
     async def record(self, kind: str, payload: Mapping[str, Any]) -> None: ...
 
@@ -314,8 +315,9 @@ class SilentTest:
                 if not task.done():
                     task.cancel()
             await asyncio.gather(listening, ended, return_exceptions=True)
-        if ended.done() and not ended.cancelled() or ticket.outcome("done") is not None:
-            # A broadcast replaced the test (or it ended some other way) while it listened.
+        if ticket.outcome("failed") is not None:
+            return {**base, "result": RELAYS_FAILED, "reason": "the zone did not stay on"}
+        if ticket.outcome("done") is not None:  # a broadcast replaced the test meanwhile
             return {**base, "result": SKIPPED, "reason": "a broadcast started"}
         pcm, player_error = listening.result()
         detail: dict[str, Any] = {

@@ -171,9 +171,7 @@ async def test_a_tone_on_the_input_passes_and_the_relays_end_off(tmp_path: Path)
         assert r.bank.on() == []
         played = Path(r.marker.read_text().strip())
         assert played.name == "silent-test-25hz-1s--30dbfs.wav"
-        [requested] = [
-            e for e in await r.events("broadcast.requested") if e["source"] == "test"
-        ]
+        [requested] = [e for e in await r.events("broadcast.requested") if e["source"] == "test"]
         assert requested["status"] == "Test" and requested["zones"] == [2]
         # fires once a week: the same window again does nothing
         await r.test.check(AT - 1.0, AT + 1.0)
