@@ -315,3 +315,33 @@ async def test_a_stop_naming_another_request_leaves_the_broadcast_alone(tmp_path
         r.controller.submit_stop("test", "", request_id="b1")  # naming it: it stops
         assert (await ticket.wait("done", timeout=WAIT_S))["verified"] is True
         assert r.bank.on() == []
+
+
+def test_the_status_page_says_what_the_silent_test_found_in_chinese() -> None:
+    from gateway.events import Event
+    from gateway.web.render import LoginInfo, render_dashboard
+    from gateway.web.view import build_view
+
+    t = AT + 60.0
+
+    def ev(seq: int, kind: str, payload: dict[str, Any]) -> Event:
+        return Event(seq, kind, "evidence", payload, t + seq, t + seq, "boot", True)
+
+    events = [
+        ev(1, "broadcast.selftest_skipped", {"zone": 1, "reason": "a broadcast is under way"}),
+        ev(2, "broadcast.selftest", {"zone": 2, "result": "disconnected", "verdict": "x"}),
+        ev(3, "broadcast.schedule_refused", {"entry": "fraud", "reason": "no link"}),
+    ]
+    view = build_view(
+        events, {}, {"events": 3}, now=t + 100, tz="Asia/Shanghai", gateway_id="gw", compound="C"
+    )
+    page = render_dashboard(view, login=LoginInfo(logged_in=False), refresh_s=0, lang="zh-CN")
+    for words in (
+        "每周静音测试已推迟",
+        "正在广播",
+        "每周静音测试",
+        "音频输入未连接",
+        "定时广播被拒绝",
+    ):
+        assert words in page, words
+    assert "selftest" not in page and "disconnected" not in page
