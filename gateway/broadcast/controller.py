@@ -193,6 +193,12 @@ class BroadcastController:
     def phase(self) -> str:
         return self.core.phase
 
+    @property
+    def active_source(self) -> str | None:
+        """The source of the request under way (``test`` for the silent test), or None."""
+        active = self.core.active
+        return active.request.source if active is not None else None
+
     # -- the loop ------------------------------------------------------------------------------
 
     async def run(self) -> None:

@@ -349,7 +349,10 @@ class SilentTest:
         try:
             await asyncio.sleep(self.section.lead_s)
             player_error = await self._play(tone)
-            return await capture, player_error
+            # asyncio.wait, not await: a cancellation of ours must not cancel the capture a
+            # second time while it reaps its process (the finally below cancels it once).
+            await asyncio.wait({capture})
+            return capture.result(), player_error
         finally:
             if not capture.done():
                 capture.cancel()

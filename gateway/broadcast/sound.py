@@ -141,8 +141,9 @@ async def capture_pcm(command: Sequence[str], want: int, timeout_s: float) -> by
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-        err = await proc.stderr.read(2000)
-        await proc.wait()
+        # Drain both pipes to their end, not only stderr: a reader left paused on a full
+        # stdout buffer never sees the end of the pipe, and then wait() never returns.
+        _, err = await proc.communicate()
     if not buf:
         why = err.decode(errors="replace").strip()[-200:] or f"exit {proc.returncode}"
         return f"capture gave no audio: {why}"

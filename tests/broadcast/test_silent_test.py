@@ -209,7 +209,9 @@ async def test_skipped_during_a_broadcast_retried_later_that_day(tmp_path: Path)
         await r.test.check(AT + 1.0, AT + 300.0)
         assert await r.events("broadcast.selftest") == []
         await r.test.check(AT + 300.0, AT + 601.0)
-        [result] = await r.events("broadcast.selftest")
+        results = await r.events("broadcast.selftest")
+        assert len(results) == 1, await r.events("broadcast.selftest_skipped")
+        result = results[0]
         assert result["result"] == PASSED and r.bank.on() == []
 
 
@@ -345,3 +347,28 @@ def test_the_status_page_says_what_the_silent_test_found_in_chinese() -> None:
     ):
         assert words in page, words
     assert "selftest" not in page and "disconnected" not in page
+
+
+async def test_the_duty_room_button_during_a_silent_test_starts_a_broadcast(
+    tmp_path: Path,
+) -> None:
+    from gateway.broadcast.button import ButtonTrigger
+    from gateway.broadcast.config import ButtonSection
+
+    async with rig(tmp_path, "stall", zones=(1,)) as r:
+        running = asyncio.create_task(r.test.test_zone(1, "manual"))
+        await eventually("the zone on", lambda: 1 in r.bank.on())
+        assert r.controller.active_source == "test"
+        button = ButtonTrigger(
+            ButtonSection(enabled=True, zones=(2,), seconds=30.0),
+            r.controller,
+            SystemClock(),
+            all_zones=(1, 2),
+        )
+        await button.pressed(SystemClock().monotonic())
+        outcome = await asyncio.wait_for(running, WAIT_S)
+        assert outcome["result"] == "skipped"
+        [press] = await r.events("broadcast.button")
+        assert press["decision"] == "start"  # not "stop": the test is not a broadcast
+        await eventually("the button's zone on", lambda: sorted(r.bank.on()) == [0, 2])
+        assert r.controller.active_source == "button"
