@@ -372,3 +372,50 @@ async def test_the_duty_room_button_during_a_silent_test_starts_a_broadcast(
         assert press["decision"] == "start"  # not "stop": the test is not a broadcast
         await eventually("the button's zone on", lambda: sorted(r.bank.on()) == [0, 2])
         assert r.controller.active_source == "button"
+
+
+async def test_the_runtime_wires_it_and_keeps_the_clip_and_the_prover_out(tmp_path: Path) -> None:
+    """build_runtime from a parsed section: the service is there; a test request plays only
+    the tone (not the default clip) and leaves the broadcast's sound prover alone."""
+    from gateway.broadcast.service import build_runtime
+
+    marker = tmp_path / "played"
+    player = tmp_path / "player.sh"
+    player.write_text(f'#!/bin/sh\necho "$1" >> {marker}\n')
+    player.chmod(0o755)
+    recorder = tmp_path / "fake_arecord.py"
+    recorder.write_text(FAKE_RECORDER)
+    data = {
+        "ports": [{"port": "/dev/null", "boards": [{"name": "main", "address": 1}]}],
+        "zones": [{"number": 1, "board": "main", "channel": 1}],
+        "warmup_s": 0.0,
+        "audio": {
+            "enabled": True,
+            "command": [str(player)],
+            "default_file": "default.wav",
+            "capture_command": [sys.executable, str(recorder), "floor", str(marker), "5"],
+            "capture_delay_s": 0.0,
+        },
+        "silent_test": {"enabled": True, "tone_s": 0.5, "lead_s": 0.2},
+    }
+    section = parse_section(BroadcastSection, data, "broadcast")
+    journal = await Journal.open(tmp_path / "journal.db", gateway_id="gw-test", clock=SystemClock())
+    bank = MemoryBank()
+    runtime = build_runtime(
+        section, journal, SystemClock(), banks={"main": bank}, base_dir=tmp_path
+    )
+    [silent] = [s for s in runtime.services if isinstance(s, SilentTest)]
+    task = asyncio.create_task(runtime.controller.run())
+    try:
+        await asyncio.wait_for(runtime.controller.ready.wait(), WAIT_S)
+        outcome = await silent.test_zone(1, "manual")
+        assert outcome["result"] == NO_SOUND and bank.on() == []
+        lines = marker.read_text().split()
+        assert [Path(p).name for p in lines] == ["silent-test-25hz-0.5s--30dbfs.wav"]
+        assert Path(lines[0]).parent == tmp_path / "announcements"
+        kinds = [e.kind for e in await journal.read_after(0, limit=1000)]
+        assert "broadcast.sound" not in kinds and "broadcast.selftest" in kinds
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await journal.close()
