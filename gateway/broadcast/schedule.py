@@ -13,7 +13,10 @@ needs the link to the centre, except an entry naming a centre announcement
 (``announcement_sha256``) the gateway does not hold yet: it is fetched first (by hash,
 verified) when the link is up; when it cannot be had (no link, unknown at the centre, a
 download or held copy that does not hash to the name) the run is refused and recorded as
-``broadcast.schedule_refused`` with the reason, never played with another clip.
+``broadcast.schedule_refused`` with the reason, never played with another clip. Ahead of use,
+while the link is up, the trigger fetches such announcements in the background
+(:meth:`ScheduleTrigger.prefetch`, tried again hourly until held), so the run itself seldom
+waits for the link.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from gateway.clock import Clock
 log = logging.getLogger(__name__)
 
 CHECK_INTERVAL_S = 1.0
+PREFETCH_RETRY_S = 3600.0  # a centre announcement not fetched ahead is tried again after this
 # Longest span of wall time scanned in one step (a clock stepped by months is not replayed).
 MAX_SCAN_S = 2 * 86400.0
 
@@ -147,18 +151,53 @@ class ScheduleTrigger:
         self.cache = cache
         self.audio = audio
         self._fired: dict[str, float] = {}
+        self._held: set[str] = set()
+        self._prefetch_after: dict[str, float] = {}
+        self._prefetching: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         last = self.clock.wall()
-        while True:
-            await asyncio.sleep(self.check_s)
-            now = self.clock.wall()
-            if now < last:
-                # The wall clock stepped back: keep the fired keys, rescan from the new now.
-                last = now
+        try:
+            while True:
+                await asyncio.sleep(self.check_s)
+                if self._prefetching is None or self._prefetching.done():
+                    self._prefetching = asyncio.create_task(
+                        self.prefetch(), name="broadcast-schedule-prefetch"
+                    )
+                last = await self._step(last)
+        finally:
+            if self._prefetching is not None:
+                self._prefetching.cancel()
+                await asyncio.gather(self._prefetching, return_exceptions=True)
+
+    async def _step(self, last: float) -> float:
+        now = self.clock.wall()
+        if now < last:
+            # The wall clock stepped back: keep the fired keys, rescan from the new now.
+            return now
+        await self.check(last, now)
+        return now
+
+    async def prefetch(self) -> None:
+        """Fetch the centre announcements the entries name and the gateway lacks, while a link
+        is there (failures are journaled by the cache where they matter: tampered files)."""
+        if self.cache is None or self.cache.fetcher is None:
+            return
+        for entry in self.entries:
+            sha = entry.announcement_sha256
+            now = self.clock.monotonic()
+            if not sha or sha in self._held or now < self._prefetch_after.get(sha, 0.0):
                 continue
-            await self.check(last, now)
-            last = now
+            self._prefetch_after[sha] = now + PREFETCH_RETRY_S
+            try:
+                await self.cache.ensure(entry.announcement, sha)
+            except AnnouncementUnavailable as exc:
+                log.info("broadcast: %s not fetched ahead: %s", entry.announcement, exc.reason)
+                continue
+            except Exception:  # never let a fault here stop the schedule
+                log.exception("broadcast: prefetching %s failed", entry.announcement)
+                continue
+            self._held.add(sha)
 
     async def check(self, last: float, now: float) -> None:
         play, missed = due_runs(self.entries, last, now, self.tz, self.grace_s, self._fired.keys())

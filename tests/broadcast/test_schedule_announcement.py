@@ -170,3 +170,39 @@ def test_config_takes_a_centre_announcement_and_names_the_key_of_a_bad_one() -> 
     with pytest.raises(ConfigError, match="enabled = true") as err:
         parse_section(BroadcastSection, no_audio, "broadcast")
     assert err.value.key == "broadcast.schedule[0].announcement_sha256"
+
+
+async def test_announcements_are_fetched_ahead_while_the_link_is_up(tmp_path: Path) -> None:
+    centre = FakeCentre({SHA: GOOD})
+    rig = Rig(tmp_path, centre)
+    await rig.trigger.prefetch()
+    assert centre.calls == [0] and rig.kinds() == ["broadcast.announcement_fetched"]
+    assert (tmp_path / "ann" / f"{SHA}.wav").read_bytes() == GOOD
+    await rig.trigger.prefetch()  # held: not fetched (nor hashed) again
+    await rig.fire()  # the run uses the held copy
+    assert centre.calls == [0] and [s.request_id for s in rig.ctl.starts] == [RID]
+    # no link: nothing tried; an unknown hash is not retried before the hour is over
+    offline = Rig(tmp_path / "b", None)
+    await offline.trigger.prefetch()
+    assert offline.ctl.records == []
+    unknown = FakeCentre({})
+    later = Rig(tmp_path / "c", unknown)
+    await later.trigger.prefetch()
+    await later.trigger.prefetch()
+    assert unknown.calls == [0] and later.ctl.records == []
+
+
+async def test_the_trigger_service_prefetches_in_the_background(tmp_path: Path) -> None:
+    centre = FakeCentre({SHA: GOOD})
+    rig = Rig(tmp_path, centre)
+    rig.trigger.check_s = 0.01
+    task = asyncio.create_task(rig.trigger.run())
+    try:
+        for _ in range(3000):
+            if (tmp_path / "ann" / f"{SHA}.wav").exists():
+                break
+            await asyncio.sleep(0.01)
+        assert (tmp_path / "ann" / f"{SHA}.wav").read_bytes() == GOOD
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
