@@ -208,6 +208,9 @@ SERVICE_WORDS: Final = {
 }
 # Reasons and notes the gateway itself writes, so they can be shown translated.
 REASON_WORDS: Final = {
+    "a broadcast is under way": N_("a broadcast is under way"),
+    "a broadcast started": N_("a broadcast started"),
+    "the day ended before the test ran": N_("the day ended before the test ran"),
     "clock not synchronised": N_("clock not synchronised"),
     "no reply": N_("no reply"),
     "weak signal": N_("weak signal"),

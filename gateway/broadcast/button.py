@@ -100,7 +100,11 @@ class ButtonTrigger:
                 led.close()
 
     async def pressed(self, at: float) -> None:
-        playing = self.controller.phase not in ("idle", "stopping")
+        # The weekly silent test is not a broadcast: a press then starts one (replacing it).
+        playing = (
+            self.controller.phase not in ("idle", "stopping")
+            and self.controller.active_source != "test"
+        )
         decision = self.gate.press(at, playing)
         await self.controller.record(
             "broadcast.button", {"decision": decision, "lockout_s": self.section.lockout_s}

@@ -25,10 +25,25 @@ Example (TOML)::
     time = "19:30"
     zones = [1, 2, 3]
     seconds = 90
+
+    [[broadcast.schedule]]              # a centre announcement, played only if its hash matches
+    name = "weekly-fraud-warning"
+    time = "10:00"
+    days = ["sat"]
+    zones = [1]
+    seconds = 120
+    announcement = "fraud-2026-49"
+    announcement_sha256 = "9cb2..."     # 64 hex digits, from `compound-centre announce list`
+
+    [broadcast.silent_test]             # weekly check of each zone's sound chain (off by default)
+    enabled = true
+    day = "mon"
+    time = "10:30"
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -37,6 +52,8 @@ from gateway.broadcast.plan import Layout, RelayRef
 from gateway.config.schema import setting, timezone_problem
 
 NAME = r"[a-z0-9][a-z0-9_-]{0,39}"
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+AUDIO_ON = "set [broadcast.audio] enabled = true"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -94,11 +111,22 @@ class ScheduleEntry:
     seconds: float = setting(doc="how long the zones stay on", min=1.0, max=6000.0)
     days: tuple[str, ...] = setting((), doc="mon..sun; empty means every day")
     announcement: str = setting("", doc="announcement id (audio clip)")
+    announcement_sha256: str = setting(
+        "",
+        doc="sha256 of a centre announcement (64 lowercase hex digits): played only if the "
+        "copy held, or fetched from the centre, hashes to it; empty: a local clip",
+    )
 
     def check(self) -> Iterable[tuple[str, str]]:
         for i, day in enumerate(self.days):
             if day not in DAYS:
                 yield f"days[{i}]", f"{day!r} is not one of {', '.join(DAYS)}"
+        if self.announcement_sha256:
+            if not SHA256_RE.fullmatch(self.announcement_sha256):
+                why = "must be the announcement's sha256, 64 lowercase hex digits"
+                yield "announcement_sha256", f"{why} (`compound-centre announce list` shows it)"
+            if not self.announcement:
+                yield "announcement", "a centre announcement (announcement_sha256) needs its id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +180,33 @@ class AudioSection:
 
 
 @dataclass(frozen=True, slots=True)
+class SilentTestSection:
+    """The weekly silent test: each zone in turn, a tone nobody notices, the input judged."""
+
+    enabled: bool = setting(
+        False, doc="run the weekly silent test (needs audio.enabled and audio.capture_command)"
+    )
+    day: str = setting("mon", doc="weekday, mon..sun", choices=DAYS)
+    time: str = setting(
+        "10:30", doc="local time HH:MM", pattern=r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?"
+    )
+    zones: tuple[int, ...] = setting((), doc="zones tested, one at a time (empty: all)")
+    tone_hz: float = setting(25.0, min=10.0, max=8000.0, doc="tone frequency")
+    tone_s: float = setting(2.0, min=0.02, max=10.0, doc="tone length")
+    tone_dbfs: float = setting(-30.0, min=-60.0, max=-6.0, doc="tone level")
+    lead_s: float = setting(
+        0.5, min=0.0, max=5.0, doc="the capture runs this long before the tone starts"
+    )
+    retry_s: float = setting(
+        900.0, min=10.0, max=21600.0, doc="a test skipped for a broadcast is tried again after"
+    )
+
+    def seconds(self, warmup_s: float) -> float:
+        """How long the zone is held on at most (the test switches it off once judged)."""
+        return warmup_s + self.lead_s + self.tone_s + 15.0
+
+
+@dataclass(frozen=True, slots=True)
 class BroadcastSection:
     enabled: bool = setting(True, doc="drive the broadcast relays")
     ports: tuple[PortSection, ...] = setting((), doc="RS-485 buses with relay boards")
@@ -180,6 +235,9 @@ class BroadcastSection:
         default_factory=ButtonSection, metadata={"doc": "duty-room button"}
     )
     audio: AudioSection = field(default_factory=AudioSection, metadata={"doc": "optional audio"})
+    silent_test: SilentTestSection = field(
+        default_factory=SilentTestSection, metadata={"doc": "weekly silent test per zone"}
+    )
 
     def boards(self) -> dict[str, BoardSection]:
         return {b.name: b for p in self.ports for b in p.boards}
@@ -227,6 +285,10 @@ class BroadcastSection:
                     yield f"schedule[{i}].zones[{zi}]", f"no zone {z}"
             if entry.seconds > self.max_duration_s:
                 yield f"schedule[{i}].seconds", "is above max_duration_s"
+            if entry.announcement_sha256 and not self.audio.enabled:
+                why = "a centre announcement is played by the gateway"
+                yield f"schedule[{i}].announcement_sha256", f"{why}: {AUDIO_ON}"
+        yield from self._check_silent_test(numbers)
         for zi, z in enumerate(self.button.zones):
             if z not in numbers:
                 yield f"button.zones[{zi}]", f"no zone {z}"
@@ -234,6 +296,22 @@ class BroadcastSection:
         # length (60 s by default) must not veto a shorter max_duration_s.
         if self.button.enabled and self.button.seconds > self.max_duration_s:
             yield "button.seconds", "is above max_duration_s"
+
+    def _check_silent_test(self, numbers: set[int]) -> Iterable[tuple[str, str]]:
+        test = self.silent_test
+        if not test.enabled:
+            return
+        for zi, z in enumerate(test.zones):
+            if z not in numbers:
+                yield f"silent_test.zones[{zi}]", f"no zone {z}"
+        if not self.audio.enabled:
+            why = "the silent test plays its tone through the gateway"
+            yield "silent_test.enabled", f"{why}: {AUDIO_ON}"
+        if not self.audio.capture_command:
+            why = "the silent test listens on the audio input"
+            yield "silent_test.enabled", f"{why}: set [broadcast.audio] capture_command"
+        if test.seconds(self.warmup_s) > self.max_duration_s:
+            yield "silent_test.tone_s", "the test would hold a zone on longer than max_duration_s"
 
     def layout(self) -> Layout:
         """The pure core's view of this section."""

@@ -119,6 +119,7 @@ class _Start:
 class _Stop:
     source: str
     reason: str
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +173,11 @@ class BroadcastController:
         """The ticket of a request still under way (listeners add stages such as "sound")."""
         return self._tickets.get(request_id)
 
-    def submit_stop(self, source: str, reason: str = "") -> None:
-        """Queue a stop (always ends in a verified off of every broadcast relay)."""
-        self._inbox.put_nowait(_Stop(source, reason))
+    def submit_stop(self, source: str, reason: str = "", *, request_id: str | None = None) -> None:
+        """Queue a stop (always ends in a verified off of every broadcast relay). With
+        ``request_id``, only if that request is still the one playing when the stop is taken
+        from the inbox (the silent test ends its own run, never a broadcast that replaced it)."""
+        self._inbox.put_nowait(_Stop(source, reason, request_id))
 
     def submit_observed(self, states: Mapping[RelayRef, bool]) -> None:
         self._inbox.put_nowait(_Observed(dict(states)))
@@ -190,6 +193,12 @@ class BroadcastController:
     def phase(self) -> str:
         return self.core.phase
 
+    @property
+    def active_source(self) -> str | None:
+        """The source of the request under way (``test`` for the silent test), or None."""
+        active = self.core.active
+        return active.request.source if active is not None else None
+
     # -- the loop ------------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -204,7 +213,13 @@ class BroadcastController:
                 if isinstance(item, _Start):
                     effects = self.core.start(item.req, now)
                 elif isinstance(item, _Stop):
-                    effects = self.core.stop(item.source, item.reason, now)
+                    active = self.core.active
+                    if item.request_id is not None and (
+                        active is None or active.request.request_id != item.request_id
+                    ):
+                        effects = []  # that request already ended (or was replaced)
+                    else:
+                        effects = self.core.stop(item.source, item.reason, now)
                 elif isinstance(item, _Observed):
                     effects = self.core.observed(item.states, now)
                 elif item is None:

@@ -13,8 +13,8 @@ Rules, all here so they are tested in one place:
 
 * Requests are validated first: known zones, 0 < duration <= ``max_duration_s``.
 * **A new start while one is active** replaces it when its source ranks at least as high
-  (remote > button = cli > schedule): zones not in the new set go off, new ones go on, the end
-  is re-timed from now. A lower-ranked start is refused (``busy``) and recorded.
+  (remote > button = cli > schedule > test): zones not in the new set go off, new ones go on,
+  the end is re-timed from now. A lower-ranked start is refused (``busy``) and recorded.
 * **Stop** from any source always ends in a verified off of every broadcast relay, even when
   nothing is playing (a stray relay is then caught too). A stop during the warm-up cancels the
   broadcast before any zone switches on.
@@ -35,8 +35,10 @@ from typing import Any, Literal
 
 OFF_RETRY_S = 1.0
 
-Source = Literal["remote", "button", "cli", "schedule"]
-SOURCE_RANK: Mapping[str, int] = {"schedule": 1, "button": 2, "cli": 2, "remote": 3}
+Source = Literal["remote", "button", "cli", "schedule", "test"]
+# "test" (the weekly silent test) ranks below everything: it never interrupts a broadcast and
+# any broadcast replaces it.
+SOURCE_RANK: Mapping[str, int] = {"test": 0, "schedule": 1, "button": 2, "cli": 2, "remote": 3}
 Phase = Literal["idle", "amp", "warming", "switching", "on", "stopping"]
 
 

@@ -27,6 +27,8 @@ from gateway.broadcast.library import AnnouncementCache
 from gateway.broadcast.plan import Notify, StartRequest
 from gateway.broadcast.remote import CommandVerifier, RemoteTrigger
 from gateway.broadcast.schedule import ScheduleTrigger
+from gateway.broadcast.silent_test import SOURCE as SILENT_TEST_SOURCE
+from gateway.broadcast.silent_test import SilentTest
 from gateway.broadcast.sound import SoundProver
 from gateway.clock import Clock
 
@@ -170,6 +172,8 @@ def build_runtime(
     controller: BroadcastController
 
     async def on_notify(note: Notify, req: StartRequest | None) -> None:
+        if req is not None and req.source == SILENT_TEST_SOURCE:
+            return  # the silent test plays its own tone and judges its own capture
         if note.stage == "on" and req is not None:
             if note.detail.get("verified") is True:  # the fourth step: did sound come out?
                 prover.start(req.request_id, controller.ticket(req.request_id))
@@ -199,6 +203,21 @@ def build_runtime(
                 tz=section.timezone or timezone,
                 grace_s=section.schedule_grace_s,
                 require_synced=section.schedule_requires_synced_clock,
+                cache=cache,
+                audio=audio,
+            )
+        )
+    if section.silent_test.enabled:
+        services.append(
+            SilentTest(
+                section.silent_test,
+                section.audio,
+                controller,
+                clock,
+                zones=sorted(section.layout().zones),
+                warmup_s=section.warmup_s if section.amplifier is not None else 0.0,
+                tz=section.timezone or timezone,
+                tone_dir=cache.folder,
             )
         )
     if section.button.enabled:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from gateway.broadcast.config import AudioSection
@@ -109,33 +109,42 @@ class SoundProver:
 
     async def _capture(self, want: int) -> bytes | str:
         """``want`` bytes of PCM from the capture command's stdout, or why not (a str)."""
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.section.capture_command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        except OSError as exc:
-            return f"capture command could not run: {exc}"
-        assert proc.stdout is not None and proc.stderr is not None
-        buf = bytearray()
-        try:
-            async with asyncio.timeout(self.section.capture_s + EXTRA_WAIT_S):
-                while len(buf) < want:
-                    chunk = await proc.stdout.read(want - len(buf))
-                    if not chunk:
-                        break
-                    buf += chunk
-        except TimeoutError:
-            pass
-        finally:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-            err = await proc.stderr.read(2000)
-            await proc.wait()
-        if not buf:
-            why = err.decode(errors="replace").strip()[-200:] or f"exit {proc.returncode}"
-            return f"capture gave no audio: {why}"
-        return bytes(buf)
+        return await capture_pcm(
+            self.section.capture_command, want, self.section.capture_s + EXTRA_WAIT_S
+        )
+
+
+async def capture_pcm(command: Sequence[str], want: int, timeout_s: float) -> bytes | str:
+    """``want`` bytes of PCM from ``command``'s stdout (stopped once it has them or after
+    ``timeout_s``), or why not (a str)."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except OSError as exc:
+        return f"capture command could not run: {exc}"
+    assert proc.stdout is not None and proc.stderr is not None
+    buf = bytearray()
+    try:
+        async with asyncio.timeout(timeout_s):
+            while len(buf) < want:
+                chunk = await proc.stdout.read(want - len(buf))
+                if not chunk:
+                    break
+                buf += chunk
+    except TimeoutError:
+        pass
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        # Drain both pipes to their end, not only stderr: a reader left paused on a full
+        # stdout buffer never sees the end of the pipe, and then wait() never returns.
+        _, err = await proc.communicate()
+    if not buf:
+        why = err.decode(errors="replace").strip()[-200:] or f"exit {proc.returncode}"
+        return f"capture gave no audio: {why}"
+    return bytes(buf)

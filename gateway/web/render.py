@@ -63,6 +63,9 @@ BROADCAST_WORDS: Final = {
     "command_refused": N_("command refused"),
     "schedule_missed": N_("scheduled broadcast missed"),
     "schedule_skipped": N_("scheduled broadcast skipped"),
+    "schedule_refused": N_("scheduled broadcast refused"),
+    "selftest": N_("weekly silent test"),
+    "selftest_skipped": N_("weekly silent test postponed"),
     "stop_requested": N_("stop requested"),
     "stray_on": N_("relay on unexpectedly"),
 }
@@ -73,6 +76,16 @@ BROADCAST_SOURCES: Final = {
     "command": N_("district centre"),
     "cli": N_("gateway command line"),
     "restart": N_("gateway restart"),
+    "test": N_("weekly silent test"),
+}
+# Outcomes of the proof of sound and of the weekly silent test.
+BROADCAST_RESULTS: Final = {
+    "confirmed": N_("sound confirmed"),
+    "passed": N_("passed"),
+    "no_sound": N_("no sound from the speakers"),
+    "disconnected": N_("audio input disconnected"),
+    "not_checked": N_("not checked"),
+    "relays_failed": N_("relays did not switch on"),
 }
 
 
@@ -299,7 +312,11 @@ def _broadcast_detail(w: _Words, payload: Mapping[str, Any]) -> str:
         parts.append(
             w._("from %(source)s") % {"source": word(payload["source"], BROADCAST_SOURCES, w.lang)}
         )
+    if isinstance(payload.get("result"), str) and payload["result"]:
+        parts.append(word(payload["result"], BROADCAST_RESULTS, w.lang))
     zones = payload.get("zones")
+    if isinstance(payload.get("zone"), int) and not zones:
+        zones = [payload["zone"]]
     if isinstance(zones, list) and zones:
         parts.append(w._("zones: %(zones)s") % {"zones": ", ".join(map(str, zones))})
     seconds = payload.get("duration_s", payload.get("seconds"))
