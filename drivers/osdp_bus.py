@@ -97,6 +97,15 @@ READER_RETRY_FACTOR = 2.0
 READER_RETRY_JITTER = 0.2
 # ... but a reader that still answers with the right key is retried at least this often.
 READER_RETRY_ANSWERING_MAX_S = 1.0
+# A reader is retried only once libosdp has given up on it ("parked" it): libosdp said so
+# (its offline notification), or it sent the reader nothing this long. While libosdp is still
+# working through a handshake it is never this quiet: its 200 ms reply window and 800 ms
+# pause before a retry, plus waiting its turn on a shared line. Restarting a handshake that is
+# merely slow (a sluggish reader, a starved host) would restart it forever.
+PARKED_QUIET_S = 2.5
+# Disabling a reader (the first half of a revival) takes effect on libosdp's next refresh:
+# wait for it at most this long before enabling it again.
+REVIVE_DISABLE_WAIT_S = 1.0
 # A reader that has not come online this long after the bus opened is reported offline.
 # Covers 8 secure-channel handshakes at 9600 baud with margin.
 READER_ONLINE_GRACE_S = 6.0
@@ -143,8 +152,9 @@ COMMAND_POLL = 0x60
 COMMAND_SCRYPT = 0x77
 COMMAND_CHLNG = 0x76
 COMMAND_KEYSET = 0x75
-# libosdp waits 200 ms for a reply; a CCRYPT later than this came after it gave up.
-CCRYPT_PROMPT_S = 0.2
+# libosdp waits 200 ms for a reply; a CCRYPT later than this may have come after it gave up
+# (its clock and ours differ by a refresh or two), so it says nothing of the key.
+CCRYPT_PROMPT_S = 0.15
 OSDP_SOM = 0x53
 MAX_FRAME_LEN = 1440
 MAX_SNIFFED_FRAMES = 10_000
@@ -505,6 +515,10 @@ class ControlPanelThread:
         with self._lock:
             return bool(self._ctx.enable_pd(self._index(address)))
 
+    def is_pd_enabled(self, address: int) -> bool:
+        with self._lock:
+            return bool(self._ctx.is_pd_enabled(self._index(address)))
+
 
 def frame_time_s(n_bytes: int, baud: int) -> float:
     """Time ``n_bytes`` take on the wire at 8N1 (10 bits per character)."""
@@ -789,9 +803,13 @@ class _Session:
         return self.cp.status(), self.cp.sc_status()
 
     def revive(self, address: int) -> None:
-        """Make libosdp retry a parked reader now: disable, let one refresh pass, enable."""
+        """Make libosdp retry a parked reader now: disable it, wait until libosdp's refresh
+        has done so (libosdp refuses to enable a reader that is not disabled yet: a fixed
+        pause left a reader disabled whenever a busy host ran the refresh late), enable it."""
         self.cp.disable_pd(address)
-        time.sleep(0.05)
+        deadline = time.monotonic() + REVIVE_DISABLE_WAIT_S
+        while self.cp.is_pd_enabled(address) and time.monotonic() < deadline:
+            time.sleep(REFRESH_S)
         self.cp.enable_pd(address)
 
     def submit(self, address: int, command: dict[str, Any]) -> bool:
@@ -824,6 +842,11 @@ class _ReaderLink:
     last_rmac: float = -1e9
     last_scrypt: float = -1e9
     last_chlng: float = -1e9
+    # The last command libosdp sent the reader, or the end of our last revival of it.
+    last_command: float = -1e9
+    # When libosdp last said it went offline with the reader (its notification; our own
+    # revival's disable says so too, but that is older than the revival's end).
+    offline_said: float = -1e9
     ccrypt_prompt: bool = True
     last_reply: float = -1e9
     key_mismatch: bool = False
@@ -864,6 +887,18 @@ def handshake_refused(link: _ReaderLink, now: float) -> bool:
         and now - link.last_ccrypt >= HANDSHAKE_FAIL_S
         and not (link.online and link.sc_active)
     )
+
+
+def revive_due(link: _ReaderLink, now: float) -> bool:
+    """Whether to make libosdp retry a reader that is not up: its retry time has come and
+    libosdp has given up on it (told us so, or sent it nothing for :data:`PARKED_QUIET_S`).
+    A handshake libosdp is still working through is never cut short."""
+    if link.online and link.sc_active:
+        return False
+    if now < link.next_revive:
+        return False
+    parked = link.offline_said > link.last_command
+    return parked or now - link.last_command >= PARKED_QUIET_S
 
 
 @dataclass(slots=True)
@@ -1118,6 +1153,8 @@ class OsdpBus:
         elif kind == Event.Notification:
             ntype, arg0 = event.get("type"), event.get("arg0")
             if ntype == EventNotification.PeripheralDeviceStatus:
+                if not arg0:
+                    link.offline_said = mono
                 self._set_link(link, online=bool(arg0), sc_active=link.sc_active and bool(arg0),
                                now=mono)
             elif ntype == EventNotification.SecureChannelStatus:
@@ -1287,6 +1324,7 @@ class OsdpBus:
                 if link is None:
                     continue
                 if not frame.reply:
+                    link.last_command = max(link.last_command, seen_at)
                     if frame.code == COMMAND_SCRYPT:
                         link.last_scrypt = seen_at
                     elif frame.code == COMMAND_CHLNG:
@@ -1315,7 +1353,7 @@ class OsdpBus:
                     self._set_link(link, online=online, sc_active=sc, now=now)
                 else:
                     self._report(link, now)  # news only when it changed (or has drained)
-                    if not (online and sc) and now >= link.next_revive:
+                    if revive_due(link, now):
                         revive.append(address)
                         link.next_revive = now + self._revive_delay(link, now)
             for link in self._links.values():
@@ -1326,6 +1364,10 @@ class OsdpBus:
                     await asyncio.to_thread(session.revive, address)
                 except Exception as exc:
                     log.warning("bus %s reader %d: revive failed: %s", self.name, address, exc)
+                finally:
+                    # Counts as libosdp's work on the reader: a fresh handshake starts now.
+                    link = self._links[address]
+                    link.last_command = max(link.last_command, time.monotonic())
 
     async def _close_session(self) -> None:
         session, self._session = self._session, None

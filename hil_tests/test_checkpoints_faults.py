@@ -266,3 +266,44 @@ def test_unplug_replug_reconnects_and_records_the_outage(tmp_path: Path) -> None
         ]
         taps = {e.payload["wristband"] for e in journal_events(journal, "tap")}
         assert taps == {bands[0], bands[1], bands[2]}
+
+
+# --------------------------------------------------------------------------- a sluggish reader
+
+# Each reply leaves 80 ms late (inside libosdp's 200 ms reply window, with the cryptogram's
+# wire time at 9600 baud): with four readers sharing the line, one reader's secure-channel
+# handshake then takes well over a second, longer than the bus's one-second retry of a reader
+# that still answers.
+SLUGGISH_REPLY_S = 0.08
+
+
+@pytest.mark.timeout(180)
+def test_a_sluggish_reader_comes_back_after_a_drop_out(tmp_path: Path) -> None:
+    """A slow reader (or a starved host) makes every handshake long. The bus must let a
+    handshake libosdp is still working through finish: restarting it every second kept such a
+    reader offline for good once it had dropped out (seen on loaded CI machines)."""
+
+    def is_a2(state: str):  # type: ignore[no-untyped-def]
+        return lambda e: e.payload["reader"] == "a/2" and e.payload["state"] == state
+
+    with ReaderBench(
+        tmp_path, {"a": 8}, baud=9600, roster=GUARDS, reply_delay_s=SLUGGISH_REPLY_S
+    ) as bench:
+        journal = tmp_path / "journal.db"
+        proc = ServiceProcess(bench.config_path, journal).start()
+        try:
+            assert proc.wait_online(_ids(bench), 60), proc.readers_status()
+            sim = bench.reader("a", 2)
+            sim.stop()  # the reader drops out (a power blip)
+            dropped = _wait_event(journal, "reader.state", is_a2("offline"), 30)
+            assert dropped, proc.readers_status()
+            sim.start()  # and is back: it answers again, slowly
+            back = _wait_event(
+                journal, "reader.state",
+                lambda e: is_a2("online")(e) and e.seq > dropped[-1].seq, 60,
+            )  # fmt: skip
+            assert back, f"the sluggish reader never came back: {proc.readers_status()}"
+            t = sim.tap(next(iter(GUARDS)))
+            assert sim.wait_led(GREEN, after=t, timeout=20), "no green after the reader came back"
+        finally:
+            assert proc.stop() == 0, proc.log_path.read_text()[-3000:]

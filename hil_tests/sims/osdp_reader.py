@@ -75,6 +75,19 @@ class TapRecord:
     wristband: str
 
 
+class _SluggishChannel(SerialChannel):
+    """The reader's side of the line, answering every command ``delay_s`` late (libosdp's
+    PD thread waits before each reply leaves, as a slow reader's firmware would)."""
+
+    def __init__(self, *args: Any, delay_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.delay_s = delay_s
+
+    def write(self, buf: bytes) -> int:
+        time.sleep(self.delay_s)
+        return super().write(buf)
+
+
 class SimReader:
     """One simulated checkpoint reader (see the module docstring)."""
 
@@ -87,6 +100,7 @@ class SimReader:
         baud: int = 9600,
         install_mode: bool = False,
         refuse_keyset: bool = False,
+        reply_delay_s: float = 0.0,
         log_level: int = LogLevel.Critical,
     ) -> None:
         self.port_path = port_path
@@ -95,6 +109,8 @@ class SimReader:
         self.baud = baud
         self.install_mode = install_mode or scbk is None
         self.refuse_keyset = refuse_keyset  # a reader that NAKs osdp_KEYSET (a locked key)
+        # A sluggish reader (slow firmware, or a starved host): every reply leaves this late.
+        self.reply_delay_s = reply_delay_s
         self.log_level = log_level
         self.leds: list[LedCommand] = []
         self.beeps: list[BeepCommand] = []
@@ -112,7 +128,13 @@ class SimReader:
         if self._pd is not None:
             return self
         self._port = serial.Serial(self.port_path, self.baud, timeout=0, write_timeout=0.5)
-        channel = SerialChannel(self._port, FrameSniffer(), lambda _r: None, self.baud)
+        channel: SerialChannel
+        if self.reply_delay_s > 0:
+            channel = _SluggishChannel(
+                self._port, FrameSniffer(), lambda _r: None, self.baud, delay_s=self.reply_delay_s
+            )
+        else:
+            channel = SerialChannel(self._port, FrameSniffer(), lambda _r: None, self.baud)
         self._channel = channel
         flags = [LibFlag.InstallMode] if self.install_mode else [LibFlag.EnforceSecure]
         caps = PDCapabilities(
@@ -297,6 +319,7 @@ class ReaderBench:
         seed: int = 1,
         band_key: bytes | None = None,
         require_verified_bands: bool = False,
+        reply_delay_s: float = 0.0,
     ) -> None:
         self.root = Path(root)
         self.layout = dict(buses)
@@ -309,6 +332,7 @@ class ReaderBench:
         self.seed = seed
         self.band_key = band_key  # the site's NTAG 424 master key (keys/bands.key)
         self.require_verified_bands = require_verified_bands
+        self.reply_delay_s = reply_delay_s  # every simulated reader answers this late
         self.lines: dict[str, Rs485Bus] = {}
         self.readers: dict[tuple[str, int], SimReader] = {}
         self.keys: dict[tuple[str, int], bytes] = {}
@@ -340,7 +364,7 @@ class ReaderBench:
                 if (bus, address) in self.install_mode:
                     sim_key = None
                 self.readers[(bus, address)] = SimReader(
-                    path, address, sim_key, baud=self.baud
+                    path, address, sim_key, baud=self.baud, reply_delay_s=self.reply_delay_s
                 ).start()
                 points.append((bus, address))
         lines = ["[checkpoints]", f"dedupe_window_s = {self.dedupe_window_s}"]
