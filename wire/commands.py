@@ -49,7 +49,9 @@ from wire.signing import ENVELOPE_KEYS, SIGNATURE_BYTES, key_id, seal, verify
 DEFAULT_TTL_S: Final = 120.0
 MAX_COMMAND_BYTES: Final = 16 * 1024
 COMMAND_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,80}")
-ANNOUNCEMENT_RE: Final = re.compile(r"[A-Za-z0-9_.-]{0,80}")
+# Empty (relays only) or an id that starts with a letter or digit: never "." or "..", which
+# would name a folder (the centre's library keeps each announcement in a folder of its id).
+ANNOUNCEMENT_RE: Final = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,79})?")
 SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
 START_KEYS: Final = frozenset({"zones", "seconds", "announcement", "status"})
 START_OPTIONAL: Final = frozenset({"announcement_sha256"})  # absent in older commands

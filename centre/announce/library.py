@@ -44,7 +44,9 @@ from typing import Any, Final
 from centre.announce.level import Level, LevelError, judge
 from centre.announce.media import MAX_UPLOAD_BYTES, MediaError, check_playable, normalise, speak
 
-ID_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,80}")  # the command's announcement field
+# The command's announcement field (wire.commands), never empty here. It names a folder of the
+# library: it starts with a letter or digit, so "..", "." and ".drafts" are never ids.
+ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}")
 SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
 LANGUAGES: Final = ("zh-CN", "en")
 UPLOAD_SUFFIXES: Final = frozenset({".wav", ".mp3", ".m4a"})

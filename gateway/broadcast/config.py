@@ -51,6 +51,10 @@ from typing import Literal
 from gateway.broadcast.plan import Layout, RelayRef
 from gateway.config.schema import setting, timezone_problem
 
+# An announcement id (wire.commands.ANNOUNCEMENT_RE): starts with a letter or digit, so never
+# "." or ".."; empty where the setting is optional.
+ANNOUNCEMENT_ID = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}"
+OPTIONAL_ANNOUNCEMENT_ID = f"(?:{ANNOUNCEMENT_ID})?"
 NAME = r"[a-z0-9][a-z0-9_-]{0,39}"
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 AUDIO_ON = "set [broadcast.audio] enabled = true"
@@ -110,7 +114,9 @@ class ScheduleEntry:
     zones: tuple[int, ...] = setting(doc="zone numbers", min_items=1)
     seconds: float = setting(doc="how long the zones stay on", min=1.0, max=6000.0)
     days: tuple[str, ...] = setting((), doc="mon..sun; empty means every day")
-    announcement: str = setting("", doc="announcement id (audio clip)")
+    announcement: str = setting(
+        "", doc="announcement id (audio clip)", pattern=OPTIONAL_ANNOUNCEMENT_ID
+    )
     announcement_sha256: str = setting(
         "",
         doc="sha256 of a centre announcement (64 lowercase hex digits): played only if the "
@@ -144,12 +150,14 @@ class ButtonSection:
         max=3600.0,
         doc="presses within this time of the last accepted one are refused",
     )
-    announcement: str = setting("", doc="announcement id (audio clip)")
+    announcement: str = setting(
+        "", doc="announcement id (audio clip)", pattern=OPTIONAL_ANNOUNCEMENT_ID
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class ClipSection:
-    announcement: str = setting(doc="announcement id", pattern=r"[A-Za-z0-9_.-]{1,64}")
+    announcement: str = setting(doc="announcement id", pattern=ANNOUNCEMENT_ID)
     file: str = setting(doc="WAV file played with aplay")
 
 

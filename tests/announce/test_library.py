@@ -177,3 +177,11 @@ def test_cli_add_say_list_in_chinese(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "此文件不能用作播报" in capsys.readouterr().err
     assert run("announce", "add", str(src), "--title", "x", "--id", "bad id!") == 2
     assert "编号只能使用" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["..", ".", ".drafts", "-x", "a/b"])
+def test_an_id_that_names_a_folder_outside_the_library_is_refused(tmp_path: Path, bad: str) -> None:
+    lib = AnnouncementLibrary(tmp_path / "lib")
+    with pytest.raises(AnnouncementError) as refused:
+        lib.get(bad)
+    assert refused.value.code == "bad_id"

@@ -206,3 +206,10 @@ async def test_the_trigger_service_prefetches_in_the_background(tmp_path: Path) 
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.mark.parametrize("bad", ["..", ".", ".drafts", "-x", "a/b", "公告"])
+def test_an_announcement_id_that_could_name_a_folder_is_refused(bad: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_section(BroadcastSection, config(announcement=bad), "broadcast")
+    assert err.value.key == "broadcast.schedule[0].announcement"

@@ -298,3 +298,11 @@ def seal_command_body(body: dict[str, Any]) -> bytes:
     from wire.signing import seal
 
     return seal(COMMAND_TYPE, body, CMD_KEY)
+
+
+@pytest.mark.parametrize("bad", ["..", ".", ".drafts", "_x", "a/b", "a" * 81])
+def test_an_announcement_that_could_name_a_folder_is_bad_args(bad):
+    """The centre keeps each announcement in a folder of its id: "." and ".." never are ids."""
+    body = start().to_dict()
+    body["args"]["announcement"] = bad
+    assert refused_code(seal_command_body(body)) == "bad_args"
