@@ -6,7 +6,7 @@ import sys
 
 FIRMWARE = ("aes128", "osdp_frame", "osdp_sc", "osdp_pd", "tapstore", "pn532", "rs485",
             "indicator", "settings", "provision", "reports", "clock", "node", "board",
-            "sun", "sunread")  # sun, sunread: loaded at the first NTAG 424 DNA band tap
+            "sunread")  # sunread: loaded at the first NTAG 424 DNA band tap
 
 gc.collect()
 m0 = gc.mem_alloc()
