@@ -47,7 +47,8 @@ def _reads(tmp_path: Path) -> None:
         "LONG_URL": f"https://band.example/t?picc_data={enc}&enc={'AB' * 16}&cmac={'CD' * 8}",
     }
     (tmp_path / "band_reads.py").write_text(
-        "".join(f"{k} = {v!r}\n" for k, v in values.items()), "utf-8")
+        "".join(f"{k} = {v!r}\n" for k, v in values.items()), "utf-8"
+    )
 
 
 def test_node_sends_sun_messages_the_gateway_verifies(tmp_path: Path) -> None:
@@ -57,24 +58,44 @@ def test_node_sends_sun_messages_the_gateway_verifies(tmp_path: Path) -> None:
     assert proc.returncode == 0, out
     summary = re.search(r"SUMMARY (\d+) passed (\d+) failed", proc.stdout)
     assert summary and (int(summary.group(1)), int(summary.group(2))) == (5, 0), out
-    cards = {m[0]: bytes.fromhex(m[1]) for m in re.findall(r"^CARD (\S+) ([0-9a-f]*)$",
-                                                              proc.stdout, re.M)}
-    assert list(cards) == ["enc0", "enc1", "enc2", "plain", "uid4", "no_ndef", "no_sun",
-                           "too_long", "gone"], out
+    cards = {
+        m[0]: bytes.fromhex(m[1])
+        for m in re.findall(r"^CARD (\S+) ([0-9a-f]*)$", proc.stdout, re.M)
+    }
+    assert list(cards) == [
+        "enc0",
+        "enc1",
+        "enc2",
+        "plain",
+        "uid4",
+        "no_ndef",
+        "no_sun",
+        "too_long",
+        "gone",
+    ], out
 
     gateway = BandVerifier(MASTER, require_verified=True)
     for i in range(3):
         check = gateway.check(cards[f"enc{i}"])
         assert (check.sun, check.verified, check.uid, check.counter, check.refusal) == (
-            True, True, UID.hex(), i + 1, None), check
+            True,
+            True,
+            UID.hex(),
+            i + 1,
+            None,
+        ), check
     check = gateway.check(cards["plain"])
     assert (check.verified, check.uid, check.counter) == (True, PLAIN_UID.hex(), 1), check
     # a replay of the first read is refused: the node sent the band's message verbatim
     assert gateway.check(cards["enc0"]).refusal == "replay"
     # cards without a SUN message: the UID read as before (refused here, as UID-only)
-    for name, uid in (("uid4", "04112233"), ("no_ndef", "08998877"),
-                      ("no_sun", PLAIN_UID.hex()), ("too_long", UID.hex()),
-                      ("gone", UID.hex())):
+    for name, uid in (
+        ("uid4", "04112233"),
+        ("no_ndef", "08998877"),
+        ("no_sun", PLAIN_UID.hex()),
+        ("too_long", UID.hex()),
+        ("gone", UID.hex()),
+    ):
         check = gateway.check(cards[name])
         assert (check.sun, check.uid, check.refusal) == (False, uid, "unverified_band"), name
 
@@ -94,11 +115,19 @@ def sunread() -> Iterator[Any]:
             del sys.modules[name]
 
 
-_KEYS = st.sampled_from(["picc_data", "PICC_DATA", "uid", "ctr", "enc", "cmac", "CMAC", "site",
-                         "v", "x"])
+_KEYS = st.sampled_from(
+    ["picc_data", "PICC_DATA", "uid", "ctr", "enc", "cmac", "CMAC", "site", "v", "x"]
+)
 _VALUES = st.one_of(
-    st.sampled_from(["EF963FF7828658A599F3041510671E88", "94EED9EE65337086", "04DE5F1EACC040",
-                     "00003D", "ab" * 16]),  # well-formed picc_data, cmac, uid, ctr, enc
+    st.sampled_from(
+        [
+            "EF963FF7828658A599F3041510671E88",
+            "94EED9EE65337086",
+            "04DE5F1EACC040",
+            "00003D",
+            "ab" * 16,
+        ]
+    ),  # well-formed picc_data, cmac, uid, ctr, enc
     st.text(alphabet="0123456789ABCDEFabcdef=-_.%", max_size=34),
 )
 
@@ -108,12 +137,16 @@ _UID, _CTR, _MAC = ("uid", "04DE5F1EACC040"), ("ctr", "00003D"), ("cmac", "94EED
 
 
 @settings(max_examples=150, deadline=None)
-@example(params=[("site", "n"), ("picc_data", "EF963FF7828658A599F3041510671E88"), _MAC,
-                 ("v", "2")], host=_BAND)
+@example(
+    params=[("site", "n"), ("picc_data", "EF963FF7828658A599F3041510671E88"), _MAC, ("v", "2")],
+    host=_BAND,
+)
 @example(params=[_UID, ("x", "1"), _CTR, _MAC], host=_BAND)
 @example(params=[("a", "b"), _UID, ("enc", "AB12"), _CTR, _MAC], host=_BAND)  # MAC input
-@given(params=st.lists(st.tuples(_KEYS, _VALUES), max_size=7),
-       host=st.sampled_from(["https://band.example/t?", "https://b.example/?", ""]))
+@given(
+    params=st.lists(st.tuples(_KEYS, _VALUES), max_size=7),
+    host=st.sampled_from(["https://band.example/t?", "https://b.example/?", ""]),
+)
 def test_card_data_means_to_the_gateway_what_the_url_does(
     sunread: Any, params: list[tuple[str, str]], host: str
 ) -> None:
@@ -141,11 +174,23 @@ def test_card_data_means_to_the_gateway_what_the_url_does(
 
 
 @settings(max_examples=150, deadline=None)
-@given(ndef=st.one_of(st.binary(max_size=120), st.builds(
-    lambda rest: bytes((0xD1, 1, len(rest) + 1, 0x55, 4)) + rest, st.binary(max_size=90)),
-    st.builds(lambda q: bytes((0xD1, 1, len(q) + 13, 0x55, 4)) + b"b.example/t?" + q.encode(),
-              st.text(max_size=80))), statuses=st.lists(st.sampled_from(
-    [b"\x90\x00", b"\x6a\x82", b"\x91\x00", b"", b"\x90"]), min_size=3, max_size=3))
+@given(
+    ndef=st.one_of(
+        st.binary(max_size=120),
+        st.builds(
+            lambda rest: bytes((0xD1, 1, len(rest) + 1, 0x55, 4)) + rest, st.binary(max_size=90)
+        ),
+        st.builds(
+            lambda q: bytes((0xD1, 1, len(q) + 13, 0x55, 4)) + b"b.example/t?" + q.encode(),
+            st.text(max_size=80),
+        ),
+    ),
+    statuses=st.lists(
+        st.sampled_from([b"\x90\x00", b"\x6a\x82", b"\x91\x00", b"", b"\x90"]),
+        min_size=3,
+        max_size=3,
+    ),
+)
 def test_hostile_cards_give_bytes_none_or_oserror(
     sunread: Any, ndef: bytes, statuses: list[bytes]
 ) -> None:
@@ -158,7 +203,7 @@ def test_hostile_cards_give_bytes_none_or_oserror(
             if apdu[1] == 0xA4:
                 return next(replies, b"\x90\x00")
             off, n = (apdu[2] << 8) | apdu[3], apdu[4]
-            return (len(ndef).to_bytes(2, "big") + ndef)[off:off + n] + b"\x90\x00"
+            return (len(ndef).to_bytes(2, "big") + ndef)[off : off + n] + b"\x90\x00"
 
     class Target:
         tg = 1

@@ -7,11 +7,11 @@
 from binascii import hexlify
 from binascii import unhexlify as h
 
+import band_reads as R
 import osdp_pd as P
 import sun
 import sunread
 
-import band_reads as R
 import mpytest
 import nodebench
 from fake_ntag424 import SELECT_APP, SELECT_NDEF, FakeNtag424, uri_record
