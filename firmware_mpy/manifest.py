@@ -21,6 +21,7 @@ module("reports.py")
 module("rs485.py")
 module("settings.py")
 module("sun.py")
+module("sunread.py")
 module("startup.py")
 module("tapstore.py")
 # boot.py and main.py stay as files on the node's file system so they can be edited.

@@ -12,6 +12,8 @@ from tapstore import FLAG_OFFLINE
 import clock
 
 REPEAT_SUPPRESS_MS = 3000  # the same card held on the reader is one tap
+BAND_READ_TRIES = 2  # an ISO-DEP card that stops answering this often goes out as its UID
+SUN_KEPT = 4  # SUN messages of taps not yet delivered, kept in RAM (not in the tap store)
 
 # OSDP LED colour -> (r, g, b) for an RGB LED; a single LED lights for any colour
 _RGB = ((0, 0, 0), (1, 0, 0), (0, 1, 0), (1, 1, 0), (0, 0, 1), (1, 0, 1), (0, 1, 1), (1, 1, 1))
@@ -63,6 +65,8 @@ class CheckpointNode:
         self._last_seen = -REPEAT_SUPPRESS_MS
         self._last_rx_us = None
         self._raw_unconfirmed = None  # tap number last sent as osdp_RAW, not yet confirmed
+        self._sun = {}  # tap number -> the band's SUN message (card data), see sunread.py
+        self._band_failures = 0
         self.reboot_requested = False
         s = settings
         self.pd = osdp_pd.PeripheralDevice(
@@ -114,7 +118,7 @@ class CheckpointNode:
         if (exact and age < reports.RAW_MAX_AGE_MS and not (r.flags & FLAG_OFFLINE)
                 and not repeat and not self.settings.values["numbered_taps"]):
             self._raw_unconfirmed = r.number
-            return osdp_pd.REPLY_RAW, reports.raw_card(r.uid), r.number
+            return osdp_pd.REPLY_RAW, reports.raw_card(self._sun.get(r.number, r.uid)), r.number
         # A RAW the panel may or may not have got goes again as a numbered MFGREP with
         # bit2 set, never as a second anonymous RAW: the gateway can tell it apart.
         flags = ((0 if exact else reports.FLAG_AGE_LOWER_BOUND)
@@ -128,6 +132,7 @@ class CheckpointNode:
     def report_delivered(self, number):
         if number == self._raw_unconfirmed:
             self._raw_unconfirmed = None
+        self._sun.pop(number, None)
         self.store.mark_delivered(number)
 
     # --- loop -----------------------------------------------------------------------------
@@ -137,15 +142,36 @@ class CheckpointNode:
         pd = self.pd
         return pd.is_online(now_ms) and (pd.sc.active or not pd.require_sc)
 
-    def on_card(self, uid, now_ms):
-        """A UID from the reader; returns the tap number, or None for a repeat."""
+    def read_band(self, target):
+        """An ISO-DEP card's SUN message (bytes) or None (sunread.py); OSError if it left."""
+        import sunread
+        return sunread.read(self.nfc, target, self.uptime.ms)
+
+    def on_card(self, uid, now_ms, target=None):
+        """A card from the reader; returns the tap number, or None for a repeat (or an
+        ISO-DEP card that stopped answering: the next scan reads it again).  A band's SUN
+        message is read once per tap (each read raises its counter), never on a repeat."""
         if uid == self._last_uid and now_ms - self._last_seen < REPEAT_SUPPRESS_MS:
             self._last_seen = now_ms
             return None
+        data = None
+        if target is not None and target.iso_dep():
+            try:
+                data = self.read_band(target)
+                self._band_failures = 0
+            except OSError:
+                self._band_failures += 1
+                if self._band_failures < BAND_READ_TRIES:
+                    return None
+                self._band_failures = 0
         self._last_uid = uid
         self._last_seen = now_ms
         live = self.delivering(now_ms)
         n = self.store.append(uid, now_ms, offline=not live)
+        if data is not None:
+            if len(self._sun) >= SUN_KEPT:
+                del self._sun[min(self._sun)]
+            self._sun[n] = data
         if live:
             self.ind.flash(indicator.TAP_SENT, now_ms)
             self.beeper.beep(100, now_ms)
@@ -208,7 +234,7 @@ class CheckpointNode:
         if self.nfc is not None:
             t = self.nfc.poll(now)
             if t is not None:
-                self.on_card(t.uid, now)
+                self.on_card(t.uid, now, t)
                 self.service_bus(self.uptime.ms())  # do not make the panel wait on flash
         self.service_console()
         self.update_outputs(now)

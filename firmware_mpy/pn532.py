@@ -171,8 +171,10 @@ class PN532:
         return None
 
     def data_exchange(self, tg, apdu, clock_ms):
-        """Send an APDU to an ISO-DEP target (for NTAG 424 DNA later); returns the reply."""
+        """Send an APDU to an ISO-DEP target (NTAG 424 DNA, sunread.py); returns the reply."""
         r = self.command(CMD_IN_DATA_EXCHANGE, bytes((tg,)) + bytes(apdu), clock_ms)
+        if not r:
+            raise OSError("PN532 InDataExchange without status")
         if r[0] & 0x3F:
             raise OSError("PN532 status 0x%02x" % r[0])
         return r[1:]

@@ -16,26 +16,24 @@ from binascii import unhexlify
 
 import aes128
 from micropython import const
+# Reading a band lives in sunread.py (all a node loads at a tap); re-exported here.
+from sunread import (  # noqa: F401
+    MAX_NDEF,
+    NDEF_AID,
+    NDEF_FILE,
+    READ_CHUNK,
+    SunError,
+    ndef_uri,
+    read_binary_apdu,
+    read_ndef,
+    select_app_apdu,
+    select_file_apdu,
+)
 
 _SV1 = b"\xc3\x3c\x00\x01\x00\x80"  # -> SesSDMFileReadENCKey
 _SV2 = b"\x3c\xc3\x00\x01\x00\x80"  # -> SesSDMFileReadMACKey
 _PICC_TAG = const(0xC7)  # UID and counter mirrored, 7-byte UID
 UID_LEN = const(7)
-NDEF_AID = b"\xd2\x76\x00\x00\x85\x01\x01"  # NFC Forum Type 4 Tag application
-NDEF_FILE = b"\xe1\x04"
-READ_CHUNK = const(48)  # one PN532 frame holds well over this
-MAX_NDEF = const(512)
-_URI_PREFIX = {0: "", 1: "http://www.", 2: "https://www.", 3: "http://", 4: "https://"}
-
-
-class SunError(ValueError):
-    """A SUN read that is malformed or not authentic.  kind: 'malformed', 'bad_picc_data',
-    'bad_mac' (as the gateway's SunError); field names the culprit input."""
-
-    def __init__(self, kind, field, reason):
-        super().__init__("%s: %s" % (field, reason))
-        self.kind = kind
-        self.field = field
 
 
 def _xor(a, b):
@@ -182,71 +180,6 @@ def diversify(master, uid, aid=b"", system_id=b""):
         tweak = k1
     first = aes128.ecb_encrypt(master, d[:16])
     return aes128.ecb_encrypt(master, _xor(first, _xor(d[16:], tweak)))
-
-
-# ---- reading the band (ISO 7816-4 APDUs over ISO-DEP) ---------------------------------
-
-
-def select_app_apdu():
-    return b"\x00\xa4\x04\x00" + bytes((len(NDEF_AID),)) + NDEF_AID + b"\x00"
-
-
-def select_file_apdu():
-    return b"\x00\xa4\x00\x0c\x02" + NDEF_FILE
-
-
-def read_binary_apdu(offset, n):
-    return bytes((0x00, 0xB0, (offset >> 8) & 0x7F, offset & 0xFF, n))
-
-
-def _ok(reply, what):
-    if len(reply) < 2 or reply[-2] != 0x90 or reply[-1] != 0x00:
-        sw = bytes(reply[-2:]) if len(reply) >= 2 else bytes(reply)
-        raise SunError("malformed", what, "status %s" % "".join("%02x" % b for b in sw))
-    return bytes(reply[:-2])
-
-
-def read_ndef(exchange):
-    """The NDEF message of a Type 4 tag: exchange(apdu) -> reply bytes (data + SW1 SW2)."""
-    _ok(exchange(select_app_apdu()), "select_application")
-    _ok(exchange(select_file_apdu()), "select_file")
-    head = _ok(exchange(read_binary_apdu(0, 2)), "read_binary")
-    if len(head) != 2:
-        raise SunError("malformed", "read_binary", "short NLEN")
-    n = (head[0] << 8) | head[1]
-    if not 0 < n <= MAX_NDEF:
-        raise SunError("malformed", "ndef", "length %d outside 1..%d" % (n, MAX_NDEF))
-    out = bytearray()
-    while len(out) < n:
-        want = min(READ_CHUNK, n - len(out))
-        part = _ok(exchange(read_binary_apdu(2 + len(out), want)), "read_binary")
-        if not part or len(part) > want:
-            raise SunError("malformed", "read_binary", "wrong length")
-        out.extend(part)
-    return bytes(out)
-
-
-def ndef_uri(msg):
-    """The URI of an NDEF message's first record (short record, well-known type 'U')."""
-    if len(msg) < 5:
-        raise SunError("malformed", "ndef", "too short")
-    flags = msg[0]
-    il = 1 if flags & 0x08 else 0  # an ID length byte follows the payload length
-    if not flags & 0x10 or flags & 0x07 != 1 or msg[1] != 1:
-        raise SunError("malformed", "ndef", "not a short well-known record")
-    plen = msg[2]
-    id_len = msg[3] if il else 0
-    at = 3 + il
-    if at >= len(msg) or msg[at] != 0x55:
-        raise SunError("malformed", "ndef", "not a URI record")
-    start = at + 1 + id_len
-    if plen < 1 or start + plen > len(msg):
-        raise SunError("malformed", "ndef", "record longer than the message")
-    payload = msg[start:start + plen]
-    try:
-        return _URI_PREFIX.get(payload[0], "") + bytes(payload[1:]).decode()
-    except UnicodeError:
-        raise SunError("malformed", "ndef", "URI is not UTF-8")
 
 
 def sun_params(url, picc="picc_data", mac="cmac", enc="enc"):

@@ -22,6 +22,8 @@ from osdp import (
     PDInfo,
 )
 
+from gateway.credentials.bands import BandVerifier
+from hil_tests.sims.ntag424 import SimBand
 from tests.firmware._live import LiveNode
 
 ADDRESS = 101
@@ -131,6 +133,34 @@ def test_secure_channel_card_reads_led_and_buzzer(session: Session) -> None:
     session.node.expect("buz 1")
     session.node.expect("buz 0")
     assert session.cp.is_sc_active(ADDRESS)
+
+
+def test_band_sun_messages_reach_the_panel_and_verify(session: Session) -> None:
+    """An NTAG 424 DNA band read by the node (APDUs through its PN532 driver to a simulated
+    band): libosdp delivers the 64-byte SUN message as the card read's data, the gateway's
+    verifier accepts each read; a UID card after it is still its UID."""
+    master = bytes.fromhex("0f1e2d3c4b5a69788796a5b4c3d2e1f0")
+    gateway = BandVerifier(master)
+    session.connect()
+    # two bands (the node's repeat window is per UID), the second with a counter far on
+    for band in (SimBand(master, bytes.fromhex("04de5f1eacc040")),
+                 SimBand(master, bytes.fromhex("04a1b2c3d4e5f6"), counter=41)):
+        url = band.read(full_url=True).decode()
+        session.node.send(f"band {band.uid.hex()} {url}")
+        ev = session.event()
+        session.node.send("untap")
+        assert ev is not None, session.node.stderr_tail()
+        assert ev["event"] == Event.CardRead and ev["format"] == 0
+        assert ev["data"] == url.split("?", 1)[1].encode() and len(ev["data"]) == 64
+        assert ev["length"] == 64 * 8
+        check = gateway.check(ev["data"])
+        assert (check.verified, check.uid, check.counter) == (
+            True, band.wristband, band.counter), check
+        time.sleep(0.1)
+    session.node.send("tap 04a1b2c3")
+    ev = session.event()
+    session.node.send("untap")
+    assert ev is not None and ev["data"] == bytes.fromhex("04a1b2c3")
 
 
 def test_offline_taps_delivered_after_restart_in_order_once(tmp_path: Path, runtime: str) -> None:

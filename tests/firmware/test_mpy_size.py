@@ -26,7 +26,7 @@ MPY_BUDGET_BYTES = 40 * 1024
 # the 32-bit WebAssembly MicroPython with the pure-Python AES (a real node uses
 # cryptolib and saves ~6 KiB).  100 KiB is about half of the ~190 KiB heap an RP2040
 # build leaves free; freezing the modules (manifest.py) takes the bytecode share
-# (~48 KiB) out of the heap, which is the recommended build for the ESP32-C3.
+# (~52 KiB) out of the heap, which is the recommended build for the ESP32-C3.
 RAM_BUDGET_BYTES = 100 * 1024
 
 

@@ -2,6 +2,7 @@
 # OSDP control panel (libosdp) can drive it live.  Control lines on the ctl channel:
 #   config <address> <scbk-hex> <offline_after_ms>   provision (first line)
 #   tap <uid-hex> / untap                            a card in / out of the PN532 field
+#   band <uid-hex> <https-url>                       an NTAG 424 DNA band whose NDEF URI is url
 #   quit                                             stop (the harness saves /flash)
 # Events back on ctl: "ready", "led <colour>", "buz <0|1>", "tap <number>".
 import asyncio
@@ -16,6 +17,7 @@ import rs485
 import settings
 import tapstore
 
+from fake_ntag424 import FakeNtag424, uri_record
 from fake_pn532 import FakePN532
 
 
@@ -82,6 +84,11 @@ async def main():
         line = hostio.ctl_read()
         if line.startswith("tap "):
             card.uid = binascii.unhexlify(line.split()[1])
+            card.sel_res, card.apdu = 0x00, None
+        elif line.startswith("band "):
+            _, uid, url = line.split()
+            card.uid = binascii.unhexlify(uid)
+            card.sel_res, card.apdu = 0x20, FakeNtag424(uri_record(url)).exchange
         elif line == "untap":
             card.uid = None
         elif line == "quit":

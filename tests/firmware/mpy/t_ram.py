@@ -5,7 +5,8 @@ import gc
 import sys
 
 FIRMWARE = ("aes128", "osdp_frame", "osdp_sc", "osdp_pd", "tapstore", "pn532", "rs485",
-            "indicator", "settings", "provision", "reports", "clock", "node", "board")
+            "indicator", "settings", "provision", "reports", "clock", "node", "board",
+            "sunread")  # sunread: loaded at the first NTAG 424 DNA band tap
 
 gc.collect()
 m0 = gc.mem_alloc()
