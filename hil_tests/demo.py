@@ -13,10 +13,13 @@ simulator stop, even on failure.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import itertools
 import json
+import os
+import re
 import secrets
 import shutil
 import socket
@@ -39,12 +42,54 @@ from gateway.journal import check_integrity, read_events
 from hil_tests.benchfile import load_bench
 from hil_tests.compound import ROSTER, SimCompound
 
+# The WeChat Work robot mock of the push tests (`compound-gw demo` runs from a checkout only:
+# gateway/cli.py puts the repository on sys.path, so tests/ is importable like hil_tests/).
+from tests.centre.push.mock_robot import MARKDOWN_LIMIT, MockRobot
+
 GREEN = CommandLEDColor.Green
 GUARD_BAND = next(iter(ROSTER))
 UNKNOWN_BAND = "04deadbeef0001"
 LED_TIMEOUT_S = 5.0
 GUARD_RETAPS = 2  # taps again after seeing no light at all
 TZ = "Asia/Shanghai"
+ROBOT_KEY = "demo-robot-key-0001"
+PUSH_GROUP = "district leaders"
+
+
+class WeChatRobot:
+    """The mock WeChat Work group robot on its own event loop in a thread, for the push steps."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="wechat-robot")
+        self.thread.start()
+        self.robot = MockRobot(keys={ROBOT_KEY}, clock=time.time)
+        try:
+            asyncio.run_coroutine_threadsafe(self.robot.start(), self.loop).result(30)
+        except BaseException:
+            self.close()
+            raise
+
+    def accepted(self) -> list[str]:
+        """What the group got so far (read on the robot's loop: it appends there)."""
+
+        async def snapshot() -> list[str]:
+            return [r.content for r in self.robot.accepted]
+
+        return asyncio.run_coroutine_threadsafe(snapshot(), self.loop).result(30)
+
+    def close(self) -> None:
+        if self.robot.port:
+            asyncio.run_coroutine_threadsafe(self.robot.close(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+        self.loop.close()
+
+
+def _seen_line(markdown: str) -> str:
+    """A message's first line as the group reads it (no heading marks, no colour tags)."""
+    first = markdown.splitlines()[0] if markdown else ""
+    return re.sub(r"<[^>]*>|\*\*", "", first).lstrip("# ").strip()
 
 
 @dataclass
@@ -138,6 +183,7 @@ class Demo:
     lines: list[str] = field(default_factory=list)
     green_taps: list[tuple[str, str, float]] = field(default_factory=list)  # (reader, band, t)
     console: tuple[str, str, str] | tuple[()] = ()  # (address, login, password) when made
+    robot: WeChatRobot | None = None  # the push steps' group robot, once started
 
     def say(self, line: str) -> None:
         self.lines.append(line)
@@ -386,6 +432,75 @@ def step_remote_broadcast(d: Demo) -> None:
     d.report["remote_command"] = {"status": status, "accepted_events": len(accepted)}
 
 
+def step_push_setup(d: Demo) -> None:
+    """A WeChat Work group robot for the district's leaders; the alert scan places its cursors."""
+    d.robot = WeChatRobot()
+    data = d.centre.folder
+    hook = data / "robot-leaders.url"
+    hook.touch(mode=0o600)
+    os.chmod(hook, 0o600)  # whoever has the address can post to the group
+    hook.write_text(d.robot.robot.url(ROBOT_KEY) + "\n")
+    (data / "push.toml").write_text(
+        f'[[robot]]\ngroup = "{PUSH_GROUP}"\nwebhook_file = "{hook.name}"\n\n'
+        f'[alerts.actual_broadcast]\ngroups = ["{PUSH_GROUP}"]\n'
+    )
+    out = d.centre.cli("push", "alerts", "--once")
+    if out.returncode != 0:
+        raise AssertionError(f"push alerts refused: {out.stderr or out.stdout}")
+    d.say(
+        f"WeChat Work robot for the group '{PUSH_GROUP}' (a local mock, address in a 0600 file); "
+        f"Actual broadcasts routed to it; the first alert scan only marks where it starts "
+        f"({len(d.robot.accepted())} messages sent: the centre's history is not pushed)"
+    )
+
+
+def step_push(d: Demo) -> None:
+    """The day's bulletin and the Actual-broadcast alert reach the group through the robot."""
+    assert d.robot is not None
+    day = dt.datetime.now(zoneinfo.ZoneInfo(TZ)).date().isoformat()
+    before = len(d.robot.accepted())
+    out = d.centre.cli("push", "daily", "--date", day, "--tz", TZ)
+    if out.returncode != 0:
+        raise AssertionError(f"push daily failed: {out.stderr or out.stdout}")
+    parts = d.robot.accepted()[before:]
+    sizes = [len(p.encode("utf-8")) for p in parts]
+    again = d.centre.cli("push", "daily", "--date", day, "--tz", TZ)
+    resent = len(d.robot.accepted()) - before - len(parts)
+    d.say(
+        f"today's bulletin ({day}) pushed to '{PUSH_GROUP}': {len(parts)} part(s) arrived, "
+        f"{', '.join(map(str, sizes))} bytes (limit {MARKDOWN_LIMIT}); the group sees "
+        f"「{_seen_line(parts[0]) if parts else ''}」; pushed again: "
+        f"{'nothing resent' if again.returncode == 0 and resent == 0 else 'RESENT'}"
+    )
+    # Orders since the cursors were placed: the Exercise drill (zone 3) and the announcement's
+    # broadcast (zone 1, an Actual one: the centre's default status).
+    before = len(d.robot.accepted())
+    out = d.centre.cli("push", "alerts", "--once")
+    if out.returncode != 0:
+        raise AssertionError(f"push alerts failed: {out.stderr or out.stdout}")
+    alerts = d.robot.accepted()[before:]
+    actual = [a for a in alerts if "实战广播" in _seen_line(a)]
+    lines = alerts[0].splitlines()[:3] if alerts else []
+    exercise_pushed = len(actual) > 1  # two orders since the cursors: one Actual, one Exercise
+    d.say(
+        f"alert scan after the two centre orders: {len(alerts)} alert(s) pushed, "
+        f"「{' / '.join(_seen_line(x) for x in lines)}」 for the announcement's Actual broadcast; "
+        + (
+            "the Exercise drill was pushed too (wrong!)"
+            if exercise_pushed
+            else "the Exercise drill was not pushed (only Actual broadcasts alert the group)"
+        )
+    )
+    d.report["push"] = {
+        "parts": len(parts),
+        "part_bytes": sizes,
+        "resent_on_rerun": resent,
+        "alerts": len(alerts),
+        "actual_broadcast_alerts": len(actual),
+        "exercise_pushed": exercise_pushed,
+    }
+
+
 def step_announcement(d: Demo) -> None:
     """Typed Mandarin at the centre, spoken offline, played on the gateway by its hash."""
     t0 = time.monotonic()
@@ -515,8 +630,10 @@ STEPS: list[Step] = [
     step_camera_dark,
     step_operator_views,
     step_sync,
+    step_push_setup,
     step_remote_broadcast,
     step_announcement,
+    step_push,
     step_stop_and_verify,
     step_console_login,
 ]
@@ -543,6 +660,8 @@ def run(folder: Path, keep: bool = False) -> Demo:
         for step in STEPS:
             step(d)
     finally:
+        if d.robot is not None:
+            d.robot.close()
         compound.stop()
         if not keep or not d.console:
             centre.stop()
@@ -567,6 +686,9 @@ def main(json_output: bool = False, keep: bool = False) -> int:
     ok = ok and bool(d.report.get("centre_audit_ok")) and d.report.get("service_crashes") == 0
     ok = ok and d.report.get("remote_command", {}).get("status") == "done"
     ok = ok and d.report["daemon"].get("exit_code") == 0
+    push = d.report.get("push", {})
+    ok = ok and push.get("parts", 0) >= 1 and push.get("actual_broadcast_alerts") == 1
+    ok = ok and push.get("exercise_pushed") is False
     if json_output:
         print(json.dumps(d.report, sort_keys=True))
     else:

@@ -39,3 +39,14 @@ def test_demo_json_reports_no_loss_and_no_duplicates() -> None:
     assert report["remote_command"]["accepted_events"] == 1
     assert report["announcement"]["played_sha256_ok"] is True
     assert report["announcement"]["sound"] == "not_checked"  # never "confirmed" unheard
+    # Issue 18's WeChat Work pushes, to the mock group robot: the day's bulletin in parts within
+    # the platform's 4096-byte limit, once; one alert for the Actual broadcast, none for the
+    # Exercise drill.
+    push = report["push"]
+    assert push["parts"] >= 1
+    assert len(push["part_bytes"]) == push["parts"]
+    assert all(0 < b <= 4096 for b in push["part_bytes"])
+    assert push["resent_on_rerun"] == 0
+    assert push["alerts"] == 1
+    assert push["actual_broadcast_alerts"] == 1
+    assert push["exercise_pushed"] is False
