@@ -14,6 +14,7 @@ import asyncio
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -21,6 +22,7 @@ from typing import Any, Final, Protocol
 from centre.bulletins import render
 from centre.bulletins.charts import History
 from centre.bulletins.explanations import ExplanationStore
+from centre.bulletins.integrity import FRAUD_KINDS, CompoundIntegrity, compound_integrity
 from centre.bulletins.model import (
     DEFAULT_TZ,
     MISSED,
@@ -41,6 +43,7 @@ from centre.bulletins.model import (
 from centre.errors import BadRequest, CentreError
 
 PAGE: Final = 5000
+MAX_ALERTS: Final = 100_000
 DAY_S: Final = 86400.0
 # Gateways forget patrol days after 40 days, so no verdict revision can come later than this.
 REVISION_WINDOW_S: Final = 41 * DAY_S
@@ -88,6 +91,15 @@ class EventSource(Protocol):
 
     async def gateways(self) -> Sequence[Any]: ...
 
+    async def alerts(
+        self,
+        *,
+        gateway_id: str | None = None,
+        kind_prefix: str | None = None,
+        since: float | None = None,
+        limit: int = 1000,
+    ) -> Sequence[Any]: ...
+
 
 async def fetch_events(
     repo: EventSource,
@@ -134,6 +146,21 @@ async def _fetch_many(
     return out
 
 
+async def fetch_integrity(
+    repo: EventSource, units: Sequence[Any], start: float, end: float
+) -> tuple[CompoundIntegrity, ...]:
+    """Unverified taps and anti-fraud alerts of ``[start, end)`` per compound.
+
+    Alerts are looked up by when they were raised (from a day before ``start``: an alert
+    is raised at ingest, after its taps) and kept by when their taps happened.
+    """
+    taps = await fetch_events(repo, "tap", since=start, until=end)
+    alerts: list[Any] = []
+    for kind in FRAUD_KINDS:
+        alerts += await repo.alerts(kind_prefix=kind, since=start - DAY_S, limit=MAX_ALERTS)
+    return await asyncio.to_thread(compound_integrity, units, taps, alerts, start, end)
+
+
 async def build_daily(
     repo: EventSource,
     store: ExplanationStore,
@@ -153,16 +180,21 @@ async def build_daily(
     sums = await fetch_events(repo, "patrol.daily_summary", since=since, until=until)
     units = units_from_registry(await repo.gateways())
     explanations = await store.all()
+    day_start, day_end = day_bounds(day, tz)
+    integrity = await fetch_integrity(repo, units, day_start, day_end)
 
     def compute() -> DailyBulletin:
-        return daily_bulletin(
-            day,
-            units,
-            latest_verdicts(rounds),
-            latest_summaries(sums),
-            explanations,
-            now=now,
-            tz=tz,
+        return replace(
+            daily_bulletin(
+                day,
+                units,
+                latest_verdicts(rounds),
+                latest_summaries(sums),
+                explanations,
+                now=now,
+                tz=tz,
+            ),
+            integrity=integrity,
         )
 
     # Tens of thousands of verdicts in a large district: not on the event loop.
@@ -209,11 +241,13 @@ async def build_monthly(
             broadcast_events=got.get("casts", []),
         )
     explanations = await store.all()
+    integrity = await fetch_integrity(repo, units, start, end_known)
 
     def compute() -> MonthlyBulletin:
-        return monthly_bulletin(
+        b = monthly_bulletin(
             month, units, latest_verdicts(rounds), activity, explanations, now=now, tz=tz
         )
+        return replace(b, integrity=integrity)
 
     return await asyncio.to_thread(compute)
 
