@@ -124,6 +124,9 @@ JOURNAL_FORK: Final = "journal.fork"
 JOURNAL_REWRITTEN: Final = "journal.rewritten"
 JOURNAL_SEGMENT_START: Final = "journal.segment_start"
 GATEWAY_AUDIT_KIND: Final = "journal.chain_audit"
+# Signed chain heads (docs/antifraud.md, "Signed chain head").
+JOURNAL_HEAD_MISMATCH: Final = "journal.head_mismatch"
+JOURNAL_HEAD_REWOUND: Final = "journal.head_rewound"
 
 
 @dataclass(frozen=True, slots=True)
@@ -512,6 +515,7 @@ class SqliteRepository(SqliteWorker):
             [(gw, lo, hi, batch.batch_id) for lo, hi in batch.skipped],
         )
         self._insert_alerts(self._chain_findings(gw, fresh, batch.skipped, now), now)
+        self._insert_alerts(self._head_findings(batch, now), now)
         state = self._advance(gw, len(new_rows), batch.head_seq, now)
         return IngestResult(
             stored=len(new_rows),
@@ -598,6 +602,50 @@ class SqliteRepository(SqliteWorker):
             ).fetchall():
                 if held(int(prev_seq)) is None:
                     flag(JOURNAL_DELETED, int(prev_seq), float(wall), named_by=int(named_by))
+        return out
+
+    def _head_findings(self, batch: Batch, now: float) -> list[NewAlert]:
+        """Judge the batch's signed chain head (``batch.chain_head``, under the batch
+        signature already verified) against the chain this centre holds, inside the ingest
+        transaction: the event held at the head's seq must carry the head's hash, and no
+        chained event above the head may be held (the gateway's history went back: an old
+        copy restored). A head not held yet is judged by a later batch's head."""
+        head = batch.chain_head
+        if head is None:
+            return []
+        gw = batch.gateway_id
+        details: dict[str, Any] = {"head_hash": head.hash, "batch_id": batch.batch_id}
+        row = self.db.execute(
+            "SELECT chain_hash FROM events WHERE gateway_id = ? AND seq = ?", (gw, head.seq)
+        ).fetchone()
+        out = []
+        if row is not None and row[0] != head.hash:
+            out.append(
+                NewAlert(
+                    f"{JOURNAL_HEAD_MISMATCH}/{gw}/{head.seq}/{head.hash}",
+                    JOURNAL_HEAD_MISMATCH,
+                    gw,
+                    head.seq,
+                    now,
+                    details | {"held_hash": row[0] or ""},
+                )
+            )
+        above = self.db.execute(
+            "SELECT max(seq) FROM events WHERE gateway_id = ? AND seq > ?"
+            " AND chain_hash IS NOT NULL",
+            (gw, head.seq),
+        ).fetchone()[0]
+        if above is not None:
+            out.append(
+                NewAlert(
+                    f"{JOURNAL_HEAD_REWOUND}/{gw}/{head.seq}/{head.hash}",
+                    JOURNAL_HEAD_REWOUND,
+                    gw,
+                    head.seq,
+                    now,
+                    details | {"held_seq": int(above)},
+                )
+            )
         return out
 
     def _insert_alerts(self, alerts: list[NewAlert], now: float) -> int:
