@@ -197,6 +197,17 @@ class NewAlert:
 
 
 @dataclass(frozen=True, slots=True)
+class TapTally:
+    """A gateway's ``tap`` events in a period: how many, how many not ``verified: true``
+    (UID-only bands, or gateways older than band verification), and from how many bands."""
+
+    gateway_id: str
+    taps: int
+    unverified: int
+    unverified_bands: int
+
+
+@dataclass(frozen=True, slots=True)
 class StoredBatch:
     gateway_id: str
     batch_id: str
@@ -257,6 +268,7 @@ class Repository(Protocol):
         limit: int = 1000,
     ) -> list[AlertRecord]: ...
     async def event_seqs(self, gateway_id: str) -> list[int]: ...
+    async def tap_tally(self, *, since: float, until: float) -> list[TapTally]: ...
     async def close(self) -> None: ...
 
 
@@ -803,6 +815,25 @@ class SqliteRepository(SqliteWorker):
         return await self._run(op)
 
     # -- queries --------------------------------------------------------------------------
+
+    async def tap_tally(self, *, since: float, until: float) -> list[TapTally]:
+        """Per gateway, its taps journaled in ``[since, until)`` (the monthly bulletin's
+        count of unverified bands): one aggregate over the kind/time index, no body decoded
+        in Python."""
+
+        def op() -> list[TapTally]:
+            rows = self.db.execute(
+                "SELECT gateway_id, count(*), sum(unverified),"
+                " count(DISTINCT CASE WHEN unverified THEN band END) FROM"
+                " (SELECT gateway_id, json_extract(body, '$.payload.wristband') AS band,"
+                "  coalesce(json_extract(body, '$.payload.verified') IS NOT 1, 1) AS unverified"
+                "  FROM events WHERE kind = 'tap' AND wall_time >= ? AND wall_time < ?)"
+                " GROUP BY gateway_id ORDER BY gateway_id",
+                (since, until),
+            ).fetchall()
+            return [TapTally(str(r[0]), int(r[1]), int(r[2] or 0), int(r[3])) for r in rows]
+
+        return await self._run(op)
 
     async def events(
         self,

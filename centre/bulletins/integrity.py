@@ -13,8 +13,8 @@ Two kinds of fact sit beside the patrol verdicts in the bulletins (docs/bulletin
 
 Pure: events and alert records in, tables out; no I/O, no clock.
 
-    daily = daily_integrity(units, tap_events, alert_records, start, end)
-    monthly = monthly_integrity(units, tap_events, alert_records, start, end)
+    daily = compound_integrity(units, tap_events, alert_records, start, end)   # listed
+    monthly = compound_counts(units, repo_tap_tallies, alert_records, start, end)  # counted
 """
 
 from __future__ import annotations
@@ -66,16 +66,10 @@ class CompoundIntegrity:
     compound: str
     township: str
     taps: int
-    unverified: tuple[TapMark, ...]
+    unverified_count: int
+    unverified_bands: int
     alerts: tuple[FraudAlert, ...]
-
-    @property
-    def unverified_count(self) -> int:
-        return len(self.unverified)
-
-    @property
-    def unverified_bands(self) -> int:
-        return len({t.wristband for t in self.unverified})
+    unverified: tuple[TapMark, ...] = ()  # listed (daily); the monthly only counts
 
     @property
     def travel_alerts(self) -> int:
@@ -211,14 +205,49 @@ def compound_integrity(
         found = [a for gw in unit.gateways for a in alerts_by_gw.get(gw, ())]
         if not mine and not found:
             continue
+        unverified = sorted((t for t in mine if not t.verified), key=lambda t: (t.at, t.seq))
         out.append(
             CompoundIntegrity(
                 compound=unit.compound,
                 township=unit.township,
                 taps=len(mine),
-                unverified=tuple(
-                    sorted((t for t in mine if not t.verified), key=lambda t: (t.at, t.seq))
-                ),
+                unverified_count=len(unverified),
+                unverified_bands=len({t.wristband for t in unverified}),
+                alerts=tuple(sorted(found, key=lambda a: (a.at, a.gateway_id, a.seq or 0))),
+                unverified=tuple(unverified),
+            )
+        )
+    return tuple(out)
+
+
+def compound_counts(
+    units: Sequence[Any],
+    tallies: Iterable[Any],
+    alerts: Iterable[Any],
+    start: float,
+    end: float,
+) -> tuple[CompoundIntegrity, ...]:
+    """As :func:`compound_integrity`, from per-gateway tap counts (``TapTally``-shaped:
+    ``gateway_id``, ``taps``, ``unverified``, ``unverified_bands``) instead of the taps
+    themselves: the monthly bulletin counts, it does not list. A band seen at two gateways
+    of one compound counts once per gateway."""
+    by_gw = {str(t.gateway_id): t for t in tallies}
+    alerts_by_gw: dict[str, list[FraudAlert]] = {}
+    for a in _alerts_of(alerts, start, end):
+        alerts_by_gw.setdefault(a.gateway_id, []).append(a)
+    out = []
+    for unit in units:
+        mine = [by_gw[gw] for gw in unit.gateways if gw in by_gw]
+        found = [a for gw in unit.gateways for a in alerts_by_gw.get(gw, ())]
+        if not mine and not found:
+            continue
+        out.append(
+            CompoundIntegrity(
+                compound=unit.compound,
+                township=unit.township,
+                taps=sum(int(t.taps) for t in mine),
+                unverified_count=sum(int(t.unverified) for t in mine),
+                unverified_bands=sum(int(t.unverified_bands) for t in mine),
                 alerts=tuple(sorted(found, key=lambda a: (a.at, a.gateway_id, a.seq or 0))),
             )
         )
@@ -232,6 +261,7 @@ __all__ = [
     "CompoundIntegrity",
     "FraudAlert",
     "TapMark",
+    "compound_counts",
     "compound_integrity",
     "fraud_alert",
     "tap_mark",

@@ -22,7 +22,12 @@ from typing import Any, Final, Protocol
 from centre.bulletins import render
 from centre.bulletins.charts import History
 from centre.bulletins.explanations import ExplanationStore
-from centre.bulletins.integrity import FRAUD_KINDS, CompoundIntegrity, compound_integrity
+from centre.bulletins.integrity import (
+    FRAUD_KINDS,
+    CompoundIntegrity,
+    compound_counts,
+    compound_integrity,
+)
 from centre.bulletins.model import (
     DEFAULT_TZ,
     MISSED,
@@ -100,6 +105,8 @@ class EventSource(Protocol):
         limit: int = 1000,
     ) -> Sequence[Any]: ...
 
+    async def tap_tally(self, *, since: float, until: float) -> Sequence[Any]: ...
+
 
 async def fetch_events(
     repo: EventSource,
@@ -146,19 +153,31 @@ async def _fetch_many(
     return out
 
 
-async def fetch_integrity(
-    repo: EventSource, units: Sequence[Any], start: float, end: float
-) -> tuple[CompoundIntegrity, ...]:
-    """Unverified taps and anti-fraud alerts of ``[start, end)`` per compound.
-
-    Alerts are looked up by when they were raised (from a day before ``start``: an alert
-    is raised at ingest, after its taps) and kept by when their taps happened.
-    """
-    taps = await fetch_events(repo, "tap", since=start, until=end)
+async def _fraud_alerts(repo: EventSource, start: float) -> list[Any]:
+    # Looked up by when they were raised (from a day before ``start``: an alert is raised
+    # at ingest, after its taps); kept by the time of their taps (integrity.py).
     alerts: list[Any] = []
     for kind in FRAUD_KINDS:
         alerts += await repo.alerts(kind_prefix=kind, since=start - DAY_S, limit=MAX_ALERTS)
+    return alerts
+
+
+async def fetch_integrity(
+    repo: EventSource, units: Sequence[Any], start: float, end: float
+) -> tuple[CompoundIntegrity, ...]:
+    """Unverified taps (listed) and anti-fraud alerts of ``[start, end)`` per compound."""
+    taps = await fetch_events(repo, "tap", since=start, until=end)
+    alerts = await _fraud_alerts(repo, start)
     return await asyncio.to_thread(compound_integrity, units, taps, alerts, start, end)
+
+
+async def count_integrity(
+    repo: EventSource, units: Sequence[Any], start: float, end: float
+) -> tuple[CompoundIntegrity, ...]:
+    """As :func:`fetch_integrity`, counted by the repository (a month of taps is not read)."""
+    tallies = await repo.tap_tally(since=start, until=end)
+    alerts = await _fraud_alerts(repo, start)
+    return compound_counts(units, tallies, alerts, start, end)
 
 
 async def build_daily(
@@ -241,7 +260,7 @@ async def build_monthly(
             broadcast_events=got.get("casts", []),
         )
     explanations = await store.all()
-    integrity = await fetch_integrity(repo, units, start, end_known)
+    integrity = await count_integrity(repo, units, start, end_known)
 
     def compute() -> MonthlyBulletin:
         b = monthly_bulletin(

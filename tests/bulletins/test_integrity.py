@@ -117,14 +117,30 @@ async def test_monthly_bulletin_counts_per_compound(
     repo: SqliteRepository, store: SqliteExplanationStore
 ) -> None:
     await ingest(repo, "gw-rose", rose_taps())
+    # A gateway older than band verification: its tap has no ``verified``; counted unverified.
+    old = event(1, "tap", {"checkpoint": "a", "wristband": "04dd", "guard": "g9"}, NOV_2 + 9 * H)
+    b = Batch.build("gw-lotus", "b1", [old], head_seq=1, created_at=NOV_2)
+    await repo.ingest(b, envelope=b"{}", signature=b"s" * 64, key_id="kid", now=NOV_2 + H)
     m = await build_monthly(repo, store, "2026-11", now=NOV_2 + 5 * 86400)
-    [rose] = m.integrity
-    assert (rose.compound, rose.unverified_count, rose.travel_alerts, rose.buddy_alerts) == (
-        "Rose Garden", 2, 1, 1,
-    )  # fmt: skip
+    by = {c.compound: c for c in m.integrity}
+    rose, lotus = by["Rose Garden"], by["Lotus Court"]
+    assert (rose.unverified_count, rose.unverified_bands) == (2, 1)
+    assert (rose.travel_alerts, rose.buddy_alerts) == (1, 1)
+    assert (lotus.taps, lotus.unverified_count, lotus.unverified_bands) == (1, 1, 1)
+    # The monthly counts (one SQL aggregate) agree with the daily list (taps decoded).
+    day = await build_daily(repo, store, DAY, now=NOV_2 + 86400)
+    daily = {c.compound: c for c in day.integrity}
+    for name, c in by.items():
+        d = daily[name]
+        assert (d.taps, d.unverified_count, d.unverified_bands) == (
+            c.taps,
+            c.unverified_count,
+            c.unverified_bands,
+        )
     rows = list(csv.reader(io.StringIO(render.monthly_integrity_csv(m), newline="")))
     assert rows == [
         list(render.MONTHLY_INTEGRITY_HEADER),
+        ["2026-11", "North", "Lotus Court", "1", "1", "1", "0", "0"],
         ["2026-11", "North", "Rose Garden", "8", "2", "1", "1", "1"],
     ]
     page = render.monthly_html(m)
