@@ -114,6 +114,17 @@ _MIGRATIONS: Final = (
     CREATE INDEX alerts_raised ON alerts (raised_at);
     CREATE INDEX alerts_gateway ON alerts (gateway_id, seq);
     """,
+    # 3: signed chain heads not judged yet (the event they name had not arrived)
+    """
+    CREATE TABLE chain_heads (
+        gateway_id  TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        hash        TEXT NOT NULL,
+        batch_id    TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        PRIMARY KEY (gateway_id, seq, hash)
+    );
+    """,
 )
 
 # Alert kinds the journal chain raises (docs/antifraud.md, "Journal tamper evidence").
@@ -617,47 +628,66 @@ class SqliteRepository(SqliteWorker):
         return out
 
     def _head_findings(self, batch: Batch, now: float) -> list[NewAlert]:
-        """Judge the batch's signed chain head (``batch.chain_head``, under the batch
-        signature already verified) against the chain this centre holds, inside the ingest
-        transaction: the event held at the head's seq must carry the head's hash, and no
-        chained event above the head may be held (the gateway's history went back: an old
-        copy restored). A head not held yet is judged by a later batch's head."""
+        """Judge signed chain heads (``batch.chain_head``, under the batch signature already
+        verified) against the chain this centre holds, inside the ingest transaction.
+
+        The event held at a head's seq must carry the head's hash (else
+        ``journal.head_mismatch``), and no chained event above the head may be held (else
+        ``journal.head_rewound``: the gateway's history went back, an old copy restored). A
+        head naming an event not held yet (a backlog) is kept in ``chain_heads`` and judged
+        when that event arrives, so a backlog re-written between two uploads is caught too.
+        Cost: a few primary-key lookups per batch.
+        """
+        db = self.db
+        gw = batch.gateway_id
+        out: list[NewAlert] = []
+
+        def mismatch(seq: int, digest: str, held: str | None, batch_id: str) -> None:
+            if held == digest:
+                return
+            details = {"head_hash": digest, "held_hash": held or "", "batch_id": batch_id}
+            key = f"{JOURNAL_HEAD_MISMATCH}/{gw}/{seq}/{digest}"
+            out.append(NewAlert(key, JOURNAL_HEAD_MISMATCH, gw, seq, now, details))
+
+        def held_hash(seq: int) -> tuple[bool, str | None]:
+            row = db.execute(
+                "SELECT chain_hash FROM events WHERE gateway_id = ? AND seq = ?", (gw, seq)
+            ).fetchone()
+            return (row is not None, None if row is None else row[0])
+
+        # Heads held back earlier whose event this batch brought.
+        for seq, digest, batch_id in db.execute(
+            "SELECT seq, hash, batch_id FROM chain_heads WHERE gateway_id = ?"
+            " AND seq BETWEEN ? AND ?",
+            (gw, batch.first_seq, batch.last_seq),
+        ).fetchall():
+            found, held = held_hash(int(seq))
+            if found:
+                mismatch(int(seq), str(digest), held, str(batch_id))
+                db.execute(
+                    "DELETE FROM chain_heads WHERE gateway_id = ? AND seq = ?", (gw, int(seq))
+                )
         head = batch.chain_head
         if head is None:
-            return []
-        gw = batch.gateway_id
-        details: dict[str, Any] = {"head_hash": head.hash, "batch_id": batch.batch_id}
-        row = self.db.execute(
-            "SELECT chain_hash FROM events WHERE gateway_id = ? AND seq = ?", (gw, head.seq)
-        ).fetchone()
-        out = []
-        if row is not None and row[0] != head.hash:
-            out.append(
-                NewAlert(
-                    f"{JOURNAL_HEAD_MISMATCH}/{gw}/{head.seq}/{head.hash}",
-                    JOURNAL_HEAD_MISMATCH,
-                    gw,
-                    head.seq,
-                    now,
-                    details | {"held_hash": row[0] or ""},
-                )
+            return out
+        found, held = held_hash(head.seq)
+        if found:
+            mismatch(head.seq, head.hash, held, batch.batch_id)
+        else:
+            db.execute(
+                "INSERT OR IGNORE INTO chain_heads (gateway_id, seq, hash, batch_id, received_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (gw, head.seq, head.hash, batch.batch_id, now),
             )
-        above = self.db.execute(
+        above = db.execute(
             "SELECT max(seq) FROM events WHERE gateway_id = ? AND seq > ?"
             " AND chain_hash IS NOT NULL",
             (gw, head.seq),
         ).fetchone()[0]
         if above is not None:
-            out.append(
-                NewAlert(
-                    f"{JOURNAL_HEAD_REWOUND}/{gw}/{head.seq}/{head.hash}",
-                    JOURNAL_HEAD_REWOUND,
-                    gw,
-                    head.seq,
-                    now,
-                    details | {"held_seq": int(above)},
-                )
-            )
+            details = {"head_hash": head.hash, "batch_id": batch.batch_id, "held_seq": int(above)}
+            key = f"{JOURNAL_HEAD_REWOUND}/{gw}/{head.seq}/{head.hash}"
+            out.append(NewAlert(key, JOURNAL_HEAD_REWOUND, gw, head.seq, now, details))
         return out
 
     def _insert_alerts(self, alerts: list[NewAlert], now: float) -> int:

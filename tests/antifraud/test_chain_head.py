@@ -71,6 +71,24 @@ async def test_a_head_that_differs_from_the_held_chain_names_gateway_and_seq(
     assert sum(1 for a in await repo.alerts(gateway_id=GW) if a.kind == JOURNAL_HEAD_MISMATCH) == 1
 
 
+async def test_a_head_ahead_of_a_backlog_is_kept_and_judged_when_its_event_arrives(
+    repo: SqliteRepository,  # noqa: F811
+) -> None:
+    evs = journal(6)
+    # The head signed while 4..6 were still unsent; then the backlog was re-written (6 rehashed)
+    # before upload: the event that arrives at 6 is not the one the signed head named.
+    await send_with_head(repo, evs[:3], ChainHead(6, evs[5]["hash"]), "b1")
+    assert await marks(repo) == set()
+    rewritten = rehash(evs[5], payload={"checkpoint": "never-visited"})
+    await send_with_head(repo, [*evs[3:5], rewritten], ChainHead(6, rewritten["hash"]), "b2")
+    [alert] = [a for a in await repo.alerts(gateway_id=GW) if a.kind == JOURNAL_HEAD_MISMATCH]
+    assert (alert.seq, alert.details["batch_id"]) == (6, "b1")
+    assert alert.details["held_hash"] == rewritten["hash"] != evs[5]["hash"]
+    # Judged once: a later batch over the same range raises nothing new.
+    await send_with_head(repo, [*evs[3:5], rewritten], ChainHead(6, rewritten["hash"]), "b2")
+    assert sum(1 for a in await repo.alerts(gateway_id=GW) if a.kind == JOURNAL_HEAD_MISMATCH) == 1
+
+
 async def test_a_head_below_the_held_chain_is_a_rewound_journal(
     repo: SqliteRepository,  # noqa: F811
 ) -> None:
