@@ -114,6 +114,17 @@ _MIGRATIONS: Final = (
     CREATE INDEX alerts_raised ON alerts (raised_at);
     CREATE INDEX alerts_gateway ON alerts (gateway_id, seq);
     """,
+    # 3: signed chain heads not judged yet (the event they name had not arrived)
+    """
+    CREATE TABLE chain_heads (
+        gateway_id  TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        hash        TEXT NOT NULL,
+        batch_id    TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        PRIMARY KEY (gateway_id, seq, hash)
+    );
+    """,
 )
 
 # Alert kinds the journal chain raises (docs/antifraud.md, "Journal tamper evidence").
@@ -124,6 +135,9 @@ JOURNAL_FORK: Final = "journal.fork"
 JOURNAL_REWRITTEN: Final = "journal.rewritten"
 JOURNAL_SEGMENT_START: Final = "journal.segment_start"
 GATEWAY_AUDIT_KIND: Final = "journal.chain_audit"
+# Signed chain heads (docs/antifraud.md, "Signed chain head").
+JOURNAL_HEAD_MISMATCH: Final = "journal.head_mismatch"
+JOURNAL_HEAD_REWOUND: Final = "journal.head_rewound"
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +208,17 @@ class NewAlert:
 
 
 @dataclass(frozen=True, slots=True)
+class TapTally:
+    """A gateway's ``tap`` events in a period: how many, how many not ``verified: true``
+    (UID-only bands, or gateways older than band verification), and from how many bands."""
+
+    gateway_id: str
+    taps: int
+    unverified: int
+    unverified_bands: int
+
+
+@dataclass(frozen=True, slots=True)
 class StoredBatch:
     gateway_id: str
     batch_id: str
@@ -254,6 +279,7 @@ class Repository(Protocol):
         limit: int = 1000,
     ) -> list[AlertRecord]: ...
     async def event_seqs(self, gateway_id: str) -> list[int]: ...
+    async def tap_tally(self, *, since: float, until: float) -> list[TapTally]: ...
     async def close(self) -> None: ...
 
 
@@ -512,6 +538,7 @@ class SqliteRepository(SqliteWorker):
             [(gw, lo, hi, batch.batch_id) for lo, hi in batch.skipped],
         )
         self._insert_alerts(self._chain_findings(gw, fresh, batch.skipped, now), now)
+        self._insert_alerts(self._head_findings(batch, now), now)
         state = self._advance(gw, len(new_rows), batch.head_seq, now)
         return IngestResult(
             stored=len(new_rows),
@@ -598,6 +625,69 @@ class SqliteRepository(SqliteWorker):
             ).fetchall():
                 if held(int(prev_seq)) is None:
                     flag(JOURNAL_DELETED, int(prev_seq), float(wall), named_by=int(named_by))
+        return out
+
+    def _head_findings(self, batch: Batch, now: float) -> list[NewAlert]:
+        """Judge signed chain heads (``batch.chain_head``, under the batch signature already
+        verified) against the chain this centre holds, inside the ingest transaction.
+
+        The event held at a head's seq must carry the head's hash (else
+        ``journal.head_mismatch``), and no chained event above the head may be held (else
+        ``journal.head_rewound``: the gateway's history went back, an old copy restored). A
+        head naming an event not held yet (a backlog) is kept in ``chain_heads`` and judged
+        when that event arrives, so a backlog re-written between two uploads is caught too.
+        Cost: a few primary-key lookups per batch.
+        """
+        db = self.db
+        gw = batch.gateway_id
+        out: list[NewAlert] = []
+
+        def mismatch(seq: int, digest: str, held: str | None, batch_id: str) -> None:
+            if held == digest:
+                return
+            details = {"head_hash": digest, "held_hash": held or "", "batch_id": batch_id}
+            key = f"{JOURNAL_HEAD_MISMATCH}/{gw}/{seq}/{digest}"
+            out.append(NewAlert(key, JOURNAL_HEAD_MISMATCH, gw, seq, now, details))
+
+        def held_hash(seq: int) -> tuple[bool, str | None]:
+            row = db.execute(
+                "SELECT chain_hash FROM events WHERE gateway_id = ? AND seq = ?", (gw, seq)
+            ).fetchone()
+            return (row is not None, None if row is None else row[0])
+
+        # Heads held back earlier whose event this batch brought.
+        for seq, digest, batch_id in db.execute(
+            "SELECT seq, hash, batch_id FROM chain_heads WHERE gateway_id = ?"
+            " AND seq BETWEEN ? AND ?",
+            (gw, batch.first_seq, batch.last_seq),
+        ).fetchall():
+            found, held = held_hash(int(seq))
+            if found:
+                mismatch(int(seq), str(digest), held, str(batch_id))
+                db.execute(
+                    "DELETE FROM chain_heads WHERE gateway_id = ? AND seq = ?", (gw, int(seq))
+                )
+        head = batch.chain_head
+        if head is None:
+            return out
+        found, held = held_hash(head.seq)
+        if found:
+            mismatch(head.seq, head.hash, held, batch.batch_id)
+        else:
+            db.execute(
+                "INSERT OR IGNORE INTO chain_heads (gateway_id, seq, hash, batch_id, received_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (gw, head.seq, head.hash, batch.batch_id, now),
+            )
+        above = db.execute(
+            "SELECT max(seq) FROM events WHERE gateway_id = ? AND seq > ?"
+            " AND chain_hash IS NOT NULL",
+            (gw, head.seq),
+        ).fetchone()[0]
+        if above is not None:
+            details = {"head_hash": head.hash, "batch_id": batch.batch_id, "held_seq": int(above)}
+            key = f"{JOURNAL_HEAD_REWOUND}/{gw}/{head.seq}/{head.hash}"
+            out.append(NewAlert(key, JOURNAL_HEAD_REWOUND, gw, head.seq, now, details))
         return out
 
     def _insert_alerts(self, alerts: list[NewAlert], now: float) -> int:
@@ -755,6 +845,25 @@ class SqliteRepository(SqliteWorker):
         return await self._run(op)
 
     # -- queries --------------------------------------------------------------------------
+
+    async def tap_tally(self, *, since: float, until: float) -> list[TapTally]:
+        """Per gateway, its taps journaled in ``[since, until)`` (the monthly bulletin's
+        count of unverified bands): one aggregate over the kind/time index, no body decoded
+        in Python."""
+
+        def op() -> list[TapTally]:
+            rows = self.db.execute(
+                "SELECT gateway_id, count(*), sum(unverified),"
+                " count(DISTINCT CASE WHEN unverified THEN band END) FROM"
+                " (SELECT gateway_id, json_extract(body, '$.payload.wristband') AS band,"
+                "  coalesce(json_extract(body, '$.payload.verified') IS NOT 1, 1) AS unverified"
+                "  FROM events WHERE kind = 'tap' AND wall_time >= ? AND wall_time < ?)"
+                " GROUP BY gateway_id ORDER BY gateway_id",
+                (since, until),
+            ).fetchall()
+            return [TapTally(str(r[0]), int(r[1]), int(r[2] or 0), int(r[3])) for r in rows]
+
+        return await self._run(op)
 
     async def events(
         self,

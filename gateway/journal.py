@@ -176,6 +176,8 @@ class _State:
     last_drop_report: float = -1e18
     chain_seq: int = 0  # the newest chained (evidence) row, 0 before the first
     chain_hash: str = GENESIS
+    # The same pair as one object, replaced whole: another thread reads it without tearing.
+    chain_head: tuple[int, str] = (0, GENESIS)
 
 
 def _is_disk_full(exc: BaseException) -> bool:
@@ -525,6 +527,7 @@ class Journal:
             kept_seq, kept_hash = str(kept[0]).split(" ") if kept else ("0", GENESIS)
             if int(kept_seq) > st.chain_seq and len(kept_hash) == len(GENESIS):
                 st.chain_seq, st.chain_hash = int(kept_seq), kept_hash
+        st.chain_head = (st.chain_seq, st.chain_hash)
         self._conn = conn
         self._reader = _connect(self.path)
 
@@ -534,6 +537,12 @@ class Journal:
     def last_seq(self) -> int:
         """The highest durable sequence number."""
         return self._state.last_seq
+
+    @property
+    def chain_head(self) -> tuple[int, str]:
+        """(seq, hash) of the newest durable evidence row: the hash chain's head
+        (``(0, GENESIS)`` before the first); the uploader signs it into every batch."""
+        return self._state.chain_head
 
     def writer_alive(self) -> bool:
         """Whether the writer thread runs (the systemd watchdog stops pinging if not)."""
@@ -706,6 +715,7 @@ class Journal:
         st.commits += 1
         st.last_seq = seq
         st.chain_seq, st.chain_hash = head
+        st.chain_head = head
         st.telemetry_bytes = tele_bytes
         st.dropped_synced += new_drops.synced
         st.dropped_unsynced += new_drops.unsynced

@@ -21,6 +21,12 @@ Evidence events may carry the hash-chain fields ``prev_seq``, ``prev_hash`` and 
 (:mod:`wire.chain`); they are optional, so batches of gateways that predate the chain stay
 valid at version 1. A centre that predates them refuses them as unknown fields: upgrade the
 centre before its gateways.
+
+A batch may also carry ``chain_head``: ``{"seq": S, "hash": H}``, the head of the gateway's
+hash chain (its newest evidence event and that event's ``hash``) when the batch was built. It
+is under the batch signature, so it is a digest of the journal's history signed with the
+gateway's own key at every upload; the centre compares it with the event it holds at ``S``
+(docs/antifraud.md, "Signed chain head"). Optional, like the chain fields.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from wire.chain import ChainError, check_links
+from wire.chain import HASH_RE, ChainError, check_links
 from wire.errors import EnvelopeError
 
 WIRE_VERSION: Final = 1
@@ -151,6 +157,26 @@ def check_event(ev: Any, where: str = "event") -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The head of a gateway's journal hash chain: newest evidence ``seq`` and its ``hash``."""
+
+    seq: int
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "hash": self.hash}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "batch.chain_head") -> ChainHead:
+        _exact_keys(d, frozenset({"seq", "hash"}), where)
+        seq = _int(d["seq"], f"{where}.seq", lo=1)
+        digest = d["hash"]
+        if not isinstance(digest, str) or not HASH_RE.fullmatch(digest):
+            raise EnvelopeError(f"{where}.hash must be 64 lowercase hex digits", field=where)
+        return cls(seq, digest)
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
     """Events of one gateway, ascending seq; ``head_seq`` = the journal's last seq when sent."""
 
@@ -162,6 +188,7 @@ class Batch:
     created_at: float
     events: tuple[Mapping[str, Any], ...]
     skipped: tuple[tuple[int, int], ...] = ()
+    chain_head: ChainHead | None = None
 
     @classmethod
     def build(
@@ -173,25 +200,33 @@ class Batch:
         head_seq: int,
         created_at: float,
         skipped: Sequence[tuple[int, int]] = (),
+        chain_head: ChainHead | None = None,
     ) -> Batch:
         """A checked batch from event dicts (``Event.to_dict()``), first/last taken from them."""
         if not events:
             raise EnvelopeError("a batch needs at least one event")
-        return cls.from_dict(
-            {
-                "v": WIRE_VERSION,
-                "gateway_id": gateway_id,
-                "batch_id": batch_id,
-                "first_seq": events[0]["seq"],
-                "last_seq": events[-1]["seq"],
-                "head_seq": head_seq,
-                "created_at": created_at,
-                "events": list(events),
-                "skipped": [list(r) for r in skipped],
-            }
-        )
+        d: dict[str, Any] = {
+            "v": WIRE_VERSION,
+            "gateway_id": gateway_id,
+            "batch_id": batch_id,
+            "first_seq": events[0]["seq"],
+            "last_seq": events[-1]["seq"],
+            "head_seq": head_seq,
+            "created_at": created_at,
+            "events": list(events),
+            "skipped": [list(r) for r in skipped],
+        }
+        if chain_head is not None:
+            d["chain_head"] = chain_head.to_dict()
+        return cls.from_dict(d)
 
     def to_dict(self) -> dict[str, Any]:
+        d = self._fields()
+        if self.chain_head is not None:
+            d["chain_head"] = self.chain_head.to_dict()
+        return d
+
+    def _fields(self) -> dict[str, Any]:
         return {
             "v": WIRE_VERSION,
             "gateway_id": self.gateway_id,
@@ -223,7 +258,7 @@ class Batch:
                 "skipped",
             }
         )
-        _exact_keys(d, keys, "batch")
+        _exact_keys(d, keys, "batch", optional=frozenset({"chain_head"}))
         if d["v"] != WIRE_VERSION:
             raise EnvelopeError(
                 f"batch.v={brief(d['v'])}: only version {WIRE_VERSION} is understood"
@@ -261,7 +296,17 @@ class Batch:
         if skipped and skipped[-1][1] >= last:
             raise EnvelopeError("batch.skipped must lie below last_seq", field="batch.skipped")
         _disjoint(skipped, [e["seq"] for e in checked])
-        return cls(gateway_id, batch_id, first, last, head, created, tuple(checked), skipped)
+        chain_head = None
+        if "chain_head" in d:
+            chain_head = ChainHead.from_dict(d["chain_head"])
+            if chain_head.seq > head:
+                raise EnvelopeError(
+                    f"batch.chain_head.seq={chain_head.seq} is above head_seq={head}",
+                    field="batch.chain_head",
+                )
+        return cls(
+            gateway_id, batch_id, first, last, head, created, tuple(checked), skipped, chain_head
+        )
 
 
 def _disjoint(ranges: Sequence[tuple[int, int]], seqs: Sequence[int]) -> None:

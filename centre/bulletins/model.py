@@ -410,6 +410,9 @@ class DailyBulletin:
     rows: tuple[DailyRow, ...]
     missed: tuple[MissedRound, ...]
     total: PatrolTally
+    # Unverified bands and anti-fraud alerts per compound: ``CompoundIntegrity`` items from
+    # centre/bulletins/integrity.py (typed loosely: this module imports nothing of ours).
+    integrity: tuple[Any, ...] = ()
 
     @property
     def must_explain(self) -> tuple[str, ...]:
@@ -824,6 +827,9 @@ class MonthlyBulletin:
     period_end: float  # the month's end, or ``now`` for the month under way
     townships: tuple[MonthlyTownship, ...]
     partial: bool = field(default=False)
+    # Unverified bands and anti-fraud alerts per compound: ``CompoundIntegrity`` items from
+    # centre/bulletins/integrity.py (typed loosely: this module imports nothing of ours).
+    integrity: tuple[Any, ...] = ()
 
 
 def broadcast_counts(events: Iterable[Mapping[str, Any]], start: float, end: float) -> Broadcasts:

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from centre.bulletins import charts
 from centre.bulletins.charts import History
+from centre.bulletins.integrity import BUDDY_TAP, IMPOSSIBLE_TRAVEL, CompoundIntegrity, TapMark
 from centre.bulletins.model import (
     CAMERA,
     DOWN,
@@ -123,6 +124,78 @@ class Words:
         if len(a) == len(b) == 16 and a[:11] == b[:11]:
             return f"{a}-{b[11:]}"
         return f"{a} - {b}"
+
+
+ALERT_NAMES: Final = {
+    IMPOSSIBLE_TRAVEL: N_("impossible travel"),
+    BUDDY_TAP: N_("buddy tapping"),
+}
+
+
+def _duration(w: Words, seconds: float | None) -> str:
+    if seconds is None:
+        return w.unknown
+    if seconds < 120:
+        return w(N_("%(n)s s"), n=f"{seconds:.0f}")
+    return w(N_("%(n)s min"), n=f"{seconds / 60:.1f}")
+
+
+def _tap_view(w: Words, t: TapMark) -> dict[str, Any]:
+    return {
+        "time": w.time(t.at),
+        "checkpoint": t.checkpoint or w.unknown,
+        "guard": t.guard or w.unknown,
+        "wristband": t.wristband or w.unknown,
+        "snapshots": [s[:12] for s in t.snapshots],
+    }
+
+
+def integrity_view(w: Words, items: tuple[CompoundIntegrity, ...]) -> list[dict[str, Any]]:
+    """Per compound: counts, the unverified taps and the alerts with their evidence."""
+    out = []
+    for c in items:
+        alerts = []
+        for a in c.alerts:
+            if a.kind == IMPOSSIBLE_TRAVEL:
+                what = w(
+                    N_("band %(band)s (%(guard)s) from %(route)s in %(elapsed)s; walking "
+                       "needs at least %(walk)s"),
+                    band="、".join(a.wristbands) or w.unknown,
+                    guard="、".join(a.guards) or w.unknown,
+                    route=" → ".join(a.checkpoints) or w.unknown,
+                    elapsed=_duration(w, a.elapsed_s),
+                    walk=_duration(w, a.min_walk_s),
+                )  # fmt: skip
+            else:
+                what = w(
+                    N_("bands %(bands)s (%(guards)s) tapped together at %(checkpoints)s"),
+                    bands="、".join(a.wristbands) or w.unknown,
+                    guards="、".join(a.guards) or w.unknown,
+                    checkpoints="、".join(a.checkpoints) or w.unknown,
+                )  # fmt: skip
+            alerts.append(
+                {
+                    "kind": a.kind,
+                    "name": w.name(ALERT_NAMES, a.kind),
+                    "time": w.time(a.at),
+                    "what": what,
+                    "taps": [_tap_view(w, t) for t in a.taps],
+                }
+            )
+        out.append(
+            {
+                "compound": c.compound,
+                "township": c.township or w(N_("(no township)")),
+                "taps": c.taps,
+                "unverified": c.unverified_count,
+                "unverified_bands": c.unverified_bands,
+                "travel": c.travel_alerts,
+                "buddy": c.buddy_alerts,
+                "unverified_taps": [_tap_view(w, t) for t in c.unverified],
+                "alerts": alerts,
+            }
+        )
+    return out
 
 
 def _url(base: str, page: str, lang: str, **query: str) -> str:
@@ -278,6 +351,9 @@ def daily_html(
             csv_url=f"{base}/daily?" + urlencode({"date": b.day, "format": "csv"}),
             missed_csv_url=f"{base}/daily?"
             + urlencode({"date": b.day, "format": "csv", "table": "missed"}),
+            integrity=integrity_view(w, b.integrity),
+            integrity_csv_url=f"{base}/daily?"
+            + urlencode({"date": b.day, "format": "csv", "table": "integrity"}),
             compliance=compliance_view(w, history),
             heat=heatmap_view(w, history),
         )
@@ -396,6 +472,9 @@ def monthly_html(
             daily_url=_url(base, "daily", lang, date=days[-1]),
             last_day=days[-1],
             csv_url=f"{base}/monthly?" + urlencode({"month": b.month, "format": "csv"}),
+            integrity=integrity_view(w, b.integrity),
+            integrity_csv_url=f"{base}/monthly?"
+            + urlencode({"month": b.month, "format": "csv", "table": "integrity"}),
             compliance=compliance_view(w, history),
             heat=heatmap_view(w, history),
             uptime=uptime_view(w, b),

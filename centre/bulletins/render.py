@@ -359,6 +359,79 @@ def faults_csv(b: MonthlyBulletin) -> str:
     return to_csv(FAULTS_HEADER, rows)
 
 
+# --------------------------------------------------------------------------- integrity
+
+
+INTEGRITY_HEADER: Final = (
+    "day",
+    "township",
+    "compound",
+    "gateway",
+    "seq",
+    "time",
+    "item",
+    "checkpoints",
+    "guards",
+    "wristbands",
+    "verified",
+    "evidence",
+)
+
+
+def integrity_csv(b: DailyBulletin) -> str:
+    """One row per tap with an unverified band (``item`` unverified_tap) and per anti-fraud
+    alert (``item`` impossible_travel / buddy_tap, its evidence taps as ``time checkpoint
+    band`` separated by ``; ``)."""
+    tz = b.timezone
+    rows: list[tuple[Any, ...]] = []
+    for c in b.integrity:
+        for t in c.unverified:
+            rows.append((b.day, c.township, c.compound, t.gateway_id, t.seq,
+                         local_text(t.at, tz), "unverified_tap", t.checkpoint, t.guard,
+                         t.wristband, "no", ""))  # fmt: skip
+        for a in c.alerts:
+            evidence = "; ".join(
+                f"{local_text(t.at, tz)} {t.checkpoint} {t.wristband}" for t in a.taps
+            )
+            rows.append((b.day, c.township, c.compound, a.gateway_id,
+                         "" if a.seq is None else a.seq, local_text(a.at, tz), a.kind,
+                         " ".join(a.checkpoints), " ".join(a.guards), " ".join(a.wristbands),
+                         "", evidence))  # fmt: skip
+    return to_csv(INTEGRITY_HEADER, rows)
+
+
+MONTHLY_INTEGRITY_HEADER: Final = (
+    "month",
+    "township",
+    "compound",
+    "taps",
+    "unverified_taps",
+    "unverified_bands",
+    "impossible_travel_alerts",
+    "buddy_tap_alerts",
+)
+
+
+def monthly_integrity_csv(b: MonthlyBulletin) -> str:
+    """One row per compound: its taps, unverified ones and anti-fraud alerts of the month."""
+    return to_csv(
+        MONTHLY_INTEGRITY_HEADER,
+        (
+            (
+                b.month,
+                c.township,
+                c.compound,
+                c.taps,
+                c.unverified_count,
+                c.unverified_bands,
+                c.travel_alerts,
+                c.buddy_alerts,
+            )
+            for c in b.integrity
+        ),
+    )
+
+
 from centre.bulletins.pages import daily_html, monthly_html  # noqa: E402
 
 __all__ = [
@@ -366,9 +439,11 @@ __all__ = [
     "daily_html",
     "devices_csv",
     "faults_csv",
+    "integrity_csv",
     "missed_csv",
     "monthly_csv",
     "monthly_html",
+    "monthly_integrity_csv",
     "pct",
     "safe_cell",
     "to_csv",

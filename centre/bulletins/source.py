@@ -14,6 +14,7 @@ import asyncio
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -21,6 +22,12 @@ from typing import Any, Final, Protocol
 from centre.bulletins import render
 from centre.bulletins.charts import History
 from centre.bulletins.explanations import ExplanationStore
+from centre.bulletins.integrity import (
+    FRAUD_KINDS,
+    CompoundIntegrity,
+    compound_counts,
+    compound_integrity,
+)
 from centre.bulletins.model import (
     DEFAULT_TZ,
     MISSED,
@@ -41,6 +48,7 @@ from centre.bulletins.model import (
 from centre.errors import BadRequest, CentreError
 
 PAGE: Final = 5000
+MAX_ALERTS: Final = 100_000
 DAY_S: Final = 86400.0
 # Gateways forget patrol days after 40 days, so no verdict revision can come later than this.
 REVISION_WINDOW_S: Final = 41 * DAY_S
@@ -88,6 +96,17 @@ class EventSource(Protocol):
 
     async def gateways(self) -> Sequence[Any]: ...
 
+    async def alerts(
+        self,
+        *,
+        gateway_id: str | None = None,
+        kind_prefix: str | None = None,
+        since: float | None = None,
+        limit: int = 1000,
+    ) -> Sequence[Any]: ...
+
+    async def tap_tally(self, *, since: float, until: float) -> Sequence[Any]: ...
+
 
 async def fetch_events(
     repo: EventSource,
@@ -134,6 +153,33 @@ async def _fetch_many(
     return out
 
 
+async def _fraud_alerts(repo: EventSource, start: float) -> list[Any]:
+    # Looked up by when they were raised (from a day before ``start``: an alert is raised
+    # at ingest, after its taps); kept by the time of their taps (integrity.py).
+    alerts: list[Any] = []
+    for kind in FRAUD_KINDS:
+        alerts += await repo.alerts(kind_prefix=kind, since=start - DAY_S, limit=MAX_ALERTS)
+    return alerts
+
+
+async def fetch_integrity(
+    repo: EventSource, units: Sequence[Any], start: float, end: float
+) -> tuple[CompoundIntegrity, ...]:
+    """Unverified taps (listed) and anti-fraud alerts of ``[start, end)`` per compound."""
+    taps = await fetch_events(repo, "tap", since=start, until=end)
+    alerts = await _fraud_alerts(repo, start)
+    return await asyncio.to_thread(compound_integrity, units, taps, alerts, start, end)
+
+
+async def count_integrity(
+    repo: EventSource, units: Sequence[Any], start: float, end: float
+) -> tuple[CompoundIntegrity, ...]:
+    """As :func:`fetch_integrity`, counted by the repository (a month of taps is not read)."""
+    tallies = await repo.tap_tally(since=start, until=end)
+    alerts = await _fraud_alerts(repo, start)
+    return compound_counts(units, tallies, alerts, start, end)
+
+
 async def build_daily(
     repo: EventSource,
     store: ExplanationStore,
@@ -153,16 +199,21 @@ async def build_daily(
     sums = await fetch_events(repo, "patrol.daily_summary", since=since, until=until)
     units = units_from_registry(await repo.gateways())
     explanations = await store.all()
+    day_start, day_end = day_bounds(day, tz)
+    integrity = await fetch_integrity(repo, units, day_start, day_end)
 
     def compute() -> DailyBulletin:
-        return daily_bulletin(
-            day,
-            units,
-            latest_verdicts(rounds),
-            latest_summaries(sums),
-            explanations,
-            now=now,
-            tz=tz,
+        return replace(
+            daily_bulletin(
+                day,
+                units,
+                latest_verdicts(rounds),
+                latest_summaries(sums),
+                explanations,
+                now=now,
+                tz=tz,
+            ),
+            integrity=integrity,
         )
 
     # Tens of thousands of verdicts in a large district: not on the event loop.
@@ -209,11 +260,13 @@ async def build_monthly(
             broadcast_events=got.get("casts", []),
         )
     explanations = await store.all()
+    integrity = await count_integrity(repo, units, start, end_known)
 
     def compute() -> MonthlyBulletin:
-        return monthly_bulletin(
+        b = monthly_bulletin(
             month, units, latest_verdicts(rounds), activity, explanations, now=now, tz=tz
         )
+        return replace(b, integrity=integrity)
 
     return await asyncio.to_thread(compute)
 

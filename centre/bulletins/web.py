@@ -6,8 +6,9 @@
 Routes (operators only, see :mod:`centre.bulletins.auth`):
 
 - ``GET  /bulletins``                      index with links
-- ``GET  /bulletins/daily?date=D[&format=csv[&table=missed]]``   default: yesterday
-- ``GET  /bulletins/monthly?month=M[&format=csv[&table=devices|faults]]``  default: last month
+- ``GET  /bulletins/daily?date=D[&format=csv[&table=missed|integrity]]``   default: yesterday
+- ``GET  /bulletins/monthly?month=M[&format=csv[&table=devices|faults|integrity]]``
+  default: last month
 
 Every page takes ``lang=zh-CN|en`` (else the browser's ``Accept-Language``, else Chinese); pages
 come from :mod:`centre.bulletins.pages` (Jinja2 templates). These routes are stable: the console
@@ -74,8 +75,8 @@ SECURITY_HEADERS: Final = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-DAILY_TABLES: Final = ("compounds", "missed")
-MONTHLY_TABLES: Final = ("compounds", "devices", "faults")
+DAILY_TABLES: Final = ("compounds", "missed", "integrity")
+MONTHLY_TABLES: Final = ("compounds", "devices", "faults", "integrity")
 
 
 class OperatorRequired(CentreError):
@@ -124,7 +125,11 @@ async def daily_response(
         history = await patrol_history(repo, days_ending(day), now=now, tz=tz)
         page = pages.daily_html(bulletin, lang=lang, history=history)
         return _respond(page, render.CONTENT_TYPE_HTML)
-    text = render.daily_csv(bulletin) if table == "compounds" else render.missed_csv(bulletin)
+    text = {
+        "compounds": render.daily_csv,
+        "missed": render.missed_csv,
+        "integrity": render.integrity_csv,
+    }[table](bulletin)
     name = f"daily-{day}" + ("" if table == "compounds" else f"-{table}")
     return _respond(
         text,
@@ -162,6 +167,7 @@ async def monthly_response(
         "compounds": render.monthly_csv,
         "devices": render.devices_csv,
         "faults": render.faults_csv,
+        "integrity": render.monthly_integrity_csv,
     }[table](bulletin)
     name = f"monthly-{month}" + ("" if table == "compounds" else f"-{table}")
     return _respond(

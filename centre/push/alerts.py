@@ -59,6 +59,8 @@ TAMPER_WORDS: Final = {
     "journal.fork": N_("the journal was forked"),
     "journal.rewritten": N_("the journal was rewritten"),
     "journal.segment_start": N_("the journal's chain started again"),
+    "journal.head_mismatch": N_("the gateway's signed journal head differs from the centre's copy"),
+    "journal.head_rewound": N_("the gateway's journal went back to an older state"),
     "journal.audit_report": N_("the gateway's own journal check reported a problem"),
     "impossible_travel": N_("two taps too far apart to walk in the time (suspected proxy tap)"),
     "buddy_tap": N_("several wristbands tapped together (suspected proxy tap)"),

@@ -234,3 +234,7 @@ def add_cli(subparsers: Any) -> None:
         "--timeout", type=float, default=15.0, help=_("seconds to wait for the reader")
     )
     pair.set_defaults(handler=cmd_reader_pair)
+
+    from gateway.checkpoints.bands_cli import add_cli as add_bands_cli
+
+    add_bands_cli(subparsers)

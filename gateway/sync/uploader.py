@@ -20,6 +20,11 @@ recovery). At start the floor is just below the first unsynced row. Each step:
    for another batch or claiming seqs we never wrote is a SyncError: logged, retried.
 5. Failures back off exponentially with full jitter; 429/503 wait for Retry-After. A request
    that timed out (a slow link) halves the batch size for the next tries.
+6. Every batch carries ``chain_head`` (the journal hash chain's newest seq and hash) under
+   the batch signature: a signed digest of the journal's history at every upload. When no
+   batch has gone out for :data:`CHAIN_HEAD_INTERVAL_S`, the uploader journals a small
+   ``sync.chain_head`` telemetry event so that an upload, and its signed head, goes out at
+   least hourly. The centre compares each head with the event it holds (docs/antifraud.md).
 
 Only one batch is in memory (or flight) at a time, whatever the backlog. The first upload
 waits a random delay so a district's gateways do not all reconnect in the same second.
@@ -46,14 +51,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.clock import Clock
 from gateway.errors import JournalError, SyncError
-from gateway.events import EVIDENCE, Event
+from gateway.events import EVIDENCE, TELEMETRY, Event
 from gateway.journal import Journal
 from gateway.sync.config import SyncPaths, SyncSection
 from gateway.sync.policy import Backoff, Link, LinkTracker, judge_ack, parse_retry_after
 from gateway.sync.provision import load_private_key, read_enrollment
 from gateway.sync.replies import hostile, parse_ack, reply_error, reply_start
 from gateway.sync.tls import client_ssl_context, read_limited
-from wire import BATCH_TYPE, Ack, Batch, holes, seal
+from wire import BATCH_TYPE, Ack, Batch, ChainHead, holes, seal
 
 log = logging.getLogger("gateway.sync.uploader")
 
@@ -64,6 +69,8 @@ GZIP_LEVEL: Final = 6
 RETRY_AFTER_JITTER: Final = 0.1  # wait Retry-After plus up to 10 %: clients must not return in step
 NOT_PROVISIONED_POLL_S: Final = 60.0
 STATUS_SECTION: Final = "sync"
+CHAIN_HEAD_INTERVAL_S: Final = 3600.0  # a signed chain head reaches the centre at least hourly
+CHAIN_HEAD_KIND: Final = "sync.chain_head"
 
 Publish = Callable[[str, Any], None]
 
@@ -117,6 +124,7 @@ class Uploader:
         self.retry_in_s = 0.0
         self.last_ack: Ack | None = None
         self.counters = {"batches": 0, "events": 0, "wire_bytes": 0, "raw_bytes": 0, "errors": 0}
+        self.last_head_sent = clock.monotonic()  # a batch with the chain head last went out
 
     # -- the service ----------------------------------------------------------------------
 
@@ -179,6 +187,8 @@ class Uploader:
         """One upload attempt (or one idle wait); returns the delay before the next."""
         plan = await self.plan()
         if plan is None:
+            if await self._chain_head_due():
+                return 0.0
             await self.journal.wait_for_new(self.floor, timeout=self.section.idle_poll_s)
             return 0.0
         try:
@@ -197,6 +207,22 @@ class Uploader:
         self.backoff.reset()
         await self._link_success()
         return 0.0
+
+    async def _chain_head_due(self) -> bool:
+        """Idle for an hour with a chain: journal ``sync.chain_head`` so the next upload
+        carries a fresh signed head. True when it did."""
+        seq, digest = self.journal.chain_head
+        if seq == 0 or self.clock.monotonic() - self.last_head_sent < CHAIN_HEAD_INTERVAL_S:
+            return False
+        try:
+            await self.journal.append(
+                CHAIN_HEAD_KIND, {"chain_seq": seq, "chain_hash": digest}, cls=TELEMETRY
+            )
+        except JournalError as exc:
+            log.warning("sync: chain head not journaled: %s", exc)
+            return False
+        self.last_head_sent = self.clock.monotonic()
+        return True
 
     # -- deciding what to send ------------------------------------------------------------
 
@@ -230,6 +256,8 @@ class Uploader:
     async def send(
         self, session: aiohttp.ClientSession, key: Ed25519PrivateKey, plan: Plan
     ) -> None:
+        # The chain head first: last_seq only grows, so it stays at or above the head's seq.
+        head_seq, head_hash = self.journal.chain_head
         batch = Batch.build(
             self.journal.gateway_id,
             f"b{plan.events[0].seq}-{uuid.uuid4().hex[:12]}",
@@ -237,6 +265,7 @@ class Uploader:
             head_seq=max(self.journal.last_seq, plan.events[-1].seq),
             created_at=self.clock.wall(),
             skipped=plan.skipped,
+            chain_head=ChainHead(head_seq, head_hash) if head_seq else None,
         )
         wire_body, raw_size = await asyncio.to_thread(seal_batch, batch, key)
         try:
@@ -294,6 +323,7 @@ class Uploader:
             else:
                 self.evidence_cursor = max(self.evidence_cursor, batch.last_seq)
         self.last_ack = ack
+        self.last_head_sent = self.clock.monotonic()
         self.counters["batches"] += 1
         self.counters["events"] += len(batch.events)
         self._successes += 1
