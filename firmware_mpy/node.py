@@ -49,7 +49,7 @@ class CheckpointNode:
     """
 
     def __init__(self, settings, bus, nfc, led, buzzer_pin, store, rng, wdt=None,
-                 console=None, uptime=None):
+                 console=None, uptime=None, ota=None):
         self.settings = settings
         self.bus = bus
         self.nfc = nfc
@@ -68,6 +68,7 @@ class CheckpointNode:
         self._sun = {}  # tap number -> the band's SUN message (card data), see sunread.py
         self._band_failures = 0
         self.reboot_requested = False
+        self.ota = ota  # ota.Updater: firmware images over the bus (None: refused)
         s = settings
         self.pd = osdp_pd.PeripheralDevice(
             s.address, self, scbk=s.scbk, install_mode=s.install_mode,
@@ -108,6 +109,9 @@ class CheckpointNode:
         return osdp_pd.REPLY_MFGREP, reports.status(
             vendor, st.pending_count(), st.delivered, st.next_number, st.boot,
             aes128.backend() == "soft", st.writes)
+
+    def on_file(self, data):
+        return None if self.ota is None else self.ota.on_file(data)
 
     def next_report(self, now_ms):
         r = self.store.first_pending()
@@ -200,6 +204,8 @@ class CheckpointNode:
                 self.bus.send(reply, self._last_rx_us)
             if self.pd.pending_comset is not None:
                 self._apply_comset()
+            if self.ota is not None and self.pd.sc.active:
+                self.ota.slots.confirm()  # a slot on trial came up in Secure Channel
         self.pd.tick(now_ms)
 
     def update_outputs(self, now_ms):

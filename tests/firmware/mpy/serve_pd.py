@@ -4,7 +4,9 @@
 #   tap <uid-hex> / untap                            a card in / out of the PN532 field
 #   band <uid-hex> <https-url>                       an NTAG 424 DNA band whose NDEF URI is url
 #   quit                                             stop (the harness saves /flash)
-# Events back on ctl: "ready", "led <colour>", "buz <0|1>", "tap <number>".
+# Events back on ctl: "ready <boot> <pending> <slot-boot> <slot> <release>", "led <colour>",
+# "buz <0|1>", "tap <number>", "ota staged <release>" / "ota refused <why>" /
+# "ota confirmed" (firmware images over osdp_FILETRANSFER, firmware_mpy/ota.py).
 import asyncio
 import binascii
 
@@ -12,6 +14,7 @@ import clock
 import hostio
 import machine
 import node
+import ota
 import pn532
 import rs485
 import settings
@@ -74,10 +77,15 @@ async def main():
             machine.Pin(7, machine.Pin.OUT))
     buz = machine.Pin(10, machine.Pin.OUT)
     store = tapstore.TapStore(FLASH + "/data")
+    slots = ota.Slots(FLASH)
+    booted = slots.boot()
+    up = ota.Updater(slots)
     n = node.CheckpointNode(s, bus, nfc, node.LedOut(*pins), buz, store, rng,
-                            wdt=machine.WDT(timeout=8000))
+                            wdt=machine.WDT(timeout=8000), ota=up)
     n.pd.offline_after_ms = int(offline_ms)
-    hostio.ctl_write("ready %d %d" % (store.boot, store.pending_count()))
+    hostio.ctl_write("ready %d %d %s %s %d" % (store.boot, store.pending_count(), booted,
+                                              slots.state["active"], slots.state["release"]))
+    seen = (0, None, slots.state["trial"])
     led = buzzing = None
     taps = store.next_number
     while True:
@@ -103,6 +111,15 @@ async def main():
         if buz.value() != buzzing:
             buzzing = buz.value()
             hostio.ctl_write("buz %d" % buzzing)
+        now = (up.staged, up.refused, slots.state["trial"])
+        if now != seen:
+            if now[0] != seen[0]:
+                hostio.ctl_write("ota staged %d" % now[0])
+            if now[1] is not None and now[1] != seen[1]:
+                hostio.ctl_write("ota refused %s" % now[1])
+            if seen[2] and not now[2]:
+                hostio.ctl_write("ota confirmed")
+            seen = now
         await asyncio.sleep_ms(1)
 
 

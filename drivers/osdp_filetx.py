@@ -1,0 +1,166 @@
+"""Checkpoint node firmware over the bus: a verified node image to one reader by osdp_FILETRANSFER.
+
+A node image is an ordinary signed update bundle (:mod:`gateway.update.bundle`) whose hardware
+names a node board (``node-rp2040``, ``node-esp32c3``) and whose only file is ``node.img``. The
+gateway checks the bundle exactly as it checks its own (signature first, then expiry, hardware,
+rollback) and reads the image capped at its declared size, refusing on a hash mismatch. What goes
+over the bus is :func:`pack_image`: a 44-byte header (``CGN1``, release, size, the sha256 from the
+signed metadata) and the image. The node (firmware_mpy/ota.py) hashes the image as it arrives,
+compares with the header, refuses a release not newer than its own, and only then stages the new
+slot; it switches at its next start and falls back if that slot never reaches Secure Channel.
+
+libosdp's control panel does the transfer (``register_file_ops`` + a ``FileTransfer`` command);
+:func:`send_image` drives it and reports one :class:`TransferResult`. libosdp takes a node that
+answers the last fragment with an error status offline (and so out of Secure Channel): that, or
+the transfer stopping, is how a refusal shows on this side. Usage::
+
+    image = load_node_image(bundle_dir, pubkey, now=time.time(), hardware="node-rp2040")
+    result = send_image(cp, address, image, timeout=600)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from gateway.update.bundle import (
+    FILES_DIR,
+    UpdateRefused,
+    read_capped,
+    read_signed,
+    verify_metadata,
+)
+
+NODE_FILE_TYPE = 1  # osdp_FILETRANSFER file type the node takes as a firmware image
+NODE_IMAGE_NAME = "node.img"
+MAGIC = b"CGN1"
+HEADER_SIZE = 44
+NODE_IMAGE_MAX = 96 * 1024  # firmware_mpy/ota.py SLOT_MAX
+SETTLE_S = 1.5  # after the last fragment: the node stays in Secure Channel if it took the image
+BAUD_BITS = 10  # 8N1: start + 8 data + stop per byte
+
+
+@dataclass(frozen=True, slots=True)
+class NodeImage:
+    version: str
+    release: int
+    sha256: bytes
+    image: bytes
+
+    def packed(self) -> bytes:
+        return pack_image(self.release, self.image, self.sha256)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    ok: bool
+    reason: str  # "sent", "refused" (node answered an error / left SC), "stalled", "timeout"
+    sent: int  # bytes the panel had delivered when it stopped
+    size: int
+    seconds: float
+
+
+class FileTxPanel(Protocol):
+    """The part of osdp.ControlPanel used here."""
+
+    def register_file_ops(self, address: int, fops: dict[str, Any]) -> Any: ...
+    def submit_command(self, address: int, cmd: dict[str, Any]) -> bool: ...
+    def get_file_tx_status(self, address: int) -> dict[str, int] | None: ...
+    def is_sc_active(self, address: int) -> bool: ...
+
+
+def pack_image(release: int, image: bytes, sha256: bytes | None = None) -> bytes:
+    """Header + image as the node expects it; ``sha256`` defaults to the image's own hash."""
+    digest = hashlib.sha256(image).digest() if sha256 is None else sha256
+    if len(digest) != 32 or not 0 < release < 2**32:
+        raise ValueError("release must be 1..2**32-1 and sha256 32 bytes")
+    return MAGIC + struct.pack("<II", release, len(image)) + digest + image
+
+
+def wire_seconds(n_bytes: int, baud: int = 9600) -> float:
+    """The least time ``n_bytes`` take on an 8N1 line at ``baud``."""
+    return n_bytes * BAUD_BITS / baud
+
+
+def load_node_image(
+    bundle: Path,
+    public_key: Ed25519PublicKey,
+    *,
+    now: float,
+    hardware: str,
+    installed_release: int = 0,
+) -> NodeImage:
+    """Verify a node bundle and return its image. Raises only :class:`UpdateRefused`."""
+    data, sig = read_signed(bundle)
+    meta = verify_metadata(
+        data, sig, public_key, now=now, hardware=hardware, installed_release=installed_release
+    )
+    if [f.path for f in meta.files] != [NODE_IMAGE_NAME]:
+        raise UpdateRefused("malformed", f"a node bundle holds exactly one file, {NODE_IMAGE_NAME}")
+    entry = meta.files[0]
+    if entry.size > NODE_IMAGE_MAX:
+        raise UpdateRefused("too_large", "node image larger than a slot", limit=NODE_IMAGE_MAX)
+    image = read_capped(bundle / FILES_DIR / NODE_IMAGE_NAME, entry.size)
+    digest = hashlib.sha256(image)
+    if len(image) != entry.size or digest.hexdigest() != entry.sha256:
+        raise UpdateRefused("hash_mismatch", "node image differs from the metadata", path=entry.path)
+    return NodeImage(meta.version, meta.release, digest.digest(), image)
+
+
+def send_file(
+    cp: FileTxPanel, address: int, payload: bytes, *, timeout: float, poll: float = 0.05
+) -> TransferResult:
+    """Send ``payload`` as file NODE_FILE_TYPE; returns when the node took it, refused it, or
+    ``timeout`` seconds passed. The panel must already be in Secure Channel with the node."""
+    from osdp import Command
+
+    def fopen(file_id: int, _size: int) -> int:
+        return len(payload) if file_id == NODE_FILE_TYPE else -1
+
+    def fread(size: int, offset: int) -> bytes:
+        return payload[offset : offset + size]
+
+    def fwrite(_data: bytes, _offset: int) -> int:
+        return -1  # the panel only sends
+
+    def fclose(_file_id: int) -> int:
+        return 0
+
+    cp.register_file_ops(address, {"open": fopen, "read": fread, "write": fwrite, "close": fclose})
+    start = time.monotonic()
+    if not cp.submit_command(address, {"command": Command.FileTransfer, "id": NODE_FILE_TYPE,
+                                       "flags": 0}):
+        return TransferResult(False, "stalled", 0, len(payload), 0.0)
+    sent = 0
+    done_at: float | None = None
+    started = False
+    while True:
+        now = time.monotonic()
+        st = cp.get_file_tx_status(address)
+        if st is not None:
+            started = True
+            sent = st["offset"]
+        if not cp.is_sc_active(address):
+            return TransferResult(False, "refused" if started else "stalled", sent,
+                                  len(payload), now - start)
+        if st is None and started:
+            return TransferResult(False, "refused", sent, len(payload), now - start)
+        if sent == len(payload):
+            if done_at is None:
+                done_at = now
+            elif now - done_at >= SETTLE_S:
+                return TransferResult(True, "sent", sent, len(payload), done_at - start)
+        if now - start > timeout:
+            return TransferResult(False, "timeout", sent, len(payload), now - start)
+        time.sleep(poll)
+
+
+def send_image(cp: FileTxPanel, address: int, image: NodeImage, *, timeout: float) -> TransferResult:
+    """Send a verified :class:`NodeImage` to the node at ``address``."""
+    return send_file(cp, address, image.packed(), timeout=timeout)
