@@ -147,7 +147,8 @@ class Updater:
             if not HEADER < size <= HEADER + SLOT_MAX or self.slots.state["trial"]:
                 self.refused = "size" if not self.slots.state["trial"] else "trial"
                 return ftstat(ST_ABORT)
-            self._f = open(self.slots.slot_path(self.slots.inactive()), "wb")
+            # open across fragments (closed by abort()), so no `with`
+            self._f = open(self.slots.slot_path(self.slots.inactive()), "wb")  # noqa: SIM115
             self._size = size
             self._at = 0
             self._head = b""

@@ -6,7 +6,8 @@ import sys
 
 FIRMWARE = ("aes128", "osdp_frame", "osdp_sc", "osdp_pd", "tapstore", "pn532", "rs485",
             "indicator", "settings", "provision", "reports", "clock", "node", "board",
-            "sunread")  # sunread: loaded at the first NTAG 424 DNA band tap
+            "sunread",  # sunread: loaded at the first NTAG 424 DNA band tap
+            "ota")  # ota: imported at start (slots), takes firmware images over the bus
 
 gc.collect()
 m0 = gc.mem_alloc()
