@@ -121,6 +121,7 @@ class Updater:
     def __init__(self, slots):
         self.slots = slots
         self._f = None
+        self._size = self._at = 0
         self.refused = None
         self.staged = 0  # release staged by the last complete transfer
 
@@ -155,8 +156,12 @@ class Updater:
             self._sha = hashlib.sha256()
             self.refused = None
         elif self._f is None or size != self._size or offset != self._at:
-            if self._f is not None and offset + n == self._at and size == self._size:
-                return ftstat(ST_OK)  # our status was lost; the panel repeats the fragment
+            if offset + n == self._at and size == self._size:
+                # our status was lost and the panel repeats the fragment: answer it again
+                if self._f is not None:
+                    return ftstat(ST_OK)
+                if self.refused is None and self._at == size:
+                    return ftstat(ST_DONE)
             self.abort()
             return ftstat(ST_INVALID)
         if offset + n > size:
