@@ -60,8 +60,15 @@ def main() -> int:
         (src / "node.img").write_bytes(_image(args.size))
         key = Ed25519PrivateKey.generate()
         now = time.time()
-        make_bundle(src, tmp / "bundle", private_key=key, version="1.1.0", release=2,
-                    hardware=[HARDWARE], expires=int(now) + 3600)
+        make_bundle(
+            src,
+            tmp / "bundle",
+            private_key=key,
+            version="1.1.0",
+            release=2,
+            hardware=[HARDWARE],
+            expires=int(now) + 3600,
+        )
         image = load_node_image(tmp / "bundle", key.public_key(), now=now, hardware=HARDWARE)
         flash = tmp / "flash"
         flash.mkdir()
@@ -71,8 +78,10 @@ def main() -> int:
             node.send(f"config {ADDRESS} {KEY.hex()} 8000")
             node.expect("ready")
             line = PacedChannel(node.channel, args.baud)
-            cp = ControlPanel([PDInfo(ADDRESS, line, scbk=KEY, flags=[LibFlag.EnforceSecure])],
-                              log_level=LogLevel.Error)
+            cp = ControlPanel(
+                [PDInfo(ADDRESS, line, scbk=KEY, flags=[LibFlag.EnforceSecure])],
+                log_level=LogLevel.Error,
+            )
             cp.start()
             end = time.monotonic() + 60
             while not cp.is_sc_active(ADDRESS):
@@ -89,15 +98,22 @@ def main() -> int:
                 cp.teardown()
             node.stop()
     packed = len(image.packed())
-    print(f"node image over OSDP file transfer, {args.runtime} node, {args.baud} baud 8N1, "
-          f"Secure Channel")
-    print(f"  image {args.size} bytes (+44 header = {packed}); result: {res.reason}, "
-          f"node: {staged}")
-    print(f"  measured transfer time            {res.seconds:8.1f} s "
-          f"({packed / max(res.seconds, 1e-9):.0f} image bytes/s)")
+    print(
+        f"node image over OSDP file transfer, {args.runtime} node, {args.baud} baud 8N1, "
+        f"Secure Channel"
+    )
+    print(
+        f"  image {args.size} bytes (+44 header = {packed}); result: {res.reason}, node: {staged}"
+    )
+    print(
+        f"  measured transfer time            {res.seconds:8.1f} s "
+        f"({packed / max(res.seconds, 1e-9):.0f} image bytes/s)"
+    )
     print(f"  wire minimum, image bytes only    {wire_seconds(packed, args.baud):8.1f} s")
-    print(f"  wire minimum, bytes on the line   {wire_seconds(tx + rx, args.baud):8.1f} s "
-          f"(panel->node {tx}, node->panel {rx} bytes)")
+    print(
+        f"  wire minimum, bytes on the line   {wire_seconds(tx + rx, args.baud):8.1f} s "
+        f"(panel->node {tx}, node->panel {rx} bytes)"
+    )
     return 0 if res.ok else 1
 
 

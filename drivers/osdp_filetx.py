@@ -109,7 +109,9 @@ def load_node_image(
     image = read_capped(bundle / FILES_DIR / NODE_IMAGE_NAME, entry.size)
     digest = hashlib.sha256(image)
     if len(image) != entry.size or digest.hexdigest() != entry.sha256:
-        raise UpdateRefused("hash_mismatch", "node image differs from the metadata", path=entry.path)
+        raise UpdateRefused(
+            "hash_mismatch", "node image differs from the metadata", path=entry.path
+        )
     return NodeImage(meta.version, meta.release, digest.digest(), image)
 
 
@@ -134,8 +136,9 @@ def send_file(
 
     cp.register_file_ops(address, {"open": fopen, "read": fread, "write": fwrite, "close": fclose})
     start = time.monotonic()
-    if not cp.submit_command(address, {"command": Command.FileTransfer, "id": NODE_FILE_TYPE,
-                                       "flags": 0}):
+    if not cp.submit_command(
+        address, {"command": Command.FileTransfer, "id": NODE_FILE_TYPE, "flags": 0}
+    ):
         return TransferResult(False, "stalled", 0, len(payload), 0.0)
     sent = 0
     done_at: float | None = None
@@ -147,8 +150,9 @@ def send_file(
             started = True
             sent = st["offset"]
         if not cp.is_sc_active(address):
-            return TransferResult(False, "refused" if started else "stalled", sent,
-                                  len(payload), now - start)
+            return TransferResult(
+                False, "refused" if started else "stalled", sent, len(payload), now - start
+            )
         if st is None and started:
             return TransferResult(False, "refused", sent, len(payload), now - start)
         if sent == len(payload):
@@ -161,6 +165,8 @@ def send_file(
         time.sleep(poll)
 
 
-def send_image(cp: FileTxPanel, address: int, image: NodeImage, *, timeout: float) -> TransferResult:
+def send_image(
+    cp: FileTxPanel, address: int, image: NodeImage, *, timeout: float
+) -> TransferResult:
     """Send a verified :class:`NodeImage` to the node at ``address``."""
     return send_file(cp, address, image.packed(), timeout=timeout)

@@ -48,7 +48,7 @@ class PacedChannel(Channel):
             ready, data = self._rx.pop(0)
             take = data[: max_bytes - len(out)]
             if len(take) < len(data):
-                self._rx.insert(0, (ready, data[len(take):]))
+                self._rx.insert(0, (ready, data[len(take) :]))
             out += take
         self.rx_bytes += len(out)
         return out

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -212,11 +211,13 @@ def test_gateway_refuses_tampered_wrong_hardware_and_rollback_node_bundles(
     with pytest.raises(UpdateRefused) as e:
         load_node_image(bundle, pub, now=NOW, hardware=HARDWARE)  # type: ignore[arg-type]
     assert e.value.code == "hash_mismatch"
-    two, pub2 = _bundle(tmp_path, image, 4, name="two")
-    (tmp_path / "src-two" / "extra.bin").write_bytes(b"x")
+    src = tmp_path / "src-two"
+    src.mkdir()
+    (src / "node.img").write_bytes(image)
+    (src / "extra.bin").write_bytes(b"x")  # a second file: not a node image bundle
     three = tmp_path / "three"
     key = Ed25519PrivateKey.generate()
-    make_bundle(tmp_path / "src-two", three, private_key=key, version="1.4.0", release=4,
+    make_bundle(src, three, private_key=key, version="1.4.0", release=4,
                 hardware=[HARDWARE], expires=NOW + 86400)
     with pytest.raises(UpdateRefused) as e:
         load_node_image(three, key.public_key(), now=NOW, hardware=HARDWARE)

@@ -51,7 +51,8 @@ def test_image_staged_in_inactive_slot():
     # the last fragment again (our status was lost): the same answer, nothing rewritten
     last = len(p) - len(p) % 100 if len(p) % 100 else len(p) - 100
     assert status(up.on_file(frag(len(p), last, p[last:]))) == ota.ST_DONE
-    assert open(root + "/slot_b", "rb").read() == IMAGE
+    with open(root + "/slot_b", "rb") as f:
+        assert f.read() == IMAGE
     s2 = ota.Slots(root)  # as after a reset
     assert (s2.state["active"], s2.state["next"], s2.state["next_release"]) == ("a", "b", 3)
 
@@ -133,7 +134,8 @@ def test_torn_state_file_recovered():
     s.save()
     os.rename(root + "/ota.json", root + "/ota.json.tmp")  # reset between remove and rename
     assert ota.Slots(root).state["release"] == 4
-    open(root + "/ota.json", "w").write("{garbage")
+    with open(root + "/ota.json", "w") as f:
+        f.write("{garbage")
     os.remove(root + "/ota.json.tmp")
     st = ota.Slots(root).state  # unreadable: the first slot, nothing staged
     assert (st["active"], st["next"], st["trial"]) == ("a", None, 0)
