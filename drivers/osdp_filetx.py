@@ -60,7 +60,9 @@ class NodeImage:
 @dataclass(frozen=True, slots=True)
 class TransferResult:
     ok: bool
-    reason: str  # "sent", "refused" (node answered an error / left SC), "stalled", "timeout"
+    # "sent", "refused" (node answered an error / left SC), "stalled", "timeout",
+    # "no_secure_channel" (update_node_on_port: the node never came up)
+    reason: str
     sent: int  # bytes the panel had delivered when it stopped
     size: int
     seconds: float
@@ -170,3 +172,39 @@ def send_image(
 ) -> TransferResult:
     """Send a verified :class:`NodeImage` to the node at ``address``."""
     return send_file(cp, address, image.packed(), timeout=timeout)
+
+
+def update_node_on_port(
+    port: str, baud: int, address: int, scbk: bytes, image: NodeImage, *, timeout: float
+) -> TransferResult:
+    """Open ``port`` (exclusively: stop the daemon's bus first), bring the node up in Secure
+    Channel with its key and send ``image``. Serial errors propagate (port busy, no adapter).
+
+        update_node_on_port("/dev/ttyUSB0", 9600, 3, scbk, image, timeout=900)
+    """
+    import serial
+    from osdp import ControlPanel, LibFlag, LogLevel, PDInfo
+
+    from drivers.osdp_bus import FrameSniffer, SerialChannel
+
+    start = time.monotonic()
+    ser = serial.Serial(port, baud, timeout=0, exclusive=True)
+    try:
+        channel = SerialChannel(ser, FrameSniffer(), on_fail=lambda _why: None, baud=baud)
+        cp = ControlPanel(
+            [PDInfo(address, channel, scbk=scbk, flags=[LibFlag.EnforceSecure])],
+            log_level=LogLevel.Error,
+        )
+        cp.start()
+        try:
+            deadline = start + min(timeout, 30.0)
+            while not cp.is_sc_active(address):
+                if time.monotonic() > deadline:
+                    return TransferResult(False, "no_secure_channel", 0, 0, 0.0)
+                time.sleep(0.05)
+            left = max(1.0, timeout - (time.monotonic() - start))
+            return send_image(cp, address, image, timeout=left)
+        finally:
+            cp.teardown()
+    finally:
+        ser.close()

@@ -49,6 +49,7 @@ CLI_EXTENSIONS: tuple[str, ...] = (
     "gateway.sync.cli",
     "gateway.setup.cli",
     "gateway.update.cli",
+    "gateway.update.nodes",
 )
 
 Handler = Callable[[argparse.Namespace], int]
