@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/node_ota.py [--size 30720] [--baud 9600] [--runtime micropython]
 
-A signed node bundle is made and verified as the gateway does (drivers/osdp_filetx.py), then
+A signed node bundle is made and verified as the gateway does (gateway/update/node.py), then
 libosdp's control panel sends the image by osdp_FILETRANSFER inside Secure Channel over a paced
 simulated line (tests/firmware/_wire.py) to the node firmware running in real MicroPython
 (WebAssembly port, or CPython with --runtime cpython), which hashes, stores and stages it. Printed
@@ -28,8 +28,9 @@ sys.path.insert(0, str(ROOT))
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 from osdp import ControlPanel, LibFlag, LogLevel, PDInfo  # noqa: E402
 
-from drivers.osdp_filetx import load_node_image, send_image, wire_seconds  # noqa: E402
+from drivers.osdp_filetx import send_file, wire_seconds  # noqa: E402
 from gateway.update.bundle import make_bundle  # noqa: E402
+from gateway.update.node import load_node_image  # noqa: E402
 from tests.firmware._live import LiveNode  # noqa: E402
 from tests.firmware._wire import PacedChannel  # noqa: E402
 
@@ -90,7 +91,7 @@ def main() -> int:
                     return 1
                 time.sleep(0.05)
             tx0, rx0 = line.tx_bytes, line.rx_bytes
-            res = send_image(cp, ADDRESS, image, timeout=1800)
+            res = send_file(cp, ADDRESS, image.packed(), timeout=1800)
             staged = node.expect("ota ", timeout=60) if res.ok else "(not staged)"
             tx, rx = line.tx_bytes - tx0, line.rx_bytes - rx0
         finally:

@@ -1,21 +1,18 @@
-"""Checkpoint node firmware over the bus: a verified node image to one reader by osdp_FILETRANSFER.
+"""Checkpoint node firmware over the bus: one file to one reader by libosdp's osdp_FILETRANSFER.
 
-A node image is an ordinary signed update bundle (:mod:`gateway.update.bundle`) whose hardware
-names a node board (``node-rp2040``, ``node-esp32c3``) and whose only file is ``node.img``. The
-gateway checks the bundle exactly as it checks its own (signature first, then expiry, hardware,
-rollback) and reads the image capped at its declared size, refusing on a hash mismatch. What goes
-over the bus is :func:`pack_image`: a 44-byte header (``CGN1``, release, size, the sha256 from the
-signed metadata) and the image. The node (firmware_mpy/ota.py) hashes the image as it arrives,
-compares with the header, refuses a release not newer than its own, and only then stages the new
-slot; it switches at its next start and falls back if that slot never reaches Secure Channel.
+Transport only (no policy): the gateway verifies the signed node bundle
+(:mod:`gateway.update.node`) and hands the image here. What goes over the bus is
+:func:`pack_image`: a 44-byte header (``CGN1``, release, size, the sha256 from the signed
+metadata) and the image. The node (firmware_mpy/ota.py) hashes the image as it arrives, compares
+with the header, refuses a release not newer than its own, and only then stages the new slot; it
+switches at its next start and falls back if that slot never reaches Secure Channel.
 
 libosdp's control panel does the transfer (``register_file_ops`` + a ``FileTransfer`` command);
-:func:`send_image` drives it and reports one :class:`TransferResult`. libosdp takes a node that
+:func:`send_file` drives it and reports one :class:`TransferResult`. libosdp takes a node that
 answers the last fragment with an error status offline (and so out of Secure Channel): that, or
 the transfer stopping, is how a refusal shows on this side. Usage::
 
-    image = load_node_image(bundle_dir, pubkey, now=time.time(), hardware="node-rp2040")
-    result = send_image(cp, address, image, timeout=600)
+    result = send_image(cp, address, release, image, sha256, timeout=600)
 """
 
 from __future__ import annotations
@@ -24,37 +21,14 @@ import hashlib
 import struct
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from gateway.update.bundle import (
-    FILES_DIR,
-    UpdateRefused,
-    read_capped,
-    read_signed,
-    verify_metadata,
-)
-
 NODE_FILE_TYPE = 1  # osdp_FILETRANSFER file type the node takes as a firmware image
-NODE_IMAGE_NAME = "node.img"
 MAGIC = b"CGN1"
 HEADER_SIZE = 44
-NODE_IMAGE_MAX = 96 * 1024  # firmware_mpy/ota.py SLOT_MAX
+IMAGE_MAX = 96 * 1024  # firmware_mpy/ota.py SLOT_MAX
 SETTLE_S = 1.5  # after the last fragment: the node stays in Secure Channel if it took the image
 BAUD_BITS = 10  # 8N1: start + 8 data + stop per byte
-
-
-@dataclass(frozen=True, slots=True)
-class NodeImage:
-    version: str
-    release: int
-    sha256: bytes
-    image: bytes
-
-    def packed(self) -> bytes:
-        return pack_image(self.release, self.image, self.sha256)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,41 +54,14 @@ class FileTxPanel(Protocol):
 def pack_image(release: int, image: bytes, sha256: bytes | None = None) -> bytes:
     """Header + image as the node expects it; ``sha256`` defaults to the image's own hash."""
     digest = hashlib.sha256(image).digest() if sha256 is None else sha256
-    if len(digest) != 32 or not 0 < release < 2**32:
-        raise ValueError("release must be 1..2**32-1 and sha256 32 bytes")
+    if len(digest) != 32 or not 0 < release < 2**32 or len(image) > IMAGE_MAX:
+        raise ValueError("release must be 1..2**32-1, sha256 32 bytes, the image <= 96 KiB")
     return MAGIC + struct.pack("<II", release, len(image)) + digest + image
 
 
 def wire_seconds(n_bytes: int, baud: int = 9600) -> float:
     """The least time ``n_bytes`` take on an 8N1 line at ``baud``."""
     return n_bytes * BAUD_BITS / baud
-
-
-def load_node_image(
-    bundle: Path,
-    public_key: Ed25519PublicKey,
-    *,
-    now: float,
-    hardware: str,
-    installed_release: int = 0,
-) -> NodeImage:
-    """Verify a node bundle and return its image. Raises only :class:`UpdateRefused`."""
-    data, sig = read_signed(bundle)
-    meta = verify_metadata(
-        data, sig, public_key, now=now, hardware=hardware, installed_release=installed_release
-    )
-    if [f.path for f in meta.files] != [NODE_IMAGE_NAME]:
-        raise UpdateRefused("malformed", f"a node bundle holds exactly one file, {NODE_IMAGE_NAME}")
-    entry = meta.files[0]
-    if entry.size > NODE_IMAGE_MAX:
-        raise UpdateRefused("too_large", "node image larger than a slot", limit=NODE_IMAGE_MAX)
-    image = read_capped(bundle / FILES_DIR / NODE_IMAGE_NAME, entry.size)
-    digest = hashlib.sha256(image)
-    if len(image) != entry.size or digest.hexdigest() != entry.sha256:
-        raise UpdateRefused(
-            "hash_mismatch", "node image differs from the metadata", path=entry.path
-        )
-    return NodeImage(meta.version, meta.release, digest.digest(), image)
 
 
 def send_file(
@@ -168,19 +115,27 @@ def send_file(
 
 
 def send_image(
-    cp: FileTxPanel, address: int, image: NodeImage, *, timeout: float
+    cp: FileTxPanel, address: int, release: int, image: bytes, sha256: bytes, *, timeout: float
 ) -> TransferResult:
-    """Send a verified :class:`NodeImage` to the node at ``address``."""
-    return send_file(cp, address, image.packed(), timeout=timeout)
+    """Send a verified image (``sha256`` from its signed metadata) to the node at ``address``."""
+    return send_file(cp, address, pack_image(release, image, sha256), timeout=timeout)
 
 
 def update_node_on_port(
-    port: str, baud: int, address: int, scbk: bytes, image: NodeImage, *, timeout: float
+    port: str,
+    baud: int,
+    address: int,
+    scbk: bytes,
+    release: int,
+    image: bytes,
+    sha256: bytes,
+    *,
+    timeout: float,
 ) -> TransferResult:
     """Open ``port`` (exclusively: stop the daemon's bus first), bring the node up in Secure
     Channel with its key and send ``image``. Serial errors propagate (port busy, no adapter).
 
-        update_node_on_port("/dev/ttyUSB0", 9600, 3, scbk, image, timeout=900)
+        update_node_on_port("/dev/ttyUSB0", 9600, 3, scbk, 5, image, sha256, timeout=900)
     """
     import serial
     from osdp import ControlPanel, LibFlag, LogLevel, PDInfo
@@ -203,7 +158,7 @@ def update_node_on_port(
                     return TransferResult(False, "no_secure_channel", 0, 0, 0.0)
                 time.sleep(0.05)
             left = max(1.0, timeout - (time.monotonic() - start))
-            return send_image(cp, address, image, timeout=left)
+            return send_image(cp, address, release, image, sha256, timeout=left)
         finally:
             cp.teardown()
     finally:

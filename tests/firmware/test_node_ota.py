@@ -13,17 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from osdp import ControlPanel, LibFlag, LogLevel, PDInfo
 
-from drivers.osdp_filetx import (
-    NodeImage,
-    load_node_image,
-    pack_image,
-    send_file,
-    send_image,
-)
+from drivers.osdp_filetx import pack_image, send_file
 from gateway.update.bundle import UpdateRefused, make_bundle
+from gateway.update.node import NodeImage, load_node_image
 from tests.firmware._live import LiveNode
 from tests.firmware._wire import PacedChannel
 
@@ -95,7 +93,9 @@ def _image(n: int, seed: int = 1) -> bytes:
     return out[:n]
 
 
-def _bundle(tmp: Path, image: bytes, release: int, name: str = "b") -> tuple[Path, object]:
+def _bundle(
+    tmp: Path, image: bytes, release: int, name: str = "b"
+) -> tuple[Path, Ed25519PublicKey]:
     key = Ed25519PrivateKey.generate()
     src = tmp / f"src-{name}"
     src.mkdir()
@@ -114,7 +114,7 @@ def _state(flash: Path) -> dict:
 def signed_image(tmp_path: Path) -> NodeImage:
     image = _image(4096)
     bundle, pub = _bundle(tmp_path, image, 2)
-    return load_node_image(bundle, pub, now=NOW, hardware=HARDWARE)  # type: ignore[arg-type]
+    return load_node_image(bundle, pub, now=NOW, hardware=HARDWARE)
 
 
 def test_image_over_9600_baud_switches_slot_at_next_start(flash: Path,
@@ -122,7 +122,7 @@ def test_image_over_9600_baud_switches_slot_at_next_start(flash: Path,
     n = Node(flash)
     try:
         assert n.ready[3:] == ["ok", "a", "0"]
-        res = send_image(n.connect(), ADDRESS, signed_image, timeout=SEND_S)
+        res = send_file(n.connect(), ADDRESS, signed_image.packed(), timeout=SEND_S)
         assert res.ok, (res, n.live.stderr_tail())
         assert res.sent == len(signed_image.packed())
         n.live.expect("ota staged 2")
@@ -171,7 +171,7 @@ def test_slot_that_never_reaches_secure_channel_falls_back(flash: Path,
                                                           signed_image: NodeImage) -> None:
     n = Node(flash)
     try:
-        assert send_image(n.connect(), ADDRESS, signed_image, timeout=SEND_S).ok
+        assert send_file(n.connect(), ADDRESS, signed_image.packed(), timeout=SEND_S).ok
         n.live.expect("ota staged 2")
     finally:
         assert n.close() == 0
@@ -198,18 +198,18 @@ def test_gateway_refuses_tampered_wrong_hardware_and_rollback_node_bundles(
         tmp_path: Path) -> None:
     image = _image(2000)
     bundle, pub = _bundle(tmp_path, image, 3)
-    assert load_node_image(bundle, pub, now=NOW, hardware=HARDWARE).release == 3  # type: ignore[arg-type]
+    assert load_node_image(bundle, pub, now=NOW, hardware=HARDWARE).release == 3
     with pytest.raises(UpdateRefused) as e:
-        load_node_image(bundle, pub, now=NOW, hardware="node-esp32c3")  # type: ignore[arg-type]
+        load_node_image(bundle, pub, now=NOW, hardware="node-esp32c3")
     assert e.value.code == "wrong_hardware"
     with pytest.raises(UpdateRefused) as e:
-        load_node_image(bundle, pub, now=NOW, hardware=HARDWARE,  # type: ignore[arg-type]
+        load_node_image(bundle, pub, now=NOW, hardware=HARDWARE,
                         installed_release=3)
     assert e.value.code == "rollback"
     img = bundle / "files" / "node.img"
     img.write_bytes(image[:-1] + bytes([image[-1] ^ 1]))
     with pytest.raises(UpdateRefused) as e:
-        load_node_image(bundle, pub, now=NOW, hardware=HARDWARE)  # type: ignore[arg-type]
+        load_node_image(bundle, pub, now=NOW, hardware=HARDWARE)
     assert e.value.code == "hash_mismatch"
     src = tmp_path / "src-two"
     src.mkdir()

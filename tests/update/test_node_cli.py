@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.update.bundle import make_bundle, public_key_hex
-from gateway.update.nodes import add_cli
+from gateway.update.node_cli import add_cli
 from gateway.update.outbox import OUTBOX_NAME
 from tests.firmware._live import LiveNode
 

@@ -7,9 +7,9 @@ The bundle is verified as ``update verify`` does (signature, expiry, hardware, r
 ``--installed-release``) and must hold one ``node.img``; a refusal is printed and recorded in the
 update outbox the daemon journals (``update.refused`` with the node). Then the bus's port is
 opened exclusively (stop the daemon first, as for ``reader pair``), the node is brought up in
-Secure Channel with its key and the image is sent by osdp_FILETRANSFER
-(:mod:`drivers.osdp_filetx`). The node switches to it at its next start and falls back by itself
-if the new firmware does not come up in Secure Channel (docs/checkpoint-node.md).
+Secure Channel with its key and the image is sent by osdp_FILETRANSFER (:mod:`gateway.update.node`
+verifies, :mod:`drivers.osdp_filetx` sends). The node switches to it at its next start and falls
+back by itself if the new firmware does not come up in Secure Channel (docs/checkpoint-node.md).
 Exit codes: 0 sent; 1 refused or not sent; 2 bad usage or configuration.
 """
 
@@ -51,12 +51,13 @@ def _record_refusal(args: argparse.Namespace, exc: Any, node: str) -> None:
 def cmd_nodes_update(args: argparse.Namespace) -> int:
     from serial import SerialException
 
-    from drivers.osdp_filetx import load_node_image, update_node_on_port
+    from drivers.osdp_filetx import update_node_on_port
     from gateway.checkpoints.cli import load_section
     from gateway.checkpoints.config import load_reader_key
     from gateway.errors import ConfigError
     from gateway.update.bundle import UpdateRefused, load_public_key
     from gateway.update.cli import REFUSAL_WORDS
+    from gateway.update.node import load_node_image
 
     try:
         section, base, _status = load_section(args)
@@ -95,7 +96,14 @@ def cmd_nodes_update(args: argparse.Namespace) -> int:
         return 2
     try:
         result = update_node_on_port(
-            bus.port, bus.baud, point.address, scbk, image, timeout=args.timeout
+            bus.port,
+            bus.baud,
+            point.address,
+            scbk,
+            image.release,
+            image.image,
+            image.sha256,
+            timeout=args.timeout,
         )
     except (OSError, SerialException):  # port busy (daemon running), no adapter
         print(_("Cannot open %(port)s: is the daemon running? Stop it first.")
