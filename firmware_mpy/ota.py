@@ -15,6 +15,11 @@
 # the previous slot is active again.  Slots.confirm() (called once SC is up) ends the
 # trial.  Updater.on_file(data) answers each fragment with osdp_FTSTAT data.
 #
+# Heap: this module is not loaded on a node in steady state (its names alone would cost a
+# new qstr pool).  A marker file, PENDING, exists only while an image is staged or on
+# trial; node.start_updates() loads the module at start only then, and node.on_file()
+# loads it when a transfer arrives.
+#
 # Usage:  s = Slots("/"); s.boot(); up = Updater(s); stat = up.on_file(cmd_data)
 
 from micropython import const
@@ -28,6 +33,7 @@ MAGIC = b"CGN1"
 HEADER = const(44)  # MAGIC, release u32, image size u32, sha256 (32 bytes)
 SLOT_MAX = const(98304)  # largest image a slot takes (96 KiB)
 MAX_TRIAL_BOOTS = const(2)
+PENDING = "/ota.pending"  # under the root: present while staged or on trial
 # osdp_FTSTAT status (signed 16 bit, OSDP 2.2 section 7.25)
 ST_OK = const(0)
 ST_DONE = const(1)  # contents processed; switched to at the next boot
@@ -77,11 +83,23 @@ class Slots:
     def inactive(self):
         return "b" if self.state["active"] == "a" else "a"
 
+    def _pending(self, on):
+        p = self.root + PENDING
+        if on:
+            with open(p, "w"):
+                pass
+        else:
+            try:
+                os.remove(p)
+            except OSError:
+                pass
+
     def stage(self, release):
         st = self.state
         st["next"] = self.inactive()
         st["next_release"] = release
         self.save()
+        self._pending(True)  # after the state: a reset in between only skips the switch
 
     def boot(self):
         """Once per start: returns "ok", "switched", "trial" or "fallback"."""
@@ -92,6 +110,7 @@ class Slots:
                 st["active"], st["release"] = st["prev"], st["prev_release"]
                 st["trial"] = 0
                 self.save()
+                self._pending(False)
                 return "fallback"
             st["trial"] += 1
             self.save()
@@ -103,6 +122,7 @@ class Slots:
             st["trial"] = 1
             self.save()
             return "switched"
+        self._pending(False)
         return "ok"
 
     def confirm(self):
@@ -111,6 +131,7 @@ class Slots:
             return False
         self.state["trial"] = 0
         self.save()
+        self._pending(False)
         return True
 
 

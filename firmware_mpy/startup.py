@@ -104,15 +104,13 @@ def build():
                       machine.Pin(b, machine.Pin.OUT))
     buz = machine.Pin(p["buzzer"], machine.Pin.OUT, value=0)
     store = tapstore.TapStore(DATA_DIR)
-    import ota
-    slots = ota.Slots("/")
-    print("slot", slots.boot(), slots.state["active"])
+    updates = node.start_updates("/")
     try:
         console = Console()
     except (OSError, AttributeError, TypeError):
         console = None  # no pollable console on this port: provision with mpremote exec
     return node.CheckpointNode(s, bus, nfc, led, buz, store, _rng, console=console,
-                               ota=ota.Updater(slots))
+                               ota=updates, ota_root="/")
 
 
 def _log_crash(e):

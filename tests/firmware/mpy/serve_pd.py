@@ -9,12 +9,12 @@
 # "ota confirmed" (firmware images over osdp_FILETRANSFER, firmware_mpy/ota.py).
 import asyncio
 import binascii
+import json
 
 import clock
 import hostio
 import machine
 import node
-import ota
 import pn532
 import rs485
 import settings
@@ -77,15 +77,19 @@ async def main():
             machine.Pin(7, machine.Pin.OUT))
     buz = machine.Pin(10, machine.Pin.OUT)
     store = tapstore.TapStore(FLASH + "/data")
-    slots = ota.Slots(FLASH)
-    booted = slots.boot()
-    up = ota.Updater(slots)
+    up = node.start_updates(FLASH)  # as startup.py: ota.py loaded only when an image waits
+    booted = "ok" if up is None else up.booted
+    try:
+        with open(FLASH + "/ota.json") as f:
+            st = json.load(f)
+    except OSError:
+        st = {"active": "a", "release": 0, "trial": 0}
     n = node.CheckpointNode(s, bus, nfc, node.LedOut(*pins), buz, store, rng,
-                            wdt=machine.WDT(timeout=8000), ota=up)
+                            wdt=machine.WDT(timeout=8000), ota=up, ota_root=FLASH)
     n.pd.offline_after_ms = int(offline_ms)
     hostio.ctl_write("ready %d %d %s %s %d" % (store.boot, store.pending_count(), booted,
-                                              slots.state["active"], slots.state["release"]))
-    seen = (0, None, slots.state["trial"])
+                                              st["active"], st["release"]))
+    seen = (0, None, st["trial"])
     led = buzzing = None
     taps = store.next_number
     while True:
@@ -111,7 +115,8 @@ async def main():
         if buz.value() != buzzing:
             buzzing = buz.value()
             hostio.ctl_write("buz %d" % buzzing)
-        now = (up.staged, up.refused, slots.state["trial"])
+        up = n.ota
+        now = seen if up is None else (up.staged, up.refused, up.slots.state["trial"])
         if now != seen:
             if now[0] != seen[0]:
                 hostio.ctl_write("ota staged %d" % now[0])

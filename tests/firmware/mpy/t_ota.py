@@ -141,6 +141,21 @@ def test_torn_state_file_recovered():
     assert (st["active"], st["next"], st["trial"]) == ("a", None, 0)
 
 
+def test_pending_marker_follows_staged_and_trial():
+    import node
+
+    s, root = fresh()
+    assert node.start_updates(root) is None  # nothing waits: ota.py need not load at start
+    assert send(ota.Updater(s), packed(2, IMAGE)) == ota.ST_DONE
+    os.stat(root + ota.PENDING)
+    up = node.start_updates(root)
+    assert up.booted == "switched" and up.slots.state["active"] == "b"
+    os.stat(root + ota.PENDING)  # on trial: loaded again at the next start
+    assert up.slots.confirm()
+    mpytest.raises(OSError, os.stat, root + ota.PENDING)
+    assert node.start_updates(root) is None
+
+
 def test_pd_takes_an_image_only_inside_secure_channel():
     import osdp_frame
     import osdp_pd
