@@ -41,6 +41,22 @@ class LedOut:
                 p.value(v ^ 1 if self.inv else v)
 
 
+def start_updates(root):
+    """At start: an ota.Updater when an image is staged or on trial (ota.PENDING), after
+    switching slots if due; else None, and ota.py stays unloaded until a transfer."""
+    import os
+    try:
+        os.stat(root.rstrip("/") + "/ota.pending")
+    except OSError:
+        return None
+    import ota
+    s = ota.Slots(root)
+    up = ota.Updater(s)
+    up.booted = s.boot()  # "switched", "trial", "fallback" or "ok"
+    print("slot", up.booted, s.state["active"])
+    return up
+
+
 class CheckpointNode:
     """Glue object; also the `app` the PD engine calls back.
 
@@ -49,7 +65,7 @@ class CheckpointNode:
     """
 
     def __init__(self, settings, bus, nfc, led, buzzer_pin, store, rng, wdt=None,
-                 console=None, uptime=None):
+                 console=None, uptime=None, ota=None, ota_root=None):
         self.settings = settings
         self.bus = bus
         self.nfc = nfc
@@ -68,6 +84,8 @@ class CheckpointNode:
         self._sun = {}  # tap number -> the band's SUN message (card data), see sunread.py
         self._band_failures = 0
         self.reboot_requested = False
+        self.ota = ota  # ota.Updater, loaded by start_updates() or at the first transfer
+        self.ota_root = ota_root  # where the firmware slots live (None: no updates)
         s = settings
         self.pd = osdp_pd.PeripheralDevice(
             s.address, self, scbk=s.scbk, install_mode=s.install_mode,
@@ -108,6 +126,14 @@ class CheckpointNode:
         return osdp_pd.REPLY_MFGREP, reports.status(
             vendor, st.pending_count(), st.delivered, st.next_number, st.boot,
             aes128.backend() == "soft", st.writes)
+
+    def on_file(self, data):
+        if self.ota is None:
+            if self.ota_root is None:
+                return None
+            import ota
+            self.ota = ota.Updater(ota.Slots(self.ota_root))
+        return self.ota.on_file(data)
 
     def next_report(self, now_ms):
         r = self.store.first_pending()
@@ -200,6 +226,8 @@ class CheckpointNode:
                 self.bus.send(reply, self._last_rx_us)
             if self.pd.pending_comset is not None:
                 self._apply_comset()
+            if self.ota is not None and self.pd.sc.active:
+                self.ota.slots.confirm()  # a slot on trial came up in Secure Channel
         self.pd.tick(now_ms)
 
     def update_outputs(self, now_ms):

@@ -13,6 +13,7 @@
 #   app.next_report(now_ms) -> (reply_code, data, token) | None   unsolicited poll reply
 #   app.report_delivered(token)    the CP moved to the next sequence number: it has it
 #   app.on_mfg(vendor, data) -> (reply_code, data) | None
+#   app.on_file(data) -> ftstat data | None   optional: osdp_FILETRANSFER (firmware update)
 #
 # Delivery rule: a poll reply carrying a report is "in flight" until the CP sends a
 # command with the next sequence number (then the CP provably received it) -- only then
@@ -35,7 +36,9 @@ CMD_COMSET = const(0x6E)
 CMD_KEYSET = const(0x75)
 CMD_CHLNG = const(0x76)
 CMD_SCRYPT = const(0x77)
+CMD_FILETRANSFER = const(0x7C)
 CMD_MFG = const(0x80)
+CMD_ABORT = const(0xA2)
 # replies
 REPLY_ACK = const(0x40)
 REPLY_NAK = const(0x41)
@@ -45,6 +48,7 @@ REPLY_LSTATR = const(0x48)
 REPLY_RAW = const(0x50)
 REPLY_COM = const(0x54)
 REPLY_CCRYPT = const(0x76)
+REPLY_FTSTAT = const(0x7A)
 REPLY_RMAC_I = const(0x78)
 REPLY_MFGREP = const(0x90)
 # NAK reasons (OSDP 2.2 table 47)
@@ -322,6 +326,17 @@ class PeripheralDevice:
             if rep is None:
                 return self._reply(f, REPLY_NAK, bytes((NAK_RECORD,)))
             return self._reply(f, rep[0], rep[1])
+        on_file = getattr(self.app, "on_file", None)
+        if on_file is not None and code in (CMD_FILETRANSFER, CMD_ABORT):
+            if not secure:  # an image only ever arrives inside the Secure Channel
+                return self._plain(f, REPLY_NAK, bytes((NAK_SC_REQUIRED,)))
+            if code == CMD_ABORT:
+                on_file(None)
+                return self._reply(f, REPLY_ACK)
+            stat = on_file(bytes(data))
+            if stat is None:
+                return self._reply(f, REPLY_NAK, bytes((NAK_LENGTH,)))
+            return self._reply(f, REPLY_FTSTAT, stat)
         return self._reply(f, REPLY_NAK, bytes((NAK_UNKNOWN,)))
 
     def _key_for(self, f):

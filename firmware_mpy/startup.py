@@ -104,11 +104,13 @@ def build():
                       machine.Pin(b, machine.Pin.OUT))
     buz = machine.Pin(p["buzzer"], machine.Pin.OUT, value=0)
     store = tapstore.TapStore(DATA_DIR)
+    updates = node.start_updates("/")
     try:
         console = Console()
     except (OSError, AttributeError, TypeError):
         console = None  # no pollable console on this port: provision with mpremote exec
-    return node.CheckpointNode(s, bus, nfc, led, buz, store, _rng, console=console)
+    return node.CheckpointNode(s, bus, nfc, led, buz, store, _rng, console=console,
+                               ota=updates, ota_root="/")
 
 
 def _log_crash(e):

@@ -49,6 +49,7 @@ CLI_EXTENSIONS: tuple[str, ...] = (
     "gateway.sync.cli",
     "gateway.setup.cli",
     "gateway.update.cli",
+    "gateway.update.node_cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -73,6 +73,7 @@ def test_running_node_heap_fits_budget(tmp_path: Path) -> None:
     proc = run_mpy(MPY_TESTS / "t_ram.py", libs=[tmp_path, HOST_SHIM, MPY_TESTS])
     assert proc.returncode == 0, proc.stderr
     assert "MPY_LOADED True" in proc.stdout, proc.stdout
+    assert "OTA_LOADED False" in proc.stdout, proc.stdout  # firmware_mpy/ota.py: heap note
     m = re.search(r"RAM_BYTES (\d+)", proc.stdout)
     assert m, proc.stdout
     ram = int(m.group(1))

@@ -13,7 +13,7 @@ import pytest
 from tests.firmware._mpy import MPY_TESTS, run_mpy
 
 SCRIPTS = ["t_crypto", "t_frame", "t_pd", "t_tapstore", "t_pn532", "t_rs485",
-           "t_indicator", "t_provision", "t_startup", "t_multidrop"]
+           "t_indicator", "t_provision", "t_startup", "t_multidrop", "t_ota"]
 
 
 def _check(proc, expected_min: int) -> None:

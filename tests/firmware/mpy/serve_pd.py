@@ -4,9 +4,12 @@
 #   tap <uid-hex> / untap                            a card in / out of the PN532 field
 #   band <uid-hex> <https-url>                       an NTAG 424 DNA band whose NDEF URI is url
 #   quit                                             stop (the harness saves /flash)
-# Events back on ctl: "ready", "led <colour>", "buz <0|1>", "tap <number>".
+# Events back on ctl: "ready <boot> <pending> <slot-boot> <slot> <release>", "led <colour>",
+# "buz <0|1>", "tap <number>", "ota staged <release>" / "ota refused <why>" /
+# "ota confirmed" (firmware images over osdp_FILETRANSFER, firmware_mpy/ota.py).
 import asyncio
 import binascii
+import json
 
 import clock
 import hostio
@@ -74,10 +77,19 @@ async def main():
             machine.Pin(7, machine.Pin.OUT))
     buz = machine.Pin(10, machine.Pin.OUT)
     store = tapstore.TapStore(FLASH + "/data")
+    up = node.start_updates(FLASH)  # as startup.py: ota.py loaded only when an image waits
+    booted = "ok" if up is None else up.booted
+    try:
+        with open(FLASH + "/ota.json") as f:
+            st = json.load(f)
+    except OSError:
+        st = {"active": "a", "release": 0, "trial": 0}
     n = node.CheckpointNode(s, bus, nfc, node.LedOut(*pins), buz, store, rng,
-                            wdt=machine.WDT(timeout=8000))
+                            wdt=machine.WDT(timeout=8000), ota=up, ota_root=FLASH)
     n.pd.offline_after_ms = int(offline_ms)
-    hostio.ctl_write("ready %d %d" % (store.boot, store.pending_count()))
+    hostio.ctl_write("ready %d %d %s %s %d" % (store.boot, store.pending_count(), booted,
+                                              st["active"], st["release"]))
+    seen = (0, None, st["trial"])
     led = buzzing = None
     taps = store.next_number
     while True:
@@ -103,6 +115,16 @@ async def main():
         if buz.value() != buzzing:
             buzzing = buz.value()
             hostio.ctl_write("buz %d" % buzzing)
+        up = n.ota
+        now = seen if up is None else (up.staged, up.refused, up.slots.state["trial"])
+        if now != seen:
+            if now[0] != seen[0]:
+                hostio.ctl_write("ota staged %d" % now[0])
+            if now[1] is not None and now[1] != seen[1]:
+                hostio.ctl_write("ota refused %s" % now[1])
+            if seen[2] and not now[2]:
+                hostio.ctl_write("ota confirmed")
+            seen = now
         await asyncio.sleep_ms(1)
 
 
