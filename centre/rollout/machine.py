@@ -35,6 +35,10 @@ ROLLED_BACK: Final = "rolled_back"
 REFUSED: Final = "refused"
 STAGES: Final = (PENDING, OFFERED, DOWNLOADED, INSTALLED, HEALTHY, ROLLED_BACK, REFUSED)
 FINAL: Final = frozenset({HEALTHY, ROLLED_BACK, REFUSED})
+# Offered (again) while the rollout is active: not yet installed there. A gateway that was cut
+# off after downloading asks again and resumes; one that installed, refused or rolled back
+# is not asked again.
+OFFERABLE: Final = frozenset({PENDING, OFFERED, DOWNLOADED})
 _RANK: Final = {PENDING: 0, OFFERED: 1, DOWNLOADED: 2, INSTALLED: 3, HEALTHY: 4}
 
 ACTIVE: Final = "active"

@@ -197,7 +197,7 @@ class RolloutService:
         candidates = []
         for t in await self.store.targets(gateway_id=gw):
             ro = await self.store.rollout(t.rollout_id)
-            if ro is not None and ro.state == machine.ACTIVE and t.stage not in machine.FINAL:
+            if ro is not None and ro.state == machine.ACTIVE and t.stage in machine.OFFERABLE:
                 candidates.append((ro, t))
         candidates.sort(key=lambda c: (-c[0].created_at, c[0].rollout_id))  # newest first
         for ro, t in candidates:

@@ -33,6 +33,8 @@ def place_release(
         p = src / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
+        if rel.startswith("bin/"):
+            p.chmod(0o755)
     make_bundle(
         src,
         district.paths.root / RELEASES_DIR / name,
