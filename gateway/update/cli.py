@@ -51,6 +51,7 @@ REFUSAL_WORDS = {
     "too_large": N_("the bundle is too large"),
     "missing_file": N_("a file of the bundle is missing"),
     "hash_mismatch": N_("a file of the bundle differs from its description"),
+    "venv_failed": N_("the software packages of the bundle could not be installed"),
 }
 
 START_WORDS = {
