@@ -292,8 +292,12 @@ def _installer(args: argparse.Namespace) -> Any:
             root / "run.pid", ready_timeout_s=args.ready_timeout, settle_s=args.settle, env=env
         )
     outbox = Outbox(cfg.data_dir / OUTBOX_NAME)
+    # Recovery and status never judge a bundle: they run without a hardware name (the unit's
+    # ExecStartPre runs recover on every start, also on a box whose hardware file is missing).
+    judging = getattr(args, "update_command", "") in {"verify", "install", "fetch"}
+    hardware = _hardware(args) if judging else str(args.hardware or "")
     return Installer(
-        root, public_key=public_key, hardware=_hardware(args), runner=runner, record=outbox.record
+        root, public_key=public_key, hardware=hardware, runner=runner, record=outbox.record
     )
 
 

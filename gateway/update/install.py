@@ -60,6 +60,7 @@ STEPS = (
 )
 BEFORE_SWITCH = {"downloading", "downloaded", "unpacking", "unpacked"}
 MARKER_DIR = ".update"
+PACKAGED_DIR = "venv"  # the version packaging/install.sh put in place (no slot, no metadata)
 WHEELS_DIR = "wheels"
 VENV_DIR = "venv"
 VENV_TIMEOUT_S = 900.0
@@ -412,9 +413,18 @@ class Installer:
             "detail": detail,
         }
         if previous is None:
+            # No earlier slot: the version packaging installed (``<root>/venv``, which the
+            # unit starts when there is no ``current``) is what goes back into service.
+            packaged = self.root / PACKAGED_DIR
+            fall_back = (packaged / "bin" / "compound-gw").is_file()
+            if fall_back:
+                self.current_link.unlink(missing_ok=True)
+                _fsync_dir(self.root)
             state.update(step="idle", target=None, failed_releases=failed)
             state["last_result"] = {"result": "failed", **payload, "time": self.clock()}
             self._save(state)
+            if fall_back:
+                payload["previous_started"] = self.runner.start(packaged).ok
             self.record("update.failed", payload)
             return Outcome("failed", meta.release, meta.version, slot, reason, detail)
         self._switch(previous)
