@@ -268,7 +268,21 @@ class Installer:
         previous = state.get("previous_slot")
         new_slot = target.get("slot")
         done: str
-        if step in BEFORE_SWITCH or previous is None:
+        packaged = self.root / PACKAGED_DIR
+        if (
+            step not in BEFORE_SWITCH
+            and previous is None
+            and (packaged / "bin" / "compound-gw").is_file()
+        ):
+            # A first update cut off after its switch, before it was confirmed: back to the
+            # version packaging installed (the unit starts it when there is no ``current``).
+            self.runner.stop()
+            self.current_link.unlink(missing_ok=True)
+            _fsync_dir(self.root)
+            if start:
+                self.runner.start(packaged)
+            done = "switched_back"
+        elif step in BEFORE_SWITCH or previous is None:
             if previous is not None and self.current_slot() != previous:
                 self._switch(previous)
             if step in BEFORE_SWITCH and new_slot in SLOTS and new_slot != previous:
