@@ -148,7 +148,10 @@ class RolloutService:
             if not targets:
                 return
             rollouts = {t.rollout_id: await self.store.rollout(t.rollout_id) for t in targets}
-            since = min(r.created_at for r in rollouts.values() if r is not None) - 1.0
+            created = [r.created_at for r in rollouts.values() if r is not None]
+            if not created:
+                return
+            since = min(created) - 1.0
             events: list[dict[str, Any]] = []
             for kind in machine.UPDATE_KINDS:
                 events += await self.repo.events(
