@@ -75,13 +75,17 @@ class Pacer:
         self.start = clock()
         self.sent = 0
 
-    async def took(self, n: int) -> None:
+    def delay(self, n: int) -> float:
+        """Count ``n`` more bytes; the seconds to wait before the next read (0: none)."""
         self.sent += n
         if self.rate <= 0:
-            return
-        ahead = self.sent / self.rate - (self.clock() - self.start)
-        if ahead > 0:
-            await asyncio.sleep(ahead)
+            return 0.0
+        return max(0.0, self.sent / self.rate - (self.clock() - self.start))
+
+    async def took(self, n: int) -> None:
+        wait = self.delay(n)
+        if wait > 0:
+            await asyncio.sleep(wait)
 
 
 def _sha256_file(path: Path) -> str:
