@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -32,6 +33,10 @@ from centre.commands.channel import CommandChannel
 from centre.commands.store import SqliteCommandStore
 from centre.faults import server_logger
 from centre.pki import CentrePaths
+from centre.rollout.pages import RolloutPages
+from centre.rollout.service import RolloutService
+from centre.rollout.store import FILENAME as ROLLOUTS_FILE
+from centre.rollout.store import SqliteRolloutStore
 from centre.store import SqliteRepository
 from centre.web.cli import CONSOLE_DB
 from centre.web.console import Console
@@ -48,6 +53,7 @@ class RunningCentre:
     port: int
     app: web.Application | None = None  # every route it serves (tests walk them)
     console: ConsolePages | None = None  # the operators' web console under /console
+    rollouts: RolloutService | None = None  # software rollouts to the gateways
 
     @property
     def url(self) -> str:
@@ -69,6 +75,7 @@ async def running_centre(
     command_store = await SqliteCommandStore.open(paths.database)
     console_store = await SqliteConsoleStore.open(paths.root / CONSOLE_DB)
     survey = await SqliteSurveyStore.open(paths.root / SURVEY_FILE)
+    rollout_store = await SqliteRolloutStore.open(paths.root / ROLLOUTS_FILE)
     try:
         service = CentreService(
             repo, paths, max_concurrent_ingest=max_concurrent_ingest, retry_after_s=retry_after_s
@@ -97,16 +104,22 @@ async def running_centre(
             Console(console_store), service, command_store, commands, paths, tz=tz
         )
         console.install(app)
+        rollouts = RolloutService(rollout_store, repo, service, paths.root, wall=time.time)
+        app.add_routes(rollouts.routes())
+        service.ingest_listeners.append(rollouts.on_ingest)
+        RolloutPages(console, rollouts).install(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, logger=server_logger())
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port, ssl_context=server_ssl_context(paths))
             await site.start()
             bound = runner.addresses[0][1]
-            yield RunningCentre(service, repo, commands, host, int(bound), app, console)
+            yield RunningCentre(service, repo, commands, host, int(bound), app, console, rollouts)
         finally:
             await runner.cleanup()
+            await rollouts.close()
     finally:
+        await rollout_store.close()
         await survey.close()
         await console_store.close()
         await command_store.close()

@@ -23,6 +23,8 @@ _STATUS = {
     "no_such_compound": 404,
     "no_such_alert": 404,
     "no_such_command": 404,
+    "no_such_rollout": 404,
+    "no_release": 404,
     "already_acknowledged": 409,
     "too_large": 413,
     "bad_media": 422,

@@ -143,6 +143,11 @@ REFUSALS: Final = {
     "bad_text": N_("Type the text to speak: 1 to 1000 characters."),
     "speech_failed": N_("The text could not be turned into speech. Please try again."),
     "no_draft": N_("This preview is gone (saved, discarded or expired). Make it again."),
+    "no_release": N_("This release is not in the releases folder, or its files are damaged."),
+    "bad_max_rollbacks": N_("Give the number of rollbacks allowed: a whole number 0 to 1000."),
+    "bad_percent": N_("Give a share of 1 to 100 percent."),
+    "no_gateways": N_("Choose at least one enrolled gateway."),
+    "no_such_rollout": N_("This rollout is not running any more."),
 }
 # The library's refusal codes as the console's (AnnouncementError.code -> REFUSALS key).
 _LIBRARY_CODES: Final = {
@@ -339,6 +344,7 @@ class ConsolePages:
             user=user,
             csrf=self.console_csrf(sid) if sid else "",
             can_broadcast=user is not None and _may(user, Action.SEND_BROADCAST),
+            can_update=user is not None and _may(user, Action.PUBLISH_UPDATES),
             can_read_bulletins=user is not None and can(user, Action.EXPORT_BULLETIN),
             now=now,
             tz=self.tz,

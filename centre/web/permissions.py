@@ -35,6 +35,9 @@ class Action(StrEnum):
     # Add recordings and typed text to the announcement library (what the loudspeakers say):
     # an officer's call, like the broadcasts that play them.
     MANAGE_ANNOUNCEMENTS = "manage_announcements"
+    # Publish a signed gateway release to gateways (a rollout) and stop one: officers only,
+    # since a bad release can take compounds offline.
+    PUBLISH_UPDATES = "publish_updates"
 
 
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {

@@ -70,6 +70,7 @@ REFUSAL_CODES = (
     "too_large",  # over a size cap (metadata, a file, the total)
     "missing_file",  # a file named in the metadata is absent or not a regular file
     "hash_mismatch",  # a file's size or sha256 differs from the metadata
+    "venv_failed",  # the bundle's wheels did not install into a new venv (offline)
 )
 
 _VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+-]{0,39}")

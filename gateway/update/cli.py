@@ -14,6 +14,8 @@ Gateway (as root; the public key is pinned in --trusted-key at provisioning)::
     compound-gw update recover [--start]    # finish an interrupted install (before start)
     compound-gw update status [--json]
     compound-gw update selfcheck            # run by the updater after READY (exit 0 = healthy)
+    compound-gw update fetch [--install]    # the centre's offer: fetch by hash over mTLS,
+                                            # verify, then (--install) install it
 
 Exit codes: 0 ok; 1 refused, rolled back or failed; 2 bad usage or configuration.
 """
@@ -49,6 +51,7 @@ REFUSAL_WORDS = {
     "too_large": N_("the bundle is too large"),
     "missing_file": N_("a file of the bundle is missing"),
     "hash_mismatch": N_("a file of the bundle differs from its description"),
+    "venv_failed": N_("the software packages of the bundle could not be installed"),
 }
 
 START_WORDS = {
@@ -158,6 +161,19 @@ def add_cli(subparsers: Any) -> None:
             q.add_argument(
                 "--start", action="store_true", help=_("start the version left in place")
             )
+
+    f = sub.add_parser("fetch", help=_("fetch the release the centre offers, and install it"))
+    _gateway_args(f)
+    f.add_argument(
+        "--install", action="store_true", help=_("install the release once it is verified")
+    )
+    f.add_argument(
+        "--rate",
+        type=int,
+        default=64 * 1024,
+        help=_("download budget in bytes a second (0: unpaced)"),
+    )
+    f.set_defaults(handler=_guarded(cmd_fetch))
 
     c = sub.add_parser("selfcheck", help=_("exit 0 when the running daemon is healthy"))
     _config_arg(c)
@@ -276,8 +292,12 @@ def _installer(args: argparse.Namespace) -> Any:
             root / "run.pid", ready_timeout_s=args.ready_timeout, settle_s=args.settle, env=env
         )
     outbox = Outbox(cfg.data_dir / OUTBOX_NAME)
+    # Recovery and status never judge a bundle: they run without a hardware name (the unit's
+    # ExecStartPre runs recover on every start, also on a box whose hardware file is missing).
+    judging = getattr(args, "update_command", "") in {"verify", "install", "fetch"}
+    hardware = _hardware(args) if judging else str(args.hardware or "")
     return Installer(
-        root, public_key=public_key, hardware=_hardware(args), runner=runner, record=outbox.record
+        root, public_key=public_key, hardware=hardware, runner=runner, record=outbox.record
     )
 
 
@@ -319,7 +339,78 @@ def cmd_install(args: argparse.Namespace) -> int:
         outcome = installer.install(args.bundle)
     except UpdateRefused as exc:
         return _refused(exc, args.json)
-    if args.json:
+    return _outcome(outcome, args.json)
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """Ask the centre for an offer; fetch it by hash over mTLS, verify, and install it."""
+    import asyncio
+
+    from gateway.config import load_config
+    from gateway.sync.config import SyncPaths, SyncSection
+    from gateway.sync.provision import read_enrollment
+    from gateway.sync.tls import client_ssl_context
+    from gateway.update.bundle import UpdateRefused
+    from gateway.update.fetch import FetchFailed, ReleaseFetcher
+
+    installer = _installer(args)
+    cfg = load_config(args.config)
+    section = getattr(cfg, "sync", None) or SyncSection()
+    paths = SyncPaths.from_section(section, Path(cfg.data_dir))
+    url = section.centre_url or str(read_enrollment(paths)["centre_url"])
+    ctx = client_ssl_context(paths.ca, paths.cert, paths.key)
+    fetcher = ReleaseFetcher(
+        url,
+        ctx,
+        Path(cfg.data_dir) / "update-download",
+        public_key=installer.public_key,
+        hardware=installer.hardware,
+        record=installer.record,
+        rate_bytes_s=max(0, args.rate),
+    )
+    state = installer.load_state()
+
+    async def fetch() -> Path | None:
+        offer = await fetcher.offer()
+        if offer is None:
+            return None
+        return await fetcher.fetch(
+            offer,
+            installed_release=int(state["installed_release"]),
+            failed_releases=frozenset(int(r) for r in state["failed_releases"]),
+        )
+
+    try:
+        bundle = asyncio.run(fetch())
+    except UpdateRefused as exc:
+        return _refused(exc, args.json)
+    except FetchFailed as exc:
+        if args.json:
+            print(json.dumps({"result": "fetch_failed", "reason": str(exc)}))
+        else:
+            print(_("The release could not be fetched; it will be tried again."), file=sys.stderr)
+        return 1
+    if bundle is None:
+        if args.json:
+            print(json.dumps({"result": "no_offer"}))
+        else:
+            print(_("The centre offers no new release."))
+        return 0
+    if not args.install:
+        if args.json:
+            print(json.dumps({"result": "downloaded", "bundle": str(bundle)}))
+        else:
+            print(_("The release was fetched and verified: %(path)s") % {"path": bundle})
+        return 0
+    try:
+        outcome = installer.install(bundle)
+    except UpdateRefused as exc:
+        return _refused(exc, args.json)
+    return _outcome(outcome, args.json)
+
+
+def _outcome(outcome: Any, as_json: bool) -> int:
+    if as_json:
         print(json.dumps(outcome.__dict__))
     elif outcome.result == "installed":
         print(_("Version %(version)s installed and running.") % {"version": outcome.version})

@@ -29,6 +29,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -58,6 +60,11 @@ STEPS = (
 )
 BEFORE_SWITCH = {"downloading", "downloaded", "unpacking", "unpacked"}
 MARKER_DIR = ".update"
+PACKAGED_DIR = "venv"  # the version packaging/install.sh put in place (no slot, no metadata)
+WHEELS_DIR = "wheels"
+VENV_DIR = "venv"
+VENV_TIMEOUT_S = 900.0
+VENV_LOG_MAX = 2000
 
 # A test (hil_tests/test_update_kill.py) names a step here to make the installer print each step
 # and pause after persisting the named one, so it can SIGKILL it there. Never set in the field.
@@ -129,8 +136,10 @@ class Installer:
         runner: Runner,
         record: Record,
         clock: Callable[[], float] = time.time,
+        python: str = sys.executable,
     ) -> None:
         self.root = root
+        self.python = python
         self.public_key = public_key
         self.hardware = hardware
         self.runner = runner
@@ -259,7 +268,21 @@ class Installer:
         previous = state.get("previous_slot")
         new_slot = target.get("slot")
         done: str
-        if step in BEFORE_SWITCH or previous is None:
+        packaged = self.root / PACKAGED_DIR
+        if (
+            step not in BEFORE_SWITCH
+            and previous is None
+            and (packaged / "bin" / "compound-gw").is_file()
+        ):
+            # A first update cut off after its switch, before it was confirmed: back to the
+            # version packaging installed (the unit starts it when there is no ``current``).
+            self.runner.stop()
+            self.current_link.unlink(missing_ok=True)
+            _fsync_dir(self.root)
+            if start:
+                self.runner.start(packaged)
+            done = "switched_back"
+        elif step in BEFORE_SWITCH or previous is None:
             if previous is not None and self.current_slot() != previous:
                 self._switch(previous)
             if step in BEFORE_SWITCH and new_slot in SLOTS and new_slot != previous:
@@ -404,9 +427,18 @@ class Installer:
             "detail": detail,
         }
         if previous is None:
+            # No earlier slot: the version packaging installed (``<root>/venv``, which the
+            # unit starts when there is no ``current``) is what goes back into service.
+            packaged = self.root / PACKAGED_DIR
+            fall_back = (packaged / "bin" / "compound-gw").is_file()
+            if fall_back:
+                self.current_link.unlink(missing_ok=True)
+                _fsync_dir(self.root)
             state.update(step="idle", target=None, failed_releases=failed)
             state["last_result"] = {"result": "failed", **payload, "time": self.clock()}
             self._save(state)
+            if fall_back:
+                payload["previous_started"] = self.runner.start(packaged).ok
             self.record("update.failed", payload)
             return Outcome("failed", meta.release, meta.version, slot, reason, detail)
         self._switch(previous)
@@ -440,6 +472,7 @@ class Installer:
         dest.mkdir(parents=True)
         for entry in meta.files:
             b.copy_verified(self.staging / b.FILES_DIR / entry.path, dest / entry.path, entry)
+        self._build_venv(dest, meta)
         marker = dest / MARKER_DIR
         marker.mkdir()
         for name in (b.METADATA_NAME, b.SIGNATURE_NAME):
@@ -452,6 +485,54 @@ class Installer:
             os.fsync(f.fileno())
         _fsync_dir(marker)
         shutil.rmtree(self.staging, ignore_errors=True)
+
+    def _build_venv(self, dest: Path, meta: Metadata) -> None:
+        """A release that carries ``wheels/*.whl`` gets ``<slot>/venv`` built from exactly
+        those wheels, offline: ``python -m venv`` then ``pip install --no-index --find-links
+        <slot>/wheels``. The venv is built at the path it runs from (a venv is not
+        relocatable), before the ``complete`` marker, so a power cut here leaves a half-made
+        slot that recovery discards. A wheel set that does not install refuses the bundle
+        (``venv_failed``)."""
+        wheels = sorted(
+            e.path
+            for e in meta.files
+            if e.path.startswith(WHEELS_DIR + "/")
+            and e.path.count("/") == 1
+            and e.path.endswith(".whl")
+        )
+        if not wheels:
+            return
+        venv = dest / VENV_DIR
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PIP_NO_INDEX": "1",
+            "PIP_CONFIG_FILE": os.devnull,
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "PIP_NO_INPUT": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        steps = [
+            [self.python, "-m", "venv", str(venv)],
+            [
+                str(venv / "bin" / "python"), "-m", "pip", "install", "--no-index",
+                "--no-cache-dir", "--find-links", str(dest / WHEELS_DIR),
+                *(str(dest / w) for w in wheels),
+            ],
+        ]  # fmt: skip
+        for cmd in steps:
+            try:
+                done = subprocess.run(
+                    cmd, env=env, cwd=dest, capture_output=True, text=True,
+                    timeout=VENV_TIMEOUT_S, check=False,
+                )  # fmt: skip
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise UpdateRefused("venv_failed", f"{cmd[2]}: {type(exc).__name__}") from None
+            if done.returncode != 0:
+                tail = (done.stderr or done.stdout)[-VENV_LOG_MAX:]
+                log.warning("venv build failed (%s): %s", cmd[2], tail)
+                raise UpdateRefused(
+                    "venv_failed", f"{cmd[2]} exited {done.returncode}", detail=tail[-400:]
+                )
 
     # ------------------------------------------------------------------ status
 

@@ -35,6 +35,7 @@ ALLOWED_ACTIONS = {
         "view_board", "view_compound", "view_image", "acknowledge_alert", "write_explanation",
         "export_bulletin", "send_broadcast", "send_actual_broadcast", "manage_users",
         "manage_announcements",
+        "publish_updates",
     },
     Role.CLERK: {
         "view_board", "view_compound", "view_image", "acknowledge_alert", "write_explanation",
@@ -55,7 +56,7 @@ ROWS = list(itertools.product(Role, Action, TARGETS))
 
 def test_the_table_covers_every_action() -> None:
     assert {a.value for a in Action} == ALLOWED_ACTIONS[Role.OFFICER]
-    assert len(ROWS) == 4 * 10 * 6
+    assert len(ROWS) == 4 * 11 * 6
 
 
 @pytest.mark.parametrize(("role", "action", "scope"), ROWS)
@@ -76,6 +77,8 @@ def test_spot_rows_from_the_issue() -> None:
     assert not can(USERS[Role.CLERK], A.MANAGE_USERS)
     assert can(USERS[Role.OFFICER], A.MANAGE_ANNOUNCEMENTS)
     assert not can(USERS[Role.CLERK], A.MANAGE_ANNOUNCEMENTS)  # what loudspeakers say: officers
+    assert can(USERS[Role.OFFICER], A.PUBLISH_UPDATES)
+    assert not any(can(USERS[r], A.PUBLISH_UPDATES) for r in Role if r is not Role.OFFICER)
     assert can(USERS[Role.CLERK], A.VIEW_IMAGE, Target("South", "Plum Court"))
     assert not can(USERS[Role.TOWNSHIP_VIEWER], A.WRITE_EXPLANATION, Target("North"))
     assert not can(USERS[Role.COMPOUND_MANAGER], A.VIEW_BOARD, Target("North", "Rose Garden"))

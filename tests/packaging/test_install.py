@@ -157,6 +157,11 @@ def _systemd_root(root: Path) -> Path:
     dest = root / "usr" / "lib" / "systemd" / "system"
     if not dest.exists():
         shutil.copytree("/usr/lib/systemd/system", dest, symlinks=True)
+    # ... and its shell (the unit's ExecStart picks the updated slot or the packaged venv).
+    sh = root / "bin" / "sh"
+    if not sh.exists() and not sh.is_symlink():
+        sh.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2("/bin/sh", sh)
     return root
 
 
@@ -195,7 +200,17 @@ def test_unit_keeps_the_daemon_contract_and_hardening() -> None:
     assert s["User"] == ["compound-gw"]
     assert set(s["SupplementaryGroups"][0].split()) == {"dialout", "gpio"}
     assert s["StateDirectory"] == ["compound-gw"] and s["RuntimeDirectory"] == ["compound-gw"]
-    assert s["ExecStart"][0].startswith("/opt/compound-gw/venv/bin/compound-gw run --config ")
+    # An updated slot (current) if there is one, else the packaged venv; recovery first.
+    (start,) = s["ExecStart"]
+    assert start.startswith("/bin/sh -c 'if [ -x /opt/compound-gw/current/bin/compound-gw ]")
+    assert "exec /opt/compound-gw/current/bin/compound-gw run --config " in start
+    assert start.endswith(
+        "exec /opt/compound-gw/venv/bin/compound-gw run --config /etc/compound-gw/gateway.toml'"
+    )
+    assert s["ExecStartPre"] == [
+        "+-/opt/compound-gw/venv/bin/compound-gw update recover"
+        " --config /etc/compound-gw/gateway.toml"
+    ]
     for key, want in {
         "ProtectSystem": "strict",
         "NoNewPrivileges": "yes",

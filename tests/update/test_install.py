@@ -222,3 +222,46 @@ def test_damaged_state_file_is_a_state_error_not_a_crash(gw: Gateway) -> None:
     with pytest.raises(UpdateStateError) as info:
         gw.installer.status()
     assert info.value.code == "broken"
+
+
+def test_a_failed_first_update_goes_back_to_the_packaged_version(gw: Gateway) -> None:
+    """No earlier slot, but packaging's ``venv/``: ``current`` is removed (the unit then starts
+    the packaged version) and the packaged version is started again."""
+    packaged = gw.root / "venv" / "bin" / "compound-gw"
+    packaged.parent.mkdir(parents=True)
+    packaged.write_bytes(version_files("v0")["bin/compound-gw"])
+    packaged.chmod(0o755)
+    outcome = gw.installer.install(gw.bundle(1, "crash"))
+    assert outcome.result == "failed"
+    assert not (gw.root / "current").is_symlink()
+    assert gw.started() == ["v1", "v0"]
+    kind, payload = gw.events()[-1]
+    assert kind == "update.failed" and payload["previous_started"] is True
+    # the next good release installs as usual
+    assert gw.installer.install(gw.bundle(2)).result == "installed"
+    assert os.readlink(gw.root / "current") in ("a", "b")
+
+
+def test_a_first_update_cut_off_after_its_switch_recovers_to_the_packaged_version(
+    gw: Gateway,
+) -> None:
+    packaged = gw.root / "venv" / "bin" / "compound-gw"
+    packaged.parent.mkdir(parents=True)
+    packaged.write_bytes(version_files("v0")["bin/compound-gw"])
+    packaged.chmod(0o755)
+    assert gw.installer.install(gw.bundle(1)).slot == "a"
+    gw.runner.stop()
+    # the state a power cut during the first start of a first update leaves behind
+    state = gw.installer.load_state()
+    state.update(
+        step="starting",
+        target={"release": 2, "version": "1.2.0", "slot": "a"},
+        previous_slot=None,
+    )
+    gw.installer._save(state)
+    assert gw.installer.recover(start=True) == "switched_back"
+    assert not (gw.root / "current").is_symlink()
+    assert gw.started() == ["v1", "v0"]
+    assert gw.installer.load_state()["step"] == "idle"
+    kind, payload = gw.events()[-1]
+    assert (kind, payload["action"]) == ("update.interrupted", "switched_back")
