@@ -20,6 +20,8 @@ readonly PREFIX=/opt/compound-gw
 readonly ETC_DIR=/etc/compound-gw
 readonly DATA_DIR=/var/lib/compound-gw
 readonly UNIT_PATH=/etc/systemd/system/compound-gw.service
+readonly UPDATE_UNIT_PATH=/etc/systemd/system/compound-gw-update.service
+readonly UPDATE_TIMER_PATH=/etc/systemd/system/compound-gw-update.timer
 readonly UDEV_RULES=/etc/udev/rules.d/70-compound-gw.rules
 readonly UDEV_PORTS=/etc/udev/rules.d/71-compound-gw-ports.rules
 readonly JOURNALD_DROPIN=/etc/systemd/journald.conf.d/compound-gw.conf
@@ -189,6 +191,8 @@ install_files() {
         install_file "$doc" "$PREFIX/docs/$(basename "$doc")" 0644
     done
     install_file "$ASSETS/config/systemd/compound-gw.service" "$UNIT_PATH" 0644
+    install_file "$ASSETS/config/systemd/compound-gw-update.service" "$UPDATE_UNIT_PATH" 0644
+    install_file "$ASSETS/config/systemd/compound-gw-update.timer" "$UPDATE_TIMER_PATH" 0644
     install_file "$ASSETS/config/udev/70-compound-gw.rules" "$UDEV_RULES" 0644
     install_file "$ASSETS/config/journald/compound-gw.conf" "$JOURNALD_DROPIN" 0644
     mv "$(r "$MANIFEST").new" "$(r "$MANIFEST")"
@@ -273,14 +277,14 @@ reload_system() {
 
 uninstall() {
     if live_system; then
-        systemctl disable --now "$APP" 2>/dev/null || true
+        systemctl disable --now "$APP-update.timer" "$APP" 2>/dev/null || true
     fi
     local f
-    for f in "$UNIT_PATH" "$UDEV_RULES" "$JOURNALD_DROPIN"; do
+    for f in "$UNIT_PATH" "$UPDATE_UNIT_PATH" "$UPDATE_TIMER_PATH" "$UDEV_RULES" "$JOURNALD_DROPIN"; do
         rm -f -- "$(r "$f")"
     done
     rm -rf -- "$(r "$PREFIX")"
-    log "removed $PREFIX, the unit, the udev rules and the journald drop-in"
+    log "removed $PREFIX, the units, the udev rules and the journald drop-in"
     if ((PURGE)); then
         rm -rf -- "$(r "$ETC_DIR")" "$(r "$DATA_DIR")"
         rm -f -- "$(r "$UDEV_PORTS")"
@@ -310,7 +314,8 @@ if [[ -z "$SOURCE" && -z "$WHEEL" ]]; then
     exit 0
 fi
 
-for asset in config/systemd/compound-gw.service config/udev/70-compound-gw.rules \
+for asset in config/systemd/compound-gw.service config/systemd/compound-gw-update.service \
+    config/systemd/compound-gw-update.timer config/udev/70-compound-gw.rules \
     config/journald/compound-gw.conf config/gateway.example.toml docs/install.md; do
     [[ -f "$ASSETS/$asset" ]] || die "missing $ASSETS/$asset: run the script from a full checkout"
 done

@@ -29,6 +29,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "packaging" / "install.sh"
 UNIT = REPO / "config" / "systemd" / "compound-gw.service"
+UPDATE_UNIT = REPO / "config" / "systemd" / "compound-gw-update.service"
+UPDATE_TIMER = REPO / "config" / "systemd" / "compound-gw-update.timer"
 UDEV = REPO / "config" / "udev" / "70-compound-gw.rules"
 JOURNALD = REPO / "config" / "journald" / "compound-gw.conf"
 
@@ -165,9 +167,9 @@ def _systemd_root(root: Path) -> Path:
     return root
 
 
-def _verify(root: Path) -> subprocess.CompletedProcess[str]:
+def _verify(root: Path, *units: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["systemd-analyze", "verify", f"--root={root}", "compound-gw.service"],
+        ["systemd-analyze", "verify", f"--root={root}", *(units or ("compound-gw.service",))],
         check=False,
         capture_output=True,
         text=True,
@@ -247,6 +249,39 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
     (unit_dir / UNIT.name).write_text(UNIT.read_text().replace("Type=notify", "Type=notifyy"))
     bad = _verify(root)
     assert "notifyy" in bad.stdout + bad.stderr
+
+
+def test_update_timer_asks_hourly_spread_out_and_never_without_a_pinned_key() -> None:
+    timer = unit_settings(UPDATE_TIMER.read_text())
+    assert timer["OnUnitActiveSec"] == ["1h"] and timer["RandomizedDelaySec"] == ["30min"]
+    assert timer["WantedBy"] == ["timers.target"]
+    s = unit_settings(UPDATE_UNIT.read_text())
+    assert s["Type"] == ["oneshot"]
+    (start,) = s["ExecStart"]
+    assert start.startswith("/opt/compound-gw/venv/bin/compound-gw update fetch --install --rate ")
+    assert start.endswith("--config /etc/compound-gw/gateway.toml")
+    assert "/etc/compound-gw/update-key.pub" in s["ConditionPathExists"]
+
+
+@requires_analyze
+def test_systemd_analyze_verify_accepts_the_update_timer(tmp_path: Path) -> None:
+    root = _systemd_root(tmp_path)
+    exe = root / "opt/compound-gw/venv/bin/compound-gw"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    unit_dir = root / "etc/systemd/system"
+    unit_dir.mkdir(parents=True)
+    for unit in (UPDATE_UNIT, UPDATE_TIMER):
+        shutil.copy2(unit, unit_dir / unit.name)
+    proc = _verify(root, UPDATE_TIMER.name, UPDATE_UNIT.name)
+    assert proc.returncode == 0 and not (proc.stdout + proc.stderr).strip(), proc.stderr
+    # The check can fail: a bad value is reported.
+    (unit_dir / UPDATE_TIMER.name).write_text(
+        UPDATE_TIMER.read_text().replace("OnUnitActiveSec=1h", "OnUnitActiveSec=1 fortnight")
+    )
+    bad = _verify(root, UPDATE_TIMER.name)
+    assert "fortnight" in bad.stdout + bad.stderr
 
 
 @requires_analyze
@@ -385,6 +420,8 @@ def test_file_modes_and_owners(installed: Path) -> None:
     assert mode(data) == 0o750 and data.stat().st_uid == uid
     for rel in (
         "etc/systemd/system/compound-gw.service",
+        "etc/systemd/system/compound-gw-update.service",
+        "etc/systemd/system/compound-gw-update.timer",
         "etc/udev/rules.d/70-compound-gw.rules",
         "etc/udev/rules.d/71-compound-gw-ports.rules",
         "etc/systemd/journald.conf.d/compound-gw.conf",
@@ -424,6 +461,7 @@ def test_venv_runs_the_installed_code_from_its_final_path(installed: Path) -> No
     assert version == gateway.__version__
     manifest = (installed / "opt/compound-gw/install-manifest.txt").read_text().split()
     assert "/etc/systemd/system/compound-gw.service" in manifest
+    assert "/etc/systemd/system/compound-gw-update.timer" in manifest
     assert "/opt/compound-gw/docs/ARCHITECTURE.md" in manifest
 
 
