@@ -38,12 +38,14 @@ SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 GW = "gw-rose-01"
 
 
+# Timed in CPU seconds of the test's thread (time.thread_time): the 1 s bound is on the
+# parser's own work; a loaded machine's scheduler pauses (seen at over 1 s) are not.
 def timed(fn: Callable[[], Any]) -> Any:
-    start = time.monotonic()
+    start = time.thread_time()
     try:
         return fn()
     finally:
-        elapsed = time.monotonic() - start
+        elapsed = time.thread_time() - start
         assert elapsed < 1.0, f"took {elapsed:.2f} s"
 
 

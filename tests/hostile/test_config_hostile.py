@@ -34,6 +34,8 @@ from gateway.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = tomllib.loads((ROOT / "config" / "gateway.example.toml").read_text(encoding="utf-8"))
+# Timed in CPU seconds of the test's thread (time.thread_time): the 1 s bound is on the
+# parser's own work; a loaded machine's scheduler pauses (seen at over 1 s) are not.
 LIMIT_S = 1.0
 BASE = '[gateway]\nid = "gw-test"\ncompound = "Test"\ndata_dir = "data"\nruntime_dir = "run"\n'
 
@@ -127,22 +129,22 @@ def test_example_is_the_valid_context() -> None:
 @settings(max_examples=300, deadline=None)
 @given(path=st.sampled_from(LEAVES), value=values)
 def test_any_value_at_any_key_is_accepted_or_a_config_error(path: Path_, value: Any) -> None:
-    started = time.monotonic()
+    started = time.thread_time()
     err = _parse_only_config_error(_with_value(path, value))
     if err is not None:
         assert err.reason and len(err.reason) < 1000, "an error message repeats the whole value"
-    assert time.monotonic() - started < LIMIT_S
+    assert time.thread_time() - started < LIMIT_S
 
 
 @pytest.mark.parametrize("path", LEAVES, ids=_dotted)
 def test_every_key_refuses_the_worst_values_with_config_error(path: Path_) -> None:
     for value in (10**401, -(10**401), math.inf, math.nan, "\x00", _nested_list(3000),
                   {"a": _nested_list(3000)}, dt.datetime(2026, 1, 1)):  # fmt: skip
-        started = time.monotonic()
+        started = time.thread_time()
         err = _parse_only_config_error(_with_value(path, value))
         if isinstance(value, int | float) or value == "\x00":
             assert err is not None, f"{_dotted(path)} accepted {str(value)[:20]}"
-        assert time.monotonic() - started < LIMIT_S
+        assert time.thread_time() - started < LIMIT_S
 
 
 # -- TOML text ----------------------------------------------------------------------------------
@@ -175,12 +177,12 @@ def test_load_config_raises_only_config_error(tmp_path_factory: pytest.TempPathF
                                               raw: bytes) -> None:  # fmt: skip
     path = tmp_path_factory.mktemp("cfg") / "gateway.toml"
     path.write_bytes(raw)
-    started = time.monotonic()
+    started = time.thread_time()
     try:
         load_config(path)
     except ConfigError as exc:
         assert exc.reason
-    assert time.monotonic() - started < LIMIT_S
+    assert time.thread_time() - started < LIMIT_S
 
 
 # -- config check: item 11, case by case --------------------------------------------------------

@@ -24,6 +24,8 @@ from drivers.osdp_bus import (
     osdp_crc16,
 )
 
+# Timed in CPU seconds of the test's thread (time.thread_time): the 1 s bound is on the
+# parser's own work; a loaded machine's scheduler pauses (seen at over 1 s) are not.
 LIMIT_S = 1.0
 
 
@@ -56,12 +58,12 @@ streams = st.lists(chunks, max_size=40)
 @given(streams)
 def test_sniffer_never_raises_counts_damage_and_stays_bounded(parts: list[bytes]) -> None:
     sniffer = FrameSniffer()
-    started = time.monotonic()
+    started = time.thread_time()
     frames = []
     for part in parts:
         frames += sniffer.feed(part)
         assert len(sniffer._buf) < MAX_FRAME_LEN, "an unfinished frame grew past its maximum"
-    assert time.monotonic() - started < LIMIT_S
+    assert time.thread_time() - started < LIMIT_S
     assert all(isinstance(f, SniffedFrame) for f in frames)
     assert all(0 <= f.address <= 0x7F and 0 <= f.code <= 0xFF for f in frames)
     assert sniffer.bad_frames >= 0 and sniffer.good_frames >= len(frames)
@@ -72,12 +74,12 @@ def test_sniffer_never_raises_counts_damage_and_stays_bounded(parts: list[bytes]
 def test_good_frames_are_found_after_any_noise(parts: list[bytes], seed: int) -> None:
     sniffer = FrameSniffer()
     noise = b"".join(parts)
-    started = time.monotonic()
+    started = time.thread_time()
     # A quiet gap (what a line gives between transmissions) cannot be sent as bytes: feed
     # enough non-SOM filler to flush any claimed length, then the good frames.
     sniffer.feed(noise + b"\x00" * (MAX_FRAME_LEN + 8))
     got = sniffer.feed(GOOD)
-    assert time.monotonic() - started < LIMIT_S
+    assert time.thread_time() - started < LIMIT_S
     assert [(f.address, f.reply, f.code) for f in got] == [
         (3, True, 0x40), (5, True, 0x50), (3, False, 0x60)
     ]
@@ -86,9 +88,9 @@ def test_good_frames_are_found_after_any_noise(parts: list[bytes], seed: int) ->
 @settings(max_examples=300, deadline=None)
 @given(st.lists(chunks, max_size=20).map(b"".join))
 def test_complete_prefix_is_a_prefix_of_whole_frames_or_noise(buf: bytes) -> None:
-    started = time.monotonic()
+    started = time.thread_time()
     cut = complete_prefix(buf)
-    assert time.monotonic() - started < LIMIT_S
+    assert time.thread_time() - started < LIMIT_S
     assert 0 <= cut <= len(buf)
     # What is held back starts with a start-of-message that claims a frame not yet complete.
     rest = buf[cut:]
@@ -106,7 +108,7 @@ def test_complete_prefix_is_a_prefix_of_whole_frames_or_noise(buf: bytes) -> Non
 def test_trackers_take_any_frame_sequence(seq: list[tuple[int, bool, int, int | None]]) -> None:
     drain = ReadDrainTracker(clock=lambda: 1.0)
     counter = UnansweredCounter()
-    started = time.monotonic()
+    started = time.thread_time()
     for address, reply, code, sc in seq:
         f = SniffedFrame(address, reply, code, sc)
         drain.frame(f)
@@ -115,6 +117,6 @@ def test_trackers_take_any_frame_sequence(seq: list[tuple[int, bool, int, int | 
             drain.link_changed(address)
         gap = drain.out_of_contact_s(address)
         assert gap is None or gap >= 0.0
-    assert time.monotonic() - started < LIMIT_S
+    assert time.thread_time() - started < LIMIT_S
     commands = sum(1 for a, r, _c, _s in seq if not r and a != UnansweredCounter.BROADCAST)
     assert 0 <= counter.unanswered <= commands
