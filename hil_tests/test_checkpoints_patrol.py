@@ -3,8 +3,8 @@ patrol, the tap service running as its own process.
 
 Every accepted visit is in the journal as a tap, every visit ends confirmed (green for a known
 wristband, amber for an unknown one, never green for it), green only after a durable append, and
-feedback is lost only to a reader's drop-out. A guard who sees nothing taps again, as guards are
-told to: how often that happened is printed.
+feedback is lost only to a reader's drop-out. A guard who sees nothing, or a known wristband
+sees anything but green, taps again, as guards are told to: how often that happened is printed.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ GUARDS = {f"{0x04A1B2C30000 + i:012x}": f"g-{i:03d}" for i in range(40)}
 UNKNOWN = [f"{0x0DEAD0000000 + i:012x}" for i in range(20)]
 FEEDBACK_TIMEOUT_S = 10.0
 DEDUPE_S = 2.0
-# A guard who sees nothing taps again (what the product tells guards to do). On a busy machine
+# A guard who sees nothing (or, with a known wristband, anything but green) taps again (what
+# the product tells guards to do). On a busy machine
 # the simulated readers (16 libosdp PDs in this test's process) can answer late enough for
 # libosdp to drop them; a tap made while its reader is out is then delivered late (no LED, by
 # design) or lost inside the reader. Every visit must still end confirmed, within this many taps.
@@ -75,7 +76,10 @@ def run_patrol(bench: ReaderBench, total: int, seed: int) -> list[dict[str, obje
                 t = sim.tap(band)
                 led = sim.wait_led(None, after=t, timeout=FEEDBACK_TIMEOUT_S)
                 attempts.append((t, None if led is None else led.color))
-                if led is not None:
+                # A guard whose own wristband shows anything but green taps again too: right
+                # after a reader's drop-out it may still show the feedback for a read it held
+                # (shown up to 10 s late, by design), which was someone else's tap.
+                if led is not None and (led.color == GREEN or not known):
                     break
             last_used[band] = time.monotonic()
             with lock:
@@ -198,7 +202,7 @@ def _patrol(tmp_path: Path, total: int) -> int:
         )
         retaps = check_patrol(bench, journal, results, board)
         print(f"patrol of {total} visits on 16 readers at 9600 baud: {elapsed:.1f} s, "
-              f"{retaps} taps made again because nothing showed")  # fmt: skip
+              f"{retaps} taps made again because nothing (or not green) showed")  # fmt: skip
         return len(results)
 
 
