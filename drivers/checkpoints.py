@@ -129,6 +129,7 @@ class BusCounters:
     tx_bytes: int
     last_error: str
     unanswered: int = 0  # commands no reader answered (damaged or lost on the line)
+    late_replies: int = 0  # answers that came after libosdp gave up waiting (kept from it)
 
 
 @runtime_checkable

@@ -45,7 +45,7 @@ import random
 import re
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,6 +152,8 @@ COMMAND_POLL = 0x60
 COMMAND_SCRYPT = 0x77
 COMMAND_CHLNG = 0x76
 COMMAND_KEYSET = 0x75
+COMMAND_LED = 0x69
+COMMAND_BUZ = 0x6A
 # libosdp waits 200 ms for a reply; a CCRYPT later than this may have come after it gave up
 # (its clock and ours differ by a refresh or two), so it says nothing of the key.
 CCRYPT_PROMPT_S = 0.15
@@ -170,6 +172,10 @@ _FEEDBACK_STYLE = {
     Feedback.UNKNOWN: (CommandLEDColor.Amber, LONG_BEEP_TICKS),
     Feedback.REFUSED: (CommandLEDColor.Red, LONG_BEEP_TICKS),
 }
+
+
+_FEEDBACK_PART = {int(Command.LED): "led", int(Command.Buzzer): "beep"}
+_FEEDBACK_WIRE_CODE = {"led": COMMAND_LED, "beep": COMMAND_BUZ}
 
 
 def _feedback_commands(feedback: Feedback) -> dict[str, dict[str, Any]]:
@@ -201,7 +207,7 @@ def _feedback_commands(feedback: Feedback) -> dict[str, dict[str, Any]]:
 # ============================================================================ pure helpers
 
 
-def osdp_crc16(data: bytes) -> int:
+def osdp_crc16(data: bytes | bytearray) -> int:
     """OSDP's CRC-16 (CCITT polynomial 0x1021, initial value 0x1D0F, not reflected)."""
     crc = 0x1D0F
     for byte in data:
@@ -552,6 +558,57 @@ def complete_prefix(buf: bytes | bytearray) -> int:
     return n
 
 
+def _frame_ok(frame: bytes | bytearray) -> bool:
+    """Whether one whole OSDP frame's CRC (or checksum) holds. Pure."""
+    if frame[4] & 0x04:
+        return osdp_crc16(frame[:-2]) == (frame[-2] | (frame[-1] << 8))
+    return (sum(frame[:-1]) + frame[-1]) & 0xFF == 0
+
+
+def drop_late_replies(buf: bytes | bytearray, command: tuple[int, int] | None) -> tuple[bytes, int]:
+    """``buf`` without the well-formed replies that do not answer ``command``, and how many
+    were dropped. Pure; never raises.
+
+    ``command`` is the (address, sequence number) of the last command sent on the line, or
+    ``None`` before the first. A reader that answers after libosdp has given up on it (a slow
+    reader, a starved host) puts its reply on the line while libosdp waits for the next
+    reader's answer; libosdp 3.2 takes that reply as the next reader's ("Invalid pd address")
+    and drops the innocent reader offline. An answer to a command nobody waits for any more
+    says nothing about the reader that is being asked, so it never reaches libosdp. Bytes that
+    are not whole, intact frames (noise, damaged frames) pass unchanged: libosdp counts them.
+    """
+    if command is None:
+        return bytes(buf), 0
+    out = bytearray()
+    dropped = 0
+    pos = 0
+    n = len(buf)
+    while pos < n:
+        start = buf.find(OSDP_SOM, pos)
+        if start < 0 or start + 5 > n:
+            out += buf[pos:]
+            break
+        length = buf[start + 2] | (buf[start + 3] << 8)
+        if length < 7 or length > MAX_FRAME_LEN or start + length > n:
+            out += buf[pos : start + 1]
+            pos = start + 1
+            continue
+        frame = buf[start : start + length]
+        out += buf[pos:start]
+        pos = start + length
+        if frame[1] & 0x80 and _frame_ok(frame):
+            if (frame[1] & 0x7F, frame[4] & 0x03) != command:
+                dropped += 1
+                continue
+        elif not _frame_ok(frame):
+            # Not a frame after all (or a damaged one): pass its first byte and look again.
+            out += frame[:1]
+            pos = start + 1
+            continue
+        out += frame
+    return bytes(out), dropped
+
+
 class SerialChannel(Channel):
     """libosdp's byte channel over a pyserial port: non-blocking, never raises into libosdp.
 
@@ -569,6 +626,8 @@ class SerialChannel(Channel):
         on_fail: Callable[[str], None],
         baud: int = 9600,
         on_frame: Callable[[SniffedFrame], None] | None = None,
+        *,
+        drop_late_replies: bool = False,
     ) -> None:
         super().__init__()
         self.port = port
@@ -588,6 +647,11 @@ class SerialChannel(Channel):
         self._pending = bytearray()
         self._pending_since = 0.0
         self._ready = bytearray()
+        # The control panel's side drops replies to commands libosdp no longer waits for
+        # (see :func:`drop_late_replies`); a reader's side has no use for it.
+        self._drop_late = drop_late_replies
+        self._last_command: tuple[int, int] | None = None
+        self.late_replies = 0
 
     def _fail(self, exc: BaseException) -> None:
         if self.failed is None:
@@ -620,6 +684,9 @@ class SerialChannel(Channel):
                 released = bytes(self._pending[:cut])
                 del self._pending[:cut]
                 self._pending_since = now
+                if self._drop_late:
+                    released, late = drop_late_replies(released, self._last_command)
+                    self.late_replies += late
                 self._ready += released
                 frames = self.sniffer.feed(released)
                 if frames:
@@ -646,6 +713,8 @@ class SerialChannel(Channel):
             return -1
         written = len(buf) if n is None else n
         self.tx_bytes += written
+        if self._drop_late and written > 0:
+            self._note_command(buf)
         if written > 0:
             sent = self._tx_sniffer.feed(bytes(buf[:written]))
             if sent:
@@ -656,6 +725,12 @@ class SerialChannel(Channel):
                     for f in sent:
                         self.on_frame(f)
         return written
+
+    def _note_command(self, buf: bytes) -> None:
+        """Remember the address and sequence number of the command libosdp just wrote."""
+        start = buf.find(OSDP_SOM)
+        if start >= 0 and start + 5 <= len(buf) and not buf[start + 1] & 0x80:
+            self._last_command = (buf[start + 1] & 0x7F, buf[start + 4] & 0x03)
 
     def flush(self) -> None:
         # libosdp flushes to resynchronise after an error: drop what we hold back too.
@@ -763,6 +838,9 @@ class _Session:
         self.sniffer = FrameSniffer()
         self.drain = drain or ReadDrainTracker()
         self.exchanges = UnansweredCounter()
+        # Commands put on the line, by (address, command code): a feedback command libosdp
+        # reports failed may still have reached the reader (only its answer was lost).
+        self.commands_sent: Counter[tuple[int, int]] = Counter()
         self.port = serial.Serial(
             spec.port,
             spec.baud,
@@ -771,7 +849,8 @@ class _Session:
             exclusive=True,
         )
         self.channel = SerialChannel(
-            self.port, self.sniffer, on_fail, spec.baud, on_frame=self._on_frame
+            self.port, self.sniffer, on_fail, spec.baud, on_frame=self._on_frame,
+            drop_late_replies=True,
         )
         self.addresses = [r.address for r in spec.readers]
         infos = [
@@ -797,6 +876,8 @@ class _Session:
     def _on_frame(self, frame: SniffedFrame) -> None:
         self.drain.frame(frame)
         self.exchanges.frame(frame)
+        if not frame.reply:
+            self.commands_sent[(frame.address, frame.code)] += 1
 
     def masks(self) -> tuple[int, int]:
         """libosdp's online and secure-channel bitmasks (index = position in the reader list)."""
@@ -864,7 +945,7 @@ class _ReaderLink:
     refusals: int = 0
     feedback: _PendingFeedback | None = None
     # Submitted feedback parts awaiting libosdp's completion, in its (FIFO) order.
-    in_flight: deque[tuple[_PendingFeedback, str]] = field(
+    in_flight: deque[tuple[_PendingFeedback, str, _Session, int]] = field(
         default_factory=lambda: deque(maxlen=MAX_FEEDBACK_IN_FLIGHT)
     )
     feedback_lost: int = 0
@@ -936,6 +1017,7 @@ class OsdpBus:
         self._last_error = ""
         self._bad_frames = 0
         self._unanswered = 0
+        self._late_replies = 0
         self._damage_logged_at = -1e9
         self._damage_logged_at_count = 0
         self._naks = 0
@@ -1009,45 +1091,66 @@ class OsdpBus:
         for part in todo:
             pending.parts[part] = "submitting"
 
-        def submit() -> list[bool]:
+        def submit() -> list[tuple[bool, int]]:
             done = []
             for part in todo:
+                before = session.commands_sent[(link.address, _FEEDBACK_WIRE_CODE[part])]
                 try:
-                    done.append(session.submit(link.address, commands[part]))
+                    done.append((session.submit(link.address, commands[part]), before))
                 except Exception as exc:  # libosdp raises on a torn-down context
                     log.debug("bus %s reader %d: feedback not queued: %s", self.name,
                               link.address, exc)  # fmt: skip
-                    done.append(False)
+                    done.append((False, before))
             return done
 
         results = await asyncio.to_thread(submit)
-        for part, ok in zip(todo, results, strict=True):
+        for part, (ok, before) in zip(todo, results, strict=True):
             if pending.parts.get(part) != "submitting":
                 continue
             if ok:
                 pending.parts[part] = "queued"
-                link.in_flight.append((pending, part))
+                link.in_flight.append((pending, part, session, before))
             else:
                 pending.parts[part] = "todo"
 
     def _on_completion(self, index: int, command: dict[str, Any], status: int) -> None:
-        # libosdp's thread (only when the library reports completions): hand it over.
-        self._post(self._handle_completion, index, int(command.get("command", -1)), status)
+        # libosdp's thread (only when the library reports completions): hand it over, with
+        # how many such commands had gone out on the line by now (same thread, so in order).
+        code = int(command.get("command", -1))
+        session = self._session
+        part = _FEEDBACK_PART.get(code)
+        sent = 0
+        if session is not None and part is not None and 0 <= index < len(self._index):
+            sent = session.commands_sent[(self._index[index], _FEEDBACK_WIRE_CODE[part])]
+        self._post(self._handle_completion, index, code, status, session, sent)
 
-    def _handle_completion(self, index: int, code: int, status: int) -> None:
+    def _handle_completion(
+        self, index: int, code: int, status: int, session: _Session | None = None, sent: int = 0
+    ) -> None:
         if index < 0 or index >= len(self._index):
             return
         link = self._links[self._index[index]]
-        part = "led" if code == Command.LED else "beep" if code == Command.Buzzer else None
+        part = _FEEDBACK_PART.get(code)
         if part is None:
             return
         # Completions come in submission order; skip parts of feedback already replaced.
         while link.in_flight:
-            pending, queued_part = link.in_flight.popleft()
+            pending, queued_part, queued_on, before = link.in_flight.popleft()
             if queued_part != part:
                 continue
             if pending is link.feedback and pending.parts.get(part) == "queued":
-                pending.parts[part] = "done" if status == CompletionStatus.Ok else "todo"
+                if status == CompletionStatus.Ok:
+                    pending.parts[part] = "done"
+                elif queued_on is session and sent > before:
+                    # The command went out and only its answer was lost (a slow reader, a
+                    # drop-out right after): the reader has most likely shown it. Sending it
+                    # again would light the reader seconds later, when the next person's tap
+                    # may be the one in front of it; a guard who saw nothing taps again.
+                    pending.parts[part] = "done"
+                    log.debug("bus %s reader %d: %s sent, answer lost; not sent again",
+                              self.name, link.address, part)  # fmt: skip
+                else:
+                    pending.parts[part] = "todo"
                 if pending.done:
                     link.feedback = None
             break
@@ -1058,9 +1161,10 @@ class OsdpBus:
         rx = self._rx + (session.channel.rx_bytes if session else 0)
         tx = self._tx + (session.channel.tx_bytes if session else 0)
         unanswered = self._unanswered + (session.exchanges.unanswered if session else 0)
+        late = self._late_replies + (session.channel.late_replies if session else 0)
         bus = BusCounters(
             self.name, self._state, self._opens, self._failures, bad, self._naks, rx, tx,
-            self._last_error, unanswered,
+            self._last_error, unanswered, late,
         )
         readers = [
             ReaderCounters(
@@ -1375,6 +1479,7 @@ class OsdpBus:
             return
         self._bad_frames += session.sniffer.bad_frames
         self._unanswered += session.exchanges.unanswered
+        self._late_replies += session.channel.late_replies
         self._rx += session.channel.rx_bytes
         self._tx += session.channel.tx_bytes
         await asyncio.to_thread(session.close)

@@ -331,6 +331,7 @@ class CheckpointService:
                     "bad_frames": counters.bad_frames,
                     "naks": counters.naks,
                     "unanswered": counters.unanswered,
+                    "late_replies": counters.late_replies,
                     "rx_bytes": counters.rx_bytes,
                     "tx_bytes": counters.tx_bytes,
                     "last_error": counters.last_error,

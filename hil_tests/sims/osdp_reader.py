@@ -75,16 +75,20 @@ class TapRecord:
     wristband: str
 
 
-class _SluggishChannel(SerialChannel):
-    """The reader's side of the line, answering every command ``delay_s`` late (libosdp's
-    PD thread waits before each reply leaves, as a slow reader's firmware would)."""
+class _ReaderChannel(SerialChannel):
+    """The reader's side of the line. A sluggish reader answers every command ``delay_s``
+    late (libosdp's PD thread waits before each reply leaves, as a slow reader's firmware
+    would); ``delay_next_reply_s`` holds back just the next reply (one slow answer)."""
 
-    def __init__(self, *args: Any, delay_s: float, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, delay_s: float = 0.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.delay_s = delay_s
+        self.delay_next_reply_s = 0.0
 
     def write(self, buf: bytes) -> int:
-        time.sleep(self.delay_s)
+        delay, self.delay_next_reply_s = self.delay_s + self.delay_next_reply_s, 0.0
+        if delay > 0:
+            time.sleep(delay)
         return super().write(buf)
 
 
@@ -120,7 +124,9 @@ class SimReader:
         self._changed = threading.Condition(self._lock)
         self._port: serial.Serial | None = None
         self._pd: PeripheralDevice | None = None
-        self._channel: SerialChannel | None = None
+        self._channel: _ReaderChannel | None = None
+        # Seconds by which the answer to the next LED command is held back (one slow reply).
+        self.late_led_reply_s = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -128,13 +134,9 @@ class SimReader:
         if self._pd is not None:
             return self
         self._port = serial.Serial(self.port_path, self.baud, timeout=0, write_timeout=0.5)
-        channel: SerialChannel
-        if self.reply_delay_s > 0:
-            channel = _SluggishChannel(
-                self._port, FrameSniffer(), lambda _r: None, self.baud, delay_s=self.reply_delay_s
-            )
-        else:
-            channel = SerialChannel(self._port, FrameSniffer(), lambda _r: None, self.baud)
+        channel = _ReaderChannel(
+            self._port, FrameSniffer(), lambda _r: None, self.baud, delay_s=self.reply_delay_s
+        )
         self._channel = channel
         flags = [LibFlag.InstallMode] if self.install_mode else [LibFlag.EnforceSecure]
         caps = PDCapabilities(
@@ -174,6 +176,9 @@ class SimReader:
         kind = cmd.get("command")
         with self._changed:
             if kind == Command.LED:
+                if self.late_led_reply_s > 0 and self._channel is not None:
+                    self._channel.delay_next_reply_s = self.late_led_reply_s
+                    self.late_led_reply_s = 0.0
                 self.leds.append(
                     LedCommand(
                         now,
