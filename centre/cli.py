@@ -38,10 +38,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from centre.antifraud.tables import WalkTables
 from centre.audit import audit_gateway
 from centre.errors import CentreError
 from centre.pki import CentrePaths, fingerprint, init_centre, load_ca
-from centre.server import running_centre
+from centre.server import WALKS_DIR, running_centre
 from centre.store import GatewayRecord, SqliteRepository
 from centre.tokens import hash_token, new_token, parse_ttl
 
@@ -103,6 +104,9 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     paths = _paths(args)
     _need_init(paths)
+    problems = WalkTables(paths.root / WALKS_DIR).problems()
+    if problems:
+        raise CentreError("malformed walking-time tables:\n  " + "\n  ".join(problems))
 
     async def serve() -> None:
         async with running_centre(

@@ -16,6 +16,8 @@ from aiohttp import web
 
 from centre.announce.library import AnnouncementLibrary
 from centre.announce.web import AnnouncementHandlers
+from centre.antifraud.monitor import AntifraudMonitor
+from centre.antifraud.tables import WalkTables
 from centre.app import (
     DEFAULT_MAX_CONCURRENT_INGEST,
     DEFAULT_RETRY_AFTER_S,
@@ -42,6 +44,8 @@ from centre.web.cli import CONSOLE_DB
 from centre.web.console import Console
 from centre.web.pages import ConsolePages
 from centre.web.store import SqliteConsoleStore
+
+WALKS_DIR = "walks"  # walking-time tables, one <gateway id>.toml each (docs/antifraud.md)
 
 
 @dataclass(slots=True)
@@ -78,7 +82,11 @@ async def running_centre(
     rollout_store = await SqliteRolloutStore.open(paths.root / ROLLOUTS_FILE)
     try:
         service = CentreService(
-            repo, paths, max_concurrent_ingest=max_concurrent_ingest, retry_after_s=retry_after_s
+            repo,
+            paths,
+            max_concurrent_ingest=max_concurrent_ingest,
+            retry_after_s=retry_after_s,
+            antifraud=AntifraudMonitor(repo, walks=WalkTables(paths.root / WALKS_DIR)),
         )
         app = service.make_app()
         bulletins = BulletinHandlers(
