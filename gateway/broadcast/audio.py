@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 Recorder = Callable[[str, Mapping[str, Any]], Awaitable[None]]
 RESTART_PAUSE_S = 0.5
+# Announcements kept ready for requests that have not started yet; past this the oldest goes
+# (its request then plays the local clip). Clearing them all dropped the one about to play.
+MAX_PREPARED = 100
 
 
 class AudioPlayer:
@@ -37,8 +40,9 @@ class AudioPlayer:
     def prepare(self, request_id: str, path: Path, sha256: str) -> None:
         """A centre announcement (hash-verified) to play for this request, instead of any
         locally configured clip."""
-        if len(self._prepared) > 100:  # requests that never came on
-            self._prepared.clear()
+        self._prepared.pop(request_id, None)
+        while len(self._prepared) >= MAX_PREPARED:  # requests that never came on: oldest first
+            del self._prepared[next(iter(self._prepared))]
         self._prepared[request_id] = (path, sha256)
 
     def clip_for(self, announcement: str) -> Path | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broadcast.audio import AudioPlayer
+from gateway.broadcast.audio import MAX_PREPARED, AudioPlayer
 from gateway.broadcast.config import AudioSection, ClipSection
 from gateway.broadcast.library import TAMPERED, UNAVAILABLE, AnnouncementCache
 from gateway.broadcast.remote import RemoteTrigger, VerifiedCommand
@@ -123,3 +123,14 @@ async def test_the_local_verifier_path_prepares_too(tmp_path: Path) -> None:
     kinds = [k for k, _ in ctl.records]
     assert kinds[-2:] == ["broadcast.announcement_refused", "broadcast.command_refused"]
     assert player is not None and not marker.exists()
+
+
+def test_a_full_table_of_prepared_announcements_drops_only_the_oldest(tmp_path: Path) -> None:
+    section = AudioSection(enabled=True, command=("true",), repeat=False, clips=())
+    player = AudioPlayer(section, RecordingController().record, tmp_path)
+    for i in range(MAX_PREPARED + 5):
+        player.prepare(f"r{i}", tmp_path / f"{i}.wav", f"{i:064x}")
+    kept = player._prepared  # the table itself: what start() will find per request
+    assert len(kept) == MAX_PREPARED
+    assert "r0" not in kept and "r4" not in kept
+    assert f"r{MAX_PREPARED + 4}" in kept and "r5" in kept  # the newest, about to play, stays
