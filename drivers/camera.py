@@ -472,8 +472,8 @@ class RtspCamera:
             parts = urlsplit(rtsp_url)
         except ValueError as exc:
             raise _config_error(f"not a usable stream URL: {_clip(exc, 80)}") from exc
-        if parts.scheme not in RTSP_SCHEMES:
-            raise _config_error(f"not an rtsp:// URL: {rtsp_url[:60]!r}")
+        if parts.scheme not in RTSP_SCHEMES or (parts.scheme != "file" and not parts.hostname):
+            raise _config_error(f"not an rtsp:// URL with a host: {rtsp_url[:60]!r}")
         if parts.username is not None or parts.password is not None:
             raise _config_error("the stream URL must not hold credentials (use username/password)")
         if any(ord(c) < 0x20 or ord(c) == 0x7F for c in rtsp_url + username + password):
