@@ -125,6 +125,32 @@ async def test_evidence_snapshots_from_two_vendor_cameras(tmp_path: Path) -> Non
         assert shots["hik"]["sha256"] != shots["dahua"]["sha256"]
 
 
+async def test_selftest_checks_profile_cameras_by_their_profile(tmp_path: Path) -> None:
+    from gateway.config import load_config
+    from gateway.setup.selftest import _cameras
+
+    async with (
+        CameraSim("hik", password="pw1", channels=2) as hik,
+        CameraSim("dahua", password="pw2") as dahua,
+    ):
+        write_password(tmp_path, "hik", "pw1")
+        write_password(tmp_path, "dahua", "not-pw2")
+        path = tmp_path / "gateway.toml"
+        path.write_text(
+            '[gateway]\nid = "gw-test"\ncompound = "Test"\ndata_dir = "data"\n'
+            'runtime_dir = "run"\n\n'
+            f'[[health.cameras]]\nname = "hik"\nprofile = "hikvision"\naddress = "{hik.address}"\n'
+            'channel = 2\nusername = "admin"\npassword_file = "hik.pass"\n\n'
+            f'[[health.cameras]]\nname = "dahua"\nprofile = "dahua"\naddress = "{dahua.address}"\n'
+            'username = "admin"\npassword_file = "dahua.pass"\ntimeout_s = 2.0\n'
+        )
+        hik_result, dahua_result = await _cameras(load_config(path))
+        assert hik_result["ok"] and hik_result["snapshot_bytes"] > 0 and len(hik.served) == 1
+        assert hik.paths == ["/ISAPI/Streaming/channels/201/picture"]
+        assert not dahua_result["ok"] and dahua_result["detail"].startswith("auth: ")
+        assert "not-pw2" not in dahua_result["detail"] and dahua.served == []
+
+
 # --- RTSP through the real ffmpeg -----------------------------------------------------------
 
 
