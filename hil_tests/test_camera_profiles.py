@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import os
 import shutil
 import subprocess
@@ -268,3 +269,123 @@ def test_open_camera_refuses_what_it_cannot_use() -> None:
         with pytest.raises(CameraError) as err:
             open_camera(SimpleNamespace(profile=profile, **base), "pw")  # type: ignore[arg-type]
         assert err.value.fields["fault"] == "config"
+
+
+# --- the installer wizard's camera step -----------------------------------------------------
+
+
+async def test_wizard_camera_step_takes_vendor_profiles_live(tmp_path: Path) -> None:
+    from gateway.config import load_config
+    from gateway.setup.answers import parse_answers
+    from gateway.setup.state import StateFile
+    from gateway.setup.wizard import Wizard
+
+    async with (
+        CameraSim("hik", password="hk-pw-7", channels=2) as hik,
+        CameraSim("dahua", password="dh-pw-8", channels=3) as dahua,
+    ):
+        config = tmp_path / "site" / "gateway.toml"
+        state_path = tmp_path / "site" / "state.json"
+        state = StateFile.load(state_path)
+        for step, result in (("ports", {"found": [], "ports": []}), ("scan", {"buses": []}),
+                             ("pair", {"readers": {}}), ("name", {"points": []}),
+                             ("relays", {"zones": []})):  # fmt: skip
+            state.finish(step, result)
+
+        def run(dahua_password: str) -> tuple[int, str]:
+            answers = parse_answers(
+                {
+                    "gateway": {"id": "gw-cam-02", "compound": "Cam", "data_dir": "data",
+                                "runtime_dir": "run"},
+                    "cameras": [
+                        {"name": "duty-room", "profile": "hikvision", "address": hik.address,
+                         "channel": 2, "username": "admin",
+                         "password_file": str(write_password(tmp_path, "hik", "hk-pw-7"))},
+                        {"name": "yard", "profile": "dahua", "address": dahua.address,
+                         "channel": 3, "username": "admin",
+                         "password_file": str(write_password(tmp_path, "dh", dahua_password))},
+                    ],
+                    "enroll": {"skip": True},
+                },
+                tmp_path,
+            )  # fmt: skip
+            out = io.StringIO()
+            owner = (65534, 65534) if os.geteuid() == 0 else None
+            wizard = Wizard(
+                answers, config_path=config, state=StateFile.load(state_path), out=out, owner=owner
+            )
+            return wizard.run(), out.getvalue()
+
+        rc, out = await asyncio.to_thread(run, "not-dh-pw")
+        assert rc == 1 and "camera yard: live snapshot failed (auth" in out, out
+        assert "not-dh-pw" not in out and not config.exists()
+        rc, out = await asyncio.to_thread(run, "dh-pw-8")
+        assert rc == 0, out
+        assert hik.paths[-1] == "/ISAPI/Streaming/channels/201/picture"
+        assert dahua.paths[-1] == "/cgi-bin/snapshot.cgi?channel=3"
+        cfg = load_config(config)
+        duty, yard = cfg.health.cameras
+        assert (duty.profile, duty.address, duty.channel) == ("hikvision", hik.address, 2)
+        assert (yard.profile, yard.address, yard.channel) == ("dahua", dahua.address, 3)
+        assert duty.snapshot_url == "" and yard.snapshot_url == ""
+
+
+def test_wizard_answers_refuse_a_profile_without_its_key(tmp_path: Path) -> None:
+    from gateway.errors import ConfigError
+    from gateway.setup.answers import parse_answers
+
+    with pytest.raises(ConfigError) as err:
+        parse_answers(
+            {"gateway": {"id": "gw-cam-03", "compound": "Cam"},
+             "cameras": [{"name": "c", "profile": "dahua", "username": "admin"}]},
+            tmp_path,
+        )  # fmt: skip
+    assert err.value.key.endswith("cameras[0].address")
+
+
+async def test_wizard_camera_questions_at_the_terminal(tmp_path: Path) -> None:
+    from gateway.setup.answers import parse_answers
+    from gateway.setup.interactive import Asker
+    from gateway.setup.state import StateFile
+    from gateway.setup.wizard import Wizard
+
+    async with CameraSim("hik", password="hk-pw-9", channels=2) as hik:
+        lines = iter(
+            [
+                "duty-room",  # camera name
+                f"dahua {hik.address} 0",  # refused: channels count from 1
+                f"海康 {hik.address} 2",  # a Hikvision camera, channel 2, named in Chinese
+                "",  # RTSP: none
+                "",  # login kind: digest
+                "",  # user: admin
+                "back-lane",
+                "rtsp",  # no snapshot URL: a frame of the RTSP stream
+                "",  # RTSP left empty: refused for an rtsp camera, asked again
+                "rtsp://10.9.9.9:554/stream1",
+                "basic",
+                "gw",
+                "",  # no more cameras
+            ]
+        )
+
+        def read_line(prompt: str) -> str:
+            return next(lines)
+
+        out = io.StringIO()
+        answers = parse_answers({"gateway": {"id": "gw-cam-04", "compound": "Cam"}}, tmp_path)
+        wizard = Wizard(
+            answers,
+            config_path=tmp_path / "gateway.toml",
+            state=StateFile.load(tmp_path / "state.json"),
+            out=out,
+            asker=Asker({}, read_line=read_line, out=out),
+        )
+        await asyncio.to_thread(wizard.ask_cameras)
+        duty, lane = wizard.a.cameras
+        assert (duty.profile, duty.address, duty.channel) == ("hikvision", hik.address, 2)
+        assert (lane.profile, lane.rtsp_url, lane.auth) == ("rtsp", "rtsp://10.9.9.9:554/stream1",
+                                                            "basic")  # fmt: skip
+        assert "channel must be a whole number from 1 to 256" in out.getvalue()
+        # The live check of the hikvision answer, as the camera step runs it.
+        check = await asyncio.to_thread(wizard._check_camera, duty, "hk-pw-9")
+        assert check.ok and hik.paths == ["/ISAPI/Streaming/channels/201/picture"]

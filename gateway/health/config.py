@@ -73,7 +73,7 @@ class CameraConfig:
         "http from snapshot_url, rtsp (one frame through ffmpeg) from rtsp_url",
     )
     snapshot_url: str = setting(
-        "", doc="HTTP(S) URL of a JPEG snapshot (profile http only)", pattern=r"https?://.+"
+        "", doc="HTTP(S) URL of a JPEG snapshot (profile http only)", pattern=r"(https?://.+)?"
     )
     address: str = setting(
         "", doc="camera host[:port], http:// or https:// optional (profiles hikvision and dahua)"
@@ -98,7 +98,7 @@ class CameraConfig:
     )
 
     def check(self) -> Iterable[tuple[str, str]]:
-        yield from self._check_profile()
+        yield from self.profile_problems()
         for key, url in (("snapshot_url", self.snapshot_url), ("rtsp_url", self.rtsp_url)):
             problem = _url_problem(url) if url else None
             if problem:
@@ -115,7 +115,7 @@ class CameraConfig:
             # would stop the daemon at start; say so here instead.
             yield "username", "must not contain ':' or control characters"
 
-    def _check_profile(self) -> Iterable[tuple[str, str]]:
+    def profile_problems(self) -> Iterable[tuple[str, str]]:
         """Each profile's own key is required and the others' keys are refused, so a camera
         never silently uses a URL other than the one the installer thinks it does."""
         needs = {"hikvision": "address", "dahua": "address", "http": "snapshot_url"}
