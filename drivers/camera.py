@@ -18,6 +18,13 @@ challenge with control bytes or non-UTF-8 bytes in its realm or nonce, a truncat
     async with cam:
         shot = await cam.snapshot()          # Snapshot(data=b"\\xff\\xd8...", elapsed_s=0.04)
         rtsp = await rtsp_options("rtsp://10.0.0.20:554/stream1", timeout=2.0)
+
+Snapshot profiles (docs/cameras.md) name the snapshot URL of the two camera families most
+installed in Chinese compounds, so an installer types an address and a channel, not a URL:
+``hikvision`` (ISAPI ``/ISAPI/Streaming/channels/<N>01/picture``), ``dahua`` (CGI
+``/cgi-bin/snapshot.cgi?channel=<N>``), ``http`` (any snapshot URL) and ``rtsp`` (no snapshot URL
+at all: :class:`RtspCamera` grabs one frame with ffmpeg). :func:`open_camera` builds the right
+camera from a config section.
 """
 
 from __future__ import annotations
@@ -27,8 +34,8 @@ import contextlib
 import re
 import time
 from dataclasses import dataclass
-from typing import Literal
-from urllib.parse import urlsplit
+from typing import Final, Literal, Protocol
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -36,6 +43,9 @@ MAX_SNAPSHOT_BYTES = 8 * 1024 * 1024  # a real 4K JPEG is ~2 MB; more is a misbe
 MAX_RTSP_REPLY_BYTES = 16 * 1024
 
 AuthScheme = Literal["digest", "basic", "none"]
+CameraProfile = Literal["hikvision", "dahua", "http", "rtsp"]
+PROFILES: Final[tuple[CameraProfile, ...]] = ("hikvision", "dahua", "http", "rtsp")
+MAX_CHANNEL: Final = 256  # the largest NVRs of either family have 256 channels
 
 
 class CameraError(Exception):
@@ -269,3 +279,427 @@ async def rtsp_options(url: str, timeout: float = 3.0) -> RtspReply:
                 await writer.wait_closed()
     status, reason, headers = parse_rtsp_reply(head[:MAX_RTSP_REPLY_BYTES])
     return RtspReply(status, reason, headers.get("public", ""), time.monotonic() - started)
+
+
+# --- snapshot profiles ---------------------------------------------------------------------------
+
+_DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_ADDRESS_MAX = 255
+
+
+def _config_error(reason: str) -> CameraError:
+    return CameraError(reason, fault="config")
+
+
+def _host_ok(host: str) -> bool:
+    """An IPv4/IPv6 literal or a DNS name (letters, digits, hyphens; dots between labels)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    labels = host.rstrip(".").split(".")
+    if labels[-1].isdigit():  # 10.0.0.300 is a bad IPv4 address, not a host name
+        return False
+    return all(_DNS_LABEL.fullmatch(label) for label in labels)
+
+
+def parse_camera_address(address: str) -> tuple[str, str]:
+    """``(scheme, netloc)`` of a camera address: ``host``, ``host:port`` or ``[v6]:port``,
+    optionally led by ``http://`` or ``https://`` (plain HTTP when absent).
+
+    No path, query, fragment or credentials (those have their own keys); CameraError(fault=
+    "config") naming what is wrong otherwise.
+    """
+    if not isinstance(address, str) or not address:
+        raise _config_error("is empty")
+    if len(address) > _ADDRESS_MAX:
+        raise _config_error(f"is longer than {_ADDRESS_MAX} characters")
+    if any(not ("!" <= c <= "~") for c in address):
+        raise _config_error("must be ASCII without spaces or control characters")
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "http", address
+    scheme = scheme.lower()
+    if scheme not in ("http", "https"):
+        raise _config_error(f"scheme {scheme[:10]!r} is not http or https")
+    rest = rest.removesuffix("/")
+    for char, what in (
+        ("/", "a path"),
+        ("?", "a query"),
+        ("#", "a fragment"),
+        ("@", "credentials"),
+    ):
+        if char in rest:
+            raise _config_error(f"must not hold {what} (only host and port)")
+    try:
+        parts = urlsplit(f"//{rest}")
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise _config_error(f"is not host[:port]: {_clip(exc, 80)}") from exc
+    if not host or not _host_ok(host):
+        raise _config_error(f"{rest[:60]!r} is not a host name or IP address")
+    if port == 0:
+        raise _config_error("port 0 is not a usable port")
+    if rest.endswith(":"):
+        raise _config_error("has ':' but no port")
+    return scheme, rest
+
+
+def profile_snapshot_url(profile: str, address: str, channel: int = 1) -> str:
+    """The snapshot URL a camera family serves for ``channel`` (1 = the first camera).
+
+    ``hikvision``: ISAPI ``/ISAPI/Streaming/channels/<N>01/picture`` (stream id N*100+1: channel
+    N, main stream). ``dahua``: ``/cgi-bin/snapshot.cgi?channel=<N>`` (channels count from 1).
+    Other profiles have no address form (``http`` takes a URL, ``rtsp`` has no snapshot URL).
+    Raises CameraError(fault="config") and nothing else.
+
+        profile_snapshot_url("hikvision", "192.168.1.64", 2)
+        # 'http://192.168.1.64/ISAPI/Streaming/channels/201/picture'
+    """
+    if profile not in ("hikvision", "dahua"):
+        if profile in PROFILES:
+            raise _config_error(f"profile {profile!r} has no address form; give its URL")
+        raise _config_error(f"{str(profile)[:20]!r} is not one of {', '.join(PROFILES)}")
+    if isinstance(channel, bool) or not isinstance(channel, int):
+        raise _config_error("channel must be an integer")
+    if not 1 <= channel <= MAX_CHANNEL:
+        raise _config_error(f"channel {channel} is outside 1..{MAX_CHANNEL}")
+    scheme, netloc = parse_camera_address(address)
+    if profile == "hikvision":
+        return f"{scheme}://{netloc}/ISAPI/Streaming/channels/{channel}01/picture"
+    return f"{scheme}://{netloc}/cgi-bin/snapshot.cgi?channel={channel}"
+
+
+# --- JPEG check --------------------------------------------------------------------------------
+
+# SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC), which share the range (ITU T.81 table B.1).
+_SOF_MARKERS: Final = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _bad_image(reason: str) -> CameraError:
+    return CameraError(f"not a usable JPEG: {reason}", fault="bad_image")
+
+
+def jpeg_dimensions(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` from a JPEG's frame header; CameraError(fault="bad_image") on junk.
+
+    Walks the marker segments from SOI (ITU T.81 annex B) up to the first SOF; an HTML page, a
+    truncated file, a segment running past the end, or a scan before any frame header is refused.
+    A frame that declares 0 lines (height given later by DNL) is refused too: no camera sends one.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise _bad_image(f"expected bytes, got {type(data).__name__}")
+    buf = bytes(data)
+    if len(buf) < 4 or buf[:2] != b"\xff\xd8":
+        raise _bad_image("no SOI marker at the start")
+    end = len(buf)
+    i = 2
+    while True:
+        if i >= end:
+            raise _bad_image("ends before a frame header (SOF)")
+        if buf[i] != 0xFF:
+            raise _bad_image(f"byte {i} is not a marker")
+        while i < end and buf[i] == 0xFF:  # fill bytes may precede a marker
+            i += 1
+        if i >= end:
+            raise _bad_image("ends inside a marker")
+        marker = buf[i]
+        i += 1
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # TEM, RSTn: no length field
+            continue
+        if marker in (0x00, 0xD8, 0xD9, 0xDA):
+            what = {0x00: "a stuffed 0xFF00", 0xD8: "a second SOI", 0xD9: "EOI", 0xDA: "a scan"}
+            raise _bad_image(f"{what[marker]} before any frame header")
+        if i + 2 > end:
+            raise _bad_image("a segment length is cut off")
+        length = int.from_bytes(buf[i : i + 2], "big")
+        if length < 2 or i + length > end:
+            raise _bad_image(f"a segment of {length} bytes runs past the data")
+        if marker in _SOF_MARKERS:
+            if length < 8:
+                raise _bad_image("the frame header is too short")
+            height = int.from_bytes(buf[i + 3 : i + 5], "big")
+            width = int.from_bytes(buf[i + 5 : i + 7], "big")
+            if width == 0 or height == 0:
+                raise _bad_image(f"the frame header says {width}x{height}")
+            return width, height
+        i += length
+
+
+# --- RTSP: one frame through ffmpeg ----------------------------------------------------------
+
+# Protocols ffmpeg may open: the concat list on stdin (pipe), RTSP with RTP over TCP or UDP, and
+# local files (recorded clips, tests). Nothing else, whatever the list says.
+FFMPEG_PROTOCOLS: Final = "pipe,file,rtsp,rtsps,rtp,srtp,udp,tcp,tls"
+RTSP_SCHEMES: Final = ("rtsp", "rtsps", "file")
+_STDERR_KEEP = 8192
+_URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/'\"@]*@")
+
+
+def _ffconcat_quote(text: str) -> str:
+    """A token for an ffconcat script: single-quoted, a quote itself written as '\\''."""
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+class RtspCamera:
+    """One frame from an RTSP stream, grabbed by ffmpeg, for cameras with no snapshot URL.
+
+    ffmpeg runs once per snapshot (``-frames:v 1``, re-encoded as JPEG to stdout) and is killed
+    when ``timeout_s`` runs out. The stream URL, with the credentials in it, goes to ffmpeg on
+    stdin as a one-line concat list (``-f concat -i pipe:0``), never on its command line, so
+    ``ps`` and ``/proc/<pid>/cmdline`` do not show the password; what ffmpeg prints is scrubbed
+    of credentials before it reaches a CameraError.
+
+        cam = RtspCamera("gate", "rtsp://10.0.0.20:554/Streaming/Channels/101", "gw", "s3cret")
+        shot = await cam.snapshot()   # Snapshot(data=b"\\xff\\xd8...", elapsed_s=1.3, ...)
+    """
+
+    def __init__(
+        self,
+        name: str,
+        rtsp_url: str,
+        username: str = "",
+        password: str = "",
+        *,
+        timeout_s: float = 10.0,
+        ffmpeg: str = "ffmpeg",
+        transport: Literal["tcp", "udp"] = "tcp",
+    ) -> None:
+        try:
+            parts = urlsplit(rtsp_url)
+        except ValueError as exc:
+            raise _config_error(f"not a usable stream URL: {_clip(exc, 80)}") from exc
+        if parts.scheme not in RTSP_SCHEMES or (parts.scheme != "file" and not parts.hostname):
+            raise _config_error(f"not an rtsp:// URL with a host: {rtsp_url[:60]!r}")
+        if parts.username is not None or parts.password is not None:
+            raise _config_error("the stream URL must not hold credentials (use username/password)")
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in rtsp_url + username + password):
+            raise _config_error("the stream URL and credentials must not hold control characters")
+        self.name = name
+        self.rtsp_url = rtsp_url
+        self.timeout_s = timeout_s
+        self.ffmpeg = ffmpeg
+        self.transport = transport
+        self._username = username
+        self._password = password
+        self.last_pid: int | None = None
+
+    async def __aenter__(self) -> RtspCamera:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Nothing stays open between snapshots (each ffmpeg is waited for or killed)."""
+
+    def command(self) -> list[str]:
+        """ffmpeg's argument list: no URL and no credentials in it."""
+        return [
+            self.ffmpeg,
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-protocol_whitelist",
+            FFMPEG_PROTOCOLS,
+            "-i",
+            "pipe:0",
+            "-frames:v",
+            "1",
+            "-an",
+            "-f",
+            "image2pipe",
+            "-c:v",
+            "mjpeg",
+            "-q:v",
+            "3",
+            "pipe:1",
+        ]
+
+    def concat_script(self) -> bytes:
+        """The list ffmpeg reads on stdin: the stream URL with its credentials, and RTSP options."""
+        parts = urlsplit(self.rtsp_url)
+        url = self.rtsp_url
+        if self._username and parts.scheme != "file":
+            userinfo = quote(self._username, safe="") + ":" + quote(self._password, safe="")
+            url = urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc}"))
+        lines = ["ffconcat version 1.0", f"file {_ffconcat_quote(url)}"]
+        if parts.scheme != "file":
+            lines.append(f"option rtsp_transport {self.transport}")
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+    def _scrub(self, raw: bytes) -> str:
+        text = raw.decode("utf-8", "replace")
+        text = _URL_USERINFO.sub(r"\1***@", text)
+        if len(self._password) >= 3:
+            for secret in {self._password, quote(self._password, safe="")}:
+                text = text.replace(secret, "***")
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        return _clip(Exception(" | ".join(lines[-3:])), 300) if lines else ""
+
+    async def snapshot(self) -> Snapshot:
+        """Grab one frame as a JPEG; CameraError(fault=...) if ffmpeg cannot deliver one."""
+        started = time.monotonic()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.command(),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise CameraError(
+                f"cannot run {self.ffmpeg}: {exc.strerror or exc}", camera=self.name, fault="config"
+            ) from exc
+        self.last_pid = proc.pid
+        out = bytearray()
+        err = bytearray()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await asyncio.gather(
+                    self._feed(proc, self.concat_script()),
+                    _read_into(proc.stdout, out, MAX_SNAPSHOT_BYTES + 1),
+                    _read_into(proc.stderr, err, _STDERR_KEEP),
+                )
+                rc = await proc.wait()
+        except TimeoutError as exc:
+            detail = self._scrub(bytes(err))
+            raise CameraError(
+                f"rtsp: no frame within {self.timeout_s:g} s, ffmpeg killed"
+                + (f" ({detail})" if detail else ""),
+                camera=self.name,
+                fault="timeout",
+                pid=proc.pid,
+            ) from exc
+        finally:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                # Reap it even if we are being cancelled: no zombie, no stray ffmpeg.
+                await asyncio.shield(proc.wait())
+        if rc != 0:
+            detail = self._scrub(bytes(err)) or f"exit status {rc}"
+            raise CameraError(
+                f"rtsp: ffmpeg could not grab a frame: {detail}",
+                camera=self.name,
+                fault=_ffmpeg_fault(detail),
+                status=rc,
+            )
+        if len(out) > MAX_SNAPSHOT_BYTES:
+            raise CameraError(
+                f"rtsp frame too large: over {MAX_SNAPSHOT_BYTES} bytes",
+                camera=self.name,
+                fault="bad_image",
+            )
+        try:
+            jpeg_dimensions(bytes(out))
+        except CameraError as exc:
+            raise CameraError(
+                f"rtsp: ffmpeg gave {len(out)} bytes, {exc.reason}",
+                camera=self.name,
+                fault="bad_image",
+            ) from exc
+        return Snapshot(bytes(out), time.monotonic() - started, "image/jpeg")
+
+    @staticmethod
+    async def _feed(proc: asyncio.subprocess.Process, script: bytes) -> None:
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(script)
+            await proc.stdin.drain()
+            proc.stdin.close()
+            await proc.stdin.wait_closed()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # ffmpeg died before reading its list: its exit status and stderr say why
+
+
+async def _read_into(stream: asyncio.StreamReader | None, buf: bytearray, limit: int) -> None:
+    """Read ``stream`` to its end, keeping at most ``limit`` bytes (the rest is drained)."""
+    assert stream is not None
+    while chunk := await stream.read(65536):
+        if len(buf) < limit:
+            buf += chunk[: limit - len(buf)]
+
+
+def _ffmpeg_fault(detail: str) -> str:
+    """A fault name from ffmpeg's (scrubbed) error text."""
+    text = detail.lower()
+    if "401" in text or "unauthorized" in text or "authorization failed" in text:
+        return "auth"
+    if any(
+        s in text
+        for s in (
+            "connection refused",
+            "no route to host",
+            "network is unreachable",
+            "name or service not known",
+            "host is down",
+            "no such file",
+        )
+    ):
+        return "unreachable"
+    if "timed out" in text or "timeout" in text:
+        return "timeout"
+    return "rtsp_protocol"
+
+
+# --- factory -----------------------------------------------------------------------------------
+
+Camera = HttpCamera | RtspCamera
+
+
+class CameraSettings(Protocol):
+    """What :func:`open_camera` reads from a camera's config (``gateway.health.config``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def profile(self) -> str: ...
+    @property
+    def snapshot_url(self) -> str: ...
+    @property
+    def rtsp_url(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def channel(self) -> int: ...
+    @property
+    def auth(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def timeout_s(self) -> float: ...
+
+
+def open_camera(cfg: CameraSettings, password: str = "", *, ffmpeg: str = "ffmpeg") -> Camera:
+    """The camera a config section describes: HttpCamera for hikvision/dahua/http, RtspCamera
+    for rtsp. CameraError(fault="config") for a section it cannot use.
+
+        cam = open_camera(cfg, load_camera_password(cfg, base_dir))
+    """
+    auth: AuthScheme = (
+        "none" if cfg.auth == "none" else ("basic" if cfg.auth == "basic" else "digest")
+    )
+    username = "" if auth == "none" else cfg.username
+    secret = "" if auth == "none" else password
+    if cfg.profile == "rtsp":
+        if not cfg.rtsp_url:
+            raise _config_error("profile 'rtsp' needs rtsp_url")
+        return RtspCamera(
+            cfg.name, cfg.rtsp_url, username, secret, timeout_s=cfg.timeout_s, ffmpeg=ffmpeg
+        )
+    if cfg.profile == "http":
+        if not cfg.snapshot_url:
+            raise _config_error("profile 'http' needs snapshot_url")
+        url = cfg.snapshot_url
+    else:
+        url = profile_snapshot_url(cfg.profile, cfg.address, cfg.channel)
+    return HttpCamera(cfg.name, url, username, secret, auth=auth, timeout_s=cfg.timeout_s)

@@ -10,6 +10,14 @@ rtsp_url = "rtsp://192.168.1.20:554/stream1"
 username = "gw"
 password_file = "secrets/cam-gate.pass"      # mode 0600, relative: to the config file
 
+[[health.cameras]]
+name = "duty-room"
+profile = "hikvision"                        # or "dahua": the URL follows from address + channel
+address = "192.168.1.64"
+channel = 1
+username = "gw"
+password_file = "secrets/cam-duty.pass"
+
 [[health.snapshot_triggers]]
 kind = "tap"
 field = "checkpoint"
@@ -35,6 +43,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from drivers.camera import MAX_CHANNEL, CameraError, parse_camera_address
 from gateway.config.schema import setting
 from gateway.errors import ConfigError
 
@@ -58,8 +67,25 @@ def _url_problem(url: str) -> str | None:
 @dataclass(frozen=True, slots=True)
 class CameraConfig:
     name: str = setting(doc="camera name (device id in health and evidence)", pattern=NAME_PATTERN)
-    snapshot_url: str = setting(doc="HTTP(S) URL of a JPEG snapshot", pattern=r"https?://.+")
-    rtsp_url: str = setting("", doc="rtsp:// URL probed with OPTIONS for liveness ('' to skip)")
+    profile: Literal["hikvision", "dahua", "http", "rtsp"] = setting(
+        "http",
+        doc="how snapshots are taken: hikvision (ISAPI) or dahua (CGI) from address and channel, "
+        "http from snapshot_url, rtsp (one frame through ffmpeg) from rtsp_url",
+    )
+    snapshot_url: str = setting(
+        "", doc="HTTP(S) URL of a JPEG snapshot (profile http only)", pattern=r"(https?://.+)?"
+    )
+    address: str = setting(
+        "", doc="camera host[:port], http:// or https:// optional (profiles hikvision and dahua)"
+    )
+    channel: int = setting(
+        1, min=1, max=MAX_CHANNEL, doc="video channel, 1 = the first (profiles hikvision and dahua)"
+    )
+    rtsp_url: str = setting(
+        "",
+        doc="rtsp:// URL, no credentials in it: probed with OPTIONS for liveness, and the "
+        "snapshot source of profile rtsp ('' to skip)",
+    )
     auth: Literal["digest", "basic", "none"] = setting("digest", doc="HTTP authentication scheme")
     username: str = setting("", doc="HTTP user name")
     password_file: str = setting(
@@ -72,18 +98,41 @@ class CameraConfig:
     )
 
     def check(self) -> Iterable[tuple[str, str]]:
+        yield from self.profile_problems()
         for key, url in (("snapshot_url", self.snapshot_url), ("rtsp_url", self.rtsp_url)):
             problem = _url_problem(url) if url else None
             if problem:
                 yield key, problem
         if self.rtsp_url and not self.rtsp_url.startswith("rtsp://"):
             yield "rtsp_url", "must start with rtsp://"
+        if self.profile == "rtsp" and "@" in urlsplit(self.rtsp_url).netloc:
+            # The password would sit in the TOML file and in every error message.
+            yield "rtsp_url", "must not hold credentials: use username and password_file"
         if self.auth != "none" and not self.username:
             yield "username", f"is required with auth = {self.auth!r}"
         if ":" in self.username or any(ord(c) < 0x20 or ord(c) == 0x7F for c in self.username):
             # RFC 7617 / 7616: aiohttp refuses these when the camera object is built, which
             # would stop the daemon at start; say so here instead.
             yield "username", "must not contain ':' or control characters"
+
+    def profile_problems(self) -> Iterable[tuple[str, str]]:
+        """Each profile's own key is required and the others' keys are refused, so a camera
+        never silently uses a URL other than the one the installer thinks it does."""
+        needs = {"hikvision": "address", "dahua": "address", "http": "snapshot_url"}
+        needs["rtsp"] = "rtsp_url"
+        wanted = needs[self.profile]
+        if not getattr(self, wanted):
+            yield wanted, f"is required with profile = {self.profile!r}"
+        for key in ("snapshot_url", "address"):
+            if key != wanted and getattr(self, key):
+                yield key, f"is not used with profile = {self.profile!r} (remove it)"
+        if self.channel != 1 and wanted != "address":
+            yield "channel", f"is not used with profile = {self.profile!r} (remove it)"
+        if self.address:
+            try:
+                parse_camera_address(self.address)
+            except CameraError as exc:
+                yield "address", exc.reason
 
 
 @dataclass(frozen=True, slots=True)

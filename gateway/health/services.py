@@ -22,11 +22,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-from drivers.camera import CameraError, HttpCamera, rtsp_options
+from drivers.camera import Camera, CameraError, open_camera, rtsp_options
 from drivers.modem import AtReplyError, ModemError, ModemLink, parse_cops, parse_creg, parse_csq
 from drivers.selfmon import SelfProbe, SelfSample
 from gateway.clock import Clock
-from gateway.errors import JournalError
+from gateway.errors import ConfigError, JournalError
 from gateway.events import EVIDENCE, TELEMETRY, Event
 from gateway.health.config import (
     CameraConfig,
@@ -52,22 +52,18 @@ _DOWN_FAULTS: Final = frozenset({"unreachable", "timeout"})
 SNAPSHOT_IDLE_S: Final = 0.5
 
 
-def make_camera(cfg: CameraConfig, base_dir: Path) -> HttpCamera:
-    """An HttpCamera from its config section (reads the password file)."""
-    return HttpCamera(
-        cfg.name,
-        cfg.snapshot_url,
-        cfg.username,
-        load_camera_password(cfg, base_dir),
-        auth=cfg.auth,
-        timeout_s=cfg.timeout_s,
-    )
+def make_camera(cfg: CameraConfig, base_dir: Path) -> Camera:
+    """The camera its config section describes, by profile (reads the password file)."""
+    try:
+        return open_camera(cfg, load_camera_password(cfg, base_dir))
+    except CameraError as exc:  # e.g. a control character in the password file
+        raise ConfigError(f"health.cameras[{cfg.name}]", exc.reason) from exc
 
 
 class CameraMonitor:
     """Polls one camera: snapshot (and RTSP OPTIONS if configured) every ``interval_s``."""
 
-    def __init__(self, cfg: CameraConfig, camera: HttpCamera, hub: HealthHub) -> None:
+    def __init__(self, cfg: CameraConfig, camera: Camera, hub: HealthHub) -> None:
         self.cfg = cfg
         self.camera = camera
         self.hub = hub
@@ -184,7 +180,7 @@ class SnapshotService:
         journal: Journal,
         clock: Clock,
         triggers: Iterable[SnapshotTrigger],
-        cameras: Mapping[str, HttpCamera],
+        cameras: Mapping[str, Camera],
         store: EvidenceStore,
     ) -> None:
         self.journal = journal

@@ -12,6 +12,7 @@ never copied into the state file, the output or the log. Example: docs/setup.md.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -102,12 +103,31 @@ class RelayAnswers:
 @dataclass(frozen=True, slots=True)
 class CameraAnswer:
     name: str = setting(pattern=NAME)
-    snapshot_url: str = setting(pattern=r"https?://.+")
+    profile: Literal["hikvision", "dahua", "http", "rtsp"] = setting(
+        "http", doc="camera family: hikvision, dahua, http (snapshot_url) or rtsp (docs/cameras.md)"
+    )
+    snapshot_url: str = setting("", pattern=r"(https?://.+)?")
+    address: str = setting("", doc="host[:port] of a hikvision or dahua camera")
+    channel: int = setting(1, min=1, max=256, doc="its channel, 1 = the first")
     rtsp_url: str = setting("")
     auth: Literal["digest", "basic", "none"] = setting("digest")
     username: str = setting("")
     password_file: str = setting("", doc="file holding the password (never the password itself)")
     password_env: str = setting("", doc="or: environment variable holding it")
+
+    def check(self) -> Iterable[tuple[str, str]]:
+        # The same rules as the [health] camera the wizard will write.
+        yield from self.as_camera_config().profile_problems()
+
+    def as_camera_config(self) -> Any:
+        """The ``health.cameras`` section this answer becomes (password file aside)."""
+        from gateway.health.config import CameraConfig
+
+        return CameraConfig(
+            name=self.name, profile=self.profile, snapshot_url=self.snapshot_url,
+            address=self.address, channel=self.channel, rtsp_url=self.rtsp_url, auth=self.auth,
+            username=self.username,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drivers.camera import CameraError, HttpCamera, rtsp_options
+from drivers.camera import Camera, CameraError, HttpCamera, rtsp_options
 from drivers.checkpoints import CardRead, Feedback, ReaderStatus
 from drivers.osdp_bus import BusSpec, OsdpBus
 from gateway.broadcast.config import BroadcastSection
@@ -231,9 +231,15 @@ async def check_camera(
     username: str,
     password: str,
     timeout: float = 5.0,
+    *,
+    camera: Camera | None = None,
 ) -> CameraCheck:
-    """Fetch a live snapshot with the credentials, and probe RTSP when a URL is given."""
-    cam = HttpCamera(name, snapshot_url, username, password, auth=auth, timeout_s=timeout)  # type: ignore[arg-type]
+    """Fetch a live snapshot with the credentials, and probe RTSP when a URL is given.
+
+    ``camera``: the camera to ask instead of an HttpCamera on ``snapshot_url`` (a profile's,
+    built by ``drivers.camera.open_camera``).
+    """
+    cam = camera or HttpCamera(name, snapshot_url, username, password, auth=auth, timeout_s=timeout)  # type: ignore[arg-type]
     detail = ""
     size = 0
     elapsed = 0.0

@@ -313,6 +313,42 @@ def parse_snapshot_url(text: str) -> str:
     return t
 
 
+_VENDORS = {
+    "hikvision": "hikvision", "hik": "hikvision", "海康": "hikvision", "海康威视": "hikvision",
+    "dahua": "dahua", "大华": "dahua",
+}  # fmt: skip
+
+
+def parse_camera_source(text: str) -> tuple[str, str, int]:
+    """Where a camera's snapshots come from: ``(profile, url or address, channel)``.
+
+    A URL (profile http), ``hikvision ADDRESS [CHANNEL]`` / ``dahua ADDRESS [CHANNEL]`` (the
+    family's snapshot URL follows; Chinese names too), or ``rtsp`` (one frame of the RTSP
+    address, asked next).
+    """
+    from drivers.camera import MAX_CHANNEL, CameraError, parse_camera_address
+
+    words = clean(text).split()
+    first = words[0].lower() if words else ""
+    if first == "rtsp" and len(words) == 1:
+        return "rtsp", "", 1
+    profile = _VENDORS.get(first)
+    if profile is None:
+        return "http", parse_snapshot_url(text), 1
+    advice = _(
+        "type hikvision or dahua, the camera's address and its channel (1 = the first), "
+        "e.g. hikvision 10.0.0.64 1"
+    )
+    if len(words) not in (2, 3):
+        raise AnswerError(advice)
+    try:
+        parse_camera_address(words[1])
+    except CameraError:
+        raise AnswerError(advice) from None
+    channel = _number(words[2], 1, MAX_CHANNEL, _("the channel")) if len(words) == 3 else 1
+    return profile, words[1], channel
+
+
 def parse_rtsp_url(text: str) -> str:
     t = clean(text)
     if t and (not t.startswith("rtsp://") or " " in t):
@@ -543,6 +579,7 @@ __all__ = [
     "interactive_answers",
     "parse_auth",
     "parse_board_channel",
+    "parse_camera_source",
     "parse_centre_url",
     "parse_choice",
     "parse_count",

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from drivers.camera import CameraError, open_camera
 from gateway.checkpoints.config import load_reader_key
 from gateway.clock import SystemClock
 from gateway.config import load_config
@@ -278,6 +279,13 @@ async def _cameras(cfg: GatewayConfig) -> list[dict[str, Any]]:
             password = read_password_file(
                 cfg.path(cam.password_file), f"health.cameras[{i}].password_file"
             )
+        try:
+            # The camera its profile describes, as the daemon opens it.
+            camera = open_camera(cam, password)
+        except CameraError as exc:
+            out.append({"camera": cam.name, "ok": False, "snapshot_bytes": 0, "elapsed_ms": 0.0,
+                        "rtsp": None, "detail": f"config: {exc.reason}"})  # fmt: skip
+            continue
         c = await check_camera(
             cam.name,
             cam.snapshot_url,
@@ -286,6 +294,7 @@ async def _cameras(cfg: GatewayConfig) -> list[dict[str, Any]]:
             cam.username,
             password,
             timeout=cam.timeout_s,
+            camera=camera,
         )
         out.append(
             {

@@ -39,17 +39,19 @@ import sys
 import threading
 import time
 import tomllib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from drivers.camera import CameraError, open_camera
 from gateway.config import read_secret_file, write_secret_file
 from gateway.errors import ConfigError, GatewayError
 from gateway.i18n import _
 from gateway.patrol.taps import ReaderTaps, WristbandTap
 from gateway.setup.answers import Answers
 from gateway.setup.checks import (
+    CameraCheck,
     check_camera,
     click_zones,
     machine_line,
@@ -158,6 +160,20 @@ def preview_rounds(sched: Any, timezone: str, now: float) -> list[str]:
 
 def reader_id(bus: str, address: int) -> str:
     return f"{bus}/{address}"
+
+
+def _camera_config(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A camera step's result as a ``[[health.cameras]]`` table: the profile's own keys only
+    (a result from before profiles, with no ``profile``, is an http camera)."""
+    profile = result.get("profile", "http")
+    keys = ["name", "rtsp_url", "auth", "username", "password_file"]
+    if profile == "http":
+        keys.insert(1, "snapshot_url")
+    else:
+        keys.insert(1, "profile")
+    if profile in ("hikvision", "dahua"):
+        keys[2:2] = ["address", "channel"]
+    return {k: result[k] for k in keys}
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -1086,7 +1102,7 @@ class Wizard:
         if self.asker is None or self.a.cameras:
             return
         from gateway.setup.answers import CameraAnswer
-        from gateway.setup.interactive import parse_rtsp_url, parse_snapshot_url
+        from gateway.setup.interactive import parse_camera_source, parse_rtsp_url
 
         def parse_auth_kind(text: str) -> Literal["digest", "basic", "none"]:
             kind = parse_auth(text)
@@ -1109,15 +1125,29 @@ class Wizard:
             )
             if not name:
                 break
+            profile, where, channel = asker.value(
+                f"cameras.{n}.snapshot_url",
+                _("  snapshot address (a URL; or hikvision/dahua ADDRESS [CHANNEL]; or rtsp)"),
+                parse_camera_source,
+            )
+            rtsp_url = asker.value(
+                f"cameras.{n}.rtsp_url", _("  RTSP address (empty: none)"), parse_rtsp_url
+            )
+            while profile == "rtsp" and not rtsp_url:  # its snapshots come from this stream
+                rtsp_url = asker.value(
+                    f"cameras.{n}.rtsp_url",
+                    _("  RTSP address (required: snapshots are taken from it)"),
+                    parse_rtsp_url,
+                    remember=False,
+                )
             cams.append(
                 CameraAnswer(
                     name=name,
-                    snapshot_url=asker.value(
-                        f"cameras.{n}.snapshot_url", _("  snapshot address"), parse_snapshot_url
-                    ),
-                    rtsp_url=asker.value(
-                        f"cameras.{n}.rtsp_url", _("  RTSP address (empty: none)"), parse_rtsp_url
-                    ),
+                    profile=profile,  # type: ignore[arg-type]
+                    snapshot_url=where if profile == "http" else "",
+                    address=where if profile in ("hikvision", "dahua") else "",
+                    channel=channel,
+                    rtsp_url=rtsp_url,
                     auth=asker.value(
                         f"cameras.{n}.auth", _("  login kind"), parse_auth_kind, "digest"
                     ),
@@ -1129,9 +1159,17 @@ class Wizard:
         self.a = dataclasses.replace(self.a, cameras=tuple(cams))
 
     def _check_camera(self, cam: Any, password: str) -> Any:
+        # The camera its profile describes, exactly as the daemon will open it.
+        try:
+            camera = open_camera(cam.as_camera_config(), password)
+        except CameraError as exc:  # e.g. a control character in the password
+            return CameraCheck(cam.name, False, 0, 0.0, None, f"config: {exc.reason}")
         return asyncio.run(
-            check_camera(cam.name, cam.snapshot_url, cam.rtsp_url, cam.auth, cam.username, password)
-        )
+            check_camera(
+                cam.name, cam.snapshot_url, cam.rtsp_url, cam.auth, cam.username, password,
+                camera=camera,
+            )
+        )  # fmt: skip
 
     def step_cameras(self) -> dict[str, Any]:
         self.ask_cameras()
@@ -1183,7 +1221,10 @@ class Wizard:
             results.append(
                 {
                     "name": cam.name,
+                    "profile": cam.profile,
                     "snapshot_url": cam.snapshot_url,
+                    "address": cam.address,
+                    "channel": cam.channel,
                     "rtsp_url": cam.rtsp_url,
                     "auth": cam.auth,
                     "username": cam.username,
@@ -1353,22 +1394,7 @@ class Wizard:
             data["broadcast"] = table
         cams = self.state.result("cameras")["cameras"]
         if cams:
-            data["health"] = {
-                "cameras": [
-                    {
-                        k: c[k]
-                        for k in (
-                            "name",
-                            "snapshot_url",
-                            "rtsp_url",
-                            "auth",
-                            "username",
-                            "password_file",
-                        )
-                    }
-                    for c in cams
-                ]
-            }
+            data["health"] = {"cameras": [_camera_config(c) for c in cams]}
         enroll = self.state.result("enroll")
         data["sync"] = {"enabled": bool(enroll.get("enrolled"))}
         if enroll.get("enrolled"):

@@ -12,6 +12,17 @@ independently of the client side, so the gateway's client and this server test e
 
     async with CameraSim("gate", username="admin", password="pw", algorithm="SHA-256") as cam:
         cam.snapshot_url, cam.rtsp_url, cam.served  # served: list of sha256 of served JPEGs
+
+Vendor paths (docs/cameras.md): besides ``/snapshot.jpg`` every simulated camera also answers
+Hikvision's ISAPI ``/ISAPI/Streaming/channels/<N>01/picture`` and Dahua's
+``/cgi-bin/snapshot.cgi?channel=<N>`` for channels 1..``channels`` (404 / 400 otherwise, as the
+cameras do), behind the same auth; ``cam.address`` is the ``host:port`` a profile config names and
+``cam.paths`` the path (and query) of every JPEG served. Each JPEG carries the camera's name and
+channel and a frame header (SOF0) with the camera's ``width`` x ``height``, so two cameras, or two
+channels, never serve the same bytes.
+
+RTSP DESCRIBE checks the RTSP Digest (RFC 2069 form, what ffmpeg answers): wrong credentials get
+401, right ones 503 (the simulator has no stream to play) and count in ``rtsp_authorised``.
 """
 
 from __future__ import annotations
@@ -64,11 +75,23 @@ def parse_auth_params(text: str) -> dict[str, str]:
     return out
 
 
-def make_jpeg(tag: str, size: int) -> bytes:
-    """A minimal JPEG-framed blob (SOI, a COM segment with ``tag`` and padding, EOI)."""
+def make_jpeg(tag: str, size: int, width: int = 640, height: int = 480) -> bytes:
+    """A minimal JPEG-framed blob: SOI, a baseline frame header (SOF0, three components) giving
+    ``width`` x ``height``, a COM segment with ``tag`` and padding, EOI. Not decodable (no
+    scan), but framed like a camera's JPEG, so size and dimension checks see a real header."""
+    sof = bytes([8]) + height.to_bytes(2, "big") + width.to_bytes(2, "big") + b"\x03"
+    sof += b"\x01\x22\x00\x02\x11\x01\x03\x11\x01"
     body = tag.encode()[:60000]
-    body += b" " * max(0, min(size - len(body) - 8, 65000 - len(body)))
-    return b"\xff\xd8\xff\xfe" + (len(body) + 2).to_bytes(2, "big") + body + b"\xff\xd9"
+    body += b" " * max(0, min(size - len(body) - 27, 65000 - len(body)))
+    return (
+        b"\xff\xd8\xff\xc0"
+        + (len(sof) + 2).to_bytes(2, "big")
+        + sof
+        + b"\xff\xfe"
+        + (len(body) + 2).to_bytes(2, "big")
+        + body
+        + b"\xff\xd9"
+    )
 
 
 class CameraSim:
@@ -84,8 +107,16 @@ class CameraSim:
         algorithm: Literal["MD5", "SHA-256"] = "MD5",
         jpeg_bytes: int = 20_000,
         host: str = "127.0.0.1",
+        channels: int = 1,
+        width: int = 640,
+        height: int = 480,
     ) -> None:
         self.name = name
+        self.channels = channels
+        self.width = width
+        self.height = height
+        self.paths: list[str] = []  # path and query of every JPEG served
+        self.rtsp_authorised = 0  # DESCRIBEs with the right RTSP Digest
         self.username = username
         self.password = password
         self.auth = auth
@@ -113,6 +144,11 @@ class CameraSim:
         return f"http://{self.host}:{self.http_port}/snapshot.jpg"
 
     @property
+    def address(self) -> str:
+        """``host:port`` of the HTTP side: what a hikvision or dahua profile config names."""
+        return f"{self.host}:{self.http_port}"
+
+    @property
     def rtsp_url(self) -> str:
         return f"rtsp://{self.host}:{self.rtsp_port}/stream1"
 
@@ -126,6 +162,8 @@ class CameraSim:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/snapshot.jpg", self._snapshot)
+        app.router.add_get("/ISAPI/Streaming/channels/{stream}/picture", self._hikvision)
+        app.router.add_get("/cgi-bin/snapshot.cgi", self._dahua)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         await self._listen()
@@ -219,7 +257,7 @@ class CameraSim:
         )
         return secrets.compare_digest(expected, p.get("response", ""))
 
-    async def _snapshot(self, request: web.Request) -> web.StreamResponse:
+    async def _snapshot(self, request: web.Request, channel: int = 1) -> web.StreamResponse:
         if self.hang:
             await self._hang_forever()
         if not self._authorised(request):
@@ -229,9 +267,31 @@ class CameraSim:
         if self.serve_html:
             return web.Response(text="<html>Service Unavailable</html>", content_type="text/html")
         self.frames += 1
-        data = make_jpeg(f"sim camera {self.name} frame {self.frames}", self.jpeg_bytes)
+        data = make_jpeg(
+            f"sim camera {self.name} channel {channel} frame {self.frames}",
+            self.jpeg_bytes,
+            self.width,
+            self.height,
+        )
         self.served.append(hashlib.sha256(data).hexdigest())
+        self.paths.append(request.path_qs)
         return web.Response(body=data, content_type="image/jpeg")
+
+    async def _hikvision(self, request: web.Request) -> web.StreamResponse:
+        """ISAPI: stream id <N>01 is channel N's main stream (<N>02 its sub stream)."""
+        stream = request.match_info["stream"]
+        channel = int(stream[:-2]) if stream.isascii() and stream.isdigit() else 0
+        if not (stream.endswith("01") and 1 <= channel <= self.channels):
+            return web.Response(status=404, text="<ResponseStatus>Invalid Operation")
+        return await self._snapshot(request, channel)
+
+    async def _dahua(self, request: web.Request) -> web.StreamResponse:
+        """CGI: ``channel`` counts from 1 and defaults to 1."""
+        text = request.query.get("channel", "1")
+        channel = int(text) if text.isascii() and text.isdigit() else 0
+        if not 1 <= channel <= self.channels:
+            return web.Response(status=400, text="Error\r\nBad Request!\r\n")
+        return await self._snapshot(request, channel)
 
     async def _hang_forever(self) -> None:
         task = asyncio.current_task()
@@ -262,6 +322,8 @@ class CameraSim:
                         f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n"
                         "Public: OPTIONS, DESCRIBE, SETUP, TEARDOWN, PLAY\r\n\r\n"
                     )
+                elif lines[0].startswith("DESCRIBE "):
+                    reply = self._rtsp_describe(lines, cseq)
                 else:
                     reply = f"RTSP/1.0 405 Method Not Allowed\r\nCSeq: {cseq}\r\n\r\n"
                 writer.write(reply.encode())
@@ -273,3 +335,41 @@ class CameraSim:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    def _rtsp_describe(self, lines: list[str], cseq: str) -> str:
+        """401 with a Digest challenge unless the request's Digest is right; then 503."""
+        header = next(
+            (
+                ln.split(":", 1)[1].strip()
+                for ln in lines
+                if ln.lower().startswith("authorization:")
+            ),
+            "",
+        )
+        if self.auth == "none" or self._rtsp_digest_ok("DESCRIBE", header):
+            self.rtsp_authorised += 1
+            return f"RTSP/1.0 503 Service Unavailable\r\nCSeq: {cseq}\r\n\r\n"
+        if header:
+            self.rejected += 1
+        nonce = secrets.token_hex(16)
+        self._nonces.add(nonce)
+        return (
+            f"RTSP/1.0 401 Unauthorized\r\nCSeq: {cseq}\r\n"
+            f'WWW-Authenticate: Digest realm="{REALM}", nonce="{nonce}"\r\n\r\n'
+        )
+
+    def _rtsp_digest_ok(self, method: str, header: str) -> bool:
+        """RFC 2069 Digest (no qop), as RTSP clients answer a challenge without one."""
+        if not header.startswith("Digest "):
+            return False
+        p = parse_auth_params(header[7:])
+        if p.get("username") != self.username or p.get("nonce") not in self._nonces:
+            return False
+
+        def md5(text: str) -> str:
+            return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+        ha1 = md5(f"{self.username}:{REALM}:{self.password}")
+        ha2 = md5(f"{method}:{p.get('uri', '')}")
+        expected = md5(f"{ha1}:{p['nonce']}:{ha2}")
+        return secrets.compare_digest(expected, p.get("response", ""))

@@ -36,6 +36,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "centre_url": ia.parse_centre_url,
     "fingerprint": ia.parse_fingerprint,
     "snapshot_url": ia.parse_snapshot_url,
+    "camera_source": ia.parse_camera_source,
     "rtsp_url": ia.parse_rtsp_url,
     "auth": ia.parse_auth,
     "guard_id": ia.parse_guard_id,
@@ -170,3 +171,19 @@ def test_secret_reasks_empty_and_ends_cleanly() -> None:
 
     with pytest.raises(InputEnded):
         Asker({}, read_secret=eof, out=io.StringIO()).secret("password: ")
+
+
+def test_camera_source_takes_a_url_a_vendor_with_address_and_channel_or_rtsp() -> None:
+    assert ia.parse_camera_source(" http://10.0.0.20/snap.jpg ") == (
+        "http", "http://10.0.0.20/snap.jpg", 1
+    )  # fmt: skip
+    assert ia.parse_camera_source("hikvision 10.0.0.64") == ("hikvision", "10.0.0.64", 1)
+    assert ia.parse_camera_source("海康 10.0.0.64:8080 2") == ("hikvision", "10.0.0.64:8080", 2)
+    assert ia.parse_camera_source("Dahua 10.0.0.108 16") == ("dahua", "10.0.0.108", 16)
+    assert ia.parse_camera_source("大华\u300010.0.0.108") == ("dahua", "10.0.0.108", 1)
+    assert ia.parse_camera_source("rtsp") == ("rtsp", "", 1)
+    for bad in ("hikvision", "dahua 10.0.0.1/cgi-bin", "dahua 10.0.0.1 0", "hik a b c",
+                "dahua 10.0.0.1 \uff13"):  # fmt: skip
+        with pytest.raises(AnswerError) as exc:
+            ia.parse_camera_source(bad)
+        assert "hikvision" in exc.value.advice or "channel" in exc.value.advice
