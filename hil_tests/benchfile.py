@@ -102,6 +102,13 @@ class RelayBoard:
 class Camera:
     name: str = setting(doc="camera name", pattern=NAME)
     snapshot_url: str = setting(doc="'sim' or the camera's JPEG snapshot URL")
+    profile: Literal["http", "hikvision", "dahua"] = setting(
+        "http",
+        doc="how the gateway takes snapshots (docs/cameras.md): http from snapshot_url, or the "
+        "hikvision (ISAPI) / dahua (CGI) paths from address and channel",
+    )
+    address: str = setting("", doc="host[:port] of a real hikvision or dahua camera")
+    channel: int = setting(1, min=1, max=256, doc="video channel (hikvision and dahua)")
     rtsp_url: str = setting("", doc="'sim', '' (none) or the camera's rtsp:// URL")
     auth: Literal["digest", "basic", "none"] = setting("digest", doc="HTTP authentication")
     username: str = setting("", doc="HTTP user (sim: the simulator accepts this one)")
@@ -119,6 +126,8 @@ class Camera:
                 yield "rtsp_url", "a simulated camera has a simulated RTSP responder: use 'sim'"
             elif not self.rtsp_url.startswith("rtsp://"):
                 yield "rtsp_url", f"{self.rtsp_url!r} is not an rtsp:// URL"
+        if self.profile != "http" and not self.simulated and not self.address:
+            yield "address", f"a real camera with profile = {self.profile!r} needs its address"
         if not self.simulated and self.auth != "none" and not self.password_file:
             yield "password_file", "a real camera with authentication needs a password file"
 

@@ -141,6 +141,7 @@ class SimCompound:
         for c in self.bench.cameras:
             cam = CameraSim(
                 c.name,
+                channels=c.channel,
                 username=c.username,
                 password=CAMERA_PASSWORD.format(name=c.name),
                 auth=c.auth,  # type: ignore[arg-type]
@@ -303,7 +304,15 @@ class SimCompound:
             out += [
                 "[[health.cameras]]",
                 f'name = "{c.name}"',
-                f'snapshot_url = "{cam.snapshot_url}"',
+                *(
+                    [f'snapshot_url = "{cam.snapshot_url}"']
+                    if c.profile == "http"
+                    else [
+                        f'profile = "{c.profile}"',
+                        f'address = "{cam.address}"',
+                        f"channel = {c.channel}",
+                    ]
+                ),
                 f'rtsp_url = "{cam.rtsp_url}"',
                 f'auth = "{c.auth}"',
                 f'username = "{c.username}"',

@@ -35,6 +35,7 @@ def test_demo_json_reports_no_loss_and_no_duplicates() -> None:
     assert cp["green_but_missing"] == 0
     assert report["broadcast"]["on_verified"] and report["broadcast"]["off_verified"]
     assert report["health"]["camera_down_detected"] is True
+    assert report["health"]["isapi_snapshots"] > 0  # the gate camera's Hikvision profile
     assert report["remote_command"]["status"] == "done"
     assert report["remote_command"]["accepted_events"] == 1
     assert report["announcement"]["played_sha256_ok"] is True
