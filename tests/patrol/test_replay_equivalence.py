@@ -168,7 +168,8 @@ def month(tz: str, seed: int, days: int = 30) -> tuple[PatrolSection, list[dict[
 
     add("daemon.started", script[0][0] - 60, {})
     skew = 0.0
-    for wall, kind, payload, synced in script:
+    for when, kind, payload, trusted in script:
+        wall, synced = when, trusted
         roll = rng.random()
         if roll < 0.0015:  # a restart: stopped cleanly or not, down a while
             if rng.random() < 0.5:
@@ -231,7 +232,8 @@ def batched(
         batch = events[i : i + rng.choice([1, 2, 7, 50, 400])]
         i += len(batch)
         if rng.random() < 0.5:
-            out.append(norm(engine.feed([x for ev in batch for x in mod.engine_inputs_from_event(ev)])))
+            inputs = [x for ev in batch for x in mod.engine_inputs_from_event(ev)]
+            out.append(norm(engine.feed(inputs)))
         else:
             out.append(norm(engine.feed_events(batch)))
         synced = [ev["wall_time"] for ev in batch if ev["clock_synced"]]
