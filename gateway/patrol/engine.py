@@ -76,6 +76,8 @@ ALERT_SUSPICIOUS = "suspicious"
 UNKNOWN_GUARD = "unknown"
 LATE_TAP_S = 30.0  # a tap seen this long before it was journaled came from an offline buffer
 PLAN_AHEAD_S = 2 * 86400.0  # rounds are planned this far ahead of "now" (for the today table)
+_ONE_DAY = timedelta(days=1)
+_DAEMON_KINDS = frozenset({"daemon.started", "daemon.stopped"})
 
 # Same-time deadlines run in this order: grace checks, overdue checks, window end, summary.
 _PRIO_GRACE, _PRIO_OVERDUE, _PRIO_CLOSE, _PRIO_SUMMARY = 0, 1, 2, 3
@@ -158,23 +160,10 @@ def engine_inputs_from_event(event: Mapping[str, Any]) -> list[EngineInput]:
             float(last_wall) if isinstance(last_wall, int | float) else None,
         )
     ]
-    if kind == "tap" and isinstance(payload.get("checkpoint"), str):
-        tapped = payload.get("tapped_at")
-        at = float(tapped) if isinstance(tapped, int | float) and math.isfinite(tapped) else wall
-        at = min(at, wall)  # a node cannot have seen a tap after we journaled it
-        out.append(
-            Tap(
-                seq,
-                payload["checkpoint"],
-                str(payload.get("guard") or UNKNOWN_GUARD),
-                str(payload.get("wristband", "")),
-                at,
-                wall,
-                synced,
-                bool(payload.get("buffered", False)) or wall - at > LATE_TAP_S,
-                str(payload.get("reader", "")),
-            )
-        )
+    if kind == "tap":
+        tap = _tap_from_event(event, wall, synced)
+        if tap is not None:
+            out.append(tap)
     elif kind == "reader.state" and isinstance(payload.get("checkpoint"), str):
         state = payload.get("state")
         if state in ("online", "offline"):
@@ -189,6 +178,29 @@ def engine_inputs_from_event(event: Mapping[str, Any]) -> list[EngineInput]:
                 )
             )
     return out
+
+
+def _tap_from_event(event: Mapping[str, Any], wall: float, synced: bool) -> Tap | None:
+    """The :class:`Tap` a ``tap`` event carries (None without a checkpoint)."""
+    payload: Mapping[str, Any] = event.get("payload") or {}
+    checkpoint = payload.get("checkpoint")
+    if not isinstance(checkpoint, str):
+        return None
+    tapped = payload.get("tapped_at")
+    at = float(tapped) if isinstance(tapped, int | float) and math.isfinite(tapped) else wall
+    at = min(at, wall)  # a node cannot have seen a tap after we journaled it
+    # Positional: this runs once per tap on every replay.
+    return Tap(
+        int(event["seq"]),
+        checkpoint,
+        str(payload.get("guard") or UNKNOWN_GUARD),
+        str(payload.get("wristband", "")),
+        at,
+        wall,
+        synced,
+        bool(payload.get("buffered", False)) or wall - at > LATE_TAP_S,
+        str(payload.get("reader", "")),
+    )
 
 
 # --------------------------------------------------------------------------- outputs
@@ -321,6 +333,11 @@ class SummaryRow:
         }
 
 
+def _minute_iso(local: datetime) -> str:
+    """``local.strftime("%Y-%m-%dT%H:%M")`` (a round id's time) without strftime's cost."""
+    return f"{local.year:04d}-{local.month:02d}-{local.day:02d}T{local.hour:02d}:{local.minute:02d}"
+
+
 def _ratio(num: int, den: int) -> float | None:
     return None if den == 0 else round(num / den, 4)
 
@@ -415,6 +432,9 @@ class _Span:
         return self.start < hi and (self.end is None or self.end > lo)
 
 
+_NO_SPANS: list[_Span] = []  # shared, never appended to
+
+
 @dataclass(slots=True)
 class _Round:
     id: str
@@ -428,6 +448,7 @@ class _Round:
     responsible: frozenset[str]
     taps: list[tuple[float, int, Tap]] = field(default_factory=list)
     generation: int = 0
+    pending: tuple[float, int, str] | None = None  # the deadline of the live heap entry
     grace_done: bool = False
     overdue_done: set[str] = field(default_factory=set)
     closed: bool = False
@@ -451,6 +472,7 @@ class _Analysis:
     slow: list[tuple[str, str, float, float]]
     last_credit: dict[str, float]
     overdue: dict[str, float] | None = None  # cached _overdue_times
+    overdue_heap: list[tuple[float, str]] = field(default_factory=list)  # see _first_overdue
 
 
 class PatrolEngine:
@@ -476,6 +498,22 @@ class PatrolEngine:
                     leg.max_walk_s if leg.max_walk_s is not None else route.max_walk_s,
                 )
             self._legs[route.id] = legs
+        # Leg limits looked up in one step: either direction, else the route's.
+        self._route_limits = {r.id: (r.min_walk_s, r.max_walk_s) for r in section.routes}
+        self._leg_table = {
+            rid: {pair: legs.get(pair) or legs[pair[::-1]] for p in legs for pair in (p, p[::-1])}
+            for rid, legs in self._legs.items()
+        }
+        # Ordered routes: checkpoint -> (next checkpoint, max walk) where there is a max walk.
+        self._successor: dict[str, dict[str, tuple[str, float]]] = {}
+        for route in section.routes:
+            nxt: dict[str, tuple[str, float]] = {}
+            if route.ordered:
+                for a, b in itertools.pairwise(route.checkpoints):
+                    max_s = self._leg_limits(route, a, b)[1]
+                    if max_s is not None:
+                        nxt[a] = (b, max_s)
+            self._successor[route.id] = nxt
         self._rounds: dict[str, _Round] = {}
         self._position = {
             r.id: {cp: i for i, cp in enumerate(r.checkpoints)} for r in section.routes
@@ -484,8 +522,27 @@ class PatrolEngine:
         for sched in section.schedules:
             window_s = (sched.window_minutes_effective() or 60.0) * 60.0
             self._longest_window[sched.route] = max(self._longest_window[sched.route], window_s)
-        self._by_route: dict[str, list[tuple[float, str]]] = {r.id: [] for r in section.routes}
+        # Each route's rounds by (start, id), and their starts alone (for bisect on a float).
+        self._route_rounds: dict[str, list[_Round]] = {r.id: [] for r in section.routes}
+        self._route_starts: dict[str, list[float]] = {r.id: [] for r in section.routes}
+        self._cp_routes: dict[str, list[tuple[list[float], list[_Round], float]]] = {
+            cp: [
+                (self._route_starts[rid], self._route_rounds[rid], self._longest_window[rid])
+                for rid in rids
+            ]
+            for cp, rids in self._route_of_cp.items()
+        }
         self._by_day: dict[str, list[str]] = {}
+        self._plans = [  # what planning a day needs of each schedule
+            (
+                sched,
+                self._routes[sched.route],
+                (sched.window_minutes_effective() or 60.0) * 60.0,
+                sched.start_offsets_minutes(),
+                section.responsible_guards(sched),
+            )
+            for sched in section.schedules
+        ]
         self._planned_through: date | None = None
         self._plan_next_ts = -math.inf  # local midnight after the last planned day
         self._heap: list[tuple[float, int, str, int, str]] = []
@@ -524,9 +581,45 @@ class PatrolEngine:
                 self._settle_dirty()
 
     def feed_events(self, events: Iterable[Mapping[str, Any]]) -> list[Output]:
-        """``feed`` for journal events in their dict shape."""
+        """``feed`` for journal events in their dict shape.
+
+        Same result as ``feed(engine_inputs_from_event(ev))`` per event. The common event (any
+        kind but the daemon's own, clock synchronised, same boot, nothing open) takes a short
+        path that builds no :class:`Heartbeat`: this is what a replay spends its time on.
+        """
         for ev in events:
-            self._apply_inputs(engine_inputs_from_event(ev))
+            kind = ev["kind"]
+            wall = ev["wall_time"]
+            if (
+                ev.get("clock_synced", True) is True
+                and type(wall) is float
+                and ev.get("boot_id", "") == self._boot
+                and kind not in _DAEMON_KINDS
+                and self._stopped_at is None
+                and self._gateway_open is None
+                and self._clock_open is None
+                and not self._reader_close_pending
+            ):
+                # _on_heartbeat's common case, inlined.
+                last = self._last_trusted
+                self._last_trusted = wall if last is None or wall > last else last
+                if wall > self.now:
+                    self._advance(wall)
+                if self._dirty:
+                    self._settle_dirty()
+                if kind == "tap":
+                    tap = _tap_from_event(ev, wall, True)
+                    if tap is not None:
+                        self._on_tap(tap)
+                        if self._dirty:
+                            self._settle_dirty()
+                        continue
+                if kind != "reader.state":
+                    continue
+                inputs = engine_inputs_from_event(ev)[1:]
+            else:
+                inputs = engine_inputs_from_event(ev)
+            self._apply_inputs(inputs)
         return self._drain()
 
     def advance(self, now: float, clock_synced: bool = True) -> list[Output]:
@@ -548,7 +641,10 @@ class PatrolEngine:
         for day in days:
             for rid in self._by_day.pop(day, []):
                 r = self._rounds.pop(rid)
-                self._by_route[r.route.id].remove((r.start, rid))
+                rounds = self._route_rounds[r.route.id]
+                i = rounds.index(r)
+                del rounds[i]
+                del self._route_starts[r.route.id][i]
                 dropped += 1
             del self._summaries[day]
         self._spans = [s for s in self._spans if s.end is None or s.end >= t]
@@ -584,10 +680,15 @@ class PatrolEngine:
 
     def day_of(self, t: float) -> str:
         """The patrol day a window ending at ``t`` belongs to (see ``summary_hour``)."""
-        local = datetime.fromtimestamp(t, self.tz) - timedelta(
-            hours=self.section.summary_hour, microseconds=1
-        )
-        return local.date().isoformat()
+        # The date of (local time - summary_hour - 1 us), without the datetime arithmetic.
+        local = datetime.fromtimestamp(t, self.tz)
+        hour = self.section.summary_hour
+        d = local.date()
+        if local.hour < hour or (
+            local.hour == hour and not (local.minute or local.second or local.microsecond)
+        ):
+            d -= _ONE_DAY
+        return d.isoformat()
 
     def summary_time(self, day: str) -> float:
         """When the daily summary for ``day`` is due (Unix seconds)."""
@@ -631,15 +732,13 @@ class PatrolEngine:
 
     def _plan_day(self, d: date) -> None:
         assert self.origin is not None
-        for sched in self.section.schedules:
-            route = self._routes[sched.route]
-            window_s = (sched.window_minutes_effective() or 60.0) * 60.0
-            for offset in sched.start_offsets_minutes():
+        for sched, route, window_s, offsets, responsible in self._plans:
+            for offset in offsets:
                 start = self._local_ts(d, offset)
                 if start < self.origin:
                     continue
                 local_start = self.local(start)
-                rid = f"{sched.id}@{local_start.strftime('%Y-%m-%dT%H:%M')}"
+                rid = f"{sched.id}@{_minute_iso(local_start)}"
                 if rid in self._rounds:  # a repeated local hour (DST fall-back): keep the first
                     continue
                 end = start + window_s
@@ -652,10 +751,15 @@ class PatrolEngine:
                     grace_end=start + sched.grace_minutes * 60.0,
                     local_start=local_start,
                     day=self.day_of(end),
-                    responsible=self.section.responsible_guards(sched),
+                    responsible=responsible,
                 )
                 self._rounds[rid] = r
-                bisect.insort(self._by_route[route.id], (start, rid))
+                starts, rounds = self._route_starts[route.id], self._route_rounds[route.id]
+                i = bisect.bisect_right(starts, start)
+                while i > 0 and starts[i - 1] == start and rounds[i - 1].id > rid:
+                    i -= 1
+                starts.insert(i, start)
+                rounds.insert(i, r)
                 self._by_day.setdefault(r.day, []).append(rid)
                 if r.day not in self._summary_due:
                     due = self.summary_time(r.day)
@@ -664,9 +768,15 @@ class PatrolEngine:
                 self._schedule(r)
 
     def _schedule(self, r: _Round) -> None:
-        """(Re)compute the round's next deadline; older heap entries go stale by generation."""
-        r.generation += 1
+        """(Re)compute the round's next deadline; older heap entries go stale by generation.
+
+        An unchanged deadline keeps its heap entry (most taps change nothing here).
+        """
         nxt = self._next_deadline(r)
+        if nxt == r.pending:
+            return
+        r.generation += 1
+        r.pending = nxt
         if nxt is not None:
             when, prio, detail = nxt
             heapq.heappush(self._heap, (when, prio, r.id, r.generation, detail))
@@ -675,27 +785,42 @@ class PatrolEngine:
         if r.closed:
             return None
         best: tuple[float, int, str] = (r.end, _PRIO_CLOSE, "")
-        if not r.grace_done:
-            best = min(best, (r.grace_end, _PRIO_GRACE, ""))
+        if not r.grace_done and r.grace_end <= r.end:
+            best = (r.grace_end, _PRIO_GRACE, "")
         if r.taps:
             a = self._analyse(r)
             if a.credited:
-                for cp, when in self._overdue_times(r, a).items():
-                    if cp not in r.overdue_done and when < r.end:
-                        best = min(best, (when, _PRIO_OVERDUE, cp))
+                first = self._first_overdue(r, a)
+                if first is not None and (first[0], _PRIO_OVERDUE, first[1]) < best:
+                    best = (first[0], _PRIO_OVERDUE, first[1])
         return best
+
+    def _first_overdue(self, r: _Round, a: _Analysis) -> tuple[float, str] | None:
+        """The earliest (time, checkpoint) overdue check still to run.
+
+        ``a.overdue_heap`` holds every (time, checkpoint) ever due before the window ends;
+        entries no longer in ``a.overdue`` (or already checked) are dropped when they surface.
+        """
+        overdue = self._overdue_times(r, a)
+        heap, done = a.overdue_heap, r.overdue_done
+        while heap:
+            when, cp = heap[0]
+            if overdue.get(cp) == when and cp not in done:
+                return heap[0]
+            heapq.heappop(heap)
+        return None
 
     def _update_overdue(self, r: _Round, a: _Analysis, cp: str) -> None:
         """``cp`` got its first tap (the latest in time): only it and its successor change."""
         if a.overdue is None:
             return
         a.overdue.pop(cp, None)
-        cps = r.route.checkpoints
-        i = self._position[r.route.id].get(cp, -1)
-        if r.route.ordered and 0 <= i < len(cps) - 1 and cps[i + 1] not in a.first_at:
-            _, max_s = self._leg_limits(r.route, cp, cps[i + 1])
-            if max_s is not None:
-                a.overdue[cps[i + 1]] = a.first_at[cp] + max_s
+        nxt = self._successor[r.route.id].get(cp)  # ordered routes with a max walk only
+        if nxt is not None and nxt[0] not in a.first_at:
+            when = a.first_at[cp] + nxt[1]
+            a.overdue[nxt[0]] = when
+            if when < r.end:
+                heapq.heappush(a.overdue_heap, (when, nxt[0]))
 
     def _overdue_times(self, r: _Round, a: _Analysis) -> dict[str, float]:
         """When each not-yet-tapped checkpoint becomes overdue (round started)."""
@@ -715,10 +840,13 @@ class PatrolEngine:
                     when = a.first_at[cps[i - 1]] + max_s
             out[cp] = when
         a.overdue = out
+        a.overdue_heap = [(when, cp) for cp, when in out.items() if when < r.end]
+        heapq.heapify(a.overdue_heap)
         return out
 
     def _advance(self, to: float) -> None:
-        self._plan_until(to)
+        if to + PLAN_AHEAD_S >= self._plan_next_ts:
+            self._plan_until(to)
         while self._heap and self._heap[0][0] < to:
             when, prio, key, gen, detail = heapq.heappop(self._heap)
             self.now = max(self.now, when)
@@ -728,6 +856,7 @@ class PatrolEngine:
             r = self._rounds[key]
             if gen != r.generation or r.closed:
                 continue
+            r.pending = None  # popped: the next _schedule pushes whatever comes next
             if prio == _PRIO_GRACE:
                 self._run_grace(r, when)
             elif prio == _PRIO_OVERDUE:
@@ -795,30 +924,32 @@ class PatrolEngine:
             # Its time cannot place it in any window; the clock span makes those windows fair.
             self.unplaced_taps += 1
             return
-        self._ensure_origin(t.known_at)
+        if self.origin is None:
+            self.origin = t.known_at
         self._trusted(t.known_at)
-        self._plan_until(max(t.at, self.now if math.isfinite(self.now) else t.at))
-        for route_id in self._route_of_cp.get(t.checkpoint, ()):
-            lst = self._by_route[route_id]
+        at = t.at
+        now = self.now
+        if max(at, now if math.isfinite(now) else at) + PLAN_AHEAD_S >= self._plan_next_ts:
+            self._plan_until(max(at, now if math.isfinite(now) else at))
+        for starts, rounds, longest in self._cp_routes.get(t.checkpoint, ()):
             # Rounds of a route are few at a time: look back from the last start <= t.at.
-            i = bisect.bisect_right(lst, (t.at, "\uffff"))
-            j = i - 1
+            j = bisect.bisect_right(starts, at) - 1
             while j >= 0:
-                start, rid = lst[j]
-                r = self._rounds[rid]
-                if t.at - start >= self._longest_window[route_id]:
+                if at - starts[j] >= longest:
                     break  # this round and every earlier one ended before the tap
-                if t.at < r.end:
+                r = rounds[j]
+                if at < r.end:
                     self._add_tap(r, t)
                 j -= 1
 
     def _add_tap(self, r: _Round, t: Tap) -> None:
         key = (t.at, t.seq, t)
-        if r.taps and key[:2] < r.taps[-1][:2]:
-            bisect.insort(r.taps, key)
+        taps = r.taps
+        if taps and (t.at < taps[-1][0] or (t.at == taps[-1][0] and t.seq < taps[-1][1])):
+            bisect.insort(taps, key)
             r.analysis = None  # a tap from the past (an offline buffer): judge afresh
         else:
-            r.taps.append(key)
+            taps.append(key)
             if r.analysis is not None:
                 self._apply_tap(r, r.analysis, t)
         self._dirty.add(r.id)
@@ -859,14 +990,14 @@ class PatrolEngine:
         top = math.inf if hi is None else hi
         routes = self._route_of_cp.get(span.subject, ()) if span.kind == "reader" else self._routes
         for route_id in routes:
-            lst = self._by_route[route_id]
+            starts, rounds = self._route_starts[route_id], self._route_rounds[route_id]
             first = lo - self._longest_window[route_id]
-            i = 0 if first == -math.inf else bisect.bisect_left(lst, (first, ""))
-            for start, rid in lst[i:]:
-                if start >= top:
+            i = 0 if first == -math.inf else bisect.bisect_left(starts, first)
+            for r in rounds[i:]:
+                if r.start >= top:
                     break
-                if self._rounds[rid].end > lo:
-                    self._dirty.add(rid)
+                if r.end > lo:
+                    self._dirty.add(r.id)
 
     # ----------------------------------------------------------------- deadlines
 
@@ -929,8 +1060,11 @@ class PatrolEngine:
         """Re-judge rounds whose facts changed: revise closed ones, update live alerts."""
         if not self._dirty:
             return
-        dirty = sorted(self._dirty, key=lambda rid: (self._rounds[rid].start, rid))
-        self._dirty.clear()
+        if len(self._dirty) == 1:
+            dirty = [self._dirty.pop()]
+        else:
+            dirty = sorted(self._dirty, key=lambda rid: (self._rounds[rid].start, rid))
+            self._dirty.clear()
         days: set[str] = set()
         for rid in dirty:
             r = self._rounds[rid]
@@ -1035,11 +1169,7 @@ class PatrolEngine:
     # ----------------------------------------------------------------- judging
 
     def _leg_limits(self, route: RouteSection, a: str, b: str) -> tuple[float | None, float | None]:
-        legs = self._legs[route.id]
-        limits = legs.get((a, b)) or legs.get((b, a))
-        if limits is not None:
-            return limits
-        return route.min_walk_s, route.max_walk_s
+        return self._leg_table[route.id].get((a, b), self._route_limits[route.id])
 
     def _analyse(self, r: _Round) -> _Analysis:
         if r.analysis is None:
@@ -1094,11 +1224,16 @@ class PatrolEngine:
         shortfall = [cp for cp in route.checkpoints if a.counts[cp] < k]
         finished_at = max(a.kth_at.values()) if not shortfall and a.kth_at else None
 
-        spans = [s for s in self._spans if s.overlaps(r.start, r.end)]
-        reader_spans = {
-            cp: [s for s in spans if s.kind == "reader" and s.subject == cp]
-            for cp in route.checkpoints
-        }
+        lo, hi = r.start, r.end
+        spans = [s for s in self._spans if s.start < hi and (s.end is None or s.end > lo)]
+        reader_spans: dict[str, list[_Span]] = (
+            {
+                cp: [s for s in spans if s.kind == "reader" and s.subject == cp]
+                for cp in route.checkpoints
+            }
+            if spans
+            else dict.fromkeys(route.checkpoints, _NO_SPANS)
+        )
         global_spans = [s for s in spans if s.kind in ("gateway", "clock")]
         outages = tuple(
             self._describe_span(s, r)
@@ -1298,7 +1433,8 @@ class PatrolEngine:
         return f"{what} {self._hhmm(lo)}-{self._hhmm(hi)}"
 
     def _hhmm(self, t: float) -> str:
-        return self.local(t).strftime("%H:%M")
+        local = datetime.fromtimestamp(t, self.tz)
+        return f"{local.hour:02d}:{local.minute:02d}"  # strftime("%H:%M"), 4x slower
 
     # ----------------------------------------------------------------- summary
 
@@ -1311,7 +1447,9 @@ class PatrolEngine:
             rep = r.verdict if r.closed and r.verdict is not None else self._assess(r, as_of)
             guards = list(rep.guards) or list(rep.responsible) or ["(unassigned)"]
             for table, key in [(per_route, r.route.id)] + [(per_guard, g) for g in guards]:
-                row = table.setdefault(key, dict.fromkeys(_ROW_FIELDS, 0))
+                row = table.get(key)
+                if row is None:
+                    row = table[key] = dict.fromkeys(_ROW_FIELDS, 0)
                 _count(row, rep)
             if rep.final and rep.state == MISSED:
                 missed.append(rid)
