@@ -447,8 +447,7 @@ class _Round:
     day: str
     responsible: frozenset[str]
     taps: list[tuple[float, int, Tap]] = field(default_factory=list)
-    generation: int = 0
-    pending: tuple[float, int, str] | None = None  # the deadline of the live heap entry
+    queued: tuple[float, int, str] | None = None  # see _offer
     grace_done: bool = False
     overdue_done: set[str] = field(default_factory=set)
     closed: bool = False
@@ -471,8 +470,7 @@ class _Analysis:
     implausible: list[tuple[str, str, float, float]]
     slow: list[tuple[str, str, float, float]]
     last_credit: dict[str, float]
-    overdue: dict[str, float] | None = None  # cached _overdue_times
-    overdue_heap: list[tuple[float, str]] = field(default_factory=list)  # see _first_overdue
+    overdue: dict[str, float] | None = None  # _overdue_times, kept up to date
 
 
 class PatrolEngine:
@@ -765,23 +763,23 @@ class PatrolEngine:
                     due = self.summary_time(r.day)
                     self._summary_due[r.day] = due
                     heapq.heappush(self._heap, (due, _PRIO_SUMMARY, r.day, 0, ""))
-                self._schedule(r)
+                self._offer(r, r.grace_end, _PRIO_GRACE)
+                self._offer(r, r.end, _PRIO_CLOSE)
 
-    def _schedule(self, r: _Round) -> None:
-        """(Re)compute the round's next deadline; older heap entries go stale by generation.
+    def _offer(self, r: _Round, when: float, prio: int, detail: str = "") -> None:
+        """A deadline of the round became known: queue it if it is earlier than the queued one.
 
-        An unchanged deadline keeps its heap entry (most taps change nothing here).
+        The heap holds, for each open round, an entry no later than its next deadline
+        (``r.queued``). A later deadline is found when that entry comes up (``_advance``), so a
+        tap, which usually only adds a later overdue time, costs no queueing at all.
         """
-        nxt = self._next_deadline(r)
-        if nxt == r.pending:
-            return
-        r.generation += 1
-        r.pending = nxt
-        if nxt is not None:
-            when, prio, detail = nxt
-            heapq.heappush(self._heap, (when, prio, r.id, r.generation, detail))
+        key = (when, prio, detail)
+        if not r.closed and (r.queued is None or key < r.queued):
+            r.queued = key
+            heapq.heappush(self._heap, (when, prio, r.id, 0, detail))
 
     def _next_deadline(self, r: _Round) -> tuple[float, int, str] | None:
+        """The round's next deadline as (time, kind, checkpoint), None once closed."""
         if r.closed:
             return None
         best: tuple[float, int, str] = (r.end, _PRIO_CLOSE, "")
@@ -790,25 +788,11 @@ class PatrolEngine:
         if r.taps:
             a = self._analyse(r)
             if a.credited:
-                first = self._first_overdue(r, a)
-                if first is not None and (first[0], _PRIO_OVERDUE, first[1]) < best:
-                    best = (first[0], _PRIO_OVERDUE, first[1])
+                done, end = r.overdue_done, r.end
+                for cp, when in self._overdue_times(r, a).items():
+                    if when < end and cp not in done and (when, _PRIO_OVERDUE, cp) < best:
+                        best = (when, _PRIO_OVERDUE, cp)
         return best
-
-    def _first_overdue(self, r: _Round, a: _Analysis) -> tuple[float, str] | None:
-        """The earliest (time, checkpoint) overdue check still to run.
-
-        ``a.overdue_heap`` holds every (time, checkpoint) ever due before the window ends;
-        entries no longer in ``a.overdue`` (or already checked) are dropped when they surface.
-        """
-        overdue = self._overdue_times(r, a)
-        heap, done = a.overdue_heap, r.overdue_done
-        while heap:
-            when, cp = heap[0]
-            if overdue.get(cp) == when and cp not in done:
-                return heap[0]
-            heapq.heappop(heap)
-        return None
 
     def _update_overdue(self, r: _Round, a: _Analysis, cp: str) -> None:
         """``cp`` got its first tap (the latest in time): only it and its successor change."""
@@ -819,8 +803,8 @@ class PatrolEngine:
         if nxt is not None and nxt[0] not in a.first_at:
             when = a.first_at[cp] + nxt[1]
             a.overdue[nxt[0]] = when
-            if when < r.end:
-                heapq.heappush(a.overdue_heap, (when, nxt[0]))
+            if when < r.end and nxt[0] not in r.overdue_done:
+                self._offer(r, when, _PRIO_OVERDUE, nxt[0])
 
     def _overdue_times(self, r: _Round, a: _Analysis) -> dict[str, float]:
         """When each not-yet-tapped checkpoint becomes overdue (round started)."""
@@ -840,30 +824,44 @@ class PatrolEngine:
                     when = a.first_at[cps[i - 1]] + max_s
             out[cp] = when
         a.overdue = out
-        a.overdue_heap = [(when, cp) for cp, when in out.items() if when < r.end]
-        heapq.heapify(a.overdue_heap)
+        first: tuple[float, str] | None = None
+        for cp, when in out.items():
+            if when < r.end and cp not in r.overdue_done and (first is None or (when, cp) < first):
+                first = (when, cp)
+        if first is not None:
+            self._offer(r, first[0], _PRIO_OVERDUE, first[1])
         return out
 
     def _advance(self, to: float) -> None:
         if to + PLAN_AHEAD_S >= self._plan_next_ts:
             self._plan_until(to)
-        while self._heap and self._heap[0][0] < to:
-            when, prio, key, gen, detail = heapq.heappop(self._heap)
-            self.now = max(self.now, when)
+        heap = self._heap
+        while heap and heap[0][0] < to:
+            when, prio, key, _, detail = heapq.heappop(heap)
             if prio == _PRIO_SUMMARY:
+                self.now = max(self.now, when)
                 self._run_summary(key, when)
                 continue
-            r = self._rounds[key]
-            if gen != r.generation or r.closed:
+            r = self._rounds.get(key)
+            if r is None or r.queued != (when, prio, detail):
+                continue  # superseded by an earlier entry of the same round
+            r.queued = None
+            nxt = self._next_deadline(r)
+            if nxt != (when, prio, detail):  # it moved later: queue where it is now
+                if nxt is not None:
+                    self._offer(r, *nxt)
                 continue
-            r.pending = None  # popped: the next _schedule pushes whatever comes next
+            self.now = max(self.now, when)
             if prio == _PRIO_GRACE:
                 self._run_grace(r, when)
             elif prio == _PRIO_OVERDUE:
                 self._run_overdue(r, detail, when)
             else:
                 self._run_close(r, when)
-            self._schedule(r)
+            r.queued = None
+            nxt = self._next_deadline(r)
+            if nxt is not None:
+                self._offer(r, *nxt)
         self.now = max(self.now, to)
 
     # ----------------------------------------------------------------- inputs
@@ -1075,7 +1073,9 @@ class PatrolEngine:
                     days.add(r.day)
             else:
                 self._live_checks(r)
-                self._schedule(r)
+                a = self._analyse(r)
+                if a.credited and a.overdue is None:
+                    self._overdue_times(r, a)  # queues the overdue checks
         for day in sorted(days):
             old = self._summaries.get(day)
             if old is None:
@@ -1224,8 +1224,8 @@ class PatrolEngine:
         shortfall = [cp for cp in route.checkpoints if a.counts[cp] < k]
         finished_at = max(a.kth_at.values()) if not shortfall and a.kth_at else None
 
-        lo, hi = r.start, r.end
-        spans = [s for s in self._spans if s.start < hi and (s.end is None or s.end > lo)]
+        w_start, w_end = r.start, r.end
+        spans = [s for s in self._spans if s.start < w_end and (s.end is None or s.end > w_start)]
         reader_spans: dict[str, list[_Span]] = (
             {
                 cp: [s for s in spans if s.kind == "reader" and s.subject == cp]
