@@ -502,6 +502,7 @@ class PatrolEngine:
             rid: {pair: legs.get(pair) or legs[pair[::-1]] for p in legs for pair in (p, p[::-1])}
             for rid, legs in self._legs.items()
         }
+        self._pairs = {r.id: list(itertools.pairwise(r.checkpoints)) for r in section.routes}
         # Ordered routes: checkpoint -> (next checkpoint, max walk) where there is a max walk.
         self._successor: dict[str, dict[str, tuple[str, float]]] = {}
         for route in section.routes:
@@ -608,7 +609,9 @@ class PatrolEngine:
                 if kind == "tap":
                     tap = _tap_from_event(ev, wall, True)
                     if tap is not None:
-                        self._on_tap(tap)
+                        if self.origin is None:
+                            self.origin = wall
+                        self._place_tap(tap)  # _on_tap minus the time it was known at: done
                         if self._dirty:
                             self._settle_dirty()
                         continue
@@ -730,12 +733,27 @@ class PatrolEngine:
 
     def _plan_day(self, d: date) -> None:
         assert self.origin is not None
+        midnight = self._local_ts(d, 0)
+        dates = (d, d + _ONE_DAY, d + 2 * _ONE_DAY)  # start offsets stay under 2 days
         for sched, route, window_s, offsets, responsible in self._plans:
             for offset in offsets:
-                start = self._local_ts(d, offset)
+                # Local midnight plus the offset, unless the zone's UTC offset changes in
+                # between: the local time that gives says so (and the round id needs it).
+                start = midnight + offset * 60
+                local_start = datetime.fromtimestamp(start, self.tz)
+                hour, minute = divmod(offset % 1440, 60)
+                if (
+                    local_start.minute != minute
+                    or local_start.hour != hour
+                    or local_start.second
+                    or local_start.microsecond
+                    or local_start.fold
+                    or local_start.date() != dates[offset // 1440]
+                ):
+                    start = self._local_ts(d, offset)
+                    local_start = self.local(start)
                 if start < self.origin:
                     continue
-                local_start = self.local(start)
                 rid = f"{sched.id}@{_minute_iso(local_start)}"
                 if rid in self._rounds:  # a repeated local hour (DST fall-back): keep the first
                     continue
@@ -925,6 +943,10 @@ class PatrolEngine:
         if self.origin is None:
             self.origin = t.known_at
         self._trusted(t.known_at)
+        self._place_tap(t)
+
+    def _place_tap(self, t: Tap) -> None:
+        """Add a synchronised tap, known at a trusted time already reached, to its rounds."""
         at = t.at
         now = self.now
         if max(at, now if math.isfinite(now) else at) + PLAN_AHEAD_S >= self._plan_next_ts:
@@ -1059,10 +1081,13 @@ class PatrolEngine:
         if not self._dirty:
             return
         if len(self._dirty) == 1:
-            dirty = [self._dirty.pop()]
-        else:
-            dirty = sorted(self._dirty, key=lambda rid: (self._rounds[rid].start, rid))
-            self._dirty.clear()
+            r = self._rounds[next(iter(self._dirty))]
+            if not r.closed:  # the common case: a tap on a round under way
+                self._dirty.clear()
+                self._settle_open(r)
+                return
+        dirty = sorted(self._dirty, key=lambda rid: (self._rounds[rid].start, rid))
+        self._dirty.clear()
         days: set[str] = set()
         for rid in dirty:
             r = self._rounds[rid]
@@ -1072,10 +1097,7 @@ class PatrolEngine:
                     self._publish_verdict(r, report, self.now)
                     days.add(r.day)
             else:
-                self._live_checks(r)
-                a = self._analyse(r)
-                if a.credited and a.overdue is None:
-                    self._overdue_times(r, a)  # queues the overdue checks
+                self._settle_open(r)
         for day in sorted(days):
             old = self._summaries.get(day)
             if old is None:
@@ -1087,6 +1109,13 @@ class PatrolEngine:
                 )
                 self._summaries[day] = new
                 self._emit(None, new)
+
+    def _settle_open(self, r: _Round) -> None:
+        self._live_checks(r)
+        if r.taps:
+            a = self._analyse(r)
+            if a.credited and a.overdue is None:
+                self._overdue_times(r, a)  # queues the overdue checks
 
     def _live_checks(self, r: _Round) -> None:
         if r.start > self.now:
@@ -1253,14 +1282,17 @@ class PatrolEngine:
         out_of_order: list[str] = []
         legs_in_order = legs_judged = 0
         if route.ordered:
-            cps = route.checkpoints
-            for x, y in itertools.pairwise(cps):
-                if x in a.first_at and y in a.first_at:
-                    legs_judged += 1
-                    if a.first_at[x] <= a.first_at[y]:
-                        legs_in_order += 1
-                    else:
-                        out_of_order.append(f"{x}>{y}")
+            first_at = a.first_at
+            for x, y in self._pairs[route.id]:
+                fx = first_at.get(x)
+                if fx is not None:
+                    fy = first_at.get(y)
+                    if fy is not None:
+                        legs_judged += 1
+                        if fx <= fy:
+                            legs_in_order += 1
+                        else:
+                            out_of_order.append(f"{x}>{y}")
 
         missing: list[str] = []
         excused: list[str] = []
