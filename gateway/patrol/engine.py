@@ -180,6 +180,10 @@ def engine_inputs_from_event(event: Mapping[str, Any]) -> list[EngineInput]:
     return out
 
 
+def _tap_order(t: Tap) -> tuple[float, int]:
+    return t.at, t.seq
+
+
 def _tap_from_event(event: Mapping[str, Any], wall: float, synced: bool) -> Tap | None:
     """The :class:`Tap` a ``tap`` event carries (None without a checkpoint)."""
     payload: Mapping[str, Any] = event.get("payload") or {}
@@ -446,7 +450,7 @@ class _Round:
     local_start: datetime
     day: str
     responsible: frozenset[str]
-    taps: list[tuple[float, int, Tap]] = field(default_factory=list)
+    taps: list[Tap] = field(default_factory=list)  # by (at, seq)
     queued: tuple[float, int, str] | None = None  # see _offer
     grace_done: bool = False
     overdue_done: set[str] = field(default_factory=set)
@@ -498,10 +502,13 @@ class PatrolEngine:
             self._legs[route.id] = legs
         # Leg limits looked up in one step: either direction, else the route's.
         self._route_limits = {r.id: (r.min_walk_s, r.max_walk_s) for r in section.routes}
-        self._leg_table = {
-            rid: {pair: legs.get(pair) or legs[pair[::-1]] for p in legs for pair in (p, p[::-1])}
-            for rid, legs in self._legs.items()
-        }
+        self._leg_table: dict[str, dict[str, dict[str, tuple[float | None, float | None]]]] = {}
+        for rid, legs in self._legs.items():
+            table: dict[str, dict[str, tuple[float | None, float | None]]] = {}
+            for a, b in legs:
+                table.setdefault(a, {})[b] = legs[(a, b)]
+                table.setdefault(b, {})[a] = legs.get((b, a)) or legs[(a, b)]
+            self._leg_table[rid] = table
         self._pairs = {r.id: list(itertools.pairwise(r.checkpoints)) for r in section.routes}
         # Ordered routes: checkpoint -> (next checkpoint, max walk) where there is a max walk.
         self._successor: dict[str, dict[str, tuple[str, float]]] = {}
@@ -673,7 +680,7 @@ class PatrolEngine:
         a = self._analyse(r)
         status = {id(t): "credited" for t in a.credited}
         status.update({id(t): why for t, why in a.uncredited})
-        return [(t, status[id(t)]) for _, _, t in r.taps]
+        return [(t, status[id(t)]) for t in r.taps]
 
     def outages_in(self, lo: float, hi: float) -> list[tuple[str, str, float, float | None]]:
         """(kind, subject, start, end) of spans overlapping [lo, hi)."""
@@ -791,8 +798,11 @@ class PatrolEngine:
         (``r.queued``). A later deadline is found when that entry comes up (``_advance``), so a
         tap, which usually only adds a later overdue time, costs no queueing at all.
         """
+        queued = r.queued
+        if queued is not None and when > queued[0]:
+            return  # the usual answer, without building a tuple
         key = (when, prio, detail)
-        if not r.closed and (r.queued is None or key < r.queued):
+        if not r.closed and (queued is None or key < queued):
             r.queued = key
             heapq.heappush(self._heap, (when, prio, r.id, 0, detail))
 
@@ -963,13 +973,12 @@ class PatrolEngine:
                 j -= 1
 
     def _add_tap(self, r: _Round, t: Tap) -> None:
-        key = (t.at, t.seq, t)
         taps = r.taps
-        if taps and (t.at < taps[-1][0] or (t.at == taps[-1][0] and t.seq < taps[-1][1])):
-            bisect.insort(taps, key)
+        if taps and (t.at < taps[-1].at or (t.at == taps[-1].at and t.seq < taps[-1].seq)):
+            bisect.insort(taps, t, key=_tap_order)
             r.analysis = None  # a tap from the past (an offline buffer): judge afresh
         else:
-            taps.append(key)
+            taps.append(t)
             if r.analysis is not None:
                 self._apply_tap(r, r.analysis, t)
         self._dirty.add(r.id)
@@ -1198,7 +1207,9 @@ class PatrolEngine:
     # ----------------------------------------------------------------- judging
 
     def _leg_limits(self, route: RouteSection, a: str, b: str) -> tuple[float | None, float | None]:
-        return self._leg_table[route.id].get((a, b), self._route_limits[route.id])
+        legs = self._leg_table[route.id].get(a)
+        limits = legs.get(b) if legs is not None else None
+        return limits if limits is not None else self._route_limits[route.id]
 
     def _analyse(self, r: _Round) -> _Analysis:
         if r.analysis is None:
@@ -1207,7 +1218,7 @@ class PatrolEngine:
 
     def _analyse_taps(self, r: _Round) -> _Analysis:
         a = _Analysis([], [], dict.fromkeys(r.route.checkpoints, 0), {}, {}, {}, [], [], {})
-        for _, _, t in r.taps:
+        for t in r.taps:
             self._apply_tap(r, a, t)
         return a
 
