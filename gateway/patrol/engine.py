@@ -437,6 +437,7 @@ class _Span:
 
 
 _NO_SPANS: list[_Span] = []  # shared, never appended to
+_SPAN_CODES = {"reader": "reader_offline", "gateway": "gateway_down", "clock": "clock_unsynced"}
 
 
 @dataclass(slots=True)
@@ -549,6 +550,10 @@ class PatrolEngine:
             )
             for sched in section.schedules
         ]
+        self._route_names = {r.id: r.display_name() for r in section.routes}
+        self._responsible_sorted = {
+            s.id: tuple(sorted(section.responsible_guards(s))) for s in section.schedules
+        }
         self._planned_through: date | None = None
         self._plan_next_ts = -math.inf  # local midnight after the last planned day
         self._heap: list[tuple[float, int, str, int, str]] = []
@@ -1178,7 +1183,7 @@ class PatrolEngine:
                 f"round {r.id} ({r.route.display_name()}) incomplete at window end: missing "
                 + ", ".join(report.missing),
             )
-        elif report.state != INCOMPLETE:
+        elif report.state != INCOMPLETE and alert_id in r.open_alerts:
             self._resolve(r, alert_id, at, f"verdict revised: {report.state}")
 
     def _raise(
@@ -1266,14 +1271,12 @@ class PatrolEngine:
 
         w_start, w_end = r.start, r.end
         spans = [s for s in self._spans if s.start < w_end and (s.end is None or s.end > w_start)]
-        reader_spans: dict[str, list[_Span]] = (
-            {
-                cp: [s for s in spans if s.kind == "reader" and s.subject == cp]
-                for cp in route.checkpoints
-            }
-            if spans
-            else dict.fromkeys(route.checkpoints, _NO_SPANS)
-        )
+        reader_spans: dict[str, list[_Span]] = dict.fromkeys(route.checkpoints, _NO_SPANS)
+        for s in spans:
+            if s.kind == "reader" and s.subject in reader_spans:
+                if reader_spans[s.subject] is _NO_SPANS:
+                    reader_spans[s.subject] = []
+                reader_spans[s.subject].append(s)
         global_spans = [s for s in spans if s.kind in ("gateway", "clock")]
         outages = tuple(
             self._describe_span(s, r)
@@ -1423,18 +1426,14 @@ class PatrolEngine:
         if a.uncredited and len(a.uncredited) > n_repeats:
             codes.append("uncredited_taps")
         for s in spans:
-            code = {
-                "reader": "reader_offline",
-                "gateway": "gateway_down",
-                "clock": "clock_unsynced",
-            }[s.kind]
+            code = _SPAN_CODES[s.kind]
             if code not in codes:
                 codes.append(code)
         return RoundReport(
             round_id=r.id,
             schedule_id=sched.id,
             route_id=route.id,
-            route_name=route.display_name(),
+            route_name=self._route_names[route.id],
             day=r.day,
             window_start=r.start,
             window_end=r.end,
@@ -1447,7 +1446,7 @@ class PatrolEngine:
             started_at=started_at,
             finished_at=finished_at,
             required_taps=k,
-            counts=tuple((cp, a.counts[cp]) for cp in route.checkpoints),
+            counts=tuple(a.counts.items()),  # route order: made by dict.fromkeys(checkpoints)
             missing=tuple(missing),
             excused=tuple(excused),
             out_of_order=tuple(out_of_order),
@@ -1459,7 +1458,7 @@ class PatrolEngine:
             uncredited_taps=len(a.uncredited),
             buffered_taps=n_buffered,
             guards=tuple(sorted({t.guard for t in a.credited})),
-            responsible=tuple(sorted(r.responsible)),
+            responsible=self._responsible_sorted[sched.id],
             outages=outages,
             legs_in_order=legs_in_order,
             legs_judged=legs_judged,
