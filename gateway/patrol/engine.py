@@ -191,19 +191,24 @@ def _tap_from_event(event: Mapping[str, Any], wall: float, synced: bool) -> Tap 
     if not isinstance(checkpoint, str):
         return None
     tapped = payload.get("tapped_at")
-    at = float(tapped) if isinstance(tapped, int | float) and math.isfinite(tapped) else wall
-    at = min(at, wall)  # a node cannot have seen a tap after we journaled it
-    # Positional: this runs once per tap on every replay.
+    at = wall
+    if tapped is not None and isinstance(tapped, int | float) and math.isfinite(tapped):
+        at = min(float(tapped), wall)  # a node cannot have seen a tap after we journaled it
+    # This runs once per tap on every replay: positional, and str() only where not a str.
+    seq = event["seq"]
+    guard = payload.get("guard")
+    wristband = payload.get("wristband", "")
+    reader = payload.get("reader", "")
     return Tap(
-        int(event["seq"]),
+        seq if type(seq) is int else int(seq),
         checkpoint,
-        str(payload.get("guard") or UNKNOWN_GUARD),
-        str(payload.get("wristband", "")),
+        guard if type(guard) is str and guard else str(guard or UNKNOWN_GUARD),
+        wristband if type(wristband) is str else str(wristband),
         at,
         wall,
         synced,
         bool(payload.get("buffered", False)) or wall - at > LATE_TAP_S,
-        str(payload.get("reader", "")),
+        reader if type(reader) is str else str(reader),
     )
 
 
@@ -432,8 +437,64 @@ class _Span:
     start: float
     end: float | None
 
+    serial: int = 0  # the order spans became known in (the order reports list them in)
+
     def overlaps(self, lo: float, hi: float) -> bool:
         return self.start < hi and (self.end is None or self.end > lo)
+
+
+class _Spans:
+    """Outage spans, in the order they became known, indexed by start for overlap queries.
+
+    A month of reader drop-outs is thousands of spans; every round's verdict asks which
+    overlap its window. Closed spans are found by bisecting their starts (no span is longer
+    than the longest closed one); open spans are few and kept apart.
+    """
+
+    def __init__(self, spans: Iterable[_Span] = ()) -> None:
+        self.all: list[_Span] = []
+        self._starts: list[float] = []  # sorted, with _by_start
+        self._by_start: list[_Span] = []
+        self._open: dict[int, _Span] = {}  # serial -> span, end None
+        self._longest = 0.0  # the longest closed span
+        self._serial = 0
+        for span in spans:
+            self.add(span, span.serial)
+
+    def add(self, span: _Span, serial: int | None = None) -> None:
+        if serial is None:
+            self._serial += 1
+            serial = self._serial
+        span.serial = serial
+        self._serial = max(self._serial, serial)
+        self.all.append(span)
+        i = bisect.bisect_right(self._starts, span.start)
+        self._starts.insert(i, span.start)
+        self._by_start.insert(i, span)
+        if span.end is None:
+            self._open[serial] = span
+        else:
+            self._longest = max(self._longest, span.end - span.start)
+
+    def close(self, span: _Span, end: float) -> None:
+        self._open.pop(span.serial, None)
+        span.end = end
+        self._longest = max(self._longest, end - span.start)
+
+    def overlapping(self, lo: float, hi: float) -> list[_Span]:
+        """Spans overlapping [lo, hi), in the order they became known."""
+        if len(self.all) <= 16:
+            return [s for s in self.all if s.start < hi and (s.end is None or s.end > lo)]
+        i = bisect.bisect_left(self._starts, lo - self._longest)
+        j = bisect.bisect_left(self._starts, hi)
+        found = [s for s in self._by_start[i:j] if s.end is not None and s.end > lo]
+        found += [s for s in self._open.values() if s.start < hi]
+        found.sort(key=_serial)
+        return found
+
+
+def _serial(span: _Span) -> int:
+    return span.serial
 
 
 _NO_SPANS: list[_Span] = []  # shared, never appended to
@@ -559,7 +620,7 @@ class PatrolEngine:
         self._heap: list[tuple[float, int, str, int, str]] = []
         self._summaries: dict[str, DailySummary] = {}
         self._summary_due: dict[str, float] = {}
-        self._spans: list[_Span] = []
+        self._spans = _Spans()
         self._reader_open: dict[str, _Span] = {}
         self._reader_close_pending: set[str] = set()
         self._clock_open: _Span | None = None
@@ -660,7 +721,7 @@ class PatrolEngine:
                 del self._route_starts[r.route.id][i]
                 dropped += 1
             del self._summaries[day]
-        self._spans = [s for s in self._spans if s.end is None or s.end >= t]
+        self._spans = _Spans(s for s in self._spans.all if s.end is None or s.end >= t)
         return dropped
 
     def round_ids(self, day: str | None = None) -> list[str]:
@@ -689,7 +750,7 @@ class PatrolEngine:
 
     def outages_in(self, lo: float, hi: float) -> list[tuple[str, str, float, float | None]]:
         """(kind, subject, start, end) of spans overlapping [lo, hi)."""
-        return [(s.kind, s.subject, s.start, s.end) for s in self._spans if s.overlaps(lo, hi)]
+        return [(s.kind, s.subject, s.start, s.end) for s in self._spans.overlapping(lo, hi)]
 
     def day_of(self, t: float) -> str:
         """The patrol day a window ending at ``t`` belongs to (see ``summary_hour``)."""
@@ -1011,13 +1072,14 @@ class PatrolEngine:
         self._add_span(_Span(o.kind, o.subject, o.start, o.end))
 
     def _add_span(self, span: _Span) -> None:
-        self._spans.append(span)
+        self._spans.add(span)
         self._touch_span(span, span.start, span.end)
 
     def _close_span(self, span: _Span, end: float) -> None:
         old_end = span.end
-        span.end = max(end, span.start)
-        self._touch_span(span, span.end, old_end)
+        end = max(end, span.start)
+        self._spans.close(span, end)
+        self._touch_span(span, end, old_end)
 
     def _touch_span(self, span: _Span, lo: float, hi: float | None) -> None:
         """Mark rounds whose judgement the span's change in [lo, hi) may affect."""
@@ -1040,7 +1102,7 @@ class PatrolEngine:
         a = self._analyse(r)
         if a.credited:
             return
-        if any(s.kind in ("gateway", "clock") and s.overlaps(r.start, when) for s in self._spans):
+        if any(s.kind in ("gateway", "clock") for s in self._spans.overlapping(r.start, when)):
             return  # we could not have seen a start: no alert, the verdict will say why
         minutes = r.schedule.grace_minutes
         self._raise(
@@ -1058,9 +1120,8 @@ class PatrolEngine:
         if cp in a.first_at:
             return
         if any(
-            s.overlaps(r.start, when)
-            and (s.kind in ("gateway", "clock") or (s.kind == "reader" and s.subject == cp))
-            for s in self._spans
+            s.kind in ("gateway", "clock") or (s.kind == "reader" and s.subject == cp)
+            for s in self._spans.overlapping(r.start, when)
         ):
             return  # its reader (or the gateway) was down: a tap may not have been seen
         self._raise(
@@ -1270,7 +1331,7 @@ class PatrolEngine:
         finished_at = max(a.kth_at.values()) if not shortfall and a.kth_at else None
 
         w_start, w_end = r.start, r.end
-        spans = [s for s in self._spans if s.start < w_end and (s.end is None or s.end > w_start)]
+        spans = self._spans.overlapping(w_start, w_end)
         reader_spans: dict[str, list[_Span]] = dict.fromkeys(route.checkpoints, _NO_SPANS)
         for s in spans:
             if s.kind == "reader" and s.subject in reader_spans:

@@ -11,6 +11,7 @@ summary must be equal. Hypothesis adds the property tests' random nights.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.config.schema import parse_section
 from gateway.patrol import engine as new
@@ -285,3 +287,36 @@ def test_random_nights_match_the_reference(events: list[dict[str, Any]]) -> None
         return out, state(engine)
 
     assert run(new) == run(old)
+
+
+spans = st.lists(
+    st.tuples(
+        st.sampled_from(["reader", "gateway", "clock"]),
+        st.sampled_from([-math.inf, 0.0, 50.0, 100.0, 400.0]) | st.floats(0, 1000),
+        st.none() | st.floats(0, 500),  # length; None: still open
+        st.booleans(),  # closed later
+    ),
+    max_size=60,
+)
+
+
+@FAST
+@given(spans, st.floats(-100, 1100), st.floats(0, 600), st.integers(0, 1000))
+def test_the_span_index_finds_what_a_scan_finds(
+    items: list[tuple[str, float, float | None, bool]], lo: float, width: float, forget: int
+) -> None:
+    index = new._Spans()
+    made = []
+    for kind, start, length, close_later in items:
+        span = new._Span(kind, "cp", start, None if length is None else start + length)
+        index.add(span)
+        made.append((span, close_later))
+    for span, close_later in made:
+        if span.end is None and close_later:
+            index.close(span, max(span.start, 0.0) + 77.0)
+    if forget % 3 == 0:
+        index = new._Spans(s for s in index.all if s.end is None or s.end >= forget)
+    hi = lo + width
+    want = [s for s in index.all if s.overlaps(lo, hi)]
+    assert index.overlapping(lo, hi) == want
+    assert [id(s) for s in index.overlapping(lo, hi)] == [id(s) for s in want]
