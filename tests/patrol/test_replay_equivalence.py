@@ -320,3 +320,22 @@ def test_the_span_index_finds_what_a_scan_finds(
     want = [s for s in index.all if s.overlaps(lo, hi)]
     assert index.overlapping(lo, hi) == want
     assert [id(s) for s in index.overlapping(lo, hi)] == [id(s) for s in want]
+
+
+tap_fields = st.tuples(
+    st.integers(), st.text(), st.text(), st.text(), st.floats(), st.floats(), st.booleans(),
+    st.booleans(), st.text(),
+)  # fmt: skip
+
+
+@FAST
+@given(tap_fields)
+def test_the_fast_tap_constructor_makes_the_same_tap(fields: tuple[Any, ...]) -> None:
+    made, want = new._make_tap(*fields), new.Tap(*fields)
+    assert type(made) is new.Tap
+    assert dataclasses.astuple(made) == dataclasses.astuple(want)
+    assert repr(made) == repr(want)
+    if not any(isinstance(f, float) and math.isnan(f) for f in fields):
+        assert made == want and hash(made) == hash(want)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.at = 0.0  # type: ignore[misc]
