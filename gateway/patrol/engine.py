@@ -556,6 +556,15 @@ class _Round:
     raised: set[str] = field(default_factory=set)
     history: list[Output] = field(default_factory=list)
     analysis: _Analysis | None = None  # cached; dropped when a tap is added
+    iso_: tuple[str, str] | None = None  # see iso
+
+    @property
+    def iso(self) -> tuple[str, str]:
+        """Local start and end, ISO 8601 (a report's; made once)."""
+        if self.iso_ is None:
+            end = datetime.fromtimestamp(self.end, self.local_start.tzinfo)
+            self.iso_ = (self.local_start.isoformat(), end.isoformat())
+        return self.iso_
 
 
 @dataclass(slots=True)
@@ -1360,7 +1369,7 @@ class PatrolEngine:
         reasons: list[str] = []
         codes: list[str] = []
         started_at = a.credited[0].at if a.credited else None
-        shortfall = [cp for cp in route.checkpoints if a.counts[cp] < k]
+        shortfall = [cp for cp, n in a.counts.items() if n < k]  # route order
         finished_at = max(a.kth_at.values()) if not shortfall and a.kth_at else None
 
         w_start, w_end = r.start, r.end
@@ -1531,8 +1540,8 @@ class PatrolEngine:
             day=r.day,
             window_start=r.start,
             window_end=r.end,
-            local_start=r.local_start.isoformat(),
-            local_end=self.local(r.end).isoformat(),
+            local_start=r.iso[0],
+            local_end=r.iso[1],
             state=state,
             final=final,
             reasons=tuple(reasons),
