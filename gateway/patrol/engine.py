@@ -939,7 +939,12 @@ class PatrolEngine:
         if nxt is not None and nxt[0] not in a.first_at:
             when = a.first_at[cp] + nxt[1]
             a.overdue[nxt[0]] = when
-            if when < r.end and nxt[0] not in r.overdue_done:
+            queued = r.queued  # usually queued earlier: then _offer would do nothing
+            if (
+                (queued is None or when <= queued[0])
+                and when < r.end
+                and nxt[0] not in r.overdue_done
+            ):
                 self._offer(r, when, _PRIO_OVERDUE, nxt[0])
 
     def _overdue_times(self, r: _Round, a: _Analysis) -> dict[str, float]:
@@ -1228,9 +1233,12 @@ class PatrolEngine:
                 self._emit(None, new)
 
     def _settle_open(self, r: _Round) -> None:
-        self._live_checks(r)
+        if r.start <= self.now:
+            a = r.analysis if r.analysis is not None else self._analyse(r)
+            if r.open_alerts or a.implausible or a.repeats:  # else nothing to check
+                self._live_checks(r)
         if r.taps:
-            a = self._analyse(r)
+            a = r.analysis if r.analysis is not None else self._analyse(r)
             if a.credited and a.overdue is None:
                 self._overdue_times(r, a)  # queues the overdue checks
 
@@ -1346,7 +1354,9 @@ class PatrolEngine:
         else:
             if a.credited and a.credited[-1].checkpoint != cp:
                 prev = a.credited[-1]
-                lo, hi = self._leg_limits(r.route, prev.checkpoint, cp)
+                legs = self._leg_table[r.route.id].get(prev.checkpoint)  # _leg_limits, inline
+                limits = legs.get(cp) if legs is not None else None
+                lo, hi = limits if limits is not None else self._route_limits[r.route.id]
                 dt = t.at - prev.at
                 if lo is not None and dt < lo:
                     a.implausible.append((prev.checkpoint, cp, dt, lo))
