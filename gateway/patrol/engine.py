@@ -718,7 +718,11 @@ class PatrolEngine:
                 last = self._last_trusted
                 self._last_trusted = wall if last is None or wall > last else last
                 if wall > self.now:
-                    self._advance(wall)
+                    heap = self._heap
+                    if (heap and heap[0][0] < wall) or wall + PLAN_AHEAD_S >= self._plan_next_ts:
+                        self._advance(wall)
+                    else:
+                        self.now = wall  # _advance with nothing due and nothing to plan
                 if self._dirty:
                     self._settle_dirty()
                 if kind == "tap":
