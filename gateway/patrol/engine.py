@@ -1546,39 +1546,39 @@ class PatrolEngine:
             code = _SPAN_CODES[s.kind]
             if code not in codes:
                 codes.append(code)
+        # Positional, in field order: 31 keywords cost more to match than the rest of the call.
         return RoundReport(
-            round_id=r.id,
-            schedule_id=sched.id,
-            route_id=route.id,
-            route_name=self._route_names[route.id],
-            day=r.day,
-            window_start=r.start,
-            window_end=r.end,
-            local_start=r.iso[0],
-            local_end=r.iso[1],
-            state=state,
-            final=final,
-            reasons=tuple(reasons),
-            codes=tuple(codes),
-            started_at=started_at,
-            finished_at=finished_at,
-            required_taps=k,
-            counts=tuple(a.counts.items()),  # route order: made by dict.fromkeys(checkpoints)
-            missing=tuple(missing),
-            excused=tuple(excused),
-            out_of_order=tuple(out_of_order),
-            implausible_legs=tuple(
-                f"{x}>{y}:{dt:.0f}s<{lo:.0f}s" for x, y, dt, lo in a.implausible
-            ),
-            slow_legs=tuple(f"{x}>{y}:{dt:.0f}s>{hi:.0f}s" for x, y, dt, hi in a.slow),
-            repeated_taps=n_repeats,
-            uncredited_taps=len(a.uncredited),
-            buffered_taps=n_buffered,
-            guards=tuple(sorted({t.guard for t in a.credited})),
-            responsible=self._responsible_sorted[sched.id],
-            outages=outages,
-            legs_in_order=legs_in_order,
-            legs_judged=legs_judged,
+            r.id,  # round_id
+            sched.id,  # schedule_id
+            route.id,  # route_id
+            self._route_names[route.id],  # route_name
+            r.day,  # day
+            r.start,  # window_start
+            r.end,  # window_end
+            r.iso[0],  # local_start
+            r.iso[1],  # local_end
+            state,  # state
+            final,  # final
+            tuple(reasons),  # reasons
+            tuple(codes),  # codes
+            started_at,  # started_at
+            finished_at,  # finished_at
+            k,  # required_taps
+            tuple(a.counts.items()),  # counts, in route order (made by dict.fromkeys)
+            tuple(missing),  # missing
+            tuple(excused),  # excused
+            tuple(out_of_order),  # out_of_order
+            # implausible_legs
+            tuple(f"{x}>{y}:{dt:.0f}s<{lo:.0f}s" for x, y, dt, lo in a.implausible),
+            tuple(f"{x}>{y}:{dt:.0f}s>{hi:.0f}s" for x, y, dt, hi in a.slow),  # slow_legs
+            n_repeats,  # repeated_taps
+            len(a.uncredited),  # uncredited_taps
+            n_buffered,  # buffered_taps
+            tuple(sorted({t.guard for t in a.credited})),  # guards
+            self._responsible_sorted[sched.id],  # responsible
+            outages,  # outages
+            legs_in_order,  # legs_in_order
+            legs_judged,  # legs_judged
         )
 
     def _describe_span(self, s: _Span, r: _Round) -> str:
