@@ -654,6 +654,7 @@ class PatrolEngine:
             for sched in section.schedules
         ]
         self._route_names = {r.id: r.display_name() for r in section.routes}
+        self._pair_cache: dict[str, list[tuple[str, int]]] = {}  # cp -> [(cp, n) by n]
         self._responsible_sorted = {
             s.id: tuple(sorted(section.responsible_guards(s))) for s in section.schedules
         }
@@ -1564,7 +1565,7 @@ class PatrolEngine:
             started_at,  # started_at
             finished_at,  # finished_at
             k,  # required_taps
-            tuple(a.counts.items()),  # counts, in route order (made by dict.fromkeys)
+            self._count_pairs(a.counts),  # counts
             tuple(missing),  # missing
             tuple(excused),  # excused
             tuple(out_of_order),  # out_of_order
@@ -1580,6 +1581,23 @@ class PatrolEngine:
             legs_in_order,  # legs_in_order
             legs_judged,  # legs_judged
         )
+
+    def _count_pairs(self, counts: dict[str, int]) -> tuple[tuple[str, int], ...]:
+        """``tuple(counts.items())`` (route order: made by dict.fromkeys), the pairs shared.
+
+        A month keeps every round's report; ten fresh pairs in each were a third of the
+        objects the garbage collector had to look at.
+        """
+        cache = self._pair_cache
+        out = []
+        for cp, n in counts.items():
+            row = cache.get(cp)
+            if row is None:
+                row = cache[cp] = []
+            while len(row) <= n:
+                row.append((cp, len(row)))
+            out.append(row[n])
+        return tuple(out)
 
     def _describe_span(self, s: _Span, r: _Round) -> str:
         lo = max(s.start, r.start)
