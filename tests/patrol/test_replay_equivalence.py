@@ -241,8 +241,8 @@ def batched(
         synced = [ev["wall_time"] for ev in batch if ev["clock_synced"]]
         if synced and rng.random() < 0.5:
             out.append(norm(engine.advance(max(synced) + rng.choice([0, 1, 600]))))
-        if rng.random() < 0.01:
-            out.append(engine.forget_before(engine.now - 5 * 86400))
+        if rng.random() < 0.15:  # what the service does to bound memory
+            out.append(engine.forget_before(engine.now - 2 * 86400))
         if rng.random() < 0.02 and engine.round_ids():
             rid = rng.choice(engine.round_ids())
             out.append((norm(engine.report(rid)), norm(engine.round_taps(rid))))
