@@ -625,9 +625,6 @@ class PatrolEngine:
                         nxt[a] = (b, max_s)
             self._successor[route.id] = nxt
         self._rounds: dict[str, _Round] = {}
-        self._position = {
-            r.id: {cp: i for i, cp in enumerate(r.checkpoints)} for r in section.routes
-        }
         self._longest_window = {r.id: 0.0 for r in section.routes}
         for sched in section.schedules:
             window_s = (sched.window_minutes_effective() or 60.0) * 60.0
