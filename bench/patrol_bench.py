@@ -1,12 +1,18 @@
 """Patrol engine throughput: a month of taps for 50 checkpoints, replayed from journal events.
 
     .venv/bin/python bench/patrol_bench.py [--days 30] [--checkpoints 50] [--repeat 3]
+        [--outages 1] [--reference]
 
 Builds the journal a gateway would hold after a month (taps on 5 routes of 10 checkpoints,
 hourly rounds around the clock, a health sample every 5 minutes, some reader outages, a few
 guards skipping checkpoints), then times a full replay through ``engine_inputs_from_event`` and
 ``PatrolEngine.feed``. Beside it, the same run's baseline: the raw cost of iterating the same
 event dicts and sorting the tap list by time (what any replay must at least do).
+
+``--reference`` also times the engine as it was before issue 20's speed work (the frozen copy
+the equivalence tests use, ``tests/patrol/reference_engine.py``), interleaved with the current
+one, so both figures come from the same run. ``--outages N``: reader drop-outs per day (a
+flaky site has many; each is a span every verdict must look through).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ TZ = ZoneInfo("Asia/Shanghai")
 
 
 def build(
-    days: int, checkpoints: int, hourly: bool = True, seed: int = 6
+    days: int, checkpoints: int, hourly: bool = True, seed: int = 6, outages: int = 1
 ) -> tuple[PatrolSection, list[dict[str, Any]]]:
     rng = random.Random(seed)
     per_route = 10
@@ -84,7 +90,7 @@ def build(
                 t += rng.uniform(60, 200)
     for k in range(days * 24 * 12):
         raw.append((t0 + k * 300 + 7, "health.sample", {"cpu_temp": 40}))
-    for _ in range(days):
+    for _ in range(days * outages):
         when = t0 + rng.uniform(0, days * 86400)
         cp = f"cp{rng.randrange(n_routes)}-{rng.randrange(per_route)}"
         raw.append((when, "reader.state", {"reader": "x", "checkpoint": cp, "state": "offline"}))
@@ -119,9 +125,11 @@ def baseline(events: list[dict[str, Any]]) -> float:
     return time.perf_counter() - t
 
 
-def replay(section: PatrolSection, events: list[dict[str, Any]]) -> tuple[float, int, PatrolEngine]:
+def replay(
+    section: PatrolSection, events: list[dict[str, Any]], engine_class: Any = PatrolEngine
+) -> tuple[float, int, PatrolEngine]:
     t = time.perf_counter()
-    engine = PatrolEngine(section)
+    engine = engine_class(section)
     n_out = 0
     for ev in events:  # one event at a time, as the live service sees them
         n_out += len(engine.feed_events((ev,)))
@@ -134,16 +142,28 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--checkpoints", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--outages", type=int, default=1, help="reader drop-outs per day")
+    ap.add_argument("--reference", action="store_true", help="also time the pre-issue-20 engine")
     args = ap.parse_args()
     for hourly in (True, False):
         run(args, hourly)
 
 
 def run(args: argparse.Namespace, hourly: bool) -> None:
-    section, events = build(args.days, args.checkpoints, hourly)
+    section, events = build(args.days, args.checkpoints, hourly, outages=args.outages)
     n_taps = sum(1 for ev in events if ev["kind"] == "tap")
-    base = min(baseline(events) for _ in range(args.repeat))
-    runs = [replay(section, events) for _ in range(args.repeat)]
+    reference: Any = None
+    if args.reference:
+        from tests.patrol import reference_engine
+
+        reference = reference_engine.PatrolEngine
+    bases, runs, ref_runs = [], [], []
+    for _ in range(args.repeat):  # interleaved, so load on the machine hits all alike
+        bases.append(baseline(events))
+        runs.append(replay(section, events))
+        if reference is not None:
+            ref_runs.append(replay(section, events, reference))
+    base = min(bases)
     best, n_out, engine = min(runs, key=lambda r: r[0])
     verdicts: dict[str, int] = {}
     for rid in engine.round_ids():
@@ -163,7 +183,14 @@ def run(args: argparse.Namespace, hourly: bool) -> None:
         f"baseline (iterate + sort the taps): {base * 1000:8.1f} ms  "
         f"{len(events) / base:10.0f} events/s"
     )
-    print(f"engine / baseline: {best / base:.1f}x")
+    print(f"engine / baseline: {best / base:.1f}x  (goal: at most 10x)")
+    if ref_runs:
+        ref_best, ref_out, _ = min(ref_runs, key=lambda r: r[0])
+        print(
+            f"reference engine (before issue 20): {ref_best * 1000:8.1f} ms  "
+            f"({ref_out} outputs), reference / baseline: {ref_best / base:.1f}x, "
+            f"speed-up {ref_best / best:.2f}x"
+        )
     print("verdicts:", ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items())))
 
 

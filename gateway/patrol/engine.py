@@ -76,6 +76,8 @@ ALERT_SUSPICIOUS = "suspicious"
 UNKNOWN_GUARD = "unknown"
 LATE_TAP_S = 30.0  # a tap seen this long before it was journaled came from an offline buffer
 PLAN_AHEAD_S = 2 * 86400.0  # rounds are planned this far ahead of "now" (for the today table)
+_ONE_DAY = timedelta(days=1)
+_DAEMON_KINDS = frozenset({"daemon.started", "daemon.stopped"})
 
 # Same-time deadlines run in this order: grace checks, overdue checks, window end, summary.
 _PRIO_GRACE, _PRIO_OVERDUE, _PRIO_CLOSE, _PRIO_SUMMARY = 0, 1, 2, 3
@@ -158,23 +160,10 @@ def engine_inputs_from_event(event: Mapping[str, Any]) -> list[EngineInput]:
             float(last_wall) if isinstance(last_wall, int | float) else None,
         )
     ]
-    if kind == "tap" and isinstance(payload.get("checkpoint"), str):
-        tapped = payload.get("tapped_at")
-        at = float(tapped) if isinstance(tapped, int | float) and math.isfinite(tapped) else wall
-        at = min(at, wall)  # a node cannot have seen a tap after we journaled it
-        out.append(
-            Tap(
-                seq,
-                payload["checkpoint"],
-                str(payload.get("guard") or UNKNOWN_GUARD),
-                str(payload.get("wristband", "")),
-                at,
-                wall,
-                synced,
-                bool(payload.get("buffered", False)) or wall - at > LATE_TAP_S,
-                str(payload.get("reader", "")),
-            )
-        )
+    if kind == "tap":
+        tap = _tap_from_event(event, wall, synced)
+        if tap is not None:
+            out.append(tap)
     elif kind == "reader.state" and isinstance(payload.get("checkpoint"), str):
         state = payload.get("state")
         if state in ("online", "offline"):
@@ -189,6 +178,71 @@ def engine_inputs_from_event(event: Mapping[str, Any]) -> list[EngineInput]:
                 )
             )
     return out
+
+
+_new_object = object.__new__
+(_set_seq, _set_cp, _set_guard, _set_wb, _set_at, _set_known, _set_synced, _set_buffered,
+ _set_reader) = (getattr(Tap, name).__set__ for name in Tap.__slots__)  # fmt: skip
+
+
+def _make_tap(
+    seq: int,
+    checkpoint: str,
+    guard: str,
+    wristband: str,
+    at: float,
+    known_at: float,
+    clock_synced: bool,
+    buffered: bool,
+    reader: str,
+) -> Tap:
+    """``Tap(...)``, every field given, in half the time: the ``__init__`` of a frozen
+    dataclass sets each field through ``object.__setattr__``; this sets the slots directly.
+    A replay makes one per tap. (tests/patrol/test_replay_equivalence.py compares the two.)
+    """
+    tap: Tap = _new_object(Tap)
+    _set_seq(tap, seq)
+    _set_cp(tap, checkpoint)
+    _set_guard(tap, guard)
+    _set_wb(tap, wristband)
+    _set_at(tap, at)
+    _set_known(tap, known_at)
+    _set_synced(tap, clock_synced)
+    _set_buffered(tap, buffered)
+    _set_reader(tap, reader)
+    return tap
+
+
+def _tap_order(t: Tap) -> tuple[float, int]:
+    return t.at, t.seq
+
+
+def _tap_from_event(event: Mapping[str, Any], wall: float, synced: bool) -> Tap | None:
+    """The :class:`Tap` a ``tap`` event carries (None without a checkpoint)."""
+    payload: Mapping[str, Any] = event.get("payload") or {}
+    checkpoint = payload.get("checkpoint")
+    if not isinstance(checkpoint, str):
+        return None
+    tapped = payload.get("tapped_at")
+    at = wall
+    if tapped is not None and isinstance(tapped, int | float) and math.isfinite(tapped):
+        at = min(float(tapped), wall)  # a node cannot have seen a tap after we journaled it
+    # This runs once per tap on every replay: positional, and str() only where not a str.
+    seq = event["seq"]
+    guard = payload.get("guard")
+    wristband = payload.get("wristband", "")
+    reader = payload.get("reader", "")
+    return _make_tap(
+        seq if type(seq) is int else int(seq),
+        checkpoint,
+        guard if type(guard) is str and guard else str(guard or UNKNOWN_GUARD),
+        wristband if type(wristband) is str else str(wristband),
+        at,
+        wall,
+        synced,
+        bool(payload.get("buffered", False)) or wall - at > LATE_TAP_S,
+        reader if type(reader) is str else str(reader),
+    )
 
 
 # --------------------------------------------------------------------------- outputs
@@ -321,6 +375,11 @@ class SummaryRow:
         }
 
 
+def _minute_iso(local: datetime) -> str:
+    """``local.strftime("%Y-%m-%dT%H:%M")`` (a round id's time) without strftime's cost."""
+    return f"{local.year:04d}-{local.month:02d}-{local.day:02d}T{local.hour:02d}:{local.minute:02d}"
+
+
 def _ratio(num: int, den: int) -> float | None:
     return None if den == 0 else round(num / den, 4)
 
@@ -411,8 +470,68 @@ class _Span:
     start: float
     end: float | None
 
+    serial: int = 0  # the order spans became known in (the order reports list them in)
+
     def overlaps(self, lo: float, hi: float) -> bool:
         return self.start < hi and (self.end is None or self.end > lo)
+
+
+class _Spans:
+    """Outage spans, in the order they became known, indexed by start for overlap queries.
+
+    A month of reader drop-outs is thousands of spans; every round's verdict asks which
+    overlap its window. Closed spans are found by bisecting their starts (no span is longer
+    than the longest closed one); open spans are few and kept apart.
+    """
+
+    def __init__(self, spans: Iterable[_Span] = ()) -> None:
+        self.all: list[_Span] = []
+        self._starts: list[float] = []  # sorted, with _by_start
+        self._by_start: list[_Span] = []
+        self._open: dict[int, _Span] = {}  # serial -> span, end None
+        self._longest = 0.0  # the longest closed span
+        self._serial = 0
+        for span in spans:
+            self.add(span, span.serial)
+
+    def add(self, span: _Span, serial: int | None = None) -> None:
+        if serial is None:
+            self._serial += 1
+            serial = self._serial
+        span.serial = serial
+        self._serial = max(self._serial, serial)
+        self.all.append(span)
+        i = bisect.bisect_right(self._starts, span.start)
+        self._starts.insert(i, span.start)
+        self._by_start.insert(i, span)
+        if span.end is None:
+            self._open[serial] = span
+        else:
+            self._longest = max(self._longest, span.end - span.start)
+
+    def close(self, span: _Span, end: float) -> None:
+        self._open.pop(span.serial, None)
+        span.end = end
+        self._longest = max(self._longest, end - span.start)
+
+    def overlapping(self, lo: float, hi: float) -> list[_Span]:
+        """Spans overlapping [lo, hi), in the order they became known."""
+        if len(self.all) <= 16:
+            return [s for s in self.all if s.start < hi and (s.end is None or s.end > lo)]
+        i = bisect.bisect_left(self._starts, lo - self._longest)
+        j = bisect.bisect_left(self._starts, hi)
+        found = [s for s in self._by_start[i:j] if s.end is not None and s.end > lo]
+        found += [s for s in self._open.values() if s.start < hi]
+        found.sort(key=_serial)
+        return found
+
+
+def _serial(span: _Span) -> int:
+    return span.serial
+
+
+_NO_SPANS: list[_Span] = []  # shared, never appended to
+_SPAN_CODES = {"reader": "reader_offline", "gateway": "gateway_down", "clock": "clock_unsynced"}
 
 
 @dataclass(slots=True)
@@ -426,8 +545,8 @@ class _Round:
     local_start: datetime
     day: str
     responsible: frozenset[str]
-    taps: list[tuple[float, int, Tap]] = field(default_factory=list)
-    generation: int = 0
+    taps: list[Tap] = field(default_factory=list)  # by (at, seq)
+    queued: tuple[float, int, str] | None = None  # see _offer
     grace_done: bool = False
     overdue_done: set[str] = field(default_factory=set)
     closed: bool = False
@@ -437,6 +556,15 @@ class _Round:
     raised: set[str] = field(default_factory=set)
     history: list[Output] = field(default_factory=list)
     analysis: _Analysis | None = None  # cached; dropped when a tap is added
+    iso_: tuple[str, str] | None = None  # see iso
+
+    @property
+    def iso(self) -> tuple[str, str]:
+        """Local start and end, ISO 8601 (a report's; made once)."""
+        if self.iso_ is None:
+            end = datetime.fromtimestamp(self.end, self.local_start.tzinfo)
+            self.iso_ = (self.local_start.isoformat(), end.isoformat())
+        return self.iso_
 
 
 @dataclass(slots=True)
@@ -450,7 +578,7 @@ class _Analysis:
     implausible: list[tuple[str, str, float, float]]
     slow: list[tuple[str, str, float, float]]
     last_credit: dict[str, float]
-    overdue: dict[str, float] | None = None  # cached _overdue_times
+    overdue: dict[str, float] | None = None  # _overdue_times, kept up to date
 
 
 class PatrolEngine:
@@ -476,22 +604,63 @@ class PatrolEngine:
                     leg.max_walk_s if leg.max_walk_s is not None else route.max_walk_s,
                 )
             self._legs[route.id] = legs
+        # Leg limits looked up in one step: either direction, else the route's.
+        self._route_limits = {r.id: (r.min_walk_s, r.max_walk_s) for r in section.routes}
+        self._leg_table: dict[str, dict[str, dict[str, tuple[float | None, float | None]]]] = {}
+        for rid, legs in self._legs.items():
+            table: dict[str, dict[str, tuple[float | None, float | None]]] = {}
+            for a, b in legs:
+                table.setdefault(a, {})[b] = legs[(a, b)]
+                table.setdefault(b, {})[a] = legs.get((b, a)) or legs[(a, b)]
+            self._leg_table[rid] = table
+        self._pairs = {r.id: list(itertools.pairwise(r.checkpoints)) for r in section.routes}
+        # Ordered routes: checkpoint -> (next checkpoint, max walk) where there is a max walk.
+        self._successor: dict[str, dict[str, tuple[str, float]]] = {}
+        for route in section.routes:
+            nxt: dict[str, tuple[str, float]] = {}
+            if route.ordered:
+                for a, b in itertools.pairwise(route.checkpoints):
+                    max_s = self._leg_limits(route, a, b)[1]
+                    if max_s is not None:
+                        nxt[a] = (b, max_s)
+            self._successor[route.id] = nxt
         self._rounds: dict[str, _Round] = {}
-        self._position = {
-            r.id: {cp: i for i, cp in enumerate(r.checkpoints)} for r in section.routes
-        }
         self._longest_window = {r.id: 0.0 for r in section.routes}
         for sched in section.schedules:
             window_s = (sched.window_minutes_effective() or 60.0) * 60.0
             self._longest_window[sched.route] = max(self._longest_window[sched.route], window_s)
-        self._by_route: dict[str, list[tuple[float, str]]] = {r.id: [] for r in section.routes}
+        # Each route's rounds by (start, id), and their starts alone (for bisect on a float).
+        self._route_rounds: dict[str, list[_Round]] = {r.id: [] for r in section.routes}
+        self._route_starts: dict[str, list[float]] = {r.id: [] for r in section.routes}
+        self._cp_routes: dict[str, list[tuple[list[float], list[_Round], float]]] = {
+            cp: [
+                (self._route_starts[rid], self._route_rounds[rid], self._longest_window[rid])
+                for rid in rids
+            ]
+            for cp, rids in self._route_of_cp.items()
+        }
         self._by_day: dict[str, list[str]] = {}
+        self._plans = [  # what planning a day needs of each schedule
+            (
+                sched,
+                self._routes[sched.route],
+                (sched.window_minutes_effective() or 60.0) * 60.0,
+                sched.start_offsets_minutes(),
+                section.responsible_guards(sched),
+            )
+            for sched in section.schedules
+        ]
+        self._route_names = {r.id: r.display_name() for r in section.routes}
+        self._pair_cache: dict[str, list[tuple[str, int]]] = {}  # cp -> [(cp, n) by n]
+        self._responsible_sorted = {
+            s.id: tuple(sorted(section.responsible_guards(s))) for s in section.schedules
+        }
         self._planned_through: date | None = None
         self._plan_next_ts = -math.inf  # local midnight after the last planned day
         self._heap: list[tuple[float, int, str, int, str]] = []
         self._summaries: dict[str, DailySummary] = {}
         self._summary_due: dict[str, float] = {}
-        self._spans: list[_Span] = []
+        self._spans = _Spans()
         self._reader_open: dict[str, _Span] = {}
         self._reader_close_pending: set[str] = set()
         self._clock_open: _Span | None = None
@@ -524,9 +693,51 @@ class PatrolEngine:
                 self._settle_dirty()
 
     def feed_events(self, events: Iterable[Mapping[str, Any]]) -> list[Output]:
-        """``feed`` for journal events in their dict shape."""
+        """``feed`` for journal events in their dict shape.
+
+        Same result as ``feed(engine_inputs_from_event(ev))`` per event. The common event (any
+        kind but the daemon's own, clock synchronised, same boot, nothing open) takes a short
+        path that builds no :class:`Heartbeat`: this is what a replay spends its time on.
+        """
         for ev in events:
-            self._apply_inputs(engine_inputs_from_event(ev))
+            kind = ev["kind"]
+            wall = ev["wall_time"]
+            if (
+                ev.get("clock_synced", True) is True
+                and type(wall) is float
+                and ev.get("boot_id", "") == self._boot
+                and kind not in _DAEMON_KINDS
+                and self._stopped_at is None
+                and self._gateway_open is None
+                and self._clock_open is None
+                and not self._reader_close_pending
+            ):
+                # _on_heartbeat's common case, inlined.
+                last = self._last_trusted
+                self._last_trusted = wall if last is None or wall > last else last
+                if wall > self.now:
+                    heap = self._heap
+                    if (heap and heap[0][0] < wall) or wall + PLAN_AHEAD_S >= self._plan_next_ts:
+                        self._advance(wall)
+                    else:
+                        self.now = wall  # _advance with nothing due and nothing to plan
+                if self._dirty:
+                    self._settle_dirty()
+                if kind == "tap":
+                    tap = _tap_from_event(ev, wall, True)
+                    if tap is not None:
+                        if self.origin is None:
+                            self.origin = wall
+                        self._place_tap(tap)  # _on_tap minus the time it was known at: done
+                        if self._dirty:
+                            self._settle_dirty()
+                        continue
+                if kind != "reader.state":
+                    continue
+                inputs = engine_inputs_from_event(ev)[1:]
+            else:
+                inputs = engine_inputs_from_event(ev)
+            self._apply_inputs(inputs)
         return self._drain()
 
     def advance(self, now: float, clock_synced: bool = True) -> list[Output]:
@@ -548,10 +759,13 @@ class PatrolEngine:
         for day in days:
             for rid in self._by_day.pop(day, []):
                 r = self._rounds.pop(rid)
-                self._by_route[r.route.id].remove((r.start, rid))
+                rounds = self._route_rounds[r.route.id]
+                i = rounds.index(r)
+                del rounds[i]
+                del self._route_starts[r.route.id][i]
                 dropped += 1
             del self._summaries[day]
-        self._spans = [s for s in self._spans if s.end is None or s.end >= t]
+        self._spans = _Spans(s for s in self._spans.all if s.end is None or s.end >= t)
         return dropped
 
     def round_ids(self, day: str | None = None) -> list[str]:
@@ -576,18 +790,23 @@ class PatrolEngine:
         a = self._analyse(r)
         status = {id(t): "credited" for t in a.credited}
         status.update({id(t): why for t, why in a.uncredited})
-        return [(t, status[id(t)]) for _, _, t in r.taps]
+        return [(t, status[id(t)]) for t in r.taps]
 
     def outages_in(self, lo: float, hi: float) -> list[tuple[str, str, float, float | None]]:
         """(kind, subject, start, end) of spans overlapping [lo, hi)."""
-        return [(s.kind, s.subject, s.start, s.end) for s in self._spans if s.overlaps(lo, hi)]
+        return [(s.kind, s.subject, s.start, s.end) for s in self._spans.overlapping(lo, hi)]
 
     def day_of(self, t: float) -> str:
         """The patrol day a window ending at ``t`` belongs to (see ``summary_hour``)."""
-        local = datetime.fromtimestamp(t, self.tz) - timedelta(
-            hours=self.section.summary_hour, microseconds=1
-        )
-        return local.date().isoformat()
+        # The date of (local time - summary_hour - 1 us), without the datetime arithmetic.
+        local = datetime.fromtimestamp(t, self.tz)
+        hour = self.section.summary_hour
+        d = local.date()
+        if local.hour < hour or (
+            local.hour == hour and not (local.minute or local.second or local.microsecond)
+        ):
+            d -= _ONE_DAY
+        return d.isoformat()
 
     def summary_time(self, day: str) -> float:
         """When the daily summary for ``day`` is due (Unix seconds)."""
@@ -631,15 +850,28 @@ class PatrolEngine:
 
     def _plan_day(self, d: date) -> None:
         assert self.origin is not None
-        for sched in self.section.schedules:
-            route = self._routes[sched.route]
-            window_s = (sched.window_minutes_effective() or 60.0) * 60.0
-            for offset in sched.start_offsets_minutes():
-                start = self._local_ts(d, offset)
+        midnight = self._local_ts(d, 0)
+        dates = (d, d + _ONE_DAY, d + 2 * _ONE_DAY)  # start offsets stay under 2 days
+        for sched, route, window_s, offsets, responsible in self._plans:
+            for offset in offsets:
+                # Local midnight plus the offset, unless the zone's UTC offset changes in
+                # between: the local time that gives says so (and the round id needs it).
+                start = midnight + offset * 60
+                local_start = datetime.fromtimestamp(start, self.tz)
+                hour, minute = divmod(offset % 1440, 60)
+                if (
+                    local_start.minute != minute
+                    or local_start.hour != hour
+                    or local_start.second
+                    or local_start.microsecond
+                    or local_start.fold
+                    or local_start.date() != dates[offset // 1440]
+                ):
+                    start = self._local_ts(d, offset)
+                    local_start = self.local(start)
                 if start < self.origin:
                     continue
-                local_start = self.local(start)
-                rid = f"{sched.id}@{local_start.strftime('%Y-%m-%dT%H:%M')}"
+                rid = f"{sched.id}@{_minute_iso(local_start)}"
                 if rid in self._rounds:  # a repeated local hour (DST fall-back): keep the first
                     continue
                 end = start + window_s
@@ -652,37 +884,52 @@ class PatrolEngine:
                     grace_end=start + sched.grace_minutes * 60.0,
                     local_start=local_start,
                     day=self.day_of(end),
-                    responsible=self.section.responsible_guards(sched),
+                    responsible=responsible,
                 )
                 self._rounds[rid] = r
-                bisect.insort(self._by_route[route.id], (start, rid))
+                starts, rounds = self._route_starts[route.id], self._route_rounds[route.id]
+                i = bisect.bisect_right(starts, start)
+                while i > 0 and starts[i - 1] == start and rounds[i - 1].id > rid:
+                    i -= 1
+                starts.insert(i, start)
+                rounds.insert(i, r)
                 self._by_day.setdefault(r.day, []).append(rid)
                 if r.day not in self._summary_due:
                     due = self.summary_time(r.day)
                     self._summary_due[r.day] = due
                     heapq.heappush(self._heap, (due, _PRIO_SUMMARY, r.day, 0, ""))
-                self._schedule(r)
+                self._offer(r, r.grace_end, _PRIO_GRACE)
+                self._offer(r, r.end, _PRIO_CLOSE)
 
-    def _schedule(self, r: _Round) -> None:
-        """(Re)compute the round's next deadline; older heap entries go stale by generation."""
-        r.generation += 1
-        nxt = self._next_deadline(r)
-        if nxt is not None:
-            when, prio, detail = nxt
-            heapq.heappush(self._heap, (when, prio, r.id, r.generation, detail))
+    def _offer(self, r: _Round, when: float, prio: int, detail: str = "") -> None:
+        """A deadline of the round became known: queue it if it is earlier than the queued one.
+
+        The heap holds, for each open round, an entry no later than its next deadline
+        (``r.queued``). A later deadline is found when that entry comes up (``_advance``), so a
+        tap, which usually only adds a later overdue time, costs no queueing at all.
+        """
+        queued = r.queued
+        if queued is not None and when > queued[0]:
+            return  # the usual answer, without building a tuple
+        key = (when, prio, detail)
+        if not r.closed and (queued is None or key < queued):
+            r.queued = key
+            heapq.heappush(self._heap, (when, prio, r.id, 0, detail))
 
     def _next_deadline(self, r: _Round) -> tuple[float, int, str] | None:
+        """The round's next deadline as (time, kind, checkpoint), None once closed."""
         if r.closed:
             return None
         best: tuple[float, int, str] = (r.end, _PRIO_CLOSE, "")
-        if not r.grace_done:
-            best = min(best, (r.grace_end, _PRIO_GRACE, ""))
+        if not r.grace_done and r.grace_end <= r.end:
+            best = (r.grace_end, _PRIO_GRACE, "")
         if r.taps:
             a = self._analyse(r)
             if a.credited:
+                done, end = r.overdue_done, r.end
                 for cp, when in self._overdue_times(r, a).items():
-                    if cp not in r.overdue_done and when < r.end:
-                        best = min(best, (when, _PRIO_OVERDUE, cp))
+                    if when < end and cp not in done and (when, _PRIO_OVERDUE, cp) < best:
+                        best = (when, _PRIO_OVERDUE, cp)
         return best
 
     def _update_overdue(self, r: _Round, a: _Analysis, cp: str) -> None:
@@ -690,12 +937,17 @@ class PatrolEngine:
         if a.overdue is None:
             return
         a.overdue.pop(cp, None)
-        cps = r.route.checkpoints
-        i = self._position[r.route.id].get(cp, -1)
-        if r.route.ordered and 0 <= i < len(cps) - 1 and cps[i + 1] not in a.first_at:
-            _, max_s = self._leg_limits(r.route, cp, cps[i + 1])
-            if max_s is not None:
-                a.overdue[cps[i + 1]] = a.first_at[cp] + max_s
+        nxt = self._successor[r.route.id].get(cp)  # ordered routes with a max walk only
+        if nxt is not None and nxt[0] not in a.first_at:
+            when = a.first_at[cp] + nxt[1]
+            a.overdue[nxt[0]] = when
+            queued = r.queued  # usually queued earlier: then _offer would do nothing
+            if (
+                (queued is None or when <= queued[0])
+                and when < r.end
+                and nxt[0] not in r.overdue_done
+            ):
+                self._offer(r, when, _PRIO_OVERDUE, nxt[0])
 
     def _overdue_times(self, r: _Round, a: _Analysis) -> dict[str, float]:
         """When each not-yet-tapped checkpoint becomes overdue (round started)."""
@@ -715,26 +967,44 @@ class PatrolEngine:
                     when = a.first_at[cps[i - 1]] + max_s
             out[cp] = when
         a.overdue = out
+        first: tuple[float, str] | None = None
+        for cp, when in out.items():
+            if when < r.end and cp not in r.overdue_done and (first is None or (when, cp) < first):
+                first = (when, cp)
+        if first is not None:
+            self._offer(r, first[0], _PRIO_OVERDUE, first[1])
         return out
 
     def _advance(self, to: float) -> None:
-        self._plan_until(to)
-        while self._heap and self._heap[0][0] < to:
-            when, prio, key, gen, detail = heapq.heappop(self._heap)
-            self.now = max(self.now, when)
+        if to + PLAN_AHEAD_S >= self._plan_next_ts:
+            self._plan_until(to)
+        heap = self._heap
+        while heap and heap[0][0] < to:
+            when, prio, key, _, detail = heapq.heappop(heap)
             if prio == _PRIO_SUMMARY:
+                self.now = max(self.now, when)
                 self._run_summary(key, when)
                 continue
-            r = self._rounds[key]
-            if gen != r.generation or r.closed:
+            r = self._rounds.get(key)
+            if r is None or r.queued != (when, prio, detail):
+                continue  # superseded by an earlier entry of the same round
+            r.queued = None
+            nxt = self._next_deadline(r)
+            if nxt != (when, prio, detail):  # it moved later: queue where it is now
+                if nxt is not None:
+                    self._offer(r, *nxt)
                 continue
+            self.now = max(self.now, when)
             if prio == _PRIO_GRACE:
                 self._run_grace(r, when)
             elif prio == _PRIO_OVERDUE:
                 self._run_overdue(r, detail, when)
             else:
                 self._run_close(r, when)
-            self._schedule(r)
+            r.queued = None
+            nxt = self._next_deadline(r)
+            if nxt is not None:
+                self._offer(r, *nxt)
         self.now = max(self.now, to)
 
     # ----------------------------------------------------------------- inputs
@@ -795,30 +1065,35 @@ class PatrolEngine:
             # Its time cannot place it in any window; the clock span makes those windows fair.
             self.unplaced_taps += 1
             return
-        self._ensure_origin(t.known_at)
+        if self.origin is None:
+            self.origin = t.known_at
         self._trusted(t.known_at)
-        self._plan_until(max(t.at, self.now if math.isfinite(self.now) else t.at))
-        for route_id in self._route_of_cp.get(t.checkpoint, ()):
-            lst = self._by_route[route_id]
+        self._place_tap(t)
+
+    def _place_tap(self, t: Tap) -> None:
+        """Add a synchronised tap, known at a trusted time already reached, to its rounds."""
+        at = t.at
+        now = self.now
+        if max(at, now if math.isfinite(now) else at) + PLAN_AHEAD_S >= self._plan_next_ts:
+            self._plan_until(max(at, now if math.isfinite(now) else at))
+        for starts, rounds, longest in self._cp_routes.get(t.checkpoint, ()):
             # Rounds of a route are few at a time: look back from the last start <= t.at.
-            i = bisect.bisect_right(lst, (t.at, "\uffff"))
-            j = i - 1
+            j = bisect.bisect_right(starts, at) - 1
             while j >= 0:
-                start, rid = lst[j]
-                r = self._rounds[rid]
-                if t.at - start >= self._longest_window[route_id]:
+                if at - starts[j] >= longest:
                     break  # this round and every earlier one ended before the tap
-                if t.at < r.end:
+                r = rounds[j]
+                if at < r.end:
                     self._add_tap(r, t)
                 j -= 1
 
     def _add_tap(self, r: _Round, t: Tap) -> None:
-        key = (t.at, t.seq, t)
-        if r.taps and key[:2] < r.taps[-1][:2]:
-            bisect.insort(r.taps, key)
+        taps = r.taps
+        if taps and (t.at < taps[-1].at or (t.at == taps[-1].at and t.seq < taps[-1].seq)):
+            bisect.insort(taps, t, key=_tap_order)
             r.analysis = None  # a tap from the past (an offline buffer): judge afresh
         else:
-            r.taps.append(key)
+            taps.append(t)
             if r.analysis is not None:
                 self._apply_tap(r, r.analysis, t)
         self._dirty.add(r.id)
@@ -846,27 +1121,28 @@ class PatrolEngine:
         self._add_span(_Span(o.kind, o.subject, o.start, o.end))
 
     def _add_span(self, span: _Span) -> None:
-        self._spans.append(span)
+        self._spans.add(span)
         self._touch_span(span, span.start, span.end)
 
     def _close_span(self, span: _Span, end: float) -> None:
         old_end = span.end
-        span.end = max(end, span.start)
-        self._touch_span(span, span.end, old_end)
+        end = max(end, span.start)
+        self._spans.close(span, end)
+        self._touch_span(span, end, old_end)
 
     def _touch_span(self, span: _Span, lo: float, hi: float | None) -> None:
         """Mark rounds whose judgement the span's change in [lo, hi) may affect."""
         top = math.inf if hi is None else hi
         routes = self._route_of_cp.get(span.subject, ()) if span.kind == "reader" else self._routes
         for route_id in routes:
-            lst = self._by_route[route_id]
+            starts, rounds = self._route_starts[route_id], self._route_rounds[route_id]
             first = lo - self._longest_window[route_id]
-            i = 0 if first == -math.inf else bisect.bisect_left(lst, (first, ""))
-            for start, rid in lst[i:]:
-                if start >= top:
+            i = 0 if first == -math.inf else bisect.bisect_left(starts, first)
+            for r in rounds[i:]:
+                if r.start >= top:
                     break
-                if self._rounds[rid].end > lo:
-                    self._dirty.add(rid)
+                if r.end > lo:
+                    self._dirty.add(r.id)
 
     # ----------------------------------------------------------------- deadlines
 
@@ -875,7 +1151,7 @@ class PatrolEngine:
         a = self._analyse(r)
         if a.credited:
             return
-        if any(s.kind in ("gateway", "clock") and s.overlaps(r.start, when) for s in self._spans):
+        if any(s.kind in ("gateway", "clock") for s in self._spans.overlapping(r.start, when)):
             return  # we could not have seen a start: no alert, the verdict will say why
         minutes = r.schedule.grace_minutes
         self._raise(
@@ -893,9 +1169,8 @@ class PatrolEngine:
         if cp in a.first_at:
             return
         if any(
-            s.overlaps(r.start, when)
-            and (s.kind in ("gateway", "clock") or (s.kind == "reader" and s.subject == cp))
-            for s in self._spans
+            s.kind in ("gateway", "clock") or (s.kind == "reader" and s.subject == cp)
+            for s in self._spans.overlapping(r.start, when)
         ):
             return  # its reader (or the gateway) was down: a tap may not have been seen
         self._raise(
@@ -929,6 +1204,12 @@ class PatrolEngine:
         """Re-judge rounds whose facts changed: revise closed ones, update live alerts."""
         if not self._dirty:
             return
+        if len(self._dirty) == 1:
+            r = self._rounds[next(iter(self._dirty))]
+            if not r.closed:  # the common case: a tap on a round under way
+                self._dirty.clear()
+                self._settle_open(r)
+                return
         dirty = sorted(self._dirty, key=lambda rid: (self._rounds[rid].start, rid))
         self._dirty.clear()
         days: set[str] = set()
@@ -940,8 +1221,7 @@ class PatrolEngine:
                     self._publish_verdict(r, report, self.now)
                     days.add(r.day)
             else:
-                self._live_checks(r)
-                self._schedule(r)
+                self._settle_open(r)
         for day in sorted(days):
             old = self._summaries.get(day)
             if old is None:
@@ -953,6 +1233,16 @@ class PatrolEngine:
                 )
                 self._summaries[day] = new
                 self._emit(None, new)
+
+    def _settle_open(self, r: _Round) -> None:
+        if r.start <= self.now:
+            a = r.analysis if r.analysis is not None else self._analyse(r)
+            if r.open_alerts or a.implausible or a.repeats:  # else nothing to check
+                self._live_checks(r)
+        if r.taps:
+            a = r.analysis if r.analysis is not None else self._analyse(r)
+            if a.credited and a.overdue is None:
+                self._overdue_times(r, a)  # queues the overdue checks
 
     def _live_checks(self, r: _Round) -> None:
         if r.start > self.now:
@@ -1006,7 +1296,7 @@ class PatrolEngine:
                 f"round {r.id} ({r.route.display_name()}) incomplete at window end: missing "
                 + ", ".join(report.missing),
             )
-        elif report.state != INCOMPLETE:
+        elif report.state != INCOMPLETE and alert_id in r.open_alerts:
             self._resolve(r, alert_id, at, f"verdict revised: {report.state}")
 
     def _raise(
@@ -1035,11 +1325,9 @@ class PatrolEngine:
     # ----------------------------------------------------------------- judging
 
     def _leg_limits(self, route: RouteSection, a: str, b: str) -> tuple[float | None, float | None]:
-        legs = self._legs[route.id]
-        limits = legs.get((a, b)) or legs.get((b, a))
-        if limits is not None:
-            return limits
-        return route.min_walk_s, route.max_walk_s
+        legs = self._leg_table[route.id].get(a)
+        limits = legs.get(b) if legs is not None else None
+        return limits if limits is not None else self._route_limits[route.id]
 
     def _analyse(self, r: _Round) -> _Analysis:
         if r.analysis is None:
@@ -1048,7 +1336,7 @@ class PatrolEngine:
 
     def _analyse_taps(self, r: _Round) -> _Analysis:
         a = _Analysis([], [], dict.fromkeys(r.route.checkpoints, 0), {}, {}, {}, [], [], {})
-        for _, _, t in r.taps:
+        for t in r.taps:
             self._apply_tap(r, a, t)
         return a
 
@@ -1068,7 +1356,9 @@ class PatrolEngine:
         else:
             if a.credited and a.credited[-1].checkpoint != cp:
                 prev = a.credited[-1]
-                lo, hi = self._leg_limits(r.route, prev.checkpoint, cp)
+                legs = self._leg_table[r.route.id].get(prev.checkpoint)  # _leg_limits, inline
+                limits = legs.get(cp) if legs is not None else None
+                lo, hi = limits if limits is not None else self._route_limits[r.route.id]
                 dt = t.at - prev.at
                 if lo is not None and dt < lo:
                     a.implausible.append((prev.checkpoint, cp, dt, lo))
@@ -1091,14 +1381,17 @@ class PatrolEngine:
         reasons: list[str] = []
         codes: list[str] = []
         started_at = a.credited[0].at if a.credited else None
-        shortfall = [cp for cp in route.checkpoints if a.counts[cp] < k]
+        shortfall = [cp for cp, n in a.counts.items() if n < k]  # route order
         finished_at = max(a.kth_at.values()) if not shortfall and a.kth_at else None
 
-        spans = [s for s in self._spans if s.overlaps(r.start, r.end)]
-        reader_spans = {
-            cp: [s for s in spans if s.kind == "reader" and s.subject == cp]
-            for cp in route.checkpoints
-        }
+        w_start, w_end = r.start, r.end
+        spans = self._spans.overlapping(w_start, w_end)
+        reader_spans: dict[str, list[_Span]] = dict.fromkeys(route.checkpoints, _NO_SPANS)
+        for s in spans:
+            if s.kind == "reader" and s.subject in reader_spans:
+                if reader_spans[s.subject] is _NO_SPANS:
+                    reader_spans[s.subject] = []
+                reader_spans[s.subject].append(s)
         global_spans = [s for s in spans if s.kind in ("gateway", "clock")]
         outages = tuple(
             self._describe_span(s, r)
@@ -1118,14 +1411,17 @@ class PatrolEngine:
         out_of_order: list[str] = []
         legs_in_order = legs_judged = 0
         if route.ordered:
-            cps = route.checkpoints
-            for x, y in itertools.pairwise(cps):
-                if x in a.first_at and y in a.first_at:
-                    legs_judged += 1
-                    if a.first_at[x] <= a.first_at[y]:
-                        legs_in_order += 1
-                    else:
-                        out_of_order.append(f"{x}>{y}")
+            first_at = a.first_at
+            for x, y in self._pairs[route.id]:
+                fx = first_at.get(x)
+                if fx is not None:
+                    fy = first_at.get(y)
+                    if fy is not None:
+                        legs_judged += 1
+                        if fx <= fy:
+                            legs_in_order += 1
+                        else:
+                            out_of_order.append(f"{x}>{y}")
 
         missing: list[str] = []
         excused: list[str] = []
@@ -1245,47 +1541,60 @@ class PatrolEngine:
         if a.uncredited and len(a.uncredited) > n_repeats:
             codes.append("uncredited_taps")
         for s in spans:
-            code = {
-                "reader": "reader_offline",
-                "gateway": "gateway_down",
-                "clock": "clock_unsynced",
-            }[s.kind]
+            code = _SPAN_CODES[s.kind]
             if code not in codes:
                 codes.append(code)
+        # Positional, in field order: 31 keywords cost more to match than the rest of the call.
         return RoundReport(
-            round_id=r.id,
-            schedule_id=sched.id,
-            route_id=route.id,
-            route_name=route.display_name(),
-            day=r.day,
-            window_start=r.start,
-            window_end=r.end,
-            local_start=r.local_start.isoformat(),
-            local_end=self.local(r.end).isoformat(),
-            state=state,
-            final=final,
-            reasons=tuple(reasons),
-            codes=tuple(codes),
-            started_at=started_at,
-            finished_at=finished_at,
-            required_taps=k,
-            counts=tuple((cp, a.counts[cp]) for cp in route.checkpoints),
-            missing=tuple(missing),
-            excused=tuple(excused),
-            out_of_order=tuple(out_of_order),
-            implausible_legs=tuple(
-                f"{x}>{y}:{dt:.0f}s<{lo:.0f}s" for x, y, dt, lo in a.implausible
-            ),
-            slow_legs=tuple(f"{x}>{y}:{dt:.0f}s>{hi:.0f}s" for x, y, dt, hi in a.slow),
-            repeated_taps=n_repeats,
-            uncredited_taps=len(a.uncredited),
-            buffered_taps=n_buffered,
-            guards=tuple(sorted({t.guard for t in a.credited})),
-            responsible=tuple(sorted(r.responsible)),
-            outages=outages,
-            legs_in_order=legs_in_order,
-            legs_judged=legs_judged,
+            r.id,  # round_id
+            sched.id,  # schedule_id
+            route.id,  # route_id
+            self._route_names[route.id],  # route_name
+            r.day,  # day
+            r.start,  # window_start
+            r.end,  # window_end
+            r.iso[0],  # local_start
+            r.iso[1],  # local_end
+            state,  # state
+            final,  # final
+            tuple(reasons),  # reasons
+            tuple(codes),  # codes
+            started_at,  # started_at
+            finished_at,  # finished_at
+            k,  # required_taps
+            self._count_pairs(a.counts),  # counts
+            tuple(missing),  # missing
+            tuple(excused),  # excused
+            tuple(out_of_order),  # out_of_order
+            # implausible_legs
+            tuple(f"{x}>{y}:{dt:.0f}s<{lo:.0f}s" for x, y, dt, lo in a.implausible),
+            tuple(f"{x}>{y}:{dt:.0f}s>{hi:.0f}s" for x, y, dt, hi in a.slow),  # slow_legs
+            n_repeats,  # repeated_taps
+            len(a.uncredited),  # uncredited_taps
+            n_buffered,  # buffered_taps
+            tuple(sorted({t.guard for t in a.credited})),  # guards
+            self._responsible_sorted[sched.id],  # responsible
+            outages,  # outages
+            legs_in_order,  # legs_in_order
+            legs_judged,  # legs_judged
         )
+
+    def _count_pairs(self, counts: dict[str, int]) -> tuple[tuple[str, int], ...]:
+        """``tuple(counts.items())`` (route order: made by dict.fromkeys), the pairs shared.
+
+        A month keeps every round's report; ten fresh pairs in each were a third of the
+        objects the garbage collector had to look at.
+        """
+        cache = self._pair_cache
+        out = []
+        for cp, n in counts.items():
+            row = cache.get(cp)
+            if row is None:
+                row = cache[cp] = []
+            while len(row) <= n:
+                row.append((cp, len(row)))
+            out.append(row[n])
+        return tuple(out)
 
     def _describe_span(self, s: _Span, r: _Round) -> str:
         lo = max(s.start, r.start)
@@ -1298,7 +1607,8 @@ class PatrolEngine:
         return f"{what} {self._hhmm(lo)}-{self._hhmm(hi)}"
 
     def _hhmm(self, t: float) -> str:
-        return self.local(t).strftime("%H:%M")
+        local = datetime.fromtimestamp(t, self.tz)
+        return f"{local.hour:02d}:{local.minute:02d}"  # strftime("%H:%M"), 4x slower
 
     # ----------------------------------------------------------------- summary
 
@@ -1311,7 +1621,9 @@ class PatrolEngine:
             rep = r.verdict if r.closed and r.verdict is not None else self._assess(r, as_of)
             guards = list(rep.guards) or list(rep.responsible) or ["(unassigned)"]
             for table, key in [(per_route, r.route.id)] + [(per_guard, g) for g in guards]:
-                row = table.setdefault(key, dict.fromkeys(_ROW_FIELDS, 0))
+                row = table.get(key)
+                if row is None:
+                    row = table[key] = dict.fromkeys(_ROW_FIELDS, 0)
                 _count(row, rep)
             if rep.final and rep.state == MISSED:
                 missed.append(rid)

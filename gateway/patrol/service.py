@@ -31,7 +31,6 @@ from gateway.patrol.engine import (
     Output,
     PatrolEngine,
     RoundVerdict,
-    engine_inputs_from_event,
 )
 from gateway.patrol.report import today_rows
 
@@ -223,7 +222,7 @@ class PatrolService:
             for ev in events:
                 if ev.kind in PATROL_KINDS:
                     self.ledger.note(ev.kind, ev.payload)
-                out.extend(self.engine.feed(engine_inputs_from_event(ev.to_dict())))
+                out.extend(self.engine.feed_events((ev.to_dict(),)))
             self.seq = events[-1].seq
 
     async def _emit(self, outputs: Sequence[Output]) -> None:
@@ -283,8 +282,7 @@ def load_engine(
         batch = list(events)
         if not batch:
             break
-        for ev in batch:
-            engine.feed(engine_inputs_from_event(ev.to_dict()))
+        engine.feed_events(ev.to_dict() for ev in batch)
         seq = batch[-1].seq
     if now is not None:
         engine.advance(now)
