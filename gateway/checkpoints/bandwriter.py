@@ -243,10 +243,16 @@ def _step(step: str, uid: str | None, call: Any, *args: Any) -> Any:
 
 
 def open_transport(spec: str) -> Any:
-    """A transport from a ``--reader`` spec: ``sim[:UID]`` (a simulated blank band, from a
-    source checkout: tests, demos) or ``pn532:PORT`` (not built yet). BadBandInput if not."""
+    """A transport from a ``--reader`` spec; BadBandInput if not one of:
+
+    ``sim[:UID]``       a simulated blank band at the command level (source checkout: tests)
+    ``sim-apdu[:UID]``  a simulated blank band answering APDUs, driven by the real
+                        :class:`~gateway.checkpoints.ev2link.Ev2Transport` (EV2 secure
+                        messaging end to end; source checkout)
+    ``pn532:PORT``      a PN532 on a serial port (HSU), :mod:`gateway.checkpoints.pn532`
+    """
     kind, _, arg = spec.partition(":")
-    if kind == "sim":
+    if kind in ("sim", "sim-apdu"):
         try:
             sims = importlib.import_module("hil_tests.sims.ntag424")
         except ImportError:
@@ -254,12 +260,22 @@ def open_transport(spec: str) -> Any:
         try:
             uid = bytes.fromhex(arg) if arg else bytes.fromhex("04de5f1eacc040")
         except ValueError:
-            raise BadBandInput("reader", "sim:UID needs the UID in hex") from None
+            raise BadBandInput("reader", f"{kind}:UID needs the UID in hex") from None
         if len(uid) != UID_LEN:
             raise BadBandInput("reader", f"a band UID is {UID_LEN} bytes")
-        return sims.SimChipTransport(sims.SimChip(uid))
-    if kind in ("pn532", "node"):
-        raise BadBandInput(
-            "reader", f"the {kind} transport is not built yet: only 'sim' is available"
-        )
-    raise BadBandInput("reader", "must be sim[:UID] (pn532:PORT and node:ID are planned)")
+        if kind == "sim":
+            return sims.SimChipTransport(sims.SimChip(uid))
+        from gateway.checkpoints.ev2link import Ev2Transport
+
+        return Ev2Transport(sims.SimApduReader(sims.ApduChip(uid)))
+    if kind == "pn532":
+        return _open_pn532(arg)
+    if kind == "node":
+        raise BadBandInput("reader", "the node transport is not built yet: use pn532:PORT")
+    raise BadBandInput("reader", "must be sim[:UID], sim-apdu[:UID] or pn532:PORT")
+
+
+def _open_pn532(port: str) -> Any:
+    raise BadBandInput(
+        "reader", "the pn532 transport is not built yet: only sim and sim-apdu are available"
+    )
