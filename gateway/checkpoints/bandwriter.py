@@ -24,15 +24,18 @@ with :class:`~gateway.credentials.bands.BandVerifier`: a band is reported provis
 when its first read verifies. A band whose key 0 is neither the factory key nor ours belongs
 to somebody else and is refused untouched (:class:`BandLocked`).
 
-The transport is a capability (:class:`BandTransport`): the chip's commands, not bytes. The
-one built is the simulated chip of ``hil_tests/sims/ntag424.py`` (tests, ``--reader sim``);
-a PN532 (USB serial) or node transport speaking the ISO 14443-4 APDUs with EV2 secure
-messaging is not built yet (:func:`open_transport` says so).
+The transport is a capability (:class:`BandTransport`): the chip's commands, not bytes.
+Built: :class:`~gateway.checkpoints.ev2link.Ev2Transport`, the chip's ISO 14443-4 APDUs with
+EV2 secure messaging (:mod:`gateway.checkpoints.ev2`) over a card link — a PN532 on a serial
+port (``--reader pn532:PORT``, :mod:`gateway.checkpoints.pn532`) or the simulated APDU chip
+(``--reader sim-apdu``); and the command-level simulated chip of ``hil_tests/sims/ntag424.py``
+(``--reader sim``). A node transport is not built (:func:`open_transport` says so).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -276,6 +279,11 @@ def open_transport(spec: str) -> Any:
 
 
 def _open_pn532(port: str) -> Any:
-    raise BadBandInput(
-        "reader", "the pn532 transport is not built yet: only sim and sim-apdu are available"
-    )
+    if not port:
+        raise BadBandInput("reader", "pn532:PORT needs the serial port, e.g. pn532:/dev/ttyUSB0")
+    if not os.path.exists(port):  # a wrong name is bad input; a port that fails is a device error
+        raise BadBandInput("reader", f"no serial port {port}")
+    from gateway.checkpoints.ev2link import Ev2Transport
+    from gateway.checkpoints.pn532 import Pn532Link
+
+    return Ev2Transport(Pn532Link.open(port))  # Pn532Error (a DeviceError) if it does not answer

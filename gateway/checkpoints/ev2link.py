@@ -72,6 +72,12 @@ class Ev2Transport:
         self.session: Ev2Session | None = None
         self.log: list[str] = []
 
+    def close(self) -> None:
+        """Close the link (its serial port) if it has a ``close``."""
+        close = getattr(self.link, "close", None)
+        if close is not None:
+            close()
+
     # ---- the link
 
     def _exchange(self, apdu: bytes) -> bytes:
