@@ -93,10 +93,8 @@ def test_a_uid_read_is_not_a_sun_message() -> None:
         (b"picc_data=" + b"zz" * 16 + b"&cmac=" + b"00" * 8, "picc_data"),
         (b"uid=" + b"00" * 7 + b"&cmac=" + b"00" * 8, "payload"),
         (b"cmac=" + b"00" * 8 + b"&cmac=" + b"00" * 8, "cmac"),
-        (
-            b"picc_data=" + b"00" * 16 + b"&uid=" + b"00" * 7 + b"&ctr=000001&cmac=" + b"00" * 8,
-            "picc_data",
-        ),
+        (b"picc_data=" + b"00" * 16 + b"&uid=" + b"00" * 7 + b"&ctr=000001&cmac=" + b"00" * 8,
+         "picc_data"),
         (b"cmac=\x00" + b"00" * 8, "payload"),
         (b"cmac=" + b"0" * MAX_PAYLOAD, "payload"),
         (b"uid=" + b"00" * 7 + b"&ctr=1&cmac=" + b"00" * 8, "read_ctr"),
