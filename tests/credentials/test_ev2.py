@@ -192,3 +192,17 @@ def test_iso_commands_and_bad_input() -> None:
         ev2.split_reply(b"\x91", "x")
     with pytest.raises(SecureMessagingError):
         ev2.unpad(bytes(16), "x")
+
+
+def test_the_secure_messaging_module_is_sans_io() -> None:
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(ev2.__file__).read_text("utf-8"))
+    names = {
+        a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
+    names |= {
+        n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+    }
+    assert not names & {"asyncio", "serial", "socket", "sqlite3", "time", "threading", "select"}

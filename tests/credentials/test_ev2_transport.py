@@ -79,9 +79,9 @@ def test_the_apdu_chip_answers_the_an12196_examples() -> None:
 
 
 def test_the_apdu_chip_checks_change_key_like_an12196() -> None:
-    # AN12196 §6.10 session (key 0 here; the note authenticates with key 3 but the keys are
-    # all zero, so the session is the same) then §6.16 ChangeKey case 1 at CmdCtr 2 and
-    # case 2 at CmdCtr 3, with the note's session keys put in place.
+    # AN12196 §6.16 ChangeKey, case 1 (key 2, CmdCtr 2) and case 2 (key 0, CmdCtr 3): a
+    # session with key 0 is opened, then the note's TI, session keys and CmdCtr are put in
+    # place, and the chip must accept the note's APDUs and answer with the note's reply.
     chip = ApduChip(UID)
     chip.exchange(ev2.iso_select_aid())
     rnd_b = H("B9E2FC789B64BF237CCCAA20EC7E6E48")
@@ -120,6 +120,19 @@ def test_the_apdu_chip_refuses_with_status_words() -> None:
     auth = Ev2Auth(0, os.urandom(16))  # not the chip's key
     assert ex(auth.second(ex(auth.first()))) == H("91AE")
     assert ex(ev2.iso_read_binary(0, 16)) == H("6A82")  # no file selected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=60), max_size=6), st.booleans())
+def test_the_apdu_chip_answers_any_apdu_with_a_status_word(apdus: list[bytes], auth: bool) -> None:
+    chip = ApduChip(UID)
+    chip.exchange(ev2.iso_select_aid())
+    if auth:
+        a = Ev2Auth(0, bytes(16))
+        a.finish(chip.exchange(a.second(chip.exchange(a.first()))))
+    for apdu in apdus:
+        reply = chip.exchange(apdu)
+        assert len(reply) >= 2 and reply[-2] in (0x90, 0x91, 0x67, 0x69, 0x6A, 0x6B, 0x6D, 0x6E)
 
 
 # ---- provisioning through Ev2Transport -------------------------------------------------
