@@ -194,7 +194,12 @@ class Pn532Link:
             if time.monotonic() > deadline:
                 raise Pn532Error("the PN532 did not answer", check="timeout")
             try:
-                chunk = self.port.read(256)
+                # One byte (returns as soon as it arrives, or at the port's short timeout),
+                # then whatever else is waiting: no fixed wait per reply.
+                chunk = self.port.read(1)
+                waiting = getattr(self.port, "in_waiting", 0) if chunk else 0
+                if isinstance(waiting, int) and waiting > 0:
+                    chunk += self.port.read(waiting)
             except Exception as exc:
                 raise Pn532Error(f"the serial port failed: {exc}") from exc
             self.reader.feed(chunk)
