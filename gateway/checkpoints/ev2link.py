@@ -101,12 +101,15 @@ class Ev2Transport:
 
     def _secure(
         self, cmd: int, header: bytes, data: bytes, mode: Mode, reply_mode: Mode, command: str
-    ) -> bytes:
+    ) -> None:
+        """One command in the session whose reply carries no data (all the writes here)."""
         s = self._session()
         try:
-            return s.response(
+            reply = s.response(
                 self._exchange(s.command(cmd, header, data, mode)), reply_mode, command
             )
+            if reply:
+                raise SecureMessagingError(command, "length", "data in a reply that has none")
         except Ev2Error:
             self.session = None
             raise

@@ -341,3 +341,13 @@ def test_a_forged_mac_and_bad_status_words_are_named() -> None:
     with pytest.raises(SecureMessagingError) as short:
         t3.authenticate(0, FACTORY_KEY)
     assert short.value.check == "length"
+    # ChangeKey of key 0 has a reply of 91 00 alone: anything before the status is refused.
+    t4 = Ev2Transport(Scripted(6, lambda r: H("00") + r))
+    t4.wait_for_band(1)
+    t4.authenticate(0, FACTORY_KEY)
+    t4.write_ndef(0, layout.data)
+    t4.change_file_settings(2, layout.sdm_settings())
+    t4.change_key(2, os.urandom(16), 1, FACTORY_KEY)
+    with pytest.raises(SecureMessagingError) as extra:
+        t4.change_key(0, os.urandom(16), 1, FACTORY_KEY)
+    assert extra.value.check == "length" and t4.session is None
