@@ -1,6 +1,7 @@
 """``compound-gw bands provision`` and ``compound-gw bands list``.
 
-    compound-gw bands provision --reader sim[:UID] [--count 1] [--timeout 15] [--url-prefix URL]
+    compound-gw bands provision --reader pn532:PORT|sim-apdu[:UID]|sim[:UID] [--count 1]
+                                [--timeout 15] [--url-prefix URL]
     compound-gw bands list [--json] [--journal PATH]
 
 ``provision`` writes this site's keys and SUN settings to each band laid on the reader
@@ -32,7 +33,7 @@ from gateway.checkpoints.bandwriter import (
 from gateway.checkpoints.cli import _common, load_section
 from gateway.checkpoints.config import load_band_master_key
 from gateway.checkpoints.core import UNKNOWN_GUARD
-from gateway.errors import ConfigError, JournalError
+from gateway.errors import ConfigError, DeviceError, JournalError
 from gateway.i18n import N_, _, fmt_time, word
 
 # Events that say something about a band (kinds from gateway/checkpoints/core.py).
@@ -194,6 +195,18 @@ def cmd_bands_provision(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(_("config error: %(reason)s") % {"reason": exc.reason})
         return 2
+    except DeviceError as exc:  # the PN532 did not open or answer
+        print(_("the reader failed: %(reason)s") % {"reason": exc.reason})
+        return 1
+    try:
+        return _provision_bands(args, writer, transport)
+    finally:
+        close = getattr(transport, "close", None)
+        if close is not None:
+            close()
+
+
+def _provision_bands(args: argparse.Namespace, writer: BandWriter, transport: Any) -> int:
     failed = 0
     for i in range(args.count):
         print(_("lay band %(i)s of %(n)s on the reader ...") % {"i": i + 1, "n": args.count})
@@ -235,7 +248,10 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument(
         "--reader",
         required=True,
-        help=_("the reader: sim[:UID] (a simulated band); pn532:PORT is not built yet"),
+        help=_(
+            "the reader: pn532:PORT (a PN532 on a serial port), sim-apdu[:UID] or sim[:UID]"
+            " (simulated bands)"
+        ),
     )
     p.add_argument("--count", type=int, default=1, help=_("how many bands, one after another"))
     p.add_argument("--timeout", type=float, default=15.0, help=_("seconds to wait for each band"))

@@ -24,15 +24,18 @@ with :class:`~gateway.credentials.bands.BandVerifier`: a band is reported provis
 when its first read verifies. A band whose key 0 is neither the factory key nor ours belongs
 to somebody else and is refused untouched (:class:`BandLocked`).
 
-The transport is a capability (:class:`BandTransport`): the chip's commands, not bytes. The
-one built is the simulated chip of ``hil_tests/sims/ntag424.py`` (tests, ``--reader sim``);
-a PN532 (USB serial) or node transport speaking the ISO 14443-4 APDUs with EV2 secure
-messaging is not built yet (:func:`open_transport` says so).
+The transport is a capability (:class:`BandTransport`): the chip's commands, not bytes.
+Built: :class:`~gateway.checkpoints.ev2link.Ev2Transport`, the chip's ISO 14443-4 APDUs with
+EV2 secure messaging (:mod:`gateway.checkpoints.ev2`) over a card link — a PN532 on a serial
+port (``--reader pn532:PORT``, :mod:`gateway.checkpoints.pn532`) or the simulated APDU chip
+(``--reader sim-apdu``); and the command-level simulated chip of ``hil_tests/sims/ntag424.py``
+(``--reader sim``). A node transport is not built (:func:`open_transport` says so).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -243,10 +246,16 @@ def _step(step: str, uid: str | None, call: Any, *args: Any) -> Any:
 
 
 def open_transport(spec: str) -> Any:
-    """A transport from a ``--reader`` spec: ``sim[:UID]`` (a simulated blank band, from a
-    source checkout: tests, demos) or ``pn532:PORT`` (not built yet). BadBandInput if not."""
+    """A transport from a ``--reader`` spec; BadBandInput if not one of:
+
+    ``sim[:UID]``       a simulated blank band at the command level (source checkout: tests)
+    ``sim-apdu[:UID]``  a simulated blank band answering APDUs, driven by the real
+                        :class:`~gateway.checkpoints.ev2link.Ev2Transport` (EV2 secure
+                        messaging end to end; source checkout)
+    ``pn532:PORT``      a PN532 on a serial port (HSU), :mod:`gateway.checkpoints.pn532`
+    """
     kind, _, arg = spec.partition(":")
-    if kind == "sim":
+    if kind in ("sim", "sim-apdu"):
         try:
             sims = importlib.import_module("hil_tests.sims.ntag424")
         except ImportError:
@@ -254,12 +263,27 @@ def open_transport(spec: str) -> Any:
         try:
             uid = bytes.fromhex(arg) if arg else bytes.fromhex("04de5f1eacc040")
         except ValueError:
-            raise BadBandInput("reader", "sim:UID needs the UID in hex") from None
+            raise BadBandInput("reader", f"{kind}:UID needs the UID in hex") from None
         if len(uid) != UID_LEN:
             raise BadBandInput("reader", f"a band UID is {UID_LEN} bytes")
-        return sims.SimChipTransport(sims.SimChip(uid))
-    if kind in ("pn532", "node"):
-        raise BadBandInput(
-            "reader", f"the {kind} transport is not built yet: only 'sim' is available"
-        )
-    raise BadBandInput("reader", "must be sim[:UID] (pn532:PORT and node:ID are planned)")
+        if kind == "sim":
+            return sims.SimChipTransport(sims.SimChip(uid))
+        from gateway.checkpoints.ev2link import Ev2Transport
+
+        return Ev2Transport(sims.SimApduReader(sims.ApduChip(uid)))
+    if kind == "pn532":
+        return _open_pn532(arg)
+    if kind == "node":
+        raise BadBandInput("reader", "the node transport is not built yet: use pn532:PORT")
+    raise BadBandInput("reader", "must be sim[:UID], sim-apdu[:UID] or pn532:PORT")
+
+
+def _open_pn532(port: str) -> Any:
+    if not port:
+        raise BadBandInput("reader", "pn532:PORT needs the serial port, e.g. pn532:/dev/ttyUSB0")
+    if not os.path.exists(port):  # a wrong name is bad input; a port that fails is a device error
+        raise BadBandInput("reader", f"no serial port {port}")
+    from gateway.checkpoints.ev2link import Ev2Transport
+    from gateway.checkpoints.pn532 import Pn532Link
+
+    return Ev2Transport(Pn532Link.open(port))  # Pn532Error (a DeviceError) if it does not answer
