@@ -135,7 +135,7 @@ def test_reader_and_band_failures_are_typed() -> None:
         (lambda: check_url_prefix("https://x.example/t?already=1"), "url_prefix"),
         (lambda: check_url_prefix("https://x.example/\u4e2d"), "url_prefix"),
         (lambda: check_url_prefix("https://" + "x" * 200), "url_prefix"),
-        (lambda: open_transport("pn532:/dev/ttyUSB0"), "reader"),
+        (lambda: open_transport("pn532:/nonexistent/compound-gw-test-tty"), "reader"),
         (lambda: open_transport("sim:zz"), "reader"),
         (lambda: open_transport("sim:0401"), "reader"),
         (lambda: open_transport("telepathy"), "reader"),
@@ -193,7 +193,7 @@ def test_cli_provisions_and_lists(tmp_path: Path, capsys: Any) -> None:
     for argv in (
         ["--count", "0"],
         ["--timeout", "-1"],
-        ["--reader", "pn532:/dev/ttyUSB0"],
+        ["--reader", "pn532:/nonexistent/compound-gw-test-tty"],
         ["--url-prefix", "ftp://x"],
     ):
         base = ["bands", "provision", "--checkpoints-file", str(cfg), "--reader", "sim"]
