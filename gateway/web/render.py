@@ -365,6 +365,7 @@ def dashboard_model(view: Mapping[str, Any], lang: str, login: LoginInfo) -> dic
                 "guard": t.get("guard", ""),
                 "reader": t.get("reader", ""),
                 "unsynced": t.get("clock_synced") is False,
+                "unverified": t.get("verified") is False,
             }
             for t in view.get("taps", [])
         ],

@@ -89,6 +89,9 @@ def _taps(events: Sequence[Event], tz: str, today: str) -> list[dict[str, Any]]:
             "guard": _str(e.payload, "guard"),
             "reader": _str(e.payload, "reader"),
             "clock_synced": e.clock_synced,
+            # False: a UID-only band (can be cloned; docs/credentials.md), None: no mark.
+            "verified": e.payload.get("verified") if isinstance(e.payload.get("verified"), bool)
+            else None,
         }
         for e in reversed(taps)
     ]

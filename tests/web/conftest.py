@@ -81,10 +81,11 @@ async def seed(journal: Journal, clock: ManualClock, tz_today: str, yesterday: s
         "health.state",
         {"device": "modem", "kind": "modem", "state": "degraded", "reason": "weak signal"},
     )
-    for cp, guard in (
-        ("north-gate", "Wang Wei"),
-        ("bike-shed", "Wang Wei"),
-        ("east-gate", "Li Na"),
+    # east-gate's band is a UID-only one (verified: false); north-gate's tap predates SUN.
+    for cp, guard, verified in (
+        ("north-gate", "Wang Wei", None),
+        ("bike-shed", "Wang Wei", True),
+        ("east-gate", "Li Na", False),
     ):
         await at(
             "tap",
@@ -95,6 +96,7 @@ async def seed(journal: Journal, clock: ManualClock, tz_today: str, yesterday: s
                 "wristband": PLANTED["wristband"],
                 "format": "mifare",
                 "bits": 56,
+                **({} if verified is None else {"verified": verified}),
             },
         )
     await at(

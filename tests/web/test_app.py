@@ -79,6 +79,17 @@ async def test_read_only_page_shows_the_compound(site: Site) -> None:
     assert "Log in to make changes" in page
 
 
+async def test_a_uid_only_band_is_marked_unverified_credential(site: Site) -> None:
+    async with site.session() as http, http.get("/") as resp:
+        page = await resp.text()
+    taps = page.split('id="taps"')[1].split("</section>")[0]
+    rows = {row.split("</td><td>")[1]: row for row in taps.split("<tr>")[2:]}
+    assert "unverified credential" in rows["east-gate"]
+    assert "unverified credential" not in rows["bike-shed"] + rows["north-gate"]
+    async with site.session() as http, http.get("/?lang=zh_CN") as resp:
+        assert "未验证凭证" in await resp.text()
+
+
 async def test_status_json_carries_the_same_view(site: Site) -> None:
     async with site.session() as http, http.get("/status.json") as resp:
         view = await resp.json()
