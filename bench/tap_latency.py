@@ -1,10 +1,16 @@
 """Tap latency: card presented -> tap durable in the journal -> green LED at the reader.
 
-    .venv/bin/python bench/tap_latency.py [--taps 40] [--readers 8]
+    .venv/bin/python bench/tap_latency.py [--taps 40] [--readers 8] [--baud 9600 --baud 115200]
 
 For 9600 and 115200 baud: simulated OSDP readers (libosdp PDs, Secure Channel) on one paced
 virtual RS-485 bus, the real driver, service and journal in this process. Prints p50/p99 of
-tap->durable and tap->green beside the bus's own floor, from the same run:
+tap->durable and p50/p99/max of tap->green beside the bus's own floor, from the same run, the
+taps that got no green light at all within ``NO_FEEDBACK_S``, and the CPU the control panel's
+refresh thread (``osdp-cp``) used while the taps ran, in % of one core.
+
+The **wire floor** (issue 20's goal: tap->green p99 within floor + 20 ms) is one full poll
+cycle of wire time (every reader's POLL and ACK back to back) plus the card frame and the LED
+frames: what the line itself needs if nobody waits for anything else.
 
 * the **poll cycle**, measured: the interval between two commands the control panel sends to
   the same reader (each reader hears the whole bus and timestamps what is addressed to it);
@@ -22,10 +28,12 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import os
 import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -47,6 +55,25 @@ POLL_BYTES = 15
 ACK_BYTES = 14
 LED_CMD_BYTES = 31
 BUZZER_CMD_BYTES = 31
+# A tap with no green light this long after it counts as "without feedback" (the driver gives
+# up on feedback 5 s after the tap: FEEDBACK_DEADLINE_S).
+NO_FEEDBACK_S = 6.0
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cp_thread_cpu_s() -> dict[int, float]:
+    """CPU seconds (user + system) of each live ``osdp-cp`` thread of this process, by id."""
+    out: dict[int, float] = {}
+    for t in threading.enumerate():
+        if t.name != "osdp-cp" or t.native_id is None:
+            continue
+        try:
+            stat = Path(f"/proc/self/task/{t.native_id}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        out[t.native_id] = (int(fields[11]) + int(fields[12])) / _TICK
+    return out
 
 
 def pct(values: list[float], q: float) -> float:
@@ -83,19 +110,25 @@ async def run_one(baud: int, readers: int, taps: int, seed: int) -> dict[str, fl
             for s in sims:
                 s.commands_heard()  # start the poll measurement now
             poll_started = time.monotonic()
+            cpu_before = cp_thread_cpu_s()
             durable: list[float] = []
             green: list[float] = []
+            no_feedback = 0
             for band in list(bands)[:taps]:
                 sim = rng.choice(sims)
                 await asyncio.sleep(rng.uniform(0.0, 0.3))  # land at a random poll phase
                 t = sim.tap(band)
-                led = await asyncio.to_thread(sim.wait_led, GREEN, after=t, timeout=10)
+                led = await asyncio.to_thread(sim.wait_led, GREEN, after=t, timeout=NO_FEEDBACK_S)
                 if led is None:
-                    raise RuntimeError("a tap got no green LED")
-                green.append(led.mono_time - t)
-                out = next(o for o in reversed(outcomes) if o.read.wristband == band)
-                assert out.durable_mono is not None
-                durable.append(out.durable_mono - t)
+                    no_feedback += 1
+                else:
+                    green.append(led.mono_time - t)
+                out = next((o for o in reversed(outcomes) if o.read.wristband == band), None)
+                if out is not None and out.durable_mono is not None:
+                    durable.append(out.durable_mono - t)
+            wall = time.monotonic() - poll_started
+            cpu_after = cp_thread_cpu_s()
+            cpu = sum(v - cpu_before[k] for k, v in cpu_after.items() if k in cpu_before)
             intervals: list[float] = []
             for s in sims:
                 times = [t for t, _code in s.commands_heard() if t >= poll_started]
@@ -109,20 +142,24 @@ async def run_one(baud: int, readers: int, taps: int, seed: int) -> dict[str, fl
     cycle = statistics.median(intervals) if intervals else float("nan")
     card = frame_time_s(CARD_REPLY_BYTES, baud)
     led_frames = frame_time_s(LED_CMD_BYTES + ACK_BYTES, baud)
+    poll_frames = frame_time_s(POLL_BYTES + ACK_BYTES, baud)
     return {
         "baud": baud,
         "readers": readers,
         "taps": taps,
         "cycle": cycle,
-        "poll_frames": frame_time_s(POLL_BYTES + ACK_BYTES, baud),
+        "poll_frames": poll_frames,
         "card_frame": card,
         "led_frames": led_frames,
         "floor_durable": cycle / 2 + card,
-        "floor_green": cycle / 2 + card + cycle + led_frames,
+        "floor_wire": readers * poll_frames + card + led_frames,
         "durable_p50": pct(durable, 50),
         "durable_p99": pct(durable, 99),
         "green_p50": pct(green, 50),
         "green_p99": pct(green, 99),
+        "green_max": max(green) if green else float("nan"),
+        "no_feedback": no_feedback,
+        "cp_cpu_pct": 100.0 * cpu / wall if wall > 0 else float("nan"),
     }
 
 
@@ -130,24 +167,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--taps", type=int, default=40)
     parser.add_argument("--readers", type=int, default=8)
+    parser.add_argument("--baud", type=int, action="append", help="default: 9600 and 115200")
     args = parser.parse_args()
-    rows = [asyncio.run(run_one(baud, args.readers, args.taps, baud)) for baud in (9600, 115200)]
+    bauds = args.baud or [9600, 115200]
+    rows = [asyncio.run(run_one(baud, args.readers, args.taps, baud)) for baud in bauds]
     ms = 1000.0
     print(f"tap latency, {args.readers} secure readers on one bus, {args.taps} taps per baud rate")
     print(
         f"{'baud':>7} {'poll cycle':>11} {'poll+ack':>9} {'card frm':>9} {'led frms':>9}"
-        f" {'floor dur':>10} {'dur p50':>8} {'dur p99':>8}"
-        f" {'floor grn':>10} {'grn p50':>8} {'grn p99':>8}   (ms)"
+        f" {'dur p50':>8} {'dur p99':>8}"
+        f" {'floor':>7} {'grn p50':>8} {'grn p99':>8} {'grn max':>8} {'no fb':>6} {'cp cpu':>7}"
+        "   (ms; no fb: taps without feedback; cp cpu: % of a core)"
     )
     for r in rows:
         print(
             f"{r['baud']:>7} {r['cycle'] * ms:>11.1f} {r['poll_frames'] * ms:>9.1f}"
             f" {r['card_frame'] * ms:>9.1f} {r['led_frames'] * ms:>9.1f}"
-            f" {r['floor_durable'] * ms:>10.1f} {r['durable_p50'] * ms:>8.1f}"
-            f" {r['durable_p99'] * ms:>8.1f} {r['floor_green'] * ms:>10.1f}"
-            f" {r['green_p50'] * ms:>8.1f} {r['green_p99'] * ms:>8.1f}"
+            f" {r['durable_p50'] * ms:>8.1f} {r['durable_p99'] * ms:>8.1f}"
+            f" {r['floor_wire'] * ms:>7.1f} {r['green_p50'] * ms:>8.1f}"
+            f" {r['green_p99'] * ms:>8.1f} {r['green_max'] * ms:>8.1f}"
+            f" {r['no_feedback']:>6d} {r['cp_cpu_pct']:>7.1f}"
         )
-    print("poll cycle: measured per reader in this run; frames: computed from the baud rate")
+    print(
+        "poll cycle: measured per reader in this run; frames: computed from the baud rate;"
+        " floor = readers x (poll+ack) + card frame + led frames (issue 20: grn p99 <= floor+20)"
+    )
+    for r in rows:
+        ok = r["green_p99"] <= r["floor_wire"] + 0.020 and r["no_feedback"] == 0
+        print(f"{r['baud']:>7}: goal {'met' if ok else 'NOT met'}")
     return 0
 
 

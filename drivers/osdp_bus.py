@@ -41,8 +41,10 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
 import random
 import re
+import select
 import threading
 import time
 from collections import Counter, deque
@@ -132,8 +134,17 @@ PAIR_REVIVE_S = 2.0
 FEEDBACK_DEADLINE_S = 5.0
 # Feedback parts remembered while awaiting libosdp's completion (it queues 4 per reader).
 MAX_FEEDBACK_IN_FLIGHT = 16
-# libosdp's refresh cadence (the binding's own loop uses the same 20 ms).
+# libosdp's refresh cadence (the binding's own loop uses the same 20 ms). Our refresh thread
+# is driven by the line instead (see ControlPanelThread): it refreshes when a whole frame
+# arrives, a command is submitted or a poll falls due, and waits at most this long otherwise
+# (libosdp's reply and retry timers are checked no later than this).
 REFRESH_S = 0.02
+# After a refresh that sent or took a frame, refresh again this soon: the reply freed the line,
+# and a reader earlier in libosdp's round (one with an LED command queued) may use it now.
+FOLLOW_UP_REFRESH_S = 0.001
+# libosdp 3.2 polls an online reader once this long after its last POLL (compiled in:
+# OSDP_PD_POLL_TIMEOUT_MS = 50, strictly greater, millisecond clock): wake up then.
+LIBOSDP_POLL_INTERVAL_S = 0.051
 # libosdp's own log lines, routed to ours: at most this many per message shape and bus in
 # LIBOSDP_LOG_WINDOW_S; the rest are counted and the count is told with the next one shown.
 LIBOSDP_LOG_BURST = 3
@@ -456,7 +467,14 @@ class ControlPanelThread:
     stderr right before setup (so no callback can be installed), and keeps a second copy of
     every event in queues nobody reads.
 
-        cp = ControlPanelThread([PDInfo(...)], LibosdpLog("north"), on_event, on_done)
+    Given the readers' :class:`SerialChannel`, the refresh is driven by the line rather than a
+    fixed 20 ms sleep: the thread waits (``select``) on the port and a wake pipe and refreshes
+    libosdp when a whole frame has arrived, when a command is submitted or a reader enabled or
+    disabled, when libosdp's next poll falls due, and at least every ``REFRESH_S``; after a
+    refresh that moved a frame it refreshes again ``FOLLOW_UP_REFRESH_S`` later. Without a
+    channel it refreshes every ``REFRESH_S``.
+
+        cp = ControlPanelThread([PDInfo(...)], LibosdpLog("north"), on_event, on_done, channel)
         cp.start(); cp.status(); cp.submit_command(address, cmd); cp.teardown()
     """
 
@@ -466,6 +484,7 @@ class ControlPanelThread:
         log: LibosdpLog,
         on_event: Callable[[int, dict[str, Any]], int] | None = None,
         on_completion: Callable[[int, dict[str, Any], int], None] | None = None,
+        channel: SerialChannel | None = None,
     ) -> None:
         self.addresses = [int(i.address) for i in infos]
         self.log = log
@@ -476,27 +495,81 @@ class ControlPanelThread:
             self._ctx.set_event_callback(on_event)
         if on_completion is not None:
             self._ctx.set_command_completion_callback(on_completion)
+        self._channel = channel
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self.refreshes = 0  # how often libosdp was refreshed (the bench reads it)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._refresh, name="osdp-cp", daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        """Make the refresh thread refresh libosdp now (a command is waiting)."""
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"w")  # a full pipe already says the same
+
+    def _refresh_once(self) -> None:
+        with self._lock:
+            self._ctx.refresh()
+        self.refreshes += 1
+
     def _refresh(self) -> None:
+        if self._channel is None:
+            while not self._stop.is_set():
+                self._refresh_once()
+                self._stop.wait(REFRESH_S)
+            return
+        self._line_driven(self._channel)
+
+    def _line_driven(self, channel: SerialChannel) -> None:
+        follow_up = False
         while not self._stop.is_set():
-            with self._lock:
-                self._ctx.refresh()
-            self._stop.wait(REFRESH_S)
+            now = time.monotonic()
+            timeout = REFRESH_S
+            if follow_up:
+                timeout = FOLLOW_UP_REFRESH_S
+            else:
+                for due in (channel.next_poll_due(), channel.partial_due()):
+                    if due is not None and due > now:
+                        timeout = min(timeout, due - now)
+            fd = channel.fileno()
+            watch = [self._wake_r] if fd is None else [self._wake_r, fd]
+            try:
+                readable, _, _ = select.select(watch, [], [], timeout)
+            except (OSError, ValueError):  # the port went away under us: libosdp will see it
+                readable = []
+                self._stop.wait(timeout)
+            if self._stop.is_set():
+                return
+            if self._wake_r in readable:
+                with contextlib.suppress(BlockingIOError, OSError):
+                    os.read(self._wake_r, 512)
+            elif fd is not None and fd in readable:
+                channel.pull()
+                if not channel.frames_ready():
+                    follow_up = False
+                    continue  # part of a frame: wait for the rest (or its stale deadline)
+            moved = channel.rx_frames + channel.tx_bytes
+            self._refresh_once()
+            follow_up = channel.rx_frames + channel.tx_bytes != moved
 
     def teardown(self) -> None:
         self._stop.set()
+        self.wake()
         if self._thread is not None:
             self._thread.join(5.0)
             self._thread = None
         with self._lock:
             self._ctx = None  # the binding tears libosdp's context down
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
 
     def _index(self, address: int) -> int:
         return self.addresses.index(address)
@@ -511,15 +584,21 @@ class ControlPanelThread:
 
     def submit_command(self, address: int, command: dict[str, Any]) -> bool:
         with self._lock:
-            return bool(self._ctx.submit_command(self._index(address), command))
+            ok = bool(self._ctx.submit_command(self._index(address), command))
+        self.wake()
+        return ok
 
     def disable_pd(self, address: int) -> bool:
         with self._lock:
-            return bool(self._ctx.disable_pd(self._index(address)))
+            ok = bool(self._ctx.disable_pd(self._index(address)))
+        self.wake()
+        return ok
 
     def enable_pd(self, address: int) -> bool:
         with self._lock:
-            return bool(self._ctx.enable_pd(self._index(address)))
+            ok = bool(self._ctx.enable_pd(self._index(address)))
+        self.wake()
+        return ok
 
     def is_pd_enabled(self, address: int) -> bool:
         with self._lock:
@@ -617,6 +696,11 @@ class SerialChannel(Channel):
     that looks like a frame header cannot stall the line. A port error (the adapter vanished)
     is remembered and reported once through ``on_fail``; from then on reads return nothing and
     writes fail, until the bus tears the session down.
+
+    The read path has two steps: :meth:`pull` moves what the port holds into the hold-back
+    buffer, :meth:`_release` hands whole frames on to libosdp (the one place every received
+    frame passes before libosdp sees it). ``read`` does both. The refresh thread waits on
+    :meth:`fileno` and pulls itself, refreshing libosdp only once :meth:`frames_ready`.
     """
 
     def __init__(
@@ -641,6 +725,7 @@ class SerialChannel(Channel):
         self.failed: str | None = None
         self.rx_bytes = 0
         self.tx_bytes = 0
+        self.rx_frames = 0  # well-formed frames released to libosdp
         # Bounded: a reader that is never asked for its frames must not grow without end.
         self.frames: deque[tuple[float, SniffedFrame]] = deque(maxlen=MAX_SNIFFED_FRAMES)
         self._frames_lock = threading.Lock()
@@ -652,6 +737,8 @@ class SerialChannel(Channel):
         self._drop_late = drop_late_replies
         self._last_command: tuple[int, int] | None = None
         self.late_replies = 0
+        # When the last POLL went to each address: libosdp polls it again a fixed time later.
+        self._polled_at: dict[int, float] = {}
 
     def _fail(self, exc: BaseException) -> None:
         if self.failed is None:
@@ -661,40 +748,98 @@ class SerialChannel(Channel):
     def _partial_timeout(self) -> float:
         return PARTIAL_FRAME_MARGIN_S + frame_time_s(MAX_FRAME_LEN // 4, self.baud)
 
-    def read(self, max_bytes: int) -> bytes:
+    # -- the hooks a refresh thread waits on (all on libosdp's thread) -----------------------
+
+    def fileno(self) -> int | None:
+        """The port's descriptor to wait on for received bytes (None once the port failed)."""
         if self.failed is not None:
-            return b""
+            return None
+        try:
+            return int(self.port.fileno())
+        except (serial.SerialException, OSError, TypeError, ValueError, AttributeError):
+            return None
+
+    def pull(self) -> int:
+        """Move what the port holds into the hold-back buffer; release nothing. Returns the
+        number of bytes taken (0 also once the port failed)."""
+        if self.failed is not None:
+            return 0
         try:
             data: bytes = self.port.read(4096)
         except (serial.SerialException, OSError, TypeError) as exc:
             # TypeError: pyserial after a concurrent close; all mean the port is gone.
             self._fail(exc)
-            return b""
-        now = time.monotonic()
+            return 0
         if data:
             self.rx_bytes += len(data)
             if not self._pending:
-                self._pending_since = now
+                self._pending_since = time.monotonic()
             self._pending += data
-        if self._pending:
-            cut = complete_prefix(self._pending)
-            if cut < len(self._pending) and now - self._pending_since > self._partial_timeout():
-                cut = len(self._pending)  # a stale fragment: let libosdp reject it
-            if cut:
-                released = bytes(self._pending[:cut])
-                del self._pending[:cut]
-                self._pending_since = now
-                if self._drop_late:
-                    released, late = drop_late_replies(released, self._last_command)
-                    self.late_replies += late
-                self._ready += released
-                frames = self.sniffer.feed(released)
-                if frames:
-                    with self._frames_lock:
-                        self.frames.extend((now, f) for f in frames)
-                    if self.on_frame is not None:
-                        for f in frames:
-                            self.on_frame(f)
+        return len(data)
+
+    def frames_ready(self, now: float | None = None) -> bool:
+        """True when a read would hand libosdp something: a whole frame, bytes that start no
+        frame, a stale fragment, or bytes released earlier and not yet read."""
+        if self._ready:
+            return True
+        if not self._pending:
+            return False
+        if complete_prefix(self._pending) > 0:
+            return True
+        now = time.monotonic() if now is None else now
+        return now - self._pending_since > self._partial_timeout()
+
+    def partial_due(self) -> float | None:
+        """When the fragment held back goes stale and is released anyway (None: none held)."""
+        if not self._pending:
+            return None
+        return self._pending_since + self._partial_timeout() + 0.001
+
+    def next_poll_due(self) -> float | None:
+        """When libosdp next polls a reader it polled lately (None: none is due later than now;
+        one already due waits for the line, and the reply that frees it wakes the thread)."""
+        now = time.monotonic()
+        upcoming = [
+            t + LIBOSDP_POLL_INTERVAL_S
+            for t in self._polled_at.values()
+            if t + LIBOSDP_POLL_INTERVAL_S > now
+        ]  # fmt: skip
+        return min(upcoming) if upcoming else None
+
+    # -- libosdp's side ----------------------------------------------------------------------
+
+    def _release(self, now: float) -> None:
+        """Hand the whole frames held back (and a stale fragment) on to libosdp's read buffer."""
+        if not self._pending:
+            return
+        cut = complete_prefix(self._pending)
+        if cut < len(self._pending) and now - self._pending_since > self._partial_timeout():
+            cut = len(self._pending)  # a stale fragment: let libosdp reject it
+        if not cut:
+            return
+        released = bytes(self._pending[:cut])
+        del self._pending[:cut]
+        self._pending_since = now
+        if self._drop_late:
+            released, late = drop_late_replies(released, self._last_command)
+            self.late_replies += late
+        self._ready += released
+        frames = self.sniffer.feed(released)
+        if frames:
+            self.rx_frames += len(frames)
+            with self._frames_lock:
+                self.frames.extend((now, f) for f in frames)
+            if self.on_frame is not None:
+                for f in frames:
+                    self.on_frame(f)
+
+    def read(self, max_bytes: int) -> bytes:
+        if self.failed is not None:
+            return b""
+        self.pull()
+        if self.failed is not None:
+            return b""
+        self._release(time.monotonic())
         if not self._ready:
             return b""
         out = bytes(self._ready[:max_bytes])
@@ -719,6 +864,9 @@ class SerialChannel(Channel):
             sent = self._tx_sniffer.feed(bytes(buf[:written]))
             if sent:
                 now = time.monotonic()
+                for f in sent:
+                    if f.code == COMMAND_POLL:
+                        self._polled_at[f.address] = now
                 with self._frames_lock:
                     self.frames.extend((now, f) for f in sent)
                 if self.on_frame is not None:
@@ -865,8 +1013,9 @@ class _Session:
         ]
         try:
             self.cp = ControlPanelThread(
-                infos, LibosdpLog(spec.name, spec.log_level), on_event, on_completion
-            )
+                infos, LibosdpLog(spec.name, spec.log_level), on_event, on_completion,
+                channel=self.channel,
+            )  # fmt: skip
             self.cp.start()
         except BaseException:
             self.port.close()
@@ -1550,6 +1699,7 @@ def _open_cp(
             [PDInfo(address, channel, scbk=scbk, name=f"pair-{address}", flags=list(flags))],
             LibosdpLog("pairing", "error"),
             on_completion=completed_at,
+            channel=channel,
         )
         cp.start()
     except BaseException:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -42,7 +43,7 @@ from osdp import (
     StatusReportType,
 )
 
-from drivers.osdp_bus import FrameSniffer, SerialChannel
+from drivers.osdp_bus import FOLLOW_UP_REFRESH_S, REFRESH_S, FrameSniffer, SerialChannel
 from hil_tests.line import Rs485Bus
 from hil_tests.orphans import die_with_parent
 
@@ -90,6 +91,53 @@ class _ReaderChannel(SerialChannel):
         if delay > 0:
             time.sleep(delay)
         return super().write(buf)
+
+
+class _LineDrivenPD(PeripheralDevice):
+    """libosdp's PD with its refresh driven by the line: the binding's own thread sleeps 20 ms
+    between refreshes, so a command could wait up to 20 ms for its answer and the bench would
+    measure the simulator. This one refreshes as soon as a whole command frame has arrived
+    (and at least every ``REFRESH_S`` for libosdp's own timers)."""
+
+    def __init__(self, *args: Any, channel: SerialChannel, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._line = channel
+
+    def start(self) -> None:
+        if getattr(self, "thread", None) is not None:
+            raise RuntimeError("Thread already running!")
+        self.event = threading.Event()
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(name="pd", target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        channel, stop, lock, ctx = self._line, self.event, self.lock, self.ctx
+        follow_up = False
+        while not stop.is_set():
+            fd = channel.fileno()
+            timeout = FOLLOW_UP_REFRESH_S if follow_up else REFRESH_S
+            due = channel.partial_due()
+            if due is not None:
+                timeout = max(0.0, min(timeout, due - time.monotonic()))
+            if fd is None:
+                stop.wait(timeout)
+            else:
+                try:
+                    readable, _, _ = select.select([fd], [], [], timeout)
+                except (OSError, ValueError):  # the port was closed under us (stop)
+                    stop.wait(timeout)
+                    readable = []
+                if readable:
+                    channel.pull()
+                    if not channel.frames_ready():
+                        follow_up = False
+                        continue  # part of a command: wait for the rest
+            rx, tx = channel.rx_frames, channel.tx_bytes
+            with lock:
+                ctx.refresh()
+            # A command taken but not answered in the same refresh: answer it right away.
+            follow_up = channel.rx_frames != rx and channel.tx_bytes == tx
 
 
 class SimReader:
@@ -146,11 +194,12 @@ class SimReader:
                 (Capability.CardDataFormat, 1, 1),
             ]
         )
-        self._pd = PeripheralDevice(
+        self._pd = _LineDrivenPD(
             PDInfo(self.address, channel, scbk=self.scbk, name=f"sim-{self.address}", flags=flags),
             caps,
             log_level=self.log_level,
             command_handler=self._on_command,
+            channel=channel,
         )
         self._pd.start()
         return self
