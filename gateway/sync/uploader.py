@@ -54,7 +54,14 @@ from gateway.errors import JournalError, SyncError
 from gateway.events import EVIDENCE, TELEMETRY, Event
 from gateway.journal import Journal
 from gateway.sync.config import SyncPaths, SyncSection
-from gateway.sync.policy import Backoff, Link, LinkTracker, judge_ack, parse_retry_after
+from gateway.sync.policy import (
+    AckVerdict,
+    Backoff,
+    Link,
+    LinkTracker,
+    judge_ack,
+    parse_retry_after,
+)
 from gateway.sync.provision import load_private_key, read_enrollment
 from gateway.sync.replies import hostile, parse_ack, reply_error, reply_start
 from gateway.sync.tls import client_ssl_context, read_limited
@@ -256,17 +263,7 @@ class Uploader:
     async def send(
         self, session: aiohttp.ClientSession, key: Ed25519PrivateKey, plan: Plan
     ) -> None:
-        # The chain head first: last_seq only grows, so it stays at or above the head's seq.
-        head_seq, head_hash = self.journal.chain_head
-        batch = Batch.build(
-            self.journal.gateway_id,
-            f"b{plan.events[0].seq}-{uuid.uuid4().hex[:12]}",
-            [e.to_dict() for e in plan.events],
-            head_seq=max(self.journal.last_seq, plan.events[-1].seq),
-            created_at=self.clock.wall(),
-            skipped=plan.skipped,
-            chain_head=ChainHead(head_seq, head_hash) if head_seq else None,
-        )
+        batch = self.build_batch(plan)
         wire_body, raw_size = await asyncio.to_thread(seal_batch, batch, key)
         try:
             async with session.post(
@@ -311,6 +308,24 @@ class Uploader:
             verdict = judge_ack(
                 batch, ack, journal_last_seq=self.journal.last_seq, in_order=plan.in_order
             )
+        await self.record_ack(batch, plan, ack, verdict)
+
+    def build_batch(self, plan: Plan) -> Batch:
+        """The checked batch for ``plan``, with a fresh id and the journal's chain head."""
+        # The chain head first: last_seq only grows, so it stays at or above the head's seq.
+        head_seq, head_hash = self.journal.chain_head
+        return Batch.build(
+            self.journal.gateway_id,
+            f"b{plan.events[0].seq}-{uuid.uuid4().hex[:12]}",
+            [e.to_dict() for e in plan.events],
+            head_seq=max(self.journal.last_seq, plan.events[-1].seq),
+            created_at=self.clock.wall(),
+            skipped=plan.skipped,
+            chain_head=ChainHead(head_seq, head_hash) if head_seq else None,
+        )
+
+    async def record_ack(self, batch: Batch, plan: Plan, ack: Ack, verdict: AckVerdict) -> None:
+        """Mark what a judged ack confirms and move the floor (or the evidence cursor)."""
         if verdict.mark_through is not None:
             await self.journal.mark_synced_through(verdict.mark_through)
             self.floor = max(self.floor, verdict.mark_through)
