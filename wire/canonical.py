@@ -111,12 +111,12 @@ def _plain_scalar(value: Any) -> bool:
     return False
 
 
-def _checked(value: Any) -> None:
-    """:class:`EncodingError` unless canonical JSON can hold ``value``."""
-    if _plain(value, 0):
+def _checked(value: Any, depth: int = 0) -> None:
+    """:class:`EncodingError` unless canonical JSON can hold ``value`` (found ``depth`` deep)."""
+    if _plain(value, depth):
         return
     try:
-        _check(value, 0, "$")
+        _check(value, depth, "$")
     except RecursionError as exc:  # a self-referencing or absurdly deep value
         raise EncodingError(f"nesting deeper than {MAX_DEPTH}") from exc
 
@@ -168,9 +168,10 @@ _DECODER = json.JSONDecoder(
 )
 
 
-def decode(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+def decode(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, depth: int = 0) -> Any:
     """Parse strict JSON bytes; :class:`EncodingError` (only) for anything the module doc
-    refuses."""
+    refuses. ``depth``: how deep the value sits in an enclosing document whose nesting limit
+    it shares (a part cut out of a larger one)."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise EncodingError(f"expected bytes, got {type(data).__name__}")
     if len(data) > max_bytes:
@@ -194,7 +195,7 @@ def decode(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     if end != len(text):
         raise EncodingError(f"{len(text) - end} trailing character(s) after the JSON value")
     try:
-        _checked(value)
+        _checked(value, depth)
     except RecursionError as exc:  # pragma: no cover - raw_decode recursed first
         raise EncodingError(f"nesting deeper than {MAX_DEPTH}") from exc
     # Lone surrogates decoded from \ud800 escapes would make the value unencodable: refuse now.
