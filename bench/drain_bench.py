@@ -225,7 +225,7 @@ def gateway_side(data: Path, url: str, naive: bool) -> None:
                 centre_url=url,
                 first_delay_max_s=0.0,
                 idle_poll_s=0.2,
-                batch_max_events=500,
+                batch_max_events=int(os.environ.get("DRAIN_BATCH", "500")),
                 batch_max_bytes=512 * 1024,
             )
             up = Uploader(journal, SystemClock(), section, data_dir=data, rng=random.Random(1))
