@@ -216,7 +216,7 @@ def gateway_side(data: Path, url: str, naive: bool) -> None:
             telemetry_budget_bytes=1 << 30,
         )
         total = (await journal.stats())["unsynced"]
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         if naive:
             sent = await naive_drain(journal, data, url)
             counters = {"events": sent}
@@ -237,16 +237,26 @@ def gateway_side(data: Path, url: str, naive: bool) -> None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             counters = dict(up.counters)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         await journal.close()
         return {
             "events": total,
             "elapsed_s": elapsed,
+            "cpu_s": cpu,
             "counters": counters,
             "peak_rss_kb": peak_rss_kb(),
         }
 
-    print(json.dumps(asyncio.run(drain())), flush=True)
+    profile_to = os.environ.get("DRAIN_PROFILE_GATEWAY")
+    if profile_to:  # the event loop's thread only: worker threads show as waits on them
+        import cProfile
+
+        prof = cProfile.Profile()
+        result = prof.runcall(asyncio.run, drain())
+        prof.dump_stats(profile_to)
+    else:
+        result = asyncio.run(drain())
+    print(json.dumps(result), flush=True)
 
 
 async def naive_drain(journal: Any, data: Path, url: str) -> int:
@@ -289,6 +299,12 @@ async def naive_drain(journal: Any, data: Path, url: str) -> int:
 
 
 # -- orchestration -------------------------------------------------------------------------------
+
+
+def cpu_of(pid: int) -> float:
+    """User + system CPU seconds of a process so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -389,11 +405,14 @@ async def orchestrate(n_events: int, n_naive: int, keep: bool) -> None:
         for name, naive in (("gw-bench-week", False), ("gw-bench-naive", True)):
             proxy = FaultProxy(target=("127.0.0.1", port))
             await proxy.start()
+            centre0, self0 = cpu_of(server.pid), time.process_time()
             try:
                 r = await run_child(gws[name], f"https://127.0.0.1:{proxy.port}", naive)
             finally:
                 stats = proxy.stats
                 await proxy.stop()
+            r["centre_cpu_s"] = cpu_of(server.pid) - centre0
+            r["proxy_cpu_s"] = time.process_time() - self0
             r["wire_up"], r["wire_down"] = stats.bytes_upstream, stats.bytes_downstream
             results[name] = r
 
@@ -429,6 +448,13 @@ async def orchestrate(n_events: int, n_naive: int, keep: bool) -> None:
         (w["wire_up"] + w["wire_down"]) / w["events"]
     )
     print(f"\nuploader vs naive: {speed:.0f}x the events/s, {size:.0f}x fewer wire bytes per event")
+    print(
+        "CPU per event (us), uploader run: "
+        f"gateway {1e6 * w['cpu_s'] / w['events']:.0f}, "
+        f"centre {1e6 * w['centre_cpu_s'] / w['events']:.0f}, "
+        f"proxy {1e6 * w['proxy_cpu_s'] / w['events']:.0f}; "
+        f"wall {1e6 * w['elapsed_s'] / w['events']:.0f}"
+    )
     c = w["counters"]
     print(
         f"uploader: {c['batches']} batches, canonical {c['raw_bytes'] / w['events']:.0f} B/event "

@@ -65,7 +65,7 @@ from gateway.sync.policy import (
 from gateway.sync.provision import load_private_key, read_enrollment
 from gateway.sync.replies import hostile, parse_ack, reply_error, reply_start
 from gateway.sync.tls import client_ssl_context, read_limited
-from wire import BATCH_TYPE, Ack, Batch, ChainHead, holes, seal
+from wire import BATCH_TYPE, Ack, Batch, ChainHead, WireError, holes, seal
 
 log = logging.getLogger("gateway.sync.uploader")
 
@@ -91,6 +91,28 @@ class Plan:
     events: list[Event]
     in_order: bool
     skipped: list[tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A batch read, built, signed and gzipped, ready to post."""
+
+    plan: Plan
+    batch: Batch
+    wire_body: bytes
+    raw_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Prefetched:
+    """The next batch, prepared while the previous one was in flight, on the assumption that
+    the previous one is confirmed: valid only if the floor is then ``floor`` and the limits
+    are still ``limits`` (:meth:`Uploader._take_prefetched`)."""
+
+    floor: int
+    limits: tuple[int, int]
+    evidence_cursor: int
+    prepared: Prepared | None
 
 
 def seal_batch(batch: Batch, key: Ed25519PrivateKey) -> tuple[bytes, int]:
@@ -130,7 +152,15 @@ class Uploader:
         self._successes = 0
         self.retry_in_s = 0.0
         self.last_ack: Ack | None = None
-        self.counters = {"batches": 0, "events": 0, "wire_bytes": 0, "raw_bytes": 0, "errors": 0}
+        self.counters = {
+            "batches": 0,
+            "events": 0,
+            "wire_bytes": 0,
+            "raw_bytes": 0,
+            "errors": 0,
+            "prefetched": 0,
+        }
+        self._next: asyncio.Task[Prefetched | None] | None = None
         self.last_head_sent = clock.monotonic()  # a batch with the chain head last went out
 
     # -- the service ----------------------------------------------------------------------
@@ -159,12 +189,15 @@ class Uploader:
         connector = aiohttp.TCPConnector(ssl=ctx, limit=1)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             await self._align_with_centre(session)
-            while True:
-                delay = await self.step(session, key)
-                self.retry_in_s = delay
-                self._publish()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            try:
+                while True:
+                    delay = await self.step(session, key)
+                    self.retry_in_s = delay
+                    self._publish()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+            finally:
+                self._drop_prefetched()
 
     async def _initial_floor(self) -> int:
         first = await self.journal.read_after(0, limit=1, unsynced_only=True)
@@ -192,20 +225,25 @@ class Uploader:
 
     async def step(self, session: aiohttp.ClientSession, key: Ed25519PrivateKey) -> float:
         """One upload attempt (or one idle wait); returns the delay before the next."""
-        plan = await self.plan()
-        if plan is None:
-            if await self._chain_head_due():
+        prepared = await self._take_prefetched()
+        if prepared is None:
+            plan = await self.plan()
+            if plan is None:
+                if await self._chain_head_due():
+                    return 0.0
+                await self.journal.wait_for_new(self.floor, timeout=self.section.idle_poll_s)
                 return 0.0
-            await self.journal.wait_for_new(self.floor, timeout=self.section.idle_poll_s)
-            return 0.0
+            prepared = await asyncio.to_thread(self.prepare, plan, key)
         try:
-            await self.send(session, key, plan)
+            await self.send(session, key, prepared)
         except RetryLater as exc:
+            self._drop_prefetched()
             await self._link_success()
             delay = float(exc.fields.get("delay_s", 0.0))
             log.info("sync: centre asks to retry in %.1f s (%s)", delay, exc.reason)
             return delay * (1 + self.rng.uniform(0, RETRY_AFTER_JITTER))
         except SyncError as exc:
+            self._drop_prefetched()
             self.counters["errors"] += 1
             await self._link_failure(exc.reason)
             delay = self.backoff.next_delay()
@@ -239,32 +277,94 @@ class Uploader:
         return events, size
 
     async def plan(self) -> Plan | None:
+        plan, floor, cursor = await self._plan_at(self.floor, self.evidence_cursor)
+        self.floor = max(self.floor, floor)
+        self.evidence_cursor = max(self.evidence_cursor, cursor)
+        return plan
+
+    async def _plan_at(self, floor: int, cursor: int) -> tuple[Plan | None, int, int]:
+        """The plan for a given floor and evidence cursor, and the floor and cursor it
+        establishes; changes nothing (so it can run ahead, see :meth:`_prefetch`)."""
         limit, max_bytes = self.limits()
         snapshot = self.journal.last_seq
         events = await self.journal.read_after(
-            self.floor, limit=limit, max_bytes=max_bytes, unsynced_only=True
+            floor, limit=limit, max_bytes=max_bytes, unsynced_only=True
         )
         if not events:
             # Nothing unsynced up to the snapshot: every row at or below it is synced or gone.
-            self.floor = max(self.floor, snapshot)
-            return None
+            return None, max(floor, snapshot), cursor
         if events[-1].seq < snapshot:
-            start = max(events[-1].seq, self.evidence_cursor)
+            start = max(events[-1].seq, cursor)
             evidence = await self.journal.read_after(
                 start, limit=limit, max_bytes=max_bytes, unsynced_only=True, classes=[EVIDENCE]
             )
             if evidence:
-                return Plan(evidence, in_order=False, skipped=[])
-            self.evidence_cursor = max(self.evidence_cursor, snapshot)
-        return Plan(events, in_order=True, skipped=holes(self.floor, (e.seq for e in events)))
+                return Plan(evidence, in_order=False, skipped=[]), floor, cursor
+            cursor = max(cursor, snapshot)
+        plan = Plan(events, in_order=True, skipped=holes(floor, (e.seq for e in events)))
+        return plan, floor, cursor
+
+    # -- running one batch ahead ----------------------------------------------------------------
+    #
+    # While a batch is in flight (the centre verifying and storing it), the next one is read,
+    # built, signed and gzipped, assuming the one in flight will be confirmed. It is only ever
+    # *prepared* ahead: it is posted after the ack of the previous one has been judged and its
+    # rows marked, and only if the floor is then exactly what was assumed (else it is thrown
+    # away and the step plans afresh). One request in flight, acks judged by seq as before.
+    # Only after an in-order batch: an evidence batch leaves its rows unsynced below the floor.
+
+    def _start_prefetch(self, sent: Prepared, key: Ed25519PrivateKey) -> None:
+        self._drop_prefetched()
+        if sent.plan.in_order:
+            self._next = asyncio.create_task(self._prefetch(sent.batch.last_seq, key))
+
+    async def _prefetch(self, floor: int, key: Ed25519PrivateKey) -> Prefetched | None:
+        limits = self.limits()
+        plan, _, cursor = await self._plan_at(floor, self.evidence_cursor)
+        prepared = None if plan is None else await asyncio.to_thread(self.prepare, plan, key)
+        return Prefetched(floor, limits, cursor, prepared)
+
+    async def _take_prefetched(self) -> Prepared | None:
+        """The batch prepared ahead, if it is still the right next one."""
+        task, self._next = self._next, None
+        if task is None:
+            return None
+        try:
+            ahead = await task
+        except (JournalError, SyncError, WireError) as exc:
+            log.info("sync: batch prepared ahead failed (%s); planning again", exc)
+            return None
+        if ahead is None or ahead.prepared is None:
+            return None
+        if ahead.floor != self.floor or ahead.limits != self.limits():
+            return None
+        self.evidence_cursor = max(self.evidence_cursor, ahead.evidence_cursor)
+        self.counters["prefetched"] += 1
+        return ahead.prepared
+
+    def _drop_prefetched(self) -> None:
+        task, self._next = self._next, None
+        if task is not None:
+            task.cancel()
 
     # -- sending ----------------------------------------------------------------------------
 
-    async def send(
-        self, session: aiohttp.ClientSession, key: Ed25519PrivateKey, plan: Plan
-    ) -> None:
+    def prepare(self, plan: Plan, key: Ed25519PrivateKey) -> Prepared:
+        """Build, sign and gzip the batch for ``plan`` (CPU only: runs on a worker thread)."""
         batch = self.build_batch(plan)
-        wire_body, raw_size = await asyncio.to_thread(seal_batch, batch, key)
+        wire_body, raw_size = seal_batch(batch, key)
+        return Prepared(plan, batch, wire_body, raw_size)
+
+    async def send(
+        self, session: aiohttp.ClientSession, key: Ed25519PrivateKey, prepared: Prepared
+    ) -> None:
+        plan, batch, wire_body, raw_size = (
+            prepared.plan,
+            prepared.batch,
+            prepared.wire_body,
+            prepared.raw_size,
+        )
+        self._start_prefetch(prepared, key)
         try:
             async with session.post(
                 f"{self.centre_url}{INGEST_PATH}",
