@@ -230,7 +230,10 @@ def gateway_side(data: Path, url: str, naive: bool) -> None:
             )
             up = Uploader(journal, SystemClock(), section, data_dir=data, rng=random.Random(1))
             task = asyncio.create_task(up.run())
-            while (await journal.stats())["unsynced"] > 0:
+            # Done when no unsynced row is left: one lookup in the unsynced index. (Not
+            # journal.stats(): its count is a full scan of the journal, 0.15 s at 514k rows,
+            # under the reader lock the uploader reads with - it slowed what it measured.)
+            while await journal.read_after(0, limit=1, unsynced_only=True):
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.2)

@@ -122,7 +122,7 @@ async def run(
         ack = Ack.from_dict(_ack(record.gateway_id, cbatch.batch_id, result))
         verdict = judge_ack(batch, ack, journal_last_seq=journal.last_seq, in_order=plan.in_order)
         assert verdict.mark_through is not None or verdict.mark_seqs
-        await up.record_ack(batch, plan, ack, verdict)
+        await up.record_ack(batch, plan.in_order, ack, verdict)
         stages["gateway: judge ack, mark synced"] += time.perf_counter() - t
         t = time.perf_counter()
         await antifraud.after_ingest(record.gateway_id, cbatch.events, now=time.time())

@@ -36,6 +36,7 @@ waits a random delay so a district's gateways do not all reconnect in the same s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gzip
 import logging
 import random
@@ -95,9 +96,11 @@ class Plan:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A batch read, built, signed and gzipped, ready to post."""
+    """A batch read, built, signed and gzipped, ready to post. ``batch`` is a receipt: the
+    envelope's fields with each event cut down to its ``seq`` (all that judging the ack and
+    marking need), so a batch in flight holds its gzipped bytes and little else."""
 
-    plan: Plan
+    in_order: bool
     batch: Batch
     wire_body: bytes
     raw_size: int
@@ -234,6 +237,7 @@ class Uploader:
                 await self.journal.wait_for_new(self.floor, timeout=self.section.idle_poll_s)
                 return 0.0
             prepared = await asyncio.to_thread(self.prepare, plan, key)
+            del plan  # its events are in the gzipped body now; not kept while in flight
         try:
             await self.send(session, key, prepared)
         except RetryLater as exc:
@@ -315,7 +319,7 @@ class Uploader:
 
     def _start_prefetch(self, sent: Prepared, key: Ed25519PrivateKey) -> None:
         self._drop_prefetched()
-        if sent.plan.in_order:
+        if sent.in_order:
             self._next = asyncio.create_task(self._prefetch(sent.batch.last_seq, key))
 
     async def _prefetch(self, floor: int, key: Ed25519PrivateKey) -> Prefetched | None:
@@ -353,13 +357,14 @@ class Uploader:
         """Build, sign and gzip the batch for ``plan`` (CPU only: runs on a worker thread)."""
         batch = self.build_batch(plan)
         wire_body, raw_size = seal_batch(batch, key)
-        return Prepared(plan, batch, wire_body, raw_size)
+        receipt = dataclasses.replace(batch, events=tuple({"seq": s} for s in batch.seqs()))
+        return Prepared(plan.in_order, receipt, wire_body, raw_size)
 
     async def send(
         self, session: aiohttp.ClientSession, key: Ed25519PrivateKey, prepared: Prepared
     ) -> None:
-        plan, batch, wire_body, raw_size = (
-            prepared.plan,
+        in_order, batch, wire_body, raw_size = (
+            prepared.in_order,
             prepared.batch,
             prepared.wire_body,
             prepared.raw_size,
@@ -406,9 +411,9 @@ class Uploader:
         ack = parse_ack(body)  # SyncError for anything malformed, whatever wire lets through
         with hostile("centre ack cannot be judged"):
             verdict = judge_ack(
-                batch, ack, journal_last_seq=self.journal.last_seq, in_order=plan.in_order
+                batch, ack, journal_last_seq=self.journal.last_seq, in_order=in_order
             )
-        await self.record_ack(batch, plan, ack, verdict)
+        await self.record_ack(batch, in_order, ack, verdict)
 
     def build_batch(self, plan: Plan) -> Batch:
         """The checked batch for ``plan``, with a fresh id and the journal's chain head."""
@@ -424,7 +429,7 @@ class Uploader:
             chain_head=ChainHead(head_seq, head_hash) if head_seq else None,
         )
 
-    async def record_ack(self, batch: Batch, plan: Plan, ack: Ack, verdict: AckVerdict) -> None:
+    async def record_ack(self, batch: Batch, in_order: bool, ack: Ack, verdict: AckVerdict) -> None:
         """Mark what a judged ack confirms and move the floor (or the evidence cursor)."""
         if verdict.mark_through is not None:
             await self.journal.mark_synced_through(verdict.mark_through)
@@ -433,7 +438,7 @@ class Uploader:
             if verdict.note:
                 log.info("sync: %s", verdict.note)
             await self.journal.mark_synced(verdict.mark_seqs)
-            if plan.in_order:
+            if in_order:
                 self.floor = max(self.floor, batch.last_seq)
             else:
                 self.evidence_cursor = max(self.evidence_cursor, batch.last_seq)
