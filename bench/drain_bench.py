@@ -1,6 +1,7 @@
 """Drain a 7-day backlog to the centre over loopback TLS, beside a naive baseline.
 
     .venv/bin/python bench/drain_bench.py [--events 520000] [--naive-events 2000]
+                                          [--batch-events N (default: sync.batch_max_events)]
 
 What it does, all on 127.0.0.1:
 1. ``compound-centre init`` + ``serve`` (its own process), two tokens, two gateways provisioned.
@@ -202,7 +203,7 @@ def peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def gateway_side(data: Path, url: str, naive: bool) -> None:
+def gateway_side(data: Path, url: str, naive: bool, batch_events: int) -> None:
     from gateway.clock import SystemClock
     from gateway.journal import Journal
     from gateway.sync.config import SyncSection
@@ -225,8 +226,7 @@ def gateway_side(data: Path, url: str, naive: bool) -> None:
                 centre_url=url,
                 first_delay_max_s=0.0,
                 idle_poll_s=0.2,
-                batch_max_events=int(os.environ.get("DRAIN_BATCH", "500")),
-                batch_max_bytes=512 * 1024,
+                batch_max_events=batch_events,
             )
             up = Uploader(journal, SystemClock(), section, data_dir=data, rng=random.Random(1))
             task = asyncio.create_task(up.run())
@@ -328,7 +328,7 @@ def cli(data: Path, *args: str) -> str:
     return out.stdout
 
 
-async def run_child(data: Path, url: str, naive: bool) -> dict[str, Any]:
+async def run_child(data: Path, url: str, naive: bool, batch_events: int) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         __file__,
@@ -336,6 +336,7 @@ async def run_child(data: Path, url: str, naive: bool) -> dict[str, Any]:
         str(data),
         url,
         *(["--naive"] if naive else []),
+        f"--batch-events={batch_events}",
         stdout=asyncio.subprocess.PIPE,
         cwd=REPO,
         env=os.environ | {"PYTHONPATH": str(REPO)},
@@ -346,7 +347,7 @@ async def run_child(data: Path, url: str, naive: bool) -> dict[str, Any]:
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
-async def orchestrate(n_events: int, n_naive: int, keep: bool) -> None:
+async def orchestrate(n_events: int, n_naive: int, keep: bool, batch_events: int) -> None:
     from centre.audit import audit_gateway
     from centre.pki import CentrePaths
     from centre.store import SqliteRepository
@@ -410,7 +411,9 @@ async def orchestrate(n_events: int, n_naive: int, keep: bool) -> None:
             await proxy.start()
             centre0, self0 = cpu_of(server.pid), time.process_time()
             try:
-                r = await run_child(gws[name], f"https://127.0.0.1:{proxy.port}", naive)
+                r = await run_child(
+                    gws[name], f"https://127.0.0.1:{proxy.port}", naive, batch_events
+                )
             finally:
                 stats = proxy.stats
                 await proxy.stop()
@@ -460,6 +463,10 @@ async def orchestrate(n_events: int, n_naive: int, keep: bool) -> None:
     )
     c = w["counters"]
     print(
+        f"uploader: batch_max_events {batch_events}, {c.get('prefetched', 0)} of "
+        f"{c['batches']} batches prepared ahead"
+    )
+    print(
         f"uploader: {c['batches']} batches, canonical {c['raw_bytes'] / w['events']:.0f} B/event "
         f"→ gzip body {c['wire_bytes'] / w['events']:.1f} B/event, {c['errors']} errors"
     )
@@ -476,17 +483,26 @@ async def orchestrate(n_events: int, n_naive: int, keep: bool) -> None:
 
 
 def main() -> None:
+    from gateway.sync.config import SyncSection
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=520_000)
     p.add_argument("--naive-events", type=int, default=2_000)
     p.add_argument("--keep", action="store_true", help="keep the work directory")
+    p.add_argument(
+        "--batch-events",
+        type=int,
+        default=SyncSection().batch_max_events,
+        help="the uploader's sync.batch_max_events (default: the setting's default)",
+    )
     p.add_argument("--gateway-side", nargs=2, metavar=("DATA", "URL"), help=argparse.SUPPRESS)
     p.add_argument("--naive", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.gateway_side:
-        gateway_side(Path(args.gateway_side[0]), args.gateway_side[1], args.naive)
+        gw_data, gw_url = args.gateway_side
+        gateway_side(Path(gw_data), gw_url, args.naive, args.batch_events)
         return
-    asyncio.run(orchestrate(args.events, args.naive_events, args.keep))
+    asyncio.run(orchestrate(args.events, args.naive_events, args.keep, args.batch_events))
 
 
 if __name__ == "__main__":
