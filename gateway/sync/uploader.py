@@ -26,8 +26,12 @@ recovery). At start the floor is just below the first unsynced row. Each step:
    ``sync.chain_head`` telemetry event so that an upload, and its signed head, goes out at
    least hourly. The centre compares each head with the event it holds (docs/antifraud.md).
 
-Only one batch is in memory (or flight) at a time, whatever the backlog. The first upload
-waits a random delay so a district's gateways do not all reconnect in the same second.
+One batch is in flight at a time, whatever the backlog. While it is, the next one is prepared
+(read, built, signed, gzipped on a worker thread) on the assumption that the one in flight is
+confirmed; it is posted only after that ack has been judged and its rows marked, and only if
+the floor is then what it assumed - else it is dropped and the step plans afresh. A batch in
+flight keeps its gzipped bytes and a receipt (seqs), not its events. The first upload waits a
+random delay so a district's gateways do not all reconnect in the same second.
 
     uploader = Uploader(journal, clock, SyncSection(), data_dir=Path("/var/lib/compound-gw"))
     await uploader.run()     # under the supervisor
