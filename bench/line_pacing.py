@@ -34,11 +34,12 @@ def _transfer(baud: int, n: int, *, paced: bool, per_byte: bool) -> tuple[float,
     """Seconds from the write (after one priming byte) to the last byte, and arrival times."""
     payload = os.urandom(n)
     arrivals: list[float] = []
-    with tempfile.TemporaryDirectory() as tmp, SerialLine(
-        host_link=Path(tmp) / "tty", baud=baud, paced=paced
-    ) as line, serial.Serial(line.host_path, timeout=2) as gw, serial.Serial(
-        line.device_path, timeout=2
-    ) as dev:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        SerialLine(host_link=Path(tmp) / "tty", baud=baud, paced=paced) as line,
+        serial.Serial(line.host_path, timeout=2) as gw,
+        serial.Serial(line.device_path, timeout=2) as dev,
+    ):
         gw.write(payload[:1])  # the clock starts once the line is flowing
         dev.read(1)
         start = time.monotonic()

@@ -46,8 +46,8 @@ from wire import (
     encode,
     key_id,
     load_public_key_pem,
-    split_envelope,
-    verify,
+    split_sealed,
+    verify_signed,
 )
 from wire.envelopes import BATCH_ID_RE, GATEWAY_ID_RE
 
@@ -272,7 +272,7 @@ def _parse_and_verify(raw: bytes, record: GatewayRecord) -> tuple[Batch, bytes, 
     """Decode the signed envelope, check its shape and sender, verify the signature (thread)."""
     if not raw:
         raise BadRequest("empty body: expected a signed batch envelope")
-    body, kid, sig = split_envelope(raw, BATCH_TYPE, max_bytes=MAX_INGEST_BODY)
+    body, kid, sig, signed = split_sealed(raw, BATCH_TYPE, max_bytes=MAX_INGEST_BODY)
     batch = Batch.from_dict(body)
     if batch.gateway_id != record.gateway_id:
         raise Forbidden(
@@ -281,7 +281,7 @@ def _parse_and_verify(raw: bytes, record: GatewayRecord) -> tuple[Batch, bytes, 
         )
     public_key = load_public_key_pem(record.public_key_pem.encode("ascii"))
     check_key_id(kid, public_key)
-    verify(BATCH_TYPE, body, sig, public_key)
+    verify_signed(BATCH_TYPE, body, sig, signed, public_key)  # over the bytes as sent
     return batch, sig, kid
 
 

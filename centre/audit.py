@@ -16,7 +16,15 @@ import json
 from dataclasses import dataclass, field
 
 from centre.store import SqliteRepository
-from wire import BATCH_TYPE, Batch, WireError, encode, load_public_key_pem, split_envelope, verify
+from wire import (
+    BATCH_TYPE,
+    Batch,
+    WireError,
+    encode,
+    load_public_key_pem,
+    split_sealed,
+    verify_signed,
+)
 from wire.chain import SEGMENT_START, ChainError, verify_chain
 
 
@@ -66,8 +74,8 @@ async def audit_gateway(
     for stored in await repo.stored_batches(gateway_id):
         report.batches += 1
         try:
-            body, _kid, sig = split_envelope(stored.envelope, BATCH_TYPE)
-            verify(BATCH_TYPE, body, sig, key)
+            body, _kid, sig, covered = split_sealed(stored.envelope, BATCH_TYPE)
+            verify_signed(BATCH_TYPE, body, sig, covered, key)
             batch = Batch.from_dict(body)
         except WireError as exc:
             report.bad_batches += 1

@@ -31,7 +31,9 @@ from wire.signing import (
     sign,
     signed_bytes,
     split_envelope,
+    split_sealed,
     verify,
+    verify_signed,
 )
 
 __all__ = [
@@ -62,5 +64,7 @@ __all__ = [
     "sign",
     "signed_bytes",
     "split_envelope",
+    "split_sealed",
     "verify",
+    "verify_signed",
 ]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, Final
 
 MAX_DEPTH: Final = 32
@@ -60,16 +61,74 @@ def _check(value: Any, depth: int, path: str) -> None:
     raise EncodingError(f"{type(value).__name__} has no JSON form", at=path)
 
 
+# Built once: json.dumps with these arguments would build an encoder on every call.
+_ENCODER: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """True when :func:`_check` would pass ``value``: the fast path, no error messages.
+
+    Exact types only (``type(x) is str``), scalars checked inline without a call each, so a
+    batch of events costs a fraction of :func:`_check`. Anything else (a subclass, a tuple, a
+    bad value) answers False, and the caller runs :func:`_check` for the verdict and the message.
+    """
+    if depth >= MAX_DEPTH:  # a container this deep: _check decides (and words the refusal)
+        return False
+    if type(value) is dict:
+        items: Any = value.values()
+        for key in value:
+            if type(key) is not str:
+                return False
+    elif type(value) is list:
+        items = value
+    else:
+        return _plain_scalar(value)
+    for item in items:
+        t = type(item)
+        if t is str or t is bool or item is None:
+            continue
+        if t is int:
+            if not -_INT_BOUND < item < _INT_BOUND:
+                return False
+        elif t is float:
+            if not math.isfinite(item):
+                return False
+        elif not _plain(item, depth + 1):
+            return False
+    return True
+
+
+def _plain_scalar(value: Any) -> bool:
+    t = type(value)
+    if t is str or t is bool or value is None:
+        return True
+    if t is int:
+        return bool(-_INT_BOUND < value < _INT_BOUND)
+    if t is float:
+        return math.isfinite(value)
+    return False
+
+
+def _checked(value: Any, depth: int = 0) -> None:
+    """:class:`EncodingError` unless canonical JSON can hold ``value`` (found ``depth`` deep)."""
+    if _plain(value, depth):
+        return
+    try:
+        _check(value, depth, "$")
+    except RecursionError as exc:  # a self-referencing or absurdly deep value
+        raise EncodingError(f"nesting deeper than {MAX_DEPTH}") from exc
+
+
 def encode(value: Any) -> bytes:
     """The canonical bytes of ``value``; :class:`EncodingError` (only) for what canonical JSON
     cannot hold."""
     try:
-        _check(value, 0, "$")
-    except RecursionError as exc:  # a self-referencing or absurdly deep value
+        _checked(value)
+    except RecursionError as exc:  # a self-referencing value deeper than _plain looks
         raise EncodingError(f"nesting deeper than {MAX_DEPTH}") from exc
-    text = json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    text = _ENCODER.encode(value)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:  # lone surrogates in a str
@@ -97,6 +156,10 @@ def _pairs_no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# A \u escape of a UTF-16 surrogate (or a false alarm, an escaped backslash followed by
+# "ud800", which only costs the full check).
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
+
 _DECODER = json.JSONDecoder(
     object_pairs_hook=_pairs_no_duplicates,
     parse_constant=_refuse_constant,
@@ -105,9 +168,10 @@ _DECODER = json.JSONDecoder(
 )
 
 
-def decode(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+def decode(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, depth: int = 0) -> Any:
     """Parse strict JSON bytes; :class:`EncodingError` (only) for anything the module doc
-    refuses."""
+    refuses. ``depth``: how deep the value sits in an enclosing document whose nesting limit
+    it shares (a part cut out of a larger one)."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise EncodingError(f"expected bytes, got {type(data).__name__}")
     if len(data) > max_bytes:
@@ -131,11 +195,14 @@ def decode(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     if end != len(text):
         raise EncodingError(f"{len(text) - end} trailing character(s) after the JSON value")
     try:
-        _check(value, 0, "$")
+        _checked(value, depth)
     except RecursionError as exc:  # pragma: no cover - raw_decode recursed first
         raise EncodingError(f"nesting deeper than {MAX_DEPTH}") from exc
     # Lone surrogates decoded from \ud800 escapes would make the value unencodable: refuse now.
-    encode(value)
+    # Text decoded from UTF-8 holds no surrogate, so only a \uD800-\uDFFF escape can make one;
+    # without such an escape (nearly always) the value is encodable as checked above.
+    if _SURROGATE_ESCAPE.search(text):
+        encode(value)
     return value
 
 

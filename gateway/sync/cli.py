@@ -45,15 +45,19 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument(
         "--token-file",
         default="",
-        help=_("file (mode 0600) holding the one-time token from `compound-centre token create`; "
-        "without it the token is asked (no echo) or read from stdin"),
+        help=_(
+            "file (mode 0600) holding the one-time token from `compound-centre token create`; "
+            "without it the token is asked (no echo) or read from stdin"
+        ),
     )
     # Deprecated: a token in argv lands in `ps` and shell history. Hidden, warned about.
     p.add_argument("--token", default=None, help=argparse.SUPPRESS)
     p.add_argument(
         "--ca-fingerprint",
-        help=_("SHA-256 of the centre's CA certificate, as the centre operator gave it "
-        "(strongly recommended; without it the CA is trusted on first use)"),
+        help=_(
+            "SHA-256 of the centre's CA certificate, as the centre operator gave it "
+            "(strongly recommended; without it the CA is trusted on first use)"
+        ),
     )
     p.set_defaults(handler=cmd_provision)  # gateway.cli.main calls args.handler(args)
 

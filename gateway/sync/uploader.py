@@ -26,8 +26,12 @@ recovery). At start the floor is just below the first unsynced row. Each step:
    ``sync.chain_head`` telemetry event so that an upload, and its signed head, goes out at
    least hourly. The centre compares each head with the event it holds (docs/antifraud.md).
 
-Only one batch is in memory (or flight) at a time, whatever the backlog. The first upload
-waits a random delay so a district's gateways do not all reconnect in the same second.
+One batch is in flight at a time, whatever the backlog. While it is, the next one is prepared
+(read, built, signed, gzipped on a worker thread) on the assumption that the one in flight is
+confirmed; it is posted only after that ack has been judged and its rows marked, and only if
+the floor is then what it assumed - else it is dropped and the step plans afresh. A batch in
+flight keeps its gzipped bytes and a receipt (seqs), not its events. The first upload waits a
+random delay so a district's gateways do not all reconnect in the same second.
 
     uploader = Uploader(journal, clock, SyncSection(), data_dir=Path("/var/lib/compound-gw"))
     await uploader.run()     # under the supervisor
@@ -36,6 +40,7 @@ waits a random delay so a district's gateways do not all reconnect in the same s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gzip
 import logging
 import random
@@ -54,11 +59,18 @@ from gateway.errors import JournalError, SyncError
 from gateway.events import EVIDENCE, TELEMETRY, Event
 from gateway.journal import Journal
 from gateway.sync.config import SyncPaths, SyncSection
-from gateway.sync.policy import Backoff, Link, LinkTracker, judge_ack, parse_retry_after
+from gateway.sync.policy import (
+    AckVerdict,
+    Backoff,
+    Link,
+    LinkTracker,
+    judge_ack,
+    parse_retry_after,
+)
 from gateway.sync.provision import load_private_key, read_enrollment
 from gateway.sync.replies import hostile, parse_ack, reply_error, reply_start
 from gateway.sync.tls import client_ssl_context, read_limited
-from wire import BATCH_TYPE, Ack, Batch, ChainHead, holes, seal
+from wire import BATCH_TYPE, Ack, Batch, ChainHead, WireError, holes, seal
 
 log = logging.getLogger("gateway.sync.uploader")
 
@@ -84,6 +96,30 @@ class Plan:
     events: list[Event]
     in_order: bool
     skipped: list[tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A batch read, built, signed and gzipped, ready to post. ``batch`` is a receipt: the
+    envelope's fields with each event cut down to its ``seq`` (all that judging the ack and
+    marking need), so a batch in flight holds its gzipped bytes and little else."""
+
+    in_order: bool
+    batch: Batch
+    wire_body: bytes
+    raw_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Prefetched:
+    """The next batch, prepared while the previous one was in flight, on the assumption that
+    the previous one is confirmed: valid only if the floor is then ``floor`` and the limits
+    are still ``limits`` (:meth:`Uploader._take_prefetched`)."""
+
+    floor: int
+    limits: tuple[int, int]
+    evidence_cursor: int
+    prepared: Prepared | None
 
 
 def seal_batch(batch: Batch, key: Ed25519PrivateKey) -> tuple[bytes, int]:
@@ -123,7 +159,15 @@ class Uploader:
         self._successes = 0
         self.retry_in_s = 0.0
         self.last_ack: Ack | None = None
-        self.counters = {"batches": 0, "events": 0, "wire_bytes": 0, "raw_bytes": 0, "errors": 0}
+        self.counters = {
+            "batches": 0,
+            "events": 0,
+            "wire_bytes": 0,
+            "raw_bytes": 0,
+            "errors": 0,
+            "prefetched": 0,
+        }
+        self._next: asyncio.Task[Prefetched | None] | None = None
         self.last_head_sent = clock.monotonic()  # a batch with the chain head last went out
 
     # -- the service ----------------------------------------------------------------------
@@ -152,12 +196,15 @@ class Uploader:
         connector = aiohttp.TCPConnector(ssl=ctx, limit=1)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             await self._align_with_centre(session)
-            while True:
-                delay = await self.step(session, key)
-                self.retry_in_s = delay
-                self._publish()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            try:
+                while True:
+                    delay = await self.step(session, key)
+                    self.retry_in_s = delay
+                    self._publish()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+            finally:
+                self._drop_prefetched()
 
     async def _initial_floor(self) -> int:
         first = await self.journal.read_after(0, limit=1, unsynced_only=True)
@@ -185,20 +232,26 @@ class Uploader:
 
     async def step(self, session: aiohttp.ClientSession, key: Ed25519PrivateKey) -> float:
         """One upload attempt (or one idle wait); returns the delay before the next."""
-        plan = await self.plan()
-        if plan is None:
-            if await self._chain_head_due():
+        prepared = await self._take_prefetched()
+        if prepared is None:
+            plan = await self.plan()
+            if plan is None:
+                if await self._chain_head_due():
+                    return 0.0
+                await self.journal.wait_for_new(self.floor, timeout=self.section.idle_poll_s)
                 return 0.0
-            await self.journal.wait_for_new(self.floor, timeout=self.section.idle_poll_s)
-            return 0.0
+            prepared = await asyncio.to_thread(self.prepare, plan, key)
+            del plan  # its events are in the gzipped body now; not kept while in flight
         try:
-            await self.send(session, key, plan)
+            await self.send(session, key, prepared)
         except RetryLater as exc:
+            self._drop_prefetched()
             await self._link_success()
             delay = float(exc.fields.get("delay_s", 0.0))
             log.info("sync: centre asks to retry in %.1f s (%s)", delay, exc.reason)
             return delay * (1 + self.rng.uniform(0, RETRY_AFTER_JITTER))
         except SyncError as exc:
+            self._drop_prefetched()
             self.counters["errors"] += 1
             await self._link_failure(exc.reason)
             delay = self.backoff.next_delay()
@@ -232,42 +285,95 @@ class Uploader:
         return events, size
 
     async def plan(self) -> Plan | None:
+        plan, floor, cursor = await self._plan_at(self.floor, self.evidence_cursor)
+        self.floor = max(self.floor, floor)
+        self.evidence_cursor = max(self.evidence_cursor, cursor)
+        return plan
+
+    async def _plan_at(self, floor: int, cursor: int) -> tuple[Plan | None, int, int]:
+        """The plan for a given floor and evidence cursor, and the floor and cursor it
+        establishes; changes nothing (so it can run ahead, see :meth:`_prefetch`)."""
         limit, max_bytes = self.limits()
         snapshot = self.journal.last_seq
         events = await self.journal.read_after(
-            self.floor, limit=limit, max_bytes=max_bytes, unsynced_only=True
+            floor, limit=limit, max_bytes=max_bytes, unsynced_only=True
         )
         if not events:
             # Nothing unsynced up to the snapshot: every row at or below it is synced or gone.
-            self.floor = max(self.floor, snapshot)
-            return None
+            return None, max(floor, snapshot), cursor
         if events[-1].seq < snapshot:
-            start = max(events[-1].seq, self.evidence_cursor)
+            start = max(events[-1].seq, cursor)
             evidence = await self.journal.read_after(
                 start, limit=limit, max_bytes=max_bytes, unsynced_only=True, classes=[EVIDENCE]
             )
             if evidence:
-                return Plan(evidence, in_order=False, skipped=[])
-            self.evidence_cursor = max(self.evidence_cursor, snapshot)
-        return Plan(events, in_order=True, skipped=holes(self.floor, (e.seq for e in events)))
+                return Plan(evidence, in_order=False, skipped=[]), floor, cursor
+            cursor = max(cursor, snapshot)
+        plan = Plan(events, in_order=True, skipped=holes(floor, (e.seq for e in events)))
+        return plan, floor, cursor
+
+    # -- running one batch ahead ----------------------------------------------------------------
+    #
+    # While a batch is in flight (the centre verifying and storing it), the next one is read,
+    # built, signed and gzipped, assuming the one in flight will be confirmed. It is only ever
+    # *prepared* ahead: it is posted after the ack of the previous one has been judged and its
+    # rows marked, and only if the floor is then exactly what was assumed (else it is thrown
+    # away and the step plans afresh). One request in flight, acks judged by seq as before.
+    # Only after an in-order batch: an evidence batch leaves its rows unsynced below the floor.
+
+    def _start_prefetch(self, sent: Prepared, key: Ed25519PrivateKey) -> None:
+        self._drop_prefetched()
+        if sent.in_order:
+            self._next = asyncio.create_task(self._prefetch(sent.batch.last_seq, key))
+
+    async def _prefetch(self, floor: int, key: Ed25519PrivateKey) -> Prefetched | None:
+        limits = self.limits()
+        plan, _, cursor = await self._plan_at(floor, self.evidence_cursor)
+        prepared = None if plan is None else await asyncio.to_thread(self.prepare, plan, key)
+        return Prefetched(floor, limits, cursor, prepared)
+
+    async def _take_prefetched(self) -> Prepared | None:
+        """The batch prepared ahead, if it is still the right next one."""
+        task, self._next = self._next, None
+        if task is None:
+            return None
+        try:
+            ahead = await task
+        except (JournalError, SyncError, WireError) as exc:
+            log.info("sync: batch prepared ahead failed (%s); planning again", exc)
+            return None
+        if ahead is None or ahead.prepared is None:
+            return None
+        if ahead.floor != self.floor or ahead.limits != self.limits():
+            return None
+        self.evidence_cursor = max(self.evidence_cursor, ahead.evidence_cursor)
+        self.counters["prefetched"] += 1
+        return ahead.prepared
+
+    def _drop_prefetched(self) -> None:
+        task, self._next = self._next, None
+        if task is not None:
+            task.cancel()
 
     # -- sending ----------------------------------------------------------------------------
 
+    def prepare(self, plan: Plan, key: Ed25519PrivateKey) -> Prepared:
+        """Build, sign and gzip the batch for ``plan`` (CPU only: runs on a worker thread)."""
+        batch = self.build_batch(plan)
+        wire_body, raw_size = seal_batch(batch, key)
+        receipt = dataclasses.replace(batch, events=tuple({"seq": s} for s in batch.seqs()))
+        return Prepared(plan.in_order, receipt, wire_body, raw_size)
+
     async def send(
-        self, session: aiohttp.ClientSession, key: Ed25519PrivateKey, plan: Plan
+        self, session: aiohttp.ClientSession, key: Ed25519PrivateKey, prepared: Prepared
     ) -> None:
-        # The chain head first: last_seq only grows, so it stays at or above the head's seq.
-        head_seq, head_hash = self.journal.chain_head
-        batch = Batch.build(
-            self.journal.gateway_id,
-            f"b{plan.events[0].seq}-{uuid.uuid4().hex[:12]}",
-            [e.to_dict() for e in plan.events],
-            head_seq=max(self.journal.last_seq, plan.events[-1].seq),
-            created_at=self.clock.wall(),
-            skipped=plan.skipped,
-            chain_head=ChainHead(head_seq, head_hash) if head_seq else None,
+        in_order, batch, wire_body, raw_size = (
+            prepared.in_order,
+            prepared.batch,
+            prepared.wire_body,
+            prepared.raw_size,
         )
-        wire_body, raw_size = await asyncio.to_thread(seal_batch, batch, key)
+        self._start_prefetch(prepared, key)
         try:
             async with session.post(
                 f"{self.centre_url}{INGEST_PATH}",
@@ -309,8 +415,26 @@ class Uploader:
         ack = parse_ack(body)  # SyncError for anything malformed, whatever wire lets through
         with hostile("centre ack cannot be judged"):
             verdict = judge_ack(
-                batch, ack, journal_last_seq=self.journal.last_seq, in_order=plan.in_order
+                batch, ack, journal_last_seq=self.journal.last_seq, in_order=in_order
             )
+        await self.record_ack(batch, in_order, ack, verdict)
+
+    def build_batch(self, plan: Plan) -> Batch:
+        """The checked batch for ``plan``, with a fresh id and the journal's chain head."""
+        # The chain head first: last_seq only grows, so it stays at or above the head's seq.
+        head_seq, head_hash = self.journal.chain_head
+        return Batch.build(
+            self.journal.gateway_id,
+            f"b{plan.events[0].seq}-{uuid.uuid4().hex[:12]}",
+            [e.to_dict() for e in plan.events],
+            head_seq=max(self.journal.last_seq, plan.events[-1].seq),
+            created_at=self.clock.wall(),
+            skipped=plan.skipped,
+            chain_head=ChainHead(head_seq, head_hash) if head_seq else None,
+        )
+
+    async def record_ack(self, batch: Batch, in_order: bool, ack: Ack, verdict: AckVerdict) -> None:
+        """Mark what a judged ack confirms and move the floor (or the evidence cursor)."""
         if verdict.mark_through is not None:
             await self.journal.mark_synced_through(verdict.mark_through)
             self.floor = max(self.floor, verdict.mark_through)
@@ -318,7 +442,7 @@ class Uploader:
             if verdict.note:
                 log.info("sync: %s", verdict.note)
             await self.journal.mark_synced(verdict.mark_seqs)
-            if plan.in_order:
+            if in_order:
                 self.floor = max(self.floor, batch.last_seq)
             else:
                 self.evidence_cursor = max(self.evidence_cursor, batch.last_seq)

@@ -274,3 +274,46 @@ async def test_dropped_telemetry_is_declared_and_the_centre_passes_it(
         assert g is not None and g.watermark == journal.last_seq
     finally:
         await journal.close()
+
+
+async def test_batch_prepared_ahead_is_dropped_when_the_one_in_flight_fails(
+    centre: Centre, fake: Any, tmp_path: Path
+) -> None:
+    """The next batch is prepared while one is in flight, assuming it is confirmed. When it is
+    not, what was prepared ahead must never go out: the failed batch's rows are sent again
+    first, and every row is marked only by the ack that confirms it."""
+    refused: list[Batch] = []
+
+    def reply(b: Batch) -> web.Response:
+        if b.first_seq == 21 and not refused:  # the third in-order batch, refused once
+            refused.append(b)
+            return web.Response(text="<html>proxy error</html>", content_type="text/html")
+        return web.Response(body=encode(ack_for(b)), content_type="application/json")
+
+    fc, url = await fake(reply)
+    journal, up = await gateway(centre, tmp_path, url, n=0, batch_max_events=10)
+    for i in range(100):  # telemetry: in-order batches, the ones prepared ahead
+        await journal.append("health.sample", {"n": i}, cls=TELEMETRY)
+    task = asyncio.create_task(up.run())
+    try:
+        for _ in range(400):  # a bound on a hang, not a timing assertion
+            if not await journal.read_after(0, limit=1, unsynced_only=True) or task.done():
+                break
+            await asyncio.sleep(0.05)
+        if task.done():
+            task.result()
+        assert not await journal.read_after(0, limit=1, unsynced_only=True)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await journal.close()
+    # link.up / link.down are evidence and may go ahead of the telemetry: judge the in-order
+    # (telemetry) batches, then every batch together.
+    telemetry = [b for b in fc.batches if b.events[0]["cls"] == TELEMETRY]
+    firsts = [b.first_seq for b in telemetry]
+    assert firsts[:4] == [1, 11, 21, 21], "the refused batch goes again before anything after"
+    assert firsts == sorted(firsts)
+    confirmed = [b for b in fc.batches if b is not refused[0]]
+    seqs = sorted(s for b in confirmed for s in b.seqs())
+    assert seqs == list(range(1, journal.last_seq + 1))  # each row confirmed exactly once
+    assert up.counters["prefetched"] >= 5  # the others were prepared ahead

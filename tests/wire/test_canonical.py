@@ -88,3 +88,74 @@ def test_unencodable_values(value: Any) -> None:
 def test_not_canonical_detected() -> None:
     assert not is_canonical(json.dumps({"b": 1, "a": 2}).encode())
     assert is_canonical(b'{"a":2,"b":1}')
+
+
+# The fast path (wire.canonical._plain) must never pass what the full check refuses: values near
+# every limit - depth, integer digits, non-finite floats, non-string keys, subclasses, tuples.
+hostile_leaves = (
+    json_values
+    | st.sampled_from([math.nan, math.inf, -math.inf, 10**100, -(10**100), 10**100 - 1])
+    | st.sampled_from([(1, 2), {1: "x"}, {None: 1}, b"x", {1.5}, object()])
+)
+
+
+def _nested(depth: int, leaf: Any, *, as_dict: bool) -> Any:
+    for _ in range(depth):
+        leaf = {"k": leaf} if as_dict else [leaf]
+    return leaf
+
+
+@given(
+    st.recursive(
+        hostile_leaves,
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.text(max_size=4), children, max_size=4)
+        ),
+        max_leaves=20,
+    )
+)
+def test_fast_path_agrees_with_the_full_check(value: Any) -> None:
+    from wire import canonical
+
+    try:
+        canonical._check(value, 0, "$")
+        full_ok = True
+    except (EncodingError, RecursionError):
+        full_ok = False
+    assert canonical._plain(value, 0) <= full_ok  # fast may decline; it may never pass more
+    if full_ok:
+        assert (
+            encode(value)
+            == json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        )
+
+
+@pytest.mark.parametrize("depth", [30, 31, 32, 33, 34])
+@pytest.mark.parametrize("leaf", [1, [], {}])
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_depth_limit_is_the_same_on_both_paths(depth: int, leaf: Any, as_dict: bool) -> None:
+    from wire import canonical
+
+    value = _nested(depth, leaf, as_dict=as_dict)
+    try:
+        canonical._check(value, 0, "$")
+        full_ok = True
+    except EncodingError:
+        full_ok = False
+    assert full_ok == (depth <= 32)
+    if full_ok:
+        assert decode(encode(value)) == value
+    else:
+        with pytest.raises(EncodingError, match="nesting"):
+            encode(value)
+        with pytest.raises(EncodingError, match="nesting"):
+            decode(json.dumps(value).encode())
+
+
+def test_lone_surrogate_escapes_still_refused_and_escaped_backslashes_kept() -> None:
+    for raw in (b'{"a":"\\ud800"}', b'["x\\uDFFF"]', b'{"\\udc00":1}'):
+        with pytest.raises(EncodingError, match="surrogate"):
+            decode(raw)
+    assert decode(b'["\\\\ud800"]') == ["\\ud800"]
+    assert decode(b'["\\ud83d\\ude00"]') == ["\U0001f600"]  # a valid pair is fine

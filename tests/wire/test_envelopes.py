@@ -189,3 +189,87 @@ def test_inconsistent_acks_refused(bad: dict[str, Any]) -> None:
 def test_holes() -> None:
     assert holes(10, [12, 13, 17]) == [(11, 11), (14, 16)]
     assert holes(0, [1, 2, 3]) == []
+
+
+@pytest.mark.parametrize("kind", [BATCH_TYPE, COMMAND_TYPE])
+def test_seal_is_the_canonical_encoding_of_the_signed_envelope(kind: str) -> None:
+    # seal() assembles the envelope around a body encoded once; it must be byte for byte what
+    # encoding sign()'s dict gives (Ed25519 is deterministic), so old and new peers agree.
+    from wire import sign
+
+    for body in (batch([3, 4, 7], skipped=[(1, 2), (5, 6)]).to_dict(), {"é": "ü", "n": [1.5]}):
+        assert seal(kind, body, KEY) == encode(sign(kind, body, KEY))
+
+
+def _split_both(raw: bytes, kind: str = BATCH_TYPE) -> tuple[Any, Any]:
+    from wire import split_envelope, split_sealed
+
+    def run(fn: Any) -> Any:
+        try:
+            return fn(raw, kind)[:3]
+        except (EncodingError, EnvelopeError, SignatureError) as exc:
+            return type(exc)
+
+    return run(split_sealed), run(split_envelope)
+
+
+def test_split_sealed_reads_what_split_envelope_reads() -> None:
+    import json
+
+    from wire import split_sealed, verify_signed
+
+    raw = seal(BATCH_TYPE, batch([3, 4, 7]).to_dict(), KEY)
+    fast, full = _split_both(raw)
+    assert fast == full
+    body, _kid, sig, signed = split_sealed(raw, BATCH_TYPE)
+    assert signed == encode({"type": BATCH_TYPE, "body": body})
+    verify_signed(BATCH_TYPE, body, sig, signed, KEY.public_key())
+    with pytest.raises(SignatureError):
+        verify_signed(BATCH_TYPE, body, sig, signed, OTHER.public_key())
+    # Another layout of the same envelope (spaces, keys in another order) takes the general
+    # path and still verifies: the signature is over the canonical form.
+    loose = json.dumps(dict(reversed(list(decode(raw).items()))), indent=1).encode()
+    body2, _, sig2, signed2 = split_sealed(loose, BATCH_TYPE)
+    assert body2 == body and signed2 == signed
+    verify_signed(BATCH_TYPE, body2, sig2, signed2, KEY.public_key())
+    # Body bytes that are not canonical but carry the canonical form's signature: the fast cut
+    # does not verify, the canonical re-encoding does (as verify() always judged it).
+    env = decode(raw)
+    spaced = raw.replace(b'{"body":{', b'{"body":{ ', 1)
+    assert spaced != raw
+    b3, _, s3, signed3 = split_sealed(spaced, BATCH_TYPE)
+    assert b3 == env["body"] and signed3 != signed
+    verify_signed(BATCH_TYPE, b3, s3, signed3, KEY.public_key())
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda r: r.replace(b'"type":"batch"}', b'"type":"command"}'),
+        lambda r: r[:-1],
+        lambda r: r + b" ",
+        lambda r: r.replace(b'"sig":"', b'"sig":"A'),
+        lambda r: r.replace(b'"key_id":"', b'"key_id":"', 1).replace(b'"body":{', b'"body":[', 1),
+        lambda r: r.replace(b'{"body":', b'{"body":{"x":', 1),
+        lambda r: r.replace(b'{"body":', b'{"body":' + b"[" * 31 + b"1" + b"]" * 31 + b",", 1),
+        lambda r: r.replace(b"==\",\"type\"", b'=A","type"', 1),
+    ],
+)
+def test_split_sealed_refuses_what_split_envelope_refuses(mutate: Any) -> None:
+    raw = mutate(seal(BATCH_TYPE, {"n": [[[1]]]}, KEY))
+    fast, full = _split_both(raw)
+    assert fast == full
+
+
+@pytest.mark.parametrize("depth", [30, 31, 32])
+def test_split_sealed_keeps_the_envelope_nesting_limit(depth: int) -> None:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    raw = seal(COMMAND_TYPE, {"v": value}, KEY) if depth < 31 else None
+    if raw is None:  # too deep to seal: build the envelope by hand around a canonical body
+        body = ('{"v":' + "[" * depth + "1" + "]" * depth + "}").encode()
+        raw = b'{"body":' + body + b',"key_id":"ab","sig":"' + b"A" * 86 + b'==","type":"command"}'
+    fast, full = _split_both(raw, COMMAND_TYPE)
+    assert fast == full
+    assert (fast is EncodingError) == (depth >= 31)
