@@ -74,6 +74,11 @@ class TapRecord:
         }
 
 
+# Tap times are judged to the millisecond: a bound that beats the elapsed time by less is no
+# evidence (hypothesis found checkpoints 1e-38 m apart "impossible" at tolerance 0).
+TIME_RESOLUTION_S = 0.001
+
+
 @dataclass(frozen=True, slots=True)
 class TravelRules:
     tolerance_s: float = 10.0  # reader and clock jitter on top of each tap's own uncertainty
@@ -241,12 +246,12 @@ def _band_travel(
         need = table.minimum(prev.checkpoint, t.checkpoint)
         legs += need or 0.0
         sums.append(legs)
-        slack = tolerance_s + prev.time_uncertain_s + t.time_uncertain_s
+        slack = tolerance_s + prev.time_uncertain_s + t.time_uncertain_s + TIME_RESOLUTION_S
         key = legs - t.at + t.time_uncertain_s
         if need and t.at - prev.at + slack < need:
             out.append(ImpossibleTravel(prev, t, t.at - prev.at, need))
             start, start_key = k, key
-        elif legs - t.at - t.time_uncertain_s - start_key > tolerance_s:
+        elif legs - t.at - t.time_uncertain_s - start_key > tolerance_s + TIME_RESOLUTION_S:
             first = taps[start]
             via = tuple(taps[start + 1 : k])
             out.append(ImpossibleTravel(first, t, t.at - first.at, legs - sums[start], via))
