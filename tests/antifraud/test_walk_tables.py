@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from centre.antifraud import WalkingTableError
+from centre.antifraud import WalkingTableError, WalkingTimes
 from centre.antifraud.tables import WalkTables, load_walk_table
 from centre.cli import main
 from gateway.clock import ManualClock
@@ -77,9 +77,11 @@ def test_any_bytes_load_or_raise_the_documented_error(tmp_path_factory, raw: byt
     path = tmp_path_factory.mktemp("t") / "gw.toml"
     path.write_bytes(raw)
     try:
-        load_walk_table(path)
-    except WalkingTableError:
-        pass
+        table = load_walk_table(path)
+    except WalkingTableError as exc:
+        assert str(exc).startswith("gw.toml")  # it names the file
+    else:
+        assert isinstance(table, WalkingTimes)
 
 
 def test_tables_are_read_again_when_they_change(

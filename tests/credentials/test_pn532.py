@@ -118,12 +118,20 @@ def test_the_frame_reader_byte_by_byte_and_garbled_frames() -> None:
 def test_hostile_bytes_raise_only_pn532_error(data: bytes) -> None:
     reader = FrameReader()
     reader.feed(data)
+    frames = []
     for _ in range(len(data) + 1):
         try:
-            if reader.next_frame() is None:
-                break
+            frame = reader.next_frame()
         except Pn532Error:
             continue
+        if frame is None:
+            break
+        frames.append(frame)
+    else:
+        raise AssertionError("the reader kept finding frames in finite bytes")
+    # Every frame starts with a start code (00 FF) of its own and takes at least 4 bytes.
+    assert len(frames) <= data.count(b"\x00\xff")
+    assert 4 * len(frames) <= len(data)
 
 
 class _Port:
