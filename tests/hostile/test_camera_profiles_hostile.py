@@ -11,7 +11,6 @@ documented error, within a second of CPU.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,20 +28,11 @@ from gateway.config.schema import parse_section
 from gateway.errors import ConfigError
 from gateway.health.config import HealthSection
 from hil_tests.sims.camera import make_jpeg
+from tests.hostile.test_gateway_parsers import timed  # CPU seconds of the test's thread, < 1 s
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-LIMIT_S = 1.0
 GOOD_JPEG = make_jpeg("hostile", 400, 1920, 1080)
 
-
-# Timed in CPU seconds of the test's thread (time.thread_time), as in the other hostile tests.
-def timed(fn, *args):  # type: ignore[no-untyped-def]
-    start = time.thread_time()
-    try:
-        return fn(*args)
-    finally:
-        elapsed = time.thread_time() - start
-        assert elapsed < LIMIT_S, f"{getattr(fn, '__name__', fn)} took {elapsed:.2f} s"
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _mutate(data: bytes, pos: int, junk: bytes, cut: int) -> bytes:
