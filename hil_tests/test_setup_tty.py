@@ -20,7 +20,6 @@ Every wait is for text on the screen or an event in the journal, with a generous
 the screen in the failure message; nothing sleeps and hopes.
 """
 
-
 from __future__ import annotations
 
 import asyncio
@@ -138,11 +137,13 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
             term.close()
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_for(check: Callable[[], bool], timeout: float, what: str | Callable[[], str]) -> None:
+    """``what`` may be a function, called on failure, so the message shows the last state."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
+            said = what() if callable(what) else what
+            raise AssertionError(f"{said}: not within {timeout} s")
         time.sleep(0.2)
 
 
@@ -382,7 +383,9 @@ def daemon_work(
         return any(r["route"] == "main" and r["done"] == "2/2" and "g-017" in r["guards"]
                    for r in rows)  # fmt: skip
 
-    wait_for(credited, WAIT_S, f"the round credited with both checkpoints (day {day}): {seen}")
+    wait_for(
+        credited, WAIT_S, lambda: f"the round credited with both checkpoints (day {day}): {seen}"
+    )
     rc, text = run_cli(["patrol", "today", "--config", str(config), "--day", day], lang="zh-CN")
     assert rc == 0 and "main-rounds@" in text and "g-017" in text, text
 
@@ -396,7 +399,7 @@ def daemon_work(
             page[:] = [resp.read().decode("utf-8")]
         return "g-017" in page[0] and f"{start:%H:%M}" in page[0] and "2/2" in page[0]
 
-    wait_for(on_the_page, WAIT_S, f"the round on the status page: {page[-1:]}")
+    wait_for(on_the_page, WAIT_S, lambda: f"the round on the status page: {page[-1:]}")
     assert "今天的巡逻" in page[0], page[0][:2000]
 
     # a second guard added while the daemon runs: wristband from the journaled unknown tap

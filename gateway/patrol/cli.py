@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import sys
 import time
 import zoneinfo
@@ -19,7 +18,7 @@ from typing import Any
 
 from gateway.config import load_config
 from gateway.i18n import _
-from gateway.patrol.report import explain, render_summary, today_rows
+from gateway.patrol.report import current_rows, explain, render_summary, today_rows
 from gateway.patrol.service import load_engine
 
 
@@ -85,9 +84,12 @@ def _note(note: str) -> str:
 def cmd_today(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     engine = load_engine(cfg.patrol, cfg.journal_path, time.time())
-    # Without --day: the patrol day in progress, as the daemon (and the status page) count it.
-    day = args.day or (engine.day_of(engine.now + 1e-6) if math.isfinite(engine.now) else None)
-    rows = today_rows(engine, day)
+    # Without --day: the patrol day in progress and the next day's rounds already open, as the
+    # daemon (and the status page) show them.
+    if args.day:
+        day, rows = args.day, today_rows(engine, args.day)
+    else:
+        day, rows = current_rows(engine)
     if args.json:
         print(json.dumps(rows, indent=2, sort_keys=True, default=str))
     else:

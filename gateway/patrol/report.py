@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import date, timedelta
 from typing import Any
 
 from gateway.patrol.engine import (
@@ -18,6 +19,7 @@ from gateway.patrol.engine import (
     AlertResolved,
     DailySummary,
     PatrolEngine,
+    RoundReport,
     RoundVerdict,
     SummaryRow,
 )
@@ -26,39 +28,62 @@ TODAY_COLUMNS = ("round", "route", "window", "state", "done", "started", "guards
 
 
 def today_rows(engine: PatrolEngine, day: str | None = None) -> list[dict[str, Any]]:
-    """One row per round of the patrol day (default: the day in progress at ``engine.now``)."""
+    """One row per round of the patrol day; without ``day``, :func:`current_rows`."""
     if day is None:
-        if not math.isfinite(engine.now):
-            return []  # nothing journaled yet: no time, no patrol day
-        day = engine.day_of(engine.now + 1e-6)
-    rows: list[dict[str, Any]] = []
-    for rid in engine.round_ids(day):
+        return current_rows(engine)[1]
+    return [_today_row(engine, engine.report(rid)) for rid in engine.round_ids(day)]
+
+
+def current_day(engine: PatrolEngine) -> str | None:
+    """The patrol day in progress at ``engine.now`` (None before any time is known)."""
+    if not math.isfinite(engine.now):
+        return None  # nothing journaled yet: no time, no patrol day
+    return engine.day_of(engine.now + 1e-6)
+
+
+def current_rows(engine: PatrolEngine) -> tuple[str | None, list[dict[str, Any]]]:
+    """The patrol day in progress and what guards and the status page need to see now: its
+    rounds, then the rounds of the next patrol day whose window has already opened.
+
+    A round from 07:30 to 09:30 belongs to the patrol day whose summary is due tomorrow at
+    ``summary_hour`` (08:00): at 07:45 the day in progress is still yesterday's, but the round
+    is being walked now and must be on the page.
+    """
+    day = current_day(engine)
+    if day is None:
+        return None, []
+    rows = today_rows(engine, day)
+    following = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+    for rid in engine.round_ids(following):
         rep = engine.report(rid)
-        note = ""
-        if rep.missing:
-            note = "missing " + ", ".join(rep.missing)
-        elif rep.excused:
-            note = "not judged " + ", ".join(rep.excused)
-        elif rep.outages:
-            note = rep.outages[0]
-        flags = [c for c in rep.codes if c in ("out_of_order", "implausible_walk", "repeated_taps")]
-        if flags:
-            note = (note + "; " if note else "") + ", ".join(flags)
-        rows.append(
-            {
-                "round": rid,
-                "route": rep.route_id,
-                "window": f"{_hhmm(rep.local_start)}-{_hhmm(rep.local_end)}",
-                "state": rep.state,
-                "done": f"{rep.covered}/{len(rep.counts)}",
-                "started": ""
-                if rep.started_at is None
-                else engine.local(rep.started_at).strftime("%H:%M"),
-                "guards": ",".join(rep.guards),
-                "note": note,
-            }
-        )
-    return rows
+        if rep.window_start > engine.now:
+            break  # round_ids are in window-start order
+        rows.append(_today_row(engine, rep))
+    return day, rows
+
+
+def _today_row(engine: PatrolEngine, rep: RoundReport) -> dict[str, Any]:
+    """One ``patrol today`` row (the status page shows the same)."""
+    note = ""
+    if rep.missing:
+        note = "missing " + ", ".join(rep.missing)
+    elif rep.excused:
+        note = "not judged " + ", ".join(rep.excused)
+    elif rep.outages:
+        note = rep.outages[0]
+    flags = [c for c in rep.codes if c in ("out_of_order", "implausible_walk", "repeated_taps")]
+    if flags:
+        note = (note + "; " if note else "") + ", ".join(flags)
+    return {
+        "round": rep.round_id,
+        "route": rep.route_id,
+        "window": f"{_hhmm(rep.local_start)}-{_hhmm(rep.local_end)}",
+        "state": rep.state,
+        "done": f"{rep.covered}/{len(rep.counts)}",
+        "started": "" if rep.started_at is None else engine.local(rep.started_at).strftime("%H:%M"),
+        "guards": ",".join(rep.guards),
+        "note": note,
+    }
 
 
 def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
@@ -184,6 +209,8 @@ def _pct(value: float | None) -> str:
 
 
 __all__ = [
+    "current_day",
+    "current_rows",
     "explain",
     "render_summary",
     "render_table",

@@ -32,7 +32,7 @@ from gateway.patrol.engine import (
     PatrolEngine,
     RoundVerdict,
 )
-from gateway.patrol.report import today_rows
+from gateway.patrol.report import current_rows
 
 log = logging.getLogger("gateway.patrol")
 
@@ -239,9 +239,9 @@ class PatrolService:
             self.board.publish("patrol", {"day": None, "rounds": {}, "seq": self.seq,
                                           "waiting_for": "a synchronised clock"})  # fmt: skip
             return
-        day = engine.day_of(engine.now + 1e-6)
-        # The same rows as `compound-gw patrol today`, so the status page shows what it shows.
-        today = today_rows(engine, day)
+        # The same rows as `compound-gw patrol today`, so the status page shows what it shows:
+        # the patrol day in progress and the next day's rounds already open.
+        day, today = current_rows(engine)
         states: dict[str, int] = {}
         for row in today:
             states[row["state"]] = states.get(row["state"], 0) + 1

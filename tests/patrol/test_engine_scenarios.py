@@ -22,7 +22,13 @@ from gateway.patrol.engine import (
     engine_inputs_from_event,
     replay,
 )
-from gateway.patrol.report import explain, render_summary, render_today, today_rows
+from gateway.patrol.report import (
+    current_rows,
+    explain,
+    render_summary,
+    render_today,
+    today_rows,
+)
 from tests.patrol.helpers import EventLog, after_midnight, at, section
 
 R22 = "night@2026-11-28T22:00"
@@ -524,3 +530,21 @@ def test_fixed_time_schedule() -> None:
     assert engine.round_ids("2026-11-28") == ["gate@2026-11-28T12:30", "gate@2026-11-28T18:00"]
     assert engine.report("gate@2026-11-28T12:30").state == MISSED
     assert engine.report("gate@2026-11-28T18:00").state == COMPLETED
+
+
+def test_a_round_open_before_the_summary_hour_is_shown_now() -> None:
+    """07:25-09:25 belongs to the patrol day whose summary is tomorrow at 08:00, but at 07:30
+    guards walk it: `patrol today` and the status page list it after the day in progress."""
+    morning = [
+        {"id": "am", "route": "r1", "times": ["07:25", "10:00"], "window_minutes": 120},
+    ]
+    log = started_log()
+    log.tap("a", after_midnight(7, 27))
+    engine, _ = run(log, after_midnight(7, 30), schedules=morning)
+    day, rows = current_rows(engine)
+    assert day == "2026-11-28"  # the day in progress ends at 08:00 on the 29th
+    assert [r["round"] for r in today_rows(engine, day)] == []
+    assert [(r["round"], r["done"], r["guards"]) for r in rows] == [
+        ("am@2026-11-29T07:25", "1/3", "g1")
+    ]  # the 10:00 round of the same day is not open yet
+    assert today_rows(engine) == rows
