@@ -70,10 +70,16 @@ def reply_error(status: int, ctype: str | None, body: bytes) -> SyncError:
         with contextlib.suppress(SyncError):
             data = reply_json(body, "error body", max_bytes=64 * 1024)
     if isinstance(data, dict) and isinstance(data.get("reason"), str):
+        fields: dict[str, Any] = {
+            "status": status,
+            "code": reply_start(str(data.get("error", "")).encode("utf-8", "replace")),
+        }
+        seq = data.get("seq")
+        if type(seq) is int and 0 < seq < 2**63:  # the seq a refusal names (409 seq_conflict)
+            fields["seq"] = seq
         return SyncError(
             f"centre refused: {reply_start(data['reason'].encode('utf-8', 'replace'), 300)}",
-            status=status,
-            code=reply_start(str(data.get("error", "")).encode("utf-8", "replace")),
+            **fields,
         )
     return SyncError(
         f"centre answered HTTP {status}",

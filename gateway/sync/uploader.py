@@ -91,6 +91,11 @@ class RetryLater(SyncError):
     """The centre said 429/503: come back after ``delay_s``."""
 
 
+class SeqConflict(SyncError):
+    """The centre holds ``seq`` of this batch with other content (409 ``seq_conflict``) and
+    has kept the version just sent in a ``journal.rewritten`` alert before answering."""
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     events: list[Event]
@@ -166,6 +171,7 @@ class Uploader:
             "raw_bytes": 0,
             "errors": 0,
             "prefetched": 0,
+            "conflicts": 0,
         }
         self._next: asyncio.Task[Prefetched | None] | None = None
         self.last_head_sent = clock.monotonic()  # a batch with the chain head last went out
@@ -244,6 +250,11 @@ class Uploader:
             del plan  # its events are in the gzipped body now; not kept while in flight
         try:
             await self.send(session, key, prepared)
+        except SeqConflict as exc:
+            self._drop_prefetched()
+            await self._link_success()
+            await self._settle_conflict(exc)
+            return 0.0
         except RetryLater as exc:
             self._drop_prefetched()
             await self._link_success()
@@ -260,6 +271,24 @@ class Uploader:
         self.backoff.reset()
         await self._link_success()
         return 0.0
+
+    async def _settle_conflict(self, exc: SeqConflict) -> None:
+        """A seq the centre already holds with other content (the journal file was edited or
+        restored, and the centre's ack of the first copy never came back): both versions are
+        at the centre (the held one, and the refused one in the ``journal.rewritten`` alert it
+        stored before answering), so the seq counts as delivered here and the rest of the
+        journal goes on; resending it would be refused forever and hold back every event after
+        it. Not journaled here: after a restored old file every new event reuses a seq the
+        centre holds, and a record of each refusal would reuse the next one."""
+        seq = int(exc.fields["seq"])
+        log.warning(
+            "sync: centre holds seq %d with other content (%s); kept there", seq, exc.reason
+        )
+        self.counters["conflicts"] += 1
+        try:
+            await self.journal.mark_synced([seq])
+        except JournalError as exc2:
+            log.error("sync: seq %d not marked delivered: %s", seq, exc2.reason)
 
     async def _chain_head_due(self) -> bool:
         """Idle for an hour with a chain: journal ``sync.chain_head`` so the next upload
@@ -405,7 +434,12 @@ class Uploader:
         if status == 413:
             self._shrink()
         if status != 200:
-            raise reply_error(status, ctype, body)
+            refusal = reply_error(status, ctype, body)
+            seq = refusal.fields.get("seq")
+            conflict = status == 409 and refusal.fields.get("code") == "seq_conflict"
+            if conflict and isinstance(seq, int) and seq in batch.seqs():
+                raise SeqConflict(refusal.reason, seq=seq, batch_id=batch.batch_id)
+            raise refusal
         if ctype != "application/json":
             raise SyncError(
                 "centre reply is not JSON (captive portal or proxy?)",

@@ -175,3 +175,45 @@ async def test_edits_deletion_and_rollback_are_flagged_with_gateway_and_seq(
         (JOURNAL_REWRITTEN, reused.seq),
     ):
         assert f"alert {GW} seq {seq}: {kind}" in out
+
+
+async def test_an_edited_row_whose_ack_was_lost_does_not_stop_the_upload(
+    centre: Centre,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
+    """The centre stored a batch but its ack never came back; then a synced row was edited.
+    The resend of that row is refused (409 seq_conflict) every time: the gateway counts the seq
+    as delivered (the centre keeps both versions) and goes on, so the events after it arrive."""
+    data = tmp_path / "gw"
+    await enroll(centre, data)
+    db = data / "journal.db"
+    repo = centre.running.repo
+    assert isinstance(repo, SqliteRepository)
+    clock = ManualClock()
+    journal = await Journal.open(db, gateway_id=GW, clock=clock)
+    for i in range(4):
+        clock.advance(60)
+        await journal.append("tap", {"checkpoint": f"cp-{i}", "wristband": "band-7"})
+
+    async def caught_up() -> bool:
+        g = await repo.gateway(GW)
+        return g is not None and g.watermark >= journal.last_seq
+
+    await sync_until(journal, data, caught_up)
+    await journal.close()
+    edited = tap_seqs(db)[1]
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE events SET synced = 0")  # the ack was lost
+        conn.execute("UPDATE events SET wall = wall - 900 WHERE seq = ?", (edited,))
+    conn.close()
+
+    journal = await Journal.open(db, gateway_id=GW, clock=clock)
+    clock.advance(60)
+    after = await journal.append("tap", {"checkpoint": "after-edit", "wristband": "band-7"})
+    await sync_until(journal, data, caught_up)
+    await journal.close()
+    assert after.seq in await repo.event_seqs(GW)
+    assert (JOURNAL_REWRITTEN, GW, edited) in flagged(await repo.alerts(gateway_id=GW))
+    held = [e for e in await repo.events(gateway_id=GW, limit=1000) if e["seq"] == edited]
+    assert held[0]["payload"]["checkpoint"] == "cp-1"  # the first version stays as it was
