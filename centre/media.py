@@ -84,12 +84,11 @@ class MediaRequest:
     offset: int | None = None
 
 
-def parse_media_request(
-    sha_text: str, query: Mapping[str, str] | None, content_length: int | None
-) -> MediaRequest:
-    """Check a status (``query`` None) or upload request's own fields; BadRequest if bad.
+def parse_media_request(sha_text: str, query: Mapping[str, str] | None) -> MediaRequest:
+    """Check a status (``query`` None) or upload request's own fields; raises
+    :class:`~centre.errors.BadRequest` and nothing else for anything malformed.
 
-    ``parse_media_request("ab…", {"offset": "65536"}, 65536).offset == 65536``
+    ``parse_media_request("ab…", {"offset": "65536"}).offset == 65536``
     """
     if not isinstance(sha_text, str) or not SHA256_RE.fullmatch(sha_text):
         raise BadRequest("the image is named by its sha256: 64 lowercase hex digits")
@@ -106,8 +105,6 @@ def parse_media_request(
     offset = int(text)
     if offset >= MAX_MEDIA_BYTES:
         raise BadRequest(f"offset is beyond the largest image ({MAX_MEDIA_BYTES} bytes)")
-    if content_length is not None and content_length > MAX_CHUNK_BYTES:
-        raise MediaRefused(413, "chunk_too_large", f"a chunk is at most {MAX_CHUNK_BYTES} bytes")
     return MediaRequest(sha_text, offset)
 
 
@@ -164,7 +161,7 @@ class MediaService:
 
     async def status(self, request: web.Request) -> web.Response:
         record = await self.authenticate(request)
-        req = parse_media_request(request.match_info.get("sha256", ""), None, None)
+        req = parse_media_request(request.match_info.get("sha256", ""), None)
         size = await self._announced_size(record.gateway_id, req.sha256)
         if await self.repo.media(req.sha256) is not None:
             return json_reply(_progress(req.sha256, size, size))
@@ -174,10 +171,14 @@ class MediaService:
     async def upload(self, request: web.Request) -> web.Response:
         record = await self.authenticate(request)
         gw = record.gateway_id
-        req = parse_media_request(
-            request.match_info.get("sha256", ""), dict(request.query), request.content_length
-        )
+        if len(set(request.query.keys())) != len(request.query):
+            raise BadRequest("a query parameter is repeated")
+        req = parse_media_request(request.match_info.get("sha256", ""), dict(request.query))
         assert req.offset is not None
+        if request.content_length is not None and request.content_length > MAX_CHUNK_BYTES:
+            raise MediaRefused(
+                413, "chunk_too_large", f"a chunk is at most {MAX_CHUNK_BYTES} bytes"
+            )
         size = await self._announced_size(gw, req.sha256)
         chunk = await _read_chunk(request)
         lock = self._locks.setdefault((gw, req.sha256), asyncio.Lock())
