@@ -87,7 +87,7 @@ def stored_media(centre: Centre) -> dict[str, int]:
 def test_a_tap_snapshot_reaches_the_centre_with_a_matching_hash(
     site: tuple[SimCompound, Centre, FaultProxy],
 ) -> None:
-    compound, centre, proxy = site
+    compound, centre, _proxy = site
     cam_name = compound.bench.cameras[0].name
     camera = compound.cameras[cam_name]
     reader = compound.bench.readers[0].name
