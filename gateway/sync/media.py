@@ -48,7 +48,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -104,7 +104,7 @@ class QueuedImage:
 
 def queued_from(seq: int, payload: Any) -> QueuedImage | None:
     """The image a ``camera.snapshot`` payload names, or None when the payload is unusable."""
-    if not isinstance(payload, dict):
+    if not isinstance(payload, Mapping):
         return None
     sha, name, size = payload.get("sha256"), payload.get("file"), payload.get("bytes")
     if not (isinstance(sha, str) and _SHA.fullmatch(sha)):
@@ -148,6 +148,10 @@ class MediaUplink:
         self.budget = section.media_daily_budget_bytes
         self.chunk = section.media_chunk_bytes
         self.pending: dict[int, QueuedImage] = {}
+        # Images whose events the journal's retention pruned before they were sent (found at
+        # start, see :meth:`recover_orphans`); older than anything in ``pending``.
+        self.orphans: list[QueuedImage] = []
+        self.done_file = ""  # file of the newest image settled with everything before it
         self.scanned = 0  # camera.snapshot events up to here are in ``pending`` or settled
         self.day = ""
         self.day_bytes = 0
@@ -169,6 +173,7 @@ class MediaUplink:
             "refused": 0,
             "pruned_before_upload": 0,
             "unusable_events": 0,
+            "recovered": 0,
             "errors": 0,
         }
 
@@ -184,6 +189,8 @@ class MediaUplink:
             client_ssl_context, self.paths.ca, self.paths.cert, self.paths.key
         )
         await asyncio.to_thread(self._load_state)
+        await self.scan()
+        await self.recover_orphans()
         timeout = aiohttp.ClientTimeout(
             total=self.section.request_timeout_s, sock_connect=self.section.connect_timeout_s
         )
@@ -246,9 +253,39 @@ class MediaUplink:
             if len(events) < SCAN_ROWS:
                 return
 
+    async def recover_orphans(self) -> None:
+        """Queue the images whose events the journal's retention pruned before they were sent
+        (a restart after a long backlog): files newer than the last settled one, older than the
+        journal's oldest event and named by no queued event. Only synced events are pruned, so
+        these are ready; their sha256 is read from the file (the name has 16 hex digits)."""
+        first = await self.journal.read_after(0, limit=1)
+        if not first:
+            return
+        named = {i.file for i in self.pending.values()}
+        found = await asyncio.to_thread(
+            _orphans, self.media_dir, self.done_file, first[0].wall_time, named
+        )
+        for image in found:
+            if image is None:
+                self.counters["corrupt"] += 1
+            else:
+                self.orphans.append(image)
+                self.counters["recovered"] += 1
+        if self.orphans:
+            log.warning(
+                "media: %d image(s) on disk whose events were pruned before upload: queued",
+                len(self.orphans),
+            )
+
     async def next_ready(self) -> QueuedImage | None:
         """The oldest queued image whose event the centre has acknowledged (and whose file is
         still there: one the evidence budget pruned is counted and dropped from the queue)."""
+        while self.orphans:
+            image = self.orphans[0]
+            if await asyncio.to_thread((self.media_dir / image.file).exists):
+                return image
+            self.counters["pruned_before_upload"] += 1
+            self._settle(image)
         while self.pending:
             first = min(self.pending)
             unsynced = await self.journal.read_after(
@@ -272,12 +309,19 @@ class MediaUplink:
         )
 
     def _settle(self, image: QueuedImage) -> None:
-        self.pending.pop(image.seq, None)
+        if image.seq == 0:
+            with contextlib.suppress(ValueError):
+                self.orphans.remove(image)
+        else:
+            self.pending.pop(image.seq, None)
+        if not self.orphans and (not self.pending or image.seq < min(self.pending)):
+            self.done_file = max(self.done_file, image.file)
         self._dirty = True
 
     def backlog(self) -> tuple[int, int]:
         """(images, bytes) queued and not yet at the centre."""
-        return len(self.pending), sum(i.size for i in self.pending.values())
+        queued = [*self.orphans, *self.pending.values()]
+        return len(queued), sum(i.size for i in queued)
 
     # -- one image ------------------------------------------------------------------------
 
@@ -400,15 +444,22 @@ class MediaUplink:
         try:
             data = json.loads(self.state_path.read_text())
             done, day, spent = data["done_through"], data["day"], data["day_bytes"]
-        except (OSError, ValueError, KeyError, TypeError):
+            done_file = data.get("done_file", "")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return  # no state (or a damaged one): the centre's status answers tell the rest
         if isinstance(done, int) and isinstance(day, str) and isinstance(spent, int):
             self.scanned = max(0, done)
             self.day, self.day_bytes = day, max(0, spent)
+            self.done_file = done_file if isinstance(done_file, str) else ""
 
     def _save_state(self) -> None:
         done = min(self.pending) - 1 if self.pending else self.scanned
-        data = {"done_through": done, "day": self.day, "day_bytes": self.day_bytes}
+        data = {
+            "done_through": done,
+            "done_file": self.done_file,
+            "day": self.day,
+            "day_bytes": self.day_bytes,
+        }
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
@@ -455,6 +506,39 @@ def _received(reply: dict[str, Any], size: int) -> int:
     return value
 
 
+def _orphans(
+    folder: Path, after: str, before_wall: float, named: set[str]
+) -> list[QueuedImage | None]:
+    """Snapshot files named after ``after``, taken before ``before_wall`` and not in ``named``,
+    with their sha256 (None for a file whose content no longer matches its name)."""
+    out: list[QueuedImage | None] = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            name = entry.name
+            if not _FILE.fullmatch(name) or name <= after or name in named:
+                continue
+            if int(name[:13]) / 1000 >= before_wall or entry.stat().st_size == 0:
+                continue
+            digest = _sha256_of(Path(entry.path))
+            if digest is None or digest[:16] != name[-20:-4]:
+                out.append(None)
+                continue
+            with contextlib.suppress(OSError):
+                out.append(QueuedImage(0, digest, name, entry.stat().st_size))
+    return out
+
+
+def _sha256_of(path: Path) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            while block := f.read(1024 * 1024):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
 def _read_at(path: Path, offset: int, n: int) -> bytes | None:
     try:
         with path.open("rb") as f:
@@ -465,11 +549,4 @@ def _read_at(path: Path, offset: int, n: int) -> bytes | None:
 
 
 def _hashes_to(path: Path, sha256: str) -> bool:
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as f:
-            while block := f.read(1024 * 1024):
-                digest.update(block)
-    except OSError:
-        return False
-    return digest.hexdigest() == sha256
+    return _sha256_of(path) == sha256

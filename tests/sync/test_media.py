@@ -331,3 +331,43 @@ async def test_retention_deletes_old_images_and_records_it(rig: Rig) -> None:
     (row,) = await rig.centre.running.repo.media_deletions(GW)
     assert row["sha256"] == digest and row["reason"] == "retention"
     assert await rig.centre.running.repo.media_backlog(GW) == (0, 0)
+
+
+async def test_an_image_whose_event_retention_pruned_is_still_sent_after_a_restart(
+    rig: Rig,
+) -> None:
+    data = image(50_000, 7)
+    digest = await rig.snapshot(data)
+    rig.start_uploader()
+    await wait_for(rig.events_acked, *rig.tasks)
+    # The gateway was down (or over budget) for longer than the journal keeps synced events:
+    # the camera.snapshot event is pruned, the file is still on disk.
+    rig.clock.advance(10)
+    await rig.journal.append("tap", {"checkpoint": "gate", "card": "0a0b0c0e"})
+    await wait_for(rig.events_acked, *rig.tasks)
+    assert await rig.journal.prune(1.0) >= 2
+    assert not await rig.journal.read_after(0, kinds=["camera.snapshot"])
+    uplink = rig.start_uplink()
+    await wait_for(lambda: rig.stored(digest), *rig.tasks)
+    assert uplink.counters["recovered"] == 1
+    assert sha(rig.centre_file(digest).read_bytes()) == digest
+
+
+async def test_a_restart_sends_nothing_twice_and_keeps_its_state_small(rig: Rig) -> None:
+    first = image(30_000, 8)
+    d1 = await rig.snapshot(first)
+    rig.start_uploader()
+    uplink = rig.start_uplink()
+    await wait_for(lambda: rig.stored(d1), *rig.tasks)
+    task = rig.tasks.pop()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)  # a stop writes the state once
+    state = rig.data / "sync" / "media-uplink.json"
+    assert state.stat().st_size < 200
+    assert uplink.counters["uploaded"] == 1
+
+    d2 = await rig.snapshot(image(30_000, 9))
+    again = rig.start_uplink()
+    await wait_for(lambda: rig.stored(d2), *rig.tasks)
+    assert again.counters["uploaded"] == 1 and again.counters["already_held"] == 0
+    assert again.counters["wire_bytes"] == 30_000  # the first image was not looked at again
