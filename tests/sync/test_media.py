@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import random
 import ssl
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,6 +288,14 @@ async def test_daily_budget_sends_at_most_the_budget_and_reports_the_rest(rig: R
         assert first_day < budget + 2 * CHUNK
         assert [await rig.stored(d) for d in digests] == [True, False, False, False, False]
         assert await rig.centre.running.repo.media_backlog(GW) == (4, 4_000_000)
+        # ...and the centre's operators see it too (compound-centre gateways).
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "centre.cli", "--data", str(rig.centre.paths.root),
+            "gateways", "--json", stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+        (row,) = json.loads(out)
+        assert (row["images_waiting"], row["image_bytes_waiting"]) == (4, 4_000_000)
         for d in digests:  # every waiting image is still on disk
             assert any(d[:16] in n for n, _ in rig.store.files())
 
