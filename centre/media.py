@@ -313,6 +313,7 @@ class MediaService:
         """Delete images stored longer than the retention, recording each; returns how many."""
         now = self.wall() if now is None else now
         cutoff = now - self.retention_s
+        await asyncio.to_thread(self._drop_stale_partials, cutoff)
         deleted = 0
         while True:
             old = await self.repo.media_stored_before(cutoff, limit=500)
@@ -324,6 +325,16 @@ class MediaService:
                 if await self.repo.delete_media(rec.sha256, now, RETENTION_REASON):
                     deleted += 1
             log.info("media retention: %d image(s) deleted", deleted)
+
+    def _drop_stale_partials(self, cutoff: float) -> None:
+        """Partial uploads untouched for the whole retention: the gateway gave up or lost the
+        file; nothing refers to them (the gateway asks again and starts from 0)."""
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(self.folder / PARTIAL_DIR):
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.name.endswith(".part") and entry.stat().st_mtime < cutoff:
+                        os.unlink(entry.path)
+                        log.info("media retention: stale partial %s removed", entry.name)
 
     async def run_retention(self, interval_s: float = RETENTION_INTERVAL_S) -> None:
         while True:

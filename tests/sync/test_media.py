@@ -335,7 +335,11 @@ async def test_retention_deletes_old_images_and_records_it(rig: Rig) -> None:
     media = rig.centre.running.media
     assert media is not None
     assert await media.expire(now=os.path.getmtime(rig.centre_file(digest)) + 3600) == 0
+    stale = rig.centre.paths.root / "media" / "partial" / f"{GW}-{'0' * 64}.part"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"half an image")
     assert await media.expire(now=10**10) == 1
+    assert not stale.exists()
     assert not rig.centre_file(digest).exists()
     assert not await rig.stored(digest)
     (row,) = await rig.centre.running.repo.media_deletions(GW)
