@@ -140,6 +140,10 @@ async def rig(centre: Centre, tmp_path: Path) -> AsyncIterator[Rig]:
         await journal.close()
 
 
+async def uploaded(uplink: MediaUplink, n: int) -> bool:
+    return uplink.counters["uploaded"] >= n
+
+
 def image(size: int, seed: int) -> bytes:
     return b"\xff\xd8" + random.Random(seed).randbytes(size - 4) + b"\xff\xd9"
 
@@ -164,6 +168,7 @@ async def test_image_arrives_with_matching_hash_only_after_its_event(rig: Rig) -
 
     rig.start_uploader()
     await wait_for(lambda: rig.stored(digest), *rig.tasks)
+    await wait_for(lambda: uploaded(uplink, 1), *rig.tasks)  # the 201 read by the gateway
     assert await rig.events_acked()
     held = rig.centre_file(digest).read_bytes()
     assert sha(held) == digest == sha(data)
@@ -378,6 +383,7 @@ async def test_a_restart_sends_nothing_twice_and_keeps_its_state_small(rig: Rig)
     rig.start_uploader()
     uplink = rig.start_uplink()
     await wait_for(lambda: rig.stored(d1), *rig.tasks)
+    await wait_for(lambda: uploaded(uplink, 1), *rig.tasks)
     task = rig.tasks.pop()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)  # a stop writes the state once
@@ -388,5 +394,6 @@ async def test_a_restart_sends_nothing_twice_and_keeps_its_state_small(rig: Rig)
     d2 = await rig.snapshot(image(30_000, 9))
     again = rig.start_uplink()
     await wait_for(lambda: rig.stored(d2), *rig.tasks)
+    await wait_for(lambda: uploaded(again, 1), *rig.tasks)
     assert again.counters["uploaded"] == 1 and again.counters["already_held"] == 0
     assert again.counters["wire_bytes"] == 30_000  # the first image was not looked at again
