@@ -10,6 +10,7 @@ the real uploader acknowledging the events, bytes counted on the wire by a TCP p
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
 import os
@@ -397,3 +398,29 @@ async def test_a_restart_sends_nothing_twice_and_keeps_its_state_small(rig: Rig)
     await wait_for(lambda: uploaded(again, 1), *rig.tasks)
     assert again.counters["uploaded"] == 1 and again.counters["already_held"] == 0
     assert again.counters["wire_bytes"] == 30_000  # the first image was not looked at again
+
+
+def test_status_shows_the_image_backlog_in_chinese() -> None:
+    from gateway.cli import render_status
+    from gateway.i18n import set_language
+
+    status = {
+        "gateway": GW,
+        "compound": "Rose Garden",
+        "daemon": {"running": False},
+        "journal": {"events": 10, "last_seq": 10, "unsynced": 0, "bytes_on_disk": 0},
+        "media": {
+            "waiting_images": 4,
+            "waiting_bytes": 4_000_000,
+            "sent_today_bytes": 1_000_000,
+            "over_budget": True,
+        },
+    }
+
+    def render() -> str:  # in a copied context: the language choice stays in there
+        set_language("zh-CN")
+        return render_status(status, "Asia/Shanghai", now=1_790_000_000.0)
+
+    text = contextvars.copy_context().run(render)
+    assert "证据图片上传区中心：4 张待上传（4 MB），今日已发送 1 MB" in text, text
+    assert "今日流量额度已用完" in text
