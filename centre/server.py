@@ -6,6 +6,7 @@ async with running_centre(CentrePaths(data), host="127.0.0.1", port=0) as centre
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
@@ -34,6 +35,7 @@ from centre.bulletins.web import BulletinHandlers
 from centre.commands.channel import CommandChannel
 from centre.commands.store import SqliteCommandStore
 from centre.faults import server_logger
+from centre.media import MediaService, retention_from_env
 from centre.pki import CentrePaths
 from centre.rollout.pages import RolloutPages
 from centre.rollout.service import RolloutService
@@ -58,6 +60,7 @@ class RunningCentre:
     app: web.Application | None = None  # every route it serves (tests walk them)
     console: ConsolePages | None = None  # the operators' web console under /console
     rollouts: RolloutService | None = None  # software rollouts to the gateways
+    media: MediaService | None = None  # evidence images uploaded by the gateways
 
     @property
     def url(self) -> str:
@@ -72,8 +75,10 @@ async def running_centre(
     port: int = 0,
     max_concurrent_ingest: int = DEFAULT_MAX_CONCURRENT_INGEST,
     retry_after_s: int = DEFAULT_RETRY_AFTER_S,
+    media_retention_s: float | None = None,
 ) -> AsyncIterator[RunningCentre]:
-    """Serve until the block exits; port 0 picks a free one (see ``.port``)."""
+    """Serve until the block exits; port 0 picks a free one (see ``.port``). Images are kept
+    ``media_retention_s`` (default: ``COMPOUND_CENTRE_MEDIA_RETENTION_DAYS``, else 30 days)."""
     repo = await SqliteRepository.open(paths.database)
     store = await SqliteExplanationStore.open(paths.root / EXPLANATIONS_FILE)
     command_store = await SqliteCommandStore.open(paths.database)
@@ -98,6 +103,13 @@ async def running_centre(
             survey=survey,
         )
         app.add_routes(bulletins.routes())
+        media = MediaService(
+            repo,
+            paths.root / "media",
+            authenticate=service._authenticated_gateway,
+            retention_s=retention_from_env() if media_retention_s is None else media_retention_s,
+        )
+        app.add_routes(media.routes())
         app.add_routes(
             AnnouncementHandlers(
                 AnnouncementLibrary(paths.root),
@@ -118,12 +130,17 @@ async def running_centre(
         RolloutPages(console, rollouts).install(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, logger=server_logger())
         await runner.setup()
+        sweeper = asyncio.create_task(media.run_retention(), name="centre-media-retention")
         try:
             site = web.TCPSite(runner, host, port, ssl_context=server_ssl_context(paths))
             await site.start()
             bound = runner.addresses[0][1]
-            yield RunningCentre(service, repo, commands, host, int(bound), app, console, rollouts)
+            yield RunningCentre(
+                service, repo, commands, host, int(bound), app, console, rollouts, media
+            )
         finally:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
             await runner.cleanup()
             await rollouts.close()
     finally:

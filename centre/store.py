@@ -30,7 +30,7 @@ from wire.envelopes import MAX_GAPS_LISTED
 
 log = logging.getLogger("centre.store")
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 4
 _MIGRATIONS: Final = (
     # 1: the first schema
     """
@@ -125,6 +125,32 @@ _MIGRATIONS: Final = (
         PRIMARY KEY (gateway_id, seq, hash)
     );
     """,
+    # 4: evidence images by sha256 (centre/media.py, docs/media.md): one file per hash, the
+    # camera.snapshot events that announce them found by an index on the hash, and a row per
+    # image the retention deleted
+    """
+    CREATE INDEX events_snapshot_sha ON events (json_extract(body, '$.payload.sha256'))
+        WHERE kind = 'camera.snapshot';
+    CREATE TABLE media (
+        sha256      TEXT PRIMARY KEY,
+        gateway_id  TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        size        INTEGER NOT NULL,
+        path        TEXT NOT NULL,
+        stored_at   REAL NOT NULL
+    );
+    CREATE INDEX media_stored ON media (stored_at);
+    CREATE TABLE media_deletions (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        sha256      TEXT NOT NULL,
+        gateway_id  TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        size        INTEGER NOT NULL,
+        stored_at   REAL NOT NULL,
+        deleted_at  REAL NOT NULL,
+        reason      TEXT NOT NULL
+    );
+    """,
 )
 
 # Alert kinds the journal chain raises (docs/antifraud.md, "Journal tamper evidence").
@@ -216,6 +242,32 @@ class TapTally:
     taps: int
     unverified: int
     unverified_bands: int
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A stored ``camera.snapshot`` event naming an image: whose, which seq, how many bytes
+    (None when the event does not say)."""
+
+    gateway_id: str
+    seq: int
+    size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRecord:
+    """An evidence image the centre holds, at ``path`` (relative to the media folder)."""
+
+    sha256: str
+    gateway_id: str
+    seq: int
+    size: int
+    path: str
+    stored_at: float
+
+
+def _media(row: sqlite3.Row) -> MediaRecord:
+    return MediaRecord(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - Row has no iter
 
 
 @dataclass(frozen=True, slots=True)
@@ -934,6 +986,120 @@ class SqliteRepository(SqliteWorker):
                 "SELECT seq, body FROM events WHERE gateway_id = ?", (gateway_id,)
             )
             return {r[0]: r[1] for r in rows}
+
+        return await self._run(op)
+
+    # -- evidence images (centre/media.py) ------------------------------------------------------
+
+    async def snapshot_announcement(self, gateway_id: str, sha256: str) -> Announcement | None:
+        """The stored ``camera.snapshot`` event of this gateway naming ``sha256`` (the oldest)."""
+
+        def op() -> Announcement | None:
+            row = self.db.execute(
+                "SELECT seq, json_extract(body, '$.payload.bytes') FROM events"
+                " WHERE kind = 'camera.snapshot'"
+                " AND json_extract(body, '$.payload.sha256') = ? AND gateway_id = ?"
+                " ORDER BY seq LIMIT 1",
+                (sha256, gateway_id),
+            ).fetchone()
+            if row is None:
+                return None
+            size = row[1] if isinstance(row[1], int) and not isinstance(row[1], bool) else None
+            return Announcement(gateway_id, int(row[0]), size)
+
+        return await self._run(op)
+
+    async def media(self, sha256: str) -> MediaRecord | None:
+        def op() -> MediaRecord | None:
+            row = self.db.execute("SELECT * FROM media WHERE sha256 = ?", (sha256,)).fetchone()
+            return _media(row) if row else None
+
+        return await self._run(op)
+
+    async def add_media(self, record: MediaRecord) -> bool:
+        """Record a stored image; False when its hash is stored already (never twice)."""
+
+        def op() -> bool:
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO media (sha256, gateway_id, seq, size, path, stored_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    record.sha256,
+                    record.gateway_id,
+                    record.seq,
+                    record.size,
+                    record.path,
+                    record.stored_at,
+                ),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(op)
+
+    async def media_stored_before(self, cutoff: float, limit: int = 1000) -> list[MediaRecord]:
+        def op() -> list[MediaRecord]:
+            rows = self.db.execute(
+                "SELECT * FROM media WHERE stored_at < ? ORDER BY stored_at LIMIT ?",
+                (cutoff, limit),
+            ).fetchall()
+            return [_media(r) for r in rows]
+
+        return await self._run(op)
+
+    async def delete_media(self, sha256: str, now: float, reason: str) -> bool:
+        """Forget a stored image and record the deletion (one transaction)."""
+
+        def op() -> bool:
+            db = self.db
+            with atomic(db):
+                row = db.execute("SELECT * FROM media WHERE sha256 = ?", (sha256,)).fetchone()
+                if row is None:
+                    return False
+                db.execute("DELETE FROM media WHERE sha256 = ?", (sha256,))
+                db.execute(
+                    "INSERT INTO media_deletions (sha256, gateway_id, seq, size, stored_at,"
+                    " deleted_at, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        sha256,
+                        row["gateway_id"],
+                        row["seq"],
+                        row["size"],
+                        row["stored_at"],
+                        now,
+                        reason,
+                    ),
+                )
+                return True
+
+        return await self._run(op)
+
+    async def media_deletions(self, gateway_id: str | None = None) -> list[dict[str, Any]]:
+        def op() -> list[dict[str, Any]]:
+            sql = "SELECT * FROM media_deletions"
+            params: tuple[Any, ...] = ()
+            if gateway_id is not None:
+                sql += " WHERE gateway_id = ?"
+                params = (gateway_id,)
+            rows = self.db.execute(sql + " ORDER BY id", params).fetchall()
+            return [{k: r[k] for k in r.keys()} for r in rows]  # noqa: SIM118 - Row
+
+        return await self._run(op)
+
+    async def media_backlog(self, gateway_id: str) -> tuple[int, int]:
+        """(images, bytes) this gateway announced in stored events that the centre does not
+        hold: neither stored nor deleted by retention."""
+
+        def op() -> tuple[int, int]:
+            row = self.db.execute(
+                "SELECT count(*), coalesce(sum(size), 0) FROM"
+                " (SELECT json_extract(e.body, '$.payload.sha256') AS sha,"
+                "  json_extract(e.body, '$.payload.bytes') AS size"
+                "  FROM events e WHERE e.gateway_id = ? AND e.kind = 'camera.snapshot')"
+                " WHERE sha NOT IN (SELECT sha256 FROM media)"
+                " AND sha NOT IN (SELECT sha256 FROM media_deletions)",
+                (gateway_id,),
+            ).fetchone()
+            return int(row[0]), int(row[1] or 0)
 
         return await self._run(op)
 

@@ -208,6 +208,19 @@ def render_status(status: Mapping[str, Any], tz: str, now: float) -> str:
         if link.get("last_error") and link.get("link") != "up":
             text += _("; ") + _("last error: %(error)s") % {"error": link["last_error"]}
         lines.append(text)
+    media = status.get("media")
+    if isinstance(media, Mapping) and "waiting_images" in media:
+        text = _(
+            "Evidence images to the centre: %(images)s waiting (%(size)s), %(sent)s sent today"
+        ) % {
+            "images": num(media.get("waiting_images")),
+            "size": _("%(mb)s MB") % {"mb": num(round((media.get("waiting_bytes") or 0) / 1e6, 1))},
+            "sent": _("%(mb)s MB")
+            % {"mb": num(round((media.get("sent_today_bytes") or 0) / 1e6, 1))},
+        }
+        if media.get("over_budget"):
+            text += _("; ") + _("today's budget is spent, the rest waits for tomorrow")
+        lines.append(text)
     patrol = status.get("patrol")
     if isinstance(patrol, Mapping):
         if patrol.get("waiting_for"):
@@ -375,8 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--lang",
         default=None,
-        help=_("language of the output: zh-CN (default) or en "
-        "(default: $COMPOUND_GW_LANG, then [gateway] language)"),
+        help=_(
+            "language of the output: zh-CN (default) or en "
+            "(default: $COMPOUND_GW_LANG, then [gateway] language)"
+        ),
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar=_("COMMAND"))
 

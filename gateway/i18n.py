@@ -200,6 +200,7 @@ SERVICE_WORDS: Final = {
     "health": N_("device health"),
     "sync": N_("upload to the centre"),
     "uploader": N_("upload to the centre"),
+    "media-uplink": N_("evidence images to the centre"),
     "commands": N_("centre commands"),
     "web": N_("status page"),
     "status-board": N_("status board"),

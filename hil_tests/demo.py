@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import itertools
 import json
 import os
@@ -162,6 +163,18 @@ class Centre:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+
+    def media(self, wanted: set[str]) -> dict[str, Path]:
+        """Which of ``wanted`` (sha256) the centre holds, and where."""
+        db = self.folder / "centre.db"
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = conn.execute("SELECT sha256, path FROM media").fetchall()
+        except sqlite3.OperationalError:
+            return {}
+        finally:
+            conn.close()
+        return {str(s): self.folder / "media" / str(p) for s, p in rows if s in wanted}
 
     def watermark(self, gateway_id: str) -> int:
         db = self.folder / "centre.db"
@@ -411,6 +424,30 @@ def step_sync(d: Demo) -> None:
     d.say(f"the centre acknowledged every event up to seq {d.centre.watermark(gw_id)}")
 
 
+def step_media(d: Demo) -> None:
+    """An evidence image follows its camera.snapshot event to the centre, hash checked there."""
+    snaps = d.events("camera.snapshot")
+    if not snaps:
+        d.say("no evidence snapshot was taken: no image to send to the centre")
+        d.report["media"] = {"snapshots": 0}
+        return
+    want = {str(e.payload["sha256"]): e for e in snaps}
+    deadline = time.monotonic() + 60
+    while not (held := d.centre.media(set(want))):
+        if time.monotonic() > deadline:
+            raise AssertionError("no evidence image reached the centre within 60 s")
+        time.sleep(0.2)
+    sha, path = next(iter(held.items()))
+    ok = hashlib.sha256(path.read_bytes()).hexdigest() == sha
+    ev = want[sha]
+    d.say(
+        f"evidence image {ev.payload['file']} ({ev.payload['bytes']} bytes, {ev.payload['camera']})"
+        f" reached the centre after its event: sha256 {sha[:16]}... "
+        f"{'matches' if ok else 'DOES NOT MATCH'} ({len(held)} of {len(want)} there so far)"
+    )
+    d.report["media"] = {"snapshots": len(want), "at_centre": len(held), "hash_matches": ok}
+
+
 def step_remote_broadcast(d: Demo) -> None:
     """An operator orders a broadcast at the centre; a signed command reaches the relays."""
     t0 = time.monotonic()
@@ -639,6 +676,7 @@ STEPS: list[Step] = [
     step_camera_dark,
     step_operator_views,
     step_sync,
+    step_media,
     step_push_setup,
     step_remote_broadcast,
     step_announcement,
@@ -695,6 +733,7 @@ def main(json_output: bool = False, keep: bool = False) -> int:
     ok = ok and bool(d.report.get("centre_audit_ok")) and d.report.get("service_crashes") == 0
     ok = ok and d.report.get("remote_command", {}).get("status") == "done"
     ok = ok and d.report["daemon"].get("exit_code") == 0
+    ok = ok and d.report.get("media", {}).get("hash_matches", True) is True
     push = d.report.get("push", {})
     ok = ok and push.get("parts", 0) >= 1 and push.get("actual_broadcast_alerts") == 1
     ok = ok and push.get("exercise_pushed") is False

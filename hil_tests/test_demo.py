@@ -51,3 +51,8 @@ def test_demo_json_reports_no_loss_and_no_duplicates() -> None:
     assert push["alerts"] == 1
     assert push["actual_broadcast_alerts"] == 1
     assert push["exercise_pushed"] is False
+    # Issue 17's media uplink: the evidence images follow their events to the centre, whose
+    # copy hashes to the sha256 in the event.
+    media = report["media"]
+    assert media["snapshots"] >= 1
+    assert media["at_centre"] >= 1 and media["hash_matches"] is True

@@ -3,6 +3,7 @@
     [sync]
     centre_url = ""              # empty: the URL recorded at provisioning
     batch_max_events = 500
+    media_daily_budget_bytes = 104857600   # evidence images per day (docs/media.md)
 
 Key, certificate and pins are files under the gateway's data directory (``sync/`` by default),
 written by ``compound-gw provision``; relative paths are relative to ``gateway.data_dir``.
@@ -42,6 +43,18 @@ class SyncSection:
         30.0, min=0.0, max=3600.0, doc="random delay before the first upload (no stampede)"
     )
     idle_poll_s: float = setting(30.0, min=0.1, max=3600.0, doc="wake-up when nothing is new")
+    media_upload: bool = setting(
+        True, doc="upload evidence images to the centre after their events (docs/media.md)"
+    )
+    media_daily_budget_bytes: int = setting(
+        100 * 1024 * 1024,
+        min=64 * 1024,
+        max=1024**4,
+        doc="image bytes sent per day at most (a 4G data plan); the rest waits, counted",
+    )
+    media_chunk_bytes: int = setting(
+        64 * 1024, min=4096, max=1024 * 1024, doc="image bytes per request (resume unit)"
+    )
 
     def check(self) -> Iterable[tuple[str, str]]:
         if self.backoff_max_s < self.backoff_initial_s:

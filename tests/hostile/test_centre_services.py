@@ -657,7 +657,9 @@ async def test_no_route_answers_500_to_malformed_requests(
     seen = 0
     for method, path in routes:
         creds: list[tuple[list[bytes], ssl.SSLContext | None]] = [([], None)]
-        if path.startswith(("/api/v1/ingest", "/api/v1/commands", "/api/v1/announcements/by")):
+        if path.startswith(
+            ("/api/v1/ingest", "/api/v1/commands", "/api/v1/announcements/by", "/api/v1/media")
+        ):
             creds.append(([], gw_ctx))
         if path.startswith(("/bulletins", "/api/v1/announcements")):
             creds.append(([f"Authorization: Bearer {token}".encode()], None))

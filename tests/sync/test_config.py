@@ -28,6 +28,9 @@ def test_defaults_round_trip() -> None:
             "sync.backoff_max_s: must not be below",
         ),
         ({"batch_size": 5}, "sync.batch_size: unknown key"),
+        ({"media_daily_budget_bytes": -1}, "sync.media_daily_budget_bytes: -1 is outside"),
+        ({"media_daily_budget_bytes": "4G"}, "sync.media_daily_budget_bytes:"),
+        ({"media_chunk_bytes": 10}, "sync.media_chunk_bytes: 10 is outside"),
     ],
 )
 def test_errors_name_the_key(data: dict[str, object], message: str) -> None:
