@@ -42,8 +42,8 @@ async def wait_for(pred, timeout: float = 20.0, what: str = "") -> None:  # type
 
 
 def send_mfgrep(sim: SimReader, vendor: int, data: bytes) -> None:
-    assert sim._pd is not None  # noqa: SLF001 - the simulator's own libosdp PD
-    sim._pd.submit_event({"event": Event.ManufacturerReply, "vendor_code": vendor,  # noqa: SLF001
+    assert sim._pd is not None  # the simulator's own libosdp PD
+    sim._pd.submit_event({"event": Event.ManufacturerReply, "vendor_code": vendor,
                           "data": data})  # fmt: skip
 
 
