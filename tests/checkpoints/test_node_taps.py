@@ -9,6 +9,7 @@ import struct
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -252,3 +253,22 @@ def test_unknown_reply_payload_is_compact() -> None:
     assert p["data"] == bytes(range(32)).hex()
     assert struct.calcsize("<BBIIBBB") == 13  # the record head the docs table describes
     assert "fw_reports" not in sys.modules  # loaded from its file, not importable by name
+
+
+def test_the_patrol_engine_credits_an_exact_held_tap_at_its_own_time_and_no_other() -> None:
+    """The contract with gateway/patrol/engine.py (read, not changed here): ``tapped_at`` and
+    ``buffered`` on a ``tap``; a ``tap.delivered_late`` is never a credited tap."""
+    from gateway.patrol.engine import Tap, engine_inputs_from_event
+
+    def event(seq: int, kind: str, payload: Any, wall: float) -> dict[str, Any]:
+        return {"seq": seq, "kind": kind, "cls": "evidence", "payload": dict(payload),
+                "wall_time": wall, "mono_time": 0.0, "boot_id": "b", "clock_synced": True}
+
+    dec = decider()
+    exact = dec.decide_node_tap(node_tap(1, 600), wall=WALL)
+    _, credited = engine_inputs_from_event(event(1, exact.kind, exact.payload, WALL + 0.01))
+    assert isinstance(credited, Tap)
+    assert (credited.at, credited.buffered, credited.guard) == (WALL - 600, True, "g-017")
+    bound = dec.decide_node_tap(node_tap(2, 600, flags=0b011), wall=WALL)
+    inputs = engine_inputs_from_event(event(2, bound.kind, bound.payload, WALL + 0.01))
+    assert not any(isinstance(i, Tap) for i in inputs)
