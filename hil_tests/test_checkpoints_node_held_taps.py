@@ -201,3 +201,39 @@ def test_a_tap_held_by_the_node_is_journaled_once_with_its_age(tmp_path: Path) -
         if node is not None:
             node.stop()
         line.close()
+
+
+@pytest.mark.timeout(300)
+def test_a_node_in_numbered_mode_delivers_live_taps_the_gateway_journals(tmp_path: Path) -> None:
+    """With ``set numbered on`` (the mode docs/checkpoint-node.md recommends with this gateway)
+    *every* tap is a tap record, age 0: a live tap, once, in the dedupe window like any other
+    (before, every tap of such a node vanished)."""
+    line = NodeLine()
+    journal = tmp_path / "journal.db"
+    proc = ServiceProcess(write_config(tmp_path, line.path), journal)
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "settings.json").write_text('{"numbered_taps": true}')
+    node: LiveNode | None = None
+    try:
+        node, _ready = start_node(flash)
+        line.attach(node)
+        proc.start()
+        assert proc.wait_online(["a/1"], WAIT_S), proc.log_path.read_text()[-3000:]
+        tap(node, BAND_A)
+        (live,) = wait_until(lambda: of_band(journal, BAND_A), what="the numbered live tap")
+        assert live.kind == "tap" and live.payload["node_tap"] == 1, live
+        assert live.payload["age_s"] <= 2 and "buffered" not in live.payload
+        assert live.payload["tapped_offline"] is False
+        time.sleep(3.5)  # past the node's own 3 s repeat suppression, inside the 10 s window
+        tap(node, BAND_A)
+        wait_until(lambda: len(of_band(journal, BAND_A)) == 2, what="the second tap")
+        assert [e.kind for e in of_band(journal, BAND_A)] == ["tap", "tap.repeat"]
+        assert [e.payload["node_tap"] for e in of_band(journal, BAND_A)] == [1, 2]
+        assert proc.stop() == 0, proc.log_path.read_text()[-3000:]
+    finally:
+        proc.stop()
+        line.attach(None)
+        if node is not None:
+            node.stop()
+        line.close()
