@@ -172,6 +172,18 @@ class NodeTapLedger:
             for w, at in self._raw.get(reader, ())
         )
 
+    def last_read_was_raw_of(self, reader: str, wristband: str, before: float) -> bool:
+        """The latest thing this reader delivered was a card read (RAW) of this wristband,
+        arriving no later than ``before``: what a node reset between sending a RAW and seeing it
+        confirmed leaves behind (the node then offers that tap again, with bit0, not bit2)."""
+        kept = self._raw.get(reader)
+        if not kept:
+            return False
+        w, at = kept[-1]
+        known = self._numbers.get(reader)
+        later_record = known is not None and any(t > at for _w, t in known.seen.values())
+        return w == wristband and at <= before and not later_record
+
     def learn(self, payload: Mapping[str, Any], wall: float) -> None:
         """Take a journaled read event (kinds :data:`READ_KINDS`) into account."""
         reader, wristband = payload.get("reader"), payload.get("wristband")
@@ -357,6 +369,11 @@ class TapDecider:
             return TapDecision(NODE_TAP_DROPPED, {"reader": reader, "node_tap": tap.number,
                                                   "wristband": wristband, "reason": "raw"},
                                None)  # fmt: skip
+        # Checked before this record is remembered (it is later than any read).
+        raw_before_reset = (
+            tap.age_lower_bound and not tap.tapped_offline and not tap.may_repeat_raw
+            and ledger.last_read_was_raw_of(reader, wristband, tapped + RAW_REPEAT_AFTER_S)
+        )  # fmt: skip
         ledger.remember(reader, tap.number, wristband, wall)
         band, wristband, point, guard, payload = self._base(
             tap.bus, tap.address, tap.uid, len(tap.uid) * 8, "raw"
@@ -366,6 +383,10 @@ class TapDecider:
         payload["tapped_offline"] = tap.tapped_offline
         if tap.may_repeat_raw:
             payload["may_repeat_raw"] = True
+        if raw_before_reset:
+            # Kept (its time is only bounded, so it may be a tap of its own), but marked: it may
+            # be the last card read again, re-offered after a node reset.
+            payload["possible_raw_repeat"] = True
         fresh = exact and not tap.tapped_offline and tap.age_s <= FRESH_NODE_TAP_S
         if exact:
             payload["tapped_at"] = round(tapped, 3)

@@ -272,3 +272,23 @@ def test_the_patrol_engine_credits_an_exact_held_tap_at_its_own_time_and_no_othe
     bound = dec.decide_node_tap(node_tap(2, 600, flags=0b011), wall=WALL)
     inputs = engine_inputs_from_event(event(2, bound.kind, bound.payload, WALL + 0.01))
     assert not any(isinstance(i, Tap) for i in inputs)
+
+
+def test_an_earlier_boot_record_after_its_raw_is_kept_but_marked() -> None:
+    """A node reset between a RAW and its confirmation re-offers the tap with bit0, not bit2:
+    the gateway cannot tell it from a new tap (the time is only bounded), so it keeps it as
+    ``tap.delivered_late`` (never credited) marked ``possible_raw_repeat``."""
+    dec = decider()
+    dec.decide(bus="a", address=1, data=bytes.fromhex(KNOWN), bits=56, card_format="raw",
+               now=100.0, wall=WALL)  # fmt: skip
+    d = dec.decide_node_tap(node_tap(8, 30, flags=0b001), wall=WALL + 40)
+    assert d.kind == TAP_DELIVERED_LATE and d.payload["possible_raw_repeat"] is True
+    # the next record is not: the reader delivered something after that read
+    d = dec.decide_node_tap(node_tap(9, 30, flags=0b001), wall=WALL + 40)
+    assert "possible_raw_repeat" not in d.payload
+    # nor a tap made while not polled (never sent as a RAW)
+    fresh = decider()
+    fresh.decide(bus="a", address=1, data=bytes.fromhex(KNOWN), bits=56, card_format="raw",
+                 now=100.0, wall=WALL)  # fmt: skip
+    d = fresh.decide_node_tap(node_tap(8, 30, flags=0b011), wall=WALL + 40)
+    assert "possible_raw_repeat" not in d.payload
