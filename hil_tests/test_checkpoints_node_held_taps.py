@@ -162,7 +162,10 @@ def test_a_tap_held_by_the_node_is_journaled_once_with_its_age(tmp_path: Path) -
         node = None
         shutil.copytree(flash, snapshot)
         node, ready = start_node(flash)
-        assert ready.split()[2] == "1", ready  # one tap waiting
+        # B waits; so may A, when the gateway stopped before the node saw A confirmed (the
+        # last reply before a panel goes away never is): then A comes again and is dropped.
+        waiting = int(ready.split()[2])
+        assert waiting in (1, 2), ready
         line.attach(node)
         proc.start()
         (b,) = wait_until(lambda: of_band(journal, BAND_B), what="tap B")
@@ -178,13 +181,14 @@ def test_a_tap_held_by_the_node_is_journaled_once_with_its_age(tmp_path: Path) -
         # 3. The node comes back from the old flash and offers tap 2 again to a restarted
         # gateway: the journal has it, so it is dropped (and counted), not journaled twice.
         node, ready = start_node(snapshot)
-        assert ready.split()[2] == "1", ready
+        assert int(ready.split()[2]) == waiting, ready
         line.attach(node)
         proc.start()
 
         def dropped() -> bool:
             row = proc.readers_status().get("a/1", {})
-            return int(row.get("node_repeats_dropped", 0)) >= 1  # type: ignore[call-overload]
+            n = int(row.get("node_repeats_dropped", 0))  # type: ignore[call-overload]
+            return n >= waiting  # in order: B's record is the last of them
 
         wait_until(dropped, what="the repeated tap record to arrive and be dropped")
         # A fresh tap now is a plain live tap: the path goes on.
@@ -193,7 +197,7 @@ def test_a_tap_held_by_the_node_is_journaled_once_with_its_age(tmp_path: Path) -
         assert len(of_band(journal, BAND_A)) == 1
         assert len(of_band(journal, BAND_B)) == 1, [e.kind for e in of_band(journal, BAND_B)]
         row = proc.readers_status()["a/1"]
-        assert row["node_repeats_dropped"] == 1 and row["unknown_replies"] == 0
+        assert row["node_repeats_dropped"] == waiting and row["unknown_replies"] == 0
         assert proc.stop() == 0, proc.log_path.read_text()[-3000:]
     finally:
         proc.stop()
