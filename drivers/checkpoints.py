@@ -5,7 +5,7 @@ The gateway's tap path talks to this protocol, never to a concrete driver, so th
 
     bus: CheckpointBus = OsdpBus(spec)
     await bus.start()
-    async for item in bus.events():          # CardRead | ReaderStatus | ReaderReport
+    async for item in bus.events():  # CardRead | NodeTap | UnknownReply | ReaderStatus | ...
         ...
     await bus.feedback(address, Feedback.ACCEPTED)
     await bus.aclose()
@@ -67,6 +67,52 @@ class CardRead:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeTap:
+    """A tap our checkpoint node kept on its flash and delivered with its number and age (an
+    osdp_MFGREP tap record, :mod:`drivers.node_reports`): held while the line was down or the
+    node not polled, or any tap from a node set to "numbered".
+
+    ``number`` is the node's tap number (monotonic for the node's life, kept across its
+    restarts: the same number again is the same tap offered again). ``age_s`` is how old the
+    tap was when the node sent it, whole seconds rounded down; with ``age_lower_bound`` the tap
+    is from an earlier boot of the node and *at least* that old. ``tapped_offline``: nobody
+    polled the node when it was made. ``may_repeat_raw``: it may already have arrived as a
+    plain :class:`CardRead`. ``waiting``: how many more the node still holds. ``mono_time`` is
+    the host's monotonic clock when the record reached the driver.
+    """
+
+    bus: str
+    address: int
+    number: int
+    uid: bytes
+    age_s: int
+    age_lower_bound: bool
+    tapped_offline: bool
+    may_repeat_raw: bool
+    waiting: int
+    mono_time: float
+
+    @property
+    def wristband(self) -> str:
+        return self.uid.hex()
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownReply:
+    """A manufacturer reply (osdp_MFGREP) the driver does not understand: another vendor's, a
+    message type or version ours does not send, or a malformed tap record. ``reason`` is the
+    word from :class:`drivers.node_reports.NodeReportError`; ``data`` is what followed the
+    vendor code. Never dropped silently: the gateway records it."""
+
+    bus: str
+    address: int
+    vendor_code: int
+    data: bytes
+    reason: str
+    mono_time: float
+
+
+@dataclass(frozen=True, slots=True)
 class ReaderStatus:
     """A reader's link state changed (or was first learned).
 
@@ -95,7 +141,7 @@ class ReaderReport:
     mono_time: float
 
 
-BusEvent = CardRead | ReaderStatus | ReaderReport
+BusEvent = CardRead | NodeTap | UnknownReply | ReaderStatus | ReaderReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +158,8 @@ class ReaderCounters:
     refusals: int
     held_reads: int = 0  # reads delivered after a reconnect (time uncertain)
     feedback_lost: int = 0  # feedback the reader never took before its deadline
+    node_taps: int = 0  # numbered tap records (osdp_MFGREP) from our node
+    unknown_replies: int = 0  # manufacturer replies not understood (recorded as evidence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +178,7 @@ class BusCounters:
     last_error: str
     unanswered: int = 0  # commands no reader answered (damaged or lost on the line)
     late_replies: int = 0  # answers that came after libosdp gave up waiting (kept from it)
+    unknown_replies: int = 0  # manufacturer replies not understood (recorded as evidence)
 
 
 @runtime_checkable
@@ -142,7 +191,8 @@ class CheckpointBus(Protocol):
         """Begin opening the bus; returns at once (the bus reconnects on its own)."""
 
     def events(self) -> AsyncIterator[BusEvent]:
-        """Card reads and reader state changes, in arrival order, until :meth:`aclose`."""
+        """Card reads, node tap records, unknown replies and reader state changes, in arrival
+        order, until :meth:`aclose`."""
 
     async def feedback(self, address: int, feedback: Feedback) -> bool:
         """Show ``feedback`` on the reader. The bus keeps trying for a few seconds if the

@@ -75,10 +75,13 @@ from drivers.checkpoints import (
     BusEvent,
     CardRead,
     Feedback,
+    NodeTap,
     ReaderCounters,
     ReaderReport,
     ReaderStatus,
+    UnknownReply,
 )
+from drivers.node_reports import NODE_VENDOR_CODE, NodeReportError, parse_numbered_tap
 
 log = logging.getLogger(__name__)
 
@@ -356,6 +359,8 @@ class BusSpec:
     baud: int
     readers: tuple[ReaderSpec, ...]
     log_level: str = "error"
+    # The vendor code our checkpoint nodes put in their manufacturer replies (tap records).
+    node_vendor: int = NODE_VENDOR_CODE
 
     def __post_init__(self) -> None:
         addresses = [r.address for r in self.readers]
@@ -1090,6 +1095,8 @@ class _ReaderLink:
     )
     card_reads: int = 0
     held_reads: int = 0
+    node_taps: int = 0
+    unknown_replies: int = 0
     offline_transitions: int = 0
     refusals: int = 0
     feedback: _PendingFeedback | None = None
@@ -1170,6 +1177,7 @@ class OsdpBus:
         self._damage_logged_at = -1e9
         self._damage_logged_at_count = 0
         self._naks = 0
+        self._unknown_replies = 0
         self._rx = 0
         self._tx = 0
         self._backoff = Backoff(
@@ -1313,13 +1321,14 @@ class OsdpBus:
         late = self._late_replies + (session.channel.late_replies if session else 0)
         bus = BusCounters(
             self.name, self._state, self._opens, self._failures, bad, self._naks, rx, tx,
-            self._last_error, unanswered, late,
+            self._last_error, unanswered, late, self._unknown_replies,
         )
         readers = [
             ReaderCounters(
                 self.name, link.address, link.online, link.sc_active, link.reason,
                 link.card_reads, link.offline_transitions, link.refusals,
                 held_reads=link.held_reads, feedback_lost=link.feedback_lost,
+                node_taps=link.node_taps, unknown_replies=link.unknown_replies,
             )
             for link in self._links.values()
         ]
@@ -1403,6 +1412,8 @@ class OsdpBus:
             self._queue.put_nowait(
                 CardRead(self.name, address, data, bits, fmt, mono, held, gap)
             )
+        elif kind == Event.ManufacturerReply:
+            self._handle_mfgrep(link, event, mono)
         elif kind == Event.Notification:
             ntype, arg0 = event.get("type"), event.get("arg0")
             if ntype == EventNotification.PeripheralDeviceStatus:
@@ -1414,6 +1425,33 @@ class OsdpBus:
                 self._set_link(link, online=link.online, sc_active=bool(arg0), now=mono)
         elif kind == Event.Status:
             self._handle_status(link, event, mono)
+
+    def _handle_mfgrep(self, link: _ReaderLink, event: dict[str, Any], mono: float) -> None:
+        """Our node's tap record becomes a :class:`NodeTap`; anything else an
+        :class:`UnknownReply`, counted and handed on (never dropped silently)."""
+        vendor = event.get("vendor_code")
+        data = event.get("data", b"")
+        raw = bytes(data) if isinstance(data, bytes | bytearray) else b""
+        try:
+            if not isinstance(vendor, int):
+                raise NodeReportError("vendor", -1, raw, "no vendor code")
+            rec = parse_numbered_tap(vendor, raw, self.spec.node_vendor)
+        except NodeReportError as exc:
+            link.unknown_replies += 1
+            self._unknown_replies += 1
+            log.warning("bus %s reader %d: manufacturer reply not understood (%s), vendor "
+                        "0x%06x, %d bytes: recorded", self.name, link.address, exc,
+                        exc.vendor_code & 0xFFFFFF, len(raw))  # fmt: skip
+            self._queue.put_nowait(
+                UnknownReply(self.name, link.address, exc.vendor_code, raw, exc.reason, mono)
+            )
+            return
+        link.node_taps += 1
+        tap = NodeTap(
+            self.name, link.address, rec.number, rec.uid, rec.age_s, rec.age_lower_bound,
+            rec.tapped_offline, rec.may_repeat_raw, rec.waiting, mono,
+        )  # fmt: skip
+        self._queue.put_nowait(tap)
 
     def _handle_status(self, link: _ReaderLink, event: dict[str, Any], mono: float) -> None:
         if event.get("type") != StatusReportType.Local:

@@ -121,7 +121,7 @@ def format_readers(report: dict[str, Any], now: float) -> str:
         errors = sum(
             int(r.get(k, 0) or 0)
             for k in ("offline_transitions", "refusals", "not_recorded", "feedback_failures",
-                      "feedback_lost")
+                      "feedback_lost", "unknown_replies")
         )
         rows.append(
             (

@@ -24,13 +24,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from drivers.checkpoints import CardRead, CheckpointBus, Feedback, ReaderReport, ReaderStatus
+from drivers.checkpoints import (
+    CardRead,
+    CheckpointBus,
+    Feedback,
+    NodeTap,
+    ReaderReport,
+    ReaderStatus,
+    UnknownReply,
+)
 from gateway.checkpoints.config import (
     CheckpointsSection,
     load_band_master_key,
     load_reader_key,
 )
 from gateway.checkpoints.core import (
+    NODE_TAP_DROPPED,
+    READ_KINDS,
+    READER_REPLY_UNKNOWN,
     READER_STATE,
     READER_STATUS,
     TAP,
@@ -43,6 +54,7 @@ from gateway.checkpoints.core import (
     TapDecision,
     reader_id,
     reader_state_payload,
+    unknown_reply_payload,
 )
 from gateway.clock import Clock
 from gateway.credentials.bands import BandVerifier
@@ -58,6 +70,7 @@ COUNTER_KINDS = (TAP, TAP_REPEAT, TAP_DELIVERED_LATE, UNKNOWN_WRISTBAND, "tap.un
 BANDS_COUNTERS = "bands.counters"
 COUNTERS_CHECKPOINT_S = 24 * 3600.0
 _HISTORY_BATCH = 1000
+_HISTORY_KINDS = tuple(dict.fromkeys((*COUNTER_KINDS, *READ_KINDS)))
 # Taps being journaled at once, across all readers (they share group commits).
 MAX_TAPS_IN_FLIGHT = 256
 
@@ -76,7 +89,7 @@ class EventSink(Protocol):
 class TapOutcome:
     """Handed to an observer after each card read (the latency bench uses it)."""
 
-    read: CardRead
+    read: CardRead | NodeTap
     decision: TapDecision
     event: Event | None
     durable_mono: float | None
@@ -103,6 +116,8 @@ class _ReaderRow:
     refused: int = 0
     not_recorded: int = 0
     feedback_failures: int = 0
+    node_repeats_dropped: int = 0
+    unknown_replies: int = 0
     tamper: bool | None = None
     power_fail: bool | None = None
 
@@ -155,7 +170,7 @@ class CheckpointService:
         seen, after = 0, 0
         while True:
             batch = await read_after(
-                after, limit=_HISTORY_BATCH, kinds=(*COUNTER_KINDS, BANDS_COUNTERS)
+                after, limit=_HISTORY_BATCH, kinds=(*_HISTORY_KINDS, BANDS_COUNTERS)
             )
             if not batch:
                 return seen
@@ -165,6 +180,12 @@ class CheckpointService:
                     table = p.get("bands") if isinstance(p, dict) else None
                     if isinstance(table, dict):
                         seen += sum(self.decider.bands.learn(str(u), c) for u, c in table.items())
+                    continue
+                if isinstance(p, dict):
+                    # Node tap numbers and card reads already journaled: a node offering a
+                    # tap again after our restart is not journaled twice.
+                    self.decider.node_taps.learn(p, e.wall_time)
+                if e.kind not in COUNTER_KINDS:
                     continue
                 if p.get("verified") is True and self.decider.bands.learn(
                     str(p.get("wristband", "")), p.get("counter")
@@ -203,15 +224,56 @@ class CheckpointService:
                     now=item.mono_time,
                     held=item.time_uncertain,
                     held_gap_s=item.out_of_contact_s,
+                    wall=self._arrival_wall(item.mono_time),
                 )
                 await self._inflight.acquire()
                 tg.create_task(self._record_tap(bus, item, decision))
+            elif isinstance(item, NodeTap):
+                decision = self.decider.decide_node_tap(
+                    item, wall=self._arrival_wall(item.mono_time)
+                )
+                if decision.kind == NODE_TAP_DROPPED:
+                    self._note_dropped(item, decision)
+                    continue
+                await self._inflight.acquire()
+                tg.create_task(self._record_tap(bus, item, decision))
+            elif isinstance(item, UnknownReply):
+                await self._record_unknown_reply(item)
             elif isinstance(item, ReaderStatus):
                 await self._record_state(item)
             elif isinstance(item, ReaderReport):
                 await self._record_report(item)
 
-    async def _record_tap(self, bus: CheckpointBus, read: CardRead, decision: TapDecision) -> None:
+    def _arrival_wall(self, mono: float) -> float:
+        """The wall-clock time of a driver's monotonic arrival stamp."""
+        return self.clock.wall() - max(0.0, time.monotonic() - mono)
+
+    def _note_dropped(self, tap: NodeTap, decision: TapDecision) -> None:
+        """A node's tap record the journal already has: counted, logged, not journaled."""
+        row = self._rows.get((tap.bus, tap.address))
+        if row is not None:
+            row.node_repeats_dropped += 1
+        why = ("its tap number is journaled already" if decision.payload.get("reason") == "number"
+               else "it repeats a card read journaled already")  # fmt: skip
+        log.info("reader %s offered tap %d again: not journaled twice (%s)",
+                 reader_id(tap.bus, tap.address), tap.number, why)  # fmt: skip
+
+    async def _record_unknown_reply(self, reply: UnknownReply) -> None:
+        row = self._rows.get((reply.bus, reply.address))
+        if row is not None:
+            row.unknown_replies += 1
+        payload = unknown_reply_payload(
+            bus=reply.bus, address=reply.address, checkpoint=row.checkpoint if row else None,
+            vendor_code=reply.vendor_code, data=reply.data, reason=reply.reason,
+        )  # fmt: skip
+        try:
+            await self.journal.append(READER_REPLY_UNKNOWN, payload)
+        except Exception as exc:
+            log.error("%s from %s not recorded: %s", READER_REPLY_UNKNOWN, payload["reader"], exc)
+
+    async def _record_tap(
+        self, bus: CheckpointBus, read: CardRead | NodeTap, decision: TapDecision
+    ) -> None:
         row = self._rows.get((read.bus, read.address))
         event: Event | None = None
         durable: float | None = None
@@ -225,6 +287,9 @@ class CheckpointService:
                 # since long ago shows nothing: whoever made it is gone).
                 log.error("tap at %s not recorded: %s", reader_id(read.bus, read.address), exc)
                 feedback = Feedback.REFUSED if decision.feedback is not None else None
+                if isinstance(read, NodeTap):
+                    # The node may offer it again: that copy must not be taken for a repeat.
+                    self.decider.node_taps.forget(reader_id(read.bus, read.address), read.number)
                 if row is not None:
                     row.not_recorded += 1
             if row is not None and event is not None:
@@ -240,7 +305,13 @@ class CheckpointService:
                     row.unknown += 1
                 else:
                     row.repeats += 1
-            if decision.feedback is None and event is not None:
+            if decision.feedback is None and event is not None and isinstance(read, NodeTap):
+                log.warning(
+                    "reader %s delivered tap %d it held (%s s old%s): recorded as %s, no "
+                    "feedback shown", reader_id(read.bus, read.address), read.number,
+                    read.age_s, " at least" if read.age_lower_bound else "", decision.kind,
+                )  # fmt: skip
+            elif decision.feedback is None and event is not None and isinstance(read, CardRead):
                 log.warning(
                     "reader %s delivered a read it held while out of contact (%s): recorded "
                     "as %s, time uncertain, no feedback shown",
@@ -332,6 +403,7 @@ class CheckpointService:
                     "naks": counters.naks,
                     "unanswered": counters.unanswered,
                     "late_replies": counters.late_replies,
+                    "unknown_replies": counters.unknown_replies,
                     "rx_bytes": counters.rx_bytes,
                     "tx_bytes": counters.tx_bytes,
                     "last_error": counters.last_error,
@@ -344,6 +416,7 @@ class CheckpointService:
                     "card_reads": r.card_reads,
                     "held_reads": r.held_reads,
                     "feedback_lost": r.feedback_lost,
+                    "node_taps": r.node_taps,
                 }
         rows = []
         for key, row in sorted(self._rows.items()):
@@ -367,6 +440,8 @@ class CheckpointService:
                     "refused": row.refused,
                     "not_recorded": row.not_recorded,
                     "feedback_failures": row.feedback_failures,
+                    "node_repeats_dropped": row.node_repeats_dropped,
+                    "unknown_replies": row.unknown_replies,
                     "tamper": row.tamper,
                     "power_fail": row.power_fail,
                     **errors.get(key, {}),
