@@ -241,3 +241,40 @@ def test_a_node_in_numbered_mode_delivers_live_taps_the_gateway_journals(tmp_pat
         if node is not None:
             node.stop()
         line.close()
+
+
+@pytest.mark.timeout(600)
+def test_a_numbered_node_enrols_a_wristband_while_the_daemon_is_stopped(tmp_path: Path) -> None:
+    """`guards add` and the setup wizard open the readers themselves (ReaderTaps): a node in
+    numbered mode sends the wristband held to it as a fresh tap record, and that enrols it
+    (before, the wizard waited for a tap that never came)."""
+    import asyncio
+
+    from drivers.osdp_bus import BusSpec, ReaderSpec
+    from gateway.patrol.taps import ReaderTaps
+
+    line = NodeLine()
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "settings.json").write_text('{"numbered_taps": true}')
+    node: LiveNode | None = None
+    try:
+        node, _ready = start_node(flash)
+        line.attach(node)
+        live = node
+
+        async def enrol() -> tuple[list[tuple[str, int]], Any]:
+            specs = [BusSpec("a", line.path, 115200, (ReaderSpec(ADDRESS, KEY),))]
+            async with ReaderTaps(specs) as taps:
+                offline = await taps.wait_online(WAIT_S)
+                await asyncio.to_thread(tap, live, BAND_B)
+                return offline, await taps.next_tap(WAIT_S)
+
+        offline, got = asyncio.run(enrol())
+        assert offline == []
+        assert got is not None and (got.bus, got.address, got.wristband) == ("a", 1, BAND_B)
+    finally:
+        line.attach(None)
+        if node is not None:
+            node.stop()
+        line.close()

@@ -64,11 +64,21 @@ class ReaderTaps:
             await bus.aclose()
 
     async def _pump(self, bus: Any) -> None:
-        from drivers.checkpoints import CardRead, ReaderStatus
+        from drivers.checkpoints import CardRead, NodeTap, ReaderStatus
+        from gateway.checkpoints.core import FRESH_NODE_TAP_S
 
         async for item in bus.events():
             if isinstance(item, CardRead):
                 tap = WristbandTap(item.bus, item.address, item.data.hex(), time.monotonic())
+                self._taps.put_nowait(tap)
+            elif isinstance(item, NodeTap) and (
+                not item.age_lower_bound
+                and not item.tapped_offline
+                and item.age_s <= FRESH_NODE_TAP_S
+            ):
+                # Our node in numbered mode sends every tap as a tap record: a fresh one is the
+                # wristband being held to the reader now. Held (old) taps enrol nobody.
+                tap = WristbandTap(item.bus, item.address, item.wristband, time.monotonic())
                 self._taps.put_nowait(tap)
             elif isinstance(item, ReaderStatus):
                 self.online[(item.bus, item.address)] = item.online and item.sc_active
