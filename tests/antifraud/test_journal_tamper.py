@@ -94,8 +94,11 @@ async def test_edits_deletion_and_rollback_are_flagged_with_gateway_and_seq(
         await journal.append("health.sample", {"cpu_c": 40 + i}, cls=TELEMETRY)
 
     async def caught_up() -> bool:
+        # The centre holds everything *and* the gateway has read its ack: stopping the
+        # uploader between the two would leave rows unsynced here, resent later (409).
         g = await repo.gateway(GW)
-        return g is not None and g.watermark >= journal.last_seq
+        held = g is not None and g.watermark >= journal.last_seq
+        return held and not await journal.read_after(0, limit=1, unsynced_only=True)
 
     await sync_until(journal, data, caught_up)
     assert await repo.alerts(gateway_id=GW) == []  # honest history raises nothing
