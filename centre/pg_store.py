@@ -26,10 +26,10 @@ from contextlib import AbstractContextManager
 from typing import Any, Final, Self, TypeVar
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import RowMaker
 from psycopg_pool import ConnectionPool
 
+from centre.database import redact_dsn
 from centre.store import SqlRepository
 
 T = TypeVar("T")
@@ -143,24 +143,6 @@ _VERSION_TABLE: Final = (
     " store TEXT PRIMARY KEY, version INTEGER NOT NULL, migrated_at TIMESTAMPTZ NOT NULL)"
 )
 STORE_NAME: Final = "main"  # this repository's row in schema_version
-
-
-def is_postgres_dsn(database: str | None) -> bool:
-    """True for a PostgreSQL URI (``postgresql://``, ``postgres://``) or key=value DSN."""
-    if not database:
-        return False
-    return database.startswith(("postgresql://", "postgres://")) or "=" in database
-
-
-def redact_dsn(dsn: str) -> str:
-    """The DSN as it may be shown or logged: every password replaced by ``***``."""
-    try:
-        parts = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "<unparseable PostgreSQL DSN>"
-    if "password" in parts:
-        parts["password"] = "***"  # noqa: S105 - the mask, not a password
-    return make_conninfo("", **{k: v for k, v in parts.items() if v is not None})
 
 
 class Row(tuple[Any, ...]):
@@ -323,11 +305,6 @@ class PostgresRepository(SqlRepository):
             await asyncio.get_running_loop().run_in_executor(self._executor, pool.close)
         self._executor.shutdown(wait=True)
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
 
 def migrate_postgres(conn: psycopg.Connection[Any], upto: int | None = None) -> tuple[int, int]:

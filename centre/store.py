@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Final, Protocol, TypeVar
+from typing import Any, ClassVar, Final, Protocol, Self, TypeVar
 
 from centre.errors import Conflict, EnrollmentRefused
 from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
@@ -329,6 +329,15 @@ class SqlRepository:
     def _tx(self) -> AbstractContextManager[Any]:
         """One transaction on ``self.db`` (commit, or roll back on any exception)."""
         return atomic(self.db)
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     def _insert_ignore(self, table: str, columns: str) -> str:
         """INSERT of one row (``columns`` comma-separated) that does nothing on a key clash."""

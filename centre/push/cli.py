@@ -35,6 +35,7 @@ from centre.bulletins.explanations import SqliteExplanationStore
 from centre.bulletins.model import DEFAULT_TZ
 from centre.bulletins.source import build_daily
 from centre.bulletins.web import yesterday
+from centre.database import open_repository
 from centre.errors import BadRequest
 from centre.pki import CentrePaths
 from centre.push.alerts import load_alert_config
@@ -44,7 +45,6 @@ from centre.push.robot import PushConfigError, load_robots
 from centre.push.scan import AlertScanner, CentreAlertSource
 from centre.push.sender import DONE, RobotSender
 from centre.push.service import deliver_all, enqueue_daily
-from centre.store import SqliteRepository
 from i18n import match
 
 log = logging.getLogger("centre.push")
@@ -67,7 +67,7 @@ def cmd_push_daily(args: argparse.Namespace) -> int:
 
     async def run() -> list[Any]:
         async with (
-            await SqliteRepository.open(CentrePaths(root).database) as repo,
+            await open_repository(CentrePaths(root)) as repo,
             await SqliteExplanationStore.open(root / EXPLANATIONS_FILE) as store,
         ):
             try:
