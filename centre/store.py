@@ -553,7 +553,8 @@ class SqlRepository:
                     seq=seq,
                     held_sha256=_digest(held),
                 )
-        self._insert_events(new_rows)
+        stored = self._insert_events(new_rows)
+        duplicates += len(new_rows) - stored  # none while the gateway's lock is held
         db.execute(
             self._insert_ignore(
                 "batches",
@@ -567,7 +568,7 @@ class SqlRepository:
                 batch.first_seq,
                 batch.last_seq,
                 len(batch.events),
-                len(new_rows),
+                stored,
                 key_id,
                 signature,
                 zlib.compress(envelope, 6),
@@ -579,9 +580,9 @@ class SqlRepository:
         )
         self._insert_alerts(self._chain_findings(gw, fresh, batch.skipped, now), now)
         self._insert_alerts(self._head_findings(batch, now), now)
-        state = self._advance(gw, len(new_rows), batch.head_seq, now)
+        state = self._advance(gw, stored, batch.head_seq, now)
         return IngestResult(
-            stored=len(new_rows),
+            stored=stored,
             duplicates=duplicates,
             watermark=state.watermark,
             highest=state.highest,
