@@ -306,7 +306,6 @@ class PostgresRepository(SqlRepository):
         self._executor.shutdown(wait=True)
 
 
-
 def migrate_postgres(conn: psycopg.Connection[Any], upto: int | None = None) -> tuple[int, int]:
     """Apply the migrations the database has not had yet (up to ``upto``, default all), each in
     its own transaction under an advisory lock, recording its number in ``schema_version``;

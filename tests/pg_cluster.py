@@ -148,6 +148,14 @@ BACKENDS = ("sqlite", "postgres")
 OpenRepo = Callable[[], Awaitable[Any]]
 
 
+@pytest.fixture
+def centre_backend() -> str:
+    """The main repository's backend under the real-centre fixture (tests/sync/conftest.py
+    ``centre``): SQLite; a module that wants both overrides this fixture with
+    ``params=BACKENDS`` (as tests/sync/test_end_to_end.py does)."""
+    return "sqlite"
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """Each backend of the centre's main repository in turn (the test runs once per backend)."""
