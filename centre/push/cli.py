@@ -35,8 +35,8 @@ from centre.bulletins.explanations import SqliteExplanationStore
 from centre.bulletins.model import DEFAULT_TZ
 from centre.bulletins.source import build_daily
 from centre.bulletins.web import yesterday
-from centre.database import open_repository
-from centre.errors import BadRequest
+from centre.database import database_dsn, open_repository
+from centre.errors import BadRequest, CentreError
 from centre.pki import CentrePaths
 from centre.push.alerts import load_alert_config
 from centre.push.daily import DEFAULT_LANGUAGE, SUPPORTED
@@ -129,6 +129,13 @@ def cmd_push_status(args: argparse.Namespace) -> int:
 
 def cmd_push_alerts(args: argparse.Namespace) -> int:
     root, tz, lang = data_root(args), time_zone(args.tz), _lang(args.lang)
+    if database_dsn(CentrePaths(root)) is not None:
+        # The scanner reads centre.db's alerts, events and gateways directly (SQL, read-only):
+        # on PostgreSQL it would find none and push nothing. Say so rather than stay silent.
+        raise CentreError(
+            "push alerts reads the main repository from SQLite (centre.db); with the main "
+            "repository on PostgreSQL it is not supported yet (docs/scale.md)"
+        )
     config_path = Path(args.config) if args.config else root / CONFIG_FILE
     robots = load_robots(config_path)
     config = load_alert_config(config_path, robots)

@@ -291,6 +291,9 @@ def test_migrate_and_serve_on_postgres_never_show_the_password(
     out = capsys.readouterr().out
     assert "PostgreSQL" in out and "schema version 0 -> 3" in out and "password=***" in out
     assert secret not in out and secret not in caplog.text
+    # The alert pusher still reads centre.db directly: it refuses, rather than push nothing.
+    assert main(["--data", str(data), "push", "alerts"]) == 2
+    assert "not supported yet" in capsys.readouterr().err
     # The token went to PostgreSQL, not to a SQLite file.
     with psycopg.connect(pg_dsn) as conn:
         assert conn.execute("SELECT compound FROM tokens").fetchall() == [("Rose",)]
