@@ -47,7 +47,7 @@ from centre.bulletins.source import (
 )
 from centre.bulletins.survey_store import SqliteSurveyStore
 from centre.bulletins.web import last_month, yesterday
-from centre.database import open_repository
+from centre.database import database_dsn, open_repository
 from centre.errors import BadRequest, CentreError
 from centre.pki import CentrePaths
 from centre.store import SqlRepository
@@ -56,7 +56,9 @@ from centre.store import SqlRepository
 def data_root(args: argparse.Namespace) -> Path:
     """The centre's data folder from ``--data``, refused unless it holds a centre database."""
     root = Path(args.data).resolve()
-    if not CentrePaths(root).database.exists():
+    paths = CentrePaths(root)
+    on_postgres = paths.ca_cert.exists() and database_dsn(paths) is not None
+    if not paths.database.exists() and not on_postgres:
         raise CentreError(f"{root} has no centre database (run `compound-centre init`)")
     return root
 

@@ -291,6 +291,12 @@ def test_migrate_and_serve_on_postgres_never_show_the_password(
     out = capsys.readouterr().out
     assert "PostgreSQL" in out and "schema version 0 -> 3" in out and "password=***" in out
     assert secret not in out and secret not in caplog.text
+    # The bulletins read the configured repository (no centre.db needed).
+    out_dir = tmp_path / "out"
+    assert main(["--data", str(data), "bulletin", "daily", "--date", "2026-11-28",
+                 "--out", str(out_dir)]) == 0  # fmt: skip
+    assert any(out_dir.iterdir()) and not (data / "centre.db").exists()
+    capsys.readouterr()
     # The alert pusher still reads centre.db directly: it refuses, rather than push nothing.
     assert main(["--data", str(data), "push", "alerts"]) == 2
     assert "not supported yet" in capsys.readouterr().err
