@@ -30,6 +30,7 @@ from psycopg.rows import RowMaker
 from psycopg_pool import ConnectionPool
 
 from centre.database import redact_dsn
+from centre.errors import CentreError
 from centre.store import SqlRepository
 
 T = TypeVar("T")
@@ -235,6 +236,16 @@ class PostgresRepository(SqlRepository):
         return repo
 
     def _open(self) -> None:
+        # One plain connection first: an unreachable server or a refused login is reported
+        # at once with libpq's reason (the pool would only time out), and migrates.
+        try:
+            with psycopg.connect(self._dsn, autocommit=True, connect_timeout=15) as conn:
+                migrate_postgres(conn)
+        except psycopg.OperationalError as exc:
+            raise CentreError(
+                f"cannot use the main repository's PostgreSQL ({redact_dsn(self._dsn)}): "
+                f"{str(exc).strip()}"
+            ) from None
         pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             self._dsn,
             min_size=1,
@@ -245,8 +256,6 @@ class PostgresRepository(SqlRepository):
         )
         self._pool = pool
         pool.open(wait=True, timeout=30.0)
-        with pool.connection() as conn:
-            migrate_postgres(conn)
 
     # -- plumbing ---------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import pytest
 
 from centre.cli import main
 from centre.database import DATABASE_ENV, redact_dsn
-from centre.errors import Conflict
+from centre.errors import CentreError, Conflict
 from centre.pg_store import PG_MIGRATIONS, PostgresRepository, migrate_postgres
 from centre.pki import CentrePaths, init_centre
 from centre.store import (
@@ -321,3 +321,13 @@ def test_redacted_dsns_keep_everything_but_the_password() -> None:
         "host=db user=c password=*** dbname=x"
     )
     assert redact_dsn("host=db dbname=x") == "host=db dbname=x"
+
+
+async def test_an_unreachable_database_is_a_clear_error_without_the_password(
+    tmp_path: Path,
+) -> None:
+    dsn = f"host={tmp_path} port=1 dbname=x user=centre password=pw-not-shown"
+    with pytest.raises(CentreError) as info:
+        await PostgresRepository.open(dsn)
+    assert "cannot use the main repository's PostgreSQL" in info.value.reason
+    assert "password=***" in info.value.reason and "pw-not-shown" not in info.value.reason
