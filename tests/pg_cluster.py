@@ -41,6 +41,10 @@ class PgCluster:
         return f"host={self.socket_dir} port={self.port} user={PG_USER} dbname={dbname}"
 
 
+class ClusterUnavailable(Exception):
+    """The throwaway cluster could not be started; the message says why and what to do."""
+
+
 def _binaries() -> tuple[str, str]:
     """initdb and pg_ctl: from PATH, else Debian's /usr/lib/postgresql/<version>/bin."""
     initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
@@ -51,10 +55,9 @@ def _binaries() -> tuple[str, str]:
     ):
         if os.access(f"{bindir}/initdb", os.X_OK) and os.access(f"{bindir}/pg_ctl", os.X_OK):
             return f"{bindir}/initdb", f"{bindir}/pg_ctl"
-    pytest.fail(
+    raise ClusterUnavailable(
         "PostgreSQL's initdb and pg_ctl were not found (neither on PATH nor in "
-        "/usr/lib/postgresql/*/bin): `make bootstrap` installs Debian's postgresql package",
-        pytrace=False,
+        "/usr/lib/postgresql/*/bin): `make bootstrap` installs Debian's postgresql package"
     )
 
 
@@ -64,8 +67,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PgCluster]:
+@contextlib.contextmanager
+def throwaway_cluster(*, durable: bool = False) -> Iterator[PgCluster]:
+    """A new PostgreSQL cluster in a temp folder for the block; stopped and removed after it,
+    whatever happened. ``durable=False`` turns fsync off (tests judge logic, not durability);
+    a benchmark that compares with SQLite's synchronous=FULL passes True."""
     initdb, pg_ctl = _binaries()
     as_root = os.geteuid() == 0
     prefix: list[str] = ["runuser", "-u", PG_USER, "--"] if as_root else []
@@ -79,41 +85,38 @@ def pg_cluster() -> Iterator[PgCluster]:
             pw = pwd.getpwnam(PG_USER)
         except KeyError:
             shutil.rmtree(root)
-            pytest.fail(
+            raise ClusterUnavailable(
                 f"no {PG_USER!r} system user to run PostgreSQL as (root is refused): "
-                "`make bootstrap` installs Debian's postgresql package, which creates it",
-                pytrace=False,
-            )
+                "`make bootstrap` installs Debian's postgresql package, which creates it"
+            ) from None
         for p in (root, sock):
             os.chown(p, pw.pw_uid, pw.pw_gid)
     port = _free_port()
     log = root / "server.log"
     started = False
     try:
-        subprocess.run(
-            [*prefix, initdb, "-D", str(data), "-U", PG_USER, "--auth=trust",
-             "--encoding=UTF8", "--locale=C", "--no-sync"],
-            check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
-        # Throwaway data: no fsync (the tests judge logic, not durability; much faster).
-        options = (
-            f"-k {sock} -p {port} -c listen_addresses='' -c fsync=off"
-            " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
-        started = True
-        subprocess.run(
-            [*prefix, pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60",
-             "start"],
-            check=True, capture_output=True, timeout=90,
-        )  # fmt: skip
+        try:
+            subprocess.run(
+                [*prefix, initdb, "-D", str(data), "-U", PG_USER, "--auth=trust",
+                 "--encoding=UTF8", "--locale=C", "--no-sync"],
+                check=True, capture_output=True, timeout=120,
+            )  # fmt: skip
+            options = f"-k {sock} -p {port} -c listen_addresses='' -c max_connections=200"
+            if not durable:
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            started = True
+            subprocess.run(
+                [*prefix, pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w",
+                 "-t", "60", "start"],
+                check=True, capture_output=True, timeout=90,
+            )  # fmt: skip
+        except subprocess.CalledProcessError as exc:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise ClusterUnavailable(
+                f"starting the test PostgreSQL failed: {exc.cmd[len(prefix)]}: "
+                f"{exc.stderr.decode(errors='replace')}\n{tail}"
+            ) from None
         yield PgCluster(sock, port)
-    except subprocess.CalledProcessError as exc:
-        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-        pytest.fail(
-            f"starting the test PostgreSQL failed: {exc.cmd[len(prefix)]}: "
-            f"{exc.stderr.decode(errors='replace')}\n{tail}",
-            pytrace=False,
-        )
     finally:
         if started:
             subprocess.run(
@@ -121,6 +124,16 @@ def pg_cluster() -> Iterator[PgCluster]:
                 capture_output=True, timeout=60, check=False,
             )  # fmt: skip
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """One throwaway cluster for the session; FAILS (never skips) when it cannot start."""
+    try:
+        with throwaway_cluster() as cluster:
+            yield cluster
+    except ClusterUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 _numbers = itertools.count(1)

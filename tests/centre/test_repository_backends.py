@@ -331,3 +331,15 @@ async def test_an_unreachable_database_is_a_clear_error_without_the_password(
         await PostgresRepository.open(dsn)
     assert "cannot use the main repository's PostgreSQL" in info.value.reason
     assert "password=***" in info.value.reason and "pw-not-shown" not in info.value.reason
+
+
+def test_without_postgresql_binaries_the_cluster_says_make_bootstrap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fixture fails (never skips) with this message when Debian's package is missing."""
+    from tests import pg_cluster
+
+    monkeypatch.setattr(pg_cluster.shutil, "which", lambda name: None)
+    monkeypatch.setattr(pg_cluster.glob, "glob", lambda pattern: [])
+    with pytest.raises(pg_cluster.ClusterUnavailable, match="make bootstrap"):
+        pg_cluster._binaries()
