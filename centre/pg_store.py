@@ -301,9 +301,10 @@ class PostgresRepository(SqlRepository):
         cur = self.db.conn.execute(
             "INSERT INTO events (gateway_id, seq, kind, cls, wall_time, body, batch_id,"
             " received_at, prev_seq, chain_hash)"
-            " SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[],"
-            " %s::float8[], %s::text[], %s::text[], %s::float8[], %s::bigint[], %s::text[])"
+            " SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::text[],"
+            " %b::float8[], %b::text[], %b::text[], %b::float8[], %b::bigint[], %b::text[])"
             " ON CONFLICT (gateway_id, seq) DO NOTHING",
+            # %b: the arrays go in binary (as text, each JSON body is escaped by a regex).
             [list(c) for c in columns],
         )
         return cur.rowcount
