@@ -253,6 +253,9 @@ class PostgresRepository(SqlRepository):
             kwargs={"autocommit": True, "row_factory": _row_factory},
             open=False,
             name="centre-pg",
+            # A connection the server dropped (a restart, a failover) is replaced when taken
+            # from the pool, not found broken by the request that took it.
+            check=ConnectionPool.check_connection,
         )
         self._pool = pool
         pool.open(wait=True, timeout=30.0)

@@ -343,3 +343,22 @@ def test_without_postgresql_binaries_the_cluster_says_make_bootstrap(
     monkeypatch.setattr(pg_cluster.glob, "glob", lambda pattern: [])
     with pytest.raises(pg_cluster.ClusterUnavailable, match="make bootstrap"):
         pg_cluster._binaries()
+
+
+async def test_connections_the_server_dropped_are_replaced_not_failed(pg_dsn: str) -> None:
+    """After the server ends every session (as a restart does), the next calls succeed."""
+    repo = await PostgresRepository.open(pg_dsn, pool_size=2)
+    try:
+        await repo.create_token("h", "Rose", "", 0.0, 1e12)
+        await asyncio.gather(repo.gateways(), repo.gateways())  # both connections in the pool
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            ended = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert ended is not None and ended[0] >= 1
+        for _ in range(3):
+            assert await repo.gateways() == []
+        await repo.create_token("h2", "Rose", "", 0.0, 1e12)
+    finally:
+        await repo.close()
