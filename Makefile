@@ -9,7 +9,9 @@ STAMP_NPM := node_modules/.stamp-install
 STAMP_APT := $(VENV)/.stamp-apt
 # Debian tools the tests drive: headless Chromium (page screenshots), shellcheck (install
 # script), systemd-analyze (unit verification), stress-ng (the load beside `make test-loaded`),
-# pdftoppm (the monthly bulletin PDF's first page as a PNG).
+# pdftoppm (the monthly bulletin PDF's first page as a PNG); postgresql (initdb and pg_ctl
+# for the tests' throwaway PostgreSQL, tests/pg_cluster.py: Debian keeps them off PATH, in
+# /usr/lib/postgresql/<version>/bin, so they are looked for there).
 # Installed only when missing.
 APT_TOOLS := chromium:chromium shellcheck:shellcheck systemd-analyze:systemd stress-ng:stress-ng \
   pdftoppm:poppler-utils ffmpeg:ffmpeg ffprobe:ffmpeg espeak-ng:espeak-ng arecord:alsa-utils
@@ -24,7 +26,7 @@ all: test
 $(STAMP_PY): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -e '.[dev,postgres]'
 	touch $@
 
 $(STAMP_NPM): package.json package-lock.json
@@ -36,6 +38,8 @@ $(STAMP_APT): Makefile | $(STAMP_PY)
 	  bin=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	  missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \

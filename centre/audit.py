@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from centre.store import SqliteRepository
+from centre.store import SqlRepository
 from wire import (
     BATCH_TYPE,
     Batch,
@@ -47,7 +47,7 @@ class AuditReport:
 
 
 async def audit_gateway(
-    repo: SqliteRepository, gateway_id: str, *, chain: bool = False
+    repo: SqlRepository, gateway_id: str, *, chain: bool = False
 ) -> AuditReport:
     """Check seqs 1..highest are all held and each event matches a verified batch (and, with
     ``chain``, that the stored hash chain is unbroken)."""

@@ -8,6 +8,7 @@
     compound-centre events --compound "Rose Garden" --kind tap --since 2026-11-28
     compound-centre verify            # audit: sequence-complete, signatures valid
     compound-centre verify --chain    # ... and the journals' hash chains: where history changed
+    compound-centre migrate [--check]  # schema migrations (SQLite, or PostgreSQL: centre.toml)
     compound-centre bulletin daily --date 2026-11-28 [--out DIR]
     compound-centre bulletin monthly --month 2026-11 [--out DIR]
     compound-centre explain --compound "Rose Garden" --round night@2026-11-28T22:00 --text "..."
@@ -20,7 +21,9 @@
     compound-centre push alerts            # chosen alerts to the groups as they happen (push.toml)
     compound-centre announce say "请勿向陌生人转账。" --title 转账提醒   # docs/announcements.md
 
-``--data`` defaults to ``$COMPOUND_CENTRE_DATA`` or ``./centre-data``.
+``--data`` defaults to ``$COMPOUND_CENTRE_DATA`` or ``./centre-data``. The main repository is
+``centre.db`` there, or PostgreSQL when ``$COMPOUND_CENTRE_DATABASE`` or ``centre.toml``'s
+``[database] dsn`` names one (centre/database.py, docs/scale.md).
 """
 
 from __future__ import annotations
@@ -40,10 +43,11 @@ from typing import Any
 
 from centre.antifraud.tables import WalkTables
 from centre.audit import audit_gateway
+from centre.database import describe, migrate, open_repository, schema_versions
 from centre.errors import CentreError
 from centre.pki import CentrePaths, fingerprint, init_centre, load_ca
 from centre.server import WALKS_DIR, running_centre
-from centre.store import GatewayRecord, SqliteRepository
+from centre.store import GatewayRecord
 from centre.tokens import hash_token, new_token, parse_ttl
 
 log = logging.getLogger("centre")
@@ -91,7 +95,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     fp = init_centre(paths, hostnames=hostnames, ips=ips, now=time.time(), name=args.name)
 
     async def create_db() -> None:
-        repo = await SqliteRepository.open(paths.database)
+        repo = await open_repository(paths)
         await repo.close()
 
     asyncio.run(create_db())
@@ -139,7 +143,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     now = time.time()
 
     async def store() -> None:
-        async with await SqliteRepository.open(paths.database) as repo:
+        async with await open_repository(paths) as repo:
             await repo.create_token(hash_token(token), args.compound, args.township, now, now + ttl)
 
     asyncio.run(store())
@@ -192,7 +196,7 @@ def cmd_gateways(args: argparse.Namespace) -> int:
     _need_init(paths)
 
     async def fetch() -> list[tuple[GatewayRecord, Any, tuple[int, int]]]:
-        async with await SqliteRepository.open(paths.database) as repo:
+        async with await open_repository(paths) as repo:
             return [
                 (g, await repo.state(g.gateway_id), await repo.media_backlog(g.gateway_id))
                 for g in await repo.gateways()
@@ -233,7 +237,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     _need_init(paths)
 
     async def revoke() -> bool:
-        async with await SqliteRepository.open(paths.database) as repo:
+        async with await open_repository(paths) as repo:
             if await repo.gateway(args.gateway_id) is None:
                 raise CentreError(f"no gateway {args.gateway_id!r} is enrolled")
             return await repo.revoke(args.gateway_id, time.time(), args.reason)
@@ -250,7 +254,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     _need_init(paths)
 
     async def query() -> list[dict[str, Any]]:
-        async with await SqliteRepository.open(paths.database) as repo:
+        async with await open_repository(paths) as repo:
             return await repo.events(
                 compound=args.compound,
                 gateway_id=args.gateway,
@@ -271,7 +275,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     async def audit() -> int:
         bad = 0
-        async with await SqliteRepository.open(paths.database) as repo:
+        async with await open_repository(paths) as repo:
             ids = [args.gateway] if args.gateway else [g.gateway_id for g in await repo.gateways()]
             for gid in ids:
                 r = await audit_gateway(repo, gid, chain=args.chain)
@@ -292,6 +296,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 1 if bad else 0
 
     return asyncio.run(audit())
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring every versioned store up to date (or, with --check, say whether one is behind)."""
+    paths = _paths(args)
+    _need_init(paths)
+    where = describe(paths)
+    if args.check:
+        pending = 0
+        for store, (now, latest) in schema_versions(paths).items():
+            state = "up to date" if now >= latest else f"{latest - now} migration(s) pending"
+            print(f"{store} ({where}): schema version {now}, this centre's {latest}: {state}")
+            pending += now < latest
+        return 1 if pending else 0
+    for store, (before, after) in migrate(paths).items():
+        print(f"{store} ({where}): schema version {before} -> {after}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -353,6 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="also walk the journal hash chains and list where history was edited or deleted",
     )
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser(
+        "migrate", help="apply pending schema migrations (SQLite or PostgreSQL, see centre.toml)"
+    )
+    p.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 if a migration is pending"
+    )
+    p.set_defaults(func=cmd_migrate)
     from centre.bulletins.cli import add_bulletin_commands
 
     add_bulletin_commands(sub)

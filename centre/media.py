@@ -47,7 +47,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from centre.errors import BadRequest, CentreError
-from centre.store import GatewayRecord, MediaRecord, SqliteRepository
+from centre.store import GatewayRecord, MediaRecord, SqlRepository
 from wire import encode
 
 log = logging.getLogger("centre.media")
@@ -136,7 +136,7 @@ class MediaService:
 
     def __init__(
         self,
-        repo: SqliteRepository,
+        repo: SqlRepository,
         folder: Path,
         *,
         authenticate: Authenticate,

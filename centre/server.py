@@ -34,6 +34,7 @@ from centre.bulletins.survey_store import SqliteSurveyStore
 from centre.bulletins.web import BulletinHandlers
 from centre.commands.channel import CommandChannel
 from centre.commands.store import SqliteCommandStore
+from centre.database import open_repository
 from centre.faults import server_logger
 from centre.media import MediaService, retention_from_env
 from centre.pki import CentrePaths
@@ -41,7 +42,7 @@ from centre.rollout.pages import RolloutPages
 from centre.rollout.service import RolloutService
 from centre.rollout.store import FILENAME as ROLLOUTS_FILE
 from centre.rollout.store import SqliteRolloutStore
-from centre.store import SqliteRepository
+from centre.store import SqlRepository
 from centre.web.cli import CONSOLE_DB
 from centre.web.console import Console
 from centre.web.pages import ConsolePages
@@ -53,7 +54,7 @@ WALKS_DIR = "walks"  # walking-time tables, one <gateway id>.toml each (docs/ant
 @dataclass(slots=True)
 class RunningCentre:
     service: CentreService
-    repo: SqliteRepository
+    repo: SqlRepository  # SQLite by default, PostgreSQL when configured (centre/database.py)
     commands: CommandChannel
     host: str
     port: int
@@ -79,7 +80,7 @@ async def running_centre(
 ) -> AsyncIterator[RunningCentre]:
     """Serve until the block exits; port 0 picks a free one (see ``.port``). Images are kept
     ``media_retention_s`` (default: ``COMPOUND_CENTRE_MEDIA_RETENTION_DAYS``, else 30 days)."""
-    repo = await SqliteRepository.open(paths.database)
+    repo = await open_repository(paths)
     store = await SqliteExplanationStore.open(paths.root / EXPLANATIONS_FILE)
     command_store = await SqliteCommandStore.open(paths.database)
     console_store = await SqliteConsoleStore.open(paths.root / CONSOLE_DB)

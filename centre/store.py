@@ -2,8 +2,10 @@
 
 Handlers only see :class:`Repository` (async methods, plain records). :class:`SqliteRepository`
 is the default - one file in the data directory, every call run on one worker thread so the
-event loop never blocks, every multi-step write in one transaction. A PostgreSQL backend would
-implement the same protocol::
+event loop never blocks, every multi-step write in one transaction. :class:`SqlRepository`
+holds the logic both backends share (ingest, chain findings, alerts, watermark and gaps), written
+once; each backend (this one, :class:`centre.pg_store.PostgresRepository`) supplies its
+connection, transactions, migrations and the few statements whose SQL differs::
 
     repo = await SqliteRepository.open(paths.database)
     result = await repo.ingest(batch, envelope=raw, signature=sig, key_id=kid, now=time.time())
@@ -19,8 +21,10 @@ import logging
 import sqlite3
 import zlib
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from pathlib import Path
+from typing import Any, ClassVar, Final, Protocol, Self, TypeVar
 
 from centre.errors import Conflict, EnrollmentRefused
 from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
@@ -30,7 +34,10 @@ from wire.envelopes import MAX_GAPS_LISTED
 
 log = logging.getLogger("centre.store")
 
-SCHEMA_VERSION: Final = 4
+T = TypeVar("T")
+
+# Forward-only: a number is never edited once released, a change is a new entry at the end.
+# centre/pg_store.py keeps the same list in PostgreSQL's dialect (a test holds them in step).
 _MIGRATIONS: Final = (
     # 1: the first schema
     """
@@ -266,7 +273,19 @@ class MediaRecord:
     stored_at: float
 
 
-def _media(row: sqlite3.Row) -> MediaRecord:
+def _whole(value: Any) -> int | None:
+    """A size read from a stored event body: a whole number of bytes, else None (SQLite gives
+    the JSON number, PostgreSQL its text)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
+        return int(value)
+    return None
+
+
+def _media(row: Any) -> MediaRecord:
     return MediaRecord(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - Row has no iter
 
 
@@ -335,34 +354,75 @@ class Repository(Protocol):
     async def close(self) -> None: ...
 
 
-def _record(row: sqlite3.Row) -> GatewayRecord:
+def _record(row: Any) -> GatewayRecord:
     return GatewayRecord(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - Row has no iter
 
 
-class SqliteRepository(SqliteWorker):
-    """The default repository: SQLite (WAL, synchronous=FULL) on one worker thread."""
+class SqlRepository:
+    """The repository's logic, backend-neutral: every query here is portable SQL with ``?``
+    placeholders, run on ``self.db`` (a DB-API connection whose rows index by position and by
+    column name) inside ``self._tx()``. A backend provides the connection, ``_run`` (off the
+    event loop), the transaction, and the statements whose SQL differs (the class attributes
+    and the ``_insert_*``/``_lock_*`` methods below)."""
 
-    THREAD_NAME_PREFIX = "centre-db"
-    CLOSED_MESSAGE = "repository is closed"
+    # -- the dialect (SQLite's here; a backend overrides) ------------------------------------
 
-    # -- plumbing -------------------------------------------------------------------------
+    # Appended to the SELECT of a row the transaction goes on to update (the enrollment token).
+    FOR_UPDATE: ClassVar[str] = ""
+    # The two-argument maximum of two values.
+    GREATEST: ClassVar[str] = "MAX"
+    # The index hint for "events naming this seq as prev_seq" (see _chain_findings).
+    BY_PREV: ClassVar[str] = " INDEXED BY events_prev"
+    # tap_tally's aggregate: (gateway_id, taps, unverified, unverified bands) per gateway.
+    TAP_TALLY_SQL: ClassVar[str] = (
+        "SELECT gateway_id, count(*), sum(unverified),"
+        " count(DISTINCT CASE WHEN unverified THEN band END) FROM"
+        " (SELECT gateway_id, json_extract(body, '$.payload.wristband') AS band,"
+        "  coalesce(json_extract(body, '$.payload.verified') IS NOT 1, 1) AS unverified"
+        "  FROM events WHERE kind = 'tap' AND wall_time >= ? AND wall_time < ?)"
+        " GROUP BY gateway_id ORDER BY gateway_id"
+    )
 
-    def _connect(self) -> sqlite3.Connection:
-        # 0600: token hashes and every compound's events, not for other local users.
-        # synchronous=FULL: an ack promises the events are stored, the commit must be durable
-        # before it goes out.
-        db = connect_durable(self._path)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA foreign_keys=ON")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(_MIGRATIONS, start=1):
-            if number > version:
-                with atomic(db):
-                    for statement in script.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                    db.execute(f"PRAGMA user_version={number}")
-        return db
+    # A camera.snapshot event's image hash and size (centre/media.py), from its stored body;
+    # the hash expression is the one the events_snapshot_sha index is built on.
+    SNAPSHOT_SHA: ClassVar[str] = "json_extract(body, '$.payload.sha256')"
+    SNAPSHOT_BYTES: ClassVar[str] = "json_extract(body, '$.payload.bytes')"
+
+    @property
+    def db(self) -> Any:
+        raise NotImplementedError
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        raise NotImplementedError
+
+    def _tx(self) -> AbstractContextManager[Any]:
+        """One transaction on ``self.db`` (commit, or roll back on any exception)."""
+        return atomic(self.db)
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _insert_ignore(self, table: str, columns: str) -> str:
+        """INSERT of one row (``columns`` comma-separated) that does nothing on a key clash."""
+        marks = ", ".join("?" * len(columns.split(",")))
+        return f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})"
+
+    def _lock_gateway(self, gateway_id: str) -> None:
+        """Serialise this transaction with every other one ingesting for ``gateway_id``
+        (SQLite's BEGIN IMMEDIATE already serialises all writers)."""
+
+    def _insert_events(self, rows: list[tuple[Any, ...]]) -> int:
+        """Insert new event rows (the columns of ``_EVENT_COLUMNS``); returns how many."""
+        self.db.executemany(
+            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 10)})", rows
+        )
+        return len(rows)
 
     # -- enrollment -----------------------------------------------------------------------
 
@@ -388,9 +448,9 @@ class SqliteRepository(SqliteWorker):
     ) -> GatewayRecord:
         def op() -> GatewayRecord:
             db = self.db
-            with atomic(db):
+            with self._tx():
                 row = db.execute(
-                    "SELECT * FROM tokens WHERE token_hash = ?", (token_hash,)
+                    "SELECT * FROM tokens WHERE token_hash = ?" + self.FOR_UPDATE, (token_hash,)
                 ).fetchone()
                 if row is None:
                     raise EnrollmentRefused("token_unknown", "this enrollment token is not known")
@@ -480,18 +540,17 @@ class SqliteRepository(SqliteWorker):
         self, batch: Batch, *, envelope: bytes, signature: bytes, key_id: str, now: float
     ) -> IngestResult:
         def op() -> IngestResult:
-            db = self.db
             gw = batch.gateway_id
             bodies = [encode(e).decode("utf-8") for e in batch.events]
             try:
-                with atomic(db):
+                with self._tx():
                     return self._ingest_in_tx(batch, bodies, envelope, signature, key_id, now)
             except Conflict as exc:
                 # Never overwrite evidence, never drop it either: the refused version is kept
                 # in the alert, durably, before the 409 goes out.
                 seq = int(exc.fields["seq"])
                 sent = bodies[batch.seqs().index(seq)]
-                with atomic(db):
+                with self._tx():
                     self._insert_alerts(
                         [
                             NewAlert(
@@ -524,6 +583,7 @@ class SqliteRepository(SqliteWorker):
     ) -> IngestResult:
         db = self.db
         gw = batch.gateway_id
+        self._lock_gateway(gw)
         existing = dict(
             db.execute(
                 "SELECT seq, body FROM events WHERE gateway_id = ? AND seq BETWEEN ? AND ?",
@@ -562,15 +622,14 @@ class SqliteRepository(SqliteWorker):
                     seq=seq,
                     held_sha256=_digest(held),
                 )
-        db.executemany(
-            "INSERT INTO events (gateway_id, seq, kind, cls, wall_time, body, batch_id,"
-            " received_at, prev_seq, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            new_rows,
-        )
+        stored = self._insert_events(new_rows)
+        duplicates += len(new_rows) - stored  # none while the gateway's lock is held
         db.execute(
-            "INSERT OR IGNORE INTO batches (gateway_id, batch_id, received_at, first_seq,"
-            " last_seq, count, new_count, key_id, signature, envelope_gz)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self._insert_ignore(
+                "batches",
+                "gateway_id, batch_id, received_at, first_seq, last_seq, count, new_count,"
+                " key_id, signature, envelope_gz",
+            ),
             (
                 gw,
                 batch.batch_id,
@@ -578,22 +637,21 @@ class SqliteRepository(SqliteWorker):
                 batch.first_seq,
                 batch.last_seq,
                 len(batch.events),
-                len(new_rows),
+                stored,
                 key_id,
                 signature,
                 zlib.compress(envelope, 6),
             ),
         )
         db.executemany(
-            "INSERT OR IGNORE INTO skipped (gateway_id, seq_lo, seq_hi, batch_id)"
-            " VALUES (?, ?, ?, ?)",
+            self._insert_ignore("skipped", "gateway_id, seq_lo, seq_hi, batch_id"),
             [(gw, lo, hi, batch.batch_id) for lo, hi in batch.skipped],
         )
         self._insert_alerts(self._chain_findings(gw, fresh, batch.skipped, now), now)
         self._insert_alerts(self._head_findings(batch, now), now)
-        state = self._advance(gw, len(new_rows), batch.head_seq, now)
+        state = self._advance(gw, stored, batch.head_seq, now)
         return IngestResult(
-            stored=len(new_rows),
+            stored=stored,
             duplicates=duplicates,
             watermark=state.watermark,
             highest=state.highest,
@@ -620,8 +678,8 @@ class SqliteRepository(SqliteWorker):
         def flag(kind: str, seq: int, at: float, **details: Any) -> None:
             out.append(NewAlert(f"{kind}/{gw}/{seq}", kind, gw, seq, at, details))
 
-        def held(seq: int) -> sqlite3.Row | None:
-            row: sqlite3.Row | None = db.execute(
+        def held(seq: int) -> Any:
+            row: Any = db.execute(
                 "SELECT seq, chain_hash, body FROM events WHERE gateway_id = ? AND seq = ?",
                 (gw, seq),
             ).fetchone()
@@ -666,7 +724,7 @@ class SqliteRepository(SqliteWorker):
             for nxt in db.execute(
                 # By events_prev: left to itself the planner walks the primary key over every
                 # event held above seq (a whole backlog sent ahead: quadratic in the backlog).
-                "SELECT seq, body FROM events INDEXED BY events_prev"
+                f"SELECT seq, body FROM events{self.BY_PREV}"
                 " WHERE gateway_id = ? AND prev_seq = ? AND seq > ?",
                 (gw, seq, seq),
             ).fetchall():
@@ -730,8 +788,7 @@ class SqliteRepository(SqliteWorker):
             mismatch(head.seq, head.hash, held, batch.batch_id)
         else:
             db.execute(
-                "INSERT OR IGNORE INTO chain_heads (gateway_id, seq, hash, batch_id, received_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                self._insert_ignore("chain_heads", "gateway_id, seq, hash, batch_id, received_at"),
                 (gw, head.seq, head.hash, batch.batch_id, now),
             )
         above = db.execute(
@@ -756,8 +813,9 @@ class SqliteRepository(SqliteWorker):
                 "SELECT compound FROM gateways WHERE gateway_id = ?", (a.gateway_id,)
             ).fetchone()
             cur = db.execute(
-                "INSERT OR IGNORE INTO alerts (alert_key, kind, gateway_id, compound, seq, at,"
-                " raised_at, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                self._insert_ignore(
+                    "alerts", "alert_key, kind, gateway_id, compound, seq, at, raised_at, details"
+                ),
                 (
                     a.key,
                     a.kind,
@@ -778,7 +836,7 @@ class SqliteRepository(SqliteWorker):
 
     async def add_alerts(self, alerts: list[NewAlert], now: float) -> int:
         def op() -> int:
-            with atomic(self.db):
+            with self._tx():
                 return self._insert_alerts(alerts, now)
 
         return await self._run(op)
@@ -863,7 +921,8 @@ class SqliteRepository(SqliteWorker):
         )
         db.execute(
             "UPDATE gateways SET watermark = ?, highest = ?, last_seen = ?,"
-            " head_seq = MAX(head_seq, ?), event_count = event_count + ? WHERE gateway_id = ?",
+            f" head_seq = {self.GREATEST}(head_seq, ?), event_count = event_count + ?"
+            " WHERE gateway_id = ?",
             (wm, highest, now, head_seq, added, gw),
         )
         gaps, truncated = self._gaps(gw, wm)
@@ -873,7 +932,7 @@ class SqliteRepository(SqliteWorker):
         """Missing ranges above the watermark: holes between stored events, minus skipped."""
         rows = self.db.execute(
             "SELECT prev + 1, seq - 1 FROM (SELECT seq, LAG(seq, 1, ?) OVER (ORDER BY seq) AS prev"
-            " FROM events WHERE gateway_id = ? AND seq > ?) WHERE seq - prev > 1 LIMIT ?",
+            " FROM events WHERE gateway_id = ? AND seq > ?) AS w WHERE seq - prev > 1 LIMIT ?",
             (wm, gw, wm, _GAP_SCAN),
         ).fetchall()
         skipped = self.db.execute(
@@ -907,15 +966,7 @@ class SqliteRepository(SqliteWorker):
         in Python."""
 
         def op() -> list[TapTally]:
-            rows = self.db.execute(
-                "SELECT gateway_id, count(*), sum(unverified),"
-                " count(DISTINCT CASE WHEN unverified THEN band END) FROM"
-                " (SELECT gateway_id, json_extract(body, '$.payload.wristband') AS band,"
-                "  coalesce(json_extract(body, '$.payload.verified') IS NOT 1, 1) AS unverified"
-                "  FROM events WHERE kind = 'tap' AND wall_time >= ? AND wall_time < ?)"
-                " GROUP BY gateway_id ORDER BY gateway_id",
-                (since, until),
-            ).fetchall()
+            rows = self.db.execute(self.TAP_TALLY_SQL, (since, until)).fetchall()
             return [TapTally(str(r[0]), int(r[1]), int(r[2] or 0), int(r[3])) for r in rows]
 
         return await self._run(op)
@@ -996,15 +1047,15 @@ class SqliteRepository(SqliteWorker):
 
         def op() -> Announcement | None:
             row = self.db.execute(
-                "SELECT seq, json_extract(body, '$.payload.bytes') FROM events"
+                f"SELECT seq, {self.SNAPSHOT_BYTES} FROM events"
                 " WHERE kind = 'camera.snapshot'"
-                " AND json_extract(body, '$.payload.sha256') = ? AND gateway_id = ?"
+                f" AND {self.SNAPSHOT_SHA} = ? AND gateway_id = ?"
                 " ORDER BY seq LIMIT 1",
                 (sha256, gateway_id),
             ).fetchone()
             if row is None:
                 return None
-            size = row[1] if isinstance(row[1], int) and not isinstance(row[1], bool) else None
+            size = _whole(row[1])
             return Announcement(gateway_id, int(row[0]), size)
 
         return await self._run(op)
@@ -1021,8 +1072,7 @@ class SqliteRepository(SqliteWorker):
 
         def op() -> bool:
             cur = self.db.execute(
-                "INSERT OR IGNORE INTO media (sha256, gateway_id, seq, size, path, stored_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                self._insert_ignore("media", "sha256, gateway_id, seq, size, path, stored_at"),
                 (
                     record.sha256,
                     record.gateway_id,
@@ -1051,7 +1101,7 @@ class SqliteRepository(SqliteWorker):
 
         def op() -> bool:
             db = self.db
-            with atomic(db):
+            with self._tx():
                 row = db.execute("SELECT * FROM media WHERE sha256 = ?", (sha256,)).fetchone()
                 if row is None:
                     return False
@@ -1092,9 +1142,8 @@ class SqliteRepository(SqliteWorker):
         def op() -> tuple[int, int]:
             row = self.db.execute(
                 "SELECT count(*), coalesce(sum(size), 0) FROM"
-                " (SELECT json_extract(e.body, '$.payload.sha256') AS sha,"
-                "  json_extract(e.body, '$.payload.bytes') AS size"
-                "  FROM events e WHERE e.gateway_id = ? AND e.kind = 'camera.snapshot')"
+                f" (SELECT {self.SNAPSHOT_SHA} AS sha, {self.SNAPSHOT_BYTES} AS size"
+                "  FROM events WHERE gateway_id = ? AND kind = 'camera.snapshot') AS s"
                 " WHERE sha NOT IN (SELECT sha256 FROM media)"
                 " AND sha NOT IN (SELECT sha256 FROM media_deletions)",
                 (gateway_id,),
@@ -1104,6 +1153,53 @@ class SqliteRepository(SqliteWorker):
         return await self._run(op)
 
 
+class SqliteRepository(SqliteWorker, SqlRepository):
+    """The default repository: SQLite (WAL, synchronous=FULL) on one worker thread."""
+
+    THREAD_NAME_PREFIX = "centre-db"
+    CLOSED_MESSAGE = "repository is closed"
+
+    def _connect(self) -> sqlite3.Connection:
+        # 0600: token hashes and every compound's events, not for other local users.
+        # synchronous=FULL: an ack promises the events are stored, the commit must be durable
+        # before it goes out.
+        db = connect_durable(self._path)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA foreign_keys=ON")
+        migrate_sqlite(db)
+        return db
+
+
+def migrate_sqlite(db: sqlite3.Connection, upto: int | None = None) -> tuple[int, int]:
+    """Apply the migrations ``db`` has not had yet (up to ``upto``, default all), each in its
+    own transaction with its number in ``PRAGMA user_version``; returns (before, after)."""
+    before = version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    for number, script in enumerate(_MIGRATIONS, start=1):
+        if version < number <= (upto if upto is not None else len(_MIGRATIONS)):
+            with atomic(db):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={number}")
+            version = number
+    return before, version
+
+
+def sqlite_schema_version(path: Path) -> int:
+    """The schema version of the SQLite file at ``path`` (0: none yet), without migrating."""
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        db.close()
+
+
+SCHEMA_VERSION: Final = len(_MIGRATIONS)
+_EVENT_COLUMNS: Final = (
+    "gateway_id, seq, kind, cls, wall_time, body, batch_id, received_at, prev_seq, chain_hash"
+)
 _GAP_SCAN: Final = 1000
 
 

@@ -47,15 +47,18 @@ from centre.bulletins.source import (
 )
 from centre.bulletins.survey_store import SqliteSurveyStore
 from centre.bulletins.web import last_month, yesterday
+from centre.database import database_dsn, open_repository
 from centre.errors import BadRequest, CentreError
 from centre.pki import CentrePaths
-from centre.store import SqliteRepository
+from centre.store import SqlRepository
 
 
 def data_root(args: argparse.Namespace) -> Path:
     """The centre's data folder from ``--data``, refused unless it holds a centre database."""
     root = Path(args.data).resolve()
-    if not CentrePaths(root).database.exists():
+    paths = CentrePaths(root)
+    on_postgres = paths.ca_cert.exists() and database_dsn(paths) is not None
+    if not paths.database.exists() and not on_postgres:
         raise CentreError(f"{root} has no centre database (run `compound-centre init`)")
     return root
 
@@ -71,7 +74,7 @@ def time_zone(name: str) -> str:
 
 async def _with_stores(root: Path, fn: Any) -> Any:
     async with (
-        await SqliteRepository.open(CentrePaths(root).database) as repo,
+        await open_repository(CentrePaths(root)) as repo,
         await SqliteExplanationStore.open(root / FILENAME) as store,
     ):
         return await fn(repo, store)
@@ -81,7 +84,7 @@ def cmd_bulletin_daily(args: argparse.Namespace) -> int:
     root, tz, now = data_root(args), time_zone(args.tz), time.time()
     day = args.date or yesterday(now, tz)
 
-    async def run(repo: SqliteRepository, store: SqliteExplanationStore) -> list[Path]:
+    async def run(repo: SqlRepository, store: SqliteExplanationStore) -> list[Path]:
         try:
             bulletin = await build_daily(repo, store, day, now=now, tz=tz)
         except ValueError as exc:
@@ -102,7 +105,7 @@ def cmd_bulletin_monthly(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
 
-    async def run(repo: SqliteRepository, store: SqliteExplanationStore) -> list[Path]:
+    async def run(repo: SqlRepository, store: SqliteExplanationStore) -> list[Path]:
         bulletin = await build_monthly(repo, store, month, now=now, tz=tz)
         out = Path(args.out)
         history = await patrol_history(repo, month_days(bulletin), now=now, tz=tz)
@@ -123,7 +126,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     root, tz = data_root(args), time_zone(args.tz)
     by = args.by or f"cli:{getpass.getuser()}"
 
-    async def run(repo: SqliteRepository, store: SqliteExplanationStore) -> Any:
+    async def run(repo: SqlRepository, store: SqliteExplanationStore) -> Any:
         return await record_explanation(
             repo,
             store,
@@ -155,7 +158,7 @@ def cmd_bulletin_security(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
 
-    async def run(repo: SqliteRepository, store: SqliteExplanationStore) -> list[Path]:
+    async def run(repo: SqlRepository, store: SqliteExplanationStore) -> list[Path]:
         monthly = await build_monthly(repo, store, month, now=now, tz=tz)
         async with await SqliteCaseStore.open(root / FILENAME) as cases:
 
@@ -197,7 +200,7 @@ def cmd_cases_import(args: argparse.Namespace) -> int:
     by = args.by or f"cli:{getpass.getuser()}"
     raw = Path(args.file).read_bytes()
 
-    async def run(repo: SqliteRepository, store: SqliteExplanationStore) -> Any:
+    async def run(repo: SqlRepository, store: SqliteExplanationStore) -> Any:
         compounds = {r.compound for r in await repo.gateways()}
         async with await SqliteCaseStore.open(root / FILENAME) as cases:
             return await cases.import_csv(

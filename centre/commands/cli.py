@@ -24,9 +24,9 @@ from typing import Any
 from centre.announce.library import AnnouncementError, AnnouncementLibrary
 from centre.commands.issue import issue, load_command_key, parse_zones, targets
 from centre.commands.store import CommandRecord, SqliteCommandStore
+from centre.database import open_repository
 from centre.errors import CentreError
 from centre.pki import CentrePaths
-from centre.store import SqliteRepository
 from wire.commands import (
     ANNOUNCEMENT_RE,
     DEFAULT_TTL_S,
@@ -58,7 +58,7 @@ def _queue(args: argparse.Namespace, action: Action) -> int:
 
     async def run() -> list[CommandRecord]:
         async with (
-            await SqliteRepository.open(paths.database) as repo,
+            await open_repository(paths) as repo,
             await SqliteCommandStore.open(paths.database) as store,
         ):
             gws = await targets(repo, compound=args.compound, all_gateways=args.all)

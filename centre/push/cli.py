@@ -35,7 +35,8 @@ from centre.bulletins.explanations import SqliteExplanationStore
 from centre.bulletins.model import DEFAULT_TZ
 from centre.bulletins.source import build_daily
 from centre.bulletins.web import yesterday
-from centre.errors import BadRequest
+from centre.database import database_dsn, open_repository
+from centre.errors import BadRequest, CentreError
 from centre.pki import CentrePaths
 from centre.push.alerts import load_alert_config
 from centre.push.daily import DEFAULT_LANGUAGE, SUPPORTED
@@ -44,7 +45,6 @@ from centre.push.robot import PushConfigError, load_robots
 from centre.push.scan import AlertScanner, CentreAlertSource
 from centre.push.sender import DONE, RobotSender
 from centre.push.service import deliver_all, enqueue_daily
-from centre.store import SqliteRepository
 from i18n import match
 
 log = logging.getLogger("centre.push")
@@ -67,7 +67,7 @@ def cmd_push_daily(args: argparse.Namespace) -> int:
 
     async def run() -> list[Any]:
         async with (
-            await SqliteRepository.open(CentrePaths(root).database) as repo,
+            await open_repository(CentrePaths(root)) as repo,
             await SqliteExplanationStore.open(root / EXPLANATIONS_FILE) as store,
         ):
             try:
@@ -129,6 +129,13 @@ def cmd_push_status(args: argparse.Namespace) -> int:
 
 def cmd_push_alerts(args: argparse.Namespace) -> int:
     root, tz, lang = data_root(args), time_zone(args.tz), _lang(args.lang)
+    if database_dsn(CentrePaths(root)) is not None:
+        # The scanner reads centre.db's alerts, events and gateways directly (SQL, read-only):
+        # on PostgreSQL it would find none and push nothing. Say so rather than stay silent.
+        raise CentreError(
+            "push alerts reads the main repository from SQLite (centre.db); with the main "
+            "repository on PostgreSQL it is not supported yet (docs/scale.md)"
+        )
     config_path = Path(args.config) if args.config else root / CONFIG_FILE
     robots = load_robots(config_path)
     config = load_alert_config(config_path, robots)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Collection, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from centre.errors import Conflict
-from centre.store import SqliteRepository, TokenGrant
+from centre.store import SqlRepository, TokenGrant
+from tests.pg_cluster import OpenRepo
 from wire import Batch
 from wire.chain import GENESIS, event_hash
 
@@ -19,8 +19,9 @@ GW = "gw-chain"
 
 
 @pytest.fixture
-async def repo(tmp_path: Path) -> AsyncIterator[SqliteRepository]:
-    r = await SqliteRepository.open(tmp_path / "centre.db")
+async def repo(open_repo: OpenRepo) -> AsyncIterator[SqlRepository]:
+    """The repository with one enrolled gateway, on each backend in turn."""
+    r: SqlRepository = await open_repo()
     now = time.time()
     await r.create_token("t" * 64, "Rose Garden", "North", now, now + 600)
 
@@ -64,7 +65,7 @@ def rehash(ev: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 
 async def send(
-    repo: SqliteRepository, events: list[dict[str, Any]], skipped: Sequence[tuple[int, int]] = ()
+    repo: SqlRepository, events: list[dict[str, Any]], skipped: Sequence[tuple[int, int]] = ()
 ) -> None:
     head = max(e["seq"] for e in events)
     b = Batch.build(
@@ -78,11 +79,11 @@ async def send(
     await repo.ingest(b, envelope=b"{}", signature=b"s", key_id="kid-1", now=2.0)
 
 
-async def marks(repo: SqliteRepository) -> set[tuple[str, int | None]]:
+async def marks(repo: SqlRepository) -> set[tuple[str, int | None]]:
     return {(a.kind, a.seq) for a in await repo.alerts(gateway_id=GW)}
 
 
-async def test_honest_uploads_in_every_shape_raise_nothing(repo: SqliteRepository) -> None:
+async def test_honest_uploads_in_every_shape_raise_nothing(repo: SqlRepository) -> None:
     evs = journal(12, telemetry={2, 3, 6, 9})
     by_seq = {e["seq"]: e for e in evs}
     # Evidence ahead of telemetry (out of order), then the in-order rest declaring what the
@@ -94,7 +95,7 @@ async def test_honest_uploads_in_every_shape_raise_nothing(repo: SqliteRepositor
     assert await marks(repo) == set()
 
 
-async def test_a_body_that_no_longer_matches_its_hash_is_edited(repo: SqliteRepository) -> None:
+async def test_a_body_that_no_longer_matches_its_hash_is_edited(repo: SqlRepository) -> None:
     evs = journal(4)
     evs[2] = {**evs[2], "wall_time": evs[2]["wall_time"] - 900}
     await send(repo, evs)
@@ -102,7 +103,7 @@ async def test_a_body_that_no_longer_matches_its_hash_is_edited(repo: SqliteRepo
     assert len(await repo.event_seqs(GW)) == 4  # kept, marked by the alert
 
 
-async def test_a_rehashed_edit_breaks_the_link_either_way_round(repo: SqliteRepository) -> None:
+async def test_a_rehashed_edit_breaks_the_link_either_way_round(repo: SqlRepository) -> None:
     evs = journal(5)
     forged = rehash(evs[2], payload={"checkpoint": "elsewhere"})
     await send(repo, [evs[3], evs[4]])  # the successor arrives first
@@ -110,7 +111,7 @@ async def test_a_rehashed_edit_breaks_the_link_either_way_round(repo: SqliteRepo
     assert await marks(repo) == {("journal.broken_link", 4)}
 
 
-async def test_a_deleted_event_is_named_by_its_successor(repo: SqliteRepository) -> None:
+async def test_a_deleted_event_is_named_by_its_successor(repo: SqlRepository) -> None:
     evs = journal(6)
     await send(repo, evs[:2])
     await send(repo, evs[3:4])  # evidence batch: seq 4 names 3, which is not here (yet)
@@ -119,13 +120,13 @@ async def test_a_deleted_event_is_named_by_its_successor(repo: SqliteRepository)
     assert await marks(repo) == {("journal.deleted", 3)}
 
 
-async def test_a_deletion_declared_in_the_same_batch(repo: SqliteRepository) -> None:
+async def test_a_deletion_declared_in_the_same_batch(repo: SqlRepository) -> None:
     evs = journal(4)
     await send(repo, [evs[0], evs[1], evs[3]], skipped=[(3, 3)])
     assert await marks(repo) == {("journal.deleted", 3)}
 
 
-async def test_fork_segment_start_and_rewritten(repo: SqliteRepository) -> None:
+async def test_fork_segment_start_and_rewritten(repo: SqlRepository) -> None:
     evs = journal(3)
     await send(repo, evs)
     twin = rehash(journal(1, start=4)[0], prev_seq=2, prev_hash=evs[1]["hash"])
@@ -144,7 +145,7 @@ async def test_fork_segment_start_and_rewritten(repo: SqliteRepository) -> None:
     assert await repo.event_seqs(GW) == [1, 2, 3, 4, 5]
 
 
-async def test_a_gateway_audit_report_becomes_alerts(repo: SqliteRepository) -> None:
+async def test_a_gateway_audit_report_becomes_alerts(repo: SqlRepository) -> None:
     evs = journal(2)
     report = rehash(
         journal(1, start=3)[0],

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from centre.store import JOURNAL_HEAD_MISMATCH, JOURNAL_HEAD_REWOUND, SqliteRepository
+from centre.store import JOURNAL_HEAD_MISMATCH, JOURNAL_HEAD_REWOUND, SqlRepository
 from gateway.clock import ManualClock
 from gateway.journal import Journal
 from gateway.sync.config import SyncSection
@@ -32,7 +32,7 @@ from wire.chain import GENESIS
 
 
 async def send_with_head(
-    repo: SqliteRepository,  # noqa: F811
+    repo: SqlRepository,  # noqa: F811
     events: list[dict[str, Any]],
     head: ChainHead,
     batch: str,
@@ -42,7 +42,7 @@ async def send_with_head(
     await repo.ingest(b, envelope=b"{}", signature=b"s", key_id="kid-1", now=2.0)
 
 
-async def test_a_matching_head_passes(repo: SqliteRepository) -> None:  # noqa: F811
+async def test_a_matching_head_passes(repo: SqlRepository) -> None:  # noqa: F811
     evs = journal(6)
     await send_with_head(repo, evs[:3], ChainHead(3, evs[2]["hash"]), "b1")
     # A head ahead of what is held (a backlog) is not judged yet; then it is, and matches.
@@ -52,7 +52,7 @@ async def test_a_matching_head_passes(repo: SqliteRepository) -> None:  # noqa: 
 
 
 async def test_a_head_that_differs_from_the_held_chain_names_gateway_and_seq(
-    repo: SqliteRepository,  # noqa: F811
+    repo: SqlRepository,  # noqa: F811
 ) -> None:
     evs = journal(5)
     await send_with_head(repo, evs, ChainHead(5, evs[4]["hash"]), "b1")
@@ -72,7 +72,7 @@ async def test_a_head_that_differs_from_the_held_chain_names_gateway_and_seq(
 
 
 async def test_a_head_ahead_of_a_backlog_is_kept_and_judged_when_its_event_arrives(
-    repo: SqliteRepository,  # noqa: F811
+    repo: SqlRepository,  # noqa: F811
 ) -> None:
     evs = journal(6)
     # The head signed while 4..6 were still unsent; then the backlog was re-written (6 rehashed)
@@ -90,7 +90,7 @@ async def test_a_head_ahead_of_a_backlog_is_kept_and_judged_when_its_event_arriv
 
 
 async def test_a_head_below_the_held_chain_is_a_rewound_journal(
-    repo: SqliteRepository,  # noqa: F811
+    repo: SqlRepository,  # noqa: F811
 ) -> None:
     evs = journal(8)
     await send_with_head(repo, evs, ChainHead(8, evs[7]["hash"]), "b1")

@@ -13,11 +13,12 @@ import pytest
 
 from centre.antifraud import BuddyRules, walking_times_from_routes
 from centre.antifraud.monitor import AntifraudMonitor
-from centre.store import SqliteRepository, TokenGrant
+from centre.store import SqlRepository, TokenGrant
 from gateway.clock import ManualClock
 from gateway.journal import Journal
 from tests.antifraud import simulate
 from tests.antifraud.test_journal_tamper import sync_until
+from tests.pg_cluster import OpenRepo
 from tests.sync.conftest import (  # noqa: F401 - centre, centre_dir: the real-centre fixtures
     Centre,
     centre,
@@ -30,8 +31,9 @@ GW = simulate.GATEWAY
 
 
 @pytest.fixture
-async def repo(tmp_path: Path) -> AsyncIterator[SqliteRepository]:
-    r = await SqliteRepository.open(tmp_path / "centre.db")
+async def repo(open_repo: OpenRepo) -> AsyncIterator[SqlRepository]:
+    """The repository with one enrolled gateway, on each backend in turn."""
+    r: SqlRepository = await open_repo()
     now = time.time()
     await r.create_token("t" * 64, "Rose Garden", "North", now, now + 600)
 
@@ -45,7 +47,7 @@ async def repo(tmp_path: Path) -> AsyncIterator[SqliteRepository]:
         await r.close()
 
 
-def monitor(repo: SqliteRepository) -> AntifraudMonitor:
+def monitor(repo: SqlRepository) -> AntifraudMonitor:
     walks = walking_times_from_routes(simulate.ROUTES, positions=simulate.POSITIONS)
     return AntifraudMonitor(
         repo,
@@ -54,7 +56,7 @@ def monitor(repo: SqliteRepository) -> AntifraudMonitor:
     )
 
 
-async def ingest_all(repo: SqliteRepository, events: list[dict[str, Any]]) -> int:
+async def ingest_all(repo: SqlRepository, events: list[dict[str, Any]]) -> int:
     """Ingest in journal order, in batches, running the monitor after each as the app does."""
     m = monitor(repo)
     events = sorted(events, key=lambda e: e["seq"])
@@ -68,7 +70,7 @@ async def ingest_all(repo: SqliteRepository, events: list[dict[str, Any]]) -> in
     return added
 
 
-async def test_crafted_clone_and_buddies_raise_durable_alerts(repo: SqliteRepository) -> None:
+async def test_crafted_clone_and_buddies_raise_durable_alerts(repo: SqlRepository) -> None:
     events = simulate.honest_month(seed=3, days=7)
     rng = random.Random(5)
     clones = simulate.inject_clones(events, rng, 2)
@@ -87,7 +89,7 @@ async def test_crafted_clone_and_buddies_raise_durable_alerts(repo: SqliteReposi
     assert again == 0
 
 
-async def test_a_week_of_honest_patrols_raises_nothing(repo: SqliteRepository) -> None:
+async def test_a_week_of_honest_patrols_raises_nothing(repo: SqlRepository) -> None:
     events = simulate.honest_month(seed=11, days=7)
     assert await ingest_all(repo, events) == 0
     assert await repo.alerts(gateway_id=GW) == []

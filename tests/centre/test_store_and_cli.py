@@ -13,8 +13,9 @@ import pytest
 from centre.cli import main
 from centre.errors import BadRequest, CentreError, EnrollmentRefused
 from centre.pki import CentrePaths, init_centre
-from centre.store import SqliteRepository
+from centre.store import SqlRepository
 from centre.tokens import parse_ttl
+from tests.pg_cluster import OpenRepo
 from wire import Batch
 
 
@@ -31,15 +32,17 @@ def ev(seq: int, kind: str = "tap", wall: float = 1_790_000_000.0) -> dict[str, 
     }
 
 
-async def registered(tmp_path: Path, gw: str = "gw-01", compound: str = "Rose") -> SqliteRepository:
-    repo = await SqliteRepository.open(tmp_path / "c.db")
+async def registered(
+    open_repo: OpenRepo, gw: str = "gw-01", compound: str = "Rose"
+) -> SqlRepository:
+    repo: SqlRepository = await open_repo()
     await repo.create_token("h-" + gw, compound, "North", 0.0, 1e12)
     await repo.enroll("h-" + gw, gw, compound, 1.0, lambda g: ("pem", "fp-" + gw, "pub", "kid"))
     return repo
 
 
 async def ingest(
-    repo: SqliteRepository,
+    repo: SqlRepository,
     seqs: list[int],
     skipped: list[tuple[int, int]] = (),  # type: ignore[assignment]
     gw: str = "gw-01",
@@ -56,8 +59,8 @@ async def ingest(
     return await repo.ingest(b, envelope=b"{}", signature=b"s" * 64, key_id="kid", now=time.time())
 
 
-async def test_watermark_gaps_and_skips(tmp_path: Path) -> None:
-    repo = await registered(tmp_path)
+async def test_watermark_gaps_and_skips(open_repo: OpenRepo) -> None:
+    repo = await registered(open_repo)
     try:
         r = await ingest(repo, [1, 2, 6, 9])
         assert (r.watermark, r.highest, r.gaps) == (2, 9, ((3, 5), (7, 8)))
@@ -73,8 +76,8 @@ async def test_watermark_gaps_and_skips(tmp_path: Path) -> None:
         await repo.close()
 
 
-async def test_many_gaps_are_truncated(tmp_path: Path) -> None:
-    repo = await registered(tmp_path)
+async def test_many_gaps_are_truncated(open_repo: OpenRepo) -> None:
+    repo = await registered(open_repo)
     try:
         r = await ingest(repo, list(range(2, 600, 2)))  # evidence ahead: every other seq
         assert r.watermark == 0 and len(r.gaps) == 100 and r.gaps_truncated
@@ -82,8 +85,8 @@ async def test_many_gaps_are_truncated(tmp_path: Path) -> None:
         await repo.close()
 
 
-async def test_query_by_compound_kind_and_time(tmp_path: Path) -> None:
-    repo = await registered(tmp_path)
+async def test_query_by_compound_kind_and_time(open_repo: OpenRepo) -> None:
+    repo = await registered(open_repo)
     await repo.create_token("h2", "Lily", "", 0.0, 1e12)
     await repo.enroll("h2", "gw-02", None, 1.0, lambda g: ("pem", "fp2", "pub", "kid"))
     try:
@@ -99,8 +102,8 @@ async def test_query_by_compound_kind_and_time(tmp_path: Path) -> None:
         await repo.close()
 
 
-async def test_token_rules(tmp_path: Path) -> None:
-    repo = await SqliteRepository.open(tmp_path / "c.db")
+async def test_token_rules(open_repo: OpenRepo) -> None:
+    repo = await open_repo()
     try:
         await repo.create_token("h", "Rose", "", 0.0, 100.0)
         issue = lambda g: ("pem", "fp", "pub", "kid")  # noqa: E731

@@ -46,14 +46,24 @@ def centre_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[CentrePaths, s
 
 
 @pytest.fixture
-async def centre(centre_dir: tuple[CentrePaths, str], tmp_path: Path) -> AsyncIterator[Centre]:
+async def centre(
+    centre_dir: tuple[CentrePaths, str],
+    tmp_path: Path,
+    centre_backend: str,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Centre]:
     template, fp = centre_dir
     import shutil
 
     root = tmp_path / "centre"
     shutil.copytree(template.root, root)
     paths = CentrePaths(root)
+    if centre_backend == "postgres":
+        dsn = request.getfixturevalue("pg_dsn")
+        (root / "centre.toml").write_text(f'[database]\ndsn = "{dsn}"\n', encoding="utf-8")
     async with running_centre(paths, host="127.0.0.1", port=0) as running:
+        expected = "PostgresRepository" if centre_backend == "postgres" else "SqliteRepository"
+        assert type(running.repo).__name__ == expected
         yield Centre(paths, running, fp)
 
 

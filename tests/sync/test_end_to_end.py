@@ -6,12 +6,15 @@ import asyncio
 import random
 from pathlib import Path
 
+import pytest
+
 from centre.audit import audit_gateway
 from gateway.clock import ManualClock
 from gateway.events import TELEMETRY
 from gateway.journal import Journal
 from gateway.sync.config import SyncSection
 from gateway.sync.uploader import Uploader
+from tests.pg_cluster import BACKENDS
 from tests.sync.conftest import Centre, enroll
 
 FAST = SyncSection(
@@ -22,6 +25,12 @@ FAST = SyncSection(
     idle_poll_s=0.2,
     request_timeout_s=10.0,
 )
+
+
+@pytest.fixture(params=BACKENDS)
+def centre_backend(request: pytest.FixtureRequest) -> str:
+    """Every test here runs against the centre on SQLite and on PostgreSQL."""
+    return str(request.param)
 
 
 async def wait_for(predicate, timeout: float = 20.0, task=None) -> None:  # type: ignore[no-untyped-def]

@@ -17,8 +17,15 @@ from gateway.errors import SyncError
 from gateway.sync.config import SyncPaths, SyncSection
 from gateway.sync.provision import load_private_key, provision
 from gateway.sync.tls import client_ssl_context, pinned_ca_context
+from tests.pg_cluster import BACKENDS
 from tests.sync.conftest import Centre, enroll
 from wire import BATCH_TYPE, Batch, decode, encode, seal
+
+
+@pytest.fixture(params=BACKENDS)
+def centre_backend(request: pytest.FixtureRequest) -> str:
+    """Every test here runs against the centre on SQLite and on PostgreSQL."""
+    return str(request.param)
 
 
 async def test_reused_token_refused(centre: Centre, tmp_path: Path) -> None:

@@ -1,0 +1,151 @@
+"""Which database holds the centre's main repository: SQLite (the default) or PostgreSQL.
+
+The choice is a DSN, from ``$COMPOUND_CENTRE_DATABASE`` if set, else from ``centre.toml`` in
+the data directory::
+
+    [database]
+    dsn = "postgresql://centre@db.district.example/centre"
+
+Without either, the main repository is ``centre.db`` in the data directory, as always. A DSN
+may carry a password (better: ``~/.pgpass`` or ``PGPASSFILE``); it is never logged or printed,
+only :func:`describe` (the DSN with its password masked). psycopg is imported only when a
+PostgreSQL DSN is configured (the ``postgres`` extra: ``pip install 'compound-gateway[postgres]'``).
+
+    repo = await open_repository(paths)      # SqliteRepository or PostgresRepository
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tomllib
+from typing import Final
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from centre.errors import CentreError
+from centre.pki import CentrePaths
+from centre.store import SqliteRepository, SqlRepository, migrate_sqlite, sqlite_schema_version
+
+log = logging.getLogger("centre.database")
+
+DATABASE_ENV: Final = "COMPOUND_CENTRE_DATABASE"
+CONFIG_FILE: Final = "centre.toml"
+
+
+_KV_PASSWORD: Final = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def is_postgres_dsn(database: str | None) -> bool:
+    """True for a PostgreSQL URI (``postgresql://``, ``postgres://``) or key=value DSN."""
+    if not database:
+        return False
+    return database.startswith(("postgresql://", "postgres://")) or "=" in database
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN as it may be shown or logged: its password (in the URI's user info, a
+    ``password=`` query parameter, or a key=value pair) replaced by ``***``."""
+    if dsn.startswith(("postgresql://", "postgres://")):
+        try:
+            parts = urlsplit(dsn)
+            netloc = parts.netloc
+            if "@" in netloc:
+                userinfo, host = netloc.rsplit("@", 1)
+                if ":" in userinfo:
+                    userinfo = userinfo.split(":", 1)[0] + ":***"
+                netloc = f"{userinfo}@{host}"
+            query = urlencode(
+                [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query)],
+                safe="*",
+            )
+            return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        except ValueError:
+            return "<a PostgreSQL URI that does not parse>"
+    return _KV_PASSWORD.sub(r"\1***", dsn)
+
+
+def database_dsn(paths: CentrePaths) -> str | None:
+    """The configured PostgreSQL DSN, or None for the SQLite default."""
+    dsn = os.environ.get(DATABASE_ENV, "").strip()
+    if not dsn:
+        config = paths.root / CONFIG_FILE
+        if not config.exists():
+            return None
+        try:
+            data = tomllib.loads(config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise CentreError(f"{config}: cannot read it: {exc}") from None
+        section = data.get("database", {})
+        if not isinstance(section, dict) or not isinstance(section.get("dsn", ""), str):
+            raise CentreError(f"{config}: [database] dsn must be a string")
+        dsn = str(section.get("dsn", "")).strip()
+    if not dsn or dsn.startswith("sqlite"):
+        return None
+    if not is_postgres_dsn(dsn):
+        raise CentreError(
+            "the database setting must be a PostgreSQL DSN (postgresql://... or key=value ...);"
+            " leave it unset for SQLite"
+        )
+    return dsn
+
+
+def describe(paths: CentrePaths) -> str:
+    """Where the main repository is, fit to log or print (no password)."""
+    dsn = database_dsn(paths)
+    if dsn is None:
+        return f"SQLite {paths.database}"
+    return f"PostgreSQL {redact_dsn(dsn)}"
+
+
+def _pg() -> object:
+    try:
+        import centre.pg_store as pg
+    except ImportError as exc:
+        raise CentreError(
+            f"the centre's database is PostgreSQL but psycopg is missing ({exc}): "
+            "pip install 'compound-gateway[postgres]'"
+        ) from None
+    return pg
+
+
+async def open_repository(paths: CentrePaths) -> SqlRepository:
+    """The main repository the centre is configured for, schema brought up to date."""
+    dsn = database_dsn(paths)
+    if dsn is None:
+        return await SqliteRepository.open(paths.database)
+    _pg()
+    from centre.pg_store import PostgresRepository
+
+    log.info("main repository: %s", describe(paths))
+    return await PostgresRepository.open(dsn)
+
+
+def schema_versions(paths: CentrePaths) -> dict[str, tuple[int, int]]:
+    """Each versioned store's (schema version now, version this code brings it to)."""
+    from centre.store import SCHEMA_VERSION
+
+    dsn = database_dsn(paths)
+    if dsn is None:
+        return {"main": (sqlite_schema_version(paths.database), SCHEMA_VERSION)}
+    _pg()
+    from centre.pg_store import PG_SCHEMA_VERSION, pg_schema_version
+
+    return {"main": (pg_schema_version(dsn), PG_SCHEMA_VERSION)}
+
+
+def migrate(paths: CentrePaths) -> dict[str, tuple[int, int]]:
+    """Apply every pending migration; each store's (version before, version after)."""
+    dsn = database_dsn(paths)
+    if dsn is None:
+        from centre.sqlite_worker import connect_durable
+
+        db = connect_durable(paths.database)
+        try:
+            return {"main": migrate_sqlite(db)}
+        finally:
+            db.close()
+    _pg()
+    from centre.pg_store import pg_migrate
+
+    return {"main": pg_migrate(dsn)}
