@@ -190,7 +190,7 @@ async def test_a_sqlite_database_at_version_2_is_upgraded_and_loses_nothing(
 
     repo = await SqliteRepository.open(path)  # opening migrates
     try:
-        assert sqlite_schema_version(path) == SCHEMA_VERSION == 3
+        assert sqlite_schema_version(path) == SCHEMA_VERSION == 4
         assert _dump_sqlite(path, V2_TABLES) == before
         # The upgraded store works on: the held events, then a new batch beside them.
         assert await repo.event_seqs("gw-01") == [1, 2, 3, 5]
@@ -224,7 +224,8 @@ async def test_a_postgres_database_at_version_2_is_upgraded_and_loses_nothing(
     finally:
         await repo.close()
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        assert migrate_postgres(conn) == (3, 3)  # nothing left to do
+        n = len(PG_MIGRATIONS)
+        assert migrate_postgres(conn) == (n, n)  # nothing left to do
 
 
 async def test_both_backends_have_the_same_tables_and_columns(tmp_path: Path, pg_dsn: str) -> None:
@@ -261,9 +262,10 @@ def test_migrate_command_upgrades_and_check_says_when_one_is_pending(
     migrate_sqlite(db, upto=2)
     db.close()
     assert main(["--data", str(data), "migrate", "--check"]) == 1
-    assert "1 migration(s) pending" in capsys.readouterr().out
+    assert f"{SCHEMA_VERSION - 2} migration(s) pending" in capsys.readouterr().out
     assert main(["--data", str(data), "migrate"]) == 0
-    assert f"main (SQLite {data / 'centre.db'}): schema version 2 -> 3" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"main (SQLite {data / 'centre.db'}): schema version 2 -> {SCHEMA_VERSION}" in said
     assert main(["--data", str(data), "migrate", "--check"]) == 0
     assert "up to date" in capsys.readouterr().out
 
@@ -289,7 +291,8 @@ def test_migrate_and_serve_on_postgres_never_show_the_password(
     assert main(["--data", str(data), "token", "create", "--compound", "Rose"]) == 0
     assert main(["--data", str(data), "gateways"]) == 0
     out = capsys.readouterr().out
-    assert "PostgreSQL" in out and "schema version 0 -> 3" in out and "password=***" in out
+    n = len(PG_MIGRATIONS)
+    assert "PostgreSQL" in out and f"schema version 0 -> {n}" in out and "password=***" in out
     assert secret not in out and secret not in caplog.text
     # The bulletins read the configured repository (no centre.db needed).
     out_dir = tmp_path / "out"
@@ -307,7 +310,7 @@ def test_migrate_and_serve_on_postgres_never_show_the_password(
     (data / "centre.toml").write_text('[database]\ndsn = "host=/nonexistent dbname=x"\n')
     monkeypatch.setenv(DATABASE_ENV, dsn)
     assert main(["--data", str(data), "migrate", "--check"]) == 0
-    assert "schema version 3" in capsys.readouterr().out
+    assert f"schema version {len(PG_MIGRATIONS)}" in capsys.readouterr().out
 
 
 def test_redacted_dsns_keep_everything_but_the_password() -> None:
