@@ -70,8 +70,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+HYPOTHESIS_PROFILE_ENV = "HYPOTHESIS_PROFILE"
+
+
+def _hypothesis_profiles() -> None:
+    """``ci`` (``make test``): each property test draws the same examples on every run of the
+    same code (derandomize), so a red run is repeatable and a green commit stays green.
+    ``explore`` (``make test-slow``, or ``HYPOTHESIS_PROFILE=explore``): fresh random examples
+    every run, five times as many, to find new counterexamples; each one found becomes an
+    ``@example`` or a fix."""
+    from hypothesis import settings
+
+    # No deadline: speed is the benchmarks' business (bench/), and a loaded CI machine must not
+    # turn a slow example into a failure.
+    settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+    settings.register_profile("explore", max_examples=500, deadline=None, print_blob=True)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.slow = config.getoption("--slow")  # type: ignore[attr-defined]
+    from hypothesis import settings
+
+    _hypothesis_profiles()
+    settings.load_profile(
+        os.environ.get(HYPOTHESIS_PROFILE_ENV)
+        or ("explore" if config.getoption("--slow") else "ci")
+    )
     limit = session_limit_s(config)
     if limit > 0 and not hasattr(config, "workerinput"):
         watchdog = SessionWatchdog(config, limit)
