@@ -12,6 +12,10 @@ never pass as a command. The body is::
      "args": {"zones": [1, 2], "seconds": 90, "announcement": "fire-drill",
               "status": "Exercise"}}
 
+Actions (:data:`ACTIONS`): ``broadcast.start`` (above), ``broadcast.stop`` (``args`` ``{}``) and
+``camera.snapshot`` (``args`` exactly ``{"camera": "<name>"}``, a name as the gateway's config
+spells it: look now, a picture from that camera at once; it moves no relay).
+
 ``seq`` is per gateway and strictly increasing (the centre adds one per command it queues for
 that gateway); ``key_id`` is repeated *inside* the signed body so a relabelled envelope is
 refused. :func:`check_command` is the gateway's whole decision, pure: bytes, the pinned key,
@@ -53,6 +57,10 @@ COMMAND_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,80}")
 # would name a folder (the centre's library keeps each announcement in a folder of its id).
 ANNOUNCEMENT_RE: Final = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,79})?")
 SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
+# A camera's name as the gateway's config spells it (gateway/health/config.py NAME_PATTERN;
+# tests/commands/test_look_now.py checks the two stay the same).
+CAMERA_RE: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+SNAPSHOT_KEYS: Final = frozenset({"camera"})
 START_KEYS: Final = frozenset({"zones", "seconds", "announcement", "status"})
 START_OPTIONAL: Final = frozenset({"announcement_sha256"})  # absent in older commands
 STATUSES: Final = ("Actual", "Exercise", "Test")  # CAP-style message status
@@ -125,7 +133,20 @@ class BroadcastStop:
         return {}
 
 
-Action = BroadcastStart | BroadcastStop
+@dataclass(frozen=True, slots=True)
+class CameraSnapshot:
+    """Look now: take a picture from ``camera`` at once, store and journal it with the command
+    id as its ``request``, and upload it first in line. It moves no relay."""
+
+    camera: str
+
+    name = "camera.snapshot"
+
+    def to_args(self) -> dict[str, Any]:
+        return {"camera": self.camera}
+
+
+Action = BroadcastStart | BroadcastStop | CameraSnapshot
 
 
 def _exact(args: Any, keys: frozenset[str], where: str) -> Mapping[str, Any]:
@@ -180,10 +201,20 @@ def _parse_stop(args: Any) -> BroadcastStop:
     return BroadcastStop()
 
 
+def _parse_snapshot(args: Any) -> CameraSnapshot:
+    """``{"camera": "<name>"}`` exactly; anything else is an EnvelopeError (``bad_args``)."""
+    a = _exact(args, SNAPSHOT_KEYS, "args")
+    camera = a["camera"]
+    if not isinstance(camera, str) or not CAMERA_RE.fullmatch(camera):
+        raise EnvelopeError(f"args.camera must match {CAMERA_RE.pattern}", field="args.camera")
+    return CameraSnapshot(camera)
+
+
 # New actions register a parser here (and a handler on the gateway); anything else is refused.
 ACTIONS: Final[Mapping[str, Callable[[Any], Action]]] = {
     BroadcastStart.name: _parse_start,
     BroadcastStop.name: _parse_stop,
+    CameraSnapshot.name: _parse_snapshot,
 }
 
 

@@ -39,7 +39,11 @@ from wire import (
     split_envelope,
 )
 from wire.commands import (
+    ACTIONS,
+    Action,
     BroadcastStart,
+    BroadcastStop,
+    CameraSnapshot,
     Command,
     Limits,
     Refused,
@@ -73,6 +77,24 @@ COMMAND = build_command(
     public_key=CMD_KEY.public_key(),
 )
 SEALED_COMMAND = seal_command(COMMAND, CMD_KEY)
+# One command per registered action (a new action without an example here fails the test below).
+ACTION_EXAMPLES: list[Action] = [
+    BroadcastStart((1, 2), 90.0, "drill", "Exercise"),
+    BroadcastStop(),
+    CameraSnapshot("duty-room"),
+]
+ACTION_COMMANDS = [
+    build_command(
+        command_id=f"cmd-{i + 1}",
+        gateway="gw-rose-01",
+        seq=i + 1,
+        action=a,
+        issued_at=NOW,
+        public_key=CMD_KEY.public_key(),
+    )
+    for i, a in enumerate(ACTION_EXAMPLES)
+]
+SEALED_ACTIONS = [seal_command(c, CMD_KEY) for c in ACTION_COMMANDS]
 
 # Numbers and digits a hostile peer would try, as JSON literals.
 HOSTILE_LITERALS = [
@@ -179,7 +201,15 @@ def _replace(d: dict[str, Any], path: tuple[Any, ...], new: Any) -> dict[str, An
 
 
 BATCH_PATHS = [(k,) for k in BATCH] + [("events", 0, k) for k in EVENT]
-COMMAND_PATHS = [(k,) for k in COMMAND.to_dict()] + [("args", k) for k in COMMAND.to_dict()["args"]]
+COMMAND_PATHS = [
+    (i, path)
+    for i, c in enumerate(ACTION_COMMANDS)
+    for path in [(k,) for k in c.to_dict()] + [("args", k) for k in c.to_dict()["args"]]
+]
+
+
+def test_every_registered_action_has_an_example() -> None:
+    assert sorted(a.name for a in ACTION_EXAMPLES) == sorted(ACTIONS)
 
 
 @SETTINGS
@@ -199,17 +229,20 @@ def test_ack_from_dict_raises_only_envelope_error(key: str, new: Any) -> None:
 
 @SETTINGS
 @given(st.sampled_from(COMMAND_PATHS), value)
-def test_command_from_dict_raises_only_envelope_error(path: tuple[Any, ...], new: Any) -> None:
-    d = _replace(COMMAND.to_dict(), path, new)
+def test_command_from_dict_raises_only_envelope_error(
+    where: tuple[int, tuple[Any, ...]], new: Any
+) -> None:
+    i, path = where
+    d = _replace(ACTION_COMMANDS[i].to_dict(), path, new)
     raises_only(EnvelopeError, lambda: Command.from_dict(d))
 
 
 @SETTINGS
-@given(mutated(SEALED_COMMAND))
+@given(st.one_of(*(mutated(sealed) for sealed in SEALED_ACTIONS)))
 def test_check_command_never_raises(data: bytes) -> None:
     limits = Limits(max_bytes=200_000)
     verdict = timed(lambda: check_command(data, CMD_KEY.public_key(), "gw-rose-01", 0, NOW, limits))
-    if data != SEALED_COMMAND:
+    if data not in SEALED_ACTIONS:
         assert isinstance(verdict, Refused), verdict
         assert verdict.code and verdict.reason
     cid, seq = timed(lambda: peek_identity(data, max_bytes=200_000))

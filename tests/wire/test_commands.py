@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from wire.commands import (
     Accepted,
     BroadcastStart,
     BroadcastStop,
+    CameraSnapshot,
     Command,
     Limits,
     Refused,
@@ -306,3 +308,93 @@ def test_an_announcement_that_could_name_a_folder_is_bad_args(bad):
     body = start().to_dict()
     body["args"]["announcement"] = bad
     assert refused_code(seal_command_body(body)) == "bad_args"
+
+
+# -- issue 17: look now (camera.snapshot) -------------------------------------------------------
+
+
+def snapshot(camera: str = "duty-room", seq: int = 6) -> Command:
+    return build_command(
+        command_id=f"look-{seq}",
+        gateway=GW,
+        seq=seq,
+        action=CameraSnapshot(camera),
+        issued_at=NOW,
+        public_key=PUB,
+    )
+
+
+def test_a_snapshot_command_is_accepted_and_round_trips():
+    cmd = snapshot()
+    assert cmd.to_dict()["action"] == "camera.snapshot"
+    assert cmd.to_dict()["args"] == {"camera": "duty-room"}
+    verdict = check(seal_command(cmd, CMD_KEY))
+    assert isinstance(verdict, Accepted)
+    assert verdict.command.action == CameraSnapshot("duty-room")
+    assert Command.from_dict(cmd.to_dict()) == cmd
+
+
+def test_a_snapshot_command_obeys_the_same_envelope_rules():
+    raw = seal_command(snapshot(seq=5), CMD_KEY)
+    assert refused_code(raw) == "replayed"  # last_seq 5
+    other = Ed25519PrivateKey.generate()
+    forged = seal_command(
+        build_command(
+            command_id="look-7",
+            gateway=GW,
+            seq=7,
+            action=CameraSnapshot("duty-room"),
+            issued_at=NOW,
+            public_key=other.public_key(),
+        ),
+        other,
+    )
+    assert refused_code(forged) == "wrong_key"
+    assert refused_code(seal_command(snapshot(), CMD_KEY), now=NOW + 121) == "expired"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {},
+        {"camera": "duty-room", "zones": [1]},
+        {"camera": "Duty-Room"},
+        {"camera": ""},
+        {"camera": "../etc"},
+        {"camera": "-x"},
+        {"camera": "a" * 64},
+        {"camera": 7},
+        {"camera": None},
+        ["duty-room"],
+        "duty-room",
+    ],
+)
+def test_snapshot_args_are_exact_or_bad_args(args):
+    from wire import seal
+
+    body = snapshot().to_dict() | {"args": args}
+    assert refused_code(seal(COMMAND_TYPE, body, CMD_KEY)) == "bad_args"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.dictionaries(st.text(max_size=8), st.none() | st.integers() | st.text(max_size=70)),
+        st.fixed_dictionaries({"camera": st.text(max_size=70)}),
+        st.none() | st.integers() | st.text() | st.lists(st.text(), max_size=2),
+    )
+)
+def test_snapshot_args_parse_or_raise_envelope_error(args):
+    """The parser either returns the camera it was given (exact keys, a config-style name) or
+    raises EnvelopeError with field args.*: never anything else, never a guess."""
+    from wire.commands import ACTIONS
+    from wire.errors import EnvelopeError
+
+    try:
+        action = ACTIONS["camera.snapshot"](args)
+    except EnvelopeError as exc:
+        assert str(exc.fields.get("field", "")).startswith("args")
+        return
+    assert isinstance(args, dict) and set(args) == {"camera"}
+    assert action == CameraSnapshot(args["camera"])
+    assert re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,62}", action.camera)
