@@ -220,6 +220,21 @@ def capability_factories() -> list[ServiceFactory]:
     ]
 
 
+def connect_look_now(services: Iterable[Any]) -> bool:
+    """Hand the snapshot service's "take now" to the command channel (issue 17, look now),
+    through their published methods (``take_now``/``camera_names`` and ``attach_snapshots``),
+    so neither capability imports the other. False when either is absent (no cameras, or no
+    command channel): a ``camera.snapshot`` command is then refused as ``unknown_camera``."""
+    found = list(services)
+    takers = [s for s in found if callable(getattr(s, "take_now", None))]
+    channels = [s for s in found if callable(getattr(s, "attach_snapshots", None))]
+    if not takers or not channels:
+        return False
+    for channel in channels:
+        channel.attach_snapshots(takers[0].camera_names(), takers[0].take_now)
+    return True
+
+
 # --------------------------------------------------------------------------- reload
 
 
@@ -341,6 +356,7 @@ async def run_daemon(
         ]
         for factory in capability_factories():
             services.extend(factory(cfg, journal, clock, board))
+        connect_look_now(services)
         services.extend(extra_services)
         # Last, so it sees every service it may drive (gateway/control.py: selftest's verbs).
         services.append(

@@ -53,6 +53,7 @@ class VerifiedCommand:
     announcement: str = ""
     status: str = "Actual"
     announcement_sha256: str = ""  # a centre announcement: play exactly these bytes
+    camera: str = ""  # camera.snapshot (look now): which camera; never reaches the relays
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -262,6 +263,8 @@ class RemoteTrigger:
         """Run a command the verifier produced (the only type accepted)."""
         if not isinstance(cmd, VerifiedCommand):
             raise TypeError("only a VerifiedCommand from a CommandVerifier is accepted")
+        if cmd.action not in ACTIONS:  # e.g. camera.snapshot: never the relays' business
+            raise CommandRefused(f"{cmd.action} is not a broadcast command", code="unknown_action")
         await self.controller.record("broadcast.command_verified", cmd.describe())
         if cmd.action == "broadcast.stop":
             self.controller.submit_stop("remote", f"command {cmd.command_id}")

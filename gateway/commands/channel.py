@@ -24,6 +24,13 @@ resets it. Each binary frame is one signed envelope:
    controller; when it reports the relays verified on, journal ``command.on`` and ack ``on``;
    when it ends, journal ``command.finished`` and ack ``done`` or ``failed`` with why.
 
+``camera.snapshot`` (look now) never reaches the broadcast controller: a camera this gateway
+does not have is refused in step 2 (``unknown_camera``); otherwise, after ``command.accepted``,
+the snapshot service's "take now" (handed over by the daemon with :meth:`attach_snapshots`)
+takes, stores and journals the picture with ``request`` = the command id, and the channel
+journals ``command.finished`` and acks ``done`` (reason: camera, sha256, bytes) or ``failed``
+with the code (``camera_unreachable``, ``camera_fault``, ``storage``) and why.
+
 Acks that cannot be sent (link down) wait in a bounded outbox and go out first on the next
 connection; the journal has the same facts anyway and reaches the centre with the next batch::
 
@@ -41,7 +48,7 @@ import enum
 import logging
 import random
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -77,6 +84,11 @@ MAX_FRAME_BYTES: Final = 16 * MAX_COMMAND_BYTES
 SOUND_WAIT_S: Final = 90.0  # above capture_delay_s (<= 30) + capture_s (<= 30) + 10 s grace
 
 Publish = Callable[[str, Any], None]
+# Look now: (camera, request id) -> {"ok": True, sha256, bytes, file} or {"ok": False, code,
+# reason}; gateway.health.services.SnapshotService.take_now is the real one.
+TakeSnapshot = Callable[[str, str], Awaitable[Mapping[str, Any]]]
+SNAPSHOT_ACTION: Final = "camera.snapshot"
+UNKNOWN_CAMERA: Final = "unknown_camera"
 
 
 class Phase(enum.Enum):
@@ -121,6 +133,13 @@ class CommandChannel:
         self._outbox: collections.deque[dict[str, str]] = collections.deque(maxlen=OUTBOX_MAX)
         self._followers: set[asyncio.Task[None]] = set()
         self._verifier_args: tuple[str, Path, Limits] | None = None
+        self._cameras: frozenset[str] = frozenset()
+        self._take_snapshot: TakeSnapshot | None = None
+
+    def attach_snapshots(self, cameras: Iterable[str], take: TakeSnapshot) -> None:
+        """Let ``camera.snapshot`` commands take a picture now from one of ``cameras``."""
+        self._cameras = frozenset(cameras)
+        self._take_snapshot = take
 
     def configure_verifier(self, *, gateway_id: str, state_path: Path, limits: Limits) -> None:
         """Load a :class:`ChannelVerifier` (pinned key, state file) into the trigger once
@@ -250,7 +269,10 @@ class CommandChannel:
         await self._ack(claimed_id, "received", digest=dig)
         try:
             cmd = await self._verify(envelope)
-            await self.trigger.prepare(cmd)  # a centre announcement: fetched and verified first
+            if cmd.action == SNAPSHOT_ACTION:
+                self._check_camera(cmd)
+            else:
+                await self.trigger.prepare(cmd)  # a centre announcement: fetched, verified first
         except CommandRefused as exc:
             self.counters["refused"] += 1
             code = str(exc.fields.get("code", "refused"))
@@ -269,6 +291,9 @@ class CommandChannel:
             return None
         self.counters["accepted"] += 1
         await self._record("command.accepted", _accepted_payload(cmd))
+        if cmd.action == SNAPSHOT_ACTION:  # look now: the camera, never the relays
+            self._spawn(self._look(cmd), f"look-{cmd.command_id}")
+            return None
         ticket = await self.trigger.execute(cmd)
         if ticket is None:  # a stop: queued to the controller, nothing to follow
             await self._record(
@@ -276,10 +301,63 @@ class CommandChannel:
             )
             await self._ack(cmd.command_id, "done")
             return None
-        task = asyncio.create_task(self._follow(cmd, ticket), name=f"command-{cmd.command_id}")
+        self._spawn(self._follow(cmd, ticket), f"command-{cmd.command_id}")
+        return ticket
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
         self._followers.add(task)
         task.add_done_callback(self._followers.discard)
-        return ticket
+
+    def _check_camera(self, cmd: VerifiedCommand) -> None:
+        if self._take_snapshot is None or cmd.camera not in self._cameras:
+            known = ", ".join(sorted(self._cameras)) or "none"
+            raise CommandRefused(
+                f"no camera named {cmd.camera!r} on this gateway (cameras: {known})"[:300],
+                code=UNKNOWN_CAMERA,
+            )
+
+    async def _look(self, cmd: VerifiedCommand) -> None:
+        """Look now: take the picture, then journal command.finished and ack done/failed."""
+        cid = cmd.command_id
+        take = self._take_snapshot
+        assert take is not None  # _check_camera refused the command otherwise
+        try:
+            result = await take(cmd.camera, cid)
+        except Exception as exc:  # the snapshot service promises not to; still answer
+            log.exception("commands: look-now %s failed", cid)
+            result = {"ok": False, "code": "camera_fault", "reason": type(exc).__name__}
+        if result.get("ok") is True:
+            await self._record(
+                "command.finished",
+                {
+                    "command_id": cid,
+                    "outcome": "done",
+                    "camera": cmd.camera,
+                    "sha256": str(result.get("sha256", "")),
+                    "file": str(result.get("file", "")),
+                },
+            )
+            await self._ack(
+                cid,
+                "done",
+                f"camera {cmd.camera} sha256 {result.get('sha256', '')} "
+                f"bytes {result.get('bytes', 0)}",
+            )
+            return
+        code = str(result.get("code", "camera_fault"))
+        why = str(result.get("reason", "")) or code
+        await self._record(
+            "command.finished",
+            {
+                "command_id": cid,
+                "outcome": "failed",
+                "camera": cmd.camera,
+                "code": code,
+                "why": why,
+            },
+        )
+        await self._ack(cid, "failed", why, code)
 
     async def _verify(self, envelope: bytes) -> VerifiedCommand:
         """The verifier's verdict; CommandRefused for anything it cannot judge. The envelope
@@ -380,6 +458,17 @@ class CommandChannel:
 
 
 def _accepted_payload(cmd: VerifiedCommand) -> dict[str, Any]:
+    if cmd.action == SNAPSHOT_ACTION:
+        return {
+            "command_id": cmd.command_id,
+            "seq": cmd.seq,
+            "action": cmd.action,
+            "camera": cmd.camera,
+            "issued_at": cmd.issued_at,
+            "expires_at": cmd.expires_at,
+            "key_id": cmd.key_id,
+            "digest": cmd.digest,
+        }
     return {
         "command_id": cmd.command_id,
         "seq": cmd.seq,

@@ -24,6 +24,7 @@ from wire.commands import (
     BAD_ENCODING,
     Accepted,
     BroadcastStart,
+    CameraSnapshot,
     Command,
     Limits,
     check_command,
@@ -31,8 +32,9 @@ from wire.commands import (
 
 
 def verified(cmd: Command, envelope: bytes) -> VerifiedCommand:
-    """The broadcast layer's view of an accepted command."""
+    """The channel's (and the broadcast layer's) view of an accepted command."""
     start = cmd.action if isinstance(cmd.action, BroadcastStart) else None
+    look = cmd.action if isinstance(cmd.action, CameraSnapshot) else None
     return VerifiedCommand(
         command_id=cmd.command_id,
         gateway=cmd.gateway,
@@ -47,6 +49,7 @@ def verified(cmd: Command, envelope: bytes) -> VerifiedCommand:
         announcement=start.announcement if start else "",
         status=start.status if start else "Actual",
         announcement_sha256=start.announcement_sha256 if start else "",
+        camera=look.camera if look else "",
     )
 
 

@@ -170,6 +170,11 @@ class SnapshotService:
     each matching event, fetches from each named camera, stores the JPEG (fsynced) and then
     appends ``camera.snapshot`` {camera, trigger_seq, trigger_kind, sha256, bytes, file,
     fetch_ms}, or ``camera.snapshot_failed`` {camera, trigger_seq, trigger_kind, reason}.
+
+    Look now (issue 17): :meth:`take_now` takes a picture at once for a centre command, the
+    same way (same camera lock, same store), and journals ``camera.snapshot`` {camera, request,
+    reason: "look_now", sha256, bytes, file, fetch_ms} or ``camera.snapshot_failed`` {camera,
+    request, reason, code}. The daemon hands it to the command channel (gateway/daemon.py).
     """
 
     name = "health-snapshots"
@@ -199,6 +204,8 @@ class SnapshotService:
         after = self.journal.last_seq
         kinds = sorted({t.kind for t in self.triggers})
         try:
+            while not kinds:  # look-now only: nothing to watch in the journal
+                await asyncio.sleep(3600.0)
             while True:
                 last = await self.journal.wait_for_new(after, timeout=30.0)
                 if last <= after:
@@ -222,6 +229,72 @@ class SnapshotService:
             for cam in self.cameras.values():
                 await cam.close()
 
+    def camera_names(self) -> frozenset[str]:
+        return frozenset(self.cameras)
+
+    async def take_now(self, camera: str, request: str) -> dict[str, Any]:
+        """Look now: a picture from ``camera`` at once, stored and journaled with ``request``
+        (the command id). Returns ``{"ok": True, sha256, bytes, file}`` or ``{"ok": False,
+        "code": unknown_camera | camera_unreachable | camera_fault | storage, "reason"}``; the
+        failure is journaled as ``camera.snapshot_failed`` too. Never raises (bar cancel)."""
+        if camera not in self.cameras:
+            out = {"ok": False, "code": "unknown_camera", "reason": f"no camera named {camera!r}"}
+            await self._append("camera.snapshot_failed", self._look(camera, request, out))
+            return out
+        async with self._locks[camera]:
+            try:
+                shot = await self.cameras[camera].snapshot()
+            except CameraError as exc:
+                fault = str(exc.fields.get("fault", "unreachable"))
+                code = "camera_unreachable" if fault in _DOWN_FAULTS else "camera_fault"
+                return await self._look_failed(camera, request, code, exc.reason)
+            except Exception as exc:  # a driver bug: still a recorded, answered failure
+                log.error("look-now snapshot from %s raised %r", camera, exc, exc_info=exc)
+                return await self._look_failed(
+                    camera, request, "camera_fault", f"snapshot failed: {type(exc).__name__}"
+                )
+            try:
+                async with self._store_lock:
+                    saved = await asyncio.to_thread(
+                        self.store.save, camera, shot.data, self.clock.wall()
+                    )
+            except OSError as exc:
+                return await self._look_failed(
+                    camera, request, "storage", f"cannot store snapshot: {exc.strerror}"
+                )
+            await self._append(
+                "camera.snapshot",
+                {
+                    "camera": camera,
+                    "request": request,
+                    "reason": "look_now",
+                    "sha256": saved.sha256,
+                    "bytes": saved.size,
+                    "file": saved.name,
+                    "fetch_ms": round(shot.elapsed_s * 1000, 1),
+                },
+            )
+            self.taken += 1
+            if saved.pruned:
+                await self._append(
+                    "media.pruned",
+                    {"files": len(saved.pruned), "bytes": saved.pruned_bytes},
+                    cls=TELEMETRY,
+                )
+        return {"ok": True, "sha256": saved.sha256, "bytes": saved.size, "file": saved.name}
+
+    @staticmethod
+    def _look(camera: str, request: str, out: Mapping[str, Any]) -> dict[str, Any]:
+        return {"camera": camera, "request": request, "reason": out["reason"], "code": out["code"]}
+
+    async def _look_failed(
+        self, camera: str, request: str, code: str, reason: str
+    ) -> dict[str, Any]:
+        self.failed += 1
+        out = {"ok": False, "code": code, "reason": reason[:300]}
+        await self._append("camera.snapshot_failed", self._look(camera, request, out))
+        return out
+
     def _start(self, camera: str, ev: Event) -> None:
         if self._pending[camera] >= self.MAX_PENDING_PER_CAMERA:
             self._record_failure(camera, ev, "too many snapshots pending for this camera")
@@ -243,9 +316,9 @@ class SnapshotService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _append(self, kind: str, payload: dict[str, Any]) -> None:
+    async def _append(self, kind: str, payload: dict[str, Any], cls: str = EVIDENCE) -> None:
         try:
-            await self.journal.append(kind, payload)
+            await self.journal.append(kind, payload, cls=cls)
         except JournalError as exc:  # a background task: say so rather than lose it silently
             log.error("could not journal %s %s: %s", kind, payload, exc.reason)
 
@@ -671,9 +744,9 @@ def build_services(
     services: list[Any] = [hub]
     for cam in section.cameras:
         services.append(CameraMonitor(cam, make_camera(cam, base_dir), hub))
-    if section.snapshot_triggers:
-        wanted = {c for t in section.snapshot_triggers for c in t.cameras}
-        cams = {c.name: make_camera(c, base_dir) for c in section.cameras if c.name in wanted}
+    if section.cameras:
+        # Every camera: the triggers' ones, and any the centre may ask to look at now.
+        cams = {c.name: make_camera(c, base_dir) for c in section.cameras}
         store = EvidenceStore(resolve(data_dir, section.media_dir), section.media_budget_bytes)
         services.append(SnapshotService(journal, clock, section.snapshot_triggers, cams, store))
     if section.modem is not None:
