@@ -11,8 +11,13 @@ certificate). Rules:
    its ``camera.snapshot`` event synced (the centre acknowledged it), and only while no
    evidence event at all waits unsynced: images never delay taps, alerts or commands. The
    centre refuses an image no stored event of ours names (``not_announced``).
-2. **Oldest first, by sha256, in chunks.** ``GET /api/v1/media/<sha256>`` says how many bytes
-   the centre holds; the rest goes as ``PUT ...?offset=N`` chunks of ``media_chunk_bytes``.
+2. **Look-now first, then oldest first, by sha256, in chunks.** An image whose event carries a
+   ``request`` (a centre's ``camera.snapshot`` command, issue 17) goes before the backlog, and
+   before images recovered from disk; within each group the oldest goes first. A backlog image
+   being sent yields at its next evidence check (every :data:`EVIDENCE_CHECK_CHUNKS` chunks),
+   since the look-now event is evidence, and resumes from the centre's offset afterwards.
+   ``GET /api/v1/media/<sha256>`` says how many bytes the centre holds; the rest goes as
+   ``PUT ...?offset=N`` chunks of ``media_chunk_bytes``.
    After a cut link the next attempt asks again and sends only what is missing: finished
    chunks are never sent twice. A ``409 offset_mismatch`` names the centre's offset: we resume
    there. A ``422 hash_mismatch`` (the centre's copy did not hash to the sha256) means the
@@ -100,6 +105,7 @@ class QueuedImage:
     sha256: str
     file: str
     size: int
+    request: str = ""  # the look-now command that asked for it: first in line
 
 
 def queued_from(seq: int, payload: Any) -> QueuedImage | None:
@@ -113,7 +119,8 @@ def queued_from(seq: int, payload: Any) -> QueuedImage | None:
         return None
     if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
         return None
-    return QueuedImage(seq, sha, name, size)
+    request = payload.get("request", "")
+    return QueuedImage(seq, sha, name, size, request if isinstance(request, str) else "")
 
 
 class MediaUplink:
@@ -278,21 +285,33 @@ class MediaUplink:
             )
 
     async def next_ready(self) -> QueuedImage | None:
-        """The oldest queued image whose event the centre has acknowledged (and whose file is
-        still there: one the evidence budget pruned is counted and dropped from the queue)."""
+        """The next image whose event the centre has acknowledged (and whose file is still
+        there: one the evidence budget pruned is counted and dropped from the queue): the
+        oldest look-now image, else the oldest recovered orphan, else the oldest queued."""
+        asked = await self._ready(requested_only=True)
+        if asked is not None:
+            return asked
         while self.orphans:
             image = self.orphans[0]
             if await asyncio.to_thread((self.media_dir / image.file).exists):
                 return image
             self.counters["pruned_before_upload"] += 1
             self._settle(image)
-        while self.pending:
-            first = min(self.pending)
+        return await self._ready(requested_only=False)
+
+    async def _ready(self, *, requested_only: bool) -> QueuedImage | None:
+        while True:
+            queued = sorted(s for s, i in self.pending.items() if i.request or not requested_only)
+            if not queued:
+                return None
             unsynced = await self.journal.read_after(
-                first - 1, limit=len(self.pending) + 1, unsynced_only=True, kinds=[SNAPSHOT_KIND]
+                queued[0] - 1,
+                limit=len(self.pending) + 1,
+                unsynced_only=True,
+                kinds=[SNAPSHOT_KIND],
             )
             waiting = {ev.seq for ev in unsynced}
-            ready = [seq for seq in sorted(self.pending) if seq not in waiting]
+            ready = [seq for seq in queued if seq not in waiting]
             if not ready:
                 return None
             image = self.pending[ready[0]]
@@ -301,7 +320,6 @@ class MediaUplink:
             self.counters["pruned_before_upload"] += 1
             log.warning("media: %s was pruned before it was uploaded", image.file)
             self._settle(image)
-        return None
 
     async def _evidence_waiting(self) -> bool:
         return bool(

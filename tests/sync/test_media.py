@@ -424,3 +424,49 @@ def test_status_shows_the_image_backlog_in_chinese() -> None:
     text = contextvars.copy_context().run(render)
     assert "证据图片上传区中心：4 张待上传（4 MB），今日已发送 1 MB" in text, text
     assert "今日流量额度已用完" in text
+
+
+# -- issue 17: look-now images first in line ---------------------------------------------------
+
+
+async def test_a_look_now_image_goes_before_the_backlog_and_never_before_its_event(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock()
+    journal = await Journal.open(tmp_path / "journal.db", gateway_id=GW, clock=clock)
+    store = EvidenceStore(tmp_path / "media", 64 << 20)
+    uplink = MediaUplink(
+        journal, clock, SyncSection(**FAST), data_dir=tmp_path, media_dir=store.folder
+    )
+
+    async def snap(seed: int, request: str = "") -> str:
+        saved = await asyncio.to_thread(store.save, "duty-room", image(5_000, seed), clock.wall())
+        payload = {"camera": "duty-room", "sha256": saved.sha256, "bytes": saved.size}
+        payload |= {"file": saved.name} | (
+            {"request": request, "reason": "look_now"} if request else {}
+        )
+        await journal.append("camera.snapshot", payload)
+        clock.advance(0.01)
+        return saved.sha256
+
+    try:
+        backlog = [await snap(i) for i in range(3)]
+        asked = await snap(10, request="cmd-look-1")
+        newer = await snap(11)
+        await journal.mark_synced_through(journal.last_seq)
+        later = await snap(12, request="cmd-look-2")  # its event not at the centre yet
+        await uplink.scan()
+        order = []
+        while (ready := await uplink.next_ready()) is not None:
+            order.append(ready.sha256)
+            uplink._settle(ready)
+        # the look-now image first; the one whose event is unsynced waits, the rest oldest first
+        assert order == [asked, *backlog, newer]
+        assert [i.sha256 for i in uplink.pending.values()] == [later]
+        await journal.mark_synced_through(journal.last_seq)
+        ready = await uplink.next_ready()
+        assert ready is not None and (ready.sha256, ready.request) == (later, "cmd-look-2")
+        uplink._settle(ready)
+        assert uplink.done_file == max(n for n, _ in store.files())
+    finally:
+        await journal.close()
