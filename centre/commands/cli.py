@@ -4,10 +4,15 @@
     compound-centre broadcast --all --zones 1 --seconds 30 --message test-tone --status Test
     compound-centre stop --compound "Rose Garden"
     compound-centre commands [--gateway G] [--limit N] [--json]
+    compound-centre snapshot --gateway gw-rose-01 --camera duty-room [--wait 30]
 
 The commands are signed here (the command key in ``command/`` of the data directory) and queued
 in the centre's database; a running ``compound-centre serve`` sends them to each gateway over
 its command channel within a fraction of a second, or when it next connects if still valid.
+
+``snapshot`` (look now, issue 17) asks one gateway for a picture from one camera now, then waits
+up to ``--wait`` seconds: for the gateway's answer (done with the picture's sha256, or failed /
+refused with why), then for the image itself to arrive, and prints where it is stored.
 """
 
 from __future__ import annotations
@@ -17,24 +22,31 @@ import asyncio
 import datetime as dt
 import getpass
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 from centre.announce.library import AnnouncementError, AnnouncementLibrary
 from centre.commands.issue import issue, load_command_key, parse_zones, targets
-from centre.commands.store import CommandRecord, SqliteCommandStore
+from centre.commands.store import FINAL, CommandRecord, SqliteCommandStore
 from centre.database import open_repository
 from centre.errors import CentreError
+from centre.media import media_path
 from centre.pki import CentrePaths
 from wire.commands import (
     ANNOUNCEMENT_RE,
+    CAMERA_RE,
     DEFAULT_TTL_S,
     STATUSES,
     Action,
     BroadcastStart,
     BroadcastStop,
+    CameraSnapshot,
 )
+
+POLL_S = 0.2
+_SHA_IN_ACK = re.compile(r"sha256 ([0-9a-f]{64})")
 
 
 def _paths(args: argparse.Namespace) -> CentrePaths:
@@ -107,6 +119,76 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return _queue(args, BroadcastStop())
 
 
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    """Look now: order a picture, wait for the gateway's answer and the image (``--wait``)."""
+    if not CAMERA_RE.fullmatch(args.camera):
+        raise CentreError(f"--camera must match {CAMERA_RE.pattern}")
+    if args.wait < 0:
+        raise CentreError("--wait must be 0 or more seconds")
+    paths = _paths(args)
+    key = load_command_key(paths)
+
+    async def run() -> dict[str, Any]:
+        async with (
+            await open_repository(paths) as repo,
+            await SqliteCommandStore.open(paths.database) as store,
+        ):
+            known = {g.gateway_id for g in await repo.gateways() if g.revoked_at is None}
+            if args.gateway not in known:
+                raise CentreError(f"no enrolled, unrevoked gateway {args.gateway!r}")
+            now = time.time()
+            (rec,) = await issue(
+                store,
+                [args.gateway],
+                key,
+                CameraSnapshot(args.camera),
+                ttl_s=args.ttl,
+                now=now,
+                issued_by=f"cli:{getpass.getuser()}",
+            )
+            out: dict[str, Any] = {"command_id": rec.command_id, "gateway_id": rec.gateway_id}
+            out |= {"camera": args.camera, "issued_at": now, "status": rec.status}
+            deadline = time.monotonic() + args.wait
+            while True:  # the gateway's answer
+                (rec,) = [
+                    r
+                    for r in await store.commands(gateway_id=args.gateway, limit=200)
+                    if r.command_id == out["command_id"]
+                ]
+                out |= {"status": rec.shown_status(time.time()), "reason": rec.reason}
+                if rec.status in FINAL or time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(POLL_S)
+            found = _SHA_IN_ACK.search(rec.reason) if rec.status == "done" else None
+            if found is None:
+                return out
+            out["sha256"] = found.group(1)
+            out["file"] = str(paths.root / "media" / media_path(found.group(1)))
+            while True:  # the image itself, first in the gateway's line
+                media = await repo.media(found.group(1))
+                if media is not None:
+                    out["stored_at"] = media.stored_at
+                    return out
+                if time.monotonic() >= deadline:
+                    return out
+                await asyncio.sleep(POLL_S)
+
+    out = asyncio.run(run())
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"queued {out['command_id']} for {out['gateway_id']}: camera.snapshot {args.camera}")
+        why = f" — {out['reason']}" if out.get("reason") else ""
+        print(f"gateway: {out['status']}{why}")
+        if "stored_at" in out:
+            took = out["stored_at"] - out["issued_at"]
+            print(f"image: {out['file']} (arrived {_iso(out['stored_at'])}, {took:.1f} s)")
+        elif "file" in out:
+            print(f"image: not here yet; it will be at {out['file']}")
+    status = out["status"]
+    return 0 if status == "done" and "stored_at" in out else 1 if status in FINAL else 2
+
+
 def _row(r: CommandRecord, now: float) -> dict[str, Any]:
     return {
         "command_id": r.command_id,
@@ -171,7 +253,7 @@ def _targets(p: argparse.ArgumentParser) -> None:
 
 
 def add_command_commands(sub: Any) -> None:
-    """Register ``broadcast``, ``stop`` and ``commands`` on the centre CLI's subparsers."""
+    """Register ``broadcast``, ``stop``, ``snapshot`` and ``commands`` on the centre CLI."""
     p = sub.add_parser("broadcast", help="order a broadcast at a compound (signed command)")
     _targets(p)
     p.add_argument("--zones", required=True, help="zone numbers, e.g. 1,2")
@@ -183,6 +265,24 @@ def add_command_commands(sub: Any) -> None:
     p = sub.add_parser("stop", help="order a running broadcast to stop (signed command)")
     _targets(p)
     p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("snapshot", help="look now: a picture from a gateway's camera (signed)")
+    p.add_argument("--gateway", required=True, help="gateway id, e.g. gw-rose-01")
+    p.add_argument("--camera", required=True, help="camera name in that gateway's config")
+    p.add_argument(
+        "--ttl",
+        type=float,
+        default=DEFAULT_TTL_S,
+        help=f"seconds the command stays valid (default {DEFAULT_TTL_S:g})",
+    )
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        help="seconds to wait for the answer and the image (0: queue and return)",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_snapshot)
 
     p = sub.add_parser("commands", help="commands and their status (queued ... done, expired)")
     p.add_argument("--gateway")

@@ -21,7 +21,7 @@ from centre.commands.store import CommandRecord, CommandRepository, NewCommand
 from centre.errors import CentreError
 from centre.pki import CentrePaths
 from centre.store import Repository
-from wire.commands import Action, BroadcastStart, build_command, seal_command
+from wire.commands import Action, BroadcastStart, CameraSnapshot, build_command, seal_command
 
 MAX_TTL_S = 3600.0  # the gateways refuse longer-lived commands (wire.commands.Limits.max_ttl_s)
 
@@ -53,6 +53,8 @@ def summarise(action: Action) -> str:
         zones = ",".join(str(z) for z in action.zones)
         ann = f" {action.announcement}" if action.announcement else ""
         return f"zones {zones} {action.seconds:g}s{ann} [{action.status}]"
+    if isinstance(action, CameraSnapshot):
+        return f"camera {action.camera}"
     return ""
 
 

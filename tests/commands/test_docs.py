@@ -45,7 +45,7 @@ def test_every_refusal_code_is_documented() -> None:
 
 def test_every_centre_command_of_ours_is_documented_in_both_docs() -> None:
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    ours = {"broadcast", "stop", "commands"}
+    ours = {"broadcast", "stop", "commands", "snapshot"}
     assert ours <= set(sub.choices)  # type: ignore[arg-type]
     for name in ours:
         assert f"compound-centre {name}" in DOC, name

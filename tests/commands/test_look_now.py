@@ -11,15 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
+import random
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
+
+from centre.cli import main as centre_main
 from gateway.clock import SystemClock
 from gateway.config.schema import parse_section
 from gateway.daemon import connect_look_now
 from gateway.health.config import NAME_PATTERN, HealthSection
 from gateway.health.services import CameraMonitor, SnapshotService, build_services
+from gateway.sync.config import SyncSection
+from gateway.sync.media import MediaUplink
+from gateway.sync.uploader import Uploader
 from hil_tests.sims.camera import CameraSim
 from tests.commands.rig import GW, Rig, command_rig
 from tests.sync.conftest import Centre
@@ -136,3 +144,43 @@ async def test_an_expired_snapshot_command_is_refused_by_the_same_verifier(
         assert refused.reason.startswith("expired:")
         assert cam.served == []
         assert await rig.events("camera.snapshot") == []
+
+
+async def test_the_centre_cli_orders_a_look_and_prints_the_image_when_it_arrives(
+    centre: Centre, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """compound-centre snapshot → channel → camera → journal → uploader → media uplink → centre."""
+    async with look_rig(centre, tmp_path) as (rig, cam):
+        fast = SyncSection(
+            first_delay_max_s=0.0, backoff_initial_s=0.05, backoff_max_s=0.3, idle_poll_s=0.05
+        )
+        clock = SystemClock()
+        uploader = Uploader(rig.journal, clock, fast, data_dir=rig.gw_dir, rng=random.Random(1))
+        uplink = MediaUplink(
+            rig.journal, clock, fast, data_dir=rig.gw_dir, media_dir=rig.gw_dir / "media"
+        )
+        tasks = [asyncio.create_task(uploader.run()), asyncio.create_task(uplink.run())]
+        try:
+            args = ["--data", str(centre.paths.root), "snapshot", "--gateway", GW]
+            args += ["--camera", "duty-room", "--wait", "20", "--json"]
+            loop = asyncio.get_running_loop()
+            code = await loop.run_in_executor(None, lambda: centre_main(args))
+            out = json.loads(capsys.readouterr().out)
+            assert code == 0, out
+            assert out["status"] == "done" and out["sha256"] == cam.served[0]
+            stored = Path(out["file"]).read_bytes()
+            assert hashlib.sha256(stored).hexdigest() == out["sha256"]
+            assert out["stored_at"] >= out["issued_at"]
+            (shot,) = await rig.events("camera.snapshot")
+            assert shot["request"] == out["command_id"]
+            # an unknown camera: refused, said so, exit 1, nothing waited for
+            args[args.index("duty-room")] = "vault"
+            code = await loop.run_in_executor(None, lambda: centre_main(args))
+            out = json.loads(capsys.readouterr().out)
+            assert code == 1 and out["status"] == "refused" and "sha256" not in out
+            assert out["reason"].startswith("unknown_camera:")
+            assert rig.board.changes == []
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
