@@ -184,3 +184,13 @@ async def test_the_centre_cli_orders_a_look_and_prints_the_image_when_it_arrives
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_gateway_without_cameras_refuses_look_now(centre: Centre, tmp_path: Path) -> None:
+    async with command_rig(centre, tmp_path) as rig:
+        assert not connect_look_now([rig.channel])  # nothing to connect: no snapshot service
+        rec = await rig.order(CameraSnapshot("duty-room"))
+        refused = await rig.wait_status(rec.command_id, "refused")
+        assert refused.reason.startswith("unknown_camera:")
+        assert await rig.events("command.accepted") == []
+        assert rig.board.changes == []
