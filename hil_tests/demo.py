@@ -478,6 +478,33 @@ def step_remote_broadcast(d: Demo) -> None:
     d.report["remote_command"] = {"status": status, "accepted_events": len(accepted)}
 
 
+def step_look_now(d: Demo) -> None:
+    """Look now: an officer orders a fresh picture; a signed command, no relay moves, and the
+    image is first in the gateway's upload line."""
+    cam_name = next(iter(d.compound.cameras))
+    out = d.centre.cli(
+        "snapshot", "--gateway", d.compound.gateway_id, "--camera", cam_name,
+        "--wait", "60", "--json",
+    )  # fmt: skip
+    if out.returncode not in (0, 2):
+        raise AssertionError(f"look now failed: {out.stderr or out.stdout}")
+    got = json.loads(out.stdout)
+    took = got["stored_at"] - got["issued_at"] if "stored_at" in got else None
+    shot = [e for e in d.events("camera.snapshot") if e.payload.get("request") == got["command_id"]]
+    d.say(
+        f"look now (camera {cam_name}): gateway {got['status']}; "
+        + (f"the picture was at the centre {took:.1f} s after the order" if took is not None
+           else "the picture is still on its way")
+        + (f", taken {shot[0].payload.get('file', '')}" if shot else "")
+    )  # fmt: skip
+    d.report["look_now"] = {
+        "status": got["status"],
+        "at_centre": took is not None,
+        "seconds": None if took is None else round(took, 2),
+        "journaled_with_request": bool(shot),
+    }
+
+
 def step_push_setup(d: Demo) -> None:
     """A WeChat Work group robot for the district's leaders; the alert scan places its cursors."""
     d.robot = WeChatRobot()
@@ -679,6 +706,7 @@ STEPS: list[Step] = [
     step_media,
     step_push_setup,
     step_remote_broadcast,
+    step_look_now,
     step_announcement,
     step_push,
     step_stop_and_verify,

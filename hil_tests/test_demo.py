@@ -56,3 +56,6 @@ def test_demo_json_reports_no_loss_and_no_duplicates() -> None:
     media = report["media"]
     assert media["snapshots"] >= 1
     assert media["at_centre"] >= 1 and media["hash_matches"] is True
+    # Issue 17's look now: a signed snapshot command, the picture journaled with its request.
+    look = report["look_now"]
+    assert look["status"] == "done" and look["journaled_with_request"] is True, look
