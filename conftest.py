@@ -46,10 +46,6 @@ TEARDOWN_GRACE_MIN_S = 10.0  # at least this long for a cancelled test's report 
 # writer holds the database open.
 ALWAYS_LEAKS = ("journal-writer",)
 
-# The throwaway PostgreSQL (fixtures pg_cluster, pg_dsn), for the tests that run a store on
-# both backends.
-pytest_plugins = ["tests.pg_cluster"]
-
 # Tests read the gateway's English source strings unless they ask for another language
 # (monkeypatch COMPOUND_GW_LANG); tests/i18n checks that people get zh-CN by default.
 os.environ["COMPOUND_GW_LANG"] = "en"
