@@ -19,6 +19,10 @@ from hil_tests.benchfile import (
 )
 from hil_tests.harness import LIVE, DaemonProcess, child_pids, fd_targets, open_fds
 
+# The real-centre fixture some HIL tests borrow from tests/sync/conftest.py asks which backend
+# holds its repository (SQLite unless a test says otherwise): the same fixtures as tests/.
+from tests.pg_cluster import centre_backend, pg_cluster, pg_dsn  # noqa: F401 - fixtures
+
 LEAK_GRACE_S = 3.0
 
 
