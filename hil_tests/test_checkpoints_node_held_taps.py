@@ -15,6 +15,7 @@ import os
 import pty
 import select
 import shutil
+import sqlite3
 import threading
 import time
 import tty
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 
 from gateway.config import write_secret_file
+from gateway.errors import JournalError
 from hil_tests.sims.osdp_reader import ServiceProcess, journal_events
 from tests.firmware._live import LiveNode
 
@@ -122,9 +124,11 @@ def wait_until(cond, timeout: float = WAIT_S, what: str = "") -> Any:  # type: i
 
 
 def of_band(journal: Path, band: str) -> list[Any]:
-    if not journal.exists():
-        return []
-    return [e for e in journal_events(journal) if e.payload.get("wristband") == band]
+    try:
+        events = journal_events(journal)
+    except (OSError, sqlite3.Error, JournalError):
+        return []  # not there yet, or created but its schema not yet in (the service starting)
+    return [e for e in events if e.payload.get("wristband") == band]
 
 
 @pytest.mark.timeout(600)
