@@ -69,6 +69,20 @@ def wait_status(centre: Centre, cid: str, status: str, timeout: float = 30.0) ->
         time.sleep(0.1)
 
 
+def wait_coils_on(board: Any, channels: list[int], timeout: float = 30.0) -> float:
+    """Wait until the simulated board holds ``channels`` on; the monotonic time it saw them.
+
+    Read from the simulator in this process, not through the centre's CLI: a CLI poll takes a
+    second or more on a loaded machine, longer than a short broadcast stays on.
+    """
+    deadline = time.monotonic() + timeout
+    while not all(board.coils[ch] for ch in channels):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"channels {channels} not all on within {timeout} s")
+        time.sleep(0.01)
+    return max(c.t for c in board.changes if c.on and c.channel in channels)
+
+
 async def _call(fn: Callable[[], None]) -> None:
     fn()
 
@@ -157,10 +171,11 @@ def test_centre_command_turns_relays_on_and_an_expired_one_never_runs(
     # 1. centre command → relays verified on at the simulated board
     cid = order(centre, "--zones", "1,2", "--seconds", "2", "--message", "drill",
                 "--status", "Exercise")  # fmt: skip
-    on = wait_status(centre, cid, "on", timeout=30)
-    assert board.coils[0] and board.coils[zones[1]] and board.coils[zones[2]]
-    assert on["received_at"] <= on["on_at"]
-    wait_status(centre, cid, "done", timeout=15)
+    wait_coils_on(board, [0, zones[1], zones[2]], timeout=30)
+    # The gateway's "on" and "done" stages both reach the centre (the record keeps when).
+    done = wait_status(centre, cid, "done", timeout=30)
+    assert done["received_at"] is not None and done["on_at"] is not None
+    assert done["received_at"] <= done["on_at"]
     assert not any(board.coils)
     moved = len(board.changes)
     assert moved >= 6  # amplifier + 2 zones, on then off
@@ -205,10 +220,8 @@ def test_link_cut_mid_broadcast_relays_still_go_off_on_time(
     gw = compound.daemon()
     gw.start()
     seconds = 3.0
-    cid = order(centre, "--zones", "1", "--seconds", str(int(seconds)), "--message", "drill")
-    wait_status(centre, cid, "on", timeout=30)
-    on_at = time.monotonic()
-    assert board.coils[zones[1]]
+    order(centre, "--zones", "1", "--seconds", str(int(seconds)), "--message", "drill")
+    on_at = wait_coils_on(board, [zones[1]], timeout=30)
     on_proxy_loop(compound, proxy.cut)  # the link dies while the loudspeakers play
     deadline = on_at + seconds + 5.0
     while any(board.coils) and time.monotonic() < deadline:

@@ -46,7 +46,9 @@ async def test_selftest_reports_untapped_reader_and_welded_relay(
             "--click-seconds",
             "0.3",
             "--tap-timeout",
-            "3",
+            # Long enough for a tap to cross a loaded machine (3 s was missed under CPU load);
+            # only the untapped reader waits it out.
+            "10",
         ]
         rc, out = await asyncio.to_thread(run_tool, argv, compound, skip_taps=frozenset({untapped}))
         text = "\n".join(out)

@@ -90,7 +90,11 @@ async def test_read_held_while_the_gateway_was_down_is_late_evidence_not_a_green
         kinds = [e.kind for e in recorded()]
         assert kinds == [TAP_DELIVERED_LATE, "tap"]
         rows = {r["reader"]: r for r in service.snapshot()["readers"]}
-        assert rows["a/1"]["delivered_late"] == 1 and rows["a/1"]["held_reads"] == 1
+        assert rows["a/1"]["delivered_late"] == 1
+        # The driver counts deliveries: under load a poll's reply can time out and the link
+        # reconnect, and the reader hands the same held read over once more. The decider
+        # journals it once (above); the driver's count may say more, never less.
+        assert rows["a/1"]["held_reads"] >= 1
         assert rows["a/1"]["taps"] == 1
     finally:
         if task is not None:
