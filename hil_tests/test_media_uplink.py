@@ -17,8 +17,9 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,7 @@ pytestmark = [pytest.mark.hil, pytest.mark.sim_only]  # asserts on the simulator
 
 COMPOUND = "HIL Compound"
 BAND = next(iter(ROSTER))
+CHUNK = 4096
 
 
 @pytest.fixture
@@ -49,7 +51,7 @@ def site(tmp_path: Path) -> Iterator[tuple[SimCompound, Centre, FaultProxy]]:
             "idle_poll_s = 0.3",
             "backoff_initial_s = 0.2",
             "backoff_max_s = 1.0",
-            "media_chunk_bytes = 4096",  # a 20 kB JPEG goes in several chunks
+            f"media_chunk_bytes = {CHUNK}",  # a 20 kB JPEG goes in several chunks
         ),
     )
     try:
@@ -131,3 +133,131 @@ def test_a_tap_snapshot_reaches_the_centre_with_a_matching_hash(
         time.sleep(0.5)
     assert media["wire_bytes"] == snaps[0].payload["bytes"]  # each byte once
     assert media["chunks"] >= 2
+
+
+# --------------------------------------------------------------- a cut, and a tampered chunk
+
+SLOW_BPS = 16_000  # 2 kB/s up: a 20 kB image takes about 10 s, long enough to step in
+
+
+def tap_until_snapshot(compound: SimCompound) -> Any:
+    """Tap the snapshot rule's reader until the daemon journals ``camera.snapshot``."""
+    sim = compound.reader(compound.bench.readers[0].name)
+    assert sim.wait_secure(15), "reader never reached Secure Channel"
+    for _ in range(6):  # a guard who sees no light taps again, as guards do
+        sim.tap(BAND)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            snaps = [e for e in read_events(compound.journal_path) if e.kind == "camera.snapshot"]
+            if snaps:
+                return snaps[0]
+            time.sleep(0.1)
+    raise AssertionError("no camera.snapshot event after six taps")
+
+
+def partial_at_centre(centre: Centre, gateway_id: str, sha: str) -> Path:
+    return centre.folder / "media" / "partial" / f"{gateway_id}-{sha}.part"
+
+
+def wait_partial(path: Path, at_least: int, timeout: float = 60) -> int:
+    """Wait until the centre holds ``at_least`` bytes of the image; how many it holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        size = path.stat().st_size if path.exists() else 0
+        if size >= at_least:
+            return size
+        assert time.monotonic() < deadline, f"the centre holds {size} bytes, waited for {at_least}"
+        time.sleep(0.05)
+
+
+def daemon_media(compound: SimCompound, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """``compound-gw status --json``'s media section, once ``done`` holds for it."""
+    deadline = time.monotonic() + 30
+    while True:
+        out = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", "status", "--json",
+             "--config", str(compound.config_path)],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        media = (json.loads(out.stdout).get("media") or {}) if out.stdout else {}
+        if done(media):
+            return media
+        assert time.monotonic() < deadline, media
+        time.sleep(0.5)
+
+
+def wait_stored(centre: Centre, sha: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while sha not in stored_media(centre):
+        assert time.monotonic() < deadline, "the image did not reach the centre"
+        time.sleep(0.2)
+
+
+def test_a_link_cut_mid_image_resumes_without_resending_finished_chunks(
+    site: tuple[SimCompound, Centre, FaultProxy],
+) -> None:
+    compound, centre, proxy = site
+    throttle(compound, proxy)
+    gw = compound.daemon()
+    gw.start()
+    snap = tap_until_snapshot(compound)
+    sha, size = snap.payload["sha256"], snap.payload["bytes"]
+    partial = partial_at_centre(centre, compound.gateway_id, sha)
+    held = wait_partial(partial, 2 * CHUNK)  # two chunks or more finished at the centre
+    on_loop(compound, proxy.cut)  # the 4G link drops mid-image
+    daemon_media(compound, lambda m: m.get("errors", 0) >= 1)  # the uplink saw it fail
+    assert sha not in stored_media(centre)
+    on_loop(compound, proxy.heal)
+    wait_stored(centre, sha)
+    held_file = centre.folder / "media" / sha[:2] / f"{sha}.jpg"
+    assert hashlib.sha256(held_file.read_bytes()).hexdigest() == sha
+    media = daemon_media(compound, lambda m: m.get("uploaded", 0) >= 1)
+    assert media["resumed"] >= 1, media
+    # Bytes the daemon put on the wire: the image once, plus at most the chunk cut in flight.
+    # Starting again from zero would send what the centre held at the cut a second time.
+    assert size <= media["wire_bytes"] <= size + CHUNK, media
+    assert media["wire_bytes"] < size + held, (media, held)
+    gw.terminate(timeout=15)
+
+
+def test_a_tampered_chunk_at_the_centre_is_refused_and_the_image_sent_again(
+    site: tuple[SimCompound, Centre, FaultProxy],
+) -> None:
+    compound, centre, proxy = site
+    throttle(compound, proxy)
+    gw = compound.daemon()
+    gw.start()
+    snap = tap_until_snapshot(compound)
+    sha, size = snap.payload["sha256"], snap.payload["bytes"]
+    partial = partial_at_centre(centre, compound.gateway_id, sha)
+    wait_partial(partial, CHUNK)
+    # A byte of a finished chunk is changed where the centre keeps it (a bad disk, or a
+    # forged chunk). The centre finds the whole image's hash wrong, discards it and refuses;
+    # the daemon sends it all again.
+    with partial.open("r+b") as f:
+        first = f.read(1)
+        f.seek(0)
+        f.write(bytes([first[0] ^ 0xFF]))
+    on_loop(compound, proxy.heal)
+    wait_stored(centre, sha)
+    held_file = centre.folder / "media" / sha[:2] / f"{sha}.jpg"
+    assert hashlib.sha256(held_file.read_bytes()).hexdigest() == sha
+    media = daemon_media(compound, lambda m: m.get("uploaded", 0) >= 1)
+    assert media["resent"] >= 1, media
+    assert media["wire_bytes"] >= 2 * size - CHUNK, media  # sent (almost) twice
+    assert not partial.exists()
+    gw.terminate(timeout=15)
+
+
+async def _call(fn: Callable[[], None]) -> None:
+    fn()
+
+
+def on_loop(compound: SimCompound, fn: Callable[[], None]) -> None:
+    """Run a proxy switch on the loop the proxy lives on."""
+    compound.on_loop(_call(fn))
+
+
+def throttle(compound: SimCompound, proxy: FaultProxy) -> None:
+    """A slow uplink, so the test can step in while an image is half sent."""
+    on_loop(compound, lambda: proxy.set_mode("throttle", bandwidth_bps=SLOW_BPS))
