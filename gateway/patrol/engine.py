@@ -1185,6 +1185,10 @@ class PatrolEngine:
     def _run_close(self, r: _Round, when: float) -> None:
         r.closed = True
         report = self._assess(r, when)
+        # The verdict holds what a closed round is asked for; its analysis (a handful of lists
+        # and dicts kept alive per round, work for the garbage collector and RAM on a Pi) is
+        # made again on demand if a late fact re-judges the round.
+        r.analysis = None
         for alert_id in sorted(r.open_alerts):
             self._resolve(r, alert_id, when, f"window closed: {report.state}")
         self._publish_verdict(r, report, when)
