@@ -11,7 +11,8 @@ event dicts and sorting the tap list by time (what any replay must at least do).
 
 ``--reference`` also times the engine as it was before issue 20's speed work (the frozen copy
 the equivalence tests use, ``tests/patrol/reference_engine.py``), interleaved with the current
-one, so both figures come from the same run. ``--outages N``: reader drop-outs per day (a
+one, so both figures come from the same run, and checks (untimed) that both give the same
+outputs and round reports for this journal. ``--outages N``: reader drop-outs per day (a
 flaky site has many; each is a span every verdict must look through).
 """
 
@@ -137,6 +138,14 @@ def replay(
     return time.perf_counter() - t, n_out, engine
 
 
+def outputs(section: PatrolSection, events: list[dict[str, Any]], engine_class: Any) -> list[str]:
+    """Everything a replay says (outputs, then every round's report), as comparable text."""
+    engine = engine_class(section)
+    out = [repr(o) for ev in events for o in engine.feed_events((ev,))]
+    out += [repr(o) for o in engine.advance(events[-1]["wall_time"] + 3 * 86400)]
+    return out + [repr(engine.report(rid)) for rid in engine.round_ids()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", type=int, default=30)
@@ -192,6 +201,11 @@ def run(args: argparse.Namespace, hourly: bool) -> None:
             f"speed-up {ref_best / best:.2f}x"
         )
     print("verdicts:", ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items())))
+    if reference is not None:  # untimed: the same outputs and reports, on this very journal
+        same = outputs(section, events, PatrolEngine) == outputs(section, events, reference)
+        print("outputs and reports identical to the reference engine:", "yes" if same else "NO")
+        if not same:
+            raise SystemExit(1)
 
 
 if __name__ == "__main__":
