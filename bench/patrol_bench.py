@@ -1,7 +1,7 @@
 """Patrol engine throughput: a month of taps for 50 checkpoints, replayed from journal events.
 
     .venv/bin/python bench/patrol_bench.py [--days 30] [--checkpoints 50] [--repeat 3]
-        [--outages 1] [--reference]
+        [--outages 1] [--reference [COMMIT]]
 
 Builds the journal a gateway would hold after a month (taps on 5 routes of 10 checkpoints,
 hourly rounds around the clock, a health sample every 5 minutes, some reader outages, a few
@@ -10,18 +10,26 @@ guards skipping checkpoints), then times a full replay through ``engine_inputs_f
 event dicts and sorting the tap list by time (what any replay must at least do).
 
 ``--reference`` also times the engine as it was before issue 20's speed work (the frozen copy
-the equivalence tests use, ``tests/patrol/reference_engine.py``), interleaved with the current
+the equivalence tests use, ``tests/patrol/reference_engine.py``), or with ``--reference COMMIT``
+``gateway/patrol/engine.py`` as it was at that git commit, interleaved with the current
 one, so both figures come from the same run, and checks (untimed) that both give the same
-outputs and round reports for this journal. ``--outages N``: reader drop-outs per day (a
-flaky site has many; each is a span every verdict must look through).
+outputs and round reports for this journal, and what each engine holds in memory after it.
+``--outages N``: reader drop-outs per day (a flaky site has many; each is a span every verdict
+must look through).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import random
+import subprocess
+import sys
 import time
+import tracemalloc
+import types
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -146,13 +154,47 @@ def outputs(section: PatrolSection, events: list[dict[str, Any]], engine_class: 
     return out + [repr(engine.report(rid)) for rid in engine.round_ids()]
 
 
+def engine_at(commit: str) -> Any:
+    """``gateway/patrol/engine.py`` as it was at ``commit``, loaded as a module of its own."""
+    source = subprocess.run(
+        ["git", "show", f"{commit}:gateway/patrol/engine.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout
+    module = types.ModuleType(f"engine_at_{commit}")
+    module.__file__ = f"{commit}:gateway/patrol/engine.py"
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(source, module.__file__, "exec"), module.__dict__)
+    return module
+
+
+def kept(section: PatrolSection, events: list[dict[str, Any]], engine_class: Any) -> float:
+    """MB the engine holds once the month is replayed (tracemalloc; untimed)."""
+    gc.collect()
+    tracemalloc.start()
+    engine = replay(section, events, engine_class)[2]
+    gc.collect()
+    size = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del engine
+    return size / 1e6
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--checkpoints", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--outages", type=int, default=1, help="reader drop-outs per day")
-    ap.add_argument("--reference", action="store_true", help="also time the pre-issue-20 engine")
+    ap.add_argument(
+        "--reference",
+        nargs="?",
+        const="frozen",
+        metavar="COMMIT",
+        help="also time the pre-issue-20 engine, or the engine at a git commit",
+    )
     args = ap.parse_args()
     for hourly in (True, False):
         run(args, hourly)
@@ -162,10 +204,12 @@ def run(args: argparse.Namespace, hourly: bool) -> None:
     section, events = build(args.days, args.checkpoints, hourly, outages=args.outages)
     n_taps = sum(1 for ev in events if ev["kind"] == "tap")
     reference: Any = None
-    if args.reference:
+    if args.reference == "frozen":
         from tests.patrol import reference_engine
 
         reference = reference_engine.PatrolEngine
+    elif args.reference:
+        reference = engine_at(args.reference).PatrolEngine
     bases, runs, ref_runs = [], [], []
     for _ in range(args.repeat):  # interleaved, so load on the machine hits all alike
         bases.append(baseline(events))
@@ -195,8 +239,9 @@ def run(args: argparse.Namespace, hourly: bool) -> None:
     print(f"engine / baseline: {best / base:.1f}x  (goal: at most 10x)")
     if ref_runs:
         ref_best, ref_out, _ = min(ref_runs, key=lambda r: r[0])
+        label = "before issue 20" if args.reference == "frozen" else f"at {args.reference}"
         print(
-            f"reference engine (before issue 20): {ref_best * 1000:8.1f} ms  "
+            f"reference engine ({label}): {ref_best * 1000:8.1f} ms  "
             f"({ref_out} outputs), reference / baseline: {ref_best / base:.1f}x, "
             f"speed-up {ref_best / best:.2f}x"
         )
@@ -206,6 +251,10 @@ def run(args: argparse.Namespace, hourly: bool) -> None:
         print("outputs and reports identical to the reference engine:", "yes" if same else "NO")
         if not same:
             raise SystemExit(1)
+        print(
+            f"engine memory after the replay: {kept(section, events, PatrolEngine):.1f} MB, "
+            f"reference {kept(section, events, reference):.1f} MB"
+        )
 
 
 if __name__ == "__main__":
