@@ -1229,6 +1229,7 @@ class PatrolEngine:
             r = self._rounds[rid]
             if r.closed:
                 report = self._assess(r, r.end)
+                r.analysis = None  # as in _run_close
                 if r.verdict is not None and report.content() != r.verdict.content():
                     self._publish_verdict(r, report, self.now)
                     days.add(r.day)
