@@ -1,7 +1,7 @@
 """Patrol engine throughput: a month of taps for 50 checkpoints, replayed from journal events.
 
     .venv/bin/python bench/patrol_bench.py [--days 30] [--checkpoints 50] [--repeat 3]
-        [--outages 1] [--reference]
+        [--outages 1] [--reference [COMMIT]]
 
 Builds the journal a gateway would hold after a month (taps on 5 routes of 10 checkpoints,
 hourly rounds around the clock, a health sample every 5 minutes, some reader outages, a few
@@ -10,17 +10,26 @@ guards skipping checkpoints), then times a full replay through ``engine_inputs_f
 event dicts and sorting the tap list by time (what any replay must at least do).
 
 ``--reference`` also times the engine as it was before issue 20's speed work (the frozen copy
-the equivalence tests use, ``tests/patrol/reference_engine.py``), interleaved with the current
-one, so both figures come from the same run. ``--outages N``: reader drop-outs per day (a
-flaky site has many; each is a span every verdict must look through).
+the equivalence tests use, ``tests/patrol/reference_engine.py``), or with ``--reference COMMIT``
+``gateway/patrol/engine.py`` as it was at that git commit, interleaved with the current
+one, so both figures come from the same run, and checks (untimed) that both give the same
+outputs and round reports for this journal, and what each engine holds in memory after it.
+``--outages N``: reader drop-outs per day (a flaky site has many; each is a span every verdict
+must look through).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import random
+import subprocess
+import sys
 import time
+import tracemalloc
+import types
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -137,13 +146,55 @@ def replay(
     return time.perf_counter() - t, n_out, engine
 
 
+def outputs(section: PatrolSection, events: list[dict[str, Any]], engine_class: Any) -> list[str]:
+    """Everything a replay says (outputs, then every round's report), as comparable text."""
+    engine = engine_class(section)
+    out = [repr(o) for ev in events for o in engine.feed_events((ev,))]
+    out += [repr(o) for o in engine.advance(events[-1]["wall_time"] + 3 * 86400)]
+    return out + [repr(engine.report(rid)) for rid in engine.round_ids()]
+
+
+def engine_at(commit: str) -> Any:
+    """``gateway/patrol/engine.py`` as it was at ``commit``, loaded as a module of its own."""
+    source = subprocess.run(
+        ["git", "show", f"{commit}:gateway/patrol/engine.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout
+    module = types.ModuleType(f"engine_at_{commit}")
+    module.__file__ = f"{commit}:gateway/patrol/engine.py"
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(source, module.__file__, "exec"), module.__dict__)
+    return module
+
+
+def kept(section: PatrolSection, events: list[dict[str, Any]], engine_class: Any) -> float:
+    """MB the engine holds once the month is replayed (tracemalloc; untimed)."""
+    gc.collect()
+    tracemalloc.start()
+    engine = replay(section, events, engine_class)[2]
+    gc.collect()
+    size = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del engine
+    return size / 1e6
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--checkpoints", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--outages", type=int, default=1, help="reader drop-outs per day")
-    ap.add_argument("--reference", action="store_true", help="also time the pre-issue-20 engine")
+    ap.add_argument(
+        "--reference",
+        nargs="?",
+        const="frozen",
+        metavar="COMMIT",
+        help="also time the pre-issue-20 engine, or the engine at a git commit",
+    )
     args = ap.parse_args()
     for hourly in (True, False):
         run(args, hourly)
@@ -153,18 +204,28 @@ def run(args: argparse.Namespace, hourly: bool) -> None:
     section, events = build(args.days, args.checkpoints, hourly, outages=args.outages)
     n_taps = sum(1 for ev in events if ev["kind"] == "tap")
     reference: Any = None
-    if args.reference:
+    if args.reference == "frozen":
         from tests.patrol import reference_engine
 
         reference = reference_engine.PatrolEngine
-    bases, runs, ref_runs = [], [], []
+    elif args.reference:
+        reference = engine_at(args.reference).PatrolEngine
+    bases: list[float] = []
+    runs: list[tuple[float, int]] = []
+    ref_runs: list[tuple[float, int]] = []
+    engine: Any = None
     for _ in range(args.repeat):  # interleaved, so load on the machine hits all alike
         bases.append(baseline(events))
-        runs.append(replay(section, events))
+        # Only the times are kept: engines kept alive from earlier runs would make the garbage
+        # collector's full passes in later runs longer (and more so after the bigger engine).
+        t, n, replayed = replay(section, events)
+        runs.append((t, n))
+        engine = engine or replayed
+        del replayed
         if reference is not None:
-            ref_runs.append(replay(section, events, reference))
+            ref_runs.append(replay(section, events, reference)[:2])
     base = min(bases)
-    best, n_out, engine = min(runs, key=lambda r: r[0])
+    best, n_out = min(runs)
     verdicts: dict[str, int] = {}
     for rid in engine.round_ids():
         state = engine.report(rid).state
@@ -185,13 +246,23 @@ def run(args: argparse.Namespace, hourly: bool) -> None:
     )
     print(f"engine / baseline: {best / base:.1f}x  (goal: at most 10x)")
     if ref_runs:
-        ref_best, ref_out, _ = min(ref_runs, key=lambda r: r[0])
+        ref_best, ref_out = min(ref_runs)
+        label = "before issue 20" if args.reference == "frozen" else f"at {args.reference}"
         print(
-            f"reference engine (before issue 20): {ref_best * 1000:8.1f} ms  "
+            f"reference engine ({label}): {ref_best * 1000:8.1f} ms  "
             f"({ref_out} outputs), reference / baseline: {ref_best / base:.1f}x, "
             f"speed-up {ref_best / best:.2f}x"
         )
     print("verdicts:", ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items())))
+    if reference is not None:  # untimed: the same outputs and reports, on this very journal
+        same = outputs(section, events, PatrolEngine) == outputs(section, events, reference)
+        print("outputs and reports identical to the reference engine:", "yes" if same else "NO")
+        if not same:
+            raise SystemExit(1)
+        print(
+            f"engine memory after the replay: {kept(section, events, PatrolEngine):.1f} MB, "
+            f"reference {kept(section, events, reference):.1f} MB"
+        )
 
 
 if __name__ == "__main__":

@@ -266,6 +266,7 @@ def test_a_month_replayed_event_by_event_matches_the_reference(tz: str, seed: in
     assert {"completed", "late_completed", "incomplete", "missed", "unassessable"} <= verdicts
     assert got_state == want_state
     assert got_out == want_out
+    assert not new._NO_IDS  # the rounds' shared empty set was never added to
 
 
 @pytest.mark.parametrize(("tz", "seed"), MONTHS[:2])
