@@ -28,7 +28,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs, urlencode
@@ -103,6 +103,7 @@ HEADERS: Final = {
 }
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 log = logging.getLogger("centre.web.pages")
+AlertSource = Callable[..., Awaitable[list[board.Alert]]]
 
 
 def N_(message: str) -> str:
@@ -251,6 +252,8 @@ class ConsolePages:
         self.wall = wall
         self.live = Live()
         self._watcher: asyncio.Task[None] | None = None
+        # More alerts than the events and commands give (video patrol findings), scoped below.
+        self.alert_sources: list[AlertSource] = []
         service.ingest_listeners.append(lambda gateway_id: self.live.bump())
 
     # -- wiring ------------------------------------------------------------------------------
@@ -345,6 +348,7 @@ class ConsolePages:
             csrf=self.console_csrf(sid) if sid else "",
             can_broadcast=user is not None and _may(user, Action.SEND_BROADCAST),
             can_update=user is not None and _may(user, Action.PUBLISH_UPDATES),
+            can_video_patrol=user is not None and _may(user, Action.VIDEO_PATROL),
             can_read_bulletins=user is not None and can(user, Action.EXPORT_BULLETIN),
             now=now,
             tz=self.tz,
@@ -436,6 +440,9 @@ class ConsolePages:
             connected=self.channel.connections,
             compound=compound,
         )
+        for source in self.alert_sources:
+            extra = await source(acks, now=self.wall())
+            board.add_alerts(data, [a for a in extra if compound in (None, a.compound)])
         # A township viewer or compound manager sees only their own area.
         data.compounds = [
             r for r in data.compounds if in_scope(user, Target(r.township, r.compound))

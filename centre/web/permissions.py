@@ -38,6 +38,8 @@ class Action(StrEnum):
     # Publish a signed gateway release to gateways (a rollout) and stop one: officers only,
     # since a bad release can take compounds offline.
     PUBLISH_UPDATES = "publish_updates"
+    # Video patrol rounds: judge each compound's duty-room picture (district staff only).
+    VIDEO_PATROL = "video_patrol"
 
 
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
@@ -53,6 +55,7 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.ACKNOWLEDGE_ALERT,
             Action.WRITE_EXPLANATION,
             Action.EXPORT_BULLETIN,
+            Action.VIDEO_PATROL,
         }
     ),
     # Read-only, own township. No camera images: those are for the centre's own staff.
