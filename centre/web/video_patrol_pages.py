@@ -82,9 +82,8 @@ class VideoPatrolPages:
                     user.name, "video_patrol", request.path, "refused:forbidden", _client(request)
                 )
             response = await self.pages._forbidden_page(request, user, sid)
-            raise web.HTTPForbidden(
-                text=response.text, content_type="text/html", headers=dict(response.headers)
-            )
+            headers = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}
+            raise web.HTTPForbidden(text=response.text, content_type="text/html", headers=headers)
         return user, sid
 
     def _message(self, request: web.Request, exc: ConsoleError) -> str:
@@ -122,11 +121,16 @@ class VideoPatrolPages:
         return session
 
     async def session_page(
-        self, request: web.Request, *, error: str = "", status: int = 200
+        self,
+        request: web.Request,
+        *,
+        error: str = "",
+        status: int = 200,
+        session_id: str | None = None,
     ) -> web.Response:
         user, sid = await self._user(request)
         try:
-            session = await self._session(request.query.get("id", ""))
+            session = await self._session(session_id or request.query.get("id", ""))
         except ConsoleError as exc:
             return await self.page(request, error=self._message(request, exc), status=exc.status)
         step = session.current
@@ -152,7 +156,9 @@ class VideoPatrolPages:
         message = self._message(request, exc)
         known = session_id is not None and SESSION_ID_RE.fullmatch(session_id) is not None
         if known and await self.patrol.store.session(str(session_id)) is not None:
-            return await self.session_page(request, error=message, status=exc.status)
+            return await self.session_page(
+                request, error=message, status=exc.status, session_id=session_id
+            )
         return await self.page(request, error=message, status=exc.status)
 
     async def open_session(self, request: web.Request) -> web.Response:

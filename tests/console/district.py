@@ -61,6 +61,8 @@ class SimGateway:
     journal: Journal
     board: SimBoard
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    channel: CommandChannel | None = None  # the command channel (look-now tests attach cameras)
+    data_dir: Path | None = None
 
     def check(self) -> None:
         """Raise what a background task died of (a wait then fails with the real reason)."""
@@ -148,6 +150,7 @@ async def _gateway(
                 journal, clock, FAST_SYNC, data_dir=gw_dir, rng=random.Random(gateway_id)
             )
             gw = SimGateway(gateway_id, township, compound, journal, board)
+            gw.channel, gw.data_dir = channel, gw_dir
             gw.tasks = [
                 asyncio.create_task(runtime.service.run()),
                 asyncio.create_task(channel.run()),
