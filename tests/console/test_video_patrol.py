@@ -286,6 +286,18 @@ async def test_a_session_over_five_compounds_stores_verdicts_and_alerts_only_tha
         assert "门岗脱岗（视频巡查）" in page and "门岗无人" in page
     finally:
         await m.close()
+    # The alerts page is scoped like every alert: a township viewer sees their own township's.
+    for township, sees in (("North", True), ("East", False)):
+        password = await district.user(f"viewer.{township.lower()}", Role.TOWNSHIP_VIEWER,
+                                       township=township)  # fmt: skip
+        m = Browser(district)
+        try:
+            assert await m.login(f"viewer.{township.lower()}", password) == 303
+            status, page = await m.get("/console/alerts")
+            assert status == 200
+            assert (alert_id in page) is sees and ("门岗无人" in page) is sees, township
+        finally:
+            await m.close()
     for name, password, own, sees in (("rose.mgr", rose_mgr, north, True),
                                       ("east.mgr", east_mgr, east, False)):  # fmt: skip
         m = Browser(district)
