@@ -54,6 +54,7 @@ from centre.commands.channel import CommandChannel
 from centre.commands.issue import MAX_TTL_S, issue, load_command_key
 from centre.commands.store import SOUND, CommandRepository
 from centre.errors import CentreError
+from centre.media import SHA256_RE
 from centre.pki import CentrePaths
 from centre.push.outbox import FILENAME as PUSH_FILE
 from centre.push.outbox import PushOutbox
@@ -86,6 +87,7 @@ UPLOAD_FIELDS: Final = frozenset({"csrf", "title", "language", "id"})
 MAX_BROADCAST_S: Final = 600.0
 """The longest broadcast the console lets anyone order (gateways also enforce their own cap)."""
 BROADCAST_TTL_S: Final = 120.0
+MEDIA_DIR: Final = "media"  # the images' folder in the centre's data directory (centre/media.py)
 PUSH_SHOWN: Final = 300  # parts on the push page (about two months of one group's bulletins)
 KNOWN_CLIPS: Final = ("fire-drill", "evacuate", "test-tone", "all-clear")
 SSE_KEEPALIVE_S: Final = 15.0
@@ -148,6 +150,11 @@ REFUSALS: Final = {
     "bad_percent": N_("Give a share of 1 to 100 percent."),
     "no_gateways": N_("Choose at least one enrolled gateway."),
     "no_such_rollout": N_("This rollout is not running any more."),
+    "bad_image": N_("This is not the name of an image."),
+    "no_such_image": N_(
+        "The centre does not hold this image: it has not arrived, or was deleted after its "
+        "retention time."
+    ),
 }
 # The library's refusal codes as the console's (AnnouncementError.code -> REFUSALS key).
 _LIBRARY_CODES: Final = {
@@ -282,6 +289,7 @@ class ConsolePages:
             web.get(f"{ROOT}/announcements/preview/audio", self.draft_audio),
             web.post(f"{ROOT}/announcements/save", self.save_draft),
             web.post(f"{ROOT}/announcements/discard", self.discard_draft),
+            web.get(f"{ROOT}/images/{{sha256}}", self.image),
             web.get(f"{ROOT}/events", self.events),
             web.static(f"{ROOT}/static", STATIC, append_version=False),
         ]
@@ -1185,6 +1193,45 @@ class ConsolePages:
             user.name, "broadcast.stop", target, f"ok:{record.command_id}", client
         )
         raise web.HTTPSeeOther(f"{ROOT}/broadcast")
+
+    # -- camera images ---------------------------------------------------------------------
+
+    async def image(self, request: web.Request) -> web.StreamResponse:
+        """One evidence image the centre holds (``/console/images/<sha256>``), for whoever may
+        view images of the compound whose gateway sent it. Images are personal data: every
+        view and every refused attempt is an audit record (who, when, which image, which
+        compound)."""
+        user, sid = await self._session(request)
+        client = _client(request)
+        sha = request.match_info.get("sha256", "")
+        target = "image:?"
+        try:
+            if not SHA256_RE.fullmatch(sha):
+                raise FormError("bad_image", "an image is named by its sha256 (64 hex digits)")
+            target = f"image:{sha}"
+            media = await self.repo.media(sha)
+            gateway = await self.repo.gateway(media.gateway_id) if media is not None else None
+            if gateway is not None:
+                target = f"image:{sha}@{gateway.township}/{gateway.compound}"
+            if not _may(user, Action.VIEW_IMAGE):  # by role, before saying whether it exists
+                raise ConsoleError("forbidden", f"a {user.role.value} may not view images")
+            if media is None or gateway is None:
+                raise ConsoleError("no_such_image", "the centre holds no image with this hash")
+            if not can(user, Action.VIEW_IMAGE, Target(gateway.township, gateway.compound)):
+                raise ConsoleError("forbidden", "an image of a compound outside this area")
+            path = self.paths.root / MEDIA_DIR / media.path
+            if not await asyncio.to_thread(path.is_file):  # deleted by retention meanwhile
+                raise ConsoleError("no_such_image", "the image file is gone")
+        except ConsoleError as exc:
+            await self.console.record(
+                user.name, "image.view", target, f"refused:{exc.code}", client
+            )
+            message = self._refusal(request, exc)
+            return self._render(
+                request, "error.html", status=exc.status, user=user, sid=sid, message=message
+            )
+        await self.console.record(user.name, "image.view", target, "ok", client)
+        return web.FileResponse(path, headers={**HEADERS, "Content-Type": "image/jpeg"})
 
     # -- live updates --------------------------------------------------------------------------
 
