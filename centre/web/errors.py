@@ -22,6 +22,7 @@ _STATUS = {
     "no_such_user": 404,
     "no_such_compound": 404,
     "no_such_image": 404,
+    "no_such_look": 404,
     "bad_image": 400,
     "no_such_alert": 404,
     "no_such_command": 404,

@@ -8,6 +8,7 @@ service, media uplink) each with a simulated duty-room camera (tests/console/dis
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -127,3 +128,80 @@ async def test_malformed_and_unknown_images_are_4xx_and_audited(district: Distri
         assert status == 401
     finally:
         await anonymous.close()
+
+
+async def test_look_now_from_the_compound_page_over_http(district: District) -> None:
+    """The form and the part the page polls, as a browser without JavaScript uses them."""
+    password = await district.user("li.wei", Role.OFFICER)
+    manager = await district.user(
+        "zhou.min", Role.COMPOUND_MANAGER, township="North", compound="Rose Garden"
+    )
+    page_url = "/console/compound?township=North&name=Rose+Garden"
+    browser = Browser(district)
+    try:
+        assert await browser.login("li.wei", password) == 303
+
+        async def button_shown() -> bool:  # once the gateway's camera poller reported
+            _, page = await browser.get(page_url)
+            return "立即查看值班室画面" in page
+
+        await wait_until(button_shown, "the look-now button on the compound page")
+        _, page = await browser.get(page_url)
+        csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page)
+        assert csrf is not None
+        form = {"csrf": csrf.group(1), "township": "North", "name": "Rose Garden",
+                "camera": "gw-rose-01/duty-room"}  # fmt: skip
+        before = len(await audit(district))
+        status, location, _ = await browser.post("/console/look-now", form)
+        assert status == 303 and "look=cmd-" in location, (status, location)
+        (ordered,) = (await audit(district))[before:]
+        command_id = location.split("look=")[1].split("#")[0]
+        assert (ordered.user, ordered.action, ordered.outcome) == (
+            "li.wei",
+            "look_now",
+            f"ok:{command_id}",
+        )
+        assert ordered.target == "compound:North/Rose Garden>gw-rose-01:duty-room"
+        shown: dict[str, str] = {}
+
+        async def picture() -> bool:
+            got, part = await browser.get(f"/console/look-now/part?id={command_id}")
+            assert got == 200 and 'data-stage="failed"' not in part, part
+            shown["part"] = part
+            return 'data-stage="stored"' in part
+
+        await wait_until(picture, "the picture in the look-now part")
+        sha = re.search(r'src="/console/images/([0-9a-f]{64})"', shown["part"])
+        assert sha is not None
+        assert "拍摄于" in shown["part"] and "1970" not in shown["part"]
+        got, body = await fetch(browser, f"/console/images/{sha.group(1)}")
+        assert got == 200 and hashlib.sha256(body).hexdigest() == sha.group(1)
+        # a camera the compound never reported, or another compound's: refused, audited
+        for bad in (
+            {**form, "camera": "gw-rose-01/vault"},
+            {**form, "camera": "gw-plum-01/duty-room"},
+        ):
+            before = len(await audit(district))
+            status, _, _ = await browser.post("/console/look-now", bad)
+            assert status == 400
+            (rec,) = (await audit(district))[before:]
+            assert rec.outcome == "refused:no_camera"
+    finally:
+        await browser.close()
+    # a compound manager sees the picture but does not order one
+    browser = Browser(district)
+    try:
+        assert await browser.login("zhou.min", manager) == 303
+        _, page = await browser.get(page_url)
+        assert "立即查看值班室画面" not in page
+        got, body = await fetch(browser, f"/console/images/{sha.group(1)}")
+        assert got == 200
+        _, board = await browser.get(page_url)
+        token = re.search(r'name="csrf" value="([0-9a-f]{64})"', board)
+        assert token is not None
+        status, _, _ = await browser.post("/console/look-now", {**form, "csrf": token.group(1)})
+        assert status == 403
+        got, part = await browser.get(f"/console/look-now/part?id={command_id}")
+        assert got == 200 and 'data-stage="stored"' in part
+    finally:
+        await browser.close()
