@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 import secrets
 import shutil
+import subprocess
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 from centre.pki import CentrePaths, init_centre
 from centre.server import RunningCentre, running_centre
@@ -58,6 +62,35 @@ FAST_SYNC = SyncSection(
     idle_poll_s=0.2,
     request_timeout_s=10.0,
 )
+
+
+class DutyRoomCamera(CameraSim):
+    """The simulated camera serving a picture a browser can show: a real JPEG (made once with
+    Debian's ffmpeg), each frame made distinct by a comment segment with its number."""
+
+    _base: bytes | None = None
+
+    @classmethod
+    def base_jpeg(cls) -> bytes:
+        if cls._base is None:
+            out = subprocess.run(
+                ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=1",
+                 "-frames:v", "1", "-f", "mjpeg", "-"],
+                check=True, capture_output=True, timeout=60,
+            ).stdout  # fmt: skip
+            assert out[:2] == b"\xff\xd8", "ffmpeg gave no JPEG"
+            cls._base = out
+        return cls._base
+
+    async def _snapshot(self, request: web.Request, channel: int = 1) -> web.StreamResponse:
+        resp = await super()._snapshot(request, channel)
+        if resp.content_type != "image/jpeg":
+            return resp
+        note = f"duty room {self.name} frame {self.frames}".encode()
+        base = self.base_jpeg()
+        data = base[:2] + b"\xff\xfe" + (len(note) + 2).to_bytes(2, "big") + note + base[2:]
+        self.served[-1] = hashlib.sha256(data).hexdigest()
+        return web.Response(body=data, content_type="image/jpeg")
 
 
 @dataclass
@@ -173,7 +206,7 @@ async def _gateway(
                 try:
                     if cameras:
                         gw.camera = await stack.enter_async_context(
-                            CameraSim("duty-room", auth="none")
+                            DutyRoomCamera("duty-room", auth="none")
                         )
                         gw.services = _camera_services(gw, gw.camera, channel, clock)
                         gw.tasks += [asyncio.create_task(s.run()) for s in gw.services]
