@@ -106,6 +106,7 @@ class Device:
     state: str  # up | down | degraded | unknown
     since: float
     reason: str
+    gateway_id: str = ""  # the gateway that reports it (a camera to look at now is asked there)
 
 
 @dataclass(slots=True)
@@ -255,7 +256,7 @@ def latest_devices(events: Iterable[Mapping[str, Any]]) -> dict[str, list[Device
         key = (gw, dkind, name)
         have = latest.get(key)
         if have is None or (at, seq) > have[:2]:
-            latest[key] = (at, seq, Device(dkind, name, state, at, reason))
+            latest[key] = (at, seq, Device(dkind, name, state, at, reason, gw))
     out: dict[str, list[Device]] = {}
     for (gw, _, _), (_, _, device) in sorted(latest.items()):
         out.setdefault(gw, []).append(device)

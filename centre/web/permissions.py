@@ -62,9 +62,15 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.TOWNSHIP_VIEWER: frozenset(
         {Action.VIEW_BOARD, Action.VIEW_COMPOUND, Action.EXPORT_BULLETIN}
     ),
-    # Own compound: see it, read its bulletins, explain its missed rounds.
+    # Own compound: see it, read its bulletins, explain its missed rounds, and see its own
+    # camera images (never another compound's: ``in_scope``), each view audited.
     Role.COMPOUND_MANAGER: frozenset(
-        {Action.VIEW_COMPOUND, Action.EXPORT_BULLETIN, Action.WRITE_EXPLANATION}
+        {
+            Action.VIEW_COMPOUND,
+            Action.VIEW_IMAGE,
+            Action.EXPORT_BULLETIN,
+            Action.WRITE_EXPLANATION,
+        }
     ),
 }
 

@@ -41,12 +41,12 @@ from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from centre.commands.issue import issue
-from centre.commands.store import DONE, FINAL, CommandRepository
+from centre.commands.looknow import FAILED, STORED, look_now_result, request_look_now
+from centre.commands.store import CommandRepository
 from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
+from centre.store import Repository
 from centre.web import board
 from centre.web.store import AckRecord
-from wire.commands import CameraSnapshot
 
 ON_POST: Final = "on_post"
 NOT_ON_POST: Final = "not_on_post"
@@ -64,7 +64,6 @@ LOOK_TIMEOUT_S: Final = 30.0
 MAX_NOTE: Final = 500
 MAX_SAMPLE: Final = 1000
 SESSION_ID_RE: Final = re.compile(r"vp-[0-9a-f]{32}")
-_SHA_IN_ACK: Final = re.compile(r"sha256 ([0-9a-f]{64})")
 
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (
@@ -161,6 +160,7 @@ class Look:
     state: str
     sha256: str | None = None
     reason: str = ""
+    captured_at: float | None = None  # the gateway's clock when it took the picture
 
 
 class Looker(Protocol):
@@ -170,56 +170,41 @@ class Looker(Protocol):
     async def result(self, gateway_id: str, request_id: str, *, now: float) -> Look: ...
 
 
-class MediaReader(Protocol):
-    async def media(self, sha256: str) -> object | None: ...
-
-
 class CommandLooker:
-    """Look now through the command channel: a signed ``camera.snapshot`` for the gateway; the
-    gateway's ack names the picture's sha256, and the picture is ready once the centre holds it."""
+    """Look now through the command channel (centre/commands/looknow.py): a signed
+    ``camera.snapshot`` for the gateway; ready once the centre holds the picture it names."""
 
     def __init__(
         self,
         commands: CommandRepository,
-        media: MediaReader,
+        repo: Repository,
         key: Ed25519PrivateKey | None,
         *,
         camera: str = DUTY_CAMERA,
     ) -> None:
         self.commands = commands
-        self.media = media
+        self.repo = repo
         self.key = key
         self.camera = camera
 
     async def request(self, gateway_id: str, *, now: float, issued_by: str) -> str:
         if self.key is None:
             raise LookRefused("the centre cannot sign commands (no command key)")
-        (rec,) = await issue(
-            self.commands, [gateway_id], self.key, CameraSnapshot(self.camera),
-            ttl_s=LOOK_TTL_S, now=now, issued_by=issued_by,
+        rec = await request_look_now(
+            self.commands, self.repo, self.key, gateway_id=gateway_id, camera=self.camera,
+            now=now, issued_by=issued_by, ttl_s=LOOK_TTL_S,
         )  # fmt: skip
         return rec.command_id
 
     async def result(self, gateway_id: str, request_id: str, *, now: float) -> Look:
-        found = [
-            r
-            for r in await self.commands.commands(gateway_id=gateway_id, limit=500)
-            if r.command_id == request_id
-        ]
-        if not found:
+        found = await look_now_result(self.commands, self.repo, request_id, now=now)
+        if found is None or found.gateway_id != gateway_id:
             return Look("failed", reason="request not found")
-        rec = found[0]
-        status = rec.shown_status(now)
-        if status not in FINAL:
-            return Look("waiting")
-        if status != DONE:
-            return Look("failed", reason=f"{status}: {rec.reason}".strip(": "))
-        sha = _SHA_IN_ACK.search(rec.reason)
-        if sha is None:
-            return Look("failed", reason="the gateway named no picture")
-        if await self.media.media(sha.group(1)) is None:
-            return Look("waiting", sha.group(1))
-        return Look("ready", sha.group(1))
+        if found.stage == STORED:
+            return Look("ready", found.sha256, captured_at=found.captured_at)
+        if found.stage == FAILED:
+            return Look("failed", reason=f"{found.status}: {found.reason}".strip(": "))
+        return Look("waiting", found.sha256)
 
 
 class LookRefused(Exception):

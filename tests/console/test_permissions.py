@@ -42,7 +42,9 @@ ALLOWED_ACTIONS = {
         "export_bulletin",
     },
     Role.TOWNSHIP_VIEWER: {"view_board", "view_compound", "export_bulletin"},
-    Role.COMPOUND_MANAGER: {"view_compound", "export_bulletin", "write_explanation"},
+    Role.COMPOUND_MANAGER: {
+        "view_compound", "view_image", "export_bulletin", "write_explanation",
+    },
 }  # fmt: skip
 ALLOWED_SCOPES = {
     Role.OFFICER: set(TARGETS),
@@ -82,6 +84,10 @@ def test_spot_rows_from_the_issue() -> None:
     assert can(USERS[Role.CLERK], A.VIEW_IMAGE, Target("South", "Plum Court"))
     assert not can(USERS[Role.TOWNSHIP_VIEWER], A.WRITE_EXPLANATION, Target("North"))
     assert not can(USERS[Role.COMPOUND_MANAGER], A.VIEW_BOARD, Target("North", "Rose Garden"))
+    # Images: a manager sees their own compound's, never another's; township viewers none.
+    assert can(USERS[Role.COMPOUND_MANAGER], A.VIEW_IMAGE, Target("North", "Rose Garden"))
+    assert not can(USERS[Role.COMPOUND_MANAGER], A.VIEW_IMAGE, Target("South", "Rose Garden"))
+    assert not can(USERS[Role.TOWNSHIP_VIEWER], A.VIEW_IMAGE, Target("North", "Rose Garden"))
 
 
 def test_scoped_roles_without_a_scope_see_nothing() -> None:
