@@ -13,6 +13,7 @@ import random
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -280,3 +281,74 @@ async def test_a_session_over_five_compounds_stores_verdicts_and_alerts_only_tha
         if v.sha256 is not None:
             kept = await district.running.repo.media(v.sha256) is not None
             assert kept is (v.sha256 in held), v
+
+
+async def test_malformed_and_forbidden_patrol_forms_are_4xx_never_500(
+    five: District,
+) -> None:
+    district = five
+    clerk = await district.user("wang.fang", Role.CLERK)
+    viewer = await district.user("li.na", Role.TOWNSHIP_VIEWER, township="North")
+    b = Browser(district)
+    try:
+        assert await b.login("wang.fang", clerk) == 303
+        csrf = await b.csrf()
+        status, where, _ = await b.post(
+            "/console/video-patrol", {"csrf": csrf, "mode": "sample", "sample": "2"}
+        )
+        assert status == 303
+        session_id = where.split("=", 1)[1]
+        _, page = await b.get(where)
+        assert len(re.findall(r"<small>", page)) >= 1
+        bad: list[dict[str, Any]] = [
+            {"csrf": csrf, "mode": "sample", "sample": "zero"},
+            {"csrf": csrf, "mode": "sample", "sample": "0"},
+            {"csrf": csrf, "mode": "sideways"},
+            {"csrf": "0" * 64, "mode": "all"},
+            {"mode": "all"},
+        ]
+        for form in bad:
+            status, _, body = await b.post("/console/video-patrol", form)
+            assert 400 <= status < 500, (form, status, body[:200])
+        verdict_forms: list[Any] = [
+            {"csrf": csrf, "session": session_id, "position": "0", "verdict": "asleep"},
+            {"csrf": csrf, "session": session_id, "position": "x", "verdict": ON_POST},
+            {"csrf": csrf, "session": session_id, "position": "99", "verdict": ON_POST},
+            {"csrf": csrf, "session": "vp-" + "f" * 32, "position": "0", "verdict": ON_POST},
+            {"csrf": csrf, "session": "../../etc", "position": "0", "verdict": ON_POST},
+            {
+                "csrf": csrf,
+                "session": session_id,
+                "position": "0",
+                "verdict": ON_POST,
+                "note": "长" * 600,
+            },
+            [
+                ("csrf", csrf),
+                ("session", session_id),
+                ("session", session_id),
+                ("position", "0"),
+                ("verdict", ON_POST),
+            ],
+        ]
+        for form in verdict_forms:
+            status, _, body = await b.post("/console/video-patrol/verdict", form)
+            assert 400 <= status < 500, (form, status, body[:200])
+        for path in ("/console/video-patrol/session?id=nope", "/console/video-patrol/session"):
+            status, _ = await b.get(path)
+            assert status == 404
+        async with b.session.post("/console/video-patrol/verdict", data=b"\xff\xfe=\x00",
+                                  headers={"Accept": "application/json"}) as r:  # fmt: skip
+            assert 400 <= r.status < 500
+    finally:
+        await b.close()
+    v = Browser(district)
+    try:
+        assert await v.login("li.na", viewer) == 303
+        csrf = await v.csrf()
+        status, _, _ = await v.post("/console/video-patrol", {"csrf": csrf, "mode": "all"})
+        assert status == 403
+        status, _ = await v.get("/console/video-patrol")
+        assert status == 403
+    finally:
+        await v.close()
