@@ -35,11 +35,11 @@ ALLOWED_ACTIONS = {
         "view_board", "view_compound", "view_image", "acknowledge_alert", "write_explanation",
         "export_bulletin", "send_broadcast", "send_actual_broadcast", "manage_users",
         "manage_announcements",
-        "publish_updates",
+        "publish_updates", "video_patrol",
     },
     Role.CLERK: {
         "view_board", "view_compound", "view_image", "acknowledge_alert", "write_explanation",
-        "export_bulletin",
+        "export_bulletin", "video_patrol",
     },
     Role.TOWNSHIP_VIEWER: {"view_board", "view_compound", "export_bulletin"},
     Role.COMPOUND_MANAGER: {
