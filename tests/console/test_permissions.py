@@ -58,7 +58,7 @@ ROWS = list(itertools.product(Role, Action, TARGETS))
 
 def test_the_table_covers_every_action() -> None:
     assert {a.value for a in Action} == ALLOWED_ACTIONS[Role.OFFICER]
-    assert len(ROWS) == 4 * 11 * 6
+    assert len(ROWS) == 4 * 12 * 6
 
 
 @pytest.mark.parametrize(("role", "action", "scope"), ROWS)
