@@ -9,6 +9,7 @@ the centre's media store really holds (through the audited image route).
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 from collections.abc import AsyncIterator
@@ -352,3 +353,62 @@ async def test_malformed_and_forbidden_patrol_forms_are_4xx_never_500(
         assert status == 403
     finally:
         await v.close()
+
+
+async def test_one_session_in_debian_chromium(tmp_path: Path) -> None:
+    """A clerk's spot check of two compounds in the browser: start, each picture on screen
+    (decoded by the browser, its bytes the stored hash), one tap each; the page in Chinese."""
+    from tests.chromium import CHROMIUM
+    from tests.console.test_browser import DESK, MS, shoot
+
+    if CHROMIUM is None:
+        pytest.skip("chromium missing: apt-get install chromium")
+    playwright_api = pytest.importorskip("playwright.async_api")
+    async with running_district(tmp_path, FIVE[:2], cameras=True) as district:
+        clerk = await district.user("wang.fang", Role.CLERK)
+        async with playwright_api.async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
+            )
+            try:
+                context = await browser.new_context(
+                    ignore_https_errors=True, viewport=DESK, locale="zh-CN"
+                )
+                page = await context.new_page()
+                page.set_default_timeout(MS)
+                await page.goto(f"{district.url}/console/login")
+                await page.fill('input[name="name"]', "wang.fang")
+                await page.fill('input[name="password"]', clerk)
+                await page.click('button[type="submit"]')
+                await page.wait_for_url("**/console/board")
+                await page.click('nav a[href="/console/video-patrol"]')
+                await page.check('input[name="mode"][value="sample"]')
+                await page.fill('input[name="sample"]', "2")
+                await page.click("text=开始视频巡查")
+                seen = []
+                for tap in ("脱岗", "在岗"):
+                    image = page.locator("img.duty-room")
+                    await image.wait_for(state="visible", timeout=MS)  # the page reloads itself
+                    await page.wait_for_function(
+                        "() => { const i = document.querySelector('img.duty-room');"
+                        " return i && i.complete && i.naturalWidth > 0; }",
+                        timeout=MS,
+                    )
+                    sha = await image.get_attribute("data-sha256")
+                    assert sha is not None
+                    got = await context.request.get(f"{district.url}/console/images/{sha}")
+                    assert got.status == 200
+                    assert hashlib.sha256(await got.body()).hexdigest() == sha
+                    seen.append(sha)
+                    if len(seen) == 1:
+                        await page.fill('input[name="note"]', "值班室无人")
+                        await shoot(page, "video-patrol")
+                    await page.click(f'button.verdict:has-text("{tap}")')
+                    await page.wait_for_load_state("domcontentloaded")
+                await page.locator("p.done").wait_for(state="visible")
+                rows = await page.locator("table.video-patrol-verdicts tbody tr").count()
+                assert rows == 2 and len(set(seen)) == 2
+                assert "值班室无人" in await page.content()
+                await context.close()
+            finally:
+                await browser.close()
