@@ -164,6 +164,9 @@ class Look:
 
 
 class Looker(Protocol):
+    def can_ask(self) -> bool:
+        """Whether pictures can be asked for at all (the centre has its command key)."""
+
     async def request(self, gateway_id: str, *, now: float, issued_by: str) -> str:
         """Ask the gateway for a fresh duty-room picture; returns the request's id."""
 
@@ -186,6 +189,9 @@ class CommandLooker:
         self.repo = repo
         self.key = key
         self.camera = camera
+
+    def can_ask(self) -> bool:
+        return self.key is not None
 
     async def request(self, gateway_id: str, *, now: float, issued_by: str) -> str:
         if self.key is None:

@@ -9,6 +9,7 @@ each verdict one audit record, refusals a 4xx page in words (or JSON for a scrip
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Final
 
 from aiohttp import web
@@ -183,11 +184,14 @@ class VideoPatrolPages:
             ]
             if not places:
                 raise FormError("no_compounds", "no compound with an enrolled gateway")
+            if not self.patrol.looker.can_ask():
+                raise FormError("command_key", "the centre has no command key")
             now = self.pages.wall()
             session_id = await self.patrol.open_session(user.name, places, sample=sample, now=now)
             session = await self.patrol.store.session(session_id)
             assert session is not None and session.current is not None
-            await self._ask(user, session, now)
+            with contextlib.suppress(FormError):  # that camera's page says so: ask again there
+                await self._ask(user, session, now)
         except ConsoleError as exc:
             return await self._refuse(request, user, "video_patrol.open", "video_patrol:?", exc)
         await self.pages.console.record(
@@ -259,10 +263,8 @@ class VideoPatrolPages:
             target += f":{verdict}"
             after = await self.patrol.store.session(session.session_id)
             assert after is not None
-            try:
+            with contextlib.suppress(ConsoleError):  # the next page says so: ask again there
                 await self._ask(user, after, now)
-            except ConsoleError:
-                pass  # the next compound's page says its picture did not come; ask again there
         except ConsoleError as exc:
             return await self._refuse(
                 request, user, "video_patrol.verdict", target, exc, session_id
