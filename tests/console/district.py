@@ -155,6 +155,7 @@ async def _gateway(
     compound: str,
     *,
     cameras: bool = False,
+    sync: SyncSection = FAST_SYNC,
 ) -> AsyncIterator[SimGateway]:
     token = new_token()
     now = time.time()
@@ -195,7 +196,7 @@ async def _gateway(
                 limits=limits_for(FAST_COMMANDS, bsection),
             )
             uploader = Uploader(
-                journal, clock, FAST_SYNC, data_dir=gw_dir, rng=random.Random(gateway_id)
+                journal, clock, sync, data_dir=gw_dir, rng=random.Random(gateway_id)
             )
             gw = SimGateway(gateway_id, township, compound, journal, board, gw_dir=gw_dir)
             gw.tasks = [
@@ -209,7 +210,7 @@ async def _gateway(
                         gw.camera = await stack.enter_async_context(
                             DutyRoomCamera("duty-room", auth="none")
                         )
-                        gw.services = _camera_services(gw, gw.camera, channel, clock)
+                        gw.services = _camera_services(gw, gw.camera, channel, clock, sync)
                         gw.tasks += [asyncio.create_task(s.run()) for s in gw.services]
                     await asyncio.wait_for(runtime.controller.ready.wait(), WAIT_S)
                     yield gw
@@ -224,7 +225,7 @@ async def _gateway(
 
 
 def _camera_services(
-    gw: SimGateway, cam: CameraSim, channel: CommandChannel, clock: SystemClock
+    gw: SimGateway, cam: CameraSim, channel: CommandChannel, clock: SystemClock, sync: SyncSection
 ) -> list[Any]:
     """The gateway's camera side as the daemon wires it: the health hub and camera poller
     (a ``health.state`` event names the camera to the centre), the snapshot service connected
@@ -239,9 +240,7 @@ def _camera_services(
     built = build_services(section, gw.journal, clock, None, base_dir=gw.gw_dir, data_dir=gw.gw_dir)
     assert connect_look_now([*built, channel])  # the daemon's own wiring
     kept = [s for s in built if isinstance(s, HealthHub | CameraMonitor | SnapshotService)]
-    uplink = MediaUplink(
-        gw.journal, clock, FAST_SYNC, data_dir=gw.gw_dir, media_dir=gw.gw_dir / "media"
-    )
+    uplink = MediaUplink(gw.journal, clock, sync, data_dir=gw.gw_dir, media_dir=gw.gw_dir / "media")
     return [*kept, uplink]
 
 
@@ -266,9 +265,12 @@ async def running_district(
     *,
     cache: Path | None = None,
     cameras: bool = False,
+    sync: SyncSection = FAST_SYNC,
 ) -> AsyncIterator[District]:
     """A centre on loopback TLS and ``gateways`` (id, township, compound), all running; with
-    ``cameras`` each has a simulated ``duty-room`` camera, look now and the media uplink."""
+    ``cameras`` each has a simulated ``duty-room`` camera, look now and the media uplink.
+    ``sync`` is the gateways' uploader and uplink settings (quick retries by default; a bench
+    passes the shipped defaults)."""
     template, fp = _centre_template(cache or tmp_path)
     root = tmp_path / "centre"
     shutil.copytree(template.root, root)
@@ -285,6 +287,7 @@ async def running_district(
                         township,
                         compound,
                         cameras=cameras,
+                        sync=sync,
                     )
                 )
             yield district

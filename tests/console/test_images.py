@@ -7,6 +7,7 @@ service, media uplink) each with a simulated duty-room camera (tests/console/dis
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import time
@@ -18,6 +19,8 @@ import pytest
 from centre.commands.issue import load_command_key
 from centre.commands.looknow import STORED, look_now_result, request_look_now
 from centre.web.permissions import Role
+from gateway.sync.config import SyncSection
+from gateway.sync.media import MediaUplink
 from tests.console.district import District, running_district, wait_until
 from tests.console.test_http import Browser, audit
 
@@ -205,3 +208,22 @@ async def test_look_now_from_the_compound_page_over_http(district: District) -> 
         assert got == 200 and 'data-stage="stored"' in part
     finally:
         await browser.close()
+
+
+async def test_a_look_now_image_does_not_wait_for_the_uplinks_idle_poll(tmp_path: Path) -> None:
+    """With hour-long idle polls (the uploader and the media uplink), a look-now picture still
+    arrives: the uplink wakes for a new camera.snapshot and, while a look-now image waits for
+    its event's ack, looks again quickly (before, it slept the whole idle poll)."""
+    slow = SyncSection(
+        first_delay_max_s=0.0, idle_poll_s=3600.0, backoff_initial_s=0.05, backoff_max_s=0.5
+    )
+    async with running_district(tmp_path, [ROSE], cameras=True, sync=slow) as district:
+        (uplink,) = [s for s in district.gateways["gw-rose-01"].services
+                     if isinstance(s, MediaUplink)]  # fmt: skip
+
+        async def started() -> bool:
+            return bool(uplink.centre_url)
+
+        await wait_until(started, "the media uplink started")
+        await asyncio.sleep(0.5)  # its first scan found nothing: it is in its idle wait
+        await look_now(district, "gw-rose-01")  # waits WAIT_S, far below the idle poll
