@@ -23,7 +23,9 @@ the gateway sends it again. Every malformed request is a 4xx (``parse_media_requ
 one parser of the request's own fields; it raises :class:`~centre.errors.BadRequest` only).
 
 Retention: images stored longer than ``retention_s`` (default 30 days) are deleted, each
-deletion recorded in ``media_deletions`` (store.py) with the reason.
+deletion recorded in ``media_deletions`` (store.py) with the reason. An image *held* by any of
+``holds`` (async callables giving sets of hashes: a video patrol finding's picture, see
+centre/web/video_patrol.py) is kept however old it is.
 
     media = MediaService(repo, paths.root / "media", authenticate=service._authenticated_gateway)
     app.add_routes(media.routes())
@@ -65,6 +67,7 @@ SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
 HASH_BLOCK: Final = 1024 * 1024
 
 Authenticate = Callable[[web.Request], Awaitable[GatewayRecord]]
+Hold = Callable[[], Awaitable[set[str]]]
 
 
 class MediaRefused(CentreError):
@@ -149,6 +152,7 @@ class MediaService:
         self.retention_s = retention_s
         self.wall = wall
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.holds: list[Hold] = []  # hashes kept past the retention (findings' evidence)
         self.counters = {"chunks": 0, "bytes": 0, "stored": 0, "hash_mismatch": 0}
 
     def routes(self) -> list[web.RouteDef]:
@@ -314,9 +318,15 @@ class MediaService:
         now = self.wall() if now is None else now
         cutoff = now - self.retention_s
         await asyncio.to_thread(self._drop_stale_partials, cutoff)
+        held: set[str] = set()
+        for hold in self.holds:
+            held |= await hold()
         deleted = 0
+        kept = 0  # held images stay first in the oldest-first listing: read past them
         while True:
-            old = await self.repo.media_stored_before(cutoff, limit=500)
+            listed = await self.repo.media_stored_before(cutoff, limit=500 + kept)
+            old = [rec for rec in listed if rec.sha256 not in held]
+            kept = len(listed) - len(old)
             if not old:
                 return deleted
             for rec in old:

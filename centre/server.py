@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from centre.announce.library import AnnouncementLibrary
 from centre.announce.web import AnnouncementHandlers
@@ -33,8 +34,10 @@ from centre.bulletins.survey_store import FILENAME as SURVEY_FILE
 from centre.bulletins.survey_store import SqliteSurveyStore
 from centre.bulletins.web import BulletinHandlers
 from centre.commands.channel import CommandChannel
+from centre.commands.issue import load_command_key
 from centre.commands.store import SqliteCommandStore
 from centre.database import open_repository
+from centre.errors import CentreError
 from centre.faults import server_logger
 from centre.media import MediaService, retention_from_env
 from centre.pki import CentrePaths
@@ -47,6 +50,8 @@ from centre.web.cli import CONSOLE_DB
 from centre.web.console import Console
 from centre.web.pages import ConsolePages
 from centre.web.store import SqliteConsoleStore
+from centre.web.video_patrol import CommandLooker, SqliteVideoPatrolStore, VideoPatrol
+from centre.web.video_patrol_pages import VideoPatrolPages
 
 WALKS_DIR = "walks"  # walking-time tables, one <gateway id>.toml each (docs/antifraud.md)
 
@@ -86,6 +91,7 @@ async def running_centre(
     console_store = await SqliteConsoleStore.open(paths.root / CONSOLE_DB)
     survey = await SqliteSurveyStore.open(paths.root / SURVEY_FILE)
     rollout_store = await SqliteRolloutStore.open(paths.root / ROLLOUTS_FILE)
+    patrol_store = await SqliteVideoPatrolStore.open(paths.root / CONSOLE_DB)
     try:
         service = CentreService(
             repo,
@@ -129,6 +135,13 @@ async def running_centre(
         app.add_routes(rollouts.routes())
         service.ingest_listeners.append(rollouts.on_ingest)
         RolloutPages(console, rollouts).install(app)
+        try:
+            command_key: Ed25519PrivateKey | None = load_command_key(paths)
+        except CentreError:
+            command_key = None  # look-now is refused in words; the rest of the console works
+        patrol = VideoPatrol(patrol_store, CommandLooker(command_store, repo, command_key))
+        VideoPatrolPages(console, patrol).install(app)
+        media.holds.append(patrol_store.held_hashes)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, logger=server_logger())
         await runner.setup()
         sweeper = asyncio.create_task(media.run_retention(), name="centre-media-retention")
@@ -145,6 +158,7 @@ async def running_centre(
             await runner.cleanup()
             await rollouts.close()
     finally:
+        await patrol_store.close()
         await rollout_store.close()
         await survey.close()
         await console_store.close()

@@ -351,6 +351,8 @@ class Repository(Protocol):
     ) -> list[AlertRecord]: ...
     async def event_seqs(self, gateway_id: str) -> list[int]: ...
     async def tap_tally(self, *, since: float, until: float) -> list[TapTally]: ...
+    async def media(self, sha256: str) -> MediaRecord | None: ...
+    async def snapshot_event(self, gateway_id: str, sha256: str) -> dict[str, Any] | None: ...
     async def close(self) -> None: ...
 
 
@@ -1057,6 +1059,25 @@ class SqlRepository:
                 return None
             size = _whole(row[1])
             return Announcement(gateway_id, int(row[0]), size)
+
+        return await self._run(op)
+
+    async def snapshot_event(self, gateway_id: str, sha256: str) -> dict[str, Any] | None:
+        """The stored ``camera.snapshot`` event (its whole body: ``wall_time``, ``clock_synced``,
+        ``payload``) of this gateway naming ``sha256``, the oldest; None if there is none. The
+        console shows a picture's capture time from it (centre/commands/looknow.py)."""
+
+        def op() -> dict[str, Any] | None:
+            row = self.db.execute(
+                "SELECT body FROM events WHERE kind = 'camera.snapshot'"
+                f" AND {self.SNAPSHOT_SHA} = ? AND gateway_id = ?"
+                " ORDER BY seq LIMIT 1",
+                (sha256, gateway_id),
+            ).fetchone()
+            if row is None:
+                return None
+            body = json.loads(row[0])
+            return body if isinstance(body, dict) else None
 
         return await self._run(op)
 

@@ -22,13 +22,13 @@ import asyncio
 import datetime as dt
 import getpass
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 from centre.announce.library import AnnouncementError, AnnouncementLibrary
 from centre.commands.issue import issue, load_command_key, parse_zones, targets
+from centre.commands.looknow import FAILED, look_now_result, request_look_now
 from centre.commands.store import FINAL, CommandRecord, SqliteCommandStore
 from centre.database import open_repository
 from centre.errors import CentreError
@@ -42,11 +42,9 @@ from wire.commands import (
     Action,
     BroadcastStart,
     BroadcastStop,
-    CameraSnapshot,
 )
 
 POLL_S = 0.2
-_SHA_IN_ACK = re.compile(r"sha256 ([0-9a-f]{64})")
 
 
 def _paths(args: argparse.Namespace) -> CentrePaths:
@@ -133,15 +131,13 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
             await open_repository(paths) as repo,
             await SqliteCommandStore.open(paths.database) as store,
         ):
-            known = {g.gateway_id for g in await repo.gateways() if g.revoked_at is None}
-            if args.gateway not in known:
-                raise CentreError(f"no enrolled, unrevoked gateway {args.gateway!r}")
             now = time.time()
-            (rec,) = await issue(
+            rec = await request_look_now(
                 store,
-                [args.gateway],
+                repo,
                 key,
-                CameraSnapshot(args.camera),
+                gateway_id=args.gateway,
+                camera=args.camera,
                 ttl_s=args.ttl,
                 now=now,
                 issued_by=f"cli:{getpass.getuser()}",
@@ -149,27 +145,17 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
             out: dict[str, Any] = {"command_id": rec.command_id, "gateway_id": rec.gateway_id}
             out |= {"camera": args.camera, "issued_at": now, "status": rec.status}
             deadline = time.monotonic() + args.wait
-            while True:  # the gateway's answer
-                (rec,) = [
-                    r
-                    for r in await store.commands(gateway_id=args.gateway, limit=200)
-                    if r.command_id == out["command_id"]
-                ]
-                out |= {"status": rec.shown_status(time.time()), "reason": rec.reason}
-                if rec.status in FINAL or time.monotonic() >= deadline:
-                    break
-                await asyncio.sleep(POLL_S)
-            found = _SHA_IN_ACK.search(rec.reason) if rec.status == "done" else None
-            if found is None:
-                return out
-            out["sha256"] = found.group(1)
-            out["file"] = str(paths.root / "media" / media_path(found.group(1)))
-            while True:  # the image itself, first in the gateway's line
-                media = await repo.media(found.group(1))
-                if media is not None:
-                    out["stored_at"] = media.stored_at
+            while True:  # the gateway's answer, then the image itself (first in line)
+                result = await look_now_result(store, repo, rec.command_id, now=time.time())
+                assert result is not None  # issued just above
+                out |= {"status": result.status, "reason": result.reason}
+                if result.sha256 is not None:
+                    out["sha256"] = result.sha256
+                    out["file"] = str(paths.root / "media" / media_path(result.sha256))
+                if result.stored_at is not None:
+                    out["stored_at"] = result.stored_at
                     return out
-                if time.monotonic() >= deadline:
+                if result.stage == FAILED or time.monotonic() >= deadline:
                     return out
                 await asyncio.sleep(POLL_S)
 

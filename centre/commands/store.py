@@ -154,6 +154,10 @@ class CommandRepository(Protocol):
         self, *, gateway_id: str | None = None, limit: int = 100
     ) -> list[CommandRecord]: ...
 
+    async def command(self, command_id: str) -> CommandRecord | None:
+        """One command by id, or None."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -335,6 +339,15 @@ class SqliteCommandStore(SqliteWorker):
                 [*params, limit],
             ).fetchall()
             return [_record(r) for r in rows]
+
+        return await self._run(op)
+
+    async def command(self, command_id: str) -> CommandRecord | None:
+        def op() -> CommandRecord | None:
+            row = self.db.execute(
+                "SELECT * FROM commands WHERE command_id = ?", (command_id,)
+            ).fetchone()
+            return _record(row) if row else None
 
         return await self._run(op)
 

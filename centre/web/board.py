@@ -37,9 +37,12 @@ DEVICE_FAULT: Final = "device_fault"
 TAMPER: Final = "tamper"
 MAINS_LOSS: Final = "mains_loss"
 REFUSED_COMMAND: Final = "refused_command"
-ALERT_KINDS: Final = (MISSED_ROUND, LATE_ROUND, DEVICE_FAULT, TAMPER, MAINS_LOSS, REFUSED_COMMAND)
+NOT_ON_POST: Final = "not_on_post"  # a video patrol verdict (centre/web/video_patrol.py)
+ALERT_KINDS: Final = (
+    MISSED_ROUND, LATE_ROUND, DEVICE_FAULT, TAMPER, MAINS_LOSS, REFUSED_COMMAND, NOT_ON_POST
+)  # fmt: skip
 # Actual priority: someone may be in danger or a compound unguarded; these stay on top.
-ACTUAL_PRIORITY: Final = frozenset({MISSED_ROUND, TAMPER, MAINS_LOSS})
+ACTUAL_PRIORITY: Final = frozenset({MISSED_ROUND, TAMPER, MAINS_LOSS, NOT_ON_POST})
 
 # Command status as operators read it (the queue's words mapped onto the console's).
 STAGES: Final = {
@@ -103,6 +106,7 @@ class Device:
     state: str  # up | down | degraded | unknown
     since: float
     reason: str
+    gateway_id: str = ""  # the gateway that reports it (a camera to look at now is asked there)
 
 
 @dataclass(slots=True)
@@ -252,7 +256,7 @@ def latest_devices(events: Iterable[Mapping[str, Any]]) -> dict[str, list[Device
         key = (gw, dkind, name)
         have = latest.get(key)
         if have is None or (at, seq) > have[:2]:
-            latest[key] = (at, seq, Device(dkind, name, state, at, reason))
+            latest[key] = (at, seq, Device(dkind, name, state, at, reason, gw))
     out: dict[str, list[Device]] = {}
     for (gw, _, _), (_, _, device) in sorted(latest.items()):
         out.setdefault(gw, []).append(device)
@@ -435,6 +439,19 @@ def build(
     return ConsoleData(
         compounds, alerts, progress, sorted({r.township for r in compounds if r.township})
     )
+
+
+def add_alerts(data: ConsoleData, alerts: Iterable[Alert]) -> None:
+    """Alerts from elsewhere (video patrol findings): counted on their compound's row and
+    sorted in like :func:`build` sorts its own."""
+    rows = {(r.township, r.compound): r for r in data.compounds}
+    for a in alerts:
+        data.alerts.append(a)
+        owner = rows.get((a.township, a.compound))
+        if owner is not None and a.open:
+            owner.open_alerts += 1
+            owner.actual_alerts += a.actual
+    data.alerts.sort(key=lambda a: (not (a.open and a.actual), not a.open, -a.at, a.alert_id))
 
 
 async def gather(

@@ -2,7 +2,7 @@
 
 ``code`` names the rule (``bad_credentials``, ``locked_out``, ``session_expired``,
 ``csrf_mismatch``, ``forbidden``, ``weak_password``, ``bad_username``, ``no_such_user``,
-``user_exists``); ``status`` is the HTTP status it becomes.
+``user_exists``, ``no_such_image``, ...); ``status`` is the HTTP status it becomes.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ _STATUS = {
     "user_exists": 409,
     "no_such_user": 404,
     "no_such_compound": 404,
+    "no_such_image": 404,
+    "no_such_look": 404,
+    "bad_image": 400,
     "no_such_alert": 404,
     "no_such_command": 404,
     "no_such_rollout": 404,

@@ -28,7 +28,8 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs, urlencode
@@ -52,8 +53,14 @@ from centre.bulletins.web import CONSOLE_READER
 from centre.bulletins.web import PREFIX as BULLETINS
 from centre.commands.channel import CommandChannel
 from centre.commands.issue import MAX_TTL_S, issue, load_command_key
+from centre.commands.looknow import (
+    LookNowResult,
+    look_now_result,
+    request_look_now,
+)
 from centre.commands.store import SOUND, CommandRepository
 from centre.errors import CentreError
+from centre.media import SHA256_RE
 from centre.pki import CentrePaths
 from centre.push.outbox import FILENAME as PUSH_FILE
 from centre.push.outbox import PushOutbox
@@ -63,7 +70,7 @@ from centre.web.errors import ConsoleError
 from centre.web.live import Live
 from centre.web.permissions import ROLE_ACTIONS, Action, Role, Target, User, can, in_scope
 from centre.web.store import AckRecord, Assignment
-from wire.commands import ANNOUNCEMENT_RE, STATUSES, BroadcastStart, BroadcastStop
+from wire.commands import ANNOUNCEMENT_RE, CAMERA_RE, STATUSES, BroadcastStart, BroadcastStop
 
 ROOT: Final = "/console"
 SUPPORTED: Final = ("zh-CN", "en")
@@ -86,6 +93,7 @@ UPLOAD_FIELDS: Final = frozenset({"csrf", "title", "language", "id"})
 MAX_BROADCAST_S: Final = 600.0
 """The longest broadcast the console lets anyone order (gateways also enforce their own cap)."""
 BROADCAST_TTL_S: Final = 120.0
+MEDIA_DIR: Final = "media"  # the images' folder in the centre's data directory (centre/media.py)
 PUSH_SHOWN: Final = 300  # parts on the push page (about two months of one group's bulletins)
 KNOWN_CLIPS: Final = ("fire-drill", "evacuate", "test-tone", "all-clear")
 SSE_KEEPALIVE_S: Final = 15.0
@@ -103,6 +111,7 @@ HEADERS: Final = {
 }
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 log = logging.getLogger("centre.web.pages")
+AlertSource = Callable[..., Awaitable[list[board.Alert]]]
 
 
 def N_(message: str) -> str:
@@ -148,6 +157,13 @@ REFUSALS: Final = {
     "bad_percent": N_("Give a share of 1 to 100 percent."),
     "no_gateways": N_("Choose at least one enrolled gateway."),
     "no_such_rollout": N_("This rollout is not running any more."),
+    "bad_image": N_("This is not the name of an image."),
+    "no_camera": N_("Choose one of this compound's cameras."),
+    "no_such_look": N_("This picture request is not known."),
+    "no_such_image": N_(
+        "The centre does not hold this image: it has not arrived, or was deleted after its "
+        "retention time."
+    ),
 }
 # The library's refusal codes as the console's (AnnouncementError.code -> REFUSALS key).
 _LIBRARY_CODES: Final = {
@@ -227,6 +243,35 @@ def _may(user: User, action: Action) -> bool:
     return not user.disabled and action in ROLE_ACTIONS[user.role]
 
 
+@dataclass(frozen=True, slots=True)
+class CameraChoice:
+    """A camera a compound's gateway reported (``health.state``), as the look-now form offers it."""
+
+    gateway_id: str
+    camera: str
+
+    @property
+    def value(self) -> str:
+        return f"{self.gateway_id}/{self.camera}"
+
+
+def _cameras(row: board.CompoundRow) -> list[CameraChoice]:
+    """The compound's cameras, as its gateways report them (by name, then gateway)."""
+    found = {
+        CameraChoice(d.gateway_id, d.name)
+        for d in row.devices
+        if d.kind == "camera" and d.gateway_id and CAMERA_RE.fullmatch(d.name)
+    }
+    return sorted(found, key=lambda c: (c.camera, c.gateway_id))
+
+
+def _may_look(user: User, township: str, compound: str) -> bool:
+    """Who may order a look now: the district's own staff (officer, clerk) who may view the
+    compound's images. A compound manager sees the pictures of their compound but does not
+    order them (they cost the compound's 4G budget, and video patrol is the centre's)."""
+    return can(user, Action.VIEW_IMAGE, Target(township, compound)) and in_scope(user, Target())
+
+
 class ConsolePages:
     def __init__(
         self,
@@ -251,6 +296,8 @@ class ConsolePages:
         self.wall = wall
         self.live = Live()
         self._watcher: asyncio.Task[None] | None = None
+        # More alerts than the events and commands give (video patrol findings), scoped below.
+        self.alert_sources: list[AlertSource] = []
         service.ingest_listeners.append(lambda gateway_id: self.live.bump())
 
     # -- wiring ------------------------------------------------------------------------------
@@ -282,6 +329,9 @@ class ConsolePages:
             web.get(f"{ROOT}/announcements/preview/audio", self.draft_audio),
             web.post(f"{ROOT}/announcements/save", self.save_draft),
             web.post(f"{ROOT}/announcements/discard", self.discard_draft),
+            web.get(f"{ROOT}/images/{{sha256}}", self.image),
+            web.post(f"{ROOT}/look-now", self.look_now),
+            web.get(f"{ROOT}/look-now/part", self.look_now_part),
             web.get(f"{ROOT}/events", self.events),
             web.static(f"{ROOT}/static", STATIC, append_version=False),
         ]
@@ -345,6 +395,7 @@ class ConsolePages:
             csrf=self.console_csrf(sid) if sid else "",
             can_broadcast=user is not None and _may(user, Action.SEND_BROADCAST),
             can_update=user is not None and _may(user, Action.PUBLISH_UPDATES),
+            can_video_patrol=user is not None and _may(user, Action.VIDEO_PATROL),
             can_read_bulletins=user is not None and can(user, Action.EXPORT_BULLETIN),
             now=now,
             tz=self.tz,
@@ -436,6 +487,9 @@ class ConsolePages:
             connected=self.channel.connections,
             compound=compound,
         )
+        for source in self.alert_sources:
+            extra = await source(acks, now=self.wall())
+            board.add_alerts(data, [a for a in extra if compound in (None, a.compound)])
         # A township viewer or compound manager sees only their own area.
         data.compounds = [
             r for r in data.compounds if in_scope(user, Target(r.township, r.compound))
@@ -578,6 +632,8 @@ class ConsolePages:
         query = urlencode({"township": township, "name": name})
         return {
             "row": row,
+            "cameras": _cameras(row),
+            "may_look": _may_look(user, row.township, row.compound),
             "taps": taps,
             "alerts": [a for a in data.alerts if a.compound == name and a.township == township],
             "progress": [p for p in data.progress if p.gateway_id in gateways][:20],
@@ -594,7 +650,16 @@ class ConsolePages:
                 request, "error.html", status=status, user=user, sid=sid,
                 message=self._refusal(request, exc),
             )  # fmt: skip
-        return self._render(request, "compound.html", user=user, sid=sid, page="board", **context)
+        look = None
+        look_id = request.query.get("look", "")
+        if look_id:  # just ordered (the form's redirect): where that picture stands
+            with contextlib.suppress(ConsoleError):
+                look = await self._look_result(user, look_id)
+        return self._render(
+            request, "compound.html", user=user, sid=sid, page="board", look=look,
+            look_part_url=f"{ROOT}/look-now/part?{urlencode({'id': look_id})}" if look else "",
+            **context,
+        )  # fmt: skip
 
     async def compound_part(self, request: web.Request) -> web.Response:
         user, sid = await self._session(request)
@@ -1185,6 +1250,116 @@ class ConsolePages:
             user.name, "broadcast.stop", target, f"ok:{record.command_id}", client
         )
         raise web.HTTPSeeOther(f"{ROOT}/broadcast")
+
+    # -- look now ----------------------------------------------------------------------------
+
+    async def look_now(self, request: web.Request) -> web.Response:
+        """Order a fresh picture from a compound's camera (a signed ``camera.snapshot``, the
+        same path as ``compound-centre snapshot``), audited; back to the compound's page, which
+        follows the order (``?look=<command id>``) until the picture is on screen."""
+        user, sid = await self._page_user(request)
+        client = _client(request)
+        target = "compound:?"
+        township = name = ""
+        try:
+            fields = await self._form(request)
+            self.console.check_csrf(sid, _one(fields, "csrf", 80))
+            township, name = _one(fields, "township", 200), _one(fields, "name", 200)
+            target = f"compound:{township}/{name}"
+            if not _may_look(user, township, name):
+                raise ConsoleError("forbidden", "this account may not ask for pictures here")
+            data = await self._data(user, compound=name)
+            rows = [r for r in data.compounds if r.township == township and r.compound == name]
+            if not rows:
+                raise ConsoleError("no_such_compound", "no such compound")
+            chosen = _one(fields, "camera", 300)
+            if chosen not in {c.value for c in _cameras(rows[0])}:
+                raise FormError("no_camera", "not a camera this compound reported")
+            gateway_id, _, camera = chosen.rpartition("/")
+            target += f">{gateway_id}:{camera}"
+            try:
+                key = load_command_key(self.paths)
+            except CentreError:
+                raise FormError("command_key", "no command key") from None
+            try:
+                record = await request_look_now(
+                    self.commands, self.repo, key, gateway_id=gateway_id, camera=camera,
+                    now=self.wall(), issued_by=f"console:{user.name}",
+                )  # fmt: skip
+            except CentreError as exc:
+                raise FormError("no_camera", str(exc)) from None
+        except ConsoleError as exc:
+            if exc.code != "csrf_mismatch":
+                await self.console.record(
+                    user.name, "look_now", target, f"refused:{exc.code}", client
+                )
+            return self._render(
+                request, "error.html", status=exc.status, user=user, sid=sid,
+                message=self._refusal(request, exc),
+            )  # fmt: skip
+        self.channel.wake()
+        self.live.bump()
+        await self.console.record(user.name, "look_now", target, f"ok:{record.command_id}", client)
+        query = urlencode({"township": township, "name": name, "look": record.command_id})
+        raise web.HTTPSeeOther(f"{ROOT}/compound?{query}#look-now")
+
+    async def _look_result(self, user: User, command_id: str) -> LookNowResult:
+        """Where a look-now order stands, for someone who may see that compound's images."""
+        if not command_id.isascii() or len(command_id) > 100:
+            raise ConsoleError("no_such_look", "not a command id")
+        result = await look_now_result(self.commands, self.repo, command_id, now=self.wall())
+        gateway = await self.repo.gateway(result.gateway_id) if result else None
+        if result is None or gateway is None:
+            raise ConsoleError("no_such_look", "no such look-now order")
+        if not can(user, Action.VIEW_IMAGE, Target(gateway.township, gateway.compound)):
+            raise ConsoleError("forbidden", "an order for a compound outside this area")
+        return result
+
+    async def look_now_part(self, request: web.Request) -> web.Response:
+        """The look-now result as an HTML fragment the page polls: ``data-stage`` says whether
+        to ask again (waiting, taken) or stop (stored, with the picture; failed, with why)."""
+        user, sid = await self._session(request)
+        result = await self._look_result(user, request.query.get("id", ""))
+        return self._render(request, "look_now_part.html", user=user, sid=sid, look=result)
+
+    # -- camera images ---------------------------------------------------------------------
+
+    async def image(self, request: web.Request) -> web.StreamResponse:
+        """One evidence image the centre holds (``/console/images/<sha256>``), for whoever may
+        view images of the compound whose gateway sent it. Images are personal data: every
+        view and every refused attempt is an audit record (who, when, which image, which
+        compound)."""
+        user, sid = await self._session(request)
+        client = _client(request)
+        sha = request.match_info.get("sha256", "")
+        target = "image:?"
+        try:
+            if not SHA256_RE.fullmatch(sha):
+                raise FormError("bad_image", "an image is named by its sha256 (64 hex digits)")
+            target = f"image:{sha}"
+            media = await self.repo.media(sha)
+            gateway = await self.repo.gateway(media.gateway_id) if media is not None else None
+            if gateway is not None:
+                target = f"image:{sha}@{gateway.township}/{gateway.compound}"
+            if not _may(user, Action.VIEW_IMAGE):  # by role, before saying whether it exists
+                raise ConsoleError("forbidden", f"a {user.role.value} may not view images")
+            if media is None or gateway is None:
+                raise ConsoleError("no_such_image", "the centre holds no image with this hash")
+            if not can(user, Action.VIEW_IMAGE, Target(gateway.township, gateway.compound)):
+                raise ConsoleError("forbidden", "an image of a compound outside this area")
+            path = self.paths.root / MEDIA_DIR / media.path
+            if not await asyncio.to_thread(path.is_file):  # deleted by retention meanwhile
+                raise ConsoleError("no_such_image", "the image file is gone")
+        except ConsoleError as exc:
+            await self.console.record(
+                user.name, "image.view", target, f"refused:{exc.code}", client
+            )
+            message = self._refusal(request, exc)
+            return self._render(
+                request, "error.html", status=exc.status, user=user, sid=sid, message=message
+            )
+        await self.console.record(user.name, "image.view", target, "ok", client)
+        return web.FileResponse(path, headers={**HEADERS, "Content-Type": "image/jpeg"})
 
     # -- live updates --------------------------------------------------------------------------
 

@@ -38,6 +38,8 @@ class Action(StrEnum):
     # Publish a signed gateway release to gateways (a rollout) and stop one: officers only,
     # since a bad release can take compounds offline.
     PUBLISH_UPDATES = "publish_updates"
+    # Video patrol rounds: judge each compound's duty-room picture (district staff only).
+    VIDEO_PATROL = "video_patrol"
 
 
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
@@ -53,15 +55,22 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.ACKNOWLEDGE_ALERT,
             Action.WRITE_EXPLANATION,
             Action.EXPORT_BULLETIN,
+            Action.VIDEO_PATROL,
         }
     ),
     # Read-only, own township. No camera images: those are for the centre's own staff.
     Role.TOWNSHIP_VIEWER: frozenset(
         {Action.VIEW_BOARD, Action.VIEW_COMPOUND, Action.EXPORT_BULLETIN}
     ),
-    # Own compound: see it, read its bulletins, explain its missed rounds.
+    # Own compound: see it, read its bulletins, explain its missed rounds, and see its own
+    # camera images (never another compound's: ``in_scope``), each view audited.
     Role.COMPOUND_MANAGER: frozenset(
-        {Action.VIEW_COMPOUND, Action.EXPORT_BULLETIN, Action.WRITE_EXPLANATION}
+        {
+            Action.VIEW_COMPOUND,
+            Action.VIEW_IMAGE,
+            Action.EXPORT_BULLETIN,
+            Action.WRITE_EXPLANATION,
+        }
     ),
 }
 

@@ -78,6 +78,8 @@ STATUS_SECTION: Final = "media"
 STATE_FILE: Final = "media-uplink.json"
 STATE_SAVE_INTERVAL_S: Final = 600.0
 SCAN_ROWS: Final = 500
+LOOK_NOW_POLL_S: Final = 0.1  # while a look-now image waits for its event's ack
+LOOK_NOW_FAST_S: Final = 120.0  # ... for at most this long after it was queued (a link down)
 EVIDENCE_CHECK_CHUNKS: Final = 16  # look for waiting evidence again every this many chunks
 MAX_RESENDS: Final = 3  # hash mismatches in a row with a good file before backing off
 MAX_MEDIA_REPLY: Final = 64 * 1024
@@ -168,6 +170,9 @@ class MediaUplink:
         self._saved_at: float | None = None
         self._dirty = False
         self._resends = 0
+        self._idle = False  # the last step found nothing to send (not an error backoff)
+        self._seen_seq = 0  # the journal's last seq when the last step began
+        self._fast_until = -1.0  # monotonic: look-now images queued, poll quickly until then
         self.counters = {
             "uploaded": 0,
             "uploaded_bytes": 0,
@@ -209,13 +214,30 @@ class MediaUplink:
                     self._publish()
                     await self._save_state_if_due()
                     if delay > 0:
-                        await asyncio.sleep(delay)
+                        await self._pause(delay)
         finally:
             with contextlib.suppress(OSError):
                 await asyncio.to_thread(self._save_state)
 
+    async def _pause(self, delay: float) -> None:
+        """Wait ``delay`` before the next step. An idle wait ends early when the journal grows
+        (a new ``camera.snapshot`` is queued at once), and while a look-now image waits for
+        its event's ack (the uploader sends it within a round trip) it is cut to
+        :data:`LOOK_NOW_POLL_S`, for at most :data:`LOOK_NOW_FAST_S`: an officer is looking
+        at the page. A backoff after an error is slept in full."""
+        if not self._idle:
+            await asyncio.sleep(delay)
+            return
+        if self.clock.monotonic() < self._fast_until and any(
+            i.request for i in self.pending.values()
+        ):
+            delay = min(delay, LOOK_NOW_POLL_S)
+        await self.journal.wait_for_new(self._seen_seq, timeout=delay)
+
     async def step(self, session: aiohttp.ClientSession) -> float:
         """Send (part of) one image, or wait; returns the delay before the next step."""
+        self._idle = True
+        self._seen_seq = self.journal.last_seq
         await self.scan()
         self._roll_day()
         if await self._evidence_waiting():
@@ -225,6 +247,7 @@ class MediaUplink:
         image = await self.next_ready()
         if image is None:
             return self.section.idle_poll_s
+        self._idle = False
         try:
             await self.upload(session, image)
         except OverBudget:
@@ -255,6 +278,8 @@ class MediaUplink:
                     log.warning("media: camera.snapshot seq %d names no usable image", ev.seq)
                 else:
                     self.pending[ev.seq] = image
+                    if image.request:  # look now: someone is waiting for this picture
+                        self._fast_until = self.clock.monotonic() + LOOK_NOW_FAST_S
             if events:
                 self.scanned = events[-1].seq
             if len(events) < SCAN_ROWS:

@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 import secrets
 import shutil
+import subprocess
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from aiohttp import web
 
 from centre.pki import CentrePaths, init_centre
 from centre.server import RunningCentre, running_centre
@@ -34,10 +39,16 @@ from gateway.commands.channel import CommandChannel
 from gateway.commands.config import CommandsSection
 from gateway.commands.service import PendingVerifier, limits_for
 from gateway.config.schema import parse_section
+from gateway.daemon import connect_look_now
+from gateway.health.config import HealthSection
+from gateway.health.hub import HealthHub
+from gateway.health.services import CameraMonitor, SnapshotService, build_services
 from gateway.journal import Journal
 from gateway.sync.config import SyncSection
+from gateway.sync.media import MediaUplink
 from gateway.sync.provision import provision
 from gateway.sync.uploader import Uploader
+from hil_tests.sims.camera import CameraSim
 from hil_tests.sims.relay_board import RelayBoardSim, SimBoard
 from tests.broadcast.benchkit import board_config, section_data, serial_line
 
@@ -53,6 +64,36 @@ FAST_SYNC = SyncSection(
 )
 
 
+class DutyRoomCamera(CameraSim):
+    """The simulated camera serving a picture a browser can show: a real JPEG (made once with
+    Debian's ffmpeg), each frame made distinct by a comment segment with its number."""
+
+    _base: bytes | None = None
+
+    @classmethod
+    def base_jpeg(cls) -> bytes:
+        if cls._base is None:
+            out = subprocess.run(
+                ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=1",
+                 "-frames:v", "1", "-f", "mjpeg", "-"],
+                check=True, capture_output=True, timeout=60,
+            ).stdout  # fmt: skip
+            assert out[:2] == b"\xff\xd8", "ffmpeg gave no JPEG"
+            cls._base = out
+        return cls._base
+
+    async def _snapshot(self, request: web.Request, channel: int = 1) -> web.StreamResponse:
+        resp = await super()._snapshot(request, channel)
+        if resp.content_type != "image/jpeg":
+            return resp
+        # The port tells the compounds apart: every camera is named "duty-room".
+        note = f"duty room {self.name}:{self.http_port} frame {self.frames}".encode()
+        base = self.base_jpeg()
+        data = base[:2] + b"\xff\xfe" + (len(note) + 2).to_bytes(2, "big") + note + base[2:]
+        self.served[-1] = hashlib.sha256(data).hexdigest()
+        return web.Response(body=data, content_type="image/jpeg")
+
+
 @dataclass
 class SimGateway:
     gateway_id: str
@@ -61,6 +102,9 @@ class SimGateway:
     journal: Journal
     board: SimBoard
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    camera: CameraSim | None = None  # the duty-room camera, with ``cameras=True``
+    gw_dir: Path | None = None
+    services: list[Any] = field(default_factory=list)
 
     def check(self) -> None:
         """Raise what a background task died of (a wait then fails with the real reason)."""
@@ -104,7 +148,14 @@ async def wait_until(predicate, what: str, timeout: float = WAIT_S, check=None) 
 
 @contextlib.asynccontextmanager
 async def _gateway(
-    district: District, root: Path, gateway_id: str, township: str, compound: str
+    district: District,
+    root: Path,
+    gateway_id: str,
+    township: str,
+    compound: str,
+    *,
+    cameras: bool = False,
+    sync: SyncSection = FAST_SYNC,
 ) -> AsyncIterator[SimGateway]:
     token = new_token()
     now = time.time()
@@ -145,22 +196,52 @@ async def _gateway(
                 limits=limits_for(FAST_COMMANDS, bsection),
             )
             uploader = Uploader(
-                journal, clock, FAST_SYNC, data_dir=gw_dir, rng=random.Random(gateway_id)
+                journal, clock, sync, data_dir=gw_dir, rng=random.Random(gateway_id)
             )
-            gw = SimGateway(gateway_id, township, compound, journal, board)
+            gw = SimGateway(gateway_id, township, compound, journal, board, gw_dir=gw_dir)
             gw.tasks = [
                 asyncio.create_task(runtime.service.run()),
                 asyncio.create_task(channel.run()),
                 asyncio.create_task(uploader.run()),
             ]
-            try:
-                await asyncio.wait_for(runtime.controller.ready.wait(), WAIT_S)
-                yield gw
-            finally:
-                for t in gw.tasks:
-                    t.cancel()
-                await asyncio.gather(*gw.tasks, return_exceptions=True)
-                await journal.close()
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    if cameras:
+                        gw.camera = await stack.enter_async_context(
+                            DutyRoomCamera("duty-room", auth="none")
+                        )
+                        gw.services = _camera_services(gw, gw.camera, channel, clock, sync)
+                        gw.tasks += [asyncio.create_task(s.run()) for s in gw.services]
+                    await asyncio.wait_for(runtime.controller.ready.wait(), WAIT_S)
+                    yield gw
+                finally:
+                    for t in gw.tasks:
+                        t.cancel()
+                    await asyncio.gather(*gw.tasks, return_exceptions=True)
+                    for s in gw.services:
+                        if isinstance(s, CameraMonitor):
+                            await s.camera.close()
+                    await journal.close()
+
+
+def _camera_services(
+    gw: SimGateway, cam: CameraSim, channel: CommandChannel, clock: SystemClock, sync: SyncSection
+) -> list[Any]:
+    """The gateway's camera side as the daemon wires it: the health hub and camera poller
+    (a ``health.state`` event names the camera to the centre), the snapshot service connected
+    to the command channel (look now), and the media uplink that brings images to the centre."""
+    assert gw.gw_dir is not None
+    section = parse_section(
+        HealthSection,
+        {"cameras": [{"name": cam.name, "snapshot_url": cam.snapshot_url, "auth": "none",
+                      "interval_s": 5.0}]},
+        "health",
+    )  # fmt: skip
+    built = build_services(section, gw.journal, clock, None, base_dir=gw.gw_dir, data_dir=gw.gw_dir)
+    assert connect_look_now([*built, channel])  # the daemon's own wiring
+    kept = [s for s in built if isinstance(s, HealthHub | CameraMonitor | SnapshotService)]
+    uplink = MediaUplink(gw.journal, clock, sync, data_dir=gw.gw_dir, media_dir=gw.gw_dir / "media")
+    return [*kept, uplink]
 
 
 _TEMPLATE: dict[str, tuple[CentrePaths, str]] = {}
@@ -179,9 +260,17 @@ def _centre_template(cache: Path) -> tuple[CentrePaths, str]:
 
 @contextlib.asynccontextmanager
 async def running_district(
-    tmp_path: Path, gateways: Sequence[tuple[str, str, str]], *, cache: Path | None = None
+    tmp_path: Path,
+    gateways: Sequence[tuple[str, str, str]],
+    *,
+    cache: Path | None = None,
+    cameras: bool = False,
+    sync: SyncSection = FAST_SYNC,
 ) -> AsyncIterator[District]:
-    """A centre on loopback TLS and ``gateways`` (id, township, compound), all running."""
+    """A centre on loopback TLS and ``gateways`` (id, township, compound), all running; with
+    ``cameras`` each has a simulated ``duty-room`` camera, look now and the media uplink.
+    ``sync`` is the gateways' uploader and uplink settings (quick retries by default; a bench
+    passes the shipped defaults)."""
     template, fp = _centre_template(cache or tmp_path)
     root = tmp_path / "centre"
     shutil.copytree(template.root, root)
@@ -191,7 +280,15 @@ async def running_district(
         async with contextlib.AsyncExitStack() as stack:
             for gateway_id, township, compound in gateways:
                 district.gateways[gateway_id] = await stack.enter_async_context(
-                    _gateway(district, tmp_path / "gateways", gateway_id, township, compound)
+                    _gateway(
+                        district,
+                        tmp_path / "gateways",
+                        gateway_id,
+                        township,
+                        compound,
+                        cameras=cameras,
+                        sync=sync,
+                    )
                 )
             yield district
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -277,3 +278,97 @@ async def test_officer_runs_the_district_and_a_viewer_cannot_broadcast(tmp_path:
         assert [(r.user, r.target, r.outcome) for r in acks] == [
             ("zhang.wei", "alert:round:gw-rose-01:r-0230", "ok")
         ]
+
+
+async def _sign_in(context: Any, url: str, name: str, password: str) -> Any:
+    page = await context.new_page()
+    page.set_default_timeout(MS)
+    await page.goto(f"{url}/console/login")
+    await page.fill('input[name="name"]', name)
+    await page.fill('input[name="password"]', password)
+    await page.click('button[type="submit"]')
+    await page.wait_for_load_state("domcontentloaded")
+    return page
+
+
+async def test_look_now_puts_the_duty_room_picture_on_screen_and_only_its_compound_sees_it(
+    tmp_path: Path,
+) -> None:
+    """Issue 17, look now: click, the picture on screen with its capture time; its bytes hash to
+    the sha256 of the gateway's camera.snapshot event; the view is audited; another compound's
+    manager is refused the image, its own compound's manager sees it."""
+    async with running_district(tmp_path, [ROSE, LOTUS], cameras=True) as district:
+        officer = await district.user("zhang.wei", Role.OFFICER)
+        own = await district.user(
+            "zhou.min", Role.COMPOUND_MANAGER, township="North", compound="Rose Garden"
+        )
+        other = await district.user(
+            "wang.fang", Role.COMPOUND_MANAGER, township="South", compound="Lotus Court"
+        )
+        assert district.running.console is not None
+        store = district.running.console.console.store
+        async with playwright_api.async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
+            )
+            try:
+                context = await browser.new_context(
+                    ignore_https_errors=True, viewport=DESK, locale="zh-CN"
+                )
+                page = await _sign_in(context, district.url, "zhang.wei", officer)
+                compound = f"{district.url}/console/compound?township=North&name=Rose+Garden"
+                deadline = time.monotonic() + WAIT_S
+                while True:  # the button appears once the gateway's camera poller reported
+                    await page.goto(compound)
+                    if await page.locator("#look-now-button").count():
+                        break
+                    assert time.monotonic() < deadline, "no look-now button"
+                    await asyncio.sleep(0.3)
+                button = page.locator("#look-now-button")
+                assert (await button.inner_text()).strip() == "立即查看值班室画面"
+                await button.click()
+                image = page.locator("#look-now-image")
+                await image.wait_for(state="visible", timeout=MS)
+                await page.wait_for_function(
+                    "() => { const i = document.getElementById('look-now-image');"
+                    " return i && i.complete && i.naturalWidth > 0; }",
+                    timeout=MS,
+                )
+                src = await image.get_attribute("src")
+                assert src is not None and src.startswith("/console/images/")
+                sha = src.rsplit("/", 1)[1]
+                # the bytes on screen are the image the gateway announced in its event
+                (event,) = await district.running.repo.events(kind="camera.snapshot")
+                assert event["payload"]["sha256"] == sha
+                assert event["payload"]["reason"] == "look_now"
+                assert event["gateway_id"] == "gw-rose-01"
+                got = await context.request.get(f"{district.url}{src}")
+                assert got.status == 200
+                assert hashlib.sha256(await got.body()).hexdigest() == sha
+                # the capture time, in the district's time and words, never an epoch number
+                caption = await page.locator(".look-now figcaption").inner_text()
+                taken = dt.datetime.fromtimestamp(event["wall_time"], ZoneInfo("Asia/Shanghai"))
+                assert "拍摄于" in caption and taken.strftime("%H:%M:%S") in caption, caption
+                assert str(int(event["wall_time"])) not in await page.content()
+                views = [r for r in await store.audit_records() if r.action == "image.view"]
+                assert views and all(r.user == "zhang.wei" for r in views)
+                assert views[0].target == f"image:{sha}@North/Rose Garden"
+                assert views[0].outcome == "ok"
+                await shoot(page, "look-now")
+                await context.close()
+
+                for name, password, status in (("wang.fang", other, 403), ("zhou.min", own, 200)):
+                    context = await browser.new_context(ignore_https_errors=True, locale="zh-CN")
+                    page = await _sign_in(context, district.url, name, password)
+                    got = await context.request.get(f"{district.url}{src}")
+                    assert got.status == status, (name, got.status)
+                    if status == 200:
+                        assert hashlib.sha256(await got.body()).hexdigest() == sha
+                    (last,) = [
+                        r for r in await store.audit_records()
+                        if r.action == "image.view" and r.user == name
+                    ]  # fmt: skip
+                    assert last.outcome == ("ok" if status == 200 else "refused:forbidden")
+                    await context.close()
+            finally:
+                await browser.close()

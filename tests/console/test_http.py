@@ -378,11 +378,15 @@ PATHS = [
     "/console/broadcast",
     "/console/broadcast/part",
     "/console/broadcast/stop",
+    "/console/look-now",
+    "/console/look-now/part",
+    "/console/images/" + "0" * 64,
+    "/console/images/zz",
     "/console/static/console.css",
 ]
 FIELDS = ["csrf", "login_token", "name", "password", "scope", "compound", "township", "zones",
           "seconds", "clip", "status", "confirm_actual", "alert_id", "comment", "title", "text",
-          "draft", "id", "language"]  # fmt: skip
+          "draft", "id", "language", "camera"]  # fmt: skip
 text = st.text(max_size=40)
 form_body = st.one_of(
     st.binary(max_size=300),

@@ -35,14 +35,16 @@ ALLOWED_ACTIONS = {
         "view_board", "view_compound", "view_image", "acknowledge_alert", "write_explanation",
         "export_bulletin", "send_broadcast", "send_actual_broadcast", "manage_users",
         "manage_announcements",
-        "publish_updates",
+        "publish_updates", "video_patrol",
     },
     Role.CLERK: {
         "view_board", "view_compound", "view_image", "acknowledge_alert", "write_explanation",
-        "export_bulletin",
+        "export_bulletin", "video_patrol",
     },
     Role.TOWNSHIP_VIEWER: {"view_board", "view_compound", "export_bulletin"},
-    Role.COMPOUND_MANAGER: {"view_compound", "export_bulletin", "write_explanation"},
+    Role.COMPOUND_MANAGER: {
+        "view_compound", "view_image", "export_bulletin", "write_explanation",
+    },
 }  # fmt: skip
 ALLOWED_SCOPES = {
     Role.OFFICER: set(TARGETS),
@@ -56,7 +58,7 @@ ROWS = list(itertools.product(Role, Action, TARGETS))
 
 def test_the_table_covers_every_action() -> None:
     assert {a.value for a in Action} == ALLOWED_ACTIONS[Role.OFFICER]
-    assert len(ROWS) == 4 * 11 * 6
+    assert len(ROWS) == 4 * 12 * 6
 
 
 @pytest.mark.parametrize(("role", "action", "scope"), ROWS)
@@ -82,6 +84,10 @@ def test_spot_rows_from_the_issue() -> None:
     assert can(USERS[Role.CLERK], A.VIEW_IMAGE, Target("South", "Plum Court"))
     assert not can(USERS[Role.TOWNSHIP_VIEWER], A.WRITE_EXPLANATION, Target("North"))
     assert not can(USERS[Role.COMPOUND_MANAGER], A.VIEW_BOARD, Target("North", "Rose Garden"))
+    # Images: a manager sees their own compound's, never another's; township viewers none.
+    assert can(USERS[Role.COMPOUND_MANAGER], A.VIEW_IMAGE, Target("North", "Rose Garden"))
+    assert not can(USERS[Role.COMPOUND_MANAGER], A.VIEW_IMAGE, Target("South", "Rose Garden"))
+    assert not can(USERS[Role.TOWNSHIP_VIEWER], A.VIEW_IMAGE, Target("North", "Rose Garden"))
 
 
 def test_scoped_roles_without_a_scope_see_nothing() -> None:

@@ -14,6 +14,32 @@
       }
     });
   }
+  // Look now: after the order, ask for the result until the picture is here or it failed.
+  var look = document.getElementById("look-now-result");
+  var lookForm = document.getElementById("look-now-form");
+  if (lookForm) {
+    lookForm.addEventListener("submit", function () {
+      var button = document.getElementById("look-now-button");
+      if (button) { button.disabled = true; }
+    });
+  }
+  if (look && look.dataset.part) {
+    var lookUntil = Date.now() + 5 * 60 * 1000;
+    var pollLook = function () {
+      var current = look.querySelector("[data-stage]");
+      var stage = current ? current.dataset.stage : "";
+      if (stage === "stored" || stage === "failed" || Date.now() > lookUntil) { return; }
+      fetch(look.dataset.part, { credentials: "same-origin", cache: "no-store" })
+        .then(function (r) {
+          if (r.status === 401) { window.location.href = "/console/login?expired=1"; return null; }
+          return r.ok ? r.text() : null;
+        })
+        .then(function (html) { if (html) { look.innerHTML = html; } })
+        .catch(function () {})
+        .then(function () { setTimeout(pollLook, 250); });
+    };
+    setTimeout(pollLook, 250);
+  }
   if (!live || !window.EventSource) { return; }
   var busy = false, again = false;
   function typing() {
