@@ -12,6 +12,7 @@ only :func:`describe` (the DSN with its password masked). psycopg is imported on
 PostgreSQL DSN is configured (the ``postgres`` extra: ``pip install 'compound-gateway[postgres]'``).
 
     repo = await open_repository(paths)      # SqliteRepository or PostgresRepository
+    store = await open_command_store(paths)  # the command queue, on the same database
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ import logging
 import os
 import re
 import tomllib
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from centre.errors import CentreError
 from centre.pki import CentrePaths
 from centre.store import SqliteRepository, SqlRepository, migrate_sqlite, sqlite_schema_version
+
+if TYPE_CHECKING:
+    from centre.commands.store import CommandRepository
 
 log = logging.getLogger("centre.database")
 
@@ -149,3 +153,17 @@ def migrate(paths: CentrePaths) -> dict[str, tuple[int, int]]:
     from centre.pg_store import pg_migrate
 
     return {"main": pg_migrate(dsn)}
+
+
+async def open_command_store(paths: CentrePaths) -> CommandRepository:
+    """The command queue on the same database as the main repository: the SQLite store in
+    ``centre.db``, or the PostgreSQL store (NOTIFY on queue) when a DSN is configured."""
+    from centre.commands.store import SqliteCommandStore
+
+    dsn = database_dsn(paths)
+    if dsn is None:
+        return await SqliteCommandStore.open(paths.database)
+    _pg()
+    from centre.commands.pg_store import PostgresCommandStore
+
+    return await PostgresCommandStore.open(dsn)

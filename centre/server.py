@@ -35,8 +35,7 @@ from centre.bulletins.survey_store import SqliteSurveyStore
 from centre.bulletins.web import BulletinHandlers
 from centre.commands.channel import CommandChannel
 from centre.commands.issue import load_command_key
-from centre.commands.store import SqliteCommandStore
-from centre.database import open_repository
+from centre.database import open_command_store, open_repository
 from centre.errors import CentreError
 from centre.faults import server_logger
 from centre.media import MediaService, retention_from_env
@@ -87,7 +86,7 @@ async def running_centre(
     ``media_retention_s`` (default: ``COMPOUND_CENTRE_MEDIA_RETENTION_DAYS``, else 30 days)."""
     repo = await open_repository(paths)
     store = await SqliteExplanationStore.open(paths.root / EXPLANATIONS_FILE)
-    command_store = await SqliteCommandStore.open(paths.database)
+    command_store = await open_command_store(paths)
     console_store = await SqliteConsoleStore.open(paths.root / CONSOLE_DB)
     survey = await SqliteSurveyStore.open(paths.root / SURVEY_FILE)
     rollout_store = await SqliteRolloutStore.open(paths.root / ROLLOUTS_FILE)

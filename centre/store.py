@@ -158,6 +158,42 @@ _MIGRATIONS: Final = (
         reason      TEXT NOT NULL
     );
     """,
+    # 5: the command queue (centre/commands/store.py) joins the numbered schema, so the same
+    # tables exist on PostgreSQL; a centre.db whose command store made them already keeps them
+    """
+    CREATE TABLE IF NOT EXISTS command_seq (
+        gateway_id TEXT PRIMARY KEY,
+        last_seq   INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS commands (
+        command_id   TEXT PRIMARY KEY,
+        gateway_id   TEXT NOT NULL,
+        seq          INTEGER NOT NULL,
+        action       TEXT NOT NULL,
+        summary      TEXT NOT NULL DEFAULT '',
+        issued_at    REAL NOT NULL,
+        expires_at   REAL NOT NULL,
+        envelope     BLOB NOT NULL,
+        status       TEXT NOT NULL,
+        reason       TEXT NOT NULL DEFAULT '',
+        issued_by    TEXT NOT NULL DEFAULT '',
+        delivered_at REAL,
+        received_at  REAL,
+        on_at        REAL,
+        finished_at  REAL,
+        UNIQUE (gateway_id, seq)
+    );
+    CREATE INDEX IF NOT EXISTS commands_pending ON commands (gateway_id, status, seq);
+    CREATE TABLE IF NOT EXISTS command_acks (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        gateway_id  TEXT NOT NULL,
+        command_id  TEXT NOT NULL,
+        stage       TEXT NOT NULL,
+        reason      TEXT NOT NULL DEFAULT '',
+        digest      TEXT NOT NULL DEFAULT '',
+        received_at REAL NOT NULL
+    );
+    """,
 )
 
 # Alert kinds the journal chain raises (docs/antifraud.md, "Journal tamper evidence").

@@ -14,8 +14,12 @@ certificates get the same 401/403 JSON before any upgrade). Then:
   such an ack (:func:`read_ack` raises :class:`AckError`) is logged once, rate-limited, and
   ignored; a binary or unreadable frame closes the channel (1003) with one warning line.
 
-Commands are polled from the queue every :data:`POLL_S` (the CLI queues them from another
-process); those whose ``expires_at`` passed are marked ``expired`` and never sent. A newer
+On SQLite, commands are polled from the queue every :data:`POLL_S` (the CLI queues them from
+another process). On PostgreSQL the store wakes the channel instead: queuing a command
+NOTIFYs every centre process, and the one holding that gateway's WebSocket sends it at once
+(:mod:`centre.commands.pg_store`); each connection then looks at its queue only every
+:data:`IDLE_POLL_S` besides, a safety net. Commands whose ``expires_at`` passed are marked
+``expired`` and never sent. A newer
 connection from the same gateway replaces the older one. Heartbeats (WebSocket ping/pong every
 :data:`HEARTBEAT_S`) find a dead link on both sides::
 
@@ -44,6 +48,7 @@ log = logging.getLogger("centre.commands")
 
 PATH: Final = f"{API}/commands"
 POLL_S: Final = 0.2
+IDLE_POLL_S: Final = 5.0  # with a store that wakes the channel (PostgreSQL's NOTIFY)
 HEARTBEAT_S: Final = 15.0
 REAUTH_S: Final = 5.0  # a gateway revoked while connected is dropped within this long
 MAX_ACK_BYTES: Final = 4096
@@ -63,19 +68,21 @@ class CommandChannel:
         store: CommandRepository,
         *,
         wall: Callable[[], float] = time.time,
-        poll_s: float = POLL_S,
+        poll_s: float | None = None,
         heartbeat_s: float = HEARTBEAT_S,
         reauth_s: float = REAUTH_S,
     ) -> None:
         self.service = service
         self.store = store
         self.wall = wall
-        self.poll_s = poll_s
+        self.notified = bool(getattr(store, "wakes_by_notify", False))
+        self.poll_s = poll_s if poll_s is not None else IDLE_POLL_S if self.notified else POLL_S
         self.heartbeat_s = heartbeat_s
         self.reauth_s = reauth_s
         self.connections: dict[str, web.WebSocketResponse] = {}
         self._faults = RateLimitedLog(log)
-        self._wake = asyncio.Event()
+        self._wakes: dict[str, asyncio.Event] = {}  # per connected gateway
+        self._listener: asyncio.Task[None] | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get(PATH, self.handle)]
@@ -84,15 +91,30 @@ class CommandChannel:
         """Add the route, and close every channel when the app shuts down (a WebSocket would
         otherwise hold the shutdown for its whole timeout)."""
         app.add_routes(self.routes())
+        app.on_startup.append(self._start_listening)
         app.on_shutdown.append(self._close_all)
 
+    async def _start_listening(self, app: web.Application) -> None:
+        listen = getattr(self.store, "listen", None)
+        if self.notified and listen is not None:
+            self._listener = asyncio.create_task(listen(self.wake), name="commands-listen")
+
     async def _close_all(self, app: web.Application) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
         for ws in list(self.connections.values()):
             await ws.close(code=1001, message=b"centre shutting down")
 
-    def wake(self) -> None:
-        """Look at the queue now (after an in-process enqueue) instead of at the next poll."""
-        self._wake.set()
+    def wake(self, gateway_id: str | None = None) -> None:
+        """Look at a gateway's queue now (``None``: every connected gateway's), instead of at
+        the next poll: after an in-process enqueue, or a NOTIFY from another process."""
+        if gateway_id is None:
+            for each in self._wakes.values():
+                each.set()
+        elif (one := self._wakes.get(gateway_id)) is not None:
+            one.set()
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         record = await self.service._authenticated_gateway(request)  # 401/403 before upgrading
@@ -131,6 +153,16 @@ class CommandChannel:
 
     async def _send_loop(self, gw: str, ws: web.WebSocketResponse) -> None:
         sent: set[str] = set()  # per connection: a reconnect sends unacknowledged ones again
+        wake = self._wakes[gw] = asyncio.Event()
+        try:
+            await self._sending(gw, ws, sent, wake)
+        finally:
+            if self._wakes.get(gw) is wake:
+                del self._wakes[gw]
+
+    async def _sending(
+        self, gw: str, ws: web.WebSocketResponse, sent: set[str], wake: asyncio.Event
+    ) -> None:
         checked = asyncio.get_running_loop().time()
         while not ws.closed:
             if asyncio.get_running_loop().time() - checked >= self.reauth_s:
@@ -140,6 +172,7 @@ class CommandChannel:
                     log.warning("command channel: %s was revoked, closing its channel", gw)
                     await ws.close(code=1008, message=b"gateway revoked")
                     return
+            wake.clear()  # before reading: a wake-up during the read is kept for the wait
             for rec in await self.store.deliverable(gw, now=self.wall()):
                 if rec.command_id in sent:
                     continue
@@ -162,8 +195,7 @@ class CommandChannel:
                 await self.store.mark_delivered(rec.command_id, now=self.wall())
                 log.info("command %s (seq %d) sent to %s", rec.command_id, rec.seq, gw)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
-            self._wake.clear()
+                await asyncio.wait_for(wake.wait(), self.poll_s)
 
     async def _on_ack(self, gw: str, text: str) -> None:
         try:

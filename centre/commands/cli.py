@@ -29,8 +29,8 @@ from typing import Any
 from centre.announce.library import AnnouncementError, AnnouncementLibrary
 from centre.commands.issue import issue, load_command_key, parse_zones, targets
 from centre.commands.looknow import FAILED, look_now_result, request_look_now
-from centre.commands.store import FINAL, CommandRecord, SqliteCommandStore
-from centre.database import open_repository
+from centre.commands.store import FINAL, CommandRecord
+from centre.database import open_command_store, open_repository
 from centre.errors import CentreError
 from centre.media import media_path
 from centre.pki import CentrePaths
@@ -69,7 +69,7 @@ def _queue(args: argparse.Namespace, action: Action) -> int:
     async def run() -> list[CommandRecord]:
         async with (
             await open_repository(paths) as repo,
-            await SqliteCommandStore.open(paths.database) as store,
+            await open_command_store(paths) as store,
         ):
             gws = await targets(repo, compound=args.compound, all_gateways=args.all)
             return await issue(
@@ -129,7 +129,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     async def run() -> dict[str, Any]:
         async with (
             await open_repository(paths) as repo,
-            await SqliteCommandStore.open(paths.database) as store,
+            await open_command_store(paths) as store,
         ):
             now = time.time()
             rec = await request_look_now(
@@ -198,7 +198,7 @@ def cmd_commands(args: argparse.Namespace) -> int:
     paths = _paths(args)
 
     async def fetch() -> tuple[list[CommandRecord], dict[str, str]]:
-        async with await SqliteCommandStore.open(paths.database) as store:
+        async with await open_command_store(paths) as store:
             recs = await store.commands(gateway_id=args.gateway, limit=args.limit)
             sound: dict[str, str] = {}  # the fourth step: proof of sound, from the acks
             for gw in sorted({r.gateway_id for r in recs}):

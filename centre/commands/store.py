@@ -25,9 +25,10 @@ import hashlib
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol, TypeVar
+from typing import Any, Final, Protocol, Self, TypeVar
 
 from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
+from centre.store import migrate_sqlite
 
 T = TypeVar("T")
 
@@ -43,41 +44,6 @@ RANK: Final = {QUEUED: 0, DELIVERED: 1, ON: 2, DONE: 3, FAILED: 3, REFUSED: 3, E
 SOUND: Final = "sound"  # proof of sound (confirmed / no_sound / not_checked): logged, no status
 ACK_STAGES: Final = frozenset({"received", ON, DONE, FAILED, REFUSED, SOUND})
 _WAITING: Final = "(status = 'queued' OR (status = 'delivered' AND received_at IS NULL))"
-
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS command_seq (
-    gateway_id TEXT PRIMARY KEY,
-    last_seq   INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS commands (
-    command_id   TEXT PRIMARY KEY,
-    gateway_id   TEXT NOT NULL,
-    seq          INTEGER NOT NULL,
-    action       TEXT NOT NULL,
-    summary      TEXT NOT NULL DEFAULT '',
-    issued_at    REAL NOT NULL,
-    expires_at   REAL NOT NULL,
-    envelope     BLOB NOT NULL,
-    status       TEXT NOT NULL,
-    reason       TEXT NOT NULL DEFAULT '',
-    issued_by    TEXT NOT NULL DEFAULT '',
-    delivered_at REAL,
-    received_at  REAL,
-    on_at        REAL,
-    finished_at  REAL,
-    UNIQUE (gateway_id, seq)
-);
-CREATE INDEX IF NOT EXISTS commands_pending ON commands (gateway_id, status, seq);
-CREATE TABLE IF NOT EXISTS command_acks (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    gateway_id  TEXT NOT NULL,
-    command_id  TEXT NOT NULL,
-    stage       TEXT NOT NULL,
-    reason      TEXT NOT NULL DEFAULT '',
-    digest      TEXT NOT NULL DEFAULT '',
-    received_at REAL NOT NULL
-);
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,24 +126,28 @@ class CommandRepository(Protocol):
 
     async def close(self) -> None: ...
 
+    async def __aenter__(self) -> Self: ...
 
-class SqliteCommandStore(SqliteWorker):
-    """:class:`CommandRepository` on the centre's SQLite file (WAL, synchronous=FULL)."""
+    async def __aexit__(self, *exc_info: object) -> None: ...
 
-    THREAD_NAME_PREFIX = "centre-commands"
-    CLOSED_MESSAGE = "command store is closed"
 
-    def _connect(self) -> sqlite3.Connection:
-        # The CLI and the server write the same file: wait for each other's short transactions.
-        db = connect_durable(self._path, timeout=10)
-        db.row_factory = sqlite3.Row
-        db.executescript(_SCHEMA)
-        return db
+class CommandSql:
+    """The queue's logic in SQL both backends speak (``?`` placeholders; the PostgreSQL store
+    translates them). A backend gives :attr:`db` (the connection of the worker thread running
+    the call), :meth:`_run` (run a function on a worker thread) and :meth:`_atomic` (a
+    function inside one transaction), and may add :meth:`_notify` (tell other centre
+    processes a gateway has something to send)."""
 
-    def _atomic(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        db = self.db
-        with atomic(db):
-            return fn(db)
+    db: Any  # a backend's plumbing comes first in the subclass's bases
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        raise NotImplementedError
+
+    def _atomic(self, fn: Callable[[Any], T]) -> T:
+        raise NotImplementedError
+
+    def _notify(self, gateway_id: str) -> None:
+        """Inside the enqueue transaction: nothing to do where one process serves."""
 
     def _one(self, command_id: str) -> CommandRecord:
         row = self.db.execute("SELECT * FROM commands WHERE command_id = ?", (command_id,))
@@ -188,17 +158,16 @@ class SqliteCommandStore(SqliteWorker):
     async def enqueue(
         self, gateway_id: str, build: Callable[[int], NewCommand], *, now: float, issued_by: str
     ) -> CommandRecord:
-        def tx(db: sqlite3.Connection) -> str:
-            row = db.execute(
-                "SELECT last_seq FROM command_seq WHERE gateway_id = ?", (gateway_id,)
+        def tx(db: Any) -> str:
+            # Take the next seq in one statement: the row stays locked to the end of the
+            # transaction, so two processes queuing for one gateway never take the same seq.
+            (seq,) = db.execute(
+                "INSERT INTO command_seq (gateway_id, last_seq) VALUES (?, 1) "
+                "ON CONFLICT (gateway_id) DO UPDATE SET last_seq = command_seq.last_seq + 1 "
+                "RETURNING last_seq",
+                (gateway_id,),
             ).fetchone()
-            seq = (row[0] if row else 0) + 1
-            new = build(seq)
-            db.execute(
-                "INSERT INTO command_seq (gateway_id, last_seq) VALUES (?, ?) "
-                "ON CONFLICT (gateway_id) DO UPDATE SET last_seq = excluded.last_seq",
-                (gateway_id, seq),
-            )
+            new = build(int(seq))
             db.execute(
                 "INSERT INTO commands (command_id, gateway_id, seq, action, summary, "
                 "issued_at, expires_at, envelope, status, issued_by) "
@@ -216,6 +185,7 @@ class SqliteCommandStore(SqliteWorker):
                     issued_by,
                 ),
             )
+            self._notify(gateway_id)
             return new.command_id
 
         return await self._run(lambda: self._one(self._atomic(tx)))
@@ -268,7 +238,7 @@ class SqliteCommandStore(SqliteWorker):
         if stage not in ACK_STAGES:
             raise ValueError(f"unknown ack stage {stage!r}")
 
-        def tx(db: sqlite3.Connection) -> str | None:
+        def tx(db: Any) -> str | None:
             db.execute(
                 "INSERT INTO command_acks (gateway_id, command_id, stage, reason, digest, "
                 "received_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -352,5 +322,27 @@ class SqliteCommandStore(SqliteWorker):
         return await self._run(op)
 
 
-def _record(row: sqlite3.Row) -> CommandRecord:
+class SqliteCommandStore(SqliteWorker, CommandSql):
+    """:class:`CommandRepository` on the centre's SQLite file (WAL, synchronous=FULL).
+
+    One process serves the gateways; the CLI queues from another, and the channel finds its
+    commands at its next look at the queue (``centre.commands.channel.POLL_S``)."""
+
+    THREAD_NAME_PREFIX = "centre-commands"
+    CLOSED_MESSAGE = "command store is closed"
+
+    def _connect(self) -> sqlite3.Connection:
+        # The CLI and the server write the same file: wait for each other's short transactions.
+        db = connect_durable(self._path, timeout=10)
+        db.row_factory = sqlite3.Row
+        migrate_sqlite(db)  # the queue's tables are migration 5 of centre.db's schema
+        return db
+
+    def _atomic(self, fn: Callable[[Any], T]) -> T:
+        db = self.db
+        with atomic(db):
+            return fn(db)
+
+
+def _record(row: Any) -> CommandRecord:
     return CommandRecord(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - Row has no iter

@@ -11,7 +11,7 @@ import pytest
 
 from centre.cli import main as centre_main
 from centre.commands.channel import parse_ack
-from centre.commands.store import NewCommand, SqliteCommandStore
+from centre.commands.store import CommandRepository, NewCommand, SqliteCommandStore
 from centre.pki import CentrePaths
 from tests.sync.conftest import Centre, enroll
 
@@ -20,8 +20,21 @@ def new(cid: str, now: float, ttl: float = 120.0) -> NewCommand:
     return NewCommand(cid, "broadcast.start", "", now, now + ttl, f"env-{cid}".encode())
 
 
-async def test_sequence_per_gateway_and_statuses_only_move_forward(tmp_path: Path) -> None:
-    store = await SqliteCommandStore.open(tmp_path / "c.db")
+async def open_store(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> CommandRepository:
+    """The command queue on this test's backend (``backend`` fixture: SQLite, PostgreSQL)."""
+    if backend == "postgres":
+        from centre.commands.pg_store import PostgresCommandStore
+
+        return await PostgresCommandStore.open(request.getfixturevalue("pg_dsn"))
+    return await SqliteCommandStore.open(tmp_path / "c.db")
+
+
+async def test_sequence_per_gateway_and_statuses_only_move_forward(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    store = await open_store(backend, tmp_path, request)
     try:
         t = 1000.0
         a1 = await store.enqueue("gw-a", lambda s: new("a1", t), now=t, issued_by="x")
@@ -50,8 +63,10 @@ async def test_sequence_per_gateway_and_statuses_only_move_forward(tmp_path: Pat
         await store.close()
 
 
-async def test_waiting_commands_expire_and_are_never_handed_out(tmp_path: Path) -> None:
-    store = await SqliteCommandStore.open(tmp_path / "c.db")
+async def test_waiting_commands_expire_and_are_never_handed_out(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    store = await open_store(backend, tmp_path, request)
     try:
         t = 1000.0
         await store.enqueue("gw-a", lambda s: new("short", t, ttl=10), now=t, issued_by="x")
