@@ -107,6 +107,7 @@ async def running_centre(
             tz=os.environ.get("COMPOUND_CENTRE_TZ", "Asia/Shanghai"),
             links=ExplanationLinks.load_or_create(paths.root),
             survey=survey,
+            findings=patrol_store,
         )
         app.add_routes(bulletins.routes())
         media = MediaService(

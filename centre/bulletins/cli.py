@@ -80,6 +80,19 @@ async def _with_stores(root: Path, fn: Any) -> Any:
         return await fn(repo, store)
 
 
+async def _build_monthly(
+    repo: SqlRepository, store: SqliteExplanationStore, root: Path, month: str, now: float, tz: str
+) -> Any:
+    """The monthly bulletin, with the video patrol's findings when the console has kept any."""
+    from centre.web.cli import CONSOLE_DB
+    from centre.web.video_patrol import SqliteVideoPatrolStore
+
+    if not (root / CONSOLE_DB).exists():  # no console yet: nothing judged (and none created)
+        return await build_monthly(repo, store, month, now=now, tz=tz)
+    async with await SqliteVideoPatrolStore.open(root / CONSOLE_DB) as patrol:
+        return await build_monthly(repo, store, month, now=now, tz=tz, findings=patrol)
+
+
 def cmd_bulletin_daily(args: argparse.Namespace) -> int:
     root, tz, now = data_root(args), time_zone(args.tz), time.time()
     day = args.date or yesterday(now, tz)
@@ -106,7 +119,7 @@ def cmd_bulletin_monthly(args: argparse.Namespace) -> int:
         raise BadRequest(str(exc)) from None
 
     async def run(repo: SqlRepository, store: SqliteExplanationStore) -> list[Path]:
-        bulletin = await build_monthly(repo, store, month, now=now, tz=tz)
+        bulletin = await _build_monthly(repo, store, root, month, now, tz)
         out = Path(args.out)
         history = await patrol_history(repo, month_days(bulletin), now=now, tz=tz)
         files = await asyncio.to_thread(write_monthly_files, bulletin, out, history)
@@ -159,7 +172,7 @@ def cmd_bulletin_security(args: argparse.Namespace) -> int:
         raise BadRequest(str(exc)) from None
 
     async def run(repo: SqlRepository, store: SqliteExplanationStore) -> list[Path]:
-        monthly = await build_monthly(repo, store, month, now=now, tz=tz)
+        monthly = await _build_monthly(repo, store, root, month, now, tz)
         async with await SqliteCaseStore.open(root / FILENAME) as cases:
 
             async def rows(m: str) -> list[Any] | None:

@@ -819,6 +819,18 @@ class MonthlyTownship:
 
 
 @dataclass(frozen=True, slots=True)
+class VideoFindings:
+    """The centre's video patrol of one compound's duty room over the period: pictures judged,
+    findings among them (any verdict but "on post"), and how many were "not on post"."""
+
+    township: str
+    compound: str
+    judged: int
+    findings: int
+    not_on_post: int
+
+
+@dataclass(frozen=True, slots=True)
 class MonthlyBulletin:
     month: str
     timezone: str
@@ -830,6 +842,8 @@ class MonthlyBulletin:
     # Unverified bands and anti-fraud alerts per compound: ``CompoundIntegrity`` items from
     # centre/bulletins/integrity.py (typed loosely: this module imports nothing of ours).
     integrity: tuple[Any, ...] = ()
+    # The centre's video patrol (centre/web/video_patrol.py): one row per compound judged.
+    video_patrol: tuple[VideoFindings, ...] = ()
 
 
 def broadcast_counts(events: Iterable[Mapping[str, Any]], start: float, end: float) -> Broadcasts:

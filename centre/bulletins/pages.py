@@ -473,6 +473,7 @@ def monthly_html(
             last_day=days[-1],
             csv_url=f"{base}/monthly?" + urlencode({"month": b.month, "format": "csv"}),
             integrity=integrity_view(w, b.integrity),
+            video_patrol=b.video_patrol,
             integrity_csv_url=f"{base}/monthly?"
             + urlencode({"month": b.month, "format": "csv", "table": "integrity"}),
             compliance=compliance_view(w, history),

@@ -35,6 +35,7 @@ from centre.bulletins.model import (
     Explanation,
     GatewayActivity,
     MonthlyBulletin,
+    VideoFindings,
     check_year,
     daily_bulletin,
     day_bounds,
@@ -220,6 +221,12 @@ async def build_daily(
     return await asyncio.to_thread(compute)
 
 
+class FindingSource(Protocol):
+    """The video patrol's verdicts (centre/web/video_patrol.py ``SqliteVideoPatrolStore``)."""
+
+    async def findings_between(self, start: float, end: float) -> list[VideoFindings]: ...
+
+
 async def build_monthly(
     repo: EventSource,
     store: ExplanationStore,
@@ -228,8 +235,10 @@ async def build_monthly(
     now: float,
     tz: str = DEFAULT_TZ,
     lookback_s: float = STATE_LOOKBACK_S,
+    findings: FindingSource | None = None,
 ) -> MonthlyBulletin:
-    """The monthly bulletin for ``month`` (``YYYY-MM``) as the centre knows it at ``now``."""
+    """The monthly bulletin for ``month`` (``YYYY-MM``) as the centre knows it at ``now``;
+    with ``findings``, the month's video patrol verdicts per compound too."""
     start, end = month_bounds(month, tz)
     end_known = min(end, now)
     records = await repo.gateways()
@@ -261,12 +270,13 @@ async def build_monthly(
         )
     explanations = await store.all()
     integrity = await count_integrity(repo, units, start, end_known)
+    video = tuple(await findings.findings_between(start, end_known)) if findings else ()
 
     def compute() -> MonthlyBulletin:
         b = monthly_bulletin(
             month, units, latest_verdicts(rounds), activity, explanations, now=now, tz=tz
         )
-        return replace(b, integrity=integrity)
+        return replace(b, integrity=integrity, video_patrol=video)
 
     return await asyncio.to_thread(compute)
 

@@ -45,6 +45,7 @@ from centre.bulletins.links import ExplanationLinks
 from centre.bulletins.model import DEFAULT_TZ, local_text, parse_day, parse_month
 from centre.bulletins.source import (
     EventSource,
+    FindingSource,
     build_daily,
     build_monthly,
     days_ending,
@@ -148,6 +149,7 @@ async def monthly_response(
     now: float,
     tz: str = DEFAULT_TZ,
     lang: str = DEFAULT_LANGUAGE,
+    findings: FindingSource | None = None,
 ) -> web.Response:
     """The monthly bulletin as a page or a CSV download (no authentication here); the page
     carries the charts of the month's days."""
@@ -158,7 +160,7 @@ async def monthly_response(
     fmt = _format(fmt)
     if table not in MONTHLY_TABLES:
         raise BadRequest(f"table must be one of {', '.join(MONTHLY_TABLES)}")
-    bulletin = await build_monthly(repo, store, month, now=now, tz=tz)
+    bulletin = await build_monthly(repo, store, month, now=now, tz=tz, findings=findings)
     if fmt == "html":
         history = await patrol_history(repo, pages.month_days(bulletin), now=now, tz=tz)
         page = pages.monthly_html(bulletin, lang=lang, history=history)
@@ -205,9 +207,11 @@ class BulletinHandlers:
         secure_cookie: bool = True,
         links: ExplanationLinks | None = None,
         survey: SqliteSurveyStore | None = None,
+        findings: FindingSource | None = None,
     ) -> None:
         ZoneInfo(tz)  # an unknown zone fails here, at start-up
         self.repo = repo
+        self.findings = findings  # the video patrol's verdicts, for the monthly bulletin
         self.store = store
         self.tokens = tokens
         self.tz = tz
@@ -329,6 +333,7 @@ class BulletinHandlers:
             now=now,
             tz=self.tz,
             lang=_lang(request),
+            findings=self.findings,
         )
 
     async def add_explanation(self, request: web.Request) -> web.Response:

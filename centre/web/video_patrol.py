@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from centre.bulletins.model import VideoFindings
 from centre.commands.looknow import FAILED, STORED, look_now_result, request_look_now
 from centre.commands.store import CommandRepository
 from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
@@ -420,6 +421,21 @@ class SqliteVideoPatrolStore(SqliteWorker):
                 (since if since is not None else float("-inf"),),
             ).fetchall()
             return [_verdict(r) for r in rows]
+
+        return await self._run(run)
+
+    async def findings_between(self, start: float, end: float) -> list[VideoFindings]:
+        """Per compound, the pictures judged in [start, end) and the findings among them
+        (the monthly bulletin's video patrol section), by township then compound."""
+
+        def run() -> list[VideoFindings]:
+            rows = self.db.execute(
+                "SELECT township, compound, count(*), sum(verdict != ?), sum(verdict = ?)"
+                " FROM video_patrol_verdicts WHERE judged_at >= ? AND judged_at < ?"
+                " GROUP BY township, compound ORDER BY township, compound",
+                (ON_POST, NOT_ON_POST, start, end),
+            ).fetchall()
+            return [VideoFindings(r[0], r[1], int(r[2]), int(r[3]), int(r[4])) for r in rows]
 
         return await self._run(run)
 
