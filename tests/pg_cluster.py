@@ -61,6 +61,18 @@ def _binaries() -> tuple[str, str]:
     )
 
 
+def _reachable_temp(as_root: bool) -> str:
+    """The temp folder, if every folder on its path lets others through (the postgres user
+    must reach its cluster), else /tmp."""
+    base = Path(tempfile.gettempdir()).resolve()
+    if not as_root:
+        return str(base)
+    for p in (base, *base.parents):
+        if not os.stat(p).st_mode & 0o001:
+            return "/tmp"
+    return str(base)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -76,8 +88,9 @@ def throwaway_cluster(*, durable: bool = False) -> Iterator[PgCluster]:
     as_root = os.geteuid() == 0
     prefix: list[str] = ["runuser", "-u", PG_USER, "--"] if as_root else []
     # Not under pytest's tmp folder: that one is 0700 root's, which the postgres user can't
-    # enter. Short, too: a unix socket path is at most 107 bytes.
-    root = Path(tempfile.mkdtemp(prefix="compound-pg-"))
+    # enter; nor under a $TMPDIR the postgres user cannot reach. Short, too: a unix socket
+    # path is at most 107 bytes.
+    root = Path(tempfile.mkdtemp(prefix="compound-pg-", dir=_reachable_temp(as_root)))
     data, sock = root / "data", root / "sock"
     sock.mkdir()
     if as_root:
@@ -99,7 +112,7 @@ def throwaway_cluster(*, durable: bool = False) -> Iterator[PgCluster]:
             subprocess.run(
                 [*prefix, initdb, "-D", str(data), "-U", PG_USER, "--auth=trust",
                  "--encoding=UTF8", "--locale=C", "--no-sync"],
-                check=True, capture_output=True, timeout=120,
+                check=True, capture_output=True, cwd="/", timeout=120,
             )  # fmt: skip
             options = f"-k {sock} -p {port} -c listen_addresses='' -c max_connections=200"
             if not durable:
@@ -108,7 +121,7 @@ def throwaway_cluster(*, durable: bool = False) -> Iterator[PgCluster]:
             subprocess.run(
                 [*prefix, pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w",
                  "-t", "60", "start"],
-                check=True, capture_output=True, timeout=90,
+                check=True, capture_output=True, cwd="/", timeout=90,
             )  # fmt: skip
         except subprocess.CalledProcessError as exc:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
@@ -121,7 +134,7 @@ def throwaway_cluster(*, durable: bool = False) -> Iterator[PgCluster]:
         if started:
             subprocess.run(
                 [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
-                capture_output=True, timeout=60, check=False,
+                capture_output=True, cwd="/", timeout=60, check=False,
             )  # fmt: skip
         shutil.rmtree(root, ignore_errors=True)
 

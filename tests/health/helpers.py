@@ -35,7 +35,7 @@ async def running(*services: Any) -> AsyncIterator[list[asyncio.Task[None]]]:
 
 
 async def wait_until(
-    cond: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02, what: str = ""
+    cond: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02, what: str = ""
 ) -> float:
     """Poll ``cond`` until truthy; return the seconds it took, or fail naming ``what``."""
     start = time.monotonic()
