@@ -47,7 +47,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._figures import bus_minimum, figures, print_figures  # noqa: E402
+from bench._figures import bus_minimum, figures, pct, print_figures  # noqa: E402
 from centre.commands.issue import issue  # noqa: E402
 from centre.commands.pg_store import PostgresCommandStore  # noqa: E402
 from centre.commands.store import SqliteCommandStore  # noqa: E402
@@ -163,10 +163,12 @@ async def measure_centres(runs: int, baud: int, folder: Path) -> dict[str, dict[
                             await asyncio.sleep(0.005)
                         await rig.wait_status(rec.command_id, "done")
     bus_min = bus_minimum(JOB_FRAMES, baud)
-    return {
-        key: {"delivered": figures(delivered[key], 0.0), "on": figures(on[key], bus_min)}
-        for _, key in ROWS
-    }
+    out: dict[str, dict[str, Any]] = {}
+    for _, key in ROWS:
+        out[key] = {"delivered": figures(delivered[key], 0.0), "on": figures(on[key], bus_min)}
+        out[key]["delivered"]["p90"] = pct(delivered[key], 90)
+        out[key]["on"]["p90"] = pct(on[key], 90)
+    return out
 
 
 def print_centres(rows: dict[str, dict[str, Any]], runs: int, baud: int) -> None:
@@ -175,13 +177,13 @@ def print_centres(rows: dict[str, dict[str, Any]], runs: int, baud: int) -> None
         f"command latency, centres on one PostgreSQL (fsync on), interleaved, {runs} runs a row, "
         f"mTLS loopback, {baud} baud paced"
     )
-    print(f"  {'':42} {'issue -> delivered':>22}   {'issue -> relay verified on':>26}")
-    print(f"  {'':42} {'p50':>10} {'p99':>11}   {'p50':>12} {'p99':>13}")
+    print(f"  {'':42} {'issue -> delivered (ms)':>23}   {'issue -> relay verified on (ms)':>31}")
+    print(f"  {'':42} {'p50':>7} {'p90':>7} {'p99':>7}   {'p50':>9} {'p90':>9} {'p99':>9}")
     for title, key in ROWS:
         d, o = rows[key]["delivered"], rows[key]["on"]
         print(
-            f"  {title:42} {d['p50'] * ms:7.2f} ms {d['p99'] * ms:8.2f} ms   "
-            f"{o['p50'] * ms:9.2f} ms {o['p99'] * ms:10.2f} ms"
+            f"  {title:42} {d['p50'] * ms:7.2f} {d['p90'] * ms:7.2f} {d['p99'] * ms:7.2f}   "
+            f"{o['p50'] * ms:9.2f} {o['p90'] * ms:9.2f} {o['p99'] * ms:9.2f}"
         )
     two = rows["two"]
     for title, key in ROWS[:2]:
