@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import errno
 import json
 import logging
 import os
@@ -132,7 +133,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"listening on {centre.url}", flush=True)
             await stop.wait()
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise CentreError(
+            f"{args.host}:{args.port} is already in use (another centre still running?); "
+            "several serve processes share one port only when every one has --reuse-port "
+            "(docs/scale.md)"
+        ) from None
     return 0
 
 

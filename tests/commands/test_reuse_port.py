@@ -125,13 +125,14 @@ def test_without_reuse_port_a_second_serve_on_the_port_is_refused(
     centre: Centre, tmp_path: Path
 ) -> None:
     """The option is what lets the second process bind: without it, it exits with an error
-    (a stray second centre on a port in use is refused, not silently sharing it)."""
+    (a stray second centre on a port in use is refused, in words, not silently sharing it)."""
     port = _free_port()
     first = _serve(centre.paths.root, port, tmp_path / "a.port")
     with serving(first):
         _wait_serving(first, tmp_path / "a.port")
         second = _serve(centre.paths.root, port, tmp_path / "b.port")
         with serving(second):
-            second.wait(timeout=START_TIMEOUT_S)
-            assert second.returncode != 0
+            _, err = second.communicate(timeout=START_TIMEOUT_S)
+            assert second.returncode == 2
+            assert "already in use" in err.decode() and "--reuse-port" in err.decode()
             assert not (tmp_path / "b.port").exists()
