@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import errno
 import json
 import logging
 import os
@@ -119,6 +120,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             max_concurrent_ingest=args.max_concurrent_ingest,
             retry_after_s=args.retry_after,
+            reuse_port=args.reuse_port,
         ) as centre:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -131,7 +133,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"listening on {centre.url}", flush=True)
             await stop.wait()
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise CentreError(
+            f"{args.host}:{args.port} is already in use (another centre still running?); "
+            "several serve processes share one port only when every one has --reuse-port "
+            "(docs/scale.md)"
+        ) from None
     return 0
 
 
@@ -337,6 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port-file", help="write the bound port here (useful with --port 0)")
     p.add_argument("--max-concurrent-ingest", type=int, default=8)
     p.add_argument("--retry-after", type=int, default=5, help="seconds sent with 503")
+    p.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="SO_REUSEPORT: several serve processes on one PostgreSQL share this port "
+        "(docs/scale.md)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("token", help="enrollment tokens")

@@ -81,9 +81,13 @@ async def running_centre(
     max_concurrent_ingest: int = DEFAULT_MAX_CONCURRENT_INGEST,
     retry_after_s: int = DEFAULT_RETRY_AFTER_S,
     media_retention_s: float | None = None,
+    reuse_port: bool = False,
 ) -> AsyncIterator[RunningCentre]:
     """Serve until the block exits; port 0 picks a free one (see ``.port``). Images are kept
-    ``media_retention_s`` (default: ``COMPOUND_CENTRE_MEDIA_RETENTION_DAYS``, else 30 days)."""
+    ``media_retention_s`` (default: ``COMPOUND_CENTRE_MEDIA_RETENTION_DAYS``, else 30 days).
+    ``reuse_port`` sets SO_REUSEPORT: several centre processes on one PostgreSQL may then
+    listen on one port of one host, the kernel spreading connections among them
+    (docs/scale.md)."""
     repo = await open_repository(paths)
     store = await SqliteExplanationStore.open(paths.root / EXPLANATIONS_FILE)
     command_store = await open_command_store(paths)
@@ -146,7 +150,13 @@ async def running_centre(
         await runner.setup()
         sweeper = asyncio.create_task(media.run_retention(), name="centre-media-retention")
         try:
-            site = web.TCPSite(runner, host, port, ssl_context=server_ssl_context(paths))
+            site = web.TCPSite(
+                runner,
+                host,
+                port,
+                ssl_context=server_ssl_context(paths),
+                reuse_port=reuse_port or None,
+            )
             await site.start()
             bound = runner.addresses[0][1]
             yield RunningCentre(
