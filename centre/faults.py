@@ -54,6 +54,7 @@ def _database_down_errors() -> tuple[type[BaseException], ...]:
         return ()
     return (psycopg.OperationalError,)
 
+
 LOG_WINDOW_S: Final = 60.0
 MAX_LOG_KEYS: Final = 1024  # bounded memory whatever a flood of addresses does
 SERVER_LOGGER: Final = "centre.http.server"

@@ -38,7 +38,7 @@ from gateway.sync.config import SyncSection
 from gateway.sync.uploader import Uploader
 from tests.commands.rig import GW, command_rig
 from tests.pg_cluster import PgCluster
-from tests.sync.conftest import Centre, centre, centre_dir, enroll  # noqa: F401 - fixtures
+from tests.sync.conftest import Centre, enroll
 from wire.commands import BroadcastStart
 
 SYNC = SyncSection(
@@ -199,7 +199,7 @@ async def test_postgres_restarted_mid_command_delivery_delivers_each_once(
             try:
                 ids.append((await rig.order(start(n))).command_id)
                 n += 1
-            except Exception:  # noqa: BLE001 - whatever the store raises with the server down
+            except Exception:  # whatever the store raises with the server down
                 refused += 1
             await asyncio.sleep(0.1)
         await restart
