@@ -44,7 +44,7 @@ log = logging.getLogger("centre.http")
 DATABASE_RETRY_AFTER_S: Final = 2  # the Retry-After sent while the database is out of reach
 
 
-def _database_down_errors() -> tuple[type[BaseException], ...]:
+def database_down_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean "the database server is out of reach, try again later":
     psycopg's OperationalError (a cut connection, a server shutting down or starting; the
     pool's PoolTimeout is one too). Empty when psycopg is not installed (SQLite only)."""
@@ -130,7 +130,7 @@ def error_boundary(limiter: RateLimitedLog | None = None) -> Any:
     """The centre-wide error middleware (see the module doc); one per application, so each
     has its own rate limit."""
     refusals = limiter or RateLimitedLog(log)
-    database_down = _database_down_errors()
+    database_down = database_down_errors()
 
     def refusal(request: web.Request, status: int, body: dict[str, Any], **kw: Any) -> web.Response:
         """The JSON 4xx for a refused request, logged once (rate-limited) at warning level."""
@@ -185,12 +185,12 @@ def error_boundary(limiter: RateLimitedLog | None = None) -> Any:
                 request.remote,
                 fault_text(exc),
             )
-            body = {
+            down: dict[str, Any] = {
                 "error": "unavailable",
                 "reason": "the centre's database is out of reach; try again later",
                 "retry_after": DATABASE_RETRY_AFTER_S,
             }
-            return _json(body, 503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
+            return _json(down, 503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
         except ConnectionError as exc:
             # The client went away mid-request (a gateway losing its 4G link mid-upload is
             # routine): one line, no traceback. Nobody is left to read the reply.
