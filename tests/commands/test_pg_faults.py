@@ -15,10 +15,16 @@ only once the server accepts connections again), so later tests see a healthy se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import random
+import subprocess
+import sys
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -36,6 +42,7 @@ from gateway.events import TELEMETRY
 from gateway.journal import Journal
 from gateway.sync.config import SyncSection
 from gateway.sync.uploader import Uploader
+from hil_tests.netproxy import FaultProxy
 from tests.commands.rig import GW, command_rig
 from tests.pg_cluster import PgCluster
 from tests.sync.conftest import Centre, enroll
@@ -220,4 +227,82 @@ async def test_postgres_restarted_mid_command_delivery_delivers_each_once(
         assert sorted(accepted) == sorted(ids), (accepted, ids)
         assert len(set(accepted)) == len(accepted)
         assert not centre.running.commands._listener.done()  # type: ignore[union-attr]
+    await verify(centre, capsys)
+
+
+@contextlib.asynccontextmanager
+async def serve(centre: Centre, tmp_path: Path, name: str) -> AsyncIterator[Process]:
+    """A real ``compound-centre serve`` process on the centre's data directory (and so on its
+    PostgreSQL); yields the process with ``.port`` set; SIGKILLed at the end if still alive."""
+    port_file = tmp_path / f"{name}.port"
+    log_file = (tmp_path / f"{name}.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "centre.cli", "--data", str(centre.paths.root),
+        "serve", "--port", "0", "--port-file", str(port_file),
+        stdout=log_file, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(60):
+            while not port_file.exists():
+                if proc.returncode is not None:
+                    raise AssertionError(f"{name} exited: {(tmp_path / f'{name}.log').read_text()}")
+                await asyncio.sleep(0.1)
+        yield Process(proc, int(port_file.read_text()))
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+        log_file.close()
+
+
+@dataclass
+class Process:
+    proc: asyncio.subprocess.Process
+    port: int
+
+
+async def test_a_centre_killed_its_gateway_reconnects_to_the_other_and_gets_pending_commands(
+    centre: Centre, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two real ``compound-centre serve`` processes (A, B) on one PostgreSQL; the gateway
+    reaches A through a loopback TCP proxy standing for the one address in front of both
+    (hil_tests/netproxy.py). A is SIGKILLed (no goodbye: its sockets just die); commands
+    queued meanwhile (here on a third, in-process centre, as an operator's console on another
+    process would) are pending; the proxy now leads to B (what SO_REUSEPORT or HAProxy does
+    once A's listener is gone); the gateway reconnects within its backoff and B delivers each
+    pending command once. Real processes, not in-process centres: only a separate process can
+    be killed the way a crash or OOM kill does it, without closing its WebSockets."""
+    async with (
+        serve(centre, tmp_path, "a") as a,
+        serve(centre, tmp_path, "b") as b,
+        FaultProxy(target=("127.0.0.1", a.port)) as proxy,
+        command_rig(centre, tmp_path, centre_url=f"https://127.0.0.1:{proxy.port}") as rig,
+    ):
+        store = rig.store
+
+        async def order(n: int) -> str:
+            (rec,) = await issue(
+                store, [GW], rig.key, BroadcastStart((1 + n % 4,), 0.2, "drill", "Exercise"),
+                ttl_s=300, now=time.time(), issued_by="test",
+            )  # fmt: skip
+            return rec.command_id
+
+        first = await order(0)  # delivered by A (woken by NOTIFY from this process's queue)
+        await rig.wait_status(first, "done", timeout=60)
+        a.proc.kill()
+        await a.proc.wait()
+        pending = [await order(n) for n in range(1, 4)]  # nobody holds the gateway now
+        await asyncio.sleep(1.0)  # the gateway tries A (refused through the proxy), backs off
+        for cid in pending:
+            (rec,) = [r for r in await store.commands(gateway_id=GW) if r.command_id == cid]
+            assert rec.status == "queued", rec
+        proxy.target = ("127.0.0.1", b.port)
+        for cid in pending:
+            await rig.wait_status(cid, "done", timeout=90)
+        accepted = [e["command_id"] for e in await rig.events("command.accepted")]
+        assert accepted == [first, *pending]
+        refused = await rig.events("command.refused")
+        assert not refused, refused
+        assert b.proc.returncode is None  # the survivor is still serving
     await verify(centre, capsys)
