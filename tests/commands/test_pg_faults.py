@@ -306,3 +306,35 @@ async def test_a_centre_killed_its_gateway_reconnects_to_the_other_and_gets_pend
         assert not refused, refused
         assert b.proc.returncode is None  # the survivor is still serving
     await verify(centre, capsys)
+
+
+async def test_the_channel_outlives_database_errors_in_its_sender_and_ack_path(
+    centre: Centre, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a restart does at an unlucky moment, made certain: the queue's read and an ack's
+    write each fail twice as a cut connection does (the real store's methods, wrapped). The
+    sender must not die (the command would sit queued while the WebSocket stays open), and
+    the ack must not be lost (the gateway sends it once)."""
+    async with command_rig(centre, tmp_path) as rig:
+        store = rig.store
+        failures = {"deliverable": 2, "record_ack": 2}
+
+        def failing(name: str):  # type: ignore[no-untyped-def]
+            real = getattr(store, name)
+
+            async def call(*args, **kwargs):  # type: ignore[no-untyped-def]
+                if failures[name] > 0:
+                    failures[name] -= 1
+                    raise psycopg.errors.AdminShutdown("terminating connection (test)")
+                return await real(*args, **kwargs)
+
+            return call
+
+        for name in failures:
+            monkeypatch.setattr(store, name, failing(name))
+        rec = await rig.order(BroadcastStart((2,), 0.2, "drill", "Exercise"))
+        await rig.wait_status(rec.command_id, "done", timeout=60)
+        assert failures == {"deliverable": 0, "record_ack": 0}
+        accepted = [e["command_id"] for e in await rig.events("command.accepted")]
+        assert accepted == [rec.command_id]
+        assert GW in centre.running.commands.connections  # the same link, never dropped
