@@ -12,7 +12,10 @@ app)::
   ``{"error": code, "reason": one line, ...fields}`` and **one** warning line, no traceback. A
   client that goes away mid-request (a gateway losing 4G mid-upload: routine) is one warning
   line too. Only a genuine bug of ours is logged with its traceback (ERROR) and answered
-  ``500 {"error": "internal_error"}`` - JSON as well.
+  ``500 {"error": "internal_error"}`` - JSON as well. The database server out of reach (a
+  PostgreSQL restart or failover: psycopg's ``OperationalError``, the pool's timeout among them)
+  is no bug either: ``503 {"error": "unavailable"}`` with ``Retry-After:``
+  :data:`DATABASE_RETRY_AFTER_S`, one rate-limited warning line; the gateway comes back then.
 * :class:`RateLimitedLog`: the warning lines above are keyed (client address, path, code) and
   repeat at most once per :data:`LOG_WINDOW_S`; the next line says how many were held back.
 * :func:`server_logger`: the logger aiohttp's connection handler reports to (one per runner, a
@@ -37,6 +40,20 @@ from centre.errors import CentreError
 from wire import SignatureError, WireError, encode
 
 log = logging.getLogger("centre.http")
+
+DATABASE_RETRY_AFTER_S: Final = 2  # the Retry-After sent while the database is out of reach
+
+
+def database_down_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "the database server is out of reach, try again later":
+    psycopg's OperationalError (a cut connection, a server shutting down or starting; the
+    pool's PoolTimeout is one too). Empty when psycopg is not installed (SQLite only)."""
+    try:
+        import psycopg
+    except ImportError:
+        return ()
+    return (psycopg.OperationalError,)
+
 
 LOG_WINDOW_S: Final = 60.0
 MAX_LOG_KEYS: Final = 1024  # bounded memory whatever a flood of addresses does
@@ -113,6 +130,7 @@ def error_boundary(limiter: RateLimitedLog | None = None) -> Any:
     """The centre-wide error middleware (see the module doc); one per application, so each
     has its own rate limit."""
     refusals = limiter or RateLimitedLog(log)
+    database_down = database_down_errors()
 
     def refusal(request: web.Request, status: int, body: dict[str, Any], **kw: Any) -> web.Response:
         """The JSON 4xx for a refused request, logged once (rate-limited) at warning level."""
@@ -156,6 +174,23 @@ def error_boundary(limiter: RateLimitedLog | None = None) -> Any:
             resp = refusal(request, 400, body)
             resp.force_close()
             return resp
+        except database_down as exc:
+            # Logged with libpq's words (one line, rate-limited); the client only learns to
+            # come back (the words may name the server's host or socket).
+            refusals.warning(
+                (None, "database", "unavailable"),
+                "%s %s from %s -> 503: the database is out of reach: %s",
+                request.method,
+                _short(request.path, 100),
+                request.remote,
+                fault_text(exc),
+            )
+            down: dict[str, Any] = {
+                "error": "unavailable",
+                "reason": "the centre's database is out of reach; try again later",
+                "retry_after": DATABASE_RETRY_AFTER_S,
+            }
+            return _json(down, 503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
         except ConnectionError as exc:
             # The client went away mid-request (a gateway losing its 4G link mid-upload is
             # routine): one line, no traceback. Nobody is left to read the reply.

@@ -22,6 +22,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,30 @@ PG_USER = "postgres"  # the system user the server runs as (when we are root)
 class PgCluster:
     socket_dir: Path
     port: int
+    # How to drive the server (set by :func:`throwaway_cluster`): the ``pg_ctl`` command line up
+    # to the action (runuser prefix, -D, -l) and the server options given at start.
+    pg_ctl: tuple[str, ...] = ()
+    options: str = ""
 
     def dsn(self, dbname: str = "postgres") -> str:
         return f"host={self.socket_dir} port={self.port} user={PG_USER} dbname={dbname}"
+
+    def restart(self, down_s: float = 0.0) -> None:
+        """Stop the server (``-m fast``: sessions are cut, as when an operator restarts it)
+        and start it again, ``down_s`` seconds later; returns once it accepts connections.
+        Blocking (call it with ``asyncio.to_thread`` from a test on the loop). For the fault
+        tests; every other test on the session's cluster sees a healthy server after it."""
+        if not self.pg_ctl:
+            raise ClusterUnavailable("this cluster was not started by throwaway_cluster()")
+        subprocess.run(
+            [*self.pg_ctl, "-m", "fast", "-w", "-t", "60", "stop"],
+            check=True, capture_output=True, timeout=90,
+        )  # fmt: skip
+        time.sleep(down_s)
+        subprocess.run(
+            [*self.pg_ctl, "-o", self.options, "-w", "-t", "60", "start"],
+            check=True, capture_output=True, timeout=90,
+        )  # fmt: skip
 
 
 class ClusterUnavailable(Exception):
@@ -129,7 +151,7 @@ def throwaway_cluster(*, durable: bool = False) -> Iterator[PgCluster]:
                 f"starting the test PostgreSQL failed: {exc.cmd[len(prefix)]}: "
                 f"{exc.stderr.decode(errors='replace')}\n{tail}"
             ) from None
-        yield PgCluster(sock, port)
+        yield PgCluster(sock, port, (*prefix, pg_ctl, "-D", str(data), "-l", str(log)), options)
     finally:
         if started:
             subprocess.run(

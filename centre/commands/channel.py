@@ -41,7 +41,7 @@ from aiohttp import WSMsgType, web
 from centre.app import API, CentreService
 from centre.commands.store import ACK_STAGES, REFUSED, CommandRepository
 from centre.errors import BadRequest
-from centre.faults import RateLimitedLog, fault_text
+from centre.faults import RateLimitedLog, database_down_errors, fault_text
 from wire import EncodingError, decode
 
 log = logging.getLogger("centre.commands")
@@ -56,6 +56,10 @@ MAX_ACK_BYTES: Final = 4096
 # checks they agree) and refuse anything above 16 KiB themselves, journaled and acked.
 MAX_SEND_BYTES: Final = 256 * 1024
 REPLACED: Final = 4000  # WebSocket close code: a newer connection of this gateway took over
+DB_RETRY_S: Final = 1.0  # the database out of reach (a restart): look again this often
+ACK_PATIENCE_S: Final = 120.0  # an ack waits this long for the database, then the link closes
+TRY_AGAIN_LATER: Final = 1013  # WebSocket close code: the gateway reconnects after its backoff
+_DB_DOWN: Final = database_down_errors()
 ACK_KEYS: Final = frozenset({"type", "command_id", "stage", "reason", "code", "digest"})
 
 
@@ -130,7 +134,11 @@ class CommandChannel:
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await self._on_ack(gw, msg.data)
+                    try:
+                        await self._on_ack(gw, msg.data)
+                    except _DB_DOWN:  # out of reach for ACK_PATIENCE_S: come back later
+                        await ws.close(code=TRY_AGAIN_LATER, message=b"database unavailable")
+                        break
                     continue
                 # A binary frame, or one aiohttp could not read (not UTF-8, too large, bad
                 # framing): the gateway's fault, one line, and the channel is closed.
@@ -165,37 +173,53 @@ class CommandChannel:
     ) -> None:
         checked = asyncio.get_running_loop().time()
         while not ws.closed:
-            if asyncio.get_running_loop().time() - checked >= self.reauth_s:
-                checked = asyncio.get_running_loop().time()
-                record = await self.service.repo.gateway(gw)
-                if record is None or record.revoked_at is not None:
-                    log.warning("command channel: %s was revoked, closing its channel", gw)
-                    await ws.close(code=1008, message=b"gateway revoked")
-                    return
-            wake.clear()  # before reading: a wake-up during the read is kept for the wait
-            for rec in await self.store.deliverable(gw, now=self.wall()):
-                if rec.command_id in sent:
-                    continue
-                if len(rec.envelope) > MAX_SEND_BYTES:
-                    # The gateway would close the socket unread (1009) and this command would
-                    # be sent again on every reconnect, holding up the queue: refuse it here.
-                    sent.add(rec.command_id)
-                    await self.store.record_ack(
-                        gw,
-                        rec.command_id,
-                        REFUSED,
-                        f"bad_encoding: envelope is {len(rec.envelope)} bytes, above the "
-                        f"{MAX_SEND_BYTES} a gateway reads; never sent",
-                        now=self.wall(),
-                    )
-                    log.warning("command %s is too large to send; refused", rec.command_id)
-                    continue
-                await ws.send_bytes(rec.envelope)
-                sent.add(rec.command_id)
-                await self.store.mark_delivered(rec.command_id, now=self.wall())
-                log.info("command %s (seq %d) sent to %s", rec.command_id, rec.seq, gw)
+            try:
+                if asyncio.get_running_loop().time() - checked >= self.reauth_s:
+                    checked = asyncio.get_running_loop().time()
+                    record = await self.service.repo.gateway(gw)
+                    if record is None or record.revoked_at is not None:
+                        log.warning("command channel: %s was revoked, closing its channel", gw)
+                        await ws.close(code=1008, message=b"gateway revoked")
+                        return
+                wake.clear()  # before reading: a wake-up during the read is kept for the wait
+                await self._send_deliverable(gw, ws, sent)
+            except _DB_DOWN as exc:
+                # A database restart must not end this sender (the WebSocket would stay open
+                # with nobody sending on it): look again shortly; what was queued meanwhile
+                # is still deliverable, and ``sent`` keeps what already went out.
+                self._faults.warning(
+                    (gw, "database"),
+                    "command channel: %s: the database is out of reach (%s); trying again",
+                    gw,
+                    fault_text(exc),
+                )
+                await asyncio.sleep(DB_RETRY_S)
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), self.poll_s)
+
+    async def _send_deliverable(self, gw: str, ws: web.WebSocketResponse, sent: set[str]) -> None:
+        for rec in await self.store.deliverable(gw, now=self.wall()):
+            if rec.command_id in sent:
+                continue
+            if len(rec.envelope) > MAX_SEND_BYTES:
+                # The gateway would close the socket unread (1009) and this command would
+                # be sent again on every reconnect, holding up the queue: refuse it here.
+                sent.add(rec.command_id)
+                await self.store.record_ack(
+                    gw,
+                    rec.command_id,
+                    REFUSED,
+                    f"bad_encoding: envelope is {len(rec.envelope)} bytes, above the "
+                    f"{MAX_SEND_BYTES} a gateway reads; never sent",
+                    now=self.wall(),
+                )
+                log.warning("command %s is too large to send; refused", rec.command_id)
+                continue
+            await ws.send_bytes(rec.envelope)
+            sent.add(rec.command_id)
+            await self.store.mark_delivered(rec.command_id, now=self.wall())
+            log.info("command %s (seq %d) sent to %s", rec.command_id, rec.seq, gw)
 
     async def _on_ack(self, gw: str, text: str) -> None:
         try:
@@ -208,14 +232,30 @@ class CommandChannel:
         reason = ack.get("reason", "")
         if ack.get("code"):
             reason = f"{ack['code']}: {reason}"
-        rec = await self.store.record_ack(
-            gw,
-            ack["command_id"],
-            ack["stage"],
-            reason,
-            now=self.wall(),
-            digest=ack.get("digest", ""),
-        )
+        # The database out of reach (a restart): the ack waits for it (the gateway sent it
+        # once and will not again), reading the socket no further meanwhile.
+        deadline = asyncio.get_running_loop().time() + ACK_PATIENCE_S
+        while True:
+            try:
+                rec = await self.store.record_ack(
+                    gw,
+                    ack["command_id"],
+                    ack["stage"],
+                    reason,
+                    now=self.wall(),
+                    digest=ack.get("digest", ""),
+                )
+                break
+            except _DB_DOWN as exc:
+                self._faults.warning(
+                    (gw, "database"),
+                    "command channel: %s: the database is out of reach (%s); ack waits",
+                    gw,
+                    fault_text(exc),
+                )
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(DB_RETRY_S)
         if rec is None:
             log.warning("command channel: %s acked unknown command %r", gw, ack["command_id"])
         else:
