@@ -54,12 +54,12 @@ class PgCluster:
             raise ClusterUnavailable("this cluster was not started by throwaway_cluster()")
         subprocess.run(
             [*self.pg_ctl, "-m", "fast", "-w", "-t", "60", "stop"],
-            check=True, capture_output=True, timeout=90,
+            check=True, capture_output=True, cwd="/", timeout=90,
         )  # fmt: skip
         time.sleep(down_s)
         subprocess.run(
             [*self.pg_ctl, "-o", self.options, "-w", "-t", "60", "start"],
-            check=True, capture_output=True, timeout=90,
+            check=True, capture_output=True, cwd="/", timeout=90,
         )  # fmt: skip
 
 
