@@ -226,4 +226,6 @@ async def test_a_look_now_image_does_not_wait_for_the_uplinks_idle_poll(tmp_path
 
         await wait_until(started, "the media uplink started")
         await asyncio.sleep(0.5)  # its first scan found nothing: it is in its idle wait
-        await look_now(district, "gw-rose-01")  # waits WAIT_S, far below the idle poll
+        sha = await look_now(district, "gw-rose-01")  # waits WAIT_S, far below the idle poll
+        assert uplink.counters["uploaded"] >= 1
+        assert await district.running.repo.media(sha) is not None
