@@ -29,7 +29,9 @@ from centre.pki import CentrePaths
 from centre.store import SqliteRepository, SqlRepository, migrate_sqlite, sqlite_schema_version
 
 if TYPE_CHECKING:
+    from centre.bulletins.explanations import ExplanationStore
     from centre.commands.store import CommandRepository
+    from centre.web.store import ConsoleStore
 
 log = logging.getLogger("centre.database")
 
@@ -133,9 +135,18 @@ def schema_versions(paths: CentrePaths) -> dict[str, tuple[int, int]]:
     if dsn is None:
         return {"main": (sqlite_schema_version(paths.database), SCHEMA_VERSION)}
     _pg()
+    from centre.bulletins import pg_store as bulletins
     from centre.pg_store import PG_SCHEMA_VERSION, pg_schema_version
+    from centre.web import pg_store as console
 
-    return {"main": (pg_schema_version(dsn), PG_SCHEMA_VERSION)}
+    return {
+        "main": (pg_schema_version(dsn), PG_SCHEMA_VERSION),
+        console.STORE: (pg_schema_version(dsn, console.STORE), console.CONSOLE_PG_SCHEMA_VERSION),
+        bulletins.STORE: (
+            pg_schema_version(dsn, bulletins.STORE),
+            bulletins.BULLETINS_PG_SCHEMA_VERSION,
+        ),
+    }
 
 
 def migrate(paths: CentrePaths) -> dict[str, tuple[int, int]]:
@@ -150,9 +161,19 @@ def migrate(paths: CentrePaths) -> dict[str, tuple[int, int]]:
         finally:
             db.close()
     _pg()
+    from centre.bulletins import pg_store as bulletins
     from centre.pg_store import pg_migrate
+    from centre.web import pg_store as console
 
-    return {"main": pg_migrate(dsn)}
+    return {
+        "main": pg_migrate(dsn),
+        console.STORE: pg_migrate(
+            dsn, store=console.STORE, migrations=console.CONSOLE_PG_MIGRATIONS
+        ),
+        bulletins.STORE: pg_migrate(
+            dsn, store=bulletins.STORE, migrations=bulletins.BULLETINS_PG_MIGRATIONS
+        ),
+    }
 
 
 async def open_command_store(paths: CentrePaths) -> CommandRepository:
@@ -167,3 +188,32 @@ async def open_command_store(paths: CentrePaths) -> CommandRepository:
     from centre.commands.pg_store import PostgresCommandStore
 
     return await PostgresCommandStore.open(dsn)
+
+
+async def open_console_store(paths: CentrePaths) -> ConsoleStore:
+    """The console's accounts, sessions, audit log, acks and assignments: ``console.db`` in
+    the data directory, or the centre's PostgreSQL when a DSN is configured (then every centre
+    process and host shares them: a login on one is good on the others)."""
+    from centre.web.store import CONSOLE_DB, SqliteConsoleStore
+
+    dsn = database_dsn(paths)
+    if dsn is None:
+        return await SqliteConsoleStore.open(paths.root / CONSOLE_DB)
+    _pg()
+    from centre.web.pg_store import PostgresConsoleStore
+
+    return await PostgresConsoleStore.open(dsn)
+
+
+async def open_explanation_store(paths: CentrePaths) -> ExplanationStore:
+    """Explanations of missed rounds: ``bulletins.db`` in the data directory, or the centre's
+    PostgreSQL when a DSN is configured (then shared by every centre process and host)."""
+    from centre.bulletins.explanations import FILENAME, SqliteExplanationStore
+
+    dsn = database_dsn(paths)
+    if dsn is None:
+        return await SqliteExplanationStore.open(paths.root / FILENAME)
+    _pg()
+    from centre.bulletins.pg_store import PostgresExplanationStore
+
+    return await PostgresExplanationStore.open(dsn)

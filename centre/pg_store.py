@@ -295,7 +295,7 @@ class PgWorker:
         # at once with libpq's reason (the pool would only time out), and migrates.
         try:
             with psycopg.connect(self._dsn, autocommit=True, connect_timeout=15) as conn:
-                migrate_postgres(conn)
+                self._migrate(conn)
         except psycopg.OperationalError as exc:
             raise CentreError(
                 f"cannot use the {self.WHAT}'s PostgreSQL ({redact_dsn(self._dsn)}): "
@@ -314,6 +314,10 @@ class PgWorker:
         )
         self._pool = pool
         pool.open(wait=True, timeout=30.0)
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        """Bring this store's tables up to date (the main repository's, unless overridden)."""
+        migrate_postgres(conn)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -407,16 +411,23 @@ class PostgresRepository(PgWorker, SqlRepository):
         return cur.rowcount
 
 
-def migrate_postgres(conn: psycopg.Connection[Any], upto: int | None = None) -> tuple[int, int]:
+def migrate_postgres(
+    conn: psycopg.Connection[Any],
+    upto: int | None = None,
+    *,
+    store: str = STORE_NAME,
+    migrations: Sequence[str] = PG_MIGRATIONS,
+) -> tuple[int, int]:
     """Apply the migrations the database has not had yet (up to ``upto``, default all), each in
-    its own transaction under an advisory lock, recording its number in ``schema_version``;
-    returns (before, after). Safe when several centre processes start at once."""
-    last = upto if upto is not None else len(PG_MIGRATIONS)
+    its own transaction under an advisory lock, recording its number in ``schema_version``
+    (row ``store``: the main repository's, or another store's own list, such as the
+    console's); returns (before, after). Safe when several centre processes start at once."""
+    last = upto if upto is not None else len(migrations)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         conn.execute(_VERSION_TABLE)
-        before = version = _version(conn)
-        for number, script in enumerate(PG_MIGRATIONS, start=1):
+        before = version = _version(conn, store)
+        for number, script in enumerate(migrations, start=1):
             if version < number <= last:
                 with conn.transaction():  # a savepoint: one migration, whole or not at all
                     conn.execute(script)  # no parameters: the whole script in one go
@@ -424,29 +435,29 @@ def migrate_postgres(conn: psycopg.Connection[Any], upto: int | None = None) -> 
                         "INSERT INTO schema_version (store, version, migrated_at)"
                         " VALUES (%s, %s, now()) ON CONFLICT (store) DO UPDATE"
                         " SET version = excluded.version, migrated_at = excluded.migrated_at",
-                        (STORE_NAME, number),
+                        (store, number),
                     )
                 version = number
     return before, version
 
 
-def _version(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute(
-        "SELECT version FROM schema_version WHERE store = %s", (STORE_NAME,)
-    ).fetchone()
+def _version(conn: psycopg.Connection[Any], store: str = STORE_NAME) -> int:
+    row = conn.execute("SELECT version FROM schema_version WHERE store = %s", (store,)).fetchone()
     return int(row[0]) if row else 0
 
 
-def pg_schema_version(dsn: str) -> int:
-    """The database's recorded schema version (0: none yet), without migrating."""
+def pg_schema_version(dsn: str, store: str = STORE_NAME) -> int:
+    """The database's recorded schema version of ``store`` (0: none yet), without migrating."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         exists = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
         if not exists or not exists[0]:
             return 0
-        return _version(conn)
+        return _version(conn, store)
 
 
-def pg_migrate(dsn: str) -> tuple[int, int]:
-    """Bring the database at ``dsn`` up to date; returns (before, after)."""
+def pg_migrate(
+    dsn: str, *, store: str = STORE_NAME, migrations: Sequence[str] = PG_MIGRATIONS
+) -> tuple[int, int]:
+    """Bring ``store``'s tables in the database at ``dsn`` up to date; returns (before, after)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        return migrate_postgres(conn)
+        return migrate_postgres(conn, store=store, migrations=migrations)

@@ -27,15 +27,18 @@ from centre.app import (
     server_ssl_context,
 )
 from centre.bulletins.auth import OPERATORS_FILE, OperatorTokens
-from centre.bulletins.explanations import FILENAME as EXPLANATIONS_FILE
-from centre.bulletins.explanations import SqliteExplanationStore
 from centre.bulletins.links import ExplanationLinks
 from centre.bulletins.survey_store import FILENAME as SURVEY_FILE
 from centre.bulletins.survey_store import SqliteSurveyStore
 from centre.bulletins.web import BulletinHandlers
 from centre.commands.channel import CommandChannel
 from centre.commands.issue import load_command_key
-from centre.database import open_command_store, open_repository
+from centre.database import (
+    open_command_store,
+    open_console_store,
+    open_explanation_store,
+    open_repository,
+)
 from centre.errors import CentreError
 from centre.faults import server_logger
 from centre.media import MediaService, retention_from_env
@@ -45,10 +48,9 @@ from centre.rollout.service import RolloutService
 from centre.rollout.store import FILENAME as ROLLOUTS_FILE
 from centre.rollout.store import SqliteRolloutStore
 from centre.store import SqlRepository
-from centre.web.cli import CONSOLE_DB
 from centre.web.console import Console
 from centre.web.pages import ConsolePages
-from centre.web.store import SqliteConsoleStore
+from centre.web.store import CONSOLE_DB
 from centre.web.video_patrol import CommandLooker, SqliteVideoPatrolStore, VideoPatrol
 from centre.web.video_patrol_pages import VideoPatrolPages
 
@@ -89,9 +91,9 @@ async def running_centre(
     listen on one port of one host, the kernel spreading connections among them
     (docs/scale.md)."""
     repo = await open_repository(paths)
-    store = await SqliteExplanationStore.open(paths.root / EXPLANATIONS_FILE)
+    store = await open_explanation_store(paths)
     command_store = await open_command_store(paths)
-    console_store = await SqliteConsoleStore.open(paths.root / CONSOLE_DB)
+    console_store = await open_console_store(paths)
     survey = await SqliteSurveyStore.open(paths.root / SURVEY_FILE)
     rollout_store = await SqliteRolloutStore.open(paths.root / ROLLOUTS_FILE)
     patrol_store = await SqliteVideoPatrolStore.open(paths.root / CONSOLE_DB)

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from centre.bulletins import render
 from centre.bulletins.auth import OPERATORS_FILE, add_operator
 from centre.bulletins.case_store import SqliteCaseStore
-from centre.bulletins.explanations import FILENAME, SqliteExplanationStore
+from centre.bulletins.explanations import FILENAME, ExplanationStore
 from centre.bulletins.links import ExplanationLinks
 from centre.bulletins.model import DEFAULT_TZ, parse_day, parse_month
 from centre.bulletins.pages import month_days
@@ -47,7 +47,7 @@ from centre.bulletins.source import (
 )
 from centre.bulletins.survey_store import SqliteSurveyStore
 from centre.bulletins.web import last_month, yesterday
-from centre.database import database_dsn, open_repository
+from centre.database import database_dsn, open_explanation_store, open_repository
 from centre.errors import BadRequest, CentreError
 from centre.pki import CentrePaths
 from centre.store import SqlRepository
@@ -75,16 +75,16 @@ def time_zone(name: str) -> str:
 async def _with_stores(root: Path, fn: Any) -> Any:
     async with (
         await open_repository(CentrePaths(root)) as repo,
-        await SqliteExplanationStore.open(root / FILENAME) as store,
+        await open_explanation_store(CentrePaths(root)) as store,
     ):
         return await fn(repo, store)
 
 
 async def _build_monthly(
-    repo: SqlRepository, store: SqliteExplanationStore, root: Path, month: str, now: float, tz: str
+    repo: SqlRepository, store: ExplanationStore, root: Path, month: str, now: float, tz: str
 ) -> Any:
     """The monthly bulletin, with the video patrol's findings when the console has kept any."""
-    from centre.web.cli import CONSOLE_DB
+    from centre.web.store import CONSOLE_DB
     from centre.web.video_patrol import SqliteVideoPatrolStore
 
     if not (root / CONSOLE_DB).exists():  # no console yet: nothing judged (and none created)
@@ -97,7 +97,7 @@ def cmd_bulletin_daily(args: argparse.Namespace) -> int:
     root, tz, now = data_root(args), time_zone(args.tz), time.time()
     day = args.date or yesterday(now, tz)
 
-    async def run(repo: SqlRepository, store: SqliteExplanationStore) -> list[Path]:
+    async def run(repo: SqlRepository, store: ExplanationStore) -> list[Path]:
         try:
             bulletin = await build_daily(repo, store, day, now=now, tz=tz)
         except ValueError as exc:
@@ -118,7 +118,7 @@ def cmd_bulletin_monthly(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
 
-    async def run(repo: SqlRepository, store: SqliteExplanationStore) -> list[Path]:
+    async def run(repo: SqlRepository, store: ExplanationStore) -> list[Path]:
         bulletin = await _build_monthly(repo, store, root, month, now, tz)
         out = Path(args.out)
         history = await patrol_history(repo, month_days(bulletin), now=now, tz=tz)
@@ -139,7 +139,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     root, tz = data_root(args), time_zone(args.tz)
     by = args.by or f"cli:{getpass.getuser()}"
 
-    async def run(repo: SqlRepository, store: SqliteExplanationStore) -> Any:
+    async def run(repo: SqlRepository, store: ExplanationStore) -> Any:
         return await record_explanation(
             repo,
             store,
@@ -171,7 +171,7 @@ def cmd_bulletin_security(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
 
-    async def run(repo: SqlRepository, store: SqliteExplanationStore) -> list[Path]:
+    async def run(repo: SqlRepository, store: ExplanationStore) -> list[Path]:
         monthly = await _build_monthly(repo, store, root, month, now, tz)
         async with await SqliteCaseStore.open(root / FILENAME) as cases:
 
@@ -213,7 +213,7 @@ def cmd_cases_import(args: argparse.Namespace) -> int:
     by = args.by or f"cli:{getpass.getuser()}"
     raw = Path(args.file).read_bytes()
 
-    async def run(repo: SqlRepository, store: SqliteExplanationStore) -> Any:
+    async def run(repo: SqlRepository, store: ExplanationStore) -> Any:
         compounds = {r.compound for r in await repo.gateways()}
         async with await SqliteCaseStore.open(root / FILENAME) as cases:
             return await cases.import_csv(

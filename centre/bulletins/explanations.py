@@ -2,7 +2,10 @@
 
 An explanation is never edited or deleted: a correction is a new explanation, and the bulletin
 shows them all in the order they were recorded. The default store is one SQLite file in the
-centre's data directory (``bulletins.db``), every call on one worker thread::
+centre's data directory (``bulletins.db``), every call on one worker thread; with a PostgreSQL
+DSN configured, :func:`centre.database.open_explanation_store` gives
+:class:`centre.bulletins.pg_store.PostgresExplanationStore` instead (the same queries, shared
+by every centre process)::
 
     store = await SqliteExplanationStore.open(data_dir / "bulletins.db")
     e = await store.add("Rose Garden", "night@2026-11-02T02:00", "guard ill, no relief",
@@ -19,13 +22,15 @@ from __future__ import annotations
 
 import sqlite3
 import unicodedata
-from collections.abc import Sequence
-from typing import Final, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Protocol, Self, TypeVar
 
 from centre.bulletins.links import LINK_RECORDER, LinkUsed
 from centre.bulletins.model import Explanation
 from centre.errors import BadRequest
 from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
+
+T = TypeVar("T")
 
 MAX_TEXT: Final = 2000
 MAX_NAME: Final = 200
@@ -83,6 +88,10 @@ class ExplanationStore(Protocol):
 
     async def close(self) -> None: ...
 
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
 
 def clean_text(value: object, field: str, limit: int, *, required: bool) -> str:
     """Strip, refuse control characters (newlines and tabs allowed) and overlong values."""
@@ -101,17 +110,27 @@ def clean_text(value: object, field: str, limit: int, *, required: bool) -> str:
     return text
 
 
-class SqliteExplanationStore(SqliteWorker):
-    """The default :class:`ExplanationStore`: SQLite (WAL, synchronous=FULL), one thread."""
+class ExplanationSql:
+    """The store's logic in SQL both backends speak (``?`` placeholders; the PostgreSQL store,
+    :class:`centre.bulletins.pg_store.PostgresExplanationStore`, translates them). A backend
+    gives :attr:`db`, :meth:`_run` and :meth:`_atomic` (a function inside one transaction)."""
 
-    THREAD_NAME_PREFIX = "centre-bulletins"
-    CLOSED_MESSAGE = "explanation store is closed"
+    db: Any  # a backend's plumbing comes first in the subclass's bases
 
-    def _connect(self) -> sqlite3.Connection:
-        # 0600: names of guards and chiefs, not for other local users. Plain tuples as rows.
-        db = connect_durable(self._path)
-        db.executescript(_SCHEMA)
-        return db
+    async def _run(self, fn: Callable[[], T]) -> T:
+        raise NotImplementedError
+
+    def _atomic(self, fn: Callable[[Any], T]) -> T:
+        raise NotImplementedError
+
+    @staticmethod
+    def _insert(db: Any, row: tuple[str, str, str, str, str, float]) -> Explanation:
+        (new_id,) = db.execute(
+            "INSERT INTO explanations (compound, round_id, text, given_by, recorded_by,"
+            " recorded_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            row,
+        ).fetchone()
+        return Explanation(int(new_id), *row)
 
     async def add(
         self,
@@ -126,17 +145,8 @@ class SqliteExplanationStore(SqliteWorker):
         text = clean_text(text, "text", MAX_TEXT, required=True)
         given_by = clean_text(given_by, "given_by", MAX_NAME, required=False)
         recorded_by = clean_text(recorded_by, "recorded_by", MAX_NAME, required=True)
-
-        def op() -> Explanation:
-            cur = self.db.execute(
-                "INSERT INTO explanations (compound, round_id, text, given_by, recorded_by,"
-                " recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (compound, round_id, text, given_by, recorded_by, now),
-            )
-            assert cur.lastrowid is not None
-            return Explanation(cur.lastrowid, compound, round_id, text, given_by, recorded_by, now)
-
-        return await self._run(op)
+        row = (compound, round_id, text, given_by, recorded_by, now)
+        return await self._run(lambda: self._atomic(lambda db: self._insert(db, row)))
 
     async def all(self, compound: str | None = None) -> list[Explanation]:
         def op() -> list[Explanation]:
@@ -171,32 +181,20 @@ class SqliteExplanationStore(SqliteWorker):
         if not round_ids:
             raise BadRequest("no round to explain")
 
-        def op() -> list[Explanation]:
-            out = []
-            with atomic(self.db):
-                try:
-                    self.db.execute(
-                        "INSERT INTO explanation_links_used (compound, day, used_at)"
-                        " VALUES (?, ?, ?)",
-                        (compound, day, now),
-                    )
-                except sqlite3.IntegrityError:
-                    raise LinkUsed(f"the link of {compound!r} for {day} was used") from None
-                for round_id in round_ids:
-                    cur = self.db.execute(
-                        "INSERT INTO explanations (compound, round_id, text, given_by,"
-                        " recorded_by, recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (compound, round_id, text, given_by, LINK_RECORDER, now),
-                    )
-                    assert cur.lastrowid is not None
-                    out.append(
-                        Explanation(
-                            cur.lastrowid, compound, round_id, text, given_by, LINK_RECORDER, now
-                        )
-                    )
-            return out
+        def tx(db: Any) -> list[Explanation]:
+            used = db.execute(
+                "INSERT INTO explanation_links_used (compound, day, used_at)"
+                " VALUES (?, ?, ?) ON CONFLICT (compound, day) DO NOTHING",
+                (compound, day, now),
+            )
+            if used.rowcount != 1:
+                raise LinkUsed(f"the link of {compound!r} for {day} was used")
+            return [
+                self._insert(db, (compound, round_id, text, given_by, LINK_RECORDER, now))
+                for round_id in round_ids
+            ]
 
-        return await self._run(op)
+        return await self._run(lambda: self._atomic(tx))
 
     async def link_used_at(self, compound: str, day: str) -> float | None:
         """When the link of ``compound`` and ``day`` was used, or None."""
@@ -211,4 +209,28 @@ class SqliteExplanationStore(SqliteWorker):
         return await self._run(op)
 
 
-__all__ = ["FILENAME", "ExplanationStore", "SqliteExplanationStore", "clean_text"]
+class SqliteExplanationStore(SqliteWorker, ExplanationSql):
+    """The default :class:`ExplanationStore`: SQLite (WAL, synchronous=FULL), one thread."""
+
+    THREAD_NAME_PREFIX = "centre-bulletins"
+    CLOSED_MESSAGE = "explanation store is closed"
+
+    def _connect(self) -> sqlite3.Connection:
+        # 0600: names of guards and chiefs, not for other local users. Plain tuples as rows.
+        db = connect_durable(self._path)
+        db.executescript(_SCHEMA)
+        return db
+
+    def _atomic(self, fn: Callable[[Any], T]) -> T:
+        db = self.db
+        with atomic(db):
+            return fn(db)
+
+
+__all__ = [
+    "FILENAME",
+    "ExplanationSql",
+    "ExplanationStore",
+    "SqliteExplanationStore",
+    "clean_text",
+]

@@ -30,12 +30,10 @@ from typing import Any
 import aiohttp
 
 from centre.bulletins.cli import data_root, time_zone
-from centre.bulletins.explanations import FILENAME as EXPLANATIONS_FILE
-from centre.bulletins.explanations import SqliteExplanationStore
 from centre.bulletins.model import DEFAULT_TZ
 from centre.bulletins.source import build_daily
 from centre.bulletins.web import yesterday
-from centre.database import database_dsn, open_repository
+from centre.database import database_dsn, open_explanation_store, open_repository
 from centre.errors import BadRequest, CentreError
 from centre.pki import CentrePaths
 from centre.push.alerts import load_alert_config
@@ -68,7 +66,7 @@ def cmd_push_daily(args: argparse.Namespace) -> int:
     async def run() -> list[Any]:
         async with (
             await open_repository(CentrePaths(root)) as repo,
-            await SqliteExplanationStore.open(root / EXPLANATIONS_FILE) as store,
+            await open_explanation_store(CentrePaths(root)) as store,
         ):
             try:
                 bulletin = await build_daily(repo, store, day, now=now, tz=tz)

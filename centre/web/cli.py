@@ -23,14 +23,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from centre.database import open_console_store
+from centre.pki import CentrePaths
 from centre.web.audit import verify
 from centre.web.console import Console
 from centre.web.errors import ConsoleError
 from centre.web.permissions import Role
-from centre.web.store import SqliteConsoleStore
 
 T = TypeVar("T")
-CONSOLE_DB = "console.db"
 _CLIENT = "local"
 
 
@@ -46,7 +46,7 @@ def _run(args: argparse.Namespace, fn: Callable[[Console], Awaitable[T]]) -> T:
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     async def go() -> T:
-        async with await SqliteConsoleStore.open(root / CONSOLE_DB) as store:
+        async with await open_console_store(CentrePaths(root)) as store:
             return await fn(Console(store))
 
     return asyncio.run(go())

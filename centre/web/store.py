@@ -1,23 +1,33 @@
-"""Where the console keeps accounts, sessions and the audit log: a Protocol and its SQLite backend.
+"""Where the console keeps accounts, sessions and the audit log: a Protocol and two backends.
 
-:class:`ConsoleStore` is what :class:`centre.web.console.Console` needs; a PostgreSQL
-backend can implement it later. :class:`SqliteConsoleStore` follows
-:class:`centre.sqlite_worker.SqliteWorker`: one connection on one thread, a 0600 file, WAL,
-``synchronous=FULL``. Sessions are stored by the sha256 of their id, so a copy of the file
-does not let anyone in. The audit table has no update or delete path here, and triggers
-refuse UPDATE and DELETE from anyone else.
+:class:`ConsoleStore` is what :class:`centre.web.console.Console` needs. The queries are
+shared (:class:`ConsoleSql`, ``?`` placeholders). :class:`SqliteConsoleStore`, the default,
+follows :class:`centre.sqlite_worker.SqliteWorker`: one connection on one thread, a 0600 file
+(``console.db``), WAL, ``synchronous=FULL``. :class:`centre.web.pg_store.PostgresConsoleStore`
+keeps the same tables on the centre's PostgreSQL, so several centre processes (and hosts)
+share accounts, sessions and one audit chain (docs/scale.md); :func:`open_console_store`
+picks the one the centre's configuration names.
+
+Sessions are stored by the sha256 of their id, so a copy of the file does not let anyone in.
+The audit table has no update or delete path here, and triggers refuse UPDATE and DELETE from
+anyone else. (``"user"`` is quoted everywhere: a reserved word in PostgreSQL.)
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, Self, TypeVar
 
 from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
 from centre.web.audit import GENESIS, AuditEntry, AuditRecord, seal
 from centre.web.errors import ConsoleError
 from centre.web.permissions import Role, User
+
+T = TypeVar("T")
+
+CONSOLE_DB = "console.db"  # the SQLite default's file in the centre's data directory
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS console_users (
@@ -31,16 +41,16 @@ CREATE TABLE IF NOT EXISTS console_users (
 );
 CREATE TABLE IF NOT EXISTS console_sessions (
     id_hash TEXT PRIMARY KEY,
-    user TEXT NOT NULL REFERENCES console_users(name),
+    "user" TEXT NOT NULL REFERENCES console_users(name),
     created REAL NOT NULL,
     last_seen REAL NOT NULL,
     client TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS console_sessions_user ON console_sessions(user);
+CREATE INDEX IF NOT EXISTS console_sessions_user ON console_sessions("user");
 CREATE TABLE IF NOT EXISTS console_audit (
     seq INTEGER PRIMARY KEY,
     at REAL NOT NULL,
-    user TEXT NOT NULL,
+    "user" TEXT NOT NULL,
     action TEXT NOT NULL,
     target TEXT NOT NULL,
     outcome TEXT NOT NULL,
@@ -54,7 +64,7 @@ CREATE TRIGGER IF NOT EXISTS console_audit_no_delete BEFORE DELETE ON console_au
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TABLE IF NOT EXISTS console_acks (
     alert_id TEXT PRIMARY KEY,
-    user TEXT NOT NULL,
+    "user" TEXT NOT NULL,
     at REAL NOT NULL,
     comment TEXT NOT NULL
 );
@@ -63,7 +73,7 @@ CREATE TABLE IF NOT EXISTS console_assignments (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     alert_id TEXT NOT NULL,
     township TEXT NOT NULL,
-    user TEXT NOT NULL,
+    "user" TEXT NOT NULL,
     at REAL NOT NULL
 );
 """
@@ -146,8 +156,14 @@ class ConsoleStore(Protocol):
     async def assignments(self) -> dict[str, Assignment]:
         """The latest assignment of each alert."""
 
+    async def close(self) -> None: ...
 
-def _account(row: sqlite3.Row) -> Account:
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+
+def _account(row: Any) -> Account:
     user = User(
         name=row["name"],
         role=Role(row["role"]),
@@ -158,41 +174,61 @@ def _account(row: sqlite3.Row) -> Account:
     return Account(user, row["password_hash"], row["created"])
 
 
-class SqliteConsoleStore(SqliteWorker):
-    THREAD_NAME_PREFIX = "centre-console"
-    CLOSED_MESSAGE = "console store is closed"
+def _audit(r: Any) -> AuditRecord:
+    return AuditRecord(
+        r["seq"],
+        r["at"],
+        r["user"],
+        r["action"],
+        r["target"],
+        r["outcome"],
+        r["client"],
+        r["prev"],
+        r["digest"],
+    )
 
-    def _connect(self) -> sqlite3.Connection:
-        db = connect_durable(self._path)
-        db.row_factory = sqlite3.Row
-        db.executescript(_SCHEMA)
-        return db
+
+class ConsoleSql:
+    """The console store's logic in SQL both backends speak (``?`` placeholders; the
+    PostgreSQL store translates them). A backend gives :attr:`db` (the connection of the
+    worker thread running the call), :meth:`_run` (run a function on a worker thread) and
+    :meth:`_atomic` (a function inside one transaction that holds the audit chain's lock, so
+    two processes appending at once still make one chain)."""
+
+    db: Any  # a backend's plumbing comes first in the subclass's bases
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        raise NotImplementedError
+
+    def _atomic(self, fn: Callable[[Any], T]) -> T:
+        raise NotImplementedError
+
+    async def _exec(self, sql: str, params: tuple[Any, ...]) -> int:
+        """One statement; the number of rows it changed."""
+
+        def run() -> int:
+            return int(self.db.execute(sql, params).rowcount)
+
+        return await self._run(run)
 
     async def add_user(self, account: Account) -> None:
         u = account.user
-
-        def run() -> None:
-            try:
-                self.db.execute(
-                    "INSERT INTO console_users"
-                    " (name, role, township, compound, password_hash, disabled, created)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        u.name,
-                        u.role.value,
-                        u.township,
-                        u.compound,
-                        account.password_hash,
-                        int(u.disabled),
-                        account.created,
-                    ),
-                )
-            except sqlite3.IntegrityError:
-                raise ConsoleError(
-                    "user_exists", f"there is already an account {u.name!r}"
-                ) from None
-
-        await self._run(run)
+        added = await self._exec(
+            "INSERT INTO console_users"
+            " (name, role, township, compound, password_hash, disabled, created)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+            (
+                u.name,
+                u.role.value,
+                u.township,
+                u.compound,
+                account.password_hash,
+                int(u.disabled),
+                account.created,
+            ),
+        )
+        if added != 1:
+            raise ConsoleError("user_exists", f"there is already an account {u.name!r}")
 
     async def get_user(self, name: str) -> Account | None:
         def run() -> Account | None:
@@ -209,31 +245,23 @@ class SqliteConsoleStore(SqliteWorker):
         return await self._run(run)
 
     async def set_password(self, name: str, password_hash: str) -> bool:
-        def run() -> bool:
-            cur = self.db.execute(
-                "UPDATE console_users SET password_hash = ? WHERE name = ?", (password_hash, name)
-            )
-            return cur.rowcount == 1
-
-        return await self._run(run)
+        changed = await self._exec(
+            "UPDATE console_users SET password_hash = ? WHERE name = ?", (password_hash, name)
+        )
+        return changed == 1
 
     async def set_disabled(self, name: str, disabled: bool) -> bool:
-        def run() -> bool:
-            cur = self.db.execute(
-                "UPDATE console_users SET disabled = ? WHERE name = ?", (int(disabled), name)
-            )
-            return cur.rowcount == 1
-
-        return await self._run(run)
+        changed = await self._exec(
+            "UPDATE console_users SET disabled = ? WHERE name = ?", (int(disabled), name)
+        )
+        return changed == 1
 
     async def put_session(self, session: SessionRecord) -> None:
         s = session
-        await self._run(
-            lambda: self.db.execute(
-                "INSERT INTO console_sessions (id_hash, user, created, last_seen, client)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (s.id_hash, s.user, s.created, s.last_seen, s.client),
-            )
+        await self._exec(
+            'INSERT INTO console_sessions (id_hash, "user", created, last_seen, client)'
+            " VALUES (?, ?, ?, ?, ?)",
+            (s.id_hash, s.user, s.created, s.last_seen, s.client),
         )
 
     async def get_session(self, id_hash: str) -> SessionRecord | None:
@@ -250,93 +278,64 @@ class SqliteConsoleStore(SqliteWorker):
         return await self._run(run)
 
     async def touch_session(self, id_hash: str, now: float) -> None:
-        await self._run(
-            lambda: self.db.execute(
-                "UPDATE console_sessions SET last_seen = ? WHERE id_hash = ?", (now, id_hash)
-            )
+        await self._exec(
+            "UPDATE console_sessions SET last_seen = ? WHERE id_hash = ?", (now, id_hash)
         )
 
     async def drop_session(self, id_hash: str) -> None:
-        await self._run(
-            lambda: self.db.execute("DELETE FROM console_sessions WHERE id_hash = ?", (id_hash,))
-        )
+        await self._exec("DELETE FROM console_sessions WHERE id_hash = ?", (id_hash,))
 
     async def drop_user_sessions(self, name: str) -> int:
-        def run() -> int:
-            return self.db.execute("DELETE FROM console_sessions WHERE user = ?", (name,)).rowcount
-
-        return await self._run(run)
+        return await self._exec('DELETE FROM console_sessions WHERE "user" = ?', (name,))
 
     async def append_audit(self, entry: AuditEntry) -> AuditRecord:
-        def run() -> AuditRecord:
-            # BEGIN IMMEDIATE takes the write lock before reading the head, so the CLI and a
-            # running server appending at once still make one chain.
-            with atomic(self.db):
-                row = self.db.execute(
-                    "SELECT seq, digest FROM console_audit ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-                seq, prev = (1, GENESIS) if row is None else (row["seq"] + 1, row["digest"])
-                rec = seal(seq, entry, prev)
-                self.db.execute(
-                    "INSERT INTO console_audit"
-                    " (seq, at, user, action, target, outcome, client, prev, digest)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        rec.seq,
-                        rec.at,
-                        rec.user,
-                        rec.action,
-                        rec.target,
-                        rec.outcome,
-                        rec.client,
-                        rec.prev,
-                        rec.digest,
-                    ),
-                )
+        def tx(db: Any) -> AuditRecord:
+            row = db.execute(
+                "SELECT seq, digest FROM console_audit ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            seq, prev = (1, GENESIS) if row is None else (row["seq"] + 1, row["digest"])
+            rec = seal(seq, entry, prev)
+            db.execute(
+                "INSERT INTO console_audit"
+                ' (seq, at, "user", action, target, outcome, client, prev, digest)'
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    rec.seq,
+                    rec.at,
+                    rec.user,
+                    rec.action,
+                    rec.target,
+                    rec.outcome,
+                    rec.client,
+                    rec.prev,
+                    rec.digest,
+                ),
+            )
             return rec
 
-        return await self._run(run)
+        return await self._run(lambda: self._atomic(tx))
 
     async def audit_records(self) -> list[AuditRecord]:
         def run() -> list[AuditRecord]:
             rows = self.db.execute("SELECT * FROM console_audit ORDER BY seq").fetchall()
-            return [
-                AuditRecord(
-                    r["seq"],
-                    r["at"],
-                    r["user"],
-                    r["action"],
-                    r["target"],
-                    r["outcome"],
-                    r["client"],
-                    r["prev"],
-                    r["digest"],
-                )
-                for r in rows
-            ]
+            return [_audit(r) for r in rows]
 
         return await self._run(run)
 
     async def acknowledge(self, ack: AckRecord) -> bool:
-        def run() -> bool:
-            cur = self.db.execute(
-                "INSERT OR IGNORE INTO console_acks (alert_id, user, at, comment)"
-                " VALUES (?, ?, ?, ?)",
-                (ack.alert_id, ack.user, ack.at, ack.comment),
-            )
-            return cur.rowcount == 1
-
-        return await self._run(run)
+        added = await self._exec(
+            'INSERT INTO console_acks (alert_id, "user", at, comment)'
+            " VALUES (?, ?, ?, ?) ON CONFLICT (alert_id) DO NOTHING",
+            (ack.alert_id, ack.user, ack.at, ack.comment),
+        )
+        return added == 1
 
     async def assign(self, assignment: Assignment) -> None:
-        def run() -> None:
-            self.db.execute(
-                "INSERT INTO console_assignments (alert_id, township, user, at)"
-                " VALUES (?, ?, ?, ?)",
-                (assignment.alert_id, assignment.township, assignment.user, assignment.at),
-            )
-
-        await self._run(run)
+        await self._exec(
+            'INSERT INTO console_assignments (alert_id, township, "user", at)'
+            " VALUES (?, ?, ?, ?)",
+            (assignment.alert_id, assignment.township, assignment.user, assignment.at),
+        )
 
     async def assignments(self) -> dict[str, Assignment]:
         def run() -> dict[str, Assignment]:
@@ -357,3 +356,24 @@ class SqliteConsoleStore(SqliteWorker):
             }
 
         return await self._run(run)
+
+
+class SqliteConsoleStore(SqliteWorker, ConsoleSql):
+    """:class:`ConsoleStore` in ``console.db`` (the default)."""
+
+    THREAD_NAME_PREFIX = "centre-console"
+    CLOSED_MESSAGE = "console store is closed"
+
+    def _connect(self) -> sqlite3.Connection:
+        db = connect_durable(self._path)
+        db.row_factory = sqlite3.Row
+        db.executescript(_SCHEMA)
+        return db
+
+    def _atomic(self, fn: Callable[[Any], T]) -> T:
+        # BEGIN IMMEDIATE takes the write lock before reading the audit head, so the CLI and a
+        # running server appending at once still make one chain.
+        db = self.db
+        with atomic(db):
+            return fn(db)
+

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from centre.bulletins.explanations import SqliteExplanationStore
+from centre.bulletins.explanations import ExplanationStore, SqliteExplanationStore
+from centre.bulletins.links import LinkUsed
+from centre.bulletins.pg_store import PostgresExplanationStore
 from centre.bulletins.source import (
     NotMissed,
     RoundNotFound,
@@ -23,6 +25,7 @@ from centre.store import SqliteRepository
 from tests.bulletins.helpers import NOV_1, NOV_2, H, event, registry, upload
 from tests.bulletins.test_daily import DAY, EXPECTED, lotus_events, rose_events, table
 from tests.bulletins.test_monthly import gateway_events, hours
+from tests.pg_cluster import BACKENDS
 
 GATEWAYS = [
     ("gw-rose", "Rose Garden", "North"),
@@ -45,15 +48,22 @@ async def repo(tmp_path: Path) -> AsyncIterator[SqliteRepository]:
     await r.close()
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteExplanationStore]:
-    s = await SqliteExplanationStore.open(tmp_path / "bulletins.db")
+@pytest.fixture(params=BACKENDS)
+async def store(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[ExplanationStore]:
+    """The explanation store on each backend (its SQLite file, or the centre's PostgreSQL)."""
+    s: ExplanationStore
+    if request.param == "postgres":
+        s = await PostgresExplanationStore.open(request.getfixturevalue("pg_dsn"))
+    else:
+        s = await SqliteExplanationStore.open(tmp_path / "bulletins.db")
     yield s
     await s.close()
 
 
 async def test_uploaded_fixture_gives_the_expected_table(
-    repo: SqliteRepository, store: SqliteExplanationStore
+    repo: SqliteRepository, store: ExplanationStore
 ) -> None:
     rose = strip(rose_events())
     await upload(repo, "gw-rose", rose[:4], now=NOV_2 + 2 * 86400, batch="b1")
@@ -65,7 +75,7 @@ async def test_uploaded_fixture_gives_the_expected_table(
 
 
 async def test_explanation_shows_in_later_bulletins(
-    repo: SqliteRepository, store: SqliteExplanationStore
+    repo: SqliteRepository, store: ExplanationStore
 ) -> None:
     await upload(repo, "gw-rose", strip(rose_events()), now=NOV_2 + 2 * 86400)
     before = await build_daily(repo, store, DAY, now=NOV_2 + 2 * 86400)
@@ -90,7 +100,7 @@ async def test_explanation_shows_in_later_bulletins(
 
 
 async def test_explanations_only_for_missed_rounds(
-    repo: SqliteRepository, store: SqliteExplanationStore
+    repo: SqliteRepository, store: ExplanationStore
 ) -> None:
     await upload(repo, "gw-rose", strip(rose_events()), now=NOV_2 + 2 * 86400)
     kw = {"text": "x", "given_by": "", "recorded_by": "duty-1", "now": NOV_2 + 2 * 86400}
@@ -140,7 +150,7 @@ async def test_paging_over_one_instant(repo: SqliteRepository) -> None:
 
 
 async def test_monthly_through_the_repository(
-    repo: SqliteRepository, store: SqliteExplanationStore
+    repo: SqliteRepository, store: ExplanationStore
 ) -> None:
     await upload(repo, "gw-rose", gateway_events(), now=NOV_1 + 86400)
     b = await build_monthly(repo, store, "2026-10", now=NOV_1 + 5 * 86400)
@@ -156,3 +166,34 @@ async def test_monthly_through_the_repository(
         ("gateway", "never uploaded", None)
     ]
     assert lotus.devices == ()
+
+
+async def test_a_link_works_once_across_centre_processes(pg_dsn: str) -> None:
+    """Two centre processes on one PostgreSQL: the same link (compound and day) used through
+    both at once records one set of explanations, and the other is refused with LinkUsed."""
+    import asyncio
+
+    a = await PostgresExplanationStore.open(pg_dsn)
+    b = await PostgresExplanationStore.open(pg_dsn)
+    try:
+        rounds = ["night@2026-11-03T02:00", "night@2026-11-03T04:00"]
+
+        async def use(store: ExplanationStore, text: str) -> object:
+            try:
+                return await store.add_via_link(
+                    "Rose Garden", "2026-11-03", rounds, text, given_by="Wang", now=5.0
+                )
+            except LinkUsed as exc:
+                return exc
+
+        results = await asyncio.gather(use(a, "guard ill"), use(b, "no relief"))
+        refused = [r for r in results if isinstance(r, LinkUsed)]
+        recorded = [r for r in results if isinstance(r, list)]
+        assert len(refused) == 1 and len(recorded) == 1, results
+        assert await b.all() == recorded[0]
+        assert [e.round_id for e in await a.all()] == rounds
+        assert await a.link_used_at("Rose Garden", "2026-11-03") == 5.0
+        assert await b.link_used_at("Rose Garden", "2026-11-04") is None
+    finally:
+        await a.close()
+        await b.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from centre.bulletins import pages
 from centre.bulletins.source import build_monthly
-from centre.web.cli import CONSOLE_DB
+from centre.web.store import CONSOLE_DB
 from centre.web.video_patrol import (
     NOT_ON_POST,
     ON_POST,

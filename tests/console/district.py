@@ -266,14 +266,18 @@ async def running_district(
     cache: Path | None = None,
     cameras: bool = False,
     sync: SyncSection = FAST_SYNC,
+    dsn: str | None = None,
 ) -> AsyncIterator[District]:
     """A centre on loopback TLS and ``gateways`` (id, township, compound), all running; with
     ``cameras`` each has a simulated ``duty-room`` camera, look now and the media uplink.
     ``sync`` is the gateways' uploader and uplink settings (quick retries by default; a bench
-    passes the shipped defaults)."""
+    passes the shipped defaults). With ``dsn`` the centre's database is that PostgreSQL
+    (main repository, command queue and console store), else its SQLite files."""
     template, fp = _centre_template(cache or tmp_path)
     root = tmp_path / "centre"
     shutil.copytree(template.root, root)
+    if dsn is not None:
+        (root / "centre.toml").write_text(f'[database]\ndsn = "{dsn}"\n', encoding="utf-8")
     paths = CentrePaths(root)
     async with running_centre(paths, host="127.0.0.1", port=0) as running:
         district = District(paths, running, fp)

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from centre.web.audit import AuditRecord, verify
 from centre.web.permissions import Role
 from tests.console.district import District, running_district, tone_wav, wait_until
+from tests.pg_cluster import BACKENDS
 
 ROSE = ("gw-rose-01", "North", "Rose Garden")
 pytestmark = pytest.mark.timeout(600)
@@ -73,9 +74,15 @@ class Browser:
         return found.group(1)
 
 
-@pytest.fixture
-async def district(tmp_path: Path) -> AsyncIterator[District]:
-    async with running_district(tmp_path, [ROSE]) as d:
+@pytest.fixture(params=BACKENDS)
+async def district(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[District]:
+    # Every console test here on both backends: the console store (accounts, sessions, audit)
+    # follows the main repository onto PostgreSQL when a DSN is configured.
+    dsn = request.getfixturevalue("pg_dsn") if request.param == "postgres" else None
+    async with running_district(tmp_path, [ROSE], dsn=dsn) as d:
+        want = "PostgresConsoleStore" if dsn else "SqliteConsoleStore"
+        assert d.running.console is not None
+        assert type(d.running.console.console.store).__name__ == want
         yield d
 
 
