@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from centre.bulletins.explanations import ExplanationStore
     from centre.commands.store import CommandRepository
     from centre.web.store import ConsoleStore
+    from centre.web.video_patrol import VideoPatrolSql
 
 log = logging.getLogger("centre.database")
 
@@ -217,3 +218,18 @@ async def open_explanation_store(paths: CentrePaths) -> ExplanationStore:
     from centre.bulletins.pg_store import PostgresExplanationStore
 
     return await PostgresExplanationStore.open(dsn)
+
+
+async def open_video_patrol_store(paths: CentrePaths) -> VideoPatrolSql:
+    """Video patrol sessions and verdicts: ``console.db`` in the data directory, or the
+    centre's PostgreSQL when a DSN is configured (shared by every centre process)."""
+    from centre.web.store import CONSOLE_DB
+    from centre.web.video_patrol import SqliteVideoPatrolStore
+
+    dsn = database_dsn(paths)
+    if dsn is None:
+        return await SqliteVideoPatrolStore.open(paths.root / CONSOLE_DB)
+    _pg()
+    from centre.web.pg_store import PostgresVideoPatrolStore
+
+    return await PostgresVideoPatrolStore.open(dsn)

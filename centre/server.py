@@ -38,6 +38,7 @@ from centre.database import (
     open_console_store,
     open_explanation_store,
     open_repository,
+    open_video_patrol_store,
 )
 from centre.errors import CentreError
 from centre.faults import server_logger
@@ -50,8 +51,7 @@ from centre.rollout.store import SqliteRolloutStore
 from centre.store import SqlRepository
 from centre.web.console import Console
 from centre.web.pages import ConsolePages
-from centre.web.store import CONSOLE_DB
-from centre.web.video_patrol import CommandLooker, SqliteVideoPatrolStore, VideoPatrol
+from centre.web.video_patrol import CommandLooker, VideoPatrol
 from centre.web.video_patrol_pages import VideoPatrolPages
 
 WALKS_DIR = "walks"  # walking-time tables, one <gateway id>.toml each (docs/antifraud.md)
@@ -96,7 +96,7 @@ async def running_centre(
     console_store = await open_console_store(paths)
     survey = await SqliteSurveyStore.open(paths.root / SURVEY_FILE)
     rollout_store = await SqliteRolloutStore.open(paths.root / ROLLOUTS_FILE)
-    patrol_store = await SqliteVideoPatrolStore.open(paths.root / CONSOLE_DB)
+    patrol_store = await open_video_patrol_store(paths)
     try:
         service = CentreService(
             repo,

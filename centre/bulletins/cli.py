@@ -47,7 +47,12 @@ from centre.bulletins.source import (
 )
 from centre.bulletins.survey_store import SqliteSurveyStore
 from centre.bulletins.web import last_month, yesterday
-from centre.database import database_dsn, open_explanation_store, open_repository
+from centre.database import (
+    database_dsn,
+    open_explanation_store,
+    open_repository,
+    open_video_patrol_store,
+)
 from centre.errors import BadRequest, CentreError
 from centre.pki import CentrePaths
 from centre.store import SqlRepository
@@ -85,12 +90,16 @@ async def _build_monthly(
 ) -> Any:
     """The monthly bulletin, with the video patrol's findings when the console has kept any."""
     from centre.web.store import CONSOLE_DB
-    from centre.web.video_patrol import SqliteVideoPatrolStore
 
-    if not (root / CONSOLE_DB).exists():  # no console yet: nothing judged (and none created)
+    paths = CentrePaths(root)
+    if database_dsn(paths) is None and not (root / CONSOLE_DB).exists():
+        # No console yet: nothing judged (and no console.db created by a bulletin).
         return await build_monthly(repo, store, month, now=now, tz=tz)
-    async with await SqliteVideoPatrolStore.open(root / CONSOLE_DB) as patrol:
+    patrol = await open_video_patrol_store(paths)
+    try:
         return await build_monthly(repo, store, month, now=now, tz=tz, findings=patrol)
+    finally:
+        await patrol.close()
 
 
 def cmd_bulletin_daily(args: argparse.Namespace) -> int:

@@ -2,9 +2,11 @@
 
 The same queries as the SQLite default (:class:`centre.web.store.ConsoleSql`) on the main
 repository's pool plumbing (:class:`centre.pg_store.PgWorker`), in the centre's database. The
-tables have their own numbered, forward-only migrations (:data:`CONSOLE_PG_MIGRATIONS`,
-version in ``schema_version`` row ``console``): the console is not part of the main
-repository's schema, which the SQLite file ``centre.db`` mirrors table for table.
+tables (and the video patrol's, :class:`PostgresVideoPatrolStore`, which live in
+``console.db`` on SQLite) have their own numbered, forward-only migrations
+(:data:`CONSOLE_PG_MIGRATIONS`, version in ``schema_version`` row ``console``): the console
+is not part of the main repository's schema, which the SQLite file ``centre.db`` mirrors
+table for table.
 
 What several processes add:
 
@@ -26,6 +28,7 @@ import psycopg
 
 from centre.pg_store import PgWorker, migrate_postgres
 from centre.web.store import ConsoleSql
+from centre.web.video_patrol import VideoPatrolSql
 
 T = TypeVar("T")
 
@@ -83,6 +86,39 @@ CONSOLE_PG_MIGRATIONS: Final = (
         at       DOUBLE PRECISION NOT NULL
     );
     """,
+    # 2: the video patrol's sessions, steps and verdicts (console.db's video_patrol_* tables)
+    """
+    CREATE TABLE video_patrol_sessions (
+        session_id TEXT COLLATE "C" PRIMARY KEY,
+        opened_by  TEXT COLLATE "C" NOT NULL,
+        opened_at  DOUBLE PRECISION NOT NULL,
+        sample     BIGINT
+    );
+    CREATE TABLE video_patrol_steps (
+        session_id   TEXT COLLATE "C" NOT NULL REFERENCES video_patrol_sessions(session_id),
+        position     BIGINT NOT NULL,
+        township     TEXT COLLATE "C" NOT NULL,
+        compound     TEXT COLLATE "C" NOT NULL,
+        gateway_id   TEXT COLLATE "C" NOT NULL,
+        command_id   TEXT COLLATE "C",
+        requested_at DOUBLE PRECISION,
+        PRIMARY KEY (session_id, position)
+    );
+    CREATE TABLE video_patrol_verdicts (
+        session_id TEXT COLLATE "C" NOT NULL,
+        position   BIGINT NOT NULL,
+        township   TEXT COLLATE "C" NOT NULL,
+        compound   TEXT COLLATE "C" NOT NULL,
+        gateway_id TEXT COLLATE "C" NOT NULL,
+        verdict    TEXT COLLATE "C" NOT NULL,
+        sha256     TEXT COLLATE "C",
+        note       TEXT NOT NULL,
+        judged_by  TEXT COLLATE "C" NOT NULL,
+        judged_at  DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (session_id, position)
+    );
+    CREATE INDEX video_patrol_verdicts_at ON video_patrol_verdicts (judged_at);
+    """,
 )
 CONSOLE_PG_SCHEMA_VERSION: Final = len(CONSOLE_PG_MIGRATIONS)
 
@@ -92,14 +128,41 @@ def migrate_console(conn: psycopg.Connection[Any]) -> tuple[int, int]:
     return migrate_postgres(conn, store=STORE, migrations=CONSOLE_PG_MIGRATIONS)
 
 
-class PostgresConsoleStore(PgWorker, ConsoleSql):
+class _ConsoleTables(PgWorker):
+    """A store whose tables are the console's migrations (row ``console``)."""
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        migrate_console(conn)
+
+    def _atomic(self, fn: Callable[[Any], T]) -> T:
+        with self.db.conn.transaction():
+            return fn(self.db)
+
+
+class PostgresVideoPatrolStore(_ConsoleTables, VideoPatrolSql):
+    """:class:`~centre.web.video_patrol.VideoPatrolSql` on the centre's PostgreSQL: sessions,
+    their order and verdicts are shared by every centre process."""
+
+    WHAT = "video patrol store"
+    THREAD_NAME_PREFIX = "centre-pg-video-patrol"
+
+    async def schema_version(self) -> int:
+        """The console tables' schema version (they include the video patrol's)."""
+
+        def run() -> int:
+            row = self.db.execute(
+                "SELECT version FROM schema_version WHERE store = ?", (STORE,)
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._run(run)
+
+
+class PostgresConsoleStore(_ConsoleTables, ConsoleSql):
     """:class:`~centre.web.store.ConsoleStore` on the centre's PostgreSQL."""
 
     WHAT = "console store"
     THREAD_NAME_PREFIX = "centre-pg-console"
-
-    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
-        migrate_console(conn)
 
     def _atomic(self, fn: Callable[[Any], T]) -> T:
         with self.db.conn.transaction():

@@ -34,9 +34,9 @@ import re
 import secrets
 import sqlite3
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -48,6 +48,8 @@ from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
 from centre.store import Repository
 from centre.web import board
 from centre.web.store import AckRecord
+
+T = TypeVar("T")
 
 ON_POST: Final = "on_post"
 NOT_ON_POST: Final = "not_on_post"
@@ -275,7 +277,7 @@ def monthly_findings(verdicts: Sequence[Verdict], tz: str) -> list[MonthlyFindin
     return rows
 
 
-def _verdict(row: sqlite3.Row) -> Verdict:
+def _verdict(row: Any) -> Verdict:
     return Verdict(
         row["session_id"],
         row["position"],
@@ -288,65 +290,54 @@ def _verdict(row: sqlite3.Row) -> Verdict:
     )
 
 
-class SqliteVideoPatrolStore(SqliteWorker):
-    """Sessions, their order and verdicts, in ``console.db`` beside the console's own tables."""
+class VideoPatrolSql:
+    """The video patrol store's logic in SQL both backends speak (``?`` placeholders). A
+    backend gives :attr:`db`, :meth:`_run` and :meth:`_atomic` (a function inside one
+    transaction): :class:`SqliteVideoPatrolStore` in ``console.db``, or
+    :class:`centre.web.pg_store.PostgresVideoPatrolStore` on the centre's PostgreSQL."""
 
-    THREAD_NAME_PREFIX = "centre-video-patrol"
-    CLOSED_MESSAGE = "video patrol store is closed"
+    db: Any  # a backend's plumbing comes first in the subclass's bases
 
-    def _connect(self) -> sqlite3.Connection:
-        db = connect_durable(self._path)
-        db.row_factory = sqlite3.Row
-        with atomic(db):
-            db.execute("CREATE TABLE IF NOT EXISTS video_patrol_schema (version INTEGER NOT NULL)")
-            row = db.execute("SELECT MAX(version) FROM video_patrol_schema").fetchone()
-            have = row[0] or 0
-            for version, script in MIGRATIONS:
-                if version > have:
-                    for statement in script.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                    db.execute("INSERT INTO video_patrol_schema (version) VALUES (?)", (version,))
-        return db
+    async def _run(self, fn: Callable[[], T]) -> T:
+        raise NotImplementedError
 
-    async def schema_version(self) -> int:
-        def run() -> int:
-            row = self.db.execute("SELECT MAX(version) FROM video_patrol_schema").fetchone()
-            return int(row[0] or 0)
+    def _atomic(self, fn: Callable[[Any], T]) -> T:
+        raise NotImplementedError
 
-        return await self._run(run)
+    async def close(self) -> None:
+        raise NotImplementedError
 
     async def add_session(
         self, session_id: str, opened_by: str, opened_at: float, sample: int | None,
         order: Sequence[Place],
     ) -> None:  # fmt: skip
-        def run() -> None:
-            with atomic(self.db):
-                self.db.execute(
-                    "INSERT INTO video_patrol_sessions (session_id, opened_by, opened_at, sample)"
-                    " VALUES (?, ?, ?, ?)",
-                    (session_id, opened_by, opened_at, sample),
-                )
-                self.db.executemany(
-                    "INSERT INTO video_patrol_steps"
-                    " (session_id, position, township, compound, gateway_id)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (session_id, i, p.township, p.compound, p.gateway_id)
-                        for i, p in enumerate(order)
-                    ],
-                )
+        def tx(db: Any) -> None:
+            db.execute(
+                "INSERT INTO video_patrol_sessions (session_id, opened_by, opened_at, sample)"
+                " VALUES (?, ?, ?, ?)",
+                (session_id, opened_by, opened_at, sample),
+            )
+            db.executemany(
+                "INSERT INTO video_patrol_steps"
+                " (session_id, position, township, compound, gateway_id)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (session_id, i, p.township, p.compound, p.gateway_id)
+                    for i, p in enumerate(order)
+                ],
+            )
 
-        await self._run(run)
+        await self._run(lambda: self._atomic(tx))
 
     async def set_request(self, session_id: str, position: int, command_id: str, at: float) -> None:
-        await self._run(
-            lambda: self.db.execute(
+        def run() -> None:
+            self.db.execute(
                 "UPDATE video_patrol_steps SET command_id = ?, requested_at = ?"
                 " WHERE session_id = ? AND position = ?",
                 (command_id, at, session_id, position),
             )
-        )
+
+        await self._run(run)
 
     async def session(self, session_id: str) -> Session | None:
         def run() -> Session | None:
@@ -402,9 +393,10 @@ class SqliteVideoPatrolStore(SqliteWorker):
 
         def run() -> bool:
             cur = self.db.execute(
-                "INSERT OR IGNORE INTO video_patrol_verdicts (session_id, position, township,"
+                "INSERT INTO video_patrol_verdicts (session_id, position, township,"
                 " compound, gateway_id, verdict, sha256, note, judged_by, judged_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (session_id, position) DO NOTHING",
                 (
                     v.session_id, v.position, v.place.township, v.place.compound,
                     v.place.gateway_id, v.verdict, v.sha256, v.note, v.judged_by, v.judged_at,
@@ -430,7 +422,9 @@ class SqliteVideoPatrolStore(SqliteWorker):
 
         def run() -> list[VideoFindings]:
             rows = self.db.execute(
-                "SELECT township, compound, count(*), sum(verdict != ?), sum(verdict = ?)"
+                "SELECT township, compound, count(*),"
+                " sum(CASE WHEN verdict != ? THEN 1 ELSE 0 END),"
+                " sum(CASE WHEN verdict = ? THEN 1 ELSE 0 END)"
                 " FROM video_patrol_verdicts WHERE judged_at >= ? AND judged_at < ?"
                 " GROUP BY township, compound ORDER BY township, compound",
                 (ON_POST, NOT_ON_POST, start, end),
@@ -453,10 +447,44 @@ class SqliteVideoPatrolStore(SqliteWorker):
         return await self._run(run)
 
 
+class SqliteVideoPatrolStore(SqliteWorker, VideoPatrolSql):
+    """Sessions, their order and verdicts, in ``console.db`` beside the console's own tables."""
+
+    THREAD_NAME_PREFIX = "centre-video-patrol"
+    CLOSED_MESSAGE = "video patrol store is closed"
+
+    def _connect(self) -> sqlite3.Connection:
+        db = connect_durable(self._path)
+        db.row_factory = sqlite3.Row
+        with atomic(db):
+            db.execute("CREATE TABLE IF NOT EXISTS video_patrol_schema (version INTEGER NOT NULL)")
+            row = db.execute("SELECT MAX(version) FROM video_patrol_schema").fetchone()
+            have = row[0] or 0
+            for version, script in MIGRATIONS:
+                if version > have:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute("INSERT INTO video_patrol_schema (version) VALUES (?)", (version,))
+        return db
+
+    async def schema_version(self) -> int:
+        def run() -> int:
+            row = self.db.execute("SELECT MAX(version) FROM video_patrol_schema").fetchone()
+            return int(row[0] or 0)
+
+        return await self._run(run)
+
+    def _atomic(self, fn: Callable[[Any], T]) -> T:
+        db = self.db
+        with atomic(db):
+            return fn(db)
+
+
 class VideoPatrol:
     """The sessions' rules over a store and a looker (no HTTP here; see video_patrol_pages)."""
 
-    def __init__(self, store: SqliteVideoPatrolStore, looker: Looker) -> None:
+    def __init__(self, store: VideoPatrolSql, looker: Looker) -> None:
         self.store = store
         self.looker = looker
 

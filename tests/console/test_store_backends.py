@@ -22,7 +22,7 @@ from centre.web.audit import AuditEntry, verify
 from centre.web.console import Console
 from centre.web.errors import ConsoleError
 from centre.web.permissions import Role
-from centre.web.pg_store import PostgresConsoleStore
+from centre.web.pg_store import CONSOLE_PG_SCHEMA_VERSION, PostgresConsoleStore
 from centre.web.store import AckRecord, Assignment, SqliteConsoleStore
 from tests.console.conftest import CHEAP_N, PASSWORD, Clock
 from tests.pg_cluster import BACKENDS
@@ -147,9 +147,11 @@ def test_migrate_brings_the_console_tables_and_reports_them(pg_dsn: str, tmp_pat
     assert check.returncode == 1 and "console" in check.stdout, check.stdout + check.stderr
     done = cli("migrate")
     assert done.returncode == 0, done.stderr
-    assert any(
-        line.startswith("console ") and line.endswith("-> 1") for line in done.stdout.splitlines()
-    ), done.stdout
+    for store, latest in (("console", CONSOLE_PG_SCHEMA_VERSION), ("bulletins", 1)):
+        assert any(
+            line.startswith(f"{store} ") and line.endswith(f"0 -> {latest}")
+            for line in done.stdout.splitlines()
+        ), done.stdout
     assert cli("migrate", "--check").returncode == 0
     # The console CLI writes to the same database: an account made there is in PostgreSQL.
     made = cli("users", "add", "zhang.wei", "--role", "officer", stdin=f"{PASSWORD}\n")

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from centre.web.permissions import Role
+from centre.web.pg_store import CONSOLE_PG_SCHEMA_VERSION, PostgresVideoPatrolStore
 from centre.web.video_patrol import (
     MIGRATIONS,
     NOT_ON_POST,
@@ -26,12 +27,14 @@ from centre.web.video_patrol import (
     Place,
     SqliteVideoPatrolStore,
     Verdict,
+    VideoPatrolSql,
     monthly_findings,
     patrol_order,
     places_of,
 )
 from tests.console.district import District, running_district, wait_until
 from tests.console.test_http import Browser
+from tests.pg_cluster import BACKENDS
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -71,26 +74,55 @@ def test_places_are_one_per_compound_of_each_township_and_skip_revoked_gateways(
     assert got == [Place("E", "Rose", "gw-c"), Place("N", "Rose", "gw-a")]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_store_keeps_the_order_one_verdict_per_compound_and_holds_findings(
-    tmp_path: Path,
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    db = tmp_path / "console.db"
-    async with await SqliteVideoPatrolStore.open(db) as store:
-        assert await store.schema_version() == MIGRATIONS[-1][0]
-        await store.add_session("vp-" + "0" * 32, "alice", 100.0, None, PLACES)
-        v = Verdict("vp-" + "0" * 32, 0, PLACES[0], NOT_ON_POST, "a" * 64, "gone", "alice", 101.0)
+    if backend == "postgres":
+        dsn = request.getfixturevalue("pg_dsn")
+
+        async def opened() -> VideoPatrolSql:
+            return await PostgresVideoPatrolStore.open(dsn)
+
+        latest = CONSOLE_PG_SCHEMA_VERSION
+    else:
+
+        async def opened() -> VideoPatrolSql:
+            return await SqliteVideoPatrolStore.open(tmp_path / "console.db")
+
+        latest = MIGRATIONS[-1][0]
+    sid = "vp-" + "0" * 32
+    store: Any = await opened()
+    try:
+        assert await store.schema_version() == latest
+        await store.add_session(sid, "alice", 100.0, None, PLACES)
+        v = Verdict(sid, 0, PLACES[0], NOT_ON_POST, "a" * 64, "gone", "alice", 101.0)
         assert await store.judge(v)
         assert not await store.judge(v)  # the first verdict stands
         await store.judge(Verdict(v.session_id, 1, PLACES[1], ON_POST, "b" * 64, "", "bob", 102))
         await store.judge(Verdict(v.session_id, 2, PLACES[2], "camera_fault", None, "", "bob", 103))
         await store.judge(Verdict(v.session_id, 3, PLACES[3], "unclear", "c" * 64, "", "bob", 104))
+        await store.set_request(sid, 4, "cmd-1", 105.0)
         assert await store.held_hashes() == {"a" * 64, "c" * 64}
-    async with await SqliteVideoPatrolStore.open(db) as store:  # migrations run once
-        assert await store.schema_version() == MIGRATIONS[-1][0]
-        session = await store.session("vp-" + "0" * 32)
+    finally:
+        await store.close()
+    store = await opened()  # migrations run once; what was stored is there
+    try:
+        assert await store.schema_version() == latest
+        session = await store.session(sid)
         assert session is not None
         assert [s.place for s in session.steps] == PLACES
         assert session.current is not None and session.current.position == 4
+        assert session.current.command_id == "cmd-1"
+        assert [x.position for x in await store.verdicts(since=102.0)] == [1, 2, 3]
+        assert await store.sessions() == [(sid, "alice", 100.0, len(PLACES), 4)]
+        found = await store.findings_between(100.0, 104.0)  # 104 is past the end
+        assert [(f.compound, f.judged, f.findings, f.not_on_post) for f in found] == sorted(
+            ((p.compound, 1, int(i != 1), int(i == 0)) for i, p in enumerate(PLACES[:3])),
+            key=lambda row: (next(p.township for p in PLACES if p.compound == row[0]), row[0]),
+        )
+    finally:
+        await store.close()
 
 
 def test_findings_are_counted_per_compound_per_month_in_district_time() -> None:
