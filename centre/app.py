@@ -58,6 +58,9 @@ MAX_INGEST_BODY: Final = 32 * 1024 * 1024  # after gzip is undone (aiohttp count
 MAX_ENROLL_BODY: Final = 64 * 1024
 DEFAULT_MAX_CONCURRENT_INGEST: Final = 8
 DEFAULT_RETRY_AFTER_S: Final = 5
+DEFAULT_INGEST_QUEUE_WAIT_S: Final = 2.0
+"""How long a batch may wait in the centre for an ingest slot before it is sent away with 503."""
+INGEST_QUEUE_PER_SLOT: Final = 4  # batches that may wait, per ingest slot
 JSON: Final = "application/json"
 
 
@@ -89,6 +92,7 @@ class CentreService:
         max_concurrent_ingest: int = DEFAULT_MAX_CONCURRENT_INGEST,
         retry_after_s: int = DEFAULT_RETRY_AFTER_S,
         antifraud: AntifraudMonitor | None = None,
+        ingest_queue_wait_s: float = DEFAULT_INGEST_QUEUE_WAIT_S,
     ) -> None:
         self.repo = repo
         # Impossible travel needs a walking table per gateway (docs/antifraud.md); without
@@ -103,7 +107,15 @@ class CentreService:
         self.command_key_id = key_id(load_public_key_pem(paths.command_pub.read_bytes()))
         self.max_concurrent_ingest = max_concurrent_ingest
         self.retry_after_s = retry_after_s
-        self._ingesting = 0
+        # Admission: at most max_concurrent_ingest batches are read, checked and stored at once;
+        # when all slots are taken a batch waits in line (at most INGEST_QUEUE_PER_SLOT per
+        # slot, for at most ingest_queue_wait_s) rather than being sent away at once, so a burst
+        # costs the gateway a short wait here instead of a whole Retry-After. Past either bound:
+        # 503 with Retry-After, as before. 0 s: no line (the first wave's behaviour).
+        self.ingest_queue_wait_s = ingest_queue_wait_s
+        self.max_ingest_waiting = INGEST_QUEUE_PER_SLOT * max_concurrent_ingest
+        self._slots = asyncio.Semaphore(max_concurrent_ingest)
+        self._waiting = 0
         self._busy_gateways: set[str] = set()
         # Called with the gateway id after each stored batch (the console's live board).
         self.ingest_listeners: list[Callable[[str], None]] = []
@@ -220,20 +232,21 @@ class CentreService:
             # One batch at a time per gateway: a second concurrent one is a client bug or a
             # retry racing its original; tell it to come back rather than interleave.
             return self._come_back(429, "this gateway already has a batch in progress", 1)
-        if self._ingesting >= self.max_concurrent_ingest:
-            return self._come_back(503, "centre busy, retry later", self.retry_after_s)
         self._busy_gateways.add(gw)
-        self._ingesting += 1
         try:
-            raw = await request.read()
-            batch, sig, kid = await asyncio.to_thread(_parse_and_verify, raw, record)
-            result = await self.repo.ingest(
-                batch, envelope=raw, signature=sig, key_id=kid, now=self.wall()
-            )
-            if result.stored:
-                await self._judge_taps(gw, batch)
+            if not await self._admit():
+                return self._come_back(503, "centre busy, retry later", self.retry_after_s)
+            try:
+                raw = await request.read()
+                batch, sig, kid = await asyncio.to_thread(_parse_and_verify, raw, record)
+                result = await self.repo.ingest(
+                    batch, envelope=raw, signature=sig, key_id=kid, now=self.wall()
+                )
+                if result.stored:
+                    await self._judge_taps(gw, batch)
+            finally:
+                self._slots.release()
         finally:
-            self._ingesting -= 1
             self._busy_gateways.discard(gw)
         if result.stored:
             for listener in self.ingest_listeners:
@@ -247,6 +260,24 @@ class CentreService:
             result.watermark,
         )
         return json_response(_ack(gw, batch.batch_id, result))
+
+    async def _admit(self) -> bool:
+        """Take an ingest slot, waiting in line for one if the line is not full; False when
+        the batch must be sent away (line full, or no slot within the wait)."""
+        if not self._slots.locked():
+            await self._slots.acquire()  # a free slot: returns at once
+            return True
+        if self._waiting >= self.max_ingest_waiting or self.ingest_queue_wait_s <= 0:
+            return False
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(self.ingest_queue_wait_s):
+                await self._slots.acquire()
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._waiting -= 1
 
     async def _judge_taps(self, gw: str, batch: Batch) -> None:
         """Anti-fraud detectors over the new taps. The batch is stored already, so a failure

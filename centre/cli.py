@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from centre.antifraud.tables import WalkTables
+from centre.app import DEFAULT_INGEST_QUEUE_WAIT_S
 from centre.audit import audit_gateway
 from centre.database import describe, migrate, open_repository, schema_versions
 from centre.errors import CentreError
@@ -121,6 +122,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_concurrent_ingest=args.max_concurrent_ingest,
             retry_after_s=args.retry_after,
             reuse_port=args.reuse_port,
+            ingest_queue_wait_s=args.ingest_queue_wait,
         ) as centre:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -348,6 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port-file", help="write the bound port here (useful with --port 0)")
     p.add_argument("--max-concurrent-ingest", type=int, default=8)
     p.add_argument("--retry-after", type=int, default=5, help="seconds sent with 503")
+    p.add_argument(
+        "--ingest-queue-wait",
+        type=float,
+        default=DEFAULT_INGEST_QUEUE_WAIT_S,
+        help="seconds a batch may wait for an ingest slot before 503 (0: answer 503 at once)",
+    )
     p.add_argument(
         "--reuse-port",
         action="store_true",

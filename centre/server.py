@@ -21,6 +21,7 @@ from centre.announce.web import AnnouncementHandlers
 from centre.antifraud.monitor import AntifraudMonitor
 from centre.antifraud.tables import WalkTables
 from centre.app import (
+    DEFAULT_INGEST_QUEUE_WAIT_S,
     DEFAULT_MAX_CONCURRENT_INGEST,
     DEFAULT_RETRY_AFTER_S,
     CentreService,
@@ -84,6 +85,7 @@ async def running_centre(
     retry_after_s: int = DEFAULT_RETRY_AFTER_S,
     media_retention_s: float | None = None,
     reuse_port: bool = False,
+    ingest_queue_wait_s: float = DEFAULT_INGEST_QUEUE_WAIT_S,
 ) -> AsyncIterator[RunningCentre]:
     """Serve until the block exits; port 0 picks a free one (see ``.port``). Images are kept
     ``media_retention_s`` (default: ``COMPOUND_CENTRE_MEDIA_RETENTION_DAYS``, else 30 days).
@@ -104,6 +106,7 @@ async def running_centre(
             max_concurrent_ingest=max_concurrent_ingest,
             retry_after_s=retry_after_s,
             antifraud=AntifraudMonitor(repo, walks=WalkTables(paths.root / WALKS_DIR)),
+            ingest_queue_wait_s=ingest_queue_wait_s,
         )
         app = service.make_app()
         bulletins = BulletinHandlers(
