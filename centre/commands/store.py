@@ -158,7 +158,7 @@ class CommandSql:
     async def enqueue(
         self, gateway_id: str, build: Callable[[int], NewCommand], *, now: float, issued_by: str
     ) -> CommandRecord:
-        def tx(db: Any) -> str:
+        def tx(db: Any) -> CommandRecord:
             # Take the next seq in one statement: the row stays locked to the end of the
             # transaction, so two processes queuing for one gateway never take the same seq.
             (seq,) = db.execute(
@@ -186,9 +186,11 @@ class CommandSql:
                 ),
             )
             self._notify(gateway_id)
-            return new.command_id
+            # Read back inside the transaction: once it commits nothing more can fail, so an
+            # operator told "failed" was not also queued (only a lost commit reply can do that).
+            return self._one(new.command_id)
 
-        return await self._run(lambda: self._one(self._atomic(tx)))
+        return await self._run(lambda: self._atomic(tx))
 
     async def deliverable(self, gateway_id: str, *, now: float) -> list[CommandRecord]:
         def op() -> list[CommandRecord]:

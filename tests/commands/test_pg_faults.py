@@ -224,8 +224,16 @@ async def test_postgres_restarted_mid_command_delivery_delivers_each_once(
         for cid in ids:
             await rig.wait_status(cid, "done", timeout=90)
         accepted = [e["command_id"] for e in await rig.events("command.accepted")]
-        assert sorted(accepted) == sorted(ids), (accepted, ids)
-        assert len(set(accepted)) == len(accepted)
+        assert len(set(accepted)) == len(accepted)  # none twice
+        assert set(ids) <= set(accepted), (accepted, ids)  # every order that was taken
+        # An order refused while the server went down may still have been committed (its
+        # commit's reply lost with the connection): then it is queued and delivered once too.
+        # Nothing else may arrive.
+        extra = set(accepted) - set(ids)
+        assert len(extra) <= refused, (extra, refused)
+        for cid in extra:
+            rec = await rig.store.command(cid)
+            assert rec is not None and rec.status == "done", (cid, rec)
         assert not centre.running.commands._listener.done()  # type: ignore[union-attr]
     await verify(centre, capsys)
 
