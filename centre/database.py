@@ -29,6 +29,7 @@ from centre.pki import CentrePaths
 from centre.store import SqliteRepository, SqlRepository, migrate_sqlite, sqlite_schema_version
 
 if TYPE_CHECKING:
+    from centre.bulletins.case_store import CaseSql
     from centre.bulletins.explanations import ExplanationStore
     from centre.commands.store import CommandRepository
     from centre.web.store import ConsoleStore
@@ -233,3 +234,17 @@ async def open_video_patrol_store(paths: CentrePaths) -> VideoPatrolSql:
     from centre.web.pg_store import PostgresVideoPatrolStore
 
     return await PostgresVideoPatrolStore.open(dsn)
+
+
+async def open_case_store(paths: CentrePaths) -> CaseSql:
+    """The month's case imports: ``bulletins.db`` in the data directory, or the centre's
+    PostgreSQL when a DSN is configured (one versioned history for every host)."""
+    from centre.bulletins.case_store import FILENAME, SqliteCaseStore
+
+    dsn = database_dsn(paths)
+    if dsn is None:
+        return await SqliteCaseStore.open(paths.root / FILENAME)
+    _pg()
+    from centre.bulletins.pg_store import PostgresCaseStore
+
+    return await PostgresCaseStore.open(dsn)

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, Self, TypeVar
 
 from centre.bulletins.cases import (
     DEFAULT_CATEGORIES,
@@ -32,6 +32,8 @@ from centre.bulletins.cases import (
 )
 from centre.bulletins.model import parse_month
 from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
+
+T = TypeVar("T")
 
 FILENAME: Final = "bulletins.db"
 
@@ -86,16 +88,30 @@ _IMPORT_COLUMNS: Final = (
 )
 
 
-class SqliteCaseStore(SqliteWorker):
-    """Case imports in SQLite (WAL, synchronous=FULL), one worker thread."""
+class CaseSql:
+    """The case store's logic in SQL both backends speak (``?`` placeholders). A backend gives
+    :attr:`db`, :meth:`_run`, :meth:`_atomic` (a function inside one transaction, which holds
+    the month's versions still) and :attr:`INTEGRITY` (its constraint-violation errors):
+    :class:`SqliteCaseStore` in ``bulletins.db``, or
+    :class:`centre.bulletins.pg_store.PostgresCaseStore` on the centre's PostgreSQL."""
 
-    THREAD_NAME_PREFIX = "centre-cases"
-    CLOSED_MESSAGE = "case store is closed"
+    db: Any  # a backend's plumbing comes first in the subclass's bases
+    INTEGRITY: tuple[type[Exception], ...] = ()
 
-    def _connect(self) -> sqlite3.Connection:
-        db = connect_durable(self._path)
-        db.executescript(_SCHEMA)
-        return db
+    async def _run(self, fn: Callable[[], T]) -> T:
+        raise NotImplementedError
+
+    def _atomic(self, fn: Callable[[Any], T]) -> T:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     async def import_csv(
         self,
@@ -151,36 +167,38 @@ class SqliteCaseStore(SqliteWorker):
         preventable_ids = {c.id for c in categories if c.preventable}
         total = sum(r.count for r in rows)
         preventable = sum(r.count for r in rows if r.category in preventable_ids)
-        with atomic(self.db):
-            last = self.db.execute(
+
+        def tx(db: Any) -> CaseImport:
+            last = db.execute(
                 "SELECT version, preventable, total FROM case_imports WHERE month = ?"
                 " ORDER BY version DESC LIMIT 1",
                 (month,),
             ).fetchone()
             version = 1 if last is None else int(last[0]) + 1
             prev = (None, None, None) if last is None else tuple(last)
-            cur = self.db.execute(
+            cur = db.execute(
                 "INSERT INTO case_imports (month, version, imported_by, imported_at, sha256, rows,"
                 " preventable, total, replaced_version, replaced_preventable, replaced_total)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (month, version, imported_by, now, digest, len(rows), preventable, total, *prev),
             )
-            import_id = cur.lastrowid
-            assert import_id is not None
+            import_id = int(cur.fetchone()[0])
             for n, r in enumerate(rows, start=1):
                 try:
-                    self.db.execute(
+                    db.execute(
                         "INSERT INTO case_rows (import_id, compound, day, category, count)"
                         " VALUES (?, ?, ?, ?, ?)",
                         (import_id, r.compound, r.day, r.category, r.count),
                     )
-                except sqlite3.IntegrityError as exc:
+                except self.INTEGRITY as exc:
                     # The transaction rolls back: nothing of this import is kept.
                     raise CaseImportError(f"row {n} could not be stored: {exc}") from None
-        return CaseImport(
-            import_id, month, version, imported_by, now, digest, len(rows), preventable, total,
-            *prev,
-        )  # fmt: skip
+            return CaseImport(
+                import_id, month, version, imported_by, now, digest, len(rows), preventable, total,
+                *prev,
+            )  # fmt: skip
+
+        return self._atomic(tx)
 
     async def rows(self, month: str) -> list[CaseRow]:
         """The current (latest) version's rows of ``month``; [] if never imported."""
@@ -213,4 +231,22 @@ class SqliteCaseStore(SqliteWorker):
         return bool(await self.imports(month))
 
 
-__all__ = ["FILENAME", "CaseImport", "SqliteCaseStore"]
+class SqliteCaseStore(SqliteWorker, CaseSql):
+    """Case imports in SQLite (WAL, synchronous=FULL), one worker thread."""
+
+    THREAD_NAME_PREFIX = "centre-cases"
+    CLOSED_MESSAGE = "case store is closed"
+    INTEGRITY = (sqlite3.IntegrityError,)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = connect_durable(self._path)
+        db.executescript(_SCHEMA)
+        return db
+
+    def _atomic(self, fn: Callable[[Any], T]) -> T:
+        db = self.db
+        with atomic(db):
+            return fn(db)
+
+
+__all__ = ["FILENAME", "CaseImport", "CaseSql", "SqliteCaseStore"]

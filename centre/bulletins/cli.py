@@ -28,7 +28,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from centre.bulletins import render
 from centre.bulletins.auth import OPERATORS_FILE, add_operator
-from centre.bulletins.case_store import SqliteCaseStore
 from centre.bulletins.explanations import FILENAME, ExplanationStore
 from centre.bulletins.links import ExplanationLinks
 from centre.bulletins.model import DEFAULT_TZ, parse_day, parse_month
@@ -49,6 +48,7 @@ from centre.bulletins.survey_store import SqliteSurveyStore
 from centre.bulletins.web import last_month, yesterday
 from centre.database import (
     database_dsn,
+    open_case_store,
     open_explanation_store,
     open_repository,
     open_video_patrol_store,
@@ -182,7 +182,7 @@ def cmd_bulletin_security(args: argparse.Namespace) -> int:
 
     async def run(repo: SqlRepository, store: ExplanationStore) -> list[Path]:
         monthly = await _build_monthly(repo, store, root, month, now, tz)
-        async with await SqliteCaseStore.open(root / FILENAME) as cases:
+        async with await open_case_store(CentrePaths(root)) as cases:
 
             async def rows(m: str) -> list[Any] | None:
                 return await cases.rows(m) if await cases.imported(m) else None
@@ -224,7 +224,7 @@ def cmd_cases_import(args: argparse.Namespace) -> int:
 
     async def run(repo: SqlRepository, store: ExplanationStore) -> Any:
         compounds = {r.compound for r in await repo.gateways()}
-        async with await SqliteCaseStore.open(root / FILENAME) as cases:
+        async with await open_case_store(CentrePaths(root)) as cases:
             return await cases.import_csv(
                 raw, month=args.month, compounds=compounds, imported_by=by, now=time.time()
             )

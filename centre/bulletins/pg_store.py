@@ -1,4 +1,5 @@
-"""Explanations of missed rounds on PostgreSQL, shared by every centre process (issue 19).
+"""Explanations of missed rounds and the month's case imports on PostgreSQL, shared by every
+centre process (issue 19).
 
 The same queries as the SQLite default (:class:`centre.bulletins.explanations.ExplanationSql`)
 on the main repository's pool plumbing (:class:`centre.pg_store.PgWorker`), in the centre's
@@ -18,12 +19,14 @@ from typing import Any, Final, TypeVar
 
 import psycopg
 
+from centre.bulletins.case_store import CaseSql
 from centre.bulletins.explanations import ExplanationSql
 from centre.pg_store import PgWorker, migrate_postgres
 
 T = TypeVar("T")
 
 STORE: Final = "bulletins"  # this store's row in schema_version
+CASES_LOCK: Final = 0x63656E7472650003  # pg_advisory_xact_lock key: "centre" + 3
 
 BULLETINS_PG_MIGRATIONS: Final = (
     # 1: the tables of bulletins.db's explanations, in PostgreSQL's types
@@ -45,6 +48,32 @@ BULLETINS_PG_MIGRATIONS: Final = (
         PRIMARY KEY (compound, day)
     );
     """,
+    # 2: the month's reported cases, versioned imports (bulletins.db's case tables)
+    """
+    CREATE TABLE case_imports (
+        id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        month       TEXT COLLATE "C" NOT NULL,
+        version     BIGINT NOT NULL,
+        imported_by TEXT NOT NULL,
+        imported_at DOUBLE PRECISION NOT NULL,
+        sha256      TEXT NOT NULL,
+        rows        BIGINT NOT NULL,
+        preventable BIGINT NOT NULL,
+        total       BIGINT NOT NULL,
+        replaced_version     BIGINT,
+        replaced_preventable BIGINT,
+        replaced_total       BIGINT,
+        UNIQUE (month, version)
+    );
+    CREATE TABLE case_rows (
+        import_id BIGINT NOT NULL REFERENCES case_imports (id),
+        compound  TEXT COLLATE "C" NOT NULL,
+        day       TEXT COLLATE "C" NOT NULL,
+        category  TEXT COLLATE "C" NOT NULL,
+        count     BIGINT NOT NULL CHECK (count >= 0),
+        PRIMARY KEY (import_id, compound, day, category)
+    );
+    """,
 )
 BULLETINS_PG_SCHEMA_VERSION: Final = len(BULLETINS_PG_MIGRATIONS)
 
@@ -54,11 +83,8 @@ def migrate_bulletins(conn: psycopg.Connection[Any]) -> tuple[int, int]:
     return migrate_postgres(conn, store=STORE, migrations=BULLETINS_PG_MIGRATIONS)
 
 
-class PostgresExplanationStore(PgWorker, ExplanationSql):
-    """:class:`~centre.bulletins.explanations.ExplanationStore` on the centre's PostgreSQL."""
-
-    WHAT = "explanation store"
-    THREAD_NAME_PREFIX = "centre-pg-bulletins"
+class _BulletinTables(PgWorker):
+    """A store whose tables are the bulletins' migrations (row ``bulletins``)."""
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         migrate_bulletins(conn)
@@ -66,3 +92,25 @@ class PostgresExplanationStore(PgWorker, ExplanationSql):
     def _atomic(self, fn: Callable[[Any], T]) -> T:
         with self.db.conn.transaction():
             return fn(self.db)
+
+
+class PostgresCaseStore(_BulletinTables, CaseSql):
+    """:class:`~centre.bulletins.case_store.CaseSql` on the centre's PostgreSQL: a month's
+    case imports are one versioned history whichever host the clerk imports on."""
+
+    WHAT = "case store"
+    THREAD_NAME_PREFIX = "centre-pg-cases"
+    INTEGRITY = (psycopg.IntegrityError,)
+
+    def _atomic(self, fn: Callable[[Any], T]) -> T:
+        # Two imports of one month at once: the second waits and takes the next version.
+        with self.db.conn.transaction():
+            self.db.execute("SELECT pg_advisory_xact_lock(?)", (CASES_LOCK,))
+            return fn(self.db)
+
+
+class PostgresExplanationStore(_BulletinTables, ExplanationSql):
+    """:class:`~centre.bulletins.explanations.ExplanationStore` on the centre's PostgreSQL."""
+
+    WHAT = "explanation store"
+    THREAD_NAME_PREFIX = "centre-pg-bulletins"

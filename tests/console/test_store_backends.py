@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from centre.bulletins.pg_store import BULLETINS_PG_SCHEMA_VERSION
 from centre.web.audit import AuditEntry, verify
 from centre.web.console import Console
 from centre.web.errors import ConsoleError
@@ -147,7 +148,10 @@ def test_migrate_brings_the_console_tables_and_reports_them(pg_dsn: str, tmp_pat
     assert check.returncode == 1 and "console" in check.stdout, check.stdout + check.stderr
     done = cli("migrate")
     assert done.returncode == 0, done.stderr
-    for store, latest in (("console", CONSOLE_PG_SCHEMA_VERSION), ("bulletins", 1)):
+    for store, latest in (
+        ("console", CONSOLE_PG_SCHEMA_VERSION),
+        ("bulletins", BULLETINS_PG_SCHEMA_VERSION),
+    ):
         assert any(
             line.startswith(f"{store} ") and line.endswith(f"0 -> {latest}")
             for line in done.stdout.splitlines()
