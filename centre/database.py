@@ -31,7 +31,9 @@ from centre.store import SqliteRepository, SqlRepository, migrate_sqlite, sqlite
 if TYPE_CHECKING:
     from centre.bulletins.case_store import CaseSql
     from centre.bulletins.explanations import ExplanationStore
+    from centre.bulletins.survey_store import SurveySql
     from centre.commands.store import CommandRepository
+    from centre.rollout.store import RolloutSql
     from centre.web.store import ConsoleStore
     from centre.web.video_patrol import VideoPatrolSql
 
@@ -139,6 +141,7 @@ def schema_versions(paths: CentrePaths) -> dict[str, tuple[int, int]]:
     _pg()
     from centre.bulletins import pg_store as bulletins
     from centre.pg_store import PG_SCHEMA_VERSION, pg_schema_version
+    from centre.rollout import pg_store as rollouts
     from centre.web import pg_store as console
 
     return {
@@ -147,6 +150,10 @@ def schema_versions(paths: CentrePaths) -> dict[str, tuple[int, int]]:
         bulletins.STORE: (
             pg_schema_version(dsn, bulletins.STORE),
             bulletins.BULLETINS_PG_SCHEMA_VERSION,
+        ),
+        rollouts.STORE: (
+            pg_schema_version(dsn, rollouts.STORE),
+            rollouts.ROLLOUTS_PG_SCHEMA_VERSION,
         ),
     }
 
@@ -165,6 +172,7 @@ def migrate(paths: CentrePaths) -> dict[str, tuple[int, int]]:
     _pg()
     from centre.bulletins import pg_store as bulletins
     from centre.pg_store import pg_migrate
+    from centre.rollout import pg_store as rollouts
     from centre.web import pg_store as console
 
     return {
@@ -174,6 +182,9 @@ def migrate(paths: CentrePaths) -> dict[str, tuple[int, int]]:
         ),
         bulletins.STORE: pg_migrate(
             dsn, store=bulletins.STORE, migrations=bulletins.BULLETINS_PG_MIGRATIONS
+        ),
+        rollouts.STORE: pg_migrate(
+            dsn, store=rollouts.STORE, migrations=rollouts.ROLLOUTS_PG_MIGRATIONS
         ),
     }
 
@@ -248,3 +259,31 @@ async def open_case_store(paths: CentrePaths) -> CaseSql:
     from centre.bulletins.pg_store import PostgresCaseStore
 
     return await PostgresCaseStore.open(dsn)
+
+
+async def open_survey_store(paths: CentrePaths) -> SurveySql:
+    """The resident survey (contact list, draws, call sheet): ``bulletins.db`` in the data
+    directory, or the centre's PostgreSQL when a DSN is configured."""
+    from centre.bulletins.survey_store import FILENAME, SqliteSurveyStore
+
+    dsn = database_dsn(paths)
+    if dsn is None:
+        return await SqliteSurveyStore.open(paths.root / FILENAME)
+    _pg()
+    from centre.bulletins.pg_store import PostgresSurveyStore
+
+    return await PostgresSurveyStore.open(dsn)
+
+
+async def open_rollout_store(paths: CentrePaths) -> RolloutSql:
+    """Rollouts and each target's stage: ``rollouts.db`` in the data directory, or the centre's
+    PostgreSQL when a DSN is configured (every centre process offers and follows them)."""
+    from centre.rollout.store import FILENAME, SqliteRolloutStore
+
+    dsn = database_dsn(paths)
+    if dsn is None:
+        return await SqliteRolloutStore.open(paths.root / FILENAME)
+    _pg()
+    from centre.rollout.pg_store import PostgresRolloutStore
+
+    return await PostgresRolloutStore.open(dsn)

@@ -29,8 +29,6 @@ from centre.app import (
 )
 from centre.bulletins.auth import OPERATORS_FILE, OperatorTokens
 from centre.bulletins.links import ExplanationLinks
-from centre.bulletins.survey_store import FILENAME as SURVEY_FILE
-from centre.bulletins.survey_store import SqliteSurveyStore
 from centre.bulletins.web import BulletinHandlers
 from centre.commands.channel import CommandChannel
 from centre.commands.issue import load_command_key
@@ -39,6 +37,8 @@ from centre.database import (
     open_console_store,
     open_explanation_store,
     open_repository,
+    open_rollout_store,
+    open_survey_store,
     open_video_patrol_store,
 )
 from centre.errors import CentreError
@@ -47,8 +47,6 @@ from centre.media import MediaService, retention_from_env
 from centre.pki import CentrePaths
 from centre.rollout.pages import RolloutPages
 from centre.rollout.service import RolloutService
-from centre.rollout.store import FILENAME as ROLLOUTS_FILE
-from centre.rollout.store import SqliteRolloutStore
 from centre.store import SqlRepository
 from centre.web.console import Console
 from centre.web.pages import ConsolePages
@@ -96,8 +94,8 @@ async def running_centre(
     store = await open_explanation_store(paths)
     command_store = await open_command_store(paths)
     console_store = await open_console_store(paths)
-    survey = await SqliteSurveyStore.open(paths.root / SURVEY_FILE)
-    rollout_store = await SqliteRolloutStore.open(paths.root / ROLLOUTS_FILE)
+    survey = await open_survey_store(paths)
+    rollout_store = await open_rollout_store(paths)
     patrol_store = await open_video_patrol_store(paths)
     try:
         service = CentreService(

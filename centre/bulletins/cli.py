@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from centre.bulletins import render
 from centre.bulletins.auth import OPERATORS_FILE, add_operator
-from centre.bulletins.explanations import FILENAME, ExplanationStore
+from centre.bulletins.explanations import ExplanationStore
 from centre.bulletins.links import ExplanationLinks
 from centre.bulletins.model import DEFAULT_TZ, parse_day, parse_month
 from centre.bulletins.pages import month_days
@@ -44,13 +44,13 @@ from centre.bulletins.source import (
     write_files,
     write_monthly_files,
 )
-from centre.bulletins.survey_store import SqliteSurveyStore
 from centre.bulletins.web import last_month, yesterday
 from centre.database import (
     database_dsn,
     open_case_store,
     open_explanation_store,
     open_repository,
+    open_survey_store,
     open_video_patrol_store,
 )
 from centre.errors import BadRequest, CentreError
@@ -193,7 +193,7 @@ def cmd_bulletin_security(args: argparse.Namespace) -> int:
                 await rows(last_year),
             )
         # Satisfaction from the month's survey calls; none made: unknown, left out (named).
-        async with await SqliteSurveyStore.open(root / FILENAME) as survey_store:
+        async with await open_survey_store(CentrePaths(root)) as survey_store:
             rates = await survey_store.rates(month)
         sb = security_bulletin(
             monthly,

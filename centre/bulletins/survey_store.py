@@ -32,9 +32,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 import sqlite3
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, Self, TypeVar
 
 from centre.bulletins.model import parse_month
 from centre.bulletins.residents import ResidentImportError, parse_residents_csv
@@ -49,6 +50,8 @@ from centre.bulletins.survey import (
 )
 from centre.errors import BadRequest, CentreError
 from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
+
+T = TypeVar("T")
 
 FILENAME: Final = "bulletins.db"
 MAX_REMARKS: Final = 500
@@ -177,16 +180,30 @@ def _month(month: str) -> str:
     return month
 
 
-class SqliteSurveyStore(SqliteWorker):
-    """The survey's tables in SQLite (WAL, synchronous=FULL), one worker thread."""
+class SurveySql:
+    """The survey's logic in SQL both backends speak (``?`` placeholders). A backend gives
+    :attr:`db`, :meth:`_run`, :meth:`_tx` (one transaction, holding the survey's writes
+    still) and :attr:`INTEGRITY` (its constraint-violation errors): :class:`SqliteSurveyStore`
+    in ``bulletins.db``, or :class:`centre.bulletins.pg_store.PostgresSurveyStore` on the
+    centre's PostgreSQL."""
 
-    THREAD_NAME_PREFIX = "centre-survey"
-    CLOSED_MESSAGE = "survey store is closed"
+    db: Any  # a backend's plumbing comes first in the subclass's bases
+    INTEGRITY: tuple[type[Exception], ...] = ()
 
-    def _connect(self) -> sqlite3.Connection:
-        db = connect_durable(self._path)
-        db.executescript(_SCHEMA)
-        return db
+    async def _run(self, fn: Callable[[], T]) -> T:
+        raise NotImplementedError
+
+    def _tx(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     # -- contact list ----------------------------------------------------------------------
 
@@ -200,21 +217,20 @@ class SqliteSurveyStore(SqliteWorker):
 
         def op() -> ResidentImport:
             residents = parse_residents_csv(raw, compounds=compounds)
-            with atomic(self.db):
+            with self._tx():
                 cur = self.db.execute(
                     "INSERT INTO resident_imports (imported_by, imported_at, sha256, rows)"
-                    " VALUES (?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?) RETURNING id",
                     (imported_by, now, digest, len(residents)),
                 )
-                import_id = cur.lastrowid
-                assert import_id is not None
+                import_id = int(cur.fetchone()[0])
                 try:
                     self.db.executemany(
                         "INSERT INTO residents (import_id, id, compound, phone)"
                         " VALUES (?, ?, ?, ?)",
                         [(import_id, r.id, r.compound, r.phone) for r in residents],
                     )
-                except sqlite3.IntegrityError as exc:
+                except self.INTEGRITY as exc:
                     raise ResidentImportError(f"the list could not be stored: {exc}") from None
             return ResidentImport(import_id, imported_by, now, digest, len(residents))
 
@@ -245,7 +261,7 @@ class SqliteSurveyStore(SqliteWorker):
         seed = secrets.randbits(62) if seed is None else seed
 
         def op() -> Draw:
-            with atomic(self.db):
+            with self._tx():
                 if self.db.execute(
                     "SELECT 1 FROM survey_draws WHERE month = ?", (month,)
                 ).fetchone():
@@ -346,7 +362,7 @@ class SqliteSurveyStore(SqliteWorker):
         month = _month(month)
 
         def op() -> str:
-            with atomic(self.db):
+            with self._tx():
                 row = self.db.execute(
                     "SELECT compound, phone FROM survey_sample WHERE month = ? AND resident_id = ?",
                     (month, resident_id),
@@ -386,7 +402,7 @@ class SqliteSurveyStore(SqliteWorker):
             raise BadRequest(f"remarks are at most {MAX_REMARKS} characters")
 
         def op() -> None:
-            with atomic(self.db):
+            with self._tx():
                 if not self.db.execute(
                     "SELECT 1 FROM survey_sample WHERE month = ? AND resident_id = ?",
                     (month, resident_id),
@@ -407,6 +423,22 @@ class SqliteSurveyStore(SqliteWorker):
         for r in rows:
             by.setdefault(r.compound, []).append(r.outcome)
         return {c: rate(outcomes) for c, outcomes in sorted(by.items())}
+
+
+class SqliteSurveyStore(SqliteWorker, SurveySql):
+    """The survey's tables in SQLite (WAL, synchronous=FULL), one worker thread."""
+
+    THREAD_NAME_PREFIX = "centre-survey"
+    CLOSED_MESSAGE = "survey store is closed"
+    INTEGRITY = (sqlite3.IntegrityError,)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = connect_durable(self._path)
+        db.executescript(_SCHEMA)
+        return db
+
+    def _tx(self) -> AbstractContextManager[Any]:
+        return atomic(self.db)
 
 
 def township_rates(
@@ -430,5 +462,6 @@ __all__ = [
     "Reveal",
     "SqliteSurveyStore",
     "SurveyRefused",
+    "SurveySql",
     "township_rates",
 ]

@@ -32,7 +32,7 @@ from centre.bulletins.model import DEFAULT_TZ, local_text, units_from_registry
 from centre.bulletins.residents import MAX_CSV_BYTES
 from centre.bulletins.source import EventSource
 from centre.bulletins.survey import NOT_REACHED, REACHED_SATISFIED, REACHED_UNSATISFIED
-from centre.bulletins.survey_store import MAX_REMARKS, SqliteSurveyStore, township_rates
+from centre.bulletins.survey_store import MAX_REMARKS, SurveySql, township_rates
 from centre.bulletins.words import (
     LANGUAGE_NAMES,
     N_,
@@ -81,7 +81,7 @@ class SurveyPages:
 
     def __init__(
         self,
-        store: SqliteSurveyStore,
+        store: SurveySql,
         repo: EventSource,
         *,
         reader: Who,

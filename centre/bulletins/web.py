@@ -52,7 +52,7 @@ from centre.bulletins.source import (
     patrol_history,
     record_explanation,
 )
-from centre.bulletins.survey_store import SqliteSurveyStore
+from centre.bulletins.survey_store import SurveySql
 from centre.bulletins.survey_web import SurveyPages
 from centre.bulletins.words import DEFAULT_LANGUAGE, language
 from centre.errors import BadRequest, CentreError, json_object
@@ -206,7 +206,7 @@ class BulletinHandlers:
         wall: Callable[[], float] = time.time,
         secure_cookie: bool = True,
         links: ExplanationLinks | None = None,
-        survey: SqliteSurveyStore | None = None,
+        survey: SurveySql | None = None,
         findings: FindingSource | None = None,
     ) -> None:
         ZoneInfo(tz)  # an unknown zone fails here, at start-up

@@ -28,7 +28,7 @@ from aiohttp import web
 from centre.errors import BadRequest, CentreError
 from centre.rollout import machine
 from centre.rollout.release import SHA256_RE, Release, ReleaseError, Releases
-from centre.rollout.store import Rollout, SqliteRolloutStore
+from centre.rollout.store import Rollout, RolloutSql
 from centre.store import Repository
 from wire import encode
 
@@ -53,7 +53,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 class RolloutService:
     def __init__(
         self,
-        store: SqliteRolloutStore,
+        store: RolloutSql,
         repo: Repository,
         gateways: GatewayAuth,
         centre_root: Path,

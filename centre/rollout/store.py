@@ -1,14 +1,17 @@
-"""Rollouts and each target gateway's stage, in ``<centre>/rollouts.db`` (SQLite, durable)."""
+"""Rollouts and each target gateway's stage, in ``<centre>/rollouts.db`` (SQLite, durable), or
+in the centre's PostgreSQL when one is configured (:mod:`centre.rollout.pg_store`)."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, TypeVar
 
 from centre.rollout.machine import ACTIVE, PENDING
 from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
+
+T = TypeVar("T")
 
 FILENAME: Final = "rollouts.db"
 
@@ -65,42 +68,48 @@ class Target:
     installed_at: float | None
 
 
-def _rollout(r: sqlite3.Row) -> Rollout:
+def _rollout(r: Any) -> Rollout:
     return Rollout(*tuple(r))
 
 
-def _target(r: sqlite3.Row) -> Target:
+def _target(r: Any) -> Target:
     return Target(*tuple(r))
 
 
-class SqliteRolloutStore(SqliteWorker):
-    THREAD_NAME_PREFIX = "centre-rollouts"
-    CLOSED_MESSAGE = "rollout store is closed"
+class RolloutSql:
+    """The rollout store's logic in SQL both backends speak (``?`` placeholders). A backend
+    gives :attr:`db`, :meth:`_run` and :meth:`_atomic` (a function inside one transaction):
+    :class:`SqliteRolloutStore` in ``rollouts.db``, or
+    :class:`centre.rollout.pg_store.PostgresRolloutStore` on the centre's PostgreSQL."""
 
-    def _connect(self) -> sqlite3.Connection:
-        db = connect_durable(self._path)
-        db.row_factory = sqlite3.Row
-        db.executescript(_SCHEMA)
-        return db
+    db: Any  # a backend's plumbing comes first in the subclass's bases
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        raise NotImplementedError
+
+    def _atomic(self, fn: Callable[[Any], T]) -> T:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
 
     async def create(self, rollout: Rollout, gateways: Sequence[str]) -> None:
-        def op() -> None:
-            with atomic(self.db):
-                self.db.execute(
-                    "INSERT INTO rollouts VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        rollout.rollout_id, rollout.release_name, rollout.release,
-                        rollout.version, rollout.scope, rollout.max_rollbacks,
-                        rollout.healthy_after, rollout.state, rollout.created_by,
-                        rollout.created_at, None, None,
-                    ),
-                )  # fmt: skip
-                self.db.executemany(
-                    "INSERT INTO rollout_gateways VALUES (?,?,?,?,NULL,NULL)",
-                    [(rollout.rollout_id, g, PENDING, rollout.created_at) for g in gateways],
-                )
+        def tx(db: Any) -> None:
+            db.execute(
+                "INSERT INTO rollouts VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    rollout.rollout_id, rollout.release_name, rollout.release,
+                    rollout.version, rollout.scope, rollout.max_rollbacks,
+                    rollout.healthy_after, rollout.state, rollout.created_by,
+                    rollout.created_at, None, None,
+                ),
+            )  # fmt: skip
+            db.executemany(
+                "INSERT INTO rollout_gateways VALUES (?,?,?,?,NULL,NULL)",
+                [(rollout.rollout_id, g, PENDING, rollout.created_at) for g in gateways],
+            )
 
-        await self._run(op)
+        await self._run(lambda: self._atomic(tx))
 
     async def rollouts(self, limit: int = 100) -> list[Rollout]:
         def op() -> list[Rollout]:
@@ -173,3 +182,21 @@ class SqliteRolloutStore(SqliteWorker):
             return cur.rowcount == 1
 
         return await self._run(op)
+
+
+class SqliteRolloutStore(SqliteWorker, RolloutSql):
+    """:class:`RolloutSql` in ``rollouts.db`` (the default)."""
+
+    THREAD_NAME_PREFIX = "centre-rollouts"
+    CLOSED_MESSAGE = "rollout store is closed"
+
+    def _connect(self) -> sqlite3.Connection:
+        db = connect_durable(self._path)
+        db.row_factory = sqlite3.Row
+        db.executescript(_SCHEMA)
+        return db
+
+    def _atomic(self, fn: Callable[[Any], T]) -> T:
+        db = self.db
+        with atomic(db):
+            return fn(db)

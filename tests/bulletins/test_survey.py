@@ -4,31 +4,37 @@ audited in an append-only table, outcomes and the satisfaction rates."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from centre.bulletins.auth import OPERATORS_FILE, OperatorTokens, add_operator
+from centre.bulletins.pg_store import PostgresSurveyStore
 from centre.bulletins.residents import ResidentImportError, parse_residents_csv, phone_digits
 from centre.bulletins.survey import DEFAULT_PER_COMPOUND, SurveyRate
 from centre.bulletins.survey_store import (
     NotInSample,
     SqliteSurveyStore,
     SurveyRefused,
+    SurveySql,
     township_rates,
 )
 from centre.bulletins.web import COOKIE, BulletinHandlers, make_app
 from tests.bulletins.conftest import Seeded, serve
 from tests.bulletins.helpers import NOV_2
+from tests.pg_cluster import BACKENDS
 
 COMPOUNDS = {"Rose Garden", "Lotus Court", "Bamboo"}
 NOW = NOV_2 + 3 * 86400.0
@@ -111,13 +117,42 @@ def test_one_hostile_cell_in_a_good_list(cell: str, where: int) -> None:
 # --------------------------------------------------------------------------- store
 
 
+@pytest.fixture(params=BACKENDS)
+async def backend(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[SurveySql, Callable[[], Any]]]:
+    """The survey store on each backend, and a plain connection to its database."""
+    opener: Callable[[], Any]
+    if request.param == "postgres":
+        dsn = request.getfixturevalue("pg_dsn")
+        s: SurveySql = await PostgresSurveyStore.open(dsn)
+
+        def opener() -> Any:
+            return psycopg.connect(dsn, autocommit=True)
+    else:
+        path = tmp_path / "bulletins.db"
+        s = await SqliteSurveyStore.open(path)
+
+        def opener() -> Any:
+            return sqlite3.connect(path)
+
+    async with s:
+        yield s, opener
+
+
 @pytest.fixture
-async def survey(tmp_path: Path) -> AsyncIterator[SqliteSurveyStore]:
-    async with await SqliteSurveyStore.open(tmp_path / "bulletins.db") as s:
-        yield s
+def survey(backend: tuple[SurveySql, Callable[[], Any]]) -> SurveySql:
+    return backend[0]
 
 
-async def test_a_broken_list_imports_nothing(survey: SqliteSurveyStore, tmp_path: Path) -> None:
+@pytest.fixture
+def rawdb(backend: tuple[SurveySql, Callable[[], Any]]) -> Callable[[], Any]:
+    return backend[1]
+
+
+async def test_a_broken_list_imports_nothing(
+    survey: SurveySql, rawdb: Callable[[], Any]
+) -> None:
     good = await survey.import_residents(
         contact_list(3, 0), compounds=COMPOUNDS, imported_by="duty-1", now=NOW
     )
@@ -127,12 +162,12 @@ async def test_a_broken_list_imports_nothing(survey: SqliteSurveyStore, tmp_path
     assert (info.value.row, info.value.column) == (19, "phone")  # header + 17 rows before it
     d = await survey.draw(MONTH, drawn_by="clerk", now=NOW)
     assert d.import_id == good.id and d.sampled == 3  # the earlier list, untouched
-    with sqlite3.connect(tmp_path / "bulletins.db") as db:
+    with rawdb() as db:
         assert db.execute("SELECT COUNT(*) FROM resident_imports").fetchone() == (1,)
         assert db.execute("SELECT COUNT(*) FROM residents").fetchone() == (3,)
 
 
-async def test_the_draw_is_per_compound_reproducible_and_once(survey: SqliteSurveyStore) -> None:
+async def test_the_draw_is_per_compound_reproducible_and_once(survey: SurveySql) -> None:
     with pytest.raises(SurveyRefused):
         await survey.draw(MONTH, drawn_by="clerk", now=NOW)  # no list yet
     await survey.import_residents(
@@ -159,7 +194,7 @@ async def test_the_draw_is_per_compound_reproducible_and_once(survey: SqliteSurv
 
 
 async def test_reveals_are_audited_and_append_only(
-    survey: SqliteSurveyStore, tmp_path: Path
+    survey: SurveySql, rawdb: Callable[[], Any]
 ) -> None:
     await survey.import_residents(contact_list(), compounds=COMPOUNDS, imported_by="d", now=NOW)
     await survey.draw(MONTH, drawn_by="clerk", now=NOW)
@@ -174,15 +209,15 @@ async def test_reveals_are_audited_and_append_only(
     ]
     assert (await survey.sheet(MONTH))[0].reveals == 1
     await survey.record(MONTH, first.resident_id, "satisfied", "", by="clerk-1", now=NOW + 9)
-    with sqlite3.connect(tmp_path / "bulletins.db") as db:
+    with rawdb() as db:
         for sql in ("UPDATE survey_reveals SET revealed_by = 'x'", "DELETE FROM survey_reveals",
                     "UPDATE survey_outcomes SET outcome = 'unsatisfied'",
                     "DELETE FROM survey_outcomes"):  # fmt: skip
-            with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            with pytest.raises((sqlite3.DatabaseError, psycopg.Error), match="append-only"):
                 db.execute(sql)
 
 
-async def test_outcomes_give_the_rates(survey: SqliteSurveyStore) -> None:
+async def test_outcomes_give_the_rates(survey: SurveySql) -> None:
     await survey.import_residents(contact_list(6, 2), compounds=COMPOUNDS, imported_by="d", now=NOW)
     await survey.draw(MONTH, drawn_by="clerk", now=NOW)
     rose = [r.resident_id for r in await survey.sheet(MONTH) if r.compound == "Rose Garden"]
@@ -201,6 +236,27 @@ async def test_outcomes_give_the_rates(survey: SqliteSurveyStore) -> None:
         await survey.record(MONTH, rose[0], "happy", "", by="clerk", now=NOW)
 
 
+async def test_two_centre_processes_drawing_one_month_draw_it_once(pg_dsn: str) -> None:
+    """Two stores on one PostgreSQL (two hosts): the month is drawn once, the other refused."""
+    a = await PostgresSurveyStore.open(pg_dsn)
+    b = await PostgresSurveyStore.open(pg_dsn)
+    try:
+        await a.import_residents(contact_list(), compounds=COMPOUNDS, imported_by="d", now=NOW)
+
+        async def draw(store: SurveySql) -> object:
+            try:
+                return await store.draw(MONTH, drawn_by="clerk", now=NOW)
+            except SurveyRefused as exc:
+                return exc
+
+        got = await asyncio.gather(draw(a), draw(b))
+        assert sum(isinstance(g, SurveyRefused) for g in got) == 1, got
+        assert await b.verify_draw(MONTH) and len(await a.sheet(MONTH)) == 25
+    finally:
+        await a.close()
+        await b.close()
+
+
 # --------------------------------------------------------------------------- over HTTP
 
 
@@ -208,7 +264,7 @@ async def test_outcomes_give_the_rates(survey: SqliteSurveyStore) -> None:
 class Site:
     url: str
     token: str
-    survey: SqliteSurveyStore
+    survey: SurveySql
 
     def bearer(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}

@@ -22,6 +22,7 @@ from gateway.update.fetch import ReleaseFetcher
 from gateway.update.outbox import OUTBOX_NAME, Outbox, UpdateEventsService
 from tests.console.district import District, running_district, wait_until
 from tests.console.test_http import Browser
+from tests.pg_cluster import BACKENDS
 from tests.rollout.rig import HW, gateway_dir, gateway_ssl, place_release
 
 pytestmark = pytest.mark.timeout(600)
@@ -34,9 +35,14 @@ GATEWAYS = [
 PAYLOAD = {"bin/compound-gw": b"#!/bin/sh\nexit 0\n", "lib/app.py": b"print('new')\n" * 4000}
 
 
-@pytest.fixture
-async def district(tmp_path: Path) -> AsyncIterator[District]:
-    async with running_district(tmp_path, GATEWAYS) as d:
+@pytest.fixture(params=BACKENDS)
+async def district(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[District]:
+    # Both backends: with a DSN the rollouts, like the console and the events they follow,
+    # are in the centre's PostgreSQL.
+    dsn = request.getfixturevalue("pg_dsn") if request.param == "postgres" else None
+    async with running_district(tmp_path, GATEWAYS, dsn=dsn) as d:
+        want = "PostgresRolloutStore" if dsn else "SqliteRolloutStore"
+        assert type(rollouts(d).store).__name__ == want
         yield d
 
 
