@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Final, Protocol, Self, TypeVar
 from centre.errors import Conflict, EnrollmentRefused
 from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
 from wire import Batch, encode
+from wire.canonical import encode_objects
 from wire.chain import ChainError, verify_event
 from wire.envelopes import MAX_GAPS_LISTED
 
@@ -579,7 +580,7 @@ class SqlRepository:
     ) -> IngestResult:
         def op() -> IngestResult:
             gw = batch.gateway_id
-            bodies = [encode(e).decode("utf-8") for e in batch.events]
+            bodies = encode_objects(batch.events)  # one encoder call for the batch
             try:
                 with self._tx():
                     return self._ingest_in_tx(batch, bodies, envelope, signature, key_id, now)
