@@ -362,8 +362,16 @@ async def orchestrate(n_events: int, n_naive: int, keep: bool, batch_events: int
     cli(centre, "init")
     port = free_port()
     log = open(tmp / "centre.log", "wb")  # noqa: SIM115
+    # DRAIN_PROFILE_CENTRE=<file>: the centre under cProfile (its event loop's thread only: the
+    # parse and the database run on worker threads, which drain_profile.py covers).
+    profile_centre = os.environ.get("DRAIN_PROFILE_CENTRE")
+    serve = (
+        [sys.executable, "-m", "cProfile", "-o", profile_centre, "-m", "centre.cli"]
+        if profile_centre
+        else CENTRE
+    )
     server = await asyncio.create_subprocess_exec(
-        *CENTRE,
+        *serve,
         "--data",
         str(centre),
         "serve",
