@@ -217,7 +217,7 @@ def gateway_side(data: Path, url: str, naive: bool, batch_events: int) -> None:
             telemetry_budget_bytes=1 << 30,
         )
         total = (await journal.stats())["unsynced"]
-        t0, cpu0 = time.perf_counter(), time.process_time()
+        t0, cpu0, sys0 = time.perf_counter(), time.process_time(), os.times().system
         if naive:
             sent = await naive_drain(journal, data, url)
             counters = {"events": sent}
@@ -241,11 +241,13 @@ def gateway_side(data: Path, url: str, naive: bool, batch_events: int) -> None:
             await asyncio.gather(task, return_exceptions=True)
             counters = dict(up.counters)
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        sys_s = os.times().system - sys0
         await journal.close()
         return {
             "events": total,
             "elapsed_s": elapsed,
             "cpu_s": cpu,
+            "sys_s": sys_s,
             "counters": counters,
             "peak_rss_kb": peak_rss_kb(),
         }
@@ -304,10 +306,11 @@ async def naive_drain(journal: Any, data: Path, url: str) -> int:
 # -- orchestration -------------------------------------------------------------------------------
 
 
-def cpu_of(pid: int) -> float:
-    """User + system CPU seconds of a process so far (its threads included)."""
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far (its threads included)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tck, int(fields[12]) / tck
 
 
 def free_port() -> int:
@@ -359,8 +362,16 @@ async def orchestrate(n_events: int, n_naive: int, keep: bool, batch_events: int
     cli(centre, "init")
     port = free_port()
     log = open(tmp / "centre.log", "wb")  # noqa: SIM115
+    # DRAIN_PROFILE_CENTRE=<file>: the centre under cProfile (its event loop's thread only: the
+    # parse and the database run on worker threads, which drain_profile.py covers).
+    profile_centre = os.environ.get("DRAIN_PROFILE_CENTRE")
+    serve = (
+        [sys.executable, "-m", "cProfile", "-o", profile_centre, "-m", "centre.cli"]
+        if profile_centre
+        else CENTRE
+    )
     server = await asyncio.create_subprocess_exec(
-        *CENTRE,
+        *serve,
         "--data",
         str(centre),
         "serve",
@@ -409,7 +420,7 @@ async def orchestrate(n_events: int, n_naive: int, keep: bool, batch_events: int
         for name, naive in (("gw-bench-week", False), ("gw-bench-naive", True)):
             proxy = FaultProxy(target=("127.0.0.1", port))
             await proxy.start()
-            centre0, self0 = cpu_of(server.pid), time.process_time()
+            centre0, self0 = cpu_split(server.pid), time.process_time()
             try:
                 r = await run_child(
                     gws[name], f"https://127.0.0.1:{proxy.port}", naive, batch_events
@@ -417,7 +428,9 @@ async def orchestrate(n_events: int, n_naive: int, keep: bool, batch_events: int
             finally:
                 stats = proxy.stats
                 await proxy.stop()
-            r["centre_cpu_s"] = cpu_of(server.pid) - centre0
+            centre1 = cpu_split(server.pid)
+            r["centre_cpu_s"] = sum(centre1) - sum(centre0)
+            r["centre_sys_s"] = centre1[1] - centre0[1]
             r["proxy_cpu_s"] = time.process_time() - self0
             r["wire_up"], r["wire_down"] = stats.bytes_upstream, stats.bytes_downstream
             results[name] = r
@@ -460,6 +473,11 @@ async def orchestrate(n_events: int, n_naive: int, keep: bool, batch_events: int
         f"centre {1e6 * w['centre_cpu_s'] / w['events']:.0f}, "
         f"proxy {1e6 * w['proxy_cpu_s'] / w['events']:.0f}; "
         f"wall {1e6 * w['elapsed_s'] / w['events']:.0f}"
+    )
+    print(
+        "  of which system (kernel: fsync, sockets, page faults): "
+        f"gateway {1e6 * w['sys_s'] / w['events']:.0f}, "
+        f"centre {1e6 * w['centre_sys_s'] / w['events']:.0f}"
     )
     c = w["counters"]
     print(

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Final, Protocol, Self, TypeVar
 from centre.errors import Conflict, EnrollmentRefused
 from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
 from wire import Batch, encode
+from wire.canonical import encode_objects
 from wire.chain import ChainError, verify_event
 from wire.envelopes import MAX_GAPS_LISTED
 
@@ -579,7 +580,7 @@ class SqlRepository:
     ) -> IngestResult:
         def op() -> IngestResult:
             gw = batch.gateway_id
-            bodies = [encode(e).decode("utf-8") for e in batch.events]
+            bodies = encode_objects(batch.events)  # one encoder call for the batch
             try:
                 with self._tx():
                     return self._ingest_in_tx(batch, bodies, envelope, signature, key_id, now)
@@ -967,22 +968,35 @@ class SqlRepository:
         return IngestResult(0, 0, wm, highest, gaps, truncated)
 
     def _gaps(self, gw: str, wm: int) -> tuple[tuple[tuple[int, int], ...], bool]:
-        """Missing ranges above the watermark: holes between stored events, minus skipped."""
-        rows = self.db.execute(
-            "SELECT prev + 1, seq - 1 FROM (SELECT seq, LAG(seq, 1, ?) OVER (ORDER BY seq) AS prev"
-            " FROM events WHERE gateway_id = ? AND seq > ?) AS w WHERE seq - prev > 1 LIMIT ?",
-            (wm, gw, wm, _GAP_SCAN),
-        ).fetchall()
-        skipped = self.db.execute(
+        """Missing ranges above the watermark: holes between stored events, minus skipped.
+
+        Walks the held seqs above the watermark in primary-key order, a page at a time, and
+        stops as soon as the answer is known: more than :data:`MAX_GAPS_LISTED` gaps, or
+        :data:`_GAP_SCAN` holes looked at (both: truncated). (A window query over every event
+        above the watermark cost 8 ms a batch while a week's evidence sent ahead sat there.)"""
+        db = self.db
+        skipped = db.execute(
             "SELECT seq_lo, seq_hi FROM skipped WHERE gateway_id = ? AND seq_hi > ?"
             " ORDER BY seq_lo",
             (gw, wm),
         ).fetchall()
         gaps: list[tuple[int, int]] = []
-        for lo, hi in rows:
-            gaps.extend(_subtract(int(lo), int(hi), skipped))
-        truncated = len(rows) >= _GAP_SCAN or len(gaps) > MAX_GAPS_LISTED
-        return tuple(gaps[:MAX_GAPS_LISTED]), truncated
+        holes = 0
+        prev = wm
+        while True:
+            page = db.execute(
+                "SELECT seq FROM events WHERE gateway_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (gw, prev, _GAP_PAGE),
+            ).fetchall()
+            for (seq,) in page:
+                if seq - prev > 1:
+                    gaps.extend(_subtract(prev + 1, seq - 1, skipped))
+                    holes += 1
+                    if holes >= _GAP_SCAN or len(gaps) > MAX_GAPS_LISTED:
+                        return tuple(gaps[:MAX_GAPS_LISTED]), True
+                prev = seq
+            if len(page) < _GAP_PAGE:
+                return tuple(gaps), False
 
     async def state(self, gateway_id: str) -> IngestResult:
         def op() -> IngestResult:
@@ -1258,6 +1272,7 @@ _EVENT_COLUMNS: Final = (
     "gateway_id, seq, kind, cls, wall_time, body, batch_id, received_at, prev_seq, chain_hash"
 )
 _GAP_SCAN: Final = 1000
+_GAP_PAGE: Final = 1000  # held seqs read per query while looking for gaps
 
 
 def _digest(body: str) -> str:

@@ -66,18 +66,19 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
-
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
+from typing import TYPE_CHECKING, Any, Final
 
 from gateway.clock import Clock, SystemClock
 from gateway.errors import JournalClosedError, JournalError, JournalFullError
 from gateway.events import EVENT_CLASSES, EVIDENCE, TELEMETRY, Event
 from wire.canonical import encode as canonical_encode
+
+if TYPE_CHECKING:
+    import sqlite_utils
+    from sqlite_utils.migrations import Migrations
 from wire.chain import BROKEN_LINK, EDITED, FORK, GENESIS, ChainError, check_links, verify_chain
 from wire.chain import DOMAIN as CHAIN_DOMAIN
 from wire.errors import EncodingError
@@ -95,10 +96,9 @@ ROW_OVERHEAD_BYTES: Final = 96  # rough per-row size beyond the payload, for bat
 # open behind it. Once a second costs nothing on a Pi.
 LOOP_CHECK_S: Final = 1.0
 
-migrations = Migrations("compound-gw.journal")
+MIGRATION_SET: Final = "compound-gw.journal"
 
 
-@migrations()
 def m001_events(db: sqlite_utils.Database) -> None:
     db.execute(
         """CREATE TABLE events (
@@ -120,12 +120,62 @@ def m001_events(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
-@migrations()
 def m002_chain(db: sqlite_utils.Database) -> None:
     # The hash chain over evidence (wire/chain.py); NULL on telemetry and on older rows.
     db.execute("ALTER TABLE events ADD COLUMN prev_seq INTEGER")
     db.execute("ALTER TABLE events ADD COLUMN prev_hash TEXT")
     db.execute("ALTER TABLE events ADD COLUMN hash TEXT")
+
+
+MIGRATIONS: Final = (m001_events, m002_chain)  # in order; sqlite_utils names each by function
+
+
+def migrations() -> Migrations:
+    """The journal's migration set (sqlite_utils, imported only when a migration may be due:
+    it is some 14 MB of a gateway process's memory)."""
+    from sqlite_utils.migrations import Migrations
+
+    out = Migrations(MIGRATION_SET)
+    for fn in MIGRATIONS:
+        out()(fn)
+    return out
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply pending migrations. A journal that has them all (every open after the first)
+    is answered from sqlite_utils' own record table without importing it."""
+    try:
+        done = {
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", (MIGRATION_SET,)
+            )
+        }
+    except sqlite3.OperationalError:  # no record table yet: a new journal
+        done = set()
+    if done >= {fn.__name__ for fn in MIGRATIONS}:
+        return
+    import sqlite_utils
+
+    migrations().apply(sqlite_utils.Database(conn))
+
+
+def _atomic(conn: sqlite3.Connection) -> contextlib.AbstractContextManager[None]:
+    """BEGIN ... COMMIT on an autocommit connection (isolation_level None), ROLLBACK if the
+    block raises."""
+
+    @contextlib.contextmanager
+    def tx() -> Iterator[None]:
+        conn.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+        conn.execute("COMMIT")
+
+    return tx()
 
 
 @dataclass(slots=True)
@@ -488,8 +538,7 @@ class Journal:
         if self.max_db_bytes is not None:
             page_size = conn.execute("PRAGMA page_size").fetchone()[0]
             conn.execute(f"PRAGMA max_page_count = {max(16, self.max_db_bytes // page_size)}")
-        db = sqlite_utils.Database(conn)
-        migrations.apply(db)
+        _migrate(conn)
         row = conn.execute("SELECT value FROM meta WHERE key='gateway_id'").fetchone()
         if row is not None and row[0] != self.gateway_id:
             conn.close()
@@ -497,7 +546,7 @@ class Journal:
                 f"journal {self.path} belongs to gateway {row[0]!r}, not {self.gateway_id!r}",
                 path=str(self.path),
             )
-        with db.atomic():
+        with _atomic(conn):
             if row is None:
                 conn.execute("INSERT INTO meta VALUES ('gateway_id', ?)", (self.gateway_id,))
             if salvaged:

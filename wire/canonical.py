@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 MAX_DEPTH: Final = 32
@@ -133,6 +134,34 @@ def encode(value: Any) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:  # lone surrogates in a str
         raise EncodingError("string is not valid Unicode (lone surrogate)") from exc
+
+
+def encode_objects(values: Sequence[Mapping[str, Any]]) -> list[str]:
+    """``[encode(v).decode("utf-8") for v in values]`` for non-empty objects that share their
+    first (smallest) key, in one encoder call: the array's canonical text is the members'
+    canonical texts joined by commas, and is cut apart again where ``},{"<first key>":``
+    stands. Such a cut can also stand inside a member (an array of objects in a payload), so
+    the pieces are used only when there are exactly as many as values, every one starting
+    with that key; otherwise each value is encoded on its own. :class:`EncodingError` (only)
+    as :func:`encode` raises it."""
+    items = [dict(v) for v in values]
+    if not items:
+        return []
+    try:
+        first = min(items[0]) if items[0] else None
+        shared = type(first) is str and all(item and min(item) == first for item in items)
+    except TypeError:  # keys that do not compare (not all str): encode says what is wrong
+        shared = False
+    if not shared:
+        return [encode(item).decode("utf-8") for item in items]
+    whole = encode(items).decode("utf-8")  # checks every value, refuses lone surrogates
+    head = "{" + _ENCODER.encode(first) + ":"
+    parts = whole[1:-1].split("}," + head)
+    if len(parts) != len(items):
+        return [encode(item).decode("utf-8") for item in items]
+    if len(parts) == 1:
+        return parts
+    return [parts[0] + "}", *(head + p + "}" for p in parts[1:-1]), head + parts[-1]]
 
 
 def _refuse_constant(name: str) -> Any:

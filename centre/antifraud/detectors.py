@@ -331,9 +331,12 @@ def tap_records_from_events(gateway: str, events: Iterable[Mapping[str, Any]]) -
     records: list[TapRecord] = []
     snapshots: dict[int, list[str]] = defaultdict(list)
     for ev in events:
-        if not isinstance(ev, Mapping):
+        if type(ev) is not dict and not isinstance(ev, Mapping):  # exact type first: cheap
             continue
         kind = ev.get("kind")
+        # Most of a backlog is telemetry. A tuple, not a set: an unhashable kind compares.
+        if kind not in ("tap", "camera.snapshot"):
+            continue
         payload = ev.get("payload")
         if not isinstance(payload, Mapping):
             continue

@@ -85,6 +85,51 @@ async def test_many_gaps_are_truncated(open_repo: OpenRepo) -> None:
         await repo.close()
 
 
+def _reference_gaps(
+    held: set[int], skipped: list[tuple[int, int]], wm: int
+) -> tuple[tuple[tuple[int, int], ...], bool]:
+    """Gaps as the ack defines them, the slow way: every missing seq between the watermark and
+    the highest held one, minus the skipped ranges, cut at 100 (truncated) or at 1000 holes."""
+    gone = {s for lo, hi in skipped for s in range(lo, hi + 1)}
+    gaps: list[tuple[int, int]] = []
+    holes, prev = 0, wm
+    for seq in sorted(s for s in held if s > wm):
+        if seq - prev > 1:
+            holes += 1
+            run: list[int] = [s for s in range(prev + 1, seq) if s not in gone]
+            for s in run:
+                if gaps and gaps[-1][1] == s - 1 and gaps[-1][1] >= prev:
+                    gaps[-1] = (gaps[-1][0], s)
+                else:
+                    gaps.append((s, s))
+            if holes >= 1000 or len(gaps) > 100:
+                return tuple(gaps[:100]), True
+        prev = seq
+    return tuple(gaps), False
+
+
+async def test_gaps_across_pages_and_skips(open_repo: OpenRepo) -> None:
+    """The gap walk reads held seqs a page (1,000) at a time: gaps found on the first page,
+    across a page boundary and after it, with skipped ranges cutting holes in two or away."""
+    repo = await registered(open_repo)
+    try:
+        held = set(range(2, 1503)) | {1600, 1700, 1710, 2500}
+        skipped = [(1520, 1530), (1701, 1709)]
+        await ingest(repo, sorted(held), skipped=skipped)
+        r = await repo.state("gw-01")
+        assert r.watermark == 0
+        assert (r.gaps, r.gaps_truncated) == _reference_gaps(held, skipped, 0)
+        assert r.gaps == ((1, 1), (1503, 1519), (1531, 1599), (1601, 1699), (1711, 2499))
+        # Holes only beyond the first page, many of them: truncated at 100.
+        more = set(range(3000, 3600, 2))
+        await ingest(repo, sorted(more))
+        r = await repo.state("gw-01")
+        assert (r.gaps, r.gaps_truncated) == _reference_gaps(held | more, skipped, 0)
+        assert len(r.gaps) == 100 and r.gaps_truncated
+    finally:
+        await repo.close()
+
+
 async def test_query_by_compound_kind_and_time(open_repo: OpenRepo) -> None:
     repo = await registered(open_repo)
     await repo.create_token("h2", "Lily", "", 0.0, 1e12)

@@ -159,3 +159,49 @@ def test_lone_surrogate_escapes_still_refused_and_escaped_backslashes_kept() -> 
             decode(raw)
     assert decode(b'["\\\\ud800"]') == ["\\ud800"]
     assert decode(b'["\\ud83d\\ude00"]') == ["\U0001f600"]  # a valid pair is fine
+
+
+_SCALARS = st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.text(max_size=12)
+_NESTED = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["boot_id", "a", "z", "},{"]), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(
+    st.lists(
+        st.dictionaries(st.sampled_from(["boot_id", "a", "b", "zz"]), _NESTED, max_size=4),
+        max_size=6,
+    )
+)
+def test_encode_objects_is_each_value_encoded_alone(values: list[dict[str, Any]]) -> None:
+    """One encoder call cut apart gives each value's own canonical text, also when a value
+    holds what looks like the cut (an array of objects with the same first key)."""
+    from wire.canonical import encode_objects
+
+    assert encode_objects(values) == [encode(v).decode("utf-8") for v in values]
+
+
+def test_encode_objects_cut_inside_a_value_and_refusals() -> None:
+    from wire.canonical import encode_objects
+
+    tricky = [
+        {"boot_id": 1, "p": [{"boot_id": 2}, {"boot_id": 3}]},
+        {"boot_id": 4},
+        {"boot_id": '},{"boot_id":'},
+    ]
+    assert encode_objects(tricky) == [encode(v).decode("utf-8") for v in tricky]
+    # A value without the shared first key and a value with the cut inside it: the counts
+    # would match, the pieces would not; each is encoded alone.
+    swapped = [{"boot_id": 1, "p": [{"boot_id": 2}, {"boot_id": 3}]}, {"c": 1}, {"boot_id": 5}]
+    assert encode_objects(swapped) == [encode(v).decode("utf-8") for v in swapped]
+    with pytest.raises(EncodingError):
+        encode_objects([{"a": 1}, {"a": float("nan")}])
+    with pytest.raises(EncodingError):
+        encode_objects([{"a": "\ud800"}])
+    with pytest.raises(EncodingError):
+        encode_objects([{"a": 1}, {1: 2, "a": 1}])

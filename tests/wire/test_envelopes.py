@@ -252,7 +252,7 @@ def test_split_sealed_reads_what_split_envelope_reads() -> None:
         lambda r: r.replace(b'"key_id":"', b'"key_id":"', 1).replace(b'"body":{', b'"body":[', 1),
         lambda r: r.replace(b'{"body":', b'{"body":{"x":', 1),
         lambda r: r.replace(b'{"body":', b'{"body":' + b"[" * 31 + b"1" + b"]" * 31 + b",", 1),
-        lambda r: r.replace(b"==\",\"type\"", b'=A","type"', 1),
+        lambda r: r.replace(b'==","type"', b'=A","type"', 1),
     ],
 )
 def test_split_sealed_refuses_what_split_envelope_refuses(mutate: Any) -> None:
@@ -273,3 +273,79 @@ def test_split_sealed_keeps_the_envelope_nesting_limit(depth: int) -> None:
     fast, full = _split_both(raw, COMMAND_TYPE)
     assert fast == full
     assert (fast is EncodingError) == (depth >= 31)
+
+
+def _full_check_passes(ev: Any) -> bool:
+    try:
+        check_event_slow(ev)
+    except EnvelopeError:
+        return False
+    return True
+
+
+def check_event_slow(ev: Any) -> None:
+    """check_event with its fast path off: the rules as the full check words them."""
+    import wire.envelopes as env
+
+    saved = env._plain_event
+    env._plain_event = lambda _ev: False  # type: ignore[assignment]
+    try:
+        env.check_event(ev)
+    finally:
+        env._plain_event = saved
+
+
+_CHAINED = event(5) | {"prev_seq": 3, "prev_hash": "a" * 64, "hash": "b" * 64}
+_ODD_VALUES = [
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    2**53,
+    2**62,
+    2**62 + 1,
+    10**400,
+    1.5,
+    float("nan"),
+    float("inf"),
+    "",
+    "x",
+    "tap",
+    "Tap",
+    "a" * 65,
+    "0" * 64,
+    "g" * 64,
+    "evidence",
+    "telemetry",
+    [],
+    {},
+    [1],
+    {"a": 1},
+    (1,),
+]
+
+
+def test_check_event_fast_path_agrees_with_the_full_check() -> None:
+    """The fast path (exact types) never passes what the full check refuses, and passes the
+    well-formed events the uploader sends: every field of each kind of event, dropped or set to
+    each odd value in turn."""
+    from wire.envelopes import _plain_event, check_event
+
+    fields = [*sorted(_CHAINED), "extra"]
+    for base in (event(7), event(8, cls="telemetry"), _CHAINED):
+        assert _plain_event(base) and _full_check_passes(base)
+        for field in fields:
+            for ev in [{k: v for k, v in base.items() if k != field}] + [
+                base | {field: value} for value in _ODD_VALUES
+            ]:
+                fast, full = _plain_event(ev), _full_check_passes(ev)
+                assert full or not fast, ev
+                if fast:
+                    assert check_event(ev) == ev
+                if not full:
+                    with pytest.raises(EnvelopeError):
+                        check_event(ev)
+        genesis = base | {"prev_seq": 0, "prev_hash": "0" * 64, "hash": "b" * 64}
+        assert _plain_event(genesis) and _full_check_passes(genesis)
