@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import errno
 import hashlib
 import json
@@ -70,9 +71,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
-
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
 
 from gateway.clock import Clock, SystemClock
 from gateway.errors import JournalClosedError, JournalError, JournalFullError
@@ -95,11 +93,20 @@ ROW_OVERHEAD_BYTES: Final = 96  # rough per-row size beyond the payload, for bat
 # open behind it. Once a second costs nothing on a Pi.
 LOOP_CHECK_S: Final = 1.0
 
-migrations = Migrations("compound-gw.journal")
+# Schema migrations, applied in order on open, each in one transaction with its record. The
+# records live in sqlite-utils' table (``_sqlite_migrations``, same schema and names) so journals
+# made by earlier versions open unchanged; sqlite-utils itself is not imported (about 4 MiB of
+# resident modules for two CREATE statements, on a daemon that idles for years).
+MIGRATION_SET: Final = "compound-gw.journal"
+_MIGRATIONS_DDL: Final = (
+    'CREATE TABLE IF NOT EXISTS "_sqlite_migrations" ("id" INTEGER PRIMARY KEY, '
+    '"migration_set" TEXT, "name" TEXT, "applied_at" TEXT)',
+    'CREATE UNIQUE INDEX IF NOT EXISTS "idx__sqlite_migrations_migration_set_name" '
+    'ON "_sqlite_migrations" ("migration_set", "name")',
+)
 
 
-@migrations()
-def m001_events(db: sqlite_utils.Database) -> None:
+def m001_events(db: sqlite3.Connection) -> None:
     db.execute(
         """CREATE TABLE events (
             seq INTEGER PRIMARY KEY,
@@ -120,12 +127,50 @@ def m001_events(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
-@migrations()
-def m002_chain(db: sqlite_utils.Database) -> None:
+def m002_chain(db: sqlite3.Connection) -> None:
     # The hash chain over evidence (wire/chain.py); NULL on telemetry and on older rows.
     db.execute("ALTER TABLE events ADD COLUMN prev_seq INTEGER")
     db.execute("ALTER TABLE events ADD COLUMN prev_hash TEXT")
     db.execute("ALTER TABLE events ADD COLUMN hash TEXT")
+
+
+MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (m001_events, m002_chain)
+
+
+def apply_migrations(conn: sqlite3.Connection) -> list[str]:
+    """Apply the migrations this journal lacks (autocommit connection); returns their names."""
+    done: list[str] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for ddl in _MIGRATIONS_DDL:
+            conn.execute(ddl)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    applied = {
+        r[0]
+        for r in conn.execute(
+            'SELECT name FROM "_sqlite_migrations" WHERE migration_set = ?', (MIGRATION_SET,)
+        )
+    }
+    for fn in MIGRATIONS:
+        if fn.__name__ in applied:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            fn(conn)
+            conn.execute(
+                'INSERT INTO "_sqlite_migrations" (migration_set, name, applied_at) '
+                "VALUES (?, ?, ?)",
+                (MIGRATION_SET, fn.__name__, str(datetime.datetime.now(datetime.UTC))),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        done.append(fn.__name__)
+    return done
 
 
 @dataclass(slots=True)
@@ -488,8 +533,7 @@ class Journal:
         if self.max_db_bytes is not None:
             page_size = conn.execute("PRAGMA page_size").fetchone()[0]
             conn.execute(f"PRAGMA max_page_count = {max(16, self.max_db_bytes // page_size)}")
-        db = sqlite_utils.Database(conn)
-        migrations.apply(db)
+        apply_migrations(conn)
         row = conn.execute("SELECT value FROM meta WHERE key='gateway_id'").fetchone()
         if row is not None and row[0] != self.gateway_id:
             conn.close()
@@ -497,13 +541,19 @@ class Journal:
                 f"journal {self.path} belongs to gateway {row[0]!r}, not {self.gateway_id!r}",
                 path=str(self.path),
             )
-        with db.atomic():
-            if row is None:
-                conn.execute("INSERT INTO meta VALUES ('gateway_id', ?)", (self.gateway_id,))
-            if salvaged:
-                conn.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('seq_floor', ?)", (str(salvaged),)
-                )
+        if row is None or salvaged:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if row is None:
+                    conn.execute("INSERT INTO meta VALUES ('gateway_id', ?)", (self.gateway_id,))
+                if salvaged:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('seq_floor', ?)", (str(salvaged),)
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         st = self._state
         max_seq = conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
         floor_row = conn.execute("SELECT value FROM meta WHERE key='seq_floor'").fetchone()

@@ -6,6 +6,7 @@ import asyncio
 import os
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -389,3 +390,36 @@ async def test_close_right_after_a_burst_of_appends_finishes_them_and_returns(
         events = await asyncio.wait_for(asyncio.gather(*appends), 30)
         assert [e.seq for e in events] == list(range(1, 301))
         assert len(read_events(tmp_path / f"j{attempt}.db")) == 300
+
+
+async def test_a_journal_migrated_by_sqlite_utils_opens_unchanged(tmp_path: Path) -> None:
+    """Journals made while sqlite-utils ran the migrations keep their records: nothing re-runs."""
+    import sqlite_utils
+    from sqlite_utils.migrations import Migrations
+
+    from gateway.journal import MIGRATION_SET, MIGRATIONS
+
+    path = tmp_path / "j.db"
+    old = Migrations(MIGRATION_SET)
+    for fn in MIGRATIONS:
+        old(name=fn.__name__)(lambda db, fn=fn: fn(db.conn))
+    conn = sqlite3.connect(path, isolation_level=None)
+    old.apply(sqlite_utils.Database(conn))
+    conn.close()
+    j = await open_journal(path)
+    await j.append("tap", {"checkpoint": "north-gate"})
+    await j.close()
+    conn = sqlite3.connect(path)
+    names = conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id").fetchall()
+    conn.close()
+    assert names == [(fn.__name__,) for fn in MIGRATIONS]
+    assert [r[1] for r in all_rows(path)] == ["tap"]
+
+
+def test_the_journal_does_not_load_sqlite_utils() -> None:
+    """About 4 MiB of resident modules the daemon never needs (docs/ARCHITECTURE.md, footprint)."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, gateway.journal; print('sqlite_utils' in sys.modules)"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip() == "False"
