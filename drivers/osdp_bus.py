@@ -533,6 +533,10 @@ class ControlPanelThread:
 
     def _line_driven(self, channel: SerialChannel) -> None:
         follow_up = False
+        # Part of a frame is held back: its rest cannot be on the line before this, so until
+        # then only the wake pipe is watched (at 9600 baud bytes trickle in one or two at a
+        # time; waking for each cost the idle daemon most of its CPU).
+        quiet_until = 0.0
         while not self._stop.is_set():
             now = time.monotonic()
             timeout = REFRESH_S
@@ -544,6 +548,10 @@ class ControlPanelThread:
                         timeout = min(timeout, due - now)
             fd = channel.fileno()
             watch = [self._wake_r] if fd is None else [self._wake_r, fd]
+            quiet = fd is not None and now < quiet_until
+            if quiet:
+                watch = [self._wake_r]
+                timeout = min(timeout, quiet_until - now)
             try:
                 readable, _, _ = select.select(watch, [], [], timeout)
             except (OSError, ValueError):  # the port went away under us: libosdp will see it
@@ -554,10 +562,11 @@ class ControlPanelThread:
             if self._wake_r in readable:
                 with contextlib.suppress(BlockingIOError, OSError):
                     os.read(self._wake_r, 512)
-            elif fd is not None and fd in readable:
+            elif fd is not None and (fd in readable or (quiet and time.monotonic() >= quiet_until)):
                 channel.pull()
                 if not channel.frames_ready():
                     follow_up = False
+                    quiet_until = channel.held_frame_due()
                     continue  # part of a frame: wait for the rest (or its stale deadline)
             moved = channel.rx_frames + channel.tx_bytes
             self._refresh_once()
@@ -640,6 +649,20 @@ def complete_prefix(buf: bytes | bytearray) -> int:
             return start
         pos = start + length
     return n
+
+
+def missing_bytes(buf: bytes | bytearray) -> int:
+    """How many more bytes the frame held back at the end of ``buf`` needs at least (0: none is
+    held back): to its declared length, or to its 4-byte header while the length is unknown.
+    Pure."""
+    cut = complete_prefix(buf)
+    rest = len(buf) - cut
+    if rest == 0:
+        return 0
+    if rest < 4:
+        return 4 - rest
+    length = buf[cut + 2] | (buf[cut + 3] << 8)
+    return max(1, length - rest)
 
 
 def _frame_ok(frame: bytes | bytearray) -> bool:
@@ -799,6 +822,15 @@ class SerialChannel(Channel):
         if not self._pending:
             return None
         return self._pending_since + self._partial_timeout() + 0.001
+
+    def held_frame_due(self, now: float | None = None) -> float:
+        """When the rest of the frame held back can first be here: the wire time of its missing
+        bytes but one (the port's descriptor reports that one as it comes), and never after the
+        fragment goes stale. Until then a refresh thread need not wake per byte."""
+        now = time.monotonic() if now is None else now
+        due = now + frame_time_s(max(0, missing_bytes(self._pending) - 1), self.baud)
+        stale = self.partial_due()
+        return due if stale is None else min(due, stale)
 
     def next_poll_due(self) -> float | None:
         """When libosdp next polls a reader it polled lately (None: none is due later than now;

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import re
 import shutil
@@ -75,10 +76,16 @@ class ClockStatus:
     esterror_us: int
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """libc, looked up once (``find_library`` forks ``ldconfig -p`` on every call)."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
 def read_clock_status() -> ClockStatus | None:
     """adjtimex(2) in read-only mode (modes = 0, allowed without privileges); None if absent."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = _libc()
         tx = _Timex()
         state = int(libc.adjtimex(ctypes.byref(tx)))
     except (OSError, AttributeError):

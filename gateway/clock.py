@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import time
 import uuid
 from pathlib import Path
@@ -51,10 +52,17 @@ class _Timex(ctypes.Structure):
     _fields_ = [("modes", ctypes.c_uint), ("_rest", ctypes.c_byte * 508)]
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """libc, looked up once: ``find_library`` runs ``ldconfig -p`` (a fork and exec) per call,
+    which cost the idle daemon a subprocess every ``sync_ttl_s``."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
 def clock_synchronised() -> bool:
     """True when the kernel says the clock is synchronised (adjtimex state is not TIME_ERROR)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = _libc()
         tx = _Timex()
         state = libc.adjtimex(ctypes.byref(tx))
     except (OSError, AttributeError):

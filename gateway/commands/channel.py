@@ -74,6 +74,9 @@ log = logging.getLogger("gateway.commands")
 
 COMMANDS_PATH: Final = "/api/v1/commands"
 NOT_PROVISIONED_POLL_S: Final = 60.0
+# Checked every minute until provisioned, but said at start and then hourly: a warning line a
+# minute is SD writes (journald, or the bench's log file) and says nothing new.
+NOT_PROVISIONED_LOG_EVERY: Final = 60
 OUTBOX_MAX: Final = 1000  # acks kept while offline (the journal keeps everything anyway)
 STATUS_SECTION: Final = "commands"
 # Frames are read up to this size, 16x the largest valid command (MAX_COMMAND_BYTES), so an
@@ -171,9 +174,12 @@ class CommandChannel:
             await asyncio.gather(*self._followers, return_exceptions=True)
 
     async def _run(self) -> None:
+        polls = 0
         while not self.paths.provisioned():
             self._move(Phase.WAITING)
-            log.warning("commands: not provisioned (no %s)", self.paths.cert)
+            if polls % NOT_PROVISIONED_LOG_EVERY == 0:
+                log.warning("commands: not provisioned (no %s)", self.paths.cert)
+            polls += 1
             await asyncio.sleep(NOT_PROVISIONED_POLL_S)
         await self._load_verifier()
         enrollment = read_enrollment(self.paths)

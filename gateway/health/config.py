@@ -218,7 +218,7 @@ class HealthSection:
         900.0, min=0.01, max=86400.0, doc="an unchanged sample is still written this often"
     )
     telemetry_batch_s: float = setting(
-        30.0, min=0.0, max=600.0,
+        300.0, min=0.0, max=600.0,
         doc="samples wait up to this long to share one commit (evidence never waits)",
     )  # fmt: skip
 

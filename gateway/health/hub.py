@@ -23,6 +23,7 @@ shows it as one table) and re-checks staleness once a second.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import weakref
@@ -41,8 +42,13 @@ log = logging.getLogger("gateway.health")
 
 TICK_S: Final = 1.0
 # Telemetry waits up to this long (default; config health.telemetry_batch_s) so samples from
-# many pollers share one commit (SD wear); evidence never waits.
-TELEMETRY_BATCH_S: Final = 30.0
+# many pollers share one commit (SD wear); evidence never waits, and takes any waiting samples
+# into its own commit. Every commit of even one small row costs about 40 KB of page writes
+# (WAL frames of the table and its three index leaves, the WAL index, later the checkpoint), so
+# this cadence, not the row count, sets the idle gateway's SD writes (docs/ARCHITECTURE.md,
+# "Daemon footprint"): 30 s let a noisy load1 cost 1.7 MB/hour; 300 s bounds it to 12 commits.
+TELEMETRY_BATCH_S: Final = 300.0
+STOP_FLUSH_S: Final = 2.0  # on stop, waiting samples get this long to reach the journal
 MAX_BATCH: Final = 256
 BOARD_SECTION: Final = "health"  # rows: device, kind, state, reason, for_s, seen_s_ago
 DETAIL_SECTION: Final = "health_detail"  # {device: last metrics}, for ``health --json``
@@ -275,7 +281,24 @@ class HealthHub:
             raise error
 
     async def run(self) -> None:
-        """Drain the queue into the journal; tick staleness; keep the status board fresh."""
+        """Drain the queue into the journal; tick staleness; keep the status board fresh.
+
+        When stopped (cancelled), whatever still waits for its batch is written first, within
+        ``STOP_FLUSH_S``: a clean stop loses no samples although they wait minutes to batch.
+        """
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            if self._pending:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._drain(), STOP_FLUSH_S)
+            raise
+
+    async def _drain(self) -> None:
+        while self._pending:
+            await self._write_batch()
+
+    async def _run(self) -> None:
         next_tick = self.clock.monotonic()
         while True:
             now = self.clock.monotonic()

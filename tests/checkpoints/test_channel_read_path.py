@@ -106,3 +106,30 @@ def test_a_failed_port_has_nothing_to_wait_on(pty: tuple[int, serial.Serial]) ->
     assert channel.failed is not None and len(reasons) == 1
     assert channel.fileno() is None
     assert channel.read(4096) == b""
+
+
+def test_a_held_back_frame_is_due_after_the_wire_time_of_its_missing_bytes(
+    pty: tuple[int, serial.Serial],
+) -> None:
+    """The refresh thread sleeps until then instead of waking for every paced byte."""
+    master, port = pty
+    channel = SerialChannel(port, FrameSniffer(), lambda _r: None, 9600)
+    fd = channel.fileno()
+    assert fd is not None
+    ack = frame(0x81, REPLY_ACK)  # 8 bytes
+    os.write(master, ack[:2])
+    assert wait_readable(fd)
+    assert channel.pull() == 2
+    now = time.monotonic()
+    # Header incomplete: 2 more bytes at least, the last of them reported by the descriptor.
+    assert channel.held_frame_due(now) == pytest.approx(now + 10 / 9600)
+    os.write(master, ack[2:5])
+    assert wait_readable(fd)
+    assert channel.pull() == 3
+    assert channel.held_frame_due(now) == pytest.approx(now + 2 * 10 / 9600)
+    due = channel.partial_due()
+    assert due is not None and channel.held_frame_due(due) == due  # never past the stale point
+    os.write(master, ack[5:])
+    assert wait_readable(fd)
+    channel.pull()
+    assert channel.frames_ready()

@@ -13,6 +13,7 @@ from drivers.osdp_bus import (
     FrameSniffer,
     complete_prefix,
     frame_time_s,
+    missing_bytes,
     osdp_crc16,
 )
 
@@ -100,3 +101,14 @@ def test_backoff_grows_to_its_cap_with_bounded_jitter() -> None:
 
 def test_frame_time_is_ten_bits_per_character() -> None:
     assert abs(frame_time_s(96, 9600) - 0.1) < 1e-12
+
+
+def test_missing_bytes_counts_what_the_held_back_frame_still_needs() -> None:
+    assert missing_bytes(b"") == 0
+    assert missing_bytes(PDID) == 0  # whole: nothing held back
+    assert missing_bytes(PDID[:1]) == 3  # SOM only: the header's other 3 bytes at least
+    assert missing_bytes(PDID[:3]) == 1
+    for cut in range(4, len(PDID)):
+        assert missing_bytes(PDID[:cut]) == len(PDID) - cut  # its declared length
+    assert missing_bytes(PDID + CCRYPT[:10]) == len(CCRYPT) - 10
+    assert missing_bytes(b"\x53\x01\x02\x00\x04") == 0  # not a header: passed on, not held

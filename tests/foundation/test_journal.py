@@ -6,6 +6,7 @@ import asyncio
 import os
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -389,3 +390,52 @@ async def test_close_right_after_a_burst_of_appends_finishes_them_and_returns(
         events = await asyncio.wait_for(asyncio.gather(*appends), 30)
         assert [e.seq for e in events] == list(range(1, 301))
         assert len(read_events(tmp_path / f"j{attempt}.db")) == 300
+
+
+async def test_a_journal_migrated_by_sqlite_utils_opens_unchanged(tmp_path: Path) -> None:
+    """Journals made while sqlite-utils ran the migrations keep their records: nothing re-runs."""
+    import sqlite_utils
+    from sqlite_utils.migrations import Migrations
+
+    from gateway.journal import MIGRATION_SET, MIGRATIONS
+
+    path = tmp_path / "j.db"
+    old = Migrations(MIGRATION_SET)
+    for fn in MIGRATIONS:
+        old(name=fn.__name__)(lambda db, fn=fn: fn(db.conn))
+    conn = sqlite3.connect(path, isolation_level=None)
+    old.apply(sqlite_utils.Database(conn))
+    conn.close()
+    j = await open_journal(path)
+    await j.append("tap", {"checkpoint": "north-gate"})
+    await j.close()
+    conn = sqlite3.connect(path)
+    names = conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id").fetchall()
+    conn.close()
+    assert names == [(fn.__name__,) for fn in MIGRATIONS]
+    assert [r[1] for r in all_rows(path)] == ["tap"]
+
+
+def test_a_migrated_journal_opens_without_loading_sqlite_utils(tmp_path: Path) -> None:
+    """sqlite-utils runs the journal's migrations (a new journal, a new release); every other
+    open reads its record table with plain sqlite3, so the daemon does not keep its ~4 MiB of
+    modules (docs/ARCHITECTURE.md, "Daemon footprint")."""
+    path = tmp_path / "j.db"
+    script = (
+        "import asyncio, sys\n"
+        "from gateway.journal import Journal\n"
+        "async def main():\n"
+        f"    j = await Journal.open({str(path)!r}, gateway_id='gw-t')\n"
+        "    await j.append('tap', {'checkpoint': 'north-gate'})\n"
+        "    await j.close()\n"
+        "asyncio.run(main())\n"
+        "print('sqlite_utils' in sys.modules)\n"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    ]
+    assert runs == ["True", "False"]  # the first open migrated; the second did not need to
+    assert [r[1] for r in all_rows(path)] == ["tap", "tap"]

@@ -4,6 +4,7 @@ the ``health`` command reading the board or, with no daemon, the journal."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from gateway.health.cli import add_cli, format_health_table, gather_health
 from gateway.health.hub import HealthHub
 from gateway.health.model import Hysteresis, State
 from gateway.journal import Journal
-from tests.health.helpers import events_of, running
+from tests.health.helpers import events_of, running, wait_until
 
 
 class _Board:
@@ -62,6 +63,32 @@ async def test_hub_journals_changes_thins_samples_and_marks_stale(tmp_path: Path
         assert board.sections["health"][0]["state"] == "unknown"
         assert "detail" not in board.sections["health"][0]
         assert board.sections["health_detail"]["r1"] == {"poll_ms": 3}
+
+
+async def test_samples_wait_for_their_batch_and_a_stop_still_writes_them(tmp_path: Path) -> None:
+    """Samples share one commit per ``telemetry_batch_s`` (SD writes), evidence takes the waiting
+    samples along at once, and stopping the hub writes what still waits (nothing is lost)."""
+    clock = ManualClock()
+    async with await Journal.open(tmp_path / "j.db", gateway_id="gw-t", clock=clock) as journal:
+        hub = HealthHub.for_journal(journal, clock)
+        assert hub.telemetry_batch_s == 300.0  # the default: at most 12 sample commits an hour
+        async with running(hub):
+            hub.sample("cam-1", "camera", {"snapshot_ms": 40.0})
+            clock.advance(299)  # the batch is not due: nothing is written yet
+            for _ in range(5):
+                await asyncio.sleep(0.01)
+            assert await events_of(journal, "health.sample") == []
+            hub.record("tamper.open", {"input": "tamper"})  # evidence: at once, with the sample
+            await wait_until(lambda: hub.events_written == 2, what="evidence and the sample")
+            commits = journal.commits
+            hub.sample("cam-2", "camera", {"snapshot_ms": 41.0})
+            for _ in range(5):
+                await asyncio.sleep(0.01)
+            assert journal.commits == commits  # still waiting for its batch
+        # ``running`` cancelled the hub, as the supervisor does on stop.
+        kinds = [e.kind for e in await events_of(journal, "health.sample")]
+        assert kinds == ["health.sample", "health.sample"]
+        assert journal.commits == commits + 1
 
 
 def _config(tmp_path: Path) -> Path:
