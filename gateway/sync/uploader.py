@@ -80,6 +80,7 @@ GROW_AFTER_SUCCESSES: Final = 4
 GZIP_LEVEL: Final = 6
 RETRY_AFTER_JITTER: Final = 0.1  # wait Retry-After plus up to 10 %: clients must not return in step
 NOT_PROVISIONED_POLL_S: Final = 60.0
+NOT_PROVISIONED_LOG_EVERY: Final = 60  # polls between two 'not provisioned' warnings (hourly)
 STATUS_SECTION: Final = "sync"
 CHAIN_HEAD_INTERVAL_S: Final = 3600.0  # a signed chain head reaches the centre at least hourly
 CHAIN_HEAD_KIND: Final = "sync.chain_head"
@@ -179,11 +180,16 @@ class Uploader:
     # -- the service ----------------------------------------------------------------------
 
     async def run(self) -> None:
+        polls = 0
         while not self.paths.provisioned():
             self._publish(state="not provisioned")
-            log.warning(
-                "sync: not provisioned (no %s); run `compound-gw provision`", self.paths.cert
-            )
+            # Checked every minute, said at start and then hourly (a line a minute is SD writes
+            # and says nothing new; the status board shows it all along).
+            if polls % NOT_PROVISIONED_LOG_EVERY == 0:
+                log.warning(
+                    "sync: not provisioned (no %s); run `compound-gw provision`", self.paths.cert
+                )
+            polls += 1
             await asyncio.sleep(NOT_PROVISIONED_POLL_S)
         enrollment = read_enrollment(self.paths)
         self.centre_url = (self.section.centre_url or str(enrollment["centre_url"])).rstrip("/")
