@@ -195,6 +195,79 @@ PG_MIGRATIONS: Final = (
         received_at DOUBLE PRECISION NOT NULL
     );
     """,
+    # 6: each patrol.round event's verdict in a few columns (centre/store.py's migration 6)
+    """
+    CREATE TABLE patrol_rounds (
+        gateway_id       TEXT COLLATE "C" NOT NULL,
+        seq              BIGINT NOT NULL,
+        wall_time        DOUBLE PRECISION NOT NULL,
+        round_id         TEXT COLLATE "C" NOT NULL,
+        day              TEXT COLLATE "C" NOT NULL,
+        verdict          TEXT COLLATE "C" NOT NULL,
+        revision         BIGINT NOT NULL,
+        checkpoints_done BIGINT NOT NULL,
+        checkpoints_due  BIGINT NOT NULL,
+        PRIMARY KEY (gateway_id, seq)
+    );
+    CREATE INDEX patrol_rounds_time ON patrol_rounds (wall_time);
+    -- A JSON number Python reads as an int: digits only (json.loads: 2.0 and 2e0 are floats);
+    -- longer than 18 digits reads as 0 here (Python has no limit; no gateway writes such).
+    CREATE FUNCTION patrol_round_int(v jsonb) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+        SELECT CASE WHEN jsonb_typeof(v) = 'number' AND v::text ~ '^-?[0-9]{1,18}$'
+            THEN v::text::bigint WHEN v = 'true'::jsonb THEN 1 END
+    $$;
+    -- The row of one event (NULL columns when model.verdict_from_event refuses it).
+    CREATE FUNCTION patrol_round_row(body text, OUT ok boolean, OUT round_id text,
+        OUT day text, OUT verdict text, OUT revision bigint, OUT done bigint, OUT due bigint)
+    LANGUAGE plpgsql IMMUTABLE AS $$
+    DECLARE
+        p jsonb := (body::jsonb) -> 'payload';
+        req bigint;
+    BEGIN
+        ok := jsonb_typeof(p) = 'object' AND jsonb_typeof(p -> 'round') = 'string'
+            AND jsonb_typeof(p -> 'day') = 'string' AND jsonb_typeof(p -> 'verdict') = 'string'
+            AND p ->> 'verdict' IN
+                ('completed', 'late_completed', 'incomplete', 'missed', 'unassessable');
+        IF NOT coalesce(ok, false) THEN
+            ok := false;
+            RETURN;
+        END IF;
+        round_id := p ->> 'round';
+        day := p ->> 'day';
+        verdict := p ->> 'verdict';
+        revision := coalesce(patrol_round_int(p -> 'revision'), 0);
+        done := 0;
+        due := 0;
+        IF verdict <> 'unassessable' AND jsonb_typeof(p -> 'checkpoints') = 'object' THEN
+            req := patrol_round_int(p -> 'required_taps');
+            IF req IS NULL OR req <= 0 THEN
+                req := 1;
+            END IF;
+            SELECT count(*), count(*) FILTER (WHERE patrol_round_int(c.value) >= req)
+                INTO due, done FROM jsonb_each(p -> 'checkpoints') c;
+            IF jsonb_typeof(p -> 'excused') = 'array' THEN
+                due := due - jsonb_array_length(p -> 'excused');
+            END IF;
+            due := greatest(0, due);
+        END IF;
+    END
+    $$;
+    CREATE FUNCTION patrol_rounds_add() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO patrol_rounds
+        SELECT NEW.gateway_id, NEW.seq, NEW.wall_time, r.round_id, r.day, r.verdict,
+            r.revision, r.done, r.due
+        FROM patrol_round_row(NEW.body) r WHERE r.ok;
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER patrol_rounds_add AFTER INSERT ON events FOR EACH ROW
+        WHEN (NEW.kind = 'patrol.round') EXECUTE FUNCTION patrol_rounds_add();
+    INSERT INTO patrol_rounds
+    SELECT e.gateway_id, e.seq, e.wall_time, r.round_id, r.day, r.verdict, r.revision,
+        r.done, r.due
+    FROM events e, patrol_round_row(e.body) r WHERE e.kind = 'patrol.round' AND r.ok;
+    """,
 )
 PG_SCHEMA_VERSION: Final = len(PG_MIGRATIONS)
 

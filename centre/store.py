@@ -38,6 +38,80 @@ T = TypeVar("T")
 
 # Forward-only: a number is never edited once released, a change is a new entry at the end.
 # centre/pg_store.py keeps the same list in PostgreSQL's dialect (a test holds them in step).
+
+
+def _patrol_round_select(b: str) -> tuple[str, str]:
+    """The patrol_rounds columns (after gateway_id, seq, wall_time) of the event whose body is
+    ``b`` (an SQL expression), and the condition that model.verdict_from_event accepts it.
+    Frozen in migration 6: never change it (a change is a new migration)."""
+
+    def p(path: str) -> str:
+        return f"json_extract({b}, '$.payload.{path}')"
+
+    def t(path: str) -> str:
+        return f"json_type({b}, '$.payload.{path}')"
+
+    # JSON true is an int in Python (a revision of true is 1, a checkpoint count of true is 1).
+    required = (
+        f"(CASE WHEN {t('required_taps')} = 'integer' AND {p('required_taps')} > 0"
+        f" THEN {p('required_taps')} ELSE 1 END)"
+    )
+    listed = (
+        f"(CASE WHEN {t('checkpoints')} = 'object' THEN"
+        f" (SELECT count(*) FROM json_each({b}, '$.payload.checkpoints')) ELSE 0 END)"
+    )
+    done = (
+        f"(CASE WHEN {t('checkpoints')} = 'object' THEN"
+        f" (SELECT count(*) FROM json_each({b}, '$.payload.checkpoints') c"
+        f"  WHERE (c.type = 'integer' AND c.value >= {required})"
+        f"  OR (c.type = 'true' AND 1 >= {required})) ELSE 0 END)"
+    )
+    excused = (
+        f"(CASE WHEN {t('excused')} = 'array'"
+        f" THEN json_array_length({b}, '$.payload.excused') ELSE 0 END)"
+    )
+    judged = f"{p('verdict')} <> 'unassessable'"
+    columns = (
+        f"{p('round')}, {p('day')}, {p('verdict')},"
+        f" (CASE {t('revision')} WHEN 'integer' THEN {p('revision')} WHEN 'true' THEN 1"
+        f"  ELSE 0 END),"
+        f" (CASE WHEN {judged} THEN {done} ELSE 0 END),"
+        f" (CASE WHEN {judged} THEN max(0, {listed} - {excused}) ELSE 0 END)"
+    )
+    accepted = (
+        f"json_type({b}, '$.payload') = 'object' AND {t('round')} = 'text'"
+        f" AND {t('day')} = 'text' AND {t('verdict')} = 'text' AND {p('verdict')} IN"
+        " ('completed', 'late_completed', 'incomplete', 'missed', 'unassessable')"
+    )
+    return columns, accepted
+
+
+_NEW_ROUND: Final = _patrol_round_select("NEW.body")
+_OLD_ROUND: Final = _patrol_round_select("body")
+PATROL_ROUNDS_SQLITE: Final = f"""
+    CREATE TABLE patrol_rounds (
+        gateway_id       TEXT NOT NULL,
+        seq              INTEGER NOT NULL,
+        wall_time        REAL NOT NULL,
+        round_id         TEXT NOT NULL,
+        day              TEXT NOT NULL,
+        verdict          TEXT NOT NULL,
+        revision         INTEGER NOT NULL,
+        checkpoints_done INTEGER NOT NULL,
+        checkpoints_due  INTEGER NOT NULL,
+        PRIMARY KEY (gateway_id, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX patrol_rounds_time ON patrol_rounds (wall_time);
+    CREATE TRIGGER patrol_rounds_add AFTER INSERT ON events WHEN NEW.kind = 'patrol.round'
+    BEGIN
+        INSERT INTO patrol_rounds
+        SELECT NEW.gateway_id, NEW.seq, NEW.wall_time, {_NEW_ROUND[0]} WHERE {_NEW_ROUND[1]};
+    END;
+    INSERT INTO patrol_rounds
+    SELECT gateway_id, seq, wall_time, {_OLD_ROUND[0]} FROM events
+    WHERE kind = 'patrol.round' AND {_OLD_ROUND[1]};
+"""
+
 _MIGRATIONS: Final = (
     # 1: the first schema
     """
@@ -194,6 +268,12 @@ _MIGRATIONS: Final = (
         received_at REAL NOT NULL
     );
     """,
+    # 6: each patrol.round event's verdict in a few columns (the bulletins count a month of
+    # them without decoding a body; centre/bulletins/source.py). Filled by a trigger at every
+    # insert and backfilled here; a row only for an event the bulletins' Python reading
+    # (model.verdict_from_event) accepts, with its revision and checkpoint counts as it computes
+    # them (tests/bulletins/test_patrol_digest.py compares the two on both backends).
+    PATROL_ROUNDS_SQLITE,
 )
 
 # Alert kinds the journal chain raises (docs/antifraud.md, "Journal tamper evidence").
@@ -285,6 +365,20 @@ class TapTally:
     taps: int
     unverified: int
     unverified_bands: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoundTally:
+    """Latest ``patrol.round`` verdicts of one gateway, patrol day and verdict: how many rounds
+    and their checkpoints (done, due), as the bulletins count them (model.tally)."""
+
+    gateway_id: str
+    township: str  # the gateway's (registry)
+    day: str
+    verdict: str
+    rounds: int
+    checkpoints_done: int
+    checkpoints_due: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +481,9 @@ class Repository(Protocol):
     ) -> list[AlertRecord]: ...
     async def event_seqs(self, gateway_id: str) -> list[int]: ...
     async def tap_tally(self, *, since: float, until: float) -> list[TapTally]: ...
+    async def patrol_digest(
+        self, *, since: float, until: float
+    ) -> tuple[list[RoundTally], list[dict[str, Any]]]: ...
     async def media(self, sha256: str) -> MediaRecord | None: ...
     async def snapshot_event(self, gateway_id: str, sha256: str) -> dict[str, Any] | None: ...
     async def close(self) -> None: ...
@@ -1009,6 +1106,46 @@ class SqlRepository:
 
         return await self._run(op)
 
+    async def patrol_digest(
+        self, *, since: float, until: float
+    ) -> tuple[list[RoundTally], list[dict[str, Any]]]:
+        """The latest verdict of each (gateway, round) among the ``patrol.round`` events
+        journaled in ``[since, until)``, chosen as model.latest_verdicts chooses (highest
+        revision, then wall time, then seq; events it cannot read are not candidates): the
+        ones not ``missed`` counted per (gateway, day, verdict), the missed ones whole (as
+        :meth:`events` returns them). From ``patrol_rounds`` (migration 6): no body is
+        decoded but the missed rounds'."""
+
+        def op() -> tuple[list[RoundTally], list[dict[str, Any]]]:
+            # One statement, one snapshot: each missed round is a group of its own.
+            rows = self.db.execute(
+                f"{_LATEST_ROUNDS} SELECT l.gateway_id, l.day, l.verdict, count(*),"
+                " sum(l.checkpoints_done), sum(l.checkpoints_due), g.compound, g.township,"
+                " max(e.body) FROM latest l JOIN gateways g ON g.gateway_id = l.gateway_id"
+                " LEFT JOIN events e ON l.verdict = 'missed' AND e.gateway_id = l.gateway_id"
+                " AND e.seq = l.seq WHERE l.rn = 1 GROUP BY l.gateway_id, l.day, l.verdict,"
+                " CASE WHEN l.verdict = 'missed' THEN l.seq END, g.compound, g.township",
+                (since, until),
+            ).fetchall()
+            tallies, missed = [], []
+            for r in rows:
+                if r[2] == "missed":
+                    ev = json.loads(r[8])
+                    ev.update(gateway_id=r[0], compound=r[6], township=r[7])
+                    missed.append(ev)
+                else:
+                    tallies.append(
+                        RoundTally(
+                            str(r[0]), str(r[7]), str(r[1]), str(r[2]), int(r[3]), int(r[4]),
+                            int(r[5]),
+                        )
+                    )  # fmt: skip
+            tallies.sort(key=lambda t: (t.gateway_id, t.day, t.verdict))
+            missed.sort(key=lambda e: (e["gateway_id"], e["seq"]))
+            return tallies, missed
+
+        return await self._run(op)
+
     async def events(
         self,
         *,
@@ -1234,12 +1371,25 @@ def migrate_sqlite(db: sqlite3.Connection, upto: int | None = None) -> tuple[int
     for number, script in enumerate(_MIGRATIONS, start=1):
         if version < number <= (upto if upto is not None else len(_MIGRATIONS)):
             with atomic(db):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in _statements(script):
+                    db.execute(statement)
                 db.execute(f"PRAGMA user_version={number}")
             version = number
     return before, version
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of ``script`` (a trigger's body holds semicolons of its own)."""
+    out, buf = [], ""
+    for piece in script.split(";"):
+        buf += piece + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \n;"):
+                out.append(buf)
+            buf = ""
+    if buf.strip(" \n;"):
+        out.append(buf)
+    return out
 
 
 def sqlite_schema_version(path: Path) -> int:
@@ -1325,6 +1475,15 @@ def _subtract(lo: int, hi: int, ranges: list[Any]) -> list[tuple[int, int]]:
     if cur <= hi:
         out.append((cur, hi))
     return out
+
+
+# The latest verdict of each (gateway, round) in a period (rn = 1): model.latest_verdicts' rule.
+_LATEST_ROUNDS: Final = (
+    "WITH latest AS (SELECT gateway_id, seq, day, verdict, checkpoints_done, checkpoints_due,"
+    " row_number() OVER (PARTITION BY gateway_id, round_id"
+    " ORDER BY revision DESC, wall_time DESC, seq DESC) AS rn"
+    " FROM patrol_rounds WHERE wall_time >= ? AND wall_time < ?)"
+)
 
 
 def _event_filter(
