@@ -207,9 +207,15 @@ PG_MIGRATIONS: Final = (
         revision         BIGINT NOT NULL,
         checkpoints_done BIGINT NOT NULL,
         checkpoints_due  BIGINT NOT NULL,
+        superseded       INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (gateway_id, seq)
     );
-    CREATE INDEX patrol_rounds_time ON patrol_rounds (wall_time);
+    CREATE INDEX patrol_rounds_round
+        ON patrol_rounds (gateway_id, round_id, revision, wall_time, seq);
+    CREATE INDEX patrol_rounds_latest ON patrol_rounds
+        (wall_time, gateway_id, day, verdict, checkpoints_done, checkpoints_due, seq,
+        superseded) WHERE superseded = 0;
+    CREATE INDEX patrol_rounds_superseded ON patrol_rounds (wall_time) WHERE superseded = 1;
     -- A JSON number Python reads as an int: digits only (json.loads: 2.0 and 2e0 are floats);
     -- longer than 18 digits reads as 0 here (Python has no limit; no gateway writes such).
     CREATE FUNCTION patrol_round_int(v jsonb) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
@@ -252,21 +258,40 @@ PG_MIGRATIONS: Final = (
         END IF;
     END
     $$;
+    -- superseded: see centre/store.py (one gateway's ingest is serialised by its lock).
     CREATE FUNCTION patrol_rounds_add() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        r record;
     BEGIN
-        INSERT INTO patrol_rounds
-        SELECT NEW.gateway_id, NEW.seq, NEW.wall_time, r.round_id, r.day, r.verdict,
-            r.revision, r.done, r.due
-        FROM patrol_round_row(NEW.body) r WHERE r.ok;
+        SELECT * INTO r FROM patrol_round_row(NEW.body);
+        IF NOT r.ok THEN
+            RETURN NULL;
+        END IF;
+        INSERT INTO patrol_rounds (gateway_id, seq, wall_time, round_id, day, verdict,
+            revision, checkpoints_done, checkpoints_due, superseded)
+        VALUES (NEW.gateway_id, NEW.seq, NEW.wall_time, r.round_id, r.day, r.verdict,
+            r.revision, r.done, r.due,
+            CASE WHEN EXISTS (SELECT 1 FROM patrol_rounds o
+                WHERE o.gateway_id = NEW.gateway_id AND o.round_id = r.round_id
+                AND (o.revision, o.wall_time, o.seq) > (r.revision, NEW.wall_time, NEW.seq))
+            THEN 1 ELSE 0 END);
+        UPDATE patrol_rounds SET superseded = 1
+        WHERE gateway_id = NEW.gateway_id AND round_id = r.round_id AND superseded = 0
+        AND (revision, wall_time, seq) < (r.revision, NEW.wall_time, NEW.seq);
         RETURN NULL;
     END
     $$;
     CREATE TRIGGER patrol_rounds_add AFTER INSERT ON events FOR EACH ROW
         WHEN (NEW.kind = 'patrol.round') EXECUTE FUNCTION patrol_rounds_add();
-    INSERT INTO patrol_rounds
+    INSERT INTO patrol_rounds (gateway_id, seq, wall_time, round_id, day, verdict, revision,
+        checkpoints_done, checkpoints_due)
     SELECT e.gateway_id, e.seq, e.wall_time, r.round_id, r.day, r.verdict, r.revision,
         r.done, r.due
     FROM events e, patrol_round_row(e.body) r WHERE e.kind = 'patrol.round' AND r.ok;
+    UPDATE patrol_rounds p SET superseded = 1 WHERE EXISTS (
+        SELECT 1 FROM patrol_rounds o WHERE o.gateway_id = p.gateway_id
+        AND o.round_id = p.round_id
+        AND (o.revision, o.wall_time, o.seq) > (p.revision, p.wall_time, p.seq));
     """,
 )
 PG_SCHEMA_VERSION: Final = len(PG_MIGRATIONS)

@@ -88,6 +88,24 @@ def _patrol_round_select(b: str) -> tuple[str, str]:
 
 _NEW_ROUND: Final = _patrol_round_select("NEW.body")
 _OLD_ROUND: Final = _patrol_round_select("body")
+# ``superseded``: another event of the same (gateway, round) has a higher (revision,
+# wall_time, seq), so this one is nobody's latest verdict but in a period that leaves the
+# higher ones out (see _LATEST_ROUNDS). Kept by the trigger (the table is insert-only).
+_SUPERSEDE: Final = """
+        UPDATE patrol_rounds SET superseded = 1
+        WHERE gateway_id = NEW.gateway_id AND seq = NEW.seq AND EXISTS (
+            SELECT 1 FROM patrol_rounds o WHERE o.gateway_id = patrol_rounds.gateway_id
+            AND o.round_id = patrol_rounds.round_id
+            AND (o.revision, o.wall_time, o.seq)
+                > (patrol_rounds.revision, patrol_rounds.wall_time, patrol_rounds.seq));
+        UPDATE patrol_rounds SET superseded = 1
+        WHERE gateway_id = NEW.gateway_id AND superseded = 0
+        AND round_id = (SELECT n.round_id FROM patrol_rounds n
+                        WHERE n.gateway_id = NEW.gateway_id AND n.seq = NEW.seq)
+        AND (revision, wall_time, seq) < (SELECT n.revision, n.wall_time, n.seq
+            FROM patrol_rounds n WHERE n.gateway_id = NEW.gateway_id AND n.seq = NEW.seq);
+"""
+
 PATROL_ROUNDS_SQLITE: Final = f"""
     CREATE TABLE patrol_rounds (
         gateway_id       TEXT NOT NULL,
@@ -99,17 +117,31 @@ PATROL_ROUNDS_SQLITE: Final = f"""
         revision         INTEGER NOT NULL,
         checkpoints_done INTEGER NOT NULL,
         checkpoints_due  INTEGER NOT NULL,
+        superseded       INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (gateway_id, seq)
     ) WITHOUT ROWID;
-    CREATE INDEX patrol_rounds_time ON patrol_rounds (wall_time);
+    CREATE INDEX patrol_rounds_round
+        ON patrol_rounds (gateway_id, round_id, revision, wall_time, seq);
+    CREATE INDEX patrol_rounds_latest ON patrol_rounds
+        (wall_time, gateway_id, day, verdict, checkpoints_done, checkpoints_due, seq,
+        superseded) WHERE superseded = 0;  -- superseded listed: SQLite then covers with it
+    CREATE INDEX patrol_rounds_superseded ON patrol_rounds (wall_time) WHERE superseded = 1;
     CREATE TRIGGER patrol_rounds_add AFTER INSERT ON events WHEN NEW.kind = 'patrol.round'
     BEGIN
-        INSERT INTO patrol_rounds
+        INSERT INTO patrol_rounds (gateway_id, seq, wall_time, round_id, day, verdict,
+            revision, checkpoints_done, checkpoints_due)
         SELECT NEW.gateway_id, NEW.seq, NEW.wall_time, {_NEW_ROUND[0]} WHERE {_NEW_ROUND[1]};
+        {_SUPERSEDE}
     END;
-    INSERT INTO patrol_rounds
+    INSERT INTO patrol_rounds (gateway_id, seq, wall_time, round_id, day, verdict, revision,
+        checkpoints_done, checkpoints_due)
     SELECT gateway_id, seq, wall_time, {_OLD_ROUND[0]} FROM events
     WHERE kind = 'patrol.round' AND {_OLD_ROUND[1]};
+    UPDATE patrol_rounds SET superseded = 1 WHERE EXISTS (
+        SELECT 1 FROM patrol_rounds o WHERE o.gateway_id = patrol_rounds.gateway_id
+        AND o.round_id = patrol_rounds.round_id
+        AND (o.revision, o.wall_time, o.seq)
+            > (patrol_rounds.revision, patrol_rounds.wall_time, patrol_rounds.seq));
 """
 
 _MIGRATIONS: Final = (
@@ -1119,13 +1151,14 @@ class SqlRepository:
         def op() -> tuple[list[RoundTally], list[dict[str, Any]]]:
             # One statement, one snapshot: each missed round is a group of its own.
             rows = self.db.execute(
-                f"{_LATEST_ROUNDS} SELECT l.gateway_id, l.day, l.verdict, count(*),"
-                " sum(l.checkpoints_done), sum(l.checkpoints_due), g.compound, g.township,"
-                " max(e.body) FROM latest l JOIN gateways g ON g.gateway_id = l.gateway_id"
-                " LEFT JOIN events e ON l.verdict = 'missed' AND e.gateway_id = l.gateway_id"
-                " AND e.seq = l.seq WHERE l.rn = 1 GROUP BY l.gateway_id, l.day, l.verdict,"
-                " CASE WHEN l.verdict = 'missed' THEN l.seq END, g.compound, g.township",
-                (since, until),
+                f"{_LATEST_ROUNDS} SELECT c.gateway_id, c.day, c.verdict, c.n, c.done, c.due,"
+                " g.compound, g.township, e.body FROM (SELECT gateway_id, day, verdict,"
+                " CASE WHEN verdict = 'missed' THEN seq END AS missed_seq, count(*) AS n,"
+                " sum(checkpoints_done) AS done, sum(checkpoints_due) AS due FROM latest"
+                " GROUP BY gateway_id, day, verdict, missed_seq) AS c"
+                " JOIN gateways g ON g.gateway_id = c.gateway_id"
+                " LEFT JOIN events e ON e.gateway_id = c.gateway_id AND e.seq = c.missed_seq",
+                (since, until) * 3,
             ).fetchall()
             tallies, missed = [], []
             for r in rows:
@@ -1479,10 +1512,23 @@ def _subtract(lo: int, hi: int, ranges: list[Any]) -> list[tuple[int, int]]:
 
 # The latest verdict of each (gateway, round) in a period (rn = 1): model.latest_verdicts' rule.
 _LATEST_ROUNDS: Final = (
-    "WITH latest AS (SELECT gateway_id, seq, day, verdict, checkpoints_done, checkpoints_due,"
-    " row_number() OVER (PARTITION BY gateway_id, round_id"
-    " ORDER BY revision DESC, wall_time DESC, seq DESC) AS rn"
-    " FROM patrol_rounds WHERE wall_time >= ? AND wall_time < ?)"
+    # The latest verdict of each (gateway, round) among the rows of a period, by the model's
+    # rule (revision, then wall time, then seq): a row nothing supersedes is its round's latest
+    # in any period holding it; a superseded one only when no row of a higher key is in the
+    # period (then the highest of its round's rows there, ranked: few rounds have several).
+    "WITH latest AS ("
+    " SELECT gateway_id, seq, day, verdict, checkpoints_done, checkpoints_due"
+    " FROM patrol_rounds WHERE superseded = 0 AND wall_time >= ? AND wall_time < ?"
+    " UNION ALL"
+    " SELECT gateway_id, seq, day, verdict, checkpoints_done, checkpoints_due FROM ("
+    "  SELECT s.gateway_id, s.seq, s.day, s.verdict, s.checkpoints_done, s.checkpoints_due,"
+    "  row_number() OVER (PARTITION BY s.gateway_id, s.round_id"
+    "   ORDER BY s.revision DESC, s.wall_time DESC, s.seq DESC) AS rn"
+    "  FROM patrol_rounds s WHERE s.superseded = 1 AND s.wall_time >= ? AND s.wall_time < ?"
+    "  AND NOT EXISTS (SELECT 1 FROM patrol_rounds b WHERE b.gateway_id = s.gateway_id"
+    "   AND b.round_id = s.round_id AND (b.revision, b.wall_time, b.seq)"
+    "   > (s.revision, s.wall_time, s.seq) AND b.wall_time >= ? AND b.wall_time < ?"
+    "   AND b.superseded = 0)) AS ranked WHERE rn = 1)"
 )
 
 

@@ -513,7 +513,7 @@ def _listed(unit: Unit, start: float, end: float) -> bool:
 def daily_bulletin(
     day: str,
     units: Sequence[Unit],
-    verdicts: Mapping[tuple[str, str], Verdict],
+    verdicts: Mapping[tuple[str, str], Verdict] | PatrolDigest,
     summaries: Mapping[tuple[str, str], SummaryInfo],
     explanations: Iterable[Explanation],
     *,
@@ -529,24 +529,31 @@ def daily_bulletin(
     for e in sorted(explanations, key=lambda e: (e.recorded_at, e.id)):
         by_round.setdefault((e.compound, e.round_id), []).append(e)
     explained = set(by_round)
-    todays = _by_gateway(v for v in verdicts.values() if v.day == day)
+    if not isinstance(verdicts, PatrolDigest):
+        verdicts = digest_verdicts(verdicts.values())
+    todays = _by_gateway(v for v in verdicts.listed if v.day == day)
+    todays_counted = _by_gateway(c for c in verdicts.counts if c.day == day)
     day_sums = _by_gateway(s for (_, d), s in summaries.items() if d == day)
     rows: list[DailyRow] = []
     missed: list[MissedRound] = []
     for unit in units:
+        # Listed: every missed verdict (the others may be counted), in the order shown.
         mine = sorted(
             (v for gw in unit.gateways for v in todays.get(gw, ())),
             key=lambda v: (v.local_start, v.round_id, v.gateway_id),
         )
+        counted = [c for gw in unit.gateways for c in todays_counted.get(gw, ())]
         sums = [s for gw in unit.gateways for s in day_sums.get(gw, ())]
-        if not mine and not sums and not _listed(unit, start, end):
+        if not mine and not counted and not sums and not _listed(unit, start, end):
             continue
-        t = tally(mine, explained)
+        t = tally(mine, explained, counted)
         # The daily summary says how many rounds there were: the ones without a verdict here
         # have not been uploaded yet (or were lost) and are shown as awaited, never as done.
         per_gw_verdicts: dict[str, int] = {}
         for v in mine:
             per_gw_verdicts[v.gateway_id] = per_gw_verdicts.get(v.gateway_id, 0) + 1
+        for c in counted:
+            per_gw_verdicts[c.gateway_id] = per_gw_verdicts.get(c.gateway_id, 0) + c.rounds
         awaiting = sum(max(0, s.planned - per_gw_verdicts.get(s.gateway_id, 0)) for s in sums)
         t = replace(t, planned=t.planned + awaiting, awaiting=awaiting)
         for v in mine:
@@ -567,7 +574,7 @@ def daily_bulletin(
                 )
         if t.missed:
             status = STATUS_EXPLAINED if t.missed_explained == t.missed else STATUS_EXPLAIN
-        elif not mine and not sums:
+        elif not mine and not counted and not sums:
             status = STATUS_NO_DATA
         elif awaiting:
             status = STATUS_AWAITING

@@ -239,7 +239,7 @@ async def build_daily(
     # Nothing journaled after now can be stored yet (a day of slack for gateway clocks ahead):
     # a bulletin made the next morning reads two days of verdicts, not six weeks.
     since, until = start - DAY_S, min(start + DAY_S + REVISION_WINDOW_S, now + DAY_S)
-    rounds = await fetch_events(repo, "patrol.round", since=since, until=until)
+    rounds = await fetch_patrol_digest(repo, since=since, until=until)
     sums = await fetch_events(repo, "patrol.daily_summary", since=since, until=until)
     units = units_from_registry(await repo.gateways())
     explanations = await store.all()
@@ -251,7 +251,7 @@ async def build_daily(
             daily_bulletin(
                 day,
                 units,
-                latest_verdicts(rounds),
+                rounds,
                 latest_summaries(sums),
                 explanations,
                 now=now,

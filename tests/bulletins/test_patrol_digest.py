@@ -21,7 +21,9 @@ import pytest
 
 from centre.bulletins.charts import compliance_series, missed_by_hour
 from centre.bulletins.model import (
+    Explanation,
     PatrolDigest,
+    daily_bulletin,
     digest_verdicts,
     latest_verdicts,
     monthly_bulletin,
@@ -171,6 +173,13 @@ async def assert_same_as_python(repo: SqlRepository) -> PatrolDigest:
         for v in (sql, python, latest_verdicts(rounds))
     )
     assert a == b == c and a.townships
+    told = [Explanation(1, "Rose", "night@2", "asleep", "Rose", "op", T0)]
+    for day in ("2026-11-03", "2026-11-04"):
+        x, y, z = (
+            daily_bulletin(day, units, v, {}, told, now=T0 + 86400 * 40)
+            for v in (sql, python, latest_verdicts(rounds))
+        )
+        assert x == y == z and x.rows
     return sql
 
 
