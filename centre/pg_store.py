@@ -195,6 +195,104 @@ PG_MIGRATIONS: Final = (
         received_at DOUBLE PRECISION NOT NULL
     );
     """,
+    # 6: each patrol.round event's verdict in a few columns (centre/store.py's migration 6)
+    """
+    CREATE TABLE patrol_rounds (
+        gateway_id       TEXT COLLATE "C" NOT NULL,
+        seq              BIGINT NOT NULL,
+        wall_time        DOUBLE PRECISION NOT NULL,
+        round_id         TEXT COLLATE "C" NOT NULL,
+        day              TEXT COLLATE "C" NOT NULL,
+        verdict          TEXT COLLATE "C" NOT NULL,
+        revision         BIGINT NOT NULL,
+        checkpoints_done BIGINT NOT NULL,
+        checkpoints_due  BIGINT NOT NULL,
+        superseded       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (gateway_id, seq)
+    );
+    CREATE INDEX patrol_rounds_round
+        ON patrol_rounds (gateway_id, round_id, revision, wall_time, seq);
+    CREATE INDEX patrol_rounds_latest ON patrol_rounds
+        (wall_time, gateway_id, day, verdict, checkpoints_done, checkpoints_due, seq,
+        superseded) WHERE superseded = 0;
+    CREATE INDEX patrol_rounds_superseded ON patrol_rounds (wall_time) WHERE superseded = 1;
+    -- A JSON number Python reads as an int: digits only (json.loads: 2.0 and 2e0 are floats);
+    -- longer than 18 digits reads as 0 here (Python has no limit; no gateway writes such).
+    CREATE FUNCTION patrol_round_int(v jsonb) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+        SELECT CASE WHEN jsonb_typeof(v) = 'number' AND v::text ~ '^-?[0-9]{1,18}$'
+            THEN v::text::bigint WHEN v = 'true'::jsonb THEN 1 END
+    $$;
+    -- The row of one event (NULL columns when model.verdict_from_event refuses it).
+    CREATE FUNCTION patrol_round_row(body text, OUT ok boolean, OUT round_id text,
+        OUT day text, OUT verdict text, OUT revision bigint, OUT done bigint, OUT due bigint)
+    LANGUAGE plpgsql IMMUTABLE AS $$
+    DECLARE
+        p jsonb := (body::jsonb) -> 'payload';
+        req bigint;
+    BEGIN
+        ok := jsonb_typeof(p) = 'object' AND jsonb_typeof(p -> 'round') = 'string'
+            AND jsonb_typeof(p -> 'day') = 'string' AND jsonb_typeof(p -> 'verdict') = 'string'
+            AND p ->> 'verdict' IN
+                ('completed', 'late_completed', 'incomplete', 'missed', 'unassessable');
+        IF NOT coalesce(ok, false) THEN
+            ok := false;
+            RETURN;
+        END IF;
+        round_id := p ->> 'round';
+        day := p ->> 'day';
+        verdict := p ->> 'verdict';
+        revision := coalesce(patrol_round_int(p -> 'revision'), 0);
+        done := 0;
+        due := 0;
+        IF verdict <> 'unassessable' AND jsonb_typeof(p -> 'checkpoints') = 'object' THEN
+            req := patrol_round_int(p -> 'required_taps');
+            IF req IS NULL OR req <= 0 THEN
+                req := 1;
+            END IF;
+            SELECT count(*), count(*) FILTER (WHERE patrol_round_int(c.value) >= req)
+                INTO due, done FROM jsonb_each(p -> 'checkpoints') c;
+            IF jsonb_typeof(p -> 'excused') = 'array' THEN
+                due := due - jsonb_array_length(p -> 'excused');
+            END IF;
+            due := greatest(0, due);
+        END IF;
+    END
+    $$;
+    -- superseded: see centre/store.py (one gateway's ingest is serialised by its lock).
+    CREATE FUNCTION patrol_rounds_add() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        r record;
+    BEGIN
+        SELECT * INTO r FROM patrol_round_row(NEW.body);
+        IF NOT r.ok THEN
+            RETURN NULL;
+        END IF;
+        INSERT INTO patrol_rounds (gateway_id, seq, wall_time, round_id, day, verdict,
+            revision, checkpoints_done, checkpoints_due, superseded)
+        VALUES (NEW.gateway_id, NEW.seq, NEW.wall_time, r.round_id, r.day, r.verdict,
+            r.revision, r.done, r.due,
+            CASE WHEN EXISTS (SELECT 1 FROM patrol_rounds o
+                WHERE o.gateway_id = NEW.gateway_id AND o.round_id = r.round_id
+                AND (o.revision, o.wall_time, o.seq) > (r.revision, NEW.wall_time, NEW.seq))
+            THEN 1 ELSE 0 END);
+        UPDATE patrol_rounds SET superseded = 1
+        WHERE gateway_id = NEW.gateway_id AND round_id = r.round_id AND superseded = 0
+        AND (revision, wall_time, seq) < (r.revision, NEW.wall_time, NEW.seq);
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER patrol_rounds_add AFTER INSERT ON events FOR EACH ROW
+        WHEN (NEW.kind = 'patrol.round') EXECUTE FUNCTION patrol_rounds_add();
+    INSERT INTO patrol_rounds (gateway_id, seq, wall_time, round_id, day, verdict, revision,
+        checkpoints_done, checkpoints_due)
+    SELECT e.gateway_id, e.seq, e.wall_time, r.round_id, r.day, r.verdict, r.revision,
+        r.done, r.due
+    FROM events e, patrol_round_row(e.body) r WHERE e.kind = 'patrol.round' AND r.ok;
+    UPDATE patrol_rounds p SET superseded = 1 WHERE EXISTS (
+        SELECT 1 FROM patrol_rounds o WHERE o.gateway_id = p.gateway_id
+        AND o.round_id = p.round_id
+        AND (o.revision, o.wall_time, o.seq) > (p.revision, p.wall_time, p.seq));
+    """,
 )
 PG_SCHEMA_VERSION: Final = len(PG_MIGRATIONS)
 

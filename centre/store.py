@@ -39,6 +39,112 @@ T = TypeVar("T")
 
 # Forward-only: a number is never edited once released, a change is a new entry at the end.
 # centre/pg_store.py keeps the same list in PostgreSQL's dialect (a test holds them in step).
+
+
+def _patrol_round_select(b: str) -> tuple[str, str]:
+    """The patrol_rounds columns (after gateway_id, seq, wall_time) of the event whose body is
+    ``b`` (an SQL expression), and the condition that model.verdict_from_event accepts it.
+    Frozen in migration 6: never change it (a change is a new migration)."""
+
+    def p(path: str) -> str:
+        return f"json_extract({b}, '$.payload.{path}')"
+
+    def t(path: str) -> str:
+        return f"json_type({b}, '$.payload.{path}')"
+
+    # JSON true is an int in Python (a revision of true is 1, a checkpoint count of true is 1).
+    required = (
+        f"(CASE WHEN {t('required_taps')} = 'integer' AND {p('required_taps')} > 0"
+        f" THEN {p('required_taps')} ELSE 1 END)"
+    )
+    listed = (
+        f"(CASE WHEN {t('checkpoints')} = 'object' THEN"
+        f" (SELECT count(*) FROM json_each({b}, '$.payload.checkpoints')) ELSE 0 END)"
+    )
+    done = (
+        f"(CASE WHEN {t('checkpoints')} = 'object' THEN"
+        f" (SELECT count(*) FROM json_each({b}, '$.payload.checkpoints') c"
+        f"  WHERE (c.type = 'integer' AND c.value >= {required})"
+        f"  OR (c.type = 'true' AND 1 >= {required})) ELSE 0 END)"
+    )
+    excused = (
+        f"(CASE WHEN {t('excused')} = 'array'"
+        f" THEN json_array_length({b}, '$.payload.excused') ELSE 0 END)"
+    )
+    judged = f"{p('verdict')} <> 'unassessable'"
+    columns = (
+        f"{p('round')}, {p('day')}, {p('verdict')},"
+        f" (CASE {t('revision')} WHEN 'integer' THEN {p('revision')} WHEN 'true' THEN 1"
+        f"  ELSE 0 END),"
+        f" (CASE WHEN {judged} THEN {done} ELSE 0 END),"
+        f" (CASE WHEN {judged} THEN max(0, {listed} - {excused}) ELSE 0 END)"
+    )
+    accepted = (
+        f"json_type({b}, '$.payload') = 'object' AND {t('round')} = 'text'"
+        f" AND {t('day')} = 'text' AND {t('verdict')} = 'text' AND {p('verdict')} IN"
+        " ('completed', 'late_completed', 'incomplete', 'missed', 'unassessable')"
+    )
+    return columns, accepted
+
+
+_NEW_ROUND: Final = _patrol_round_select("NEW.body")
+_OLD_ROUND: Final = _patrol_round_select("body")
+# ``superseded``: another event of the same (gateway, round) has a higher (revision,
+# wall_time, seq), so this one is nobody's latest verdict but in a period that leaves the
+# higher ones out (see _LATEST_ROUNDS). Kept by the trigger (the table is insert-only).
+_SUPERSEDE: Final = """
+        UPDATE patrol_rounds SET superseded = 1
+        WHERE gateway_id = NEW.gateway_id AND seq = NEW.seq AND EXISTS (
+            SELECT 1 FROM patrol_rounds o WHERE o.gateway_id = patrol_rounds.gateway_id
+            AND o.round_id = patrol_rounds.round_id
+            AND (o.revision, o.wall_time, o.seq)
+                > (patrol_rounds.revision, patrol_rounds.wall_time, patrol_rounds.seq));
+        UPDATE patrol_rounds SET superseded = 1
+        WHERE gateway_id = NEW.gateway_id AND superseded = 0
+        AND round_id = (SELECT n.round_id FROM patrol_rounds n
+                        WHERE n.gateway_id = NEW.gateway_id AND n.seq = NEW.seq)
+        AND (revision, wall_time, seq) < (SELECT n.revision, n.wall_time, n.seq
+            FROM patrol_rounds n WHERE n.gateway_id = NEW.gateway_id AND n.seq = NEW.seq);
+"""
+
+PATROL_ROUNDS_SQLITE: Final = f"""
+    CREATE TABLE patrol_rounds (
+        gateway_id       TEXT NOT NULL,
+        seq              INTEGER NOT NULL,
+        wall_time        REAL NOT NULL,
+        round_id         TEXT NOT NULL,
+        day              TEXT NOT NULL,
+        verdict          TEXT NOT NULL,
+        revision         INTEGER NOT NULL,
+        checkpoints_done INTEGER NOT NULL,
+        checkpoints_due  INTEGER NOT NULL,
+        superseded       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (gateway_id, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX patrol_rounds_round
+        ON patrol_rounds (gateway_id, round_id, revision, wall_time, seq);
+    CREATE INDEX patrol_rounds_latest ON patrol_rounds
+        (wall_time, gateway_id, day, verdict, checkpoints_done, checkpoints_due, seq,
+        superseded) WHERE superseded = 0;  -- superseded listed: SQLite then covers with it
+    CREATE INDEX patrol_rounds_superseded ON patrol_rounds (wall_time) WHERE superseded = 1;
+    CREATE TRIGGER patrol_rounds_add AFTER INSERT ON events WHEN NEW.kind = 'patrol.round'
+    BEGIN
+        INSERT INTO patrol_rounds (gateway_id, seq, wall_time, round_id, day, verdict,
+            revision, checkpoints_done, checkpoints_due)
+        SELECT NEW.gateway_id, NEW.seq, NEW.wall_time, {_NEW_ROUND[0]} WHERE {_NEW_ROUND[1]};
+        {_SUPERSEDE}
+    END;
+    INSERT INTO patrol_rounds (gateway_id, seq, wall_time, round_id, day, verdict, revision,
+        checkpoints_done, checkpoints_due)
+    SELECT gateway_id, seq, wall_time, {_OLD_ROUND[0]} FROM events
+    WHERE kind = 'patrol.round' AND {_OLD_ROUND[1]};
+    UPDATE patrol_rounds SET superseded = 1 WHERE EXISTS (
+        SELECT 1 FROM patrol_rounds o WHERE o.gateway_id = patrol_rounds.gateway_id
+        AND o.round_id = patrol_rounds.round_id
+        AND (o.revision, o.wall_time, o.seq)
+            > (patrol_rounds.revision, patrol_rounds.wall_time, patrol_rounds.seq));
+"""
+
 _MIGRATIONS: Final = (
     # 1: the first schema
     """
@@ -195,6 +301,12 @@ _MIGRATIONS: Final = (
         received_at REAL NOT NULL
     );
     """,
+    # 6: each patrol.round event's verdict in a few columns (the bulletins count a month of
+    # them without decoding a body; centre/bulletins/source.py). Filled by a trigger at every
+    # insert and backfilled here; a row only for an event the bulletins' Python reading
+    # (model.verdict_from_event) accepts, with its revision and checkpoint counts as it computes
+    # them (tests/bulletins/test_patrol_digest.py compares the two on both backends).
+    PATROL_ROUNDS_SQLITE,
 )
 
 # Alert kinds the journal chain raises (docs/antifraud.md, "Journal tamper evidence").
@@ -286,6 +398,20 @@ class TapTally:
     taps: int
     unverified: int
     unverified_bands: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoundTally:
+    """Latest ``patrol.round`` verdicts of one gateway, patrol day and verdict: how many rounds
+    and their checkpoints (done, due), as the bulletins count them (model.tally)."""
+
+    gateway_id: str
+    township: str  # the gateway's (registry)
+    day: str
+    verdict: str
+    rounds: int
+    checkpoints_done: int
+    checkpoints_due: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +514,9 @@ class Repository(Protocol):
     ) -> list[AlertRecord]: ...
     async def event_seqs(self, gateway_id: str) -> list[int]: ...
     async def tap_tally(self, *, since: float, until: float) -> list[TapTally]: ...
+    async def patrol_digest(
+        self, *, since: float, until: float
+    ) -> tuple[list[RoundTally], list[dict[str, Any]]]: ...
     async def media(self, sha256: str) -> MediaRecord | None: ...
     async def snapshot_event(self, gateway_id: str, sha256: str) -> dict[str, Any] | None: ...
     async def close(self) -> None: ...
@@ -1023,6 +1152,47 @@ class SqlRepository:
 
         return await self._run(op)
 
+    async def patrol_digest(
+        self, *, since: float, until: float
+    ) -> tuple[list[RoundTally], list[dict[str, Any]]]:
+        """The latest verdict of each (gateway, round) among the ``patrol.round`` events
+        journaled in ``[since, until)``, chosen as model.latest_verdicts chooses (highest
+        revision, then wall time, then seq; events it cannot read are not candidates): the
+        ones not ``missed`` counted per (gateway, day, verdict), the missed ones whole (as
+        :meth:`events` returns them). From ``patrol_rounds`` (migration 6): no body is
+        decoded but the missed rounds'."""
+
+        def op() -> tuple[list[RoundTally], list[dict[str, Any]]]:
+            # One statement, one snapshot: each missed round is a group of its own.
+            rows = self.db.execute(
+                f"{_LATEST_ROUNDS} SELECT c.gateway_id, c.day, c.verdict, c.n, c.done, c.due,"
+                " g.compound, g.township, e.body FROM (SELECT gateway_id, day, verdict,"
+                " CASE WHEN verdict = 'missed' THEN seq END AS missed_seq, count(*) AS n,"
+                " sum(checkpoints_done) AS done, sum(checkpoints_due) AS due FROM latest"
+                " GROUP BY gateway_id, day, verdict, missed_seq) AS c"
+                " JOIN gateways g ON g.gateway_id = c.gateway_id"
+                " LEFT JOIN events e ON e.gateway_id = c.gateway_id AND e.seq = c.missed_seq",
+                (since, until) * 3,
+            ).fetchall()
+            tallies, missed = [], []
+            for r in rows:
+                if r[2] == "missed":
+                    ev = json.loads(r[8])
+                    ev.update(gateway_id=r[0], compound=r[6], township=r[7])
+                    missed.append(ev)
+                else:
+                    tallies.append(
+                        RoundTally(
+                            str(r[0]), str(r[7]), str(r[1]), str(r[2]), int(r[3]), int(r[4]),
+                            int(r[5]),
+                        )
+                    )  # fmt: skip
+            tallies.sort(key=lambda t: (t.gateway_id, t.day, t.verdict))
+            missed.sort(key=lambda e: (e["gateway_id"], e["seq"]))
+            return tallies, missed
+
+        return await self._run(op)
+
     async def events(
         self,
         *,
@@ -1248,12 +1418,25 @@ def migrate_sqlite(db: sqlite3.Connection, upto: int | None = None) -> tuple[int
     for number, script in enumerate(_MIGRATIONS, start=1):
         if version < number <= (upto if upto is not None else len(_MIGRATIONS)):
             with atomic(db):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in _statements(script):
+                    db.execute(statement)
                 db.execute(f"PRAGMA user_version={number}")
             version = number
     return before, version
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of ``script`` (a trigger's body holds semicolons of its own)."""
+    out, buf = [], ""
+    for piece in script.split(";"):
+        buf += piece + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \n;"):
+                out.append(buf)
+            buf = ""
+    if buf.strip(" \n;"):
+        out.append(buf)
+    return out
 
 
 def sqlite_schema_version(path: Path) -> int:
@@ -1340,6 +1523,28 @@ def _subtract(lo: int, hi: int, ranges: list[Any]) -> list[tuple[int, int]]:
     if cur <= hi:
         out.append((cur, hi))
     return out
+
+
+# The latest verdict of each (gateway, round) in a period (rn = 1): model.latest_verdicts' rule.
+_LATEST_ROUNDS: Final = (
+    # The latest verdict of each (gateway, round) among the rows of a period, by the model's
+    # rule (revision, then wall time, then seq): a row nothing supersedes is its round's latest
+    # in any period holding it; a superseded one only when no row of a higher key is in the
+    # period (then the highest of its round's rows there, ranked: few rounds have several).
+    "WITH latest AS ("
+    " SELECT gateway_id, seq, day, verdict, checkpoints_done, checkpoints_due"
+    " FROM patrol_rounds WHERE superseded = 0 AND wall_time >= ? AND wall_time < ?"
+    " UNION ALL"
+    " SELECT gateway_id, seq, day, verdict, checkpoints_done, checkpoints_due FROM ("
+    "  SELECT s.gateway_id, s.seq, s.day, s.verdict, s.checkpoints_done, s.checkpoints_due,"
+    "  row_number() OVER (PARTITION BY s.gateway_id, s.round_id"
+    "   ORDER BY s.revision DESC, s.wall_time DESC, s.seq DESC) AS rn"
+    "  FROM patrol_rounds s WHERE s.superseded = 1 AND s.wall_time >= ? AND s.wall_time < ?"
+    "  AND NOT EXISTS (SELECT 1 FROM patrol_rounds b WHERE b.gateway_id = s.gateway_id"
+    "   AND b.round_id = s.round_id AND (b.revision, b.wall_time, b.seq)"
+    "   > (s.revision, s.wall_time, s.seq) AND b.wall_time >= ? AND b.wall_time < ?"
+    "   AND b.superseded = 0)) AS ranked WHERE rn = 1)"
+)
 
 
 def _event_filter(

@@ -34,6 +34,7 @@ from centre.bulletins.model import (
     DeviceUptime,
     MonthlyBulletin,
     PatrolTally,
+    RoundCount,
     Unit,
     Verdict,
     tally,
@@ -59,8 +60,9 @@ class History:
     shown (see :func:`centre.bulletins.source.patrol_history`)."""
 
     units: Sequence[Unit]
-    verdicts: Sequence[Verdict]
+    verdicts: Sequence[Verdict]  # every missed verdict is listed here
     days: Sequence[str]
+    counts: Sequence[RoundCount] = ()  # the other verdicts, when counted (PatrolDigest)
 
 
 def _r(x: float) -> float:
@@ -71,9 +73,13 @@ def _r(x: float) -> float:
 
 
 def compliance_series(
-    units: Sequence[Unit], verdicts: Iterable[Verdict], days: Sequence[str]
+    units: Sequence[Unit],
+    verdicts: Iterable[Verdict],
+    days: Sequence[str],
+    counts: Iterable[RoundCount] = (),
 ) -> dict[str, list[PatrolTally]]:
-    """Per township (sorted), one tally per day of ``days`` from the latest verdicts."""
+    """Per township (sorted), one tally per day of ``days`` from the latest verdicts (listed,
+    and ``counts`` of more)."""
     township_of = {gw: u.township for u in units for gw in u.gateways}
     wanted = set(days)
     by: dict[tuple[str, str], list[Verdict]] = {}
@@ -82,8 +88,16 @@ def compliance_series(
             continue
         town = township_of.get(v.gateway_id, v.township)
         by.setdefault((town, v.day), []).append(v)
-    towns = sorted({u.township for u in units} | {t for t, _ in by})
-    return {t: [tally(by.get((t, d), ())) for d in days] for t in towns}
+    counted: dict[tuple[str, str], list[RoundCount]] = {}
+    for c in counts:
+        if c.day not in wanted:
+            continue
+        town = township_of.get(c.gateway_id, c.township)
+        counted.setdefault((town, c.day), []).append(c)
+    towns = sorted({u.township for u in units} | {t for t, _ in by} | {t for t, _ in counted})
+    return {
+        t: [tally(by.get((t, d), ()), counted=counted.get((t, d), ())) for d in days] for t in towns
+    }
 
 
 @dataclass(frozen=True, slots=True)

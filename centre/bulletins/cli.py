@@ -30,7 +30,7 @@ from centre.bulletins import render
 from centre.bulletins.auth import OPERATORS_FILE, add_operator
 from centre.bulletins.explanations import ExplanationStore
 from centre.bulletins.links import ExplanationLinks
-from centre.bulletins.model import DEFAULT_TZ, parse_day, parse_month
+from centre.bulletins.model import DEFAULT_TZ, PatrolDigest, parse_day, parse_month
 from centre.bulletins.pages import month_days
 from centre.bulletins.pdf import first_page_png, html_to_pdf
 from centre.bulletins.security import security_bulletin, security_html
@@ -38,6 +38,8 @@ from centre.bulletins.source import (
     build_daily,
     build_monthly,
     days_ending,
+    fetch_patrol_digest,
+    monthly_window,
     patrol_history,
     record_explanation,
     write_daily_files,
@@ -86,20 +88,35 @@ async def _with_stores(root: Path, fn: Any) -> Any:
 
 
 async def _build_monthly(
-    repo: SqlRepository, store: ExplanationStore, root: Path, month: str, now: float, tz: str
+    repo: SqlRepository,
+    store: ExplanationStore,
+    root: Path,
+    month: str,
+    now: float,
+    tz: str,
+    rounds: PatrolDigest | None = None,
 ) -> Any:
-    """The monthly bulletin, with the video patrol's findings when the console has kept any."""
+    """The monthly bulletin, with the video patrol's findings when the console has kept any;
+    ``rounds``: the month's verdicts when already read (the charts use the same)."""
     from centre.web.store import CONSOLE_DB
 
     paths = CentrePaths(root)
     if database_dsn(paths) is None and not (root / CONSOLE_DB).exists():
         # No console yet: nothing judged (and no console.db created by a bulletin).
-        return await build_monthly(repo, store, month, now=now, tz=tz)
+        return await build_monthly(repo, store, month, now=now, tz=tz, patrol=rounds)
     patrol = await open_video_patrol_store(paths)
     try:
-        return await build_monthly(repo, store, month, now=now, tz=tz, findings=patrol)
+        return await build_monthly(
+            repo, store, month, now=now, tz=tz, findings=patrol, patrol=rounds
+        )
     finally:
         await patrol.close()
+
+
+async def _month_rounds(repo: SqlRepository, month: str, now: float, tz: str) -> PatrolDigest:
+    """The month's verdicts, read once for the bulletin and its charts."""
+    since, until = monthly_window(month, now=now, tz=tz)
+    return await fetch_patrol_digest(repo, since=since, until=until)
 
 
 def cmd_bulletin_daily(args: argparse.Namespace) -> int:
@@ -128,9 +145,10 @@ def cmd_bulletin_monthly(args: argparse.Namespace) -> int:
         raise BadRequest(str(exc)) from None
 
     async def run(repo: SqlRepository, store: ExplanationStore) -> list[Path]:
-        bulletin = await _build_monthly(repo, store, root, month, now, tz)
+        rounds = await _month_rounds(repo, month, now, tz)
+        bulletin = await _build_monthly(repo, store, root, month, now, tz, rounds)
         out = Path(args.out)
-        history = await patrol_history(repo, month_days(bulletin), now=now, tz=tz)
+        history = await patrol_history(repo, month_days(bulletin), now=now, tz=tz, patrol=rounds)
         files = await asyncio.to_thread(write_monthly_files, bulletin, out, history)
         if args.pdf:
             html = render.monthly_html(bulletin, history=history)
@@ -181,7 +199,8 @@ def cmd_bulletin_security(args: argparse.Namespace) -> int:
         raise BadRequest(str(exc)) from None
 
     async def run(repo: SqlRepository, store: ExplanationStore) -> list[Path]:
-        monthly = await _build_monthly(repo, store, root, month, now, tz)
+        rounds = await _month_rounds(repo, month, now, tz)
+        monthly = await _build_monthly(repo, store, root, month, now, tz, rounds)
         async with await open_case_store(CentrePaths(root)) as cases:
 
             async def rows(m: str) -> list[Any] | None:
@@ -204,7 +223,7 @@ def cmd_bulletin_security(args: argparse.Namespace) -> int:
             last_year_cases=year_ago,
         )
         out = Path(args.out)
-        history = await patrol_history(repo, month_days(monthly), now=now, tz=tz)
+        history = await patrol_history(repo, month_days(monthly), now=now, tz=tz, patrol=rounds)
         html = security_html(sb, lang=args.lang, monthly=monthly, history=history)
         files = await asyncio.to_thread(write_files, out, {f"security-{month}.html": html})
         if args.pdf:

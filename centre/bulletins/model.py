@@ -38,7 +38,7 @@ MIN_YEAR: Final = 1970
 MAX_YEAR: Final = 9998  # 9999-12-31 has no next day: date arithmetic would overflow
 _DAY_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MONTH_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}")
-_G = TypeVar("_G", "Verdict", "SummaryInfo")
+_G = TypeVar("_G", "Verdict", "SummaryInfo", "RoundCount")
 
 COMPLETED: Final = "completed"
 LATE_COMPLETED: Final = "late_completed"
@@ -225,6 +225,55 @@ def latest_verdicts(events: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str]
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class RoundCount:
+    """Latest verdicts counted rather than listed: one gateway's rounds of one patrol day with
+    one verdict (never ``missed``: those are listed, see :class:`PatrolDigest`)."""
+
+    gateway_id: str
+    township: str  # the gateway's, as in Verdict
+    day: str
+    verdict: str
+    rounds: int
+    checkpoints_done: int
+    checkpoints_due: int
+
+
+@dataclass(frozen=True, slots=True)
+class PatrolDigest:
+    """The latest verdicts of the rounds journaled in ``[since, until)``: every missed one
+    listed (explanations and the heatmap need them one by one), the others counted.
+
+    ``digest_verdicts(latest_verdicts(events).values(), since, until)``, or the repository's
+    ``patrol_digest`` (centre/bulletins/source.py)."""
+
+    listed: tuple[Verdict, ...]
+    counts: tuple[RoundCount, ...]
+    since: float = 0.0
+    until: float = 0.0
+
+
+def digest_verdicts(
+    verdicts: Iterable[Verdict], since: float = 0.0, until: float = 0.0
+) -> PatrolDigest:
+    """Latest verdicts as a :class:`PatrolDigest` (missed listed, the others counted)."""
+    listed: list[Verdict] = []
+    counts: dict[tuple[str, str, str, str], tuple[int, int, int]] = {}
+    for v in verdicts:
+        if v.verdict == MISSED:
+            listed.append(v)
+            continue
+        key = (v.gateway_id, v.township, v.day, v.verdict)
+        n, done, due = counts.get(key, (0, 0, 0))
+        counts[key] = (n + 1, done + v.checkpoints_done, due + v.checkpoints_due)
+    return PatrolDigest(
+        tuple(listed),
+        tuple(RoundCount(*key, *c) for key, c in sorted(counts.items())),
+        since,
+        until,
+    )
+
+
 def latest_summaries(events: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], SummaryInfo]:
     """The latest revision of each ``patrol.daily_summary``, keyed (gateway id, day)."""
     out: dict[tuple[str, str], SummaryInfo] = {}
@@ -364,9 +413,12 @@ def _ratio(num: int, den: int) -> float | None:
 
 
 def tally(
-    verdicts: Iterable[Verdict], explained: Collection[tuple[str, str]] = frozenset()
+    verdicts: Iterable[Verdict],
+    explained: Collection[tuple[str, str]] = frozenset(),
+    counted: Iterable[RoundCount] = (),
 ) -> PatrolTally:
-    """Count verdicts; ``explained`` holds (compound, round id) of explained missed rounds."""
+    """Count verdicts, and add the ones ``counted`` already; ``explained`` holds (compound,
+    round id) of explained missed rounds."""
     counts = dict.fromkeys(PatrolTally.__dataclass_fields__, 0)
     for v in verdicts:
         counts["planned"] += 1
@@ -375,6 +427,11 @@ def tally(
         counts["checkpoints_due"] += v.checkpoints_due
         if v.verdict == MISSED and (v.compound, v.round_id) in explained:
             counts["missed_explained"] += 1
+    for c in counted:
+        counts["planned"] += c.rounds
+        counts[_VERDICT_FIELD[c.verdict]] += c.rounds
+        counts["checkpoints_done"] += c.checkpoints_done
+        counts["checkpoints_due"] += c.checkpoints_due
     return PatrolTally(**counts)
 
 
@@ -456,7 +513,7 @@ def _listed(unit: Unit, start: float, end: float) -> bool:
 def daily_bulletin(
     day: str,
     units: Sequence[Unit],
-    verdicts: Mapping[tuple[str, str], Verdict],
+    verdicts: Mapping[tuple[str, str], Verdict] | PatrolDigest,
     summaries: Mapping[tuple[str, str], SummaryInfo],
     explanations: Iterable[Explanation],
     *,
@@ -472,24 +529,31 @@ def daily_bulletin(
     for e in sorted(explanations, key=lambda e: (e.recorded_at, e.id)):
         by_round.setdefault((e.compound, e.round_id), []).append(e)
     explained = set(by_round)
-    todays = _by_gateway(v for v in verdicts.values() if v.day == day)
+    if not isinstance(verdicts, PatrolDigest):
+        verdicts = digest_verdicts(verdicts.values())
+    todays = _by_gateway(v for v in verdicts.listed if v.day == day)
+    todays_counted = _by_gateway(c for c in verdicts.counts if c.day == day)
     day_sums = _by_gateway(s for (_, d), s in summaries.items() if d == day)
     rows: list[DailyRow] = []
     missed: list[MissedRound] = []
     for unit in units:
+        # Listed: every missed verdict (the others may be counted), in the order shown.
         mine = sorted(
             (v for gw in unit.gateways for v in todays.get(gw, ())),
             key=lambda v: (v.local_start, v.round_id, v.gateway_id),
         )
+        counted = [c for gw in unit.gateways for c in todays_counted.get(gw, ())]
         sums = [s for gw in unit.gateways for s in day_sums.get(gw, ())]
-        if not mine and not sums and not _listed(unit, start, end):
+        if not mine and not counted and not sums and not _listed(unit, start, end):
             continue
-        t = tally(mine, explained)
+        t = tally(mine, explained, counted)
         # The daily summary says how many rounds there were: the ones without a verdict here
         # have not been uploaded yet (or were lost) and are shown as awaited, never as done.
         per_gw_verdicts: dict[str, int] = {}
         for v in mine:
             per_gw_verdicts[v.gateway_id] = per_gw_verdicts.get(v.gateway_id, 0) + 1
+        for c in counted:
+            per_gw_verdicts[c.gateway_id] = per_gw_verdicts.get(c.gateway_id, 0) + c.rounds
         awaiting = sum(max(0, s.planned - per_gw_verdicts.get(s.gateway_id, 0)) for s in sums)
         t = replace(t, planned=t.planned + awaiting, awaiting=awaiting)
         for v in mine:
@@ -510,7 +574,7 @@ def daily_bulletin(
                 )
         if t.missed:
             status = STATUS_EXPLAINED if t.missed_explained == t.missed else STATUS_EXPLAIN
-        elif not mine and not sums:
+        elif not mine and not counted and not sums:
             status = STATUS_NO_DATA
         elif awaiting:
             status = STATUS_AWAITING
@@ -869,7 +933,7 @@ def broadcast_counts(events: Iterable[Mapping[str, Any]], start: float, end: flo
 def monthly_bulletin(
     month: str,
     units: Sequence[Unit],
-    verdicts: Mapping[tuple[str, str], Verdict],
+    verdicts: Mapping[tuple[str, str], Verdict] | PatrolDigest,
     activity: Mapping[str, GatewayActivity],
     explanations: Iterable[Explanation] = (),
     *,
@@ -883,12 +947,16 @@ def monthly_bulletin(
     start, month_end = month_bounds(month, tz)
     end = min(month_end, max(now, start))
     explained = {(e.compound, e.round_id) for e in explanations}
-    in_month = _by_gateway(v for v in verdicts.values() if v.day.startswith(month + "-"))
+    if not isinstance(verdicts, PatrolDigest):
+        verdicts = digest_verdicts(verdicts.values())
+    in_month = _by_gateway(v for v in verdicts.listed if v.day.startswith(month + "-"))
+    counted = _by_gateway(c for c in verdicts.counts if c.day.startswith(month + "-"))
     compounds: list[MonthlyCompound] = []
     for unit in units:
         mine = [v for gw in unit.gateways for v in in_month.get(gw, ())]
+        mine_counted = [c for gw in unit.gateways for c in counted.get(gw, ())]
         acts = [activity[g] for g in unit.gateways if g in activity]
-        if not mine and not acts and not _listed(unit, start, end):
+        if not mine and not mine_counted and not acts and not _listed(unit, start, end):
             continue
         devices: list[DeviceUptime] = []
         faults: list[Fault] = []
@@ -960,7 +1028,7 @@ def monthly_bulletin(
             MonthlyCompound(
                 unit.compound,
                 unit.township,
-                tally(mine, explained),
+                tally(mine, explained, mine_counted),
                 tuple(devices),
                 casts,
                 tuple(faults),
@@ -997,7 +1065,9 @@ __all__ = [
     "MonthlyBulletin",
     "MonthlyCompound",
     "MonthlyTownship",
+    "PatrolDigest",
     "PatrolTally",
+    "RoundCount",
     "StateChange",
     "SummaryInfo",
     "Unit",
@@ -1007,6 +1077,7 @@ __all__ = [
     "daily_bulletin",
     "day_bounds",
     "device_uptime",
+    "digest_verdicts",
     "gateway_down_spans",
     "latest_summaries",
     "latest_verdicts",

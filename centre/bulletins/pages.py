@@ -223,7 +223,7 @@ def _common(
 def compliance_view(w: Words, history: History | None) -> dict[str, Any] | None:
     if history is None or not history.days:
         return None
-    series = charts.compliance_series(history.units, history.verdicts, history.days)
+    series = charts.compliance_series(history.units, history.verdicts, history.days, history.counts)
     chart = charts.compliance_chart(series, history.days)
     return {
         "chart": chart,

@@ -1,7 +1,9 @@
 """From the centre's repository to bulletins, and from bulletins to files (the I/O edge).
 
-Only two repository methods are used, ``events(...)`` and ``gateways()``, so any
-:class:`centre.store.Repository` serves::
+The repository methods read are those of :class:`EventSource` (any
+:class:`centre.store.Repository` serves); a source that also has ``patrol_digest`` (both
+repositories: it counts the latest verdicts in SQL, from the ``patrol_rounds`` table) spares the
+monthly bulletin and the charts reading a month of ``patrol.round`` events into Python::
 
     bulletin = await build_daily(repo, store, "2026-11-02", now=time.time())
     paths = write_daily_files(bulletin, Path("out"))
@@ -35,16 +37,20 @@ from centre.bulletins.model import (
     Explanation,
     GatewayActivity,
     MonthlyBulletin,
+    PatrolDigest,
+    RoundCount,
     VideoFindings,
     check_year,
     daily_bulletin,
     day_bounds,
+    digest_verdicts,
     latest_summaries,
     latest_verdicts,
     month_bounds,
     monthly_bulletin,
     parse_day,
     units_from_registry,
+    verdict_from_event,
 )
 from centre.errors import BadRequest, CentreError
 
@@ -145,6 +151,43 @@ async def fetch_events(
             cursor = float(rows[-1]["wall_time"])
 
 
+class DigestSource(Protocol):
+    """A source that counts the latest verdicts itself (centre.store.SqlRepository)."""
+
+    async def patrol_digest(
+        self, *, since: float, until: float
+    ) -> tuple[Sequence[Any], Sequence[dict[str, Any]]]: ...
+
+
+async def fetch_patrol_digest(repo: EventSource, *, since: float, until: float) -> PatrolDigest:
+    """The latest verdicts of the rounds journaled in ``[since, until)``, missed ones listed
+    and the others counted: by the repository when it can (``patrol_digest``), else from
+    every ``patrol.round`` event read here (what any :class:`EventSource` can do)."""
+    if not hasattr(repo, "patrol_digest"):
+        rounds = await fetch_events(repo, "patrol.round", since=since, until=until)
+        return await asyncio.to_thread(
+            lambda: digest_verdicts(latest_verdicts(rounds).values(), since, until)
+        )
+    digest_source: DigestSource = repo  # type: ignore[assignment]
+    tallies, missed = await digest_source.patrol_digest(since=since, until=until)
+    counts = tuple(
+        RoundCount(
+            t.gateway_id, t.township, t.day, t.verdict, t.rounds, t.checkpoints_done,
+            t.checkpoints_due,
+        )
+        for t in tallies
+    )  # fmt: skip
+    listed = tuple(v for v in map(verdict_from_event, missed) if v is not None)
+    return PatrolDigest(listed, counts, since, until)
+
+
+def monthly_window(month: str, *, now: float, tz: str = DEFAULT_TZ) -> tuple[float, float]:
+    """The journal period whose ``patrol.round`` events can hold ``month``'s verdicts, as
+    known at ``now`` (the day before it to its last revision, or a day after ``now``)."""
+    start, end = month_bounds(month, tz)
+    return start - DAY_S, min(end + REVISION_WINDOW_S, now + DAY_S)
+
+
 async def _fetch_many(
     repo: EventSource, kinds: Sequence[str], since: float, until: float
 ) -> list[dict[str, Any]]:
@@ -196,7 +239,7 @@ async def build_daily(
     # Nothing journaled after now can be stored yet (a day of slack for gateway clocks ahead):
     # a bulletin made the next morning reads two days of verdicts, not six weeks.
     since, until = start - DAY_S, min(start + DAY_S + REVISION_WINDOW_S, now + DAY_S)
-    rounds = await fetch_events(repo, "patrol.round", since=since, until=until)
+    rounds = await fetch_patrol_digest(repo, since=since, until=until)
     sums = await fetch_events(repo, "patrol.daily_summary", since=since, until=until)
     units = units_from_registry(await repo.gateways())
     explanations = await store.all()
@@ -208,7 +251,7 @@ async def build_daily(
             daily_bulletin(
                 day,
                 units,
-                latest_verdicts(rounds),
+                rounds,
                 latest_summaries(sums),
                 explanations,
                 now=now,
@@ -236,19 +279,19 @@ async def build_monthly(
     tz: str = DEFAULT_TZ,
     lookback_s: float = STATE_LOOKBACK_S,
     findings: FindingSource | None = None,
+    patrol: PatrolDigest | None = None,
 ) -> MonthlyBulletin:
     """The monthly bulletin for ``month`` (``YYYY-MM``) as the centre knows it at ``now``;
-    with ``findings``, the month's video patrol verdicts per compound too."""
+    with ``findings``, the month's video patrol verdicts per compound too. ``patrol``: the
+    month's verdicts already fetched (:func:`fetch_patrol_digest` over
+    :func:`monthly_window`), e.g. to draw the charts from the same read."""
     start, end = month_bounds(month, tz)
     end_known = min(end, now)
     records = await repo.gateways()
     units = units_from_registry(records)
-    rounds = await fetch_events(
-        repo,
-        "patrol.round",
-        since=start - DAY_S,
-        until=min(end + REVISION_WINDOW_S, now + DAY_S),
-    )
+    since, until = monthly_window(month, now=now, tz=tz)
+    if patrol is None or (patrol.since, patrol.until) != (since, until):
+        patrol = await fetch_patrol_digest(repo, since=since, until=until)
     states = await _fetch_many(repo, STATE_KINDS, start - lookback_s, end_known)
     daemons = await _fetch_many(repo, DAEMON_KINDS, start - lookback_s, end + lookback_s)
     casts = await _fetch_many(repo, BROADCAST_KINDS, start, end_known)
@@ -273,9 +316,7 @@ async def build_monthly(
     video = tuple(await findings.findings_between(start, end_known)) if findings else ()
 
     def compute() -> MonthlyBulletin:
-        b = monthly_bulletin(
-            month, units, latest_verdicts(rounds), activity, explanations, now=now, tz=tz
-        )
+        b = monthly_bulletin(month, units, patrol, activity, explanations, now=now, tz=tz)
         return replace(b, integrity=integrity, video_patrol=video)
 
     return await asyncio.to_thread(compute)
@@ -285,29 +326,32 @@ HISTORY_DAYS: Final = 30
 
 
 async def patrol_history(
-    repo: EventSource, days: Sequence[str], *, now: float, tz: str = DEFAULT_TZ
+    repo: EventSource,
+    days: Sequence[str],
+    *,
+    now: float,
+    tz: str = DEFAULT_TZ,
+    patrol: PatrolDigest | None = None,
 ) -> History:
     """The units and latest verdicts of ``days`` (consecutive, oldest first), for the charts.
 
-    One fetch of ``patrol.round`` events from the day before the first day to the end of the
-    last day's revision window (or a day after ``now``), as :func:`build_daily` reads one day.
+    The verdicts of the rounds journaled from the day before the first day to the end of the
+    last day's revision window (or a day after ``now``), as :func:`build_daily` reads one day;
+    ``patrol`` is used when it covers exactly that period (the monthly bulletin's own read).
     """
     first, _ = day_bounds(days[0], tz)
     _, last_end = day_bounds(days[-1], tz)
-    rounds = await fetch_events(
-        repo,
-        "patrol.round",
-        since=first - DAY_S,
-        until=min(last_end + REVISION_WINDOW_S, now + DAY_S),
-    )
+    since, until = first - DAY_S, min(last_end + REVISION_WINDOW_S, now + DAY_S)
+    if patrol is None or (patrol.since, patrol.until) != (since, until):
+        patrol = await fetch_patrol_digest(repo, since=since, until=until)
     units = units_from_registry(await repo.gateways())
     wanted = set(days)
-
-    def compute() -> History:
-        verdicts = [v for v in latest_verdicts(rounds).values() if v.day in wanted]
-        return History(units=units, verdicts=verdicts, days=tuple(days))
-
-    return await asyncio.to_thread(compute)
+    return History(
+        units=units,
+        verdicts=[v for v in patrol.listed if v.day in wanted],
+        days=tuple(days),
+        counts=[c for c in patrol.counts if c.day in wanted],
+    )
 
 
 def days_ending(day: str, n: int = HISTORY_DAYS) -> list[str]:
@@ -430,6 +474,8 @@ __all__ = [
     "build_monthly",
     "days_ending",
     "fetch_events",
+    "fetch_patrol_digest",
+    "monthly_window",
     "patrol_history",
     "record_explanation",
     "round_day",

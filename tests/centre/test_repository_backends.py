@@ -190,7 +190,7 @@ async def test_a_sqlite_database_at_version_2_is_upgraded_and_loses_nothing(
 
     repo = await SqliteRepository.open(path)  # opening migrates
     try:
-        assert sqlite_schema_version(path) == SCHEMA_VERSION == 5
+        assert sqlite_schema_version(path) == SCHEMA_VERSION == 6
         assert _dump_sqlite(path, V2_TABLES) == before
         # The upgraded store works on: the held events, then a new batch beside them.
         assert await repo.event_seqs("gw-01") == [1, 2, 3, 5]
