@@ -17,11 +17,12 @@ PostgreSQL DSN is configured (the ``postgres`` extra: ``pip install 'compound-ga
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
 import tomllib
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from centre.errors import CentreError
@@ -203,87 +204,83 @@ async def open_command_store(paths: CentrePaths) -> CommandRepository:
     return await PostgresCommandStore.open(dsn)
 
 
+async def _open_store(
+    paths: CentrePaths, sqlite: tuple[str, str, str], postgres: tuple[str, str]
+) -> Any:
+    """A store on whichever database the centre is configured for: ``sqlite`` is (module,
+    class, file in the data directory), ``postgres`` (module, class). Both are imported only
+    when chosen (psycopg only with a DSN)."""
+    dsn = database_dsn(paths)
+    if dsn is None:
+        module, name, filename = sqlite
+        return await getattr(importlib.import_module(module), name).open(paths.root / filename)
+    _pg()
+    module, name = postgres
+    return await getattr(importlib.import_module(module), name).open(dsn)
+
+
 async def open_console_store(paths: CentrePaths) -> ConsoleStore:
     """The console's accounts, sessions, audit log, acks and assignments: ``console.db`` in
     the data directory, or the centre's PostgreSQL when a DSN is configured (then every centre
     process and host shares them: a login on one is good on the others)."""
-    from centre.web.store import CONSOLE_DB, SqliteConsoleStore
-
-    dsn = database_dsn(paths)
-    if dsn is None:
-        return await SqliteConsoleStore.open(paths.root / CONSOLE_DB)
-    _pg()
-    from centre.web.pg_store import PostgresConsoleStore
-
-    return await PostgresConsoleStore.open(dsn)
+    store: ConsoleStore = await _open_store(
+        paths,
+        ("centre.web.store", "SqliteConsoleStore", "console.db"),
+        ("centre.web.pg_store", "PostgresConsoleStore"),
+    )
+    return store
 
 
 async def open_explanation_store(paths: CentrePaths) -> ExplanationStore:
     """Explanations of missed rounds: ``bulletins.db`` in the data directory, or the centre's
     PostgreSQL when a DSN is configured (then shared by every centre process and host)."""
-    from centre.bulletins.explanations import FILENAME, SqliteExplanationStore
-
-    dsn = database_dsn(paths)
-    if dsn is None:
-        return await SqliteExplanationStore.open(paths.root / FILENAME)
-    _pg()
-    from centre.bulletins.pg_store import PostgresExplanationStore
-
-    return await PostgresExplanationStore.open(dsn)
+    store: ExplanationStore = await _open_store(
+        paths,
+        ("centre.bulletins.explanations", "SqliteExplanationStore", "bulletins.db"),
+        ("centre.bulletins.pg_store", "PostgresExplanationStore"),
+    )
+    return store
 
 
 async def open_video_patrol_store(paths: CentrePaths) -> VideoPatrolSql:
     """Video patrol sessions and verdicts: ``console.db`` in the data directory, or the
     centre's PostgreSQL when a DSN is configured (shared by every centre process)."""
-    from centre.web.store import CONSOLE_DB
-    from centre.web.video_patrol import SqliteVideoPatrolStore
-
-    dsn = database_dsn(paths)
-    if dsn is None:
-        return await SqliteVideoPatrolStore.open(paths.root / CONSOLE_DB)
-    _pg()
-    from centre.web.pg_store import PostgresVideoPatrolStore
-
-    return await PostgresVideoPatrolStore.open(dsn)
+    store: VideoPatrolSql = await _open_store(
+        paths,
+        ("centre.web.video_patrol", "SqliteVideoPatrolStore", "console.db"),
+        ("centre.web.pg_store", "PostgresVideoPatrolStore"),
+    )
+    return store
 
 
 async def open_case_store(paths: CentrePaths) -> CaseSql:
     """The month's case imports: ``bulletins.db`` in the data directory, or the centre's
     PostgreSQL when a DSN is configured (one versioned history for every host)."""
-    from centre.bulletins.case_store import FILENAME, SqliteCaseStore
-
-    dsn = database_dsn(paths)
-    if dsn is None:
-        return await SqliteCaseStore.open(paths.root / FILENAME)
-    _pg()
-    from centre.bulletins.pg_store import PostgresCaseStore
-
-    return await PostgresCaseStore.open(dsn)
+    store: CaseSql = await _open_store(
+        paths,
+        ("centre.bulletins.case_store", "SqliteCaseStore", "bulletins.db"),
+        ("centre.bulletins.pg_store", "PostgresCaseStore"),
+    )
+    return store
 
 
 async def open_survey_store(paths: CentrePaths) -> SurveySql:
     """The resident survey (contact list, draws, call sheet): ``bulletins.db`` in the data
     directory, or the centre's PostgreSQL when a DSN is configured."""
-    from centre.bulletins.survey_store import FILENAME, SqliteSurveyStore
-
-    dsn = database_dsn(paths)
-    if dsn is None:
-        return await SqliteSurveyStore.open(paths.root / FILENAME)
-    _pg()
-    from centre.bulletins.pg_store import PostgresSurveyStore
-
-    return await PostgresSurveyStore.open(dsn)
+    store: SurveySql = await _open_store(
+        paths,
+        ("centre.bulletins.survey_store", "SqliteSurveyStore", "bulletins.db"),
+        ("centre.bulletins.pg_store", "PostgresSurveyStore"),
+    )
+    return store
 
 
 async def open_rollout_store(paths: CentrePaths) -> RolloutSql:
     """Rollouts and each target's stage: ``rollouts.db`` in the data directory, or the centre's
     PostgreSQL when a DSN is configured (every centre process offers and follows them)."""
-    from centre.rollout.store import FILENAME, SqliteRolloutStore
-
-    dsn = database_dsn(paths)
-    if dsn is None:
-        return await SqliteRolloutStore.open(paths.root / FILENAME)
-    _pg()
-    from centre.rollout.pg_store import PostgresRolloutStore
-
-    return await PostgresRolloutStore.open(dsn)
+    store: RolloutSql = await _open_store(
+        paths,
+        ("centre.rollout.store", "SqliteRolloutStore", "rollouts.db"),
+        ("centre.rollout.pg_store", "PostgresRolloutStore"),
+    )
+    return store

@@ -439,6 +439,11 @@ class PgWorker:
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, fn)
 
+    def _atomic(self, fn: Callable[[_Connection], T]) -> T:
+        """``fn(db)`` inside one transaction (on the worker thread running the call)."""
+        with self.db.conn.transaction():
+            return fn(self.db)
+
     async def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:

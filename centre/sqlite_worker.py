@@ -100,6 +100,13 @@ class SqliteWorker:
             raise RuntimeError(self.CLOSED_MESSAGE)
         return self._db
 
+    def _atomic(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(db)`` inside BEGIN IMMEDIATE ... COMMIT (on the worker thread): the write lock
+        is taken first, so a read inside sees what no other writer can change before COMMIT."""
+        db = self.db
+        with atomic(db):
+            return fn(db)
+
     async def __aenter__(self) -> Self:
         return self
 

@@ -31,7 +31,7 @@ from centre.bulletins.cases import (
     parse_cases_csv,
 )
 from centre.bulletins.model import parse_month
-from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
+from centre.sqlite_worker import SqliteWorker, connect_durable
 
 T = TypeVar("T")
 
@@ -242,11 +242,6 @@ class SqliteCaseStore(SqliteWorker, CaseSql):
         db = connect_durable(self._path)
         db.executescript(_SCHEMA)
         return db
-
-    def _atomic(self, fn: Callable[[Any], T]) -> T:
-        db = self.db
-        with atomic(db):
-            return fn(db)
 
 
 __all__ = ["FILENAME", "CaseImport", "CaseSql", "SqliteCaseStore"]

@@ -28,7 +28,7 @@ from typing import Any, Final, Protocol, Self, TypeVar
 from centre.bulletins.links import LINK_RECORDER, LinkUsed
 from centre.bulletins.model import Explanation
 from centre.errors import BadRequest
-from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
+from centre.sqlite_worker import SqliteWorker, connect_durable
 
 T = TypeVar("T")
 
@@ -220,11 +220,6 @@ class SqliteExplanationStore(SqliteWorker, ExplanationSql):
         db = connect_durable(self._path)
         db.executescript(_SCHEMA)
         return db
-
-    def _atomic(self, fn: Callable[[Any], T]) -> T:
-        db = self.db
-        with atomic(db):
-            return fn(db)
 
 
 __all__ = [

@@ -150,10 +150,6 @@ class _BulletinTables(PgWorker):
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         migrate_bulletins(conn)
 
-    def _atomic(self, fn: Callable[[Any], T]) -> T:
-        with self.db.conn.transaction():
-            return fn(self.db)
-
 
 class PostgresCaseStore(_BulletinTables, CaseSql):
     """:class:`~centre.bulletins.case_store.CaseSql` on the centre's PostgreSQL: a month's

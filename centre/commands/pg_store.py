@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 import psycopg
 
@@ -44,10 +44,6 @@ class PostgresCommandStore(PgWorker, CommandSql):
     WHAT = "command queue"
     THREAD_NAME_PREFIX = "centre-pg-commands"
     wakes_by_notify = True  # the channel need not poll this store for news
-
-    def _atomic(self, fn: Callable[[Any], T]) -> T:
-        with self.db.conn.transaction():
-            return fn(self.db)
 
     def _notify(self, gateway_id: str) -> None:
         self.db.execute("SELECT pg_notify(?, ?)", (CHANNEL, gateway_id))

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, Self, TypeVar
 
-from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
+from centre.sqlite_worker import SqliteWorker, connect_durable
 from centre.store import migrate_sqlite
 
 T = TypeVar("T")
@@ -339,11 +339,6 @@ class SqliteCommandStore(SqliteWorker, CommandSql):
         db.row_factory = sqlite3.Row
         migrate_sqlite(db)  # the queue's tables are migration 5 of centre.db's schema
         return db
-
-    def _atomic(self, fn: Callable[[Any], T]) -> T:
-        db = self.db
-        with atomic(db):
-            return fn(db)
 
 
 def _record(row: Any) -> CommandRecord:

@@ -14,7 +14,6 @@ still active, so two processes doing it at once agree. The release files themsel
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 import psycopg
@@ -70,7 +69,3 @@ class PostgresRolloutStore(PgWorker, RolloutSql):
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         migrate_rollouts(conn)
-
-    def _atomic(self, fn: Callable[[Any], T]) -> T:
-        with self.db.conn.transaction():
-            return fn(self.db)

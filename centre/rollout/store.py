@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from centre.rollout.machine import ACTIVE, PENDING
-from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
+from centre.sqlite_worker import SqliteWorker, connect_durable
 
 T = TypeVar("T")
 
@@ -195,8 +195,3 @@ class SqliteRolloutStore(SqliteWorker, RolloutSql):
         db.row_factory = sqlite3.Row
         db.executescript(_SCHEMA)
         return db
-
-    def _atomic(self, fn: Callable[[Any], T]) -> T:
-        db = self.db
-        with atomic(db):
-            return fn(db)

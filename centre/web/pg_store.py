@@ -134,10 +134,6 @@ class _ConsoleTables(PgWorker):
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         migrate_console(conn)
 
-    def _atomic(self, fn: Callable[[Any], T]) -> T:
-        with self.db.conn.transaction():
-            return fn(self.db)
-
 
 class PostgresVideoPatrolStore(_ConsoleTables, VideoPatrolSql):
     """:class:`~centre.web.video_patrol.VideoPatrolSql` on the centre's PostgreSQL: sessions,

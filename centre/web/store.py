@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, Self, TypeVar
 
-from centre.sqlite_worker import SqliteWorker, atomic, connect_durable
+from centre.sqlite_worker import SqliteWorker, connect_durable
 from centre.web.audit import GENESIS, AuditEntry, AuditRecord, seal
 from centre.web.errors import ConsoleError
 from centre.web.permissions import Role, User
@@ -364,16 +364,12 @@ class SqliteConsoleStore(SqliteWorker, ConsoleSql):
     THREAD_NAME_PREFIX = "centre-console"
     CLOSED_MESSAGE = "console store is closed"
 
+    # _atomic (SqliteWorker's) is BEGIN IMMEDIATE: the write lock is taken before the audit
+    # head is read, so the CLI and a running server appending at once still make one chain.
+
     def _connect(self) -> sqlite3.Connection:
         db = connect_durable(self._path)
         db.row_factory = sqlite3.Row
         db.executescript(_SCHEMA)
         return db
-
-    def _atomic(self, fn: Callable[[Any], T]) -> T:
-        # BEGIN IMMEDIATE takes the write lock before reading the audit head, so the CLI and a
-        # running server appending at once still make one chain.
-        db = self.db
-        with atomic(db):
-            return fn(db)
 

@@ -475,11 +475,6 @@ class SqliteVideoPatrolStore(SqliteWorker, VideoPatrolSql):
 
         return await self._run(run)
 
-    def _atomic(self, fn: Callable[[Any], T]) -> T:
-        db = self.db
-        with atomic(db):
-            return fn(db)
-
 
 class VideoPatrol:
     """The sessions' rules over a store and a looker (no HTTP here; see video_patrol_pages)."""
