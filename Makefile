@@ -7,6 +7,9 @@ PIP    := $(VENV)/bin/pip
 STAMP_PY  := $(VENV)/.stamp-install
 STAMP_NPM := node_modules/.stamp-install
 STAMP_APT := $(VENV)/.stamp-apt
+# libosdp built from its source with the patches in drivers/libosdp/ (its README says why);
+# build.sh installs the Debian tools it needs (gcc, patch, Python's headers) when missing.
+STAMP_OSDP := $(VENV)/.stamp-libosdp
 # Debian tools the tests drive: headless Chromium (page screenshots), shellcheck (install
 # script), systemd-analyze (unit verification), stress-ng (the load beside `make test-loaded`),
 # pdftoppm (the monthly bulletin PDF's first page as a PNG); postgresql (initdb and pg_ctl
@@ -48,7 +51,11 @@ $(STAMP_APT): Makefile | $(STAMP_PY)
 	fi
 	touch $@
 
-bootstrap: $(STAMP_PY) $(STAMP_NPM) $(STAMP_APT)
+$(STAMP_OSDP): $(STAMP_PY) drivers/libosdp/build.sh $(wildcard drivers/libosdp/*.patch)
+	bash drivers/libosdp/build.sh $(PY)
+	touch $@
+
+bootstrap: $(STAMP_PY) $(STAMP_NPM) $(STAMP_APT) $(STAMP_OSDP)
 bootstrap: catalogues cjk-font
 
 # Compiled gettext catalogues (.po -> .mo); a stale .mo is recompiled in memory at run time.
@@ -66,7 +73,7 @@ cjk-font:
 	    fonts-wqy-zenhei fontconfig; \
 	fi
 
-demo: $(STAMP_PY)
+demo: $(STAMP_PY) $(STAMP_OSDP)
 	$(VENV)/bin/compound-gw demo
 
 lint: $(STAMP_PY)
@@ -92,4 +99,4 @@ bench: bootstrap
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache build/libosdp
