@@ -3,6 +3,7 @@
     .venv/bin/python bench/centre_scale.py [--gateways 50] [--events-per-gateway 2000]
         [--batch-events 500] [--client-procs 2] [--max-concurrent-ingest 8]
         [--rounds-per-day 12] [--backends sqlite,postgres] [--profile-centre FILE]
+        [--rate EVENTS_PER_S] [--centres N]
 
 What it does, all on 127.0.0.1, once per backend (SQLite first, the baseline):
 1. ``compound-centre init`` once; ``--gateways`` gateways get an Ed25519 key and a client
@@ -24,6 +25,15 @@ What it does, all on 127.0.0.1, once per backend (SQLite first, the baseline):
    :func:`gateway.sync.replies.parse_ack` and judged by :func:`gateway.sync.policy.judge_ack`;
    429/503 wait for Retry-After (plus the uploader's jitter) and retry. Not the whole Uploader:
    2,000 SQLite journals would be the gateways' cost, not the centre's.
+   **Closed loop** (the default): every gateway posts its next batch as soon as the last one is
+   acked, so all the day's events wait at once (a fleet back from an outage). **Paced**
+   (``--rate``, an open loop): the fleet offers ``--rate`` events/s in all, each gateway one
+   batch every ``gateways x batch-events / rate`` seconds from a random phase (gateways
+   sending as they collect); a batch's latency counts from its *scheduled* time, so a batch
+   held up behind its gateway's previous one (one in flight per gateway) is charged that wait.
+   ``--centres N`` (PostgreSQL only): N ``serve --reuse-port`` processes on the one port and
+   the one database; the kernel spreads the gateways' connections over them, and the centre
+   CPU column is their sum.
 4. Figures: ingest events/s (first post to last ack), batch-to-ack latency p50/p99 (first
    attempt to the confirming ack, retries included) and per request, CPU seconds per 10k events
    of the centre process (and of PostgreSQL's processes), database size per million events
@@ -149,6 +159,7 @@ async def client_side(plan: dict[str, Any]) -> dict[str, Any]:
     from wire import Batch
 
     url, per_gw, batch_events = plan["url"], plan["events"], plan["batch_events"]
+    interval = plan.get("interval_s")  # paced: seconds between one gateway's batches
     day, rounds = date.fromisoformat(plan["day"]), plan["rounds"]
     rng = random.Random(plan["seed"])
     cpu0 = time.process_time()
@@ -190,11 +201,16 @@ async def client_side(plan: dict[str, Any]) -> dict[str, Any]:
     req_lat: list[float] = []
     retries = {"429": 0, "503": 0}
 
-    async def push(g: str) -> int:
+    async def push(g: str, start: float, phase: float) -> int:
         stored = 0
         s = sessions[g]
-        for batch, body in prepared[g]:
+        for n, (batch, body) in enumerate(prepared[g]):
             t0 = time.perf_counter()
+            if interval is not None:
+                due = start + phase + n * interval
+                if due > t0:
+                    await asyncio.sleep(due - t0)
+                t0 = due  # an open loop: latency from the schedule, not from when we got to it
             while True:
                 t1 = time.perf_counter()
                 async with s.post(
@@ -220,7 +236,8 @@ async def client_side(plan: dict[str, Any]) -> dict[str, Any]:
         return stored
 
     t0, cpu1 = time.perf_counter(), time.process_time()
-    stored = sum(await asyncio.gather(*(push(g) for g in sessions)))
+    phases = {g: rng.uniform(0, interval) if interval is not None else 0.0 for g in sessions}
+    stored = sum(await asyncio.gather(*(push(g, t0, phases[g]) for g in sessions)))
     wall = time.perf_counter() - t0
     push_cpu = time.process_time() - cpu1
     for s in sessions.values():
@@ -438,12 +455,24 @@ async def run_backend(
     if args.profile_centre and backend == args.profile_backend:
         prof = f"{args.profile_centre}.{backend}"
         serve = [sys.executable, "-m", "cProfile", "-o", prof, "-m", "centre.cli", *serve[3:]]
-    server = await asyncio.create_subprocess_exec(
-        *serve, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=ENV
-    )
+    centres = args.centres if backend == "postgres" else 1
+    if centres > 1:
+        serve.append("--reuse-port")
+    servers = []
+    for _ in range(centres):
+        servers.append(
+            await asyncio.create_subprocess_exec(
+                *serve, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=ENV
+            )
+        )
+        if len(servers) == 1:
+            await wait_port(port, servers[0])
     clients: list[asyncio.subprocess.Process] = []
     try:
-        await wait_port(port, server)
+        for other in servers[1:]:
+            await asyncio.sleep(2.0)  # its listening socket joins the port's group
+            if other.returncode is not None:
+                raise SystemExit(f"a second centre process stopped ({other.returncode})")
         shares = [gws[i :: args.client_procs] for i in range(args.client_procs)]
         for i, share in enumerate(s for s in shares if s):
             plan = {
@@ -453,6 +482,7 @@ async def run_backend(
                 "day": args.day,
                 "rounds": args.rounds_per_day,
                 "seed": 100 + i,
+                "interval_s": (len(gws) * args.batch_events / args.rate if args.rate > 0 else None),
                 "gateways": [
                     {"id": g.gateway_id, "dir": str(g.dir), "first_seq": first_seq} for g in share
                 ],
@@ -472,7 +502,7 @@ async def run_backend(
             if line.strip() != b"ready":
                 raise SystemExit(f"client side failed before the start: {line[:300]!r}")
         ready_s = time.perf_counter() - t_ready
-        centre0 = cpu_of(server.pid)
+        centre0 = sum(cpu_of(x.pid) for x in servers)
         pg0 = cpu_of_tree(pg_root) if pg_root else 0.0
         for c in clients:
             assert c.stdin is not None
@@ -484,15 +514,18 @@ async def run_backend(
             if c.returncode != 0:
                 raise SystemExit(f"client side failed ({c.returncode})")
             results.append(json.loads(out.decode().strip().splitlines()[-1]))
-        centre_cpu = cpu_of(server.pid) - centre0
+        centre_cpu = sum(cpu_of(x.pid) for x in servers) - centre0
         pg_cpu = (cpu_of_tree(pg_root) - pg0) if pg_root else 0.0
     finally:
         for c in clients:
             if c.returncode is None:
                 c.kill()
                 await c.wait()
-        server.terminate()
-        await server.wait()
+        for x in servers:
+            if x.returncode is None:
+                x.terminate()
+        for x in servers:
+            await x.wait()
         log.close()
 
     pushed = len(gws) * args.events_per_gateway
@@ -600,6 +633,16 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, Any]], cert_s:
         f"{args.client_procs} client processes; centre --max-concurrent-ingest "
         f"{args.max_concurrent_ingest}; day {args.day}, {args.rounds_per_day} rounds/day"
     )
+    if args.centres > 1:
+        print(f"postgres: {args.centres} centre processes (serve --reuse-port) on one port")
+    if args.rate > 0:
+        every = n * args.batch_events / args.rate
+        print(
+            f"paced: {args.rate:.0f} events/s offered (each gateway one batch every "
+            f"{every:.1f} s); batch latency from each batch's scheduled time"
+        )
+    else:
+        print("closed loop: each gateway posts its next batch when the last is acked")
     print(f"client certificates: {n} signed with the centre CA in {cert_s:.1f} s")
     for backend, r in results.items():
         print(
@@ -640,8 +683,16 @@ def main() -> None:
     p.add_argument("--client-procs", type=int, default=2)
     p.add_argument("--max-concurrent-ingest", type=int, default=8)
     p.add_argument("--rounds-per-day", type=int, default=12)
+    p.add_argument(
+        "--rate", type=float, default=0.0,
+        help="paced (open loop): events/s offered by the whole fleet (default 0: closed loop)",
+    )  # fmt: skip
     p.add_argument("--day", default=default_day(), help="the pushed day (YYYY-MM-DD)")
     p.add_argument("--backends", default="sqlite,postgres")
+    p.add_argument(
+        "--centres", type=int, default=1,
+        help="PostgreSQL: this many serve --reuse-port processes on one port (default 1)",
+    )  # fmt: skip
     p.add_argument("--profile-centre", help="cProfile the centre into FILE.<backend>")
     p.add_argument("--profile-backend", default="postgres")
     p.add_argument("--no-bulletins", dest="bulletins", action="store_false")
