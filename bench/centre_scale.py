@@ -458,21 +458,19 @@ async def run_backend(
     centres = args.centres if backend == "postgres" else 1
     if centres > 1:
         serve.append("--reuse-port")
-    servers = []
-    for _ in range(centres):
-        servers.append(
-            await asyncio.create_subprocess_exec(
-                *serve, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=ENV
-            )
+    servers = [
+        await asyncio.create_subprocess_exec(
+            *serve, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=ENV
         )
-        if len(servers) == 1:
-            await wait_port(port, servers[0])
+        for _ in range(centres)
+    ]
     clients: list[asyncio.subprocess.Process] = []
     try:
-        for other in servers[1:]:
-            await asyncio.sleep(2.0)  # its listening socket joins the port's group
-            if other.returncode is not None:
-                raise SystemExit(f"a second centre process stopped ({other.returncode})")
+        await wait_port(port, servers[0])
+        if centres > 1:
+            await asyncio.sleep(2.0)  # the others' listening sockets join the port's group
+            if any(x.returncode is not None for x in servers):
+                raise SystemExit("a centre process stopped before the start (see its log)")
         shares = [gws[i :: args.client_procs] for i in range(args.client_procs)]
         for i, share in enumerate(s for s in shares if s):
             plan = {
